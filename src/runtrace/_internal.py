@@ -1,0 +1,38 @@
+"""Fail-open helpers: instrumentation must never break the user's program.
+
+An error inside runtrace is logged once per call site and swallowed, except
+under pytest (``PYTEST_CURRENT_TEST``), where it is re-raised so that our own
+bugs fail our tests instead of hiding (logfire's discipline).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+logger = logging.getLogger("runtrace")
+
+_logged: set[str] = set()
+
+
+def log_internal_error(where: str, exc: BaseException) -> None:
+    """Log an internal error once per ``where``; re-raise it under pytest."""
+    if os.environ.get("PYTEST_CURRENT_TEST") and not os.environ.get("RUNTRACE_FAIL_OPEN_IN_TESTS"):
+        raise exc
+    if where not in _logged:
+        _logged.add(where)
+        logger.warning("runtrace: internal error in %s (further ones are logged at debug)", where,
+                       exc_info=exc)
+    else:
+        logger.debug("runtrace: internal error in %s", where, exc_info=exc)
+
+
+@contextmanager
+def fail_open(where: str) -> Iterator[None]:
+    """Run a block of runtrace's own work; an exception in it never reaches the caller."""
+    try:
+        yield
+    except Exception as exc:  # noqa: BLE001 - this is the point
+        log_internal_error(where, exc)

@@ -1,0 +1,196 @@
+"""Every span attribute, event and metric name runtrace reads or writes.
+
+GenAI names come from the OpenTelemetry semantic-conventions package (v1.41
+GenAI conventions, the ones current instrumentations emit) so a rename upstream
+is one import away; runtrace's own names live under ``runtrace.``. No other
+module spells an attribute name as a string literal.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as _g
+from opentelemetry.semconv._incubating.attributes import server_attributes as _srv
+from opentelemetry.semconv.attributes import error_attributes as _err
+from opentelemetry.semconv.attributes import service_attributes as _svc
+
+# --- GenAI semantic conventions -------------------------------------------------
+GEN_AI_OPERATION_NAME: Final = _g.GEN_AI_OPERATION_NAME
+GEN_AI_PROVIDER_NAME: Final = _g.GEN_AI_PROVIDER_NAME
+GEN_AI_SYSTEM: Final = _g.GEN_AI_SYSTEM  # deprecated; read from other SDKs only
+GEN_AI_REQUEST_MODEL: Final = _g.GEN_AI_REQUEST_MODEL
+GEN_AI_REQUEST_MAX_TOKENS: Final = _g.GEN_AI_REQUEST_MAX_TOKENS
+GEN_AI_REQUEST_TEMPERATURE: Final = _g.GEN_AI_REQUEST_TEMPERATURE
+GEN_AI_REQUEST_TOP_P: Final = _g.GEN_AI_REQUEST_TOP_P
+GEN_AI_REQUEST_TOP_K: Final = _g.GEN_AI_REQUEST_TOP_K
+GEN_AI_REQUEST_FREQUENCY_PENALTY: Final = _g.GEN_AI_REQUEST_FREQUENCY_PENALTY
+GEN_AI_REQUEST_PRESENCE_PENALTY: Final = _g.GEN_AI_REQUEST_PRESENCE_PENALTY
+GEN_AI_REQUEST_STOP_SEQUENCES: Final = _g.GEN_AI_REQUEST_STOP_SEQUENCES
+GEN_AI_REQUEST_SEED: Final = _g.GEN_AI_REQUEST_SEED
+GEN_AI_REQUEST_CHOICE_COUNT: Final = _g.GEN_AI_REQUEST_CHOICE_COUNT
+GEN_AI_REQUEST_STREAM: Final = _g.GEN_AI_REQUEST_STREAM
+GEN_AI_REQUEST_ENCODING_FORMATS: Final = _g.GEN_AI_REQUEST_ENCODING_FORMATS
+GEN_AI_OUTPUT_TYPE: Final = _g.GEN_AI_OUTPUT_TYPE
+GEN_AI_RESPONSE_MODEL: Final = _g.GEN_AI_RESPONSE_MODEL
+GEN_AI_RESPONSE_ID: Final = _g.GEN_AI_RESPONSE_ID
+GEN_AI_RESPONSE_FINISH_REASONS: Final = _g.GEN_AI_RESPONSE_FINISH_REASONS
+GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK: Final = _g.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK
+GEN_AI_USAGE_INPUT_TOKENS: Final = _g.GEN_AI_USAGE_INPUT_TOKENS
+GEN_AI_USAGE_OUTPUT_TOKENS: Final = _g.GEN_AI_USAGE_OUTPUT_TOKENS
+GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS: Final = _g.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS
+GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS: Final = _g.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS
+# Renamed on semantic-conventions-genai main (#440); read both, write the released one.
+GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS: Final = "gen_ai.usage.cache_write.input_tokens"
+GEN_AI_USAGE_REASONING_OUTPUT_TOKENS: Final = _g.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS
+# Deprecated spellings other SDKs still send; ingest maps them.
+GEN_AI_USAGE_PROMPT_TOKENS: Final = _g.GEN_AI_USAGE_PROMPT_TOKENS
+GEN_AI_USAGE_COMPLETION_TOKENS: Final = _g.GEN_AI_USAGE_COMPLETION_TOKENS
+GEN_AI_OPENAI_RESPONSE_SERVICE_TIER: Final = _g.GEN_AI_OPENAI_RESPONSE_SERVICE_TIER
+GEN_AI_OPENAI_REQUEST_SERVICE_TIER: Final = _g.GEN_AI_OPENAI_REQUEST_SERVICE_TIER
+GEN_AI_CONVERSATION_ID: Final = _g.GEN_AI_CONVERSATION_ID
+GEN_AI_INPUT_MESSAGES: Final = _g.GEN_AI_INPUT_MESSAGES
+GEN_AI_OUTPUT_MESSAGES: Final = _g.GEN_AI_OUTPUT_MESSAGES
+GEN_AI_SYSTEM_INSTRUCTIONS: Final = _g.GEN_AI_SYSTEM_INSTRUCTIONS
+GEN_AI_TOOL_NAME: Final = _g.GEN_AI_TOOL_NAME
+GEN_AI_TOOL_CALL_ID: Final = _g.GEN_AI_TOOL_CALL_ID
+GEN_AI_TOOL_TYPE: Final = _g.GEN_AI_TOOL_TYPE
+GEN_AI_TOOL_DESCRIPTION: Final = _g.GEN_AI_TOOL_DESCRIPTION
+GEN_AI_TOOL_CALL_ARGUMENTS: Final = _g.GEN_AI_TOOL_CALL_ARGUMENTS
+GEN_AI_TOOL_CALL_RESULT: Final = _g.GEN_AI_TOOL_CALL_RESULT
+GEN_AI_TOOL_DEFINITIONS: Final = _g.GEN_AI_TOOL_DEFINITIONS
+GEN_AI_TOKEN_TYPE: Final = _g.GEN_AI_TOKEN_TYPE
+SERVER_ADDRESS: Final = _srv.SERVER_ADDRESS
+SERVER_PORT: Final = _srv.SERVER_PORT
+ERROR_TYPE: Final = _err.ERROR_TYPE
+SERVICE_NAME: Final = _svc.SERVICE_NAME
+
+# gen_ai.operation.name values
+OP_CHAT: Final = "chat"
+OP_TEXT_COMPLETION: Final = "text_completion"
+OP_GENERATE_CONTENT: Final = "generate_content"
+OP_EMBEDDINGS: Final = "embeddings"
+OP_EXECUTE_TOOL: Final = "execute_tool"
+OP_INVOKE_AGENT: Final = "invoke_agent"
+LLM_OPERATIONS: Final = frozenset({OP_CHAT, OP_TEXT_COMPLETION, OP_GENERATE_CONTENT, OP_EMBEDDINGS})
+
+PROVIDER_OPENAI: Final = "openai"
+PROVIDER_ANTHROPIC: Final = "anthropic"
+
+# --- runtrace: runs ----------------------------------------------------------
+RUN_ID: Final = "runtrace.run.id"
+RUN_NAME: Final = "runtrace.run.name"
+PROJECT: Final = "runtrace.project"
+OWNER: Final = "runtrace.owner"
+RUN_METADATA_PREFIX: Final = "runtrace.run.metadata."
+RUN_OUTCOME: Final = "runtrace.run.outcome"
+RUN_OUTCOME_BY: Final = "runtrace.run.outcome.by"
+RUN_OUTCOME_REASON: Final = "runtrace.run.outcome.reason"
+RUN_STOP_REASON: Final = "runtrace.run.stop_reason"
+RUN_COST_USD: Final = "runtrace.run.cost.usd"
+RUN_UNPRICED_CALLS: Final = "runtrace.run.unpriced_calls"
+RUN_INPUT_TOKENS: Final = "runtrace.run.input_tokens"
+RUN_OUTPUT_TOKENS: Final = "runtrace.run.output_tokens"
+RUN_CACHED_INPUT_TOKENS: Final = "runtrace.run.cached_input_tokens"
+RUN_REASONING_TOKENS: Final = "runtrace.run.reasoning_tokens"
+RUN_LLM_CALLS: Final = "runtrace.run.llm_calls"
+RUN_TOOL_CALLS: Final = "runtrace.run.tool_calls"
+RUN_REPEATED_READS: Final = "runtrace.run.repeated_reads"
+RUN_LOOP_DETECTED: Final = "runtrace.run.loop_detected"
+# Budget limits, stamped on the run span at start.
+BUDGET_MAX_COST_USD: Final = "runtrace.budget.max_cost_usd"
+BUDGET_MAX_LLM_CALLS: Final = "runtrace.budget.max_llm_calls"
+BUDGET_MAX_TOOL_CALLS: Final = "runtrace.budget.max_tool_calls"
+BUDGET_MAX_SECONDS: Final = "runtrace.budget.max_seconds"
+BUDGET_MAX_INPUT_TOKENS: Final = "runtrace.budget.max_input_tokens"
+BUDGET_ON_EXCEED: Final = "runtrace.budget.on_exceed"
+# Marks what a span is to runtrace: "run", "outcome" (a late verdict); LLM and
+# tool spans are recognised by gen_ai.operation.name.
+SPAN_ROLE: Final = "runtrace.span.role"
+ROLE_RUN: Final = "run"
+ROLE_OUTCOME: Final = "outcome"
+OUTCOME_SPAN_NAME: Final = "run.outcome"
+BAGGAGE_RUN_ID: Final = RUN_ID  # the W3C baggage key that carries the run id
+
+# Outcomes (DESIGN section 8)
+OUTCOME_ACCEPTED: Final = "accepted"
+OUTCOME_REJECTED: Final = "rejected"
+OUTCOME_ABANDONED: Final = "abandoned"
+OUTCOME_ERROR: Final = "error"
+OUTCOME_BUDGET_STOPPED: Final = "budget_stopped"
+OUTCOME_UNFINISHED: Final = "unfinished"  # spans seen, no run span: the process died
+OUTCOME_OPEN: Final = "open"  # the run ended without a verdict yet
+OUTCOMES: Final = frozenset({
+    OUTCOME_ACCEPTED, OUTCOME_REJECTED, OUTCOME_ABANDONED, OUTCOME_ERROR,
+    OUTCOME_BUDGET_STOPPED, OUTCOME_UNFINISHED, OUTCOME_OPEN,
+})
+VERDICTS: Final = frozenset({OUTCOME_ACCEPTED, OUTCOME_REJECTED, OUTCOME_ABANDONED})
+
+# --- runtrace: cost ----------------------------------------------------------
+COST_USD: Final = "runtrace.cost.usd"
+COST_INPUT_USD: Final = "runtrace.cost.input_usd"
+COST_OUTPUT_USD: Final = "runtrace.cost.output_usd"
+COST_SOURCE: Final = "runtrace.cost.source"  # genai-prices | override | unknown
+COST_PRICE_TABLE: Final = "runtrace.cost.price_table"  # e.g. "genai-prices 0.2.3"
+COST_UNPRICED_REASON: Final = "runtrace.cost.unpriced_reason"  # unknown_model | missing_usage
+COST_SERVICE_TIER: Final = "runtrace.cost.service_tier"  # the tier that was priced
+COST_TIER_MATCHED: Final = "runtrace.cost.tier_matched"  # False: tier had no price, standard used
+COST_PRICED_AT_INGEST: Final = "runtrace.cost.priced_at_ingest"
+SOURCE_GENAI_PRICES: Final = "genai-prices"
+SOURCE_OVERRIDE: Final = "override"
+SOURCE_UNKNOWN: Final = "unknown"
+UNPRICED_UNKNOWN_MODEL: Final = "unknown_model"
+UNPRICED_MISSING_USAGE: Final = "missing_usage"
+
+# --- runtrace: LLM call details ----------------------------------------------
+USAGE_MISSING: Final = "runtrace.usage.missing"  # bool: the response carried no usage
+REQUESTED_TOOL_NAMES: Final = "runtrace.tool_calls.names"  # tools the model asked for
+REQUESTED_TOOL_CALL_IDS: Final = "runtrace.tool_calls.ids"
+STREAM_ENDED_BY: Final = "runtrace.stream.ended_by"  # exhausted | closed | abandoned | error
+CONTEXT_MESSAGES: Final = "runtrace.context.messages"  # messages sent in this request
+CONTEXT_CHARS: Final = "runtrace.context.chars"  # characters of prompt content sent
+CONTEXT_FINGERPRINT: Final = "runtrace.context.fingerprint"  # hash of the whole prompt
+CONTEXT_NEW_MESSAGES: Final = "runtrace.context.new_messages"
+CONTEXT_REINJECTED_MESSAGES: Final = "runtrace.context.reinjected_messages"
+CONTEXT_REINJECTED_TOKENS: Final = "runtrace.context.reinjected_tokens"
+CONTEXT_TOKEN_ESTIMATOR: Final = "runtrace.context.token_estimator"  # tiktoken | chars/4
+CONTEXT_UNCACHED_INPUT_SHARE: Final = "runtrace.context.uncached_input_share"
+
+# --- runtrace: tool calls ----------------------------------------------------
+TOOL_ARGS_HASH: Final = "runtrace.tool.args_hash"
+TOOL_RESULT_HASH: Final = "runtrace.tool.result_hash"
+TOOL_REPEAT_COUNT: Final = "runtrace.tool.repeat_count"  # identical (name, args, result) so far, this one included
+TOOL_REPEATED_READ: Final = "runtrace.tool.repeated_read"  # bool
+TOOL_SOURCE: Final = "runtrace.tool.source"  # decorator | mcp
+TOOL_RESULT_TOKENS: Final = "runtrace.tool.result_tokens"  # estimated tokens of the result
+TOOL_REPEATED_READ_TOKENS: Final = "runtrace.tool.repeated_read_tokens"  # result tokens of a repeated read
+
+# --- runtrace: detections (span events) --------------------------------------
+LOOP_DETECTED: Final = "runtrace.loop.detected"  # bool on the span that tripped it
+EVENT_LOOP: Final = "runtrace.loop"
+EVENT_BUDGET: Final = "runtrace.budget.exceeded"
+EVENT_REPEATED_READ: Final = "runtrace.repeated_read"
+LOOP_KIND: Final = "runtrace.loop.kind"  # same_call | cycle | same_completion
+LOOP_COUNT: Final = "runtrace.loop.count"
+LOOP_DESCRIPTION: Final = "runtrace.loop.description"
+BUDGET_LIMIT: Final = "runtrace.budget.limit"
+BUDGET_LIMIT_VALUE: Final = "runtrace.budget.limit_value"
+BUDGET_OBSERVED: Final = "runtrace.budget.observed"
+BUDGET_ACTION: Final = "runtrace.budget.action"
+
+# --- metrics -----------------------------------------------------------------
+METRIC_TOKEN_USAGE: Final = "gen_ai.client.token.usage"
+METRIC_OPERATION_DURATION: Final = "gen_ai.client.operation.duration"
+METRIC_COST: Final = "runtrace.cost"
+METRIC_RUNS: Final = "runtrace.runs"
+METRIC_BUDGET_STOPS: Final = "runtrace.budget.stops"
+METRIC_LOOPS: Final = "runtrace.loops"
+TOKEN_USAGE_BUCKETS: Final = (1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144,
+                              1048576, 4194304, 16777216, 67108864)
+DURATION_BUCKETS: Final = (0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12,
+                           10.24, 20.48, 40.96, 81.92)
+
+# --- environment -------------------------------------------------------------
+ENV_STORE: Final = "RUNTRACE_STORE"
+ENV_PRICES: Final = "RUNTRACE_PRICES"
+ENV_CAPTURE_CONTENT: Final = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"

@@ -1,0 +1,41 @@
+"""The normalised span record: the one shape every ingest path produces.
+
+Both adapters (SDK finished spans, OTLP protobuf/JSON) build these and nothing
+else reaches the store, so what a process stores locally is exactly what a
+remote collector would receive. Values are normalised the same way on both
+sides: ids as lowercase hex, times as integer nanoseconds, sequences as tuples.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Union
+
+AttrScalar = Union[str, bool, int, float]
+AttrValue = Union[AttrScalar, tuple[AttrScalar, ...]]
+Attributes = dict[str, AttrValue]
+
+
+@dataclass(frozen=True, slots=True)
+class EventRecord:
+    name: str
+    time_ns: int
+    attributes: Attributes = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class SpanRecord:
+    trace_id: str  # 32 lowercase hex chars
+    span_id: str  # 16 lowercase hex chars
+    parent_span_id: str | None  # None for a root span
+    name: str
+    kind: str  # OTel SpanKind name: INTERNAL, SERVER, CLIENT, PRODUCER, CONSUMER
+    start_ns: int
+    end_ns: int
+    status_code: str  # UNSET, OK, ERROR
+    status_message: str | None
+    attributes: Attributes
+    resource: Attributes
+    events: tuple[EventRecord, ...] = ()
+    scope_name: str | None = None
+    scope_version: str | None = None
