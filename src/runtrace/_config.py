@@ -1,0 +1,66 @@
+"""Settings that instrument() decides once and the instrumentations read per call.
+
+Kept apart from ``_setup`` so that ``instrumentation/*`` can read them without
+importing the module that imports the instrumentations.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+
+from opentelemetry import trace
+
+from . import semconv
+
+logger = logging.getLogger("runtrace")
+
+_TRUE = {"true", "1", "yes", "on", "span_only", "span_and_event"}
+_FALSE = {"false", "0", "no", "off", "", "no_content", "event_only"}
+
+
+def capture_content_from_env() -> bool:
+    """Read OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT.
+
+    Accepts the legacy boolean and util-genai's enum (SPAN_ONLY and
+    SPAN_AND_EVENT put content on spans, which is where runtrace records it).
+    A value we do not understand is treated as off, with a warning: leaking
+    prompts because of a typo would be the worse failure.
+    """
+    raw = os.environ.get(semconv.ENV_CAPTURE_CONTENT)
+    if raw is None:
+        return False
+    value = raw.strip().lower()
+    if value in _TRUE:
+        return True
+    if value not in _FALSE:
+        logger.warning("runtrace: %s=%r is not one of true, false, NO_CONTENT, SPAN_ONLY, "
+                       "EVENT_ONLY, SPAN_AND_EVENT; content capture stays off",
+                       semconv.ENV_CAPTURE_CONTENT, raw)
+    return False
+
+
+@dataclass
+class Settings:
+    capture_content: bool = False
+    stream_usage: bool = False
+    tracer_provider: trace.TracerProvider | None = None
+    extra: dict[str, object] = field(default_factory=dict)
+
+    def tracer(self, name: str) -> trace.Tracer:
+        from . import __version__
+
+        return trace.get_tracer(name, __version__, tracer_provider=self.tracer_provider)
+
+
+_settings = Settings()
+
+
+def settings() -> Settings:
+    return _settings
+
+
+def replace_settings(new: Settings) -> None:
+    global _settings
+    _settings = new

@@ -1,0 +1,210 @@
+"""``instrument()``, ``uninstrument()`` and ``flush()``: wiring runtrace into OpenTelemetry.
+
+runtrace joins an SDK TracerProvider that the program already installed
+(adding its processors to it) and only installs its own when there is none,
+so it never takes tracing away from an application that has it. Everything
+runtrace adds sits behind one ``SwitchableProcessor``, which is how
+``uninstrument()`` detaches from a provider that cannot remove processors.
+"""
+
+from __future__ import annotations
+
+import atexit
+import importlib
+import logging
+import os
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from opentelemetry import trace
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+from . import _config, pricing, runs, semconv
+from ._internal import fail_open
+from ._processors import RunStampProcessor, SwitchableProcessor
+
+logger = logging.getLogger("runtrace")
+
+# (name, module) of every client runtrace can patch; a missing client is skipped.
+INSTRUMENTATIONS: tuple[tuple[str, str], ...] = (
+    ("openai", "runtrace.instrumentation.openai"),
+    ("anthropic", "runtrace.instrumentation.anthropic"),
+    ("mcp", "runtrace.instrumentation.mcp"),
+)
+
+
+@dataclass
+class _State:
+    provider: TracerProvider
+    switch: SwitchableProcessor
+    owns_provider: bool
+    store_path: str | None
+    patched: list[str]
+
+
+_lock = threading.RLock()
+_state: _State | None = None
+_switches: dict[int, SwitchableProcessor] = {}  # one per provider we ever joined
+_atexit_registered = False
+
+
+def _otlp_traces_endpoint(explicit: str | None) -> str | None:
+    if explicit:
+        base = explicit.rstrip("/")
+        return base if base.endswith("/v1/traces") else base + "/v1/traces"
+    if os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"):
+        return os.environ["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"]
+    if os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
+        return os.environ["OTEL_EXPORTER_OTLP_ENDPOINT"].rstrip("/") + "/v1/traces"
+    return None
+
+
+def _resolve_store_path(store: str | os.PathLike[str] | bool | None) -> str | None:
+    if store is False:
+        return None
+    if store is None or store is True:
+        env = os.environ.get(semconv.ENV_STORE)
+        return str(Path(env).expanduser()) if env else str(Path("~/.runtrace/runtrace.db").expanduser())
+    return str(Path(store).expanduser())
+
+
+def instrument(*, service_name: str | None = None, store: str | os.PathLike[str] | bool | None = None,
+               otlp_endpoint: str | None = None, capture_content: bool | None = None,
+               prices: Mapping[str, Any] | str | os.PathLike[str] | None = None,
+               stream_usage: bool = False, default_budget: runs.Budget | None = None,
+               span_processors: tuple[SpanProcessor, ...] = ()) -> None:
+    """Patch the LLM and tool clients and route their spans to the store and OTLP.
+
+    Call once at start-up; later calls do nothing (call ``uninstrument()``
+    first to change settings).
+
+    - ``service_name``: else ``OTEL_SERVICE_NAME``, else ``"runtrace"``.
+    - ``store``: SQLite path; default ``RUNTRACE_STORE`` or ``~/.runtrace/runtrace.db``;
+      ``False`` keeps nothing locally.
+    - ``otlp_endpoint``: also export over OTLP/HTTP; default from
+      ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`` / ``OTEL_EXPORTER_OTLP_ENDPOINT``
+      when runtrace installs the provider (a provider you installed keeps its own exporters).
+    - ``capture_content``: record prompts and completions; default from
+      ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT``, off.
+    - ``prices``: overrides, a mapping or a TOML file (see ``runtrace.pricing``);
+      ``RUNTRACE_PRICES`` names a file too.
+    - ``stream_usage``: ask OpenAI for the usage chunk on streams
+      (``stream_options={"include_usage": True}``) when the caller did not say.
+    - ``default_budget``: the budget of runs that do not name one.
+    """
+    global _state, _atexit_registered
+    with _lock:
+        if _state is not None:
+            logger.debug("runtrace.instrument() called again; keeping the first configuration")
+            return
+        store_path = _resolve_store_path(store)
+        processors: list[SpanProcessor] = [RunStampProcessor()]
+        if store_path is not None:
+            from .store.db import Store
+            from .store.exporter import StoreSpanExporter
+
+            Path(store_path).parent.mkdir(parents=True, exist_ok=True)
+            processors.append(BatchSpanProcessor(StoreSpanExporter(Store.open(store_path))))
+
+        current = trace.get_tracer_provider()
+        owns = not isinstance(current, TracerProvider)
+        endpoint = _otlp_traces_endpoint(otlp_endpoint) if (owns or otlp_endpoint) else None
+        if endpoint:
+            from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+            processors.append(BatchSpanProcessor(OTLPSpanExporter(endpoint=endpoint)))
+        processors.extend(span_processors)
+
+        if owns:
+            name = service_name or os.environ.get("OTEL_SERVICE_NAME") or "runtrace"
+            provider = TracerProvider(resource=Resource.create({semconv.SERVICE_NAME: name}))
+            trace.set_tracer_provider(provider)
+            # set_tracer_provider refuses a second provider; use whatever is global now.
+            got = trace.get_tracer_provider()
+            provider = got if isinstance(got, TracerProvider) else provider
+        else:
+            provider = current  # type: ignore[assignment]
+            if service_name:
+                logger.info("runtrace: joined the existing TracerProvider; its resource keeps its own "
+                            "service.name (service_name=%r ignored)", service_name)
+
+        switch = _switches.get(id(provider))
+        if switch is None:
+            switch = SwitchableProcessor(processors)
+            provider.add_span_processor(switch)
+            _switches[id(provider)] = switch
+        else:
+            switch.replace(processors)
+
+        _config.replace_settings(_config.Settings(
+            capture_content=_config.capture_content_from_env() if capture_content is None else capture_content,
+            stream_usage=stream_usage,
+            tracer_provider=provider,
+        ))
+        if prices is not None:
+            pricing.set_default_pricer(
+                pricing.Pricer(prices) if isinstance(prices, Mapping) else pricing.load_prices_file(prices))
+        runs.set_default_budget(default_budget)
+
+        patched: list[str] = []
+        for name, module in INSTRUMENTATIONS:
+            with fail_open(f"instrument {name}"):
+                try:
+                    mod = importlib.import_module(module)
+                except ModuleNotFoundError as exc:  # the client, or our module for it, is absent
+                    logger.debug("runtrace: %s not instrumented: %s", name, exc)
+                    continue
+                if mod.instrument():
+                    patched.append(name)
+        _state = _State(provider, switch, owns, store_path, patched)
+        if not _atexit_registered:
+            atexit.register(_at_exit)
+            _atexit_registered = True
+
+
+def uninstrument() -> None:
+    """Undo ``instrument()``: restore every patched method and detach runtrace's processors.
+
+    Pending spans are flushed to the store first.
+    """
+    global _state
+    with _lock:
+        state = _state
+        if state is None:
+            return
+        for name, module in INSTRUMENTATIONS:
+            if name in state.patched:
+                with fail_open(f"uninstrument {name}"):
+                    importlib.import_module(module).uninstrument()
+        state.switch.force_flush()
+        state.switch.shutdown()
+        runs.set_default_budget(None)
+        _config.replace_settings(_config.Settings())
+        _state = None
+
+
+def flush(timeout_millis: int = 30_000) -> bool:
+    """Push every finished span into the store and exporters now; True when all succeeded."""
+    state = _state
+    if state is None:
+        return True
+    return state.switch.force_flush(timeout_millis)
+
+
+def is_instrumented() -> bool:
+    return _state is not None
+
+
+def store_path() -> str | None:
+    """Where this process writes its spans (None when it keeps none locally)."""
+    return _state.store_path if _state else None
+
+
+def _at_exit() -> None:
+    with fail_open("flush at exit"):
+        flush(10_000)

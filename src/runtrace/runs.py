@@ -1,0 +1,436 @@
+"""Runs: one task given to an agent, from first instruction to outcome.
+
+A run is a span (``run {name}``) plus a context: the run object lives in a
+``contextvars.ContextVar`` (so threads and asyncio tasks each see their own
+run) and its id travels as W3C baggage (so spans made in another process that
+has called ``instrument()`` are stamped with it too). Totals are kept live in
+the process so budgets can be checked *before* a call; the store never trusts
+them and rebuilds every run from its child spans.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import functools
+import inspect
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal, TypeVar, Union
+
+from opentelemetry import baggage, context, trace
+from opentelemetry.trace import Status, StatusCode
+
+from . import _config, semconv
+
+logger = logging.getLogger("runtrace")
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+_current: contextvars.ContextVar[Run | None] = contextvars.ContextVar("runtrace_run", default=None)
+
+
+@dataclass(frozen=True)
+class Breach:
+    """Which limit a run hit, and by how much (passed to ``on_exceed`` callables)."""
+
+    limit: str  # the Budget field name, e.g. "max_cost_usd"; "loop" for stop_on_loop
+    limit_value: float
+    observed: float
+
+    def describe(self) -> str:
+        if self.limit == "loop":
+            return "a runaway loop was detected"
+        return f"{self.limit} = {self.limit_value:g} reached ({self.observed:g} so far)"
+
+
+OnExceed = Union[Literal["raise", "warn"], Callable[["Run", Breach], Any]]
+
+
+@dataclass(frozen=True)
+class Budget:
+    """Stop conditions for one run, checked before every LLM and tool call.
+
+    A limit is reached when the run's figure is already at or past it: a
+    budget of $0.05 with calls of $0.03 lets exactly two requests through.
+    ``on_exceed`` is ``"raise"`` (default: :class:`BudgetExceeded` before the
+    request is sent, outcome ``budget_stopped``), ``"warn"`` (a span event and
+    one log line per limit) or a callable ``(run, breach)`` returning a truthy
+    value or ``"continue"`` to let the call through, ``"stop"``/falsy to stop.
+    """
+
+    max_cost_usd: float | None = None
+    max_llm_calls: int | None = None
+    max_tool_calls: int | None = None
+    max_seconds: float | None = None
+    max_input_tokens: int | None = None
+    on_exceed: OnExceed = "raise"
+    stop_on_loop: bool = False
+
+    def __post_init__(self) -> None:
+        for name in ("max_cost_usd", "max_llm_calls", "max_tool_calls", "max_seconds", "max_input_tokens"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                      or value < 0):
+                raise ValueError(f"Budget.{name} must be a non-negative number, got {value!r}")
+        if not (self.on_exceed in ("raise", "warn") or callable(self.on_exceed)):
+            raise ValueError(f"Budget.on_exceed must be 'raise', 'warn' or a callable, got {self.on_exceed!r}")
+
+    def attributes(self) -> dict[str, Any]:
+        pairs = {
+            semconv.BUDGET_MAX_COST_USD: self.max_cost_usd,
+            semconv.BUDGET_MAX_LLM_CALLS: self.max_llm_calls,
+            semconv.BUDGET_MAX_TOOL_CALLS: self.max_tool_calls,
+            semconv.BUDGET_MAX_SECONDS: self.max_seconds,
+            semconv.BUDGET_MAX_INPUT_TOKENS: self.max_input_tokens,
+        }
+        attrs: dict[str, Any] = {k: v for k, v in pairs.items() if v is not None}
+        attrs[semconv.BUDGET_ON_EXCEED] = self.on_exceed if isinstance(self.on_exceed, str) else "callback"
+        return attrs
+
+
+class BudgetExceeded(Exception):
+    """Raised before a request is sent when a run reached a budget limit.
+
+    Carries the run's figures so an agent can summarise its work and ask a
+    human whether to go on.
+    """
+
+    def __init__(self, run_id: str, breach: Breach, figures: Mapping[str, Any]) -> None:
+        self.run_id = run_id
+        self.breach = breach
+        self.limit = breach.limit
+        self.figures = dict(figures)
+        super().__init__(f"run {run_id} stopped: {breach.describe()}")
+
+
+@dataclass
+class CallFigures:
+    """What one finished LLM call adds to its run's live totals."""
+
+    cost_usd: float | None = None  # None: the call could not be priced
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cached_input_tokens: int = 0
+    reasoning_tokens: int = 0
+
+
+@dataclass
+class RunTotals:
+    cost_usd: float = 0.0
+    unpriced_calls: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cached_input_tokens: int = 0
+    reasoning_tokens: int = 0
+    llm_calls: int = 0
+    tool_calls: int = 0
+    repeated_reads: int = 0
+    loop_detected: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "cost_usd": round(self.cost_usd, 10), "unpriced_calls": self.unpriced_calls,
+            "input_tokens": self.input_tokens, "output_tokens": self.output_tokens,
+            "cached_input_tokens": self.cached_input_tokens, "reasoning_tokens": self.reasoning_tokens,
+            "llm_calls": self.llm_calls, "tool_calls": self.tool_calls,
+            "repeated_reads": self.repeated_reads, "loop_detected": self.loop_detected,
+        }
+
+
+_default_budget: Budget | None = None
+
+
+def set_default_budget(budget: Budget | None) -> None:
+    """The budget of runs that do not name one (``instrument(default_budget=...)``)."""
+    global _default_budget
+    _default_budget = budget
+
+
+@dataclass
+class _Active:
+    span: trace.Span
+    token: object  # the context.attach token
+    var_token: contextvars.Token[Run | None]
+    started_monotonic: float
+
+
+class Run:
+    """One agent run. Use ``runtrace.run(...)`` to make one.
+
+    Works as a context manager (``with``/``async with``) and as a decorator,
+    where every call of the decorated function is a run of its own.
+    """
+
+    def __init__(self, name: str, *, project: str | None = None, owner: str | None = None,
+                 budget: Budget | None = None, metadata: Mapping[str, Any] | None = None,
+                 run_id: str | None = None) -> None:
+        if not isinstance(name, str) or not name:
+            raise ValueError("runtrace.run() needs a non-empty name")
+        self.name = name
+        self.project = project
+        self.owner = owner
+        self.budget = budget if budget is not None else _default_budget
+        self.metadata: dict[str, Any] = dict(metadata or {})
+        self.id = run_id or uuid.uuid4().hex
+        self.outcome: str | None = None
+        self.outcome_reason: str | None = None
+        self.outcome_by: str | None = None
+        self.stop_reason: str | None = None
+        self.totals = RunTotals()
+        self._lock = threading.Lock()
+        self._active: _Active | None = None
+        self._warned: set[str] = set()
+        self._ended = False
+
+    # -- verdicts -------------------------------------------------------------
+    def accept(self, *, by: str | None = None) -> None:
+        self._set_outcome(semconv.OUTCOME_ACCEPTED, None, by)
+
+    def reject(self, reason: str | None = None, *, by: str | None = None) -> None:
+        self._set_outcome(semconv.OUTCOME_REJECTED, reason, by)
+
+    def abandon(self, reason: str | None = None, *, by: str | None = None) -> None:
+        self._set_outcome(semconv.OUTCOME_ABANDONED, reason, by)
+
+    def _set_outcome(self, outcome: str, reason: str | None, by: str | None) -> None:
+        self.outcome, self.outcome_reason, self.outcome_by = outcome, reason, by
+
+    @property
+    def span(self) -> trace.Span | None:
+        return self._active.span if self._active else None
+
+    @property
+    def elapsed_s(self) -> float:
+        return time.monotonic() - self._active.started_monotonic if self._active else 0.0
+
+    def figures(self) -> dict[str, Any]:
+        with self._lock:
+            data = self.totals.as_dict()
+        data.update(id=self.id, name=self.name, project=self.project, owner=self.owner,
+                    elapsed_s=round(self.elapsed_s, 3))
+        return data
+
+    # -- context manager / decorator ------------------------------------------
+    def __enter__(self) -> Run:
+        if self._active is not None or self._ended:
+            raise RuntimeError(f"run {self.name!r} ({self.id}) was already entered; make a new runtrace.run()")
+        attrs: dict[str, Any] = {
+            semconv.SPAN_ROLE: semconv.ROLE_RUN, semconv.RUN_ID: self.id, semconv.RUN_NAME: self.name,
+        }
+        if self.project is not None:
+            attrs[semconv.PROJECT] = self.project
+        if self.owner is not None:
+            attrs[semconv.OWNER] = self.owner
+        for key, value in self.metadata.items():
+            attrs[semconv.RUN_METADATA_PREFIX + str(key)] = value if isinstance(value, (str, bool, int, float)) \
+                else str(value)
+        if self.budget is not None:
+            attrs.update(self.budget.attributes())
+        tracer = _config.settings().tracer("runtrace")
+        span = tracer.start_span(f"run {self.name}", attributes=attrs)
+        ctx = trace.set_span_in_context(span)
+        ctx = baggage.set_baggage(semconv.BAGGAGE_RUN_ID, self.id, context=ctx)
+        token = context.attach(ctx)
+        var_token = _current.set(self)
+        self._active = _Active(span, token, var_token, time.monotonic())
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: Any) -> None:
+        active = self._active
+        if active is None:
+            return
+        span = active.span
+        try:
+            if isinstance(exc, BudgetExceeded):
+                self.outcome = semconv.OUTCOME_BUDGET_STOPPED
+                self.stop_reason = self.stop_reason or exc.limit
+            elif isinstance(exc, Exception):
+                self.outcome = semconv.OUTCOME_ERROR
+                span.record_exception(exc)
+                span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
+                span.set_attribute(semconv.ERROR_TYPE, type(exc).__qualname__)
+            elif exc is not None:  # KeyboardInterrupt, SystemExit, task cancellation
+                self.outcome = semconv.OUTCOME_ABANDONED
+                self.outcome_reason = self.outcome_reason or type(exc).__name__
+            self._end_span(span)
+        finally:
+            _current.reset(active.var_token)
+            context.detach(active.token)  # type: ignore[arg-type]
+            self._active = None
+            self._ended = True
+
+    def _end_span(self, span: trace.Span) -> None:
+        with self._lock:
+            t = self.totals
+            totals: dict[str, Any] = {
+                semconv.RUN_COST_USD: round(t.cost_usd, 10), semconv.RUN_UNPRICED_CALLS: t.unpriced_calls,
+                semconv.RUN_INPUT_TOKENS: t.input_tokens, semconv.RUN_OUTPUT_TOKENS: t.output_tokens,
+                semconv.RUN_CACHED_INPUT_TOKENS: t.cached_input_tokens,
+                semconv.RUN_REASONING_TOKENS: t.reasoning_tokens, semconv.RUN_LLM_CALLS: t.llm_calls,
+                semconv.RUN_TOOL_CALLS: t.tool_calls, semconv.RUN_REPEATED_READS: t.repeated_reads,
+                semconv.RUN_LOOP_DETECTED: t.loop_detected,
+            }
+        if self.outcome is not None:
+            totals[semconv.RUN_OUTCOME] = self.outcome
+        if self.outcome_by is not None:
+            totals[semconv.RUN_OUTCOME_BY] = self.outcome_by
+        if self.outcome_reason is not None:
+            totals[semconv.RUN_OUTCOME_REASON] = self.outcome_reason
+        if self.stop_reason is not None:
+            totals[semconv.RUN_STOP_REASON] = self.stop_reason
+        span.set_attributes(totals)
+        span.end()
+
+    async def __aenter__(self) -> Run:
+        return self.__enter__()
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: Any) -> None:
+        self.__exit__(exc_type, exc, tb)
+
+    def _fresh(self) -> Run:
+        return Run(self.name, project=self.project, owner=self.owner, budget=self.budget,
+                   metadata=self.metadata)
+
+    def __call__(self, func: F) -> F:
+        """Decorate a function: each call runs inside a new run with these settings."""
+        if inspect.iscoroutinefunction(func):
+            @functools.wraps(func)
+            async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+                async with self._fresh():
+                    return await func(*args, **kwargs)
+            return async_wrapper  # type: ignore[return-value]
+
+        @functools.wraps(func)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            with self._fresh():
+                return func(*args, **kwargs)
+        return wrapper  # type: ignore[return-value]
+
+    def __repr__(self) -> str:
+        return f"<Run {self.name!r} id={self.id} outcome={self.outcome}>"
+
+    # -- hooks the instrumentations call --------------------------------------
+    def check_budget(self, kind: Literal["llm", "tool"]) -> None:
+        """Called before every LLM (kind="llm") and tool call; may raise BudgetExceeded."""
+        budget = self.budget
+        if budget is None:
+            return
+        breach = self._find_breach(budget, kind)
+        if breach is not None:
+            self._handle_breach(budget, breach)
+
+    def _find_breach(self, budget: Budget, kind: str) -> Breach | None:
+        with self._lock:
+            t = self.totals
+            checks: list[tuple[str, float | None, float]] = [
+                ("max_cost_usd", budget.max_cost_usd, t.cost_usd),
+                ("max_input_tokens", budget.max_input_tokens, t.input_tokens),
+                ("max_seconds", budget.max_seconds, self.elapsed_s),
+            ]
+            if kind == "llm":
+                checks.append(("max_llm_calls", budget.max_llm_calls, t.llm_calls))
+            else:
+                checks.append(("max_tool_calls", budget.max_tool_calls, t.tool_calls))
+            if budget.stop_on_loop and t.loop_detected:
+                return Breach("loop", 1, 1)
+        for limit, value, observed in checks:
+            if value is not None and observed >= value:
+                return Breach(limit, float(value), float(observed))
+        return None
+
+    def _handle_breach(self, budget: Budget, breach: Breach) -> None:
+        action = budget.on_exceed
+        go_on = False
+        if callable(action):
+            decision = action(self, breach)
+            go_on = decision == "continue" or (decision is not None and decision is not False
+                                               and decision != "stop")
+        elif action == "warn":
+            go_on = True
+        self._budget_event(breach, "continue" if go_on else "stop")
+        if go_on:
+            if breach.limit not in self._warned:
+                self._warned.add(breach.limit)
+                logger.warning("runtrace: run %s (%s): %s; continuing (on_exceed=%s)", self.id, self.name,
+                               breach.describe(), action if isinstance(action, str) else "callback")
+            return
+        self.stop_reason = breach.limit
+        self.outcome = semconv.OUTCOME_BUDGET_STOPPED
+        raise BudgetExceeded(self.id, breach, self.figures())
+
+    def _budget_event(self, breach: Breach, action: str) -> None:
+        span = self.span
+        if span is not None:
+            span.add_event(semconv.EVENT_BUDGET, {
+                semconv.BUDGET_LIMIT: breach.limit, semconv.BUDGET_LIMIT_VALUE: breach.limit_value,
+                semconv.BUDGET_OBSERVED: breach.observed, semconv.BUDGET_ACTION: action,
+            })
+
+    def record_llm_call(self, figures: CallFigures) -> None:
+        with self._lock:
+            t = self.totals
+            t.llm_calls += 1
+            if figures.cost_usd is None:
+                t.unpriced_calls += 1
+            else:
+                t.cost_usd += figures.cost_usd
+            t.input_tokens += figures.input_tokens
+            t.output_tokens += figures.output_tokens
+            t.cached_input_tokens += figures.cached_input_tokens
+            t.reasoning_tokens += figures.reasoning_tokens
+
+    def record_tool_call(self, *, repeated_read: bool = False) -> None:
+        with self._lock:
+            self.totals.tool_calls += 1
+            if repeated_read:
+                self.totals.repeated_reads += 1
+
+    def mark_loop(self) -> None:
+        with self._lock:
+            self.totals.loop_detected = True
+
+
+def run(name: str, *, project: str | None = None, owner: str | None = None, budget: Budget | None = None,
+        metadata: Mapping[str, Any] | None = None) -> Run:
+    """Start describing a run: ``with runtrace.run("fix #412", project="billing") as r: ...``.
+
+    Threads started inside a run see it only when the caller copies the context
+    (``contextvars.copy_context().run(...)``, or ``opentelemetry``'s context
+    propagation); asyncio tasks inherit it automatically.
+    """
+    return Run(name, project=project, owner=owner, budget=budget, metadata=metadata)
+
+
+def current_run() -> Run | None:
+    """The run the calling thread or task is in, if any."""
+    return _current.get()
+
+
+def record_outcome(run_id: str, outcome: str, *, by: str | None = None, reason: str | None = None) -> None:
+    """Record a verdict that arrives after the run ended (a PR merged, a reviewer said no).
+
+    Emits a ``run.outcome`` span; the store keeps the latest outcome of a run,
+    so this overrides what the run itself said.
+    """
+    if outcome not in semconv.VERDICTS:
+        raise ValueError(f"outcome must be one of {sorted(semconv.VERDICTS)}, got {outcome!r}")
+    if not isinstance(run_id, str) or not run_id:
+        raise ValueError("record_outcome() needs the run id")
+    attrs: dict[str, Any] = {semconv.SPAN_ROLE: semconv.ROLE_OUTCOME, semconv.RUN_ID: run_id,
+                             semconv.RUN_OUTCOME: outcome}
+    if by is not None:
+        attrs[semconv.RUN_OUTCOME_BY] = by
+    if reason is not None:
+        attrs[semconv.RUN_OUTCOME_REASON] = reason
+    tracer = _config.settings().tracer("runtrace")
+    span = tracer.start_span(semconv.OUTCOME_SPAN_NAME, context=context.Context(), attributes=attrs)
+    span.end()
+
+
+__all__ = ["Breach", "Budget", "BudgetExceeded", "CallFigures", "Run", "RunTotals", "current_run",
+           "record_outcome", "run", "set_default_budget"]

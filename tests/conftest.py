@@ -1,0 +1,59 @@
+"""Shared fixtures: one TracerProvider per test session (OpenTelemetry allows
+only one global provider per process), re-joined by each test's instrument()."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+import runtrace
+
+
+def pytest_report_header() -> str:
+    return f"sqlite {sqlite3.sqlite_version}"
+
+
+@dataclass
+class Instrumented:
+    """What a test needs after runtrace.instrument(): the spans and the store file."""
+
+    exporter: InMemorySpanExporter
+    store_path: Path
+
+    def spans(self) -> tuple[ReadableSpan, ...]:
+        runtrace.flush()
+        return self.exporter.get_finished_spans()
+
+    def llm_spans(self) -> list[ReadableSpan]:
+        from runtrace import semconv
+
+        return [s for s in self.spans()
+                if (s.attributes or {}).get(semconv.GEN_AI_OPERATION_NAME) in semconv.LLM_OPERATIONS]
+
+    def open_store(self):  # -> runtrace.store.db.Store
+        from runtrace.store.db import Store
+
+        runtrace.flush()
+        return Store.open(self.store_path)
+
+
+@pytest.fixture
+def instrumented(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Instrumented]:
+    """runtrace.instrument() into a fresh store file, plus an in-memory copy of every span."""
+    monkeypatch.delenv("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", raising=False)
+    exporter = InMemorySpanExporter()
+    store_path = tmp_path / "runtrace.db"
+    runtrace.uninstrument()
+    runtrace.instrument(service_name="test-agent", store=store_path,
+                        span_processors=(SimpleSpanProcessor(exporter),))
+    try:
+        yield Instrumented(exporter, store_path)
+    finally:
+        runtrace.uninstrument()
