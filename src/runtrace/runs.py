@@ -13,18 +13,19 @@ from __future__ import annotations
 import contextvars
 import functools
 import inspect
+import json
 import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar, Union
 
 from opentelemetry import baggage, context, trace
 from opentelemetry.trace import Status, StatusCode
 
-from . import _config, semconv
+from . import _config, detect, semconv
 
 logger = logging.getLogger("runtrace")
 
@@ -47,7 +48,7 @@ class Breach:
         return f"{self.limit} = {self.limit_value:g} reached ({self.observed:g} so far)"
 
 
-OnExceed = Union[Literal["raise", "warn"], Callable[["Run", Breach], Any]]
+OnExceed = Union[Literal["raise", "warn"], Callable[["Run", Breach], Any]]  # noqa: UP007 - evaluated at runtime on 3.10
 
 
 @dataclass(frozen=True)
@@ -142,6 +143,13 @@ class RunTotals:
 
 
 _default_budget: Budget | None = None
+_loop_thresholds: detect.LoopThresholds = detect.LoopThresholds()
+
+
+def set_loop_thresholds(thresholds: detect.LoopThresholds | None) -> None:
+    """Thresholds of the runaway-loop detector for runs started from now on."""
+    global _loop_thresholds
+    _loop_thresholds = thresholds or detect.LoopThresholds()
 
 
 def set_default_budget(budget: Budget | None) -> None:
@@ -185,6 +193,8 @@ class Run:
         self._active: _Active | None = None
         self._warned: set[str] = set()
         self._ended = False
+        self._detectors = detect.RunDetectors(_loop_thresholds)
+        self._requested_calls: dict[tuple[str, str], str] = {}  # (tool name, args hash) -> call id
 
     # -- verdicts -------------------------------------------------------------
     def accept(self, *, by: str | None = None) -> None:
@@ -384,15 +394,83 @@ class Run:
             t.cached_input_tokens += figures.cached_input_tokens
             t.reasoning_tokens += figures.reasoning_tokens
 
-    def record_tool_call(self, *, repeated_read: bool = False) -> None:
-        with self._lock:
-            self.totals.tool_calls += 1
-            if repeated_read:
-                self.totals.repeated_reads += 1
-
     def mark_loop(self) -> None:
         with self._lock:
             self.totals.loop_detected = True
+
+    # -- detectors (DESIGN section 5) -----------------------------------------
+    def observe_prompt(self, messages: Sequence[tuple[str, str]]) -> dict[str, Any]:
+        """Fingerprint the (role, text) messages of a request; returns the LLM span's context attributes."""
+        with self._lock:
+            obs = self._detectors.context.observe_prompt(messages)
+        return {
+            semconv.CONTEXT_MESSAGES: obs.messages, semconv.CONTEXT_NEW_MESSAGES: obs.new_messages,
+            semconv.CONTEXT_REINJECTED_MESSAGES: obs.reinjected_messages,
+            semconv.CONTEXT_REINJECTED_TOKENS: obs.reinjected_tokens,
+            semconv.CONTEXT_TOKEN_ESTIMATOR: obs.estimator, semconv.CONTEXT_FINGERPRINT: obs.fingerprint,
+            semconv.CONTEXT_CHARS: obs.chars,
+        }
+
+    def observe_completion(self, text: str) -> list[tuple[str, dict[str, Any]]]:
+        """Remember a completion (it is not re-injection when sent back); returns loop events."""
+        with self._lock:
+            self._detectors.context.observe_completion_text(text)
+            found = self._detectors.loop.observe_completion(detect.stable_hash(text))
+        return self._loop_events(found)
+
+    def note_requested_tool_calls(self, calls: Sequence[tuple[str, str, Any]]) -> None:
+        """(call id, tool name, arguments) the model asked for, so tool spans can name their call id."""
+        with self._lock:
+            for call_id, name, arguments in calls:
+                self._requested_calls[(name, detect.stable_hash(_parse_json(arguments)))] = call_id
+                if len(self._requested_calls) > 256:  # bounded: only the recent calls matter
+                    self._requested_calls.pop(next(iter(self._requested_calls)))
+
+    def requested_call_id(self, name: str, args_hash: str) -> str | None:
+        with self._lock:
+            return self._requested_calls.get((name, args_hash))
+
+    def observe_tool_call(self, name: str, args_hash: str, result_hash: str, result_tokens: int,
+                          args_preview: str = "") -> tuple[dict[str, Any], list[tuple[str, dict[str, Any]]]]:
+        """Count a finished tool call; returns the tool span's attributes and its detection events."""
+        with self._lock:
+            read = self._detectors.reads.observe(name, args_hash, result_hash, result_tokens)
+            found = self._detectors.loop.observe_tool_call(name, args_hash, result_hash,
+                                                           args_preview=args_preview)
+            self.totals.tool_calls += 1
+            if read.repeat:
+                self.totals.repeated_reads += 1
+        attrs: dict[str, Any] = {semconv.TOOL_REPEAT_COUNT: read.repeat_count,
+                                 semconv.TOOL_REPEATED_READ: read.repeat,
+                                 semconv.TOOL_RESULT_TOKENS: result_tokens}
+        events: list[tuple[str, dict[str, Any]]] = []
+        if read.repeat:
+            attrs[semconv.TOOL_REPEATED_READ_TOKENS] = read.repeated_tokens
+            events.append((semconv.EVENT_REPEATED_READ, {
+                semconv.TOOL_REPEAT_COUNT: read.repeat_count,
+                semconv.LOOP_DESCRIPTION: f"{args_preview or name} returned the same result as an earlier "
+                                          f"read ({read.repeat_count} times so far)"}))
+        loop_events = self._loop_events(found)
+        if loop_events:
+            attrs[semconv.LOOP_DETECTED] = True
+        return attrs, events + loop_events
+
+    def _loop_events(self, found: Sequence[detect.Detection]) -> list[tuple[str, dict[str, Any]]]:
+        if not found:
+            return []
+        self.mark_loop()
+        return [(semconv.EVENT_LOOP, {semconv.LOOP_KIND: d.kind, semconv.LOOP_COUNT: d.count,
+                                      semconv.LOOP_DESCRIPTION: d.description}) for d in found]
+
+
+def _parse_json(arguments: Any) -> Any:
+    """Tool-call arguments arrive as JSON text from the model and as values in the tool; hash alike."""
+    if isinstance(arguments, str):
+        try:
+            return json.loads(arguments)
+        except ValueError:
+            return arguments
+    return arguments
 
 
 def run(name: str, *, project: str | None = None, owner: str | None = None, budget: Budget | None = None,

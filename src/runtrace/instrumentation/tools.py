@@ -1,0 +1,179 @@
+"""``@runtrace.tool``: an ``execute_tool {name}`` span per call of an agent's own tool.
+
+The span carries hashes of the arguments and the result (stable JSON), which
+is what the repeated-read and loop detectors compare; the values themselves
+are recorded only when content capture is on. The run's tool budget is
+checked before the function runs.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar, overload
+
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
+
+from .. import _config, detect, runs, semconv
+from .._internal import fail_open
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+CALL_ID_PARAMETERS = ("tool_call_id", "call_id")
+
+
+def _bound_arguments(signature: inspect.Signature | None, args: tuple[Any, ...],
+                     kwargs: dict[str, Any]) -> dict[str, Any]:
+    if signature is None:
+        return {"args": list(args), **kwargs}
+    try:
+        bound = signature.bind(*args, **kwargs)
+    except TypeError:  # the call itself is wrong; the function will say so
+        return {"args": list(args), **kwargs}
+    return {k: v for k, v in bound.arguments.items() if k not in ("self", "cls") + CALL_ID_PARAMETERS}
+
+
+def preview_call(name: str, arguments: Mapping[str, Any], limit: int = 80) -> str:
+    """read_file(path='src/app.py'): how detections name a call in a sentence."""
+    parts = []
+    for key, value in arguments.items():
+        text = repr(value)
+        parts.append(f"{key}={text if len(text) <= 40 else text[:37] + '...'}")
+    out = f"{name}({', '.join(parts)})"
+    return out if len(out) <= limit else out[: limit - 4] + "...)"
+
+
+class ToolCall:
+    """One tool call's span, from its arguments to its result; shared by @tool and MCP."""
+
+    def __init__(self, name: str, arguments: Mapping[str, Any], *, call_id: str | None = None,
+                 source: str = "decorator", description: str | None = None) -> None:
+        self.name = name
+        self.arguments = dict(arguments)
+        self.run = runs.current_run()
+        if self.run is not None:
+            self.run.check_budget("tool")  # may raise BudgetExceeded: before the tool runs
+        self.settings = _config.settings()
+        self.span: trace.Span = trace.INVALID_SPAN
+        self.args_hash = ""
+        self._token: object = None
+        with fail_open("tool span start"):
+            self.args_hash = detect.stable_hash(self.arguments)
+            if call_id is None and self.run is not None:
+                call_id = self.run.requested_call_id(name, self.args_hash)
+            attrs: dict[str, Any] = {
+                semconv.GEN_AI_OPERATION_NAME: semconv.OP_EXECUTE_TOOL, semconv.GEN_AI_TOOL_NAME: name,
+                semconv.GEN_AI_TOOL_TYPE: "function" if source == "decorator" else "extension",
+                semconv.TOOL_ARGS_HASH: self.args_hash, semconv.TOOL_SOURCE: source,
+            }
+            if call_id:
+                attrs[semconv.GEN_AI_TOOL_CALL_ID] = call_id
+            if description:
+                attrs[semconv.GEN_AI_TOOL_DESCRIPTION] = description
+            if self.settings.capture_content:
+                attrs[semconv.GEN_AI_TOOL_CALL_ARGUMENTS] = detect.canonical_json(self.arguments)
+            self.span = self.settings.tracer("runtrace.tools").start_span(
+                f"{semconv.OP_EXECUTE_TOOL} {name}", kind=SpanKind.INTERNAL, attributes=attrs)
+
+    def __enter__(self) -> ToolCall:
+        self._cm = trace.use_span(self.span, end_on_exit=False, record_exception=False,
+                                  set_status_on_exception=False)
+        self._cm.__enter__()
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self._cm.__exit__(*exc_info)
+
+    def finish(self, result: Any) -> None:
+        with fail_open("tool span end"):
+            result_hash = detect.stable_hash(result)
+            text = result if isinstance(result, str) else detect.canonical_json(result)
+            tokens = detect.estimate_tokens(text)
+            self.span.set_attribute(semconv.TOOL_RESULT_HASH, result_hash)
+            if self.settings.capture_content:
+                self.span.set_attribute(semconv.GEN_AI_TOOL_CALL_RESULT, text)
+            if self.run is not None:
+                attrs, events = self.run.observe_tool_call(
+                    self.name, self.args_hash, result_hash, tokens,
+                    args_preview=preview_call(self.name, self.arguments))
+                self.span.set_attributes(attrs)
+                for event_name, event_attrs in events:
+                    self.span.add_event(event_name, event_attrs)
+        self.span.end()
+
+    def fail(self, exc: BaseException) -> None:
+        with fail_open("tool span error"):
+            self.span.record_exception(exc)
+            self.span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
+            self.span.set_attribute(semconv.ERROR_TYPE, type(exc).__qualname__)
+            if self.run is not None:
+                # A failed call still counts as a tool call; its "result" is the error.
+                self.run.observe_tool_call(self.name, self.args_hash, detect.stable_hash(repr(exc)), 0,
+                                           args_preview=preview_call(self.name, self.arguments))
+        self.span.end()
+
+
+def _call_id(kwargs: Mapping[str, Any]) -> str | None:
+    for key in CALL_ID_PARAMETERS:
+        value = kwargs.get(key)
+        if isinstance(value, str) and value:
+            return value
+    return None
+
+
+@overload
+def tool(func: F, /) -> F: ...
+@overload
+def tool(*, name: str | None = None, description: str | None = None) -> Callable[[F], F]: ...
+
+
+def tool(func: F | None = None, /, *, name: str | None = None,
+         description: str | None = None) -> F | Callable[[F], F]:
+    """Trace an agent tool: ``@runtrace.tool`` or ``@runtrace.tool(name="read_file")``.
+
+    When the function takes a ``tool_call_id`` (or ``call_id``) argument, its
+    value is recorded as ``gen_ai.tool.call.id``; otherwise the id is taken
+    from the latest LLM response in the run that asked for this tool with the
+    same arguments.
+    """
+
+    def decorate(fn: F) -> F:
+        tool_name = name or fn.__name__
+        try:
+            signature: inspect.Signature | None = inspect.signature(fn)
+        except (TypeError, ValueError):
+            signature = None
+        doc = description or (inspect.getdoc(fn) or "").split("\n", 1)[0] or None
+
+        if inspect.iscoroutinefunction(fn):
+            @functools.wraps(fn)
+            async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+                call = ToolCall(tool_name, _bound_arguments(signature, args, kwargs), call_id=_call_id(kwargs),
+                                description=doc)
+                with call:
+                    try:
+                        result = await fn(*args, **kwargs)
+                    except BaseException as exc:
+                        call.fail(exc)
+                        raise
+                call.finish(result)
+                return result
+            return async_wrapper  # type: ignore[return-value]
+
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            call = ToolCall(tool_name, _bound_arguments(signature, args, kwargs), call_id=_call_id(kwargs),
+                            description=doc)
+            with call:
+                try:
+                    result = fn(*args, **kwargs)
+                except BaseException as exc:
+                    call.fail(exc)
+                    raise
+            call.finish(result)
+            return result
+        return wrapper  # type: ignore[return-value]
+
+    return decorate(func) if func is not None else decorate
