@@ -9,10 +9,10 @@ sides: ids as lowercase hex, times as integer nanoseconds, sequences as tuples.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Union
+from typing import TypeAlias
 
-AttrScalar = Union[str, bool, int, float]
-AttrValue = Union[AttrScalar, tuple[AttrScalar, ...]]
+AttrScalar: TypeAlias = str | bool | int | float
+AttrValue: TypeAlias = AttrScalar | tuple[AttrScalar, ...]
 Attributes = dict[str, AttrValue]
 
 

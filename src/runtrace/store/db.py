@@ -1,0 +1,180 @@
+"""The Store: one SQLite file, one guarded write connection, a read connection per thread.
+
+Why this shape (datasette's, with a lock instead of a writer thread): the SDK's
+BatchSpanProcessor already calls the exporter from its own worker thread, and
+the HTTP receiver from request threads, so a lock around the single write
+connection is enough; readers never wait on it thanks to WAL. Several
+*processes* may write the same file at once: each write is one ``BEGIN
+IMMEDIATE`` transaction, and ``busy_timeout`` makes the others wait their turn.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from .. import semconv as sc
+from .errors import StoreClosedError, StoreNotFoundError
+from .ingest import ingest as _ingest
+from .migrations import migrate
+from .records import SpanRecord
+from .values import attributes_from_json, events_from_json
+
+BUSY_TIMEOUT_MS = 30_000
+DEFAULT_PATH = Path("~/.runtrace/runtrace.db")
+
+
+def default_path() -> Path:
+    """``RUNTRACE_STORE`` if set, else ``~/.runtrace/runtrace.db``."""
+    env = os.environ.get(sc.ENV_STORE)
+    return Path(env).expanduser() if env else DEFAULT_PATH.expanduser()
+
+
+def connect(path: str | os.PathLike[str]) -> sqlite3.Connection:
+    """A connection prepared like every other: WAL, synchronous=NORMAL, busy_timeout, Row."""
+    conn = sqlite3.connect(os.fspath(path), timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
+                           check_same_thread=False)
+    conn.row_factory = sqlite3.Row
+    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS:d}")
+    mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+    if str(mode).lower() != "wal":
+        conn.close()
+        raise sqlite3.OperationalError(f"could not switch {os.fspath(path)} to WAL (journal_mode={mode})")
+    conn.execute("PRAGMA synchronous = NORMAL")
+    return conn
+
+
+class Store:
+    """An open runtrace store. Create with :meth:`Store.open`; thread-safe; close when done."""
+
+    path: Path
+
+    def __init__(self, path: Path, writer: sqlite3.Connection) -> None:
+        self.path = path
+        self._writer = writer
+        self._write_lock = threading.Lock()
+        self._local = threading.local()
+        self._readers: list[sqlite3.Connection] = []
+        self._readers_lock = threading.Lock()
+        self._closed = False
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str] | None = None, *, create: bool = True) -> Store:
+        """Open (and migrate) the store at ``path``, ``RUNTRACE_STORE`` or ``~/.runtrace/runtrace.db``.
+
+        With ``create=False`` a missing file raises :class:`StoreNotFoundError`
+        instead of being created (for commands that only read).
+        """
+        target = Path(path).expanduser() if path is not None else default_path()
+        if not target.exists():
+            if not create:
+                raise StoreNotFoundError(f"no runtrace store at {target} (run something with "
+                                         f"runtrace.instrument() first, or pass --store / {sc.ENV_STORE})")
+            target.parent.mkdir(parents=True, exist_ok=True)
+        writer = connect(target)
+        try:
+            migrate(writer)
+        except BaseException:
+            writer.close()
+            raise
+        return cls(target, writer)
+
+    # --- lifecycle ---------------------------------------------------------------
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def close(self) -> None:
+        """Close every connection. Idempotent; any later use raises StoreClosedError."""
+        with self._write_lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._writer.close()
+        with self._readers_lock:
+            readers, self._readers = self._readers, []
+        for conn in readers:
+            conn.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<Store {str(self.path)!r}{' closed' if self._closed else ''}>"
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StoreClosedError(f"the store {self.path} is closed")
+
+    # --- writing -----------------------------------------------------------------
+
+    def ingest(self, records: Iterable[SpanRecord]) -> int:
+        """Store spans not stored yet and add them to their runs; return how many were new."""
+        batch = records if isinstance(records, list) else list(records)
+        with self._write_lock:
+            self._check_open()
+            return _ingest(self._writer, batch)
+
+    # --- reading -----------------------------------------------------------------
+
+    def reader(self) -> sqlite3.Connection:
+        """This thread's read connection (``query_only``; opened on first use)."""
+        self._check_open()
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = connect(self.path)
+            conn.execute("PRAGMA query_only = 1")
+            with self._readers_lock:
+                self._check_open()
+                self._readers.append(conn)
+            self._local.conn = conn
+        return conn
+
+    def execute(self, sql: str, params: Any = ()) -> list[sqlite3.Row]:
+        """Run a read query on this thread's reader and return all rows."""
+        return self.reader().execute(sql, params).fetchall()
+
+    def count_spans(self, run_id: str | None = None) -> int:
+        if run_id is None:
+            return int(self.execute("SELECT count(*) FROM spans")[0][0])
+        return int(self.execute("SELECT count(*) FROM spans WHERE run_id = ?", (run_id,))[0][0])
+
+    def count_runs(self) -> int:
+        return int(self.execute("SELECT count(*) FROM runs")[0][0])
+
+    def iter_span_records(self, *, run_id: str | None = None, since_ns: int | None = None,
+                          batch_size: int = 1000) -> Iterator[SpanRecord]:
+        """Stored spans back as SpanRecords, oldest first (what ``runtrace forward`` replays)."""
+        where, params = [], []
+        if run_id is not None:
+            where.append("run_id = ?")
+            params.append(run_id)
+        if since_ns is not None:
+            where.append("start_ns >= ?")
+            params.append(since_ns)
+        sql = ("SELECT trace_id, span_id, parent_span_id, name, span_kind, start_ns, end_ns, status_code, "
+               "status_message, attributes, resource, events, scope_name, scope_version FROM spans"
+               + (f" WHERE {' AND '.join(where)}" if where else "") + " ORDER BY start_ns, trace_id, span_id")
+        cursor = self.reader().execute(sql, params)
+        resources: dict[str, Any] = {}
+        while rows := cursor.fetchmany(batch_size):
+            for r in rows:
+                res = resources.get(r["resource"])
+                if res is None:
+                    res = resources[r["resource"]] = attributes_from_json(r["resource"])
+                yield SpanRecord(
+                    trace_id=r["trace_id"], span_id=r["span_id"], parent_span_id=r["parent_span_id"],
+                    name=r["name"], kind=r["span_kind"], start_ns=r["start_ns"], end_ns=r["end_ns"],
+                    status_code=r["status_code"], status_message=r["status_message"],
+                    attributes=attributes_from_json(r["attributes"]), resource=res,
+                    events=events_from_json(r["events"]), scope_name=r["scope_name"],
+                    scope_version=r["scope_version"],
+                )

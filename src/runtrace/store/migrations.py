@@ -1,0 +1,179 @@
+"""The store's schema history: an append-only list of migrations keyed by ``PRAGMA user_version``.
+
+Never edit a migration that has shipped; fix mistakes with a new one (llm's
+discipline, with an integer in the file header instead of a table). The
+version header is written in the same transaction as the DDL, so a crash
+leaves either the old schema or the new one, never half of it; and two
+processes opening a blank file at once are serialised by ``BEGIN IMMEDIATE``
+(the loser re-reads the version inside its transaction and finds nothing to do).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+
+from .errors import StoreVersionError
+
+Migration = Callable[[sqlite3.Connection], None]
+MIGRATIONS: list[Migration] = []
+
+
+def migration(fn: Migration) -> Migration:
+    MIGRATIONS.append(fn)
+    return fn
+
+
+@migration
+def m001_initial(conn: sqlite3.Connection) -> None:
+    script(conn, """
+        CREATE TABLE spans (
+            trace_id TEXT NOT NULL,
+            span_id TEXT NOT NULL,
+            parent_span_id TEXT,
+            run_id TEXT,
+            name TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            span_kind TEXT NOT NULL,
+            start_ns INTEGER NOT NULL,
+            end_ns INTEGER NOT NULL,
+            status_code TEXT NOT NULL,
+            status_message TEXT,
+            service TEXT,
+            model TEXT,
+            provider TEXT,
+            input_tokens INTEGER,
+            output_tokens INTEGER,
+            cached_input_tokens INTEGER,
+            reasoning_tokens INTEGER,
+            cost_usd REAL,
+            tool_name TEXT,
+            attributes TEXT NOT NULL,
+            resource TEXT NOT NULL,
+            events TEXT NOT NULL,
+            scope_name TEXT,
+            scope_version TEXT,
+            PRIMARY KEY (trace_id, span_id)
+        );
+        CREATE INDEX spans_run_start ON spans (run_id, start_ns);
+        CREATE INDEX spans_start ON spans (start_ns);
+        CREATE INDEX spans_tool_name ON spans (tool_name) WHERE tool_name IS NOT NULL;
+        CREATE INDEX spans_model ON spans (model) WHERE model IS NOT NULL;
+
+        -- One row per run, maintained by commutative upserts (store/aggregate.py).
+        -- cost is kept as integer nano-dollars so that sums are exact in any order.
+        CREATE TABLE runs (
+            id TEXT PRIMARY KEY NOT NULL,
+            name TEXT,
+            project TEXT,
+            owner TEXT,
+            service TEXT,
+            -- which span the descriptive fields above came from: a run span (rank 1)
+            -- beats any other span (rank 0); then the later end, then the larger span id
+            desc_rank INTEGER NOT NULL,
+            desc_end_ns INTEGER NOT NULL,
+            desc_span_id TEXT NOT NULL,
+            stop_reason TEXT,
+            budget_max_cost_usd REAL,
+            budget_max_llm_calls INTEGER,
+            budget_max_tool_calls INTEGER,
+            budget_max_seconds REAL,
+            budget_max_input_tokens INTEGER,
+            budget_on_exceed TEXT,
+            outcome TEXT NOT NULL DEFAULT 'unfinished',
+            outcome_at_ns INTEGER,
+            outcome_by TEXT,
+            outcome_reason TEXT,
+            cost_nusd INTEGER NOT NULL DEFAULT 0,
+            unpriced_calls INTEGER NOT NULL DEFAULT 0,
+            input_tokens INTEGER NOT NULL DEFAULT 0,
+            output_tokens INTEGER NOT NULL DEFAULT 0,
+            cached_input_tokens INTEGER NOT NULL DEFAULT 0,
+            reasoning_tokens INTEGER NOT NULL DEFAULT 0,
+            llm_calls INTEGER NOT NULL DEFAULT 0,
+            tool_calls INTEGER NOT NULL DEFAULT 0,
+            repeated_reads INTEGER NOT NULL DEFAULT 0,
+            repeated_read_tokens INTEGER NOT NULL DEFAULT 0,
+            reinjected_tokens INTEGER NOT NULL DEFAULT 0,
+            loop_detected INTEGER NOT NULL DEFAULT 0,
+            span_count INTEGER NOT NULL DEFAULT 0,
+            has_run_span INTEGER NOT NULL DEFAULT 0,
+            started_ns INTEGER NOT NULL,
+            ended_ns INTEGER
+        );
+        CREATE INDEX runs_started ON runs (started_ns DESC, id);
+        CREATE INDEX runs_project ON runs (project, started_ns DESC);
+        CREATE INDEX runs_owner ON runs (owner, started_ns DESC);
+        CREATE INDEX runs_outcome ON runs (outcome, started_ns DESC);
+
+        CREATE TABLE run_models (
+            run_id TEXT NOT NULL,
+            provider TEXT NOT NULL,   -- '' when the span named none
+            model TEXT NOT NULL,      -- '' when the span named none
+            llm_calls INTEGER NOT NULL DEFAULT 0,
+            cost_nusd INTEGER NOT NULL DEFAULT 0,
+            input_tokens INTEGER NOT NULL DEFAULT 0,
+            output_tokens INTEGER NOT NULL DEFAULT 0,
+            cached_input_tokens INTEGER NOT NULL DEFAULT 0,
+            unpriced_calls INTEGER NOT NULL DEFAULT 0,
+            PRIMARY KEY (run_id, provider, model)
+        ) WITHOUT ROWID;
+        CREATE INDEX run_models_model ON run_models (model, run_id);
+
+        CREATE TABLE run_traces (
+            run_id TEXT NOT NULL,
+            trace_id TEXT NOT NULL,
+            PRIMARY KEY (run_id, trace_id)
+        ) WITHOUT ROWID;
+    """)
+
+
+def schema_version() -> int:
+    """The version this code writes: the number of migrations."""
+    return len(MIGRATIONS)
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Bring the file up to :func:`schema_version`; return the number of migrations applied.
+
+    ``conn`` must be in autocommit mode (``isolation_level=None``) and outside a
+    transaction. Raises :class:`StoreVersionError` for a file written by a newer runtrace.
+    """
+    target = schema_version()
+    current = conn.execute("PRAGMA user_version").fetchone()[0]
+    if current > target:
+        raise _too_new(current, target)
+    if current == target:
+        return 0
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        current = conn.execute("PRAGMA user_version").fetchone()[0]  # another process may have won
+        if current > target:
+            raise _too_new(current, target)
+        for fn in MIGRATIONS[current:]:
+            fn(conn)
+        conn.execute(f"PRAGMA user_version = {target:d}")
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return target - current
+
+
+def script(conn: sqlite3.Connection, sql: str) -> None:
+    """Run a DDL script statement by statement inside the open transaction.
+
+    ``executescript`` would COMMIT first, breaking the all-or-nothing upgrade.
+    """
+    buffer = ""
+    for line in sql.splitlines(keepends=True):
+        buffer += line
+        if sqlite3.complete_statement(buffer):
+            conn.execute(buffer)
+            buffer = ""
+
+
+def _too_new(current: int, target: int) -> StoreVersionError:
+    return StoreVersionError(
+        f"this store file has schema version {current}, but this runtrace understands up to "
+        f"version {target}: upgrade runtrace, or point --store / RUNTRACE_STORE at another file")

@@ -1,0 +1,216 @@
+"""Read runs out of the store as the plain dicts of DESIGN section 8.
+
+These dicts are a contract (``runtrace runs --format json``, ``runtrace show
+RUN --format json``, the web UI's JSON twins): the section-8 keys keep their
+names and types; extra keys may be added, never renamed. Times are ISO-8601
+UTC strings ending in ``Z``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from typing import Any
+
+from .aggregate import NANO
+from .db import Store
+from .errors import AmbiguousRunIdError
+
+_RUN_COLUMNS = (
+    "id, name, project, owner, service, outcome, outcome_at_ns, outcome_by, outcome_reason, stop_reason, "
+    "cost_nusd, unpriced_calls, input_tokens, output_tokens, cached_input_tokens, reasoning_tokens, "
+    "llm_calls, tool_calls, repeated_reads, repeated_read_tokens, reinjected_tokens, loop_detected, "
+    "span_count, has_run_span, started_ns, ended_ns, budget_max_cost_usd, budget_max_llm_calls, "
+    "budget_max_tool_calls, budget_max_seconds, budget_max_input_tokens, budget_on_exceed"
+)
+_BUDGET_KEYS = ("max_cost_usd", "max_llm_calls", "max_tool_calls", "max_seconds", "max_input_tokens",
+                "on_exceed")
+_PREFIX_CANDIDATES = 11
+
+
+def iso(ns: int | None) -> str | None:
+    """Nanoseconds since the epoch as ISO-8601 UTC with microseconds and a ``Z``."""
+    if ns is None:
+        return None
+    seconds, rest = divmod(ns, 1_000_000_000)
+    moment = datetime.fromtimestamp(seconds, tz=timezone.utc).replace(microsecond=rest // 1000)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def to_ns(moment: datetime) -> int:
+    """An aware datetime (naive ones are taken as UTC) as integer nanoseconds since the epoch."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    delta = moment - datetime(1970, 1, 1, tzinfo=timezone.utc)
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1_000
+
+
+def _run_dict(row: Any, models: list[dict[str, Any]], trace_ids: list[str]) -> dict[str, Any]:
+    started, ended = row["started_ns"], row["ended_ns"]
+    budget_values = [row[f"budget_{k}"] for k in _BUDGET_KEYS]
+    return {
+        "id": row["id"],
+        "name": row["name"],
+        "project": row["project"],
+        "owner": row["owner"],
+        "service": row["service"],
+        "outcome": row["outcome"],
+        "stop_reason": row["stop_reason"],
+        "cost_usd": row["cost_nusd"] / NANO,
+        "unpriced_calls": row["unpriced_calls"],
+        "input_tokens": row["input_tokens"],
+        "output_tokens": row["output_tokens"],
+        "cached_input_tokens": row["cached_input_tokens"],
+        "reasoning_tokens": row["reasoning_tokens"],
+        "llm_calls": row["llm_calls"],
+        "tool_calls": row["tool_calls"],
+        "repeated_reads": row["repeated_reads"],
+        "loop_detected": bool(row["loop_detected"]),
+        "started_at": iso(started),
+        "ended_at": iso(ended),
+        "duration_s": (ended - started) / 1e9 if ended is not None else None,
+        # extras (section 8 allows more fields, never renamed ones)
+        "outcome_by": row["outcome_by"],
+        "outcome_reason": row["outcome_reason"],
+        "outcome_at": iso(row["outcome_at_ns"]),
+        "repeated_read_tokens": row["repeated_read_tokens"],
+        "reinjected_tokens": row["reinjected_tokens"],
+        "span_count": row["span_count"],
+        "has_run_span": bool(row["has_run_span"]),
+        "budget": (dict(zip(_BUDGET_KEYS, budget_values, strict=True))
+                   if any(v is not None for v in budget_values) else None),
+        "models": models,
+        "trace_ids": trace_ids,
+    }
+
+
+def _placeholders(n: int) -> str:
+    return ",".join("?" * n)
+
+
+def _models_and_traces(store: Store, run_ids: Sequence[str]
+                       ) -> tuple[dict[str, list[dict[str, Any]]], dict[str, list[str]]]:
+    models: dict[str, list[dict[str, Any]]] = {r: [] for r in run_ids}
+    traces: dict[str, list[str]] = {r: [] for r in run_ids}
+    if not run_ids:
+        return models, traces
+    marks = _placeholders(len(run_ids))
+    for m in store.execute(
+            "SELECT run_id, provider, model, llm_calls, cost_nusd, input_tokens, output_tokens, "
+            f"cached_input_tokens, unpriced_calls FROM run_models WHERE run_id IN ({marks}) "
+            "ORDER BY run_id, cost_nusd DESC, llm_calls DESC, provider, model", run_ids):
+        models[m["run_id"]].append({
+            "provider": m["provider"] or None, "model": m["model"] or None, "llm_calls": m["llm_calls"],
+            "cost_usd": m["cost_nusd"] / NANO, "input_tokens": m["input_tokens"],
+            "output_tokens": m["output_tokens"], "cached_input_tokens": m["cached_input_tokens"],
+            "unpriced_calls": m["unpriced_calls"],
+        })
+    for t in store.execute(f"SELECT run_id, trace_id FROM run_traces WHERE run_id IN ({marks}) "
+                           "ORDER BY run_id, trace_id", run_ids):
+        traces[t["run_id"]].append(t["trace_id"])
+    return models, traces
+
+
+def list_runs(store: Store, *, project: str | None = None, owner: str | None = None,
+              outcome: str | None = None, model: str | None = None, since: datetime | None = None,
+              until: datetime | None = None, text: str | None = None, limit: int = 50,
+              offset: int = 0) -> list[dict[str, Any]]:
+    """Runs newest first (by start), filtered; ``limit=0`` means all.
+
+    ``since``/``until`` bound the run's start (``since`` inclusive, ``until``
+    exclusive); ``model`` matches any model the run used; ``text`` is a
+    case-insensitive substring of the id, name, project or owner.
+    """
+    if limit < 0 or offset < 0:
+        raise ValueError(f"limit and offset must be >= 0, got limit={limit}, offset={offset}")
+    where: list[str] = []
+    params: list[Any] = []
+    for column, value in (("project", project), ("owner", owner), ("outcome", outcome)):
+        if value is not None:
+            where.append(f"{column} = ?")
+            params.append(value)
+    if model is not None:
+        where.append("EXISTS (SELECT 1 FROM run_models m WHERE m.run_id = runs.id AND m.model = ?)")
+        params.append(model)
+    if since is not None:
+        where.append("started_ns >= ?")
+        params.append(to_ns(since))
+    if until is not None:
+        where.append("started_ns < ?")
+        params.append(to_ns(until))
+    if text:
+        pattern = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        where.append("(" + " OR ".join(f"{c} LIKE ? ESCAPE '\\'" for c in ("id", "name", "project", "owner"))
+                     + ")")
+        params.extend([pattern] * 4)
+    sql = (f"SELECT {_RUN_COLUMNS} FROM runs" + (f" WHERE {' AND '.join(where)}" if where else "")
+           + " ORDER BY started_ns DESC, id DESC LIMIT ? OFFSET ?")
+    params.extend([limit if limit else -1, offset])
+    rows = store.execute(sql, params)
+    models, traces = _models_and_traces(store, [r["id"] for r in rows])
+    return [_run_dict(r, models[r["id"]], traces[r["id"]]) for r in rows]
+
+
+def resolve_run_id(store: Store, run_id: str) -> str | None:
+    """The full id of the run ``run_id`` names, exactly or as a unique prefix (like git)."""
+    if not run_id:
+        raise ValueError("run id must not be empty")
+    if store.execute("SELECT 1 FROM runs WHERE id = ?", (run_id,)):
+        return run_id
+    # A prefix range on the primary key: id >= prefix AND id < prefix followed by the highest character.
+    found = [r[0] for r in store.execute(
+        "SELECT id FROM runs WHERE id >= ? AND id < ? ORDER BY id LIMIT ?",
+        (run_id, run_id + "\U0010ffff", _PREFIX_CANDIDATES))]
+    if not found:
+        return None
+    if len(found) > 1:
+        raise AmbiguousRunIdError(run_id, found)
+    return found[0]
+
+
+def _span_dict(row: Any) -> dict[str, Any]:
+    return {
+        "span_id": row["span_id"],
+        "parent_span_id": row["parent_span_id"],
+        "name": row["name"],
+        "kind": row["kind"],
+        "model": row["model"],
+        "input_tokens": row["input_tokens"],
+        "output_tokens": row["output_tokens"],
+        "cached_input_tokens": row["cached_input_tokens"],
+        "cost_usd": row["cost_usd"],
+        "tool_name": row["tool_name"],
+        "start": iso(row["start_ns"]),
+        "end": iso(row["end_ns"]),
+        "status": row["status_code"],
+        "attributes": json.loads(row["attributes"]),
+        # extras
+        "trace_id": row["trace_id"],
+        "status_message": row["status_message"],
+        "provider": row["provider"],
+        "reasoning_tokens": row["reasoning_tokens"],
+        "service": row["service"],
+        "span_kind": row["span_kind"],
+        "duration_s": (row["end_ns"] - row["start_ns"]) / 1e9,
+        "events": [{"name": e["name"], "time": iso(e["time_ns"]), "attributes": e["attributes"]}
+                   for e in json.loads(row["events"])],
+    }
+
+
+def get_run(store: Store, run_id: str) -> dict[str, Any] | None:
+    """One run with its ``spans`` (by start time); ``run_id`` may be a unique prefix.
+
+    Returns None when no run matches; raises AmbiguousRunIdError when a prefix matches several.
+    """
+    full = resolve_run_id(store, run_id)
+    if full is None:
+        return None
+    rows = store.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?", (full,))
+    if not rows:
+        return None
+    models, traces = _models_and_traces(store, [full])
+    run = _run_dict(rows[0], models[full], traces[full])
+    run["spans"] = [_span_dict(s) for s in store.execute(
+        "SELECT * FROM spans WHERE run_id = ? ORDER BY start_ns, end_ns DESC, span_id", (full,))]
+    return run

@@ -1,0 +1,115 @@
+"""One normalisation of attribute values, shared by both adapters.
+
+OpenTelemetry values may be scalars, bytes, sequences, mappings or nested mixes
+of them (the SDK accepts all of these, and OTLP's AnyValue can carry them). A
+SpanRecord holds only scalars and flat tuples of scalars, so the rest is folded
+the way the Collector's ``pcommon.Value.AsString`` folds it for ClickHouse:
+bytes become base64 text, mappings and arrays that hold anything but scalars
+become compact JSON text. Both adapters call :func:`normalise_value`, which is
+what makes their records identical.
+
+Also here: the JSON text the store keeps for attributes, resources and events,
+and the way back to records.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from .records import Attributes, AttrValue, EventRecord
+
+_SCALARS = (str, bool, int, float)
+_EXACT = frozenset(_SCALARS)
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, check_circular=False)
+_SORTED_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, check_circular=False,
+                                   sort_keys=True)
+
+
+def _plain(value: Any) -> Any:
+    """A JSON-ready copy of a nested value (bytes as base64, tuples as lists)."""
+    if value is None or isinstance(value, _SCALARS):
+        return value
+    if isinstance(value, (bytes, bytearray)):
+        return base64.b64encode(bytes(value)).decode("ascii")
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, Sequence):
+        return [_plain(v) for v in value]
+    return str(value)
+
+
+def _exact_scalar(value: str | bool | int | float) -> str | bool | int | float:
+    """A str/int/float subclass (an enum member, say) as the plain value protobuf would carry."""
+    if isinstance(value, bool):
+        return bool(value)
+    if isinstance(value, str):
+        return str.__str__(value)
+    if isinstance(value, int):
+        return int(value)
+    return float(value)
+
+
+def normalise_value(value: Any) -> AttrValue | None:
+    """Fold any OpenTelemetry value into what a SpanRecord holds; None means "drop the key"."""
+    if type(value) in _EXACT:
+        return value  # type: ignore[no-any-return]
+    if value is None:
+        return None
+    if isinstance(value, _SCALARS):
+        return _exact_scalar(value)
+    if isinstance(value, (bytes, bytearray)):
+        return base64.b64encode(bytes(value)).decode("ascii")
+    if isinstance(value, Mapping):
+        return _SORTED_ENCODER.encode(_plain(value))
+    if isinstance(value, Sequence):
+        if all(isinstance(v, _SCALARS) for v in value):
+            return tuple(v if type(v) in _EXACT else _exact_scalar(v) for v in value)
+        return _SORTED_ENCODER.encode(_plain(value))
+    return str(value)
+
+
+def normalise_attributes(attributes: Mapping[str, Any] | None) -> Attributes:
+    """Normalise a whole attribute mapping; the common all-scalar case is a plain copy."""
+    if not attributes:
+        return {}
+    out: Attributes = {}
+    for key, value in attributes.items():
+        if type(value) in _EXACT:
+            out[key] = value
+        else:
+            folded = normalise_value(value)
+            if folded is not None:
+                out[key] = folded
+    return out
+
+
+def dumps(obj: Any) -> str:
+    """Compact JSON for stored attribute/resource/event text (tuples become arrays)."""
+    return _ENCODER.encode(obj)
+
+
+def events_json(events: Sequence[EventRecord]) -> str:
+    if not events:
+        return "[]"
+    return _ENCODER.encode([{"name": e.name, "time_ns": e.time_ns, "attributes": e.attributes}
+                            for e in events])
+
+
+def attributes_from_json(text: str | None) -> Attributes:
+    """Stored attribute JSON back to record attributes (arrays back to tuples)."""
+    if not text:
+        return {}
+    raw = json.loads(text)
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()}
+
+
+def events_from_json(text: str | None) -> tuple[EventRecord, ...]:
+    if not text:
+        return ()
+    return tuple(EventRecord(name=e["name"], time_ns=e["time_ns"],
+                             attributes={k: tuple(v) if isinstance(v, list) else v
+                                         for k, v in e["attributes"].items()})
+                 for e in json.loads(text))
