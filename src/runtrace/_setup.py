@@ -24,7 +24,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-from . import _config, pricing, runs, semconv
+from . import _config, detect, pricing, runs, semconv
 from ._internal import fail_open
 from ._processors import RunStampProcessor, SwitchableProcessor
 
@@ -77,6 +77,7 @@ def instrument(*, service_name: str | None = None, store: str | os.PathLike[str]
                otlp_endpoint: str | None = None, capture_content: bool | None = None,
                prices: Mapping[str, Any] | str | os.PathLike[str] | None = None,
                stream_usage: bool = False, default_budget: runs.Budget | None = None,
+               loop_thresholds: detect.LoopThresholds | None = None,
                span_processors: tuple[SpanProcessor, ...] = ()) -> None:
     """Patch the LLM and tool clients and route their spans to the store and OTLP.
 
@@ -96,6 +97,8 @@ def instrument(*, service_name: str | None = None, store: str | os.PathLike[str]
     - ``stream_usage``: ask OpenAI for the usage chunk on streams
       (``stream_options={"include_usage": True}``) when the caller did not say.
     - ``default_budget``: the budget of runs that do not name one.
+    - ``loop_thresholds``: when the runaway-loop detector fires (default: 3 identical
+      calls, a cycle of up to 4 calls repeated 3 times, 3 identical completions).
     """
     global _state, _atexit_registered
     with _lock:
@@ -150,6 +153,7 @@ def instrument(*, service_name: str | None = None, store: str | os.PathLike[str]
             pricing.set_default_pricer(
                 pricing.Pricer(prices) if isinstance(prices, Mapping) else pricing.load_prices_file(prices))
         runs.set_default_budget(default_budget)
+        runs.set_loop_thresholds(loop_thresholds)
 
         patched: list[str] = []
         for name, module in INSTRUMENTATIONS:
@@ -184,6 +188,7 @@ def uninstrument() -> None:
         state.switch.force_flush()
         state.switch.shutdown()
         runs.set_default_budget(None)
+        runs.set_loop_thresholds(None)
         _config.replace_settings(_config.Settings())
         _state = None
 

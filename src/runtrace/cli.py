@@ -135,7 +135,7 @@ def runs_command(store_path: str | None, project: str | None, owner: str | None,
     store = open_store(store_path)
     try:
         rows = list_runs(store, project=project, owner=owner, outcome=outcome, since=parse_when(since),
-                         limit=limit or None)
+                         limit=limit)
     finally:
         store.close()
     if fmt == "json":

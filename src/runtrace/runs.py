@@ -401,8 +401,7 @@ class Run:
     # -- detectors (DESIGN section 5) -----------------------------------------
     def observe_prompt(self, messages: Sequence[tuple[str, str]]) -> dict[str, Any]:
         """Fingerprint the (role, text) messages of a request; returns the LLM span's context attributes."""
-        with self._lock:
-            obs = self._detectors.context.observe_prompt(messages)
+        obs = self._detectors.observe_prompt(messages)
         return {
             semconv.CONTEXT_MESSAGES: obs.messages, semconv.CONTEXT_NEW_MESSAGES: obs.new_messages,
             semconv.CONTEXT_REINJECTED_MESSAGES: obs.reinjected_messages,
@@ -413,10 +412,7 @@ class Run:
 
     def observe_completion(self, text: str) -> list[tuple[str, dict[str, Any]]]:
         """Remember a completion (it is not re-injection when sent back); returns loop events."""
-        with self._lock:
-            self._detectors.context.observe_completion_text(text)
-            found = self._detectors.loop.observe_completion(detect.stable_hash(text))
-        return self._loop_events(found)
+        return self._loop_events(self._detectors.observe_completion(text))
 
     def note_requested_tool_calls(self, calls: Sequence[tuple[str, str, Any]]) -> None:
         """(call id, tool name, arguments) the model asked for, so tool spans can name their call id."""
@@ -433,10 +429,10 @@ class Run:
     def observe_tool_call(self, name: str, args_hash: str, result_hash: str, result_tokens: int,
                           args_preview: str = "") -> tuple[dict[str, Any], list[tuple[str, dict[str, Any]]]]:
         """Count a finished tool call; returns the tool span's attributes and its detection events."""
+        seen = self._detectors.observe_tool_call(name, args_hash, result_hash, result_tokens=result_tokens,
+                                                 args_preview=args_preview)
+        read, found = seen.read, seen.detections
         with self._lock:
-            read = self._detectors.reads.observe(name, args_hash, result_hash, result_tokens)
-            found = self._detectors.loop.observe_tool_call(name, args_hash, result_hash,
-                                                           args_preview=args_preview)
             self.totals.tool_calls += 1
             if read.repeat:
                 self.totals.repeated_reads += 1
