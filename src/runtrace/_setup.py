@@ -105,6 +105,12 @@ def instrument(*, service_name: str | None = None, store: str | os.PathLike[str]
         if _state is not None:
             logger.debug("runtrace.instrument() called again; keeping the first configuration")
             return
+        # Bad settings fail here, before anything is attached, and not at the first call.
+        if prices is not None:
+            pricing.set_default_pricer(
+                pricing.Pricer(prices) if isinstance(prices, Mapping) else pricing.load_prices_file(prices))
+        else:
+            pricing.default_pricer()
         store_path = _resolve_store_path(store)
         processors: list[SpanProcessor] = [RunStampProcessor()]
         if store_path is not None:
@@ -149,9 +155,6 @@ def instrument(*, service_name: str | None = None, store: str | os.PathLike[str]
             stream_usage=stream_usage,
             tracer_provider=provider,
         ))
-        if prices is not None:
-            pricing.set_default_pricer(
-                pricing.Pricer(prices) if isinstance(prices, Mapping) else pricing.load_prices_file(prices))
         runs.set_default_budget(default_budget)
         runs.set_loop_thresholds(loop_thresholds)
 
