@@ -1,0 +1,174 @@
+-- runtrace_spans: one typed row per span that matters to runtrace (LLM calls, tool
+-- calls, run spans, late verdicts, and anything else carrying runtrace.run.id).
+-- Every cast from the exporter's string attributes happens here, once; the run,
+-- model and tool-call views below read this table, never the raw maps.
+--
+-- Cost: runtrace.cost.usd when the SDK priced the call. A span from another SDK
+-- (gen_ai.usage.* but neither runtrace.cost.usd nor runtrace.cost.source) is
+-- priced here from runtrace_prices, the same price data the SDK uses
+-- (cost_source = 'clickhouse'). A call with no price is unpriced (priced = 0),
+-- never $0.
+
+CREATE TABLE IF NOT EXISTS otel.runtrace_spans
+(
+    `run_id` String,
+    `kind` LowCardinality(String),                 -- llm | tool | run | outcome | other
+    `trace_id` String,
+    `span_id` String,
+    `parent_span_id` String,
+    `name` String,
+    `service` LowCardinality(String),
+    `start` DateTime64(9),
+    `end` DateTime64(9),
+    `duration_ns` UInt64,
+    `status` LowCardinality(String),               -- ok | error | unset (both exporter spellings)
+    `operation` LowCardinality(String),
+    `provider` LowCardinality(String),
+    `request_model` LowCardinality(String),
+    `response_model` LowCardinality(String),
+    `model` LowCardinality(String),                -- response model, else request model
+    `input_tokens` UInt64,                         -- total input, cached included
+    `output_tokens` UInt64,
+    `cached_input_tokens` UInt64,
+    `cache_write_tokens` UInt64,
+    `reasoning_tokens` UInt64,
+    `reinjected_tokens` UInt64,
+    `cost_usd` Float64,
+    `priced` UInt8,
+    `cost_source` LowCardinality(String),          -- genai-prices | override | clickhouse | unknown | ''
+    `tool_name` LowCardinality(String),
+    `tool_args_hash` String,
+    `tool_result_hash` String,
+    `tool_repeat_count` UInt32,
+    `repeated_read` UInt8,
+    `repeated_read_tokens` UInt64,
+    `loop_detected` UInt8,                         -- runtrace.loop.detected, or the run span's runtrace.run.loop_detected
+    `run_name` String,
+    `project` String,
+    `owner` String,
+    `outcome` String,                              -- run span: its outcome or 'open'; outcome span: the verdict
+    `outcome_by` String,
+    `outcome_reason` String,
+    `stop_reason` String,
+    `budget_max_cost_usd` Nullable(Float64),
+    `budget_max_seconds` Nullable(Float64)
+)
+ENGINE = MergeTree
+PARTITION BY toYYYYMM(start)
+ORDER BY (run_id, start, span_id);
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS otel.runtrace_spans_mv
+TO otel.runtrace_spans
+AS
+WITH
+    -- All price rows, best first: the MV evaluates this once per insert block.
+    (
+        SELECT groupArray((provider_names, match_any, valid_from,
+                           input_mtok, input_tiers, cache_read_mtok, cache_read_tiers,
+                           cache_write_mtok, cache_write_tiers, output_mtok, output_tiers))
+        FROM (SELECT * FROM otel.runtrace_prices ORDER BY rank ASC, valid_from DESC)
+    ) AS _prices,
+    SpanAttributes['gen_ai.operation.name'] AS _op,
+    SpanAttributes['runtrace.span.role'] AS _role,
+    multiIf(_role = 'run', 'run',
+            _role = 'outcome', 'outcome',
+            _op IN ('chat', 'text_completion', 'generate_content', 'embeddings'), 'llm',
+            _op = 'execute_tool', 'tool',
+            'other') AS _kind,
+    if(SpanAttributes['gen_ai.provider.name'] != '', SpanAttributes['gen_ai.provider.name'],
+       SpanAttributes['gen_ai.system']) AS _provider,
+    if(SpanAttributes['gen_ai.response.model'] != '', SpanAttributes['gen_ai.response.model'],
+       SpanAttributes['gen_ai.request.model']) AS _model,
+    -- deprecated token names (other SDKs) are read when the current ones are absent
+    toUInt64OrZero(if(mapContains(SpanAttributes, 'gen_ai.usage.input_tokens'),
+                      SpanAttributes['gen_ai.usage.input_tokens'],
+                      SpanAttributes['gen_ai.usage.prompt_tokens'])) AS _in,
+    toUInt64OrZero(if(mapContains(SpanAttributes, 'gen_ai.usage.output_tokens'),
+                      SpanAttributes['gen_ai.usage.output_tokens'],
+                      SpanAttributes['gen_ai.usage.completion_tokens'])) AS _out,
+    toUInt64OrZero(SpanAttributes['gen_ai.usage.cache_read.input_tokens']) AS _cr,
+    toUInt64OrZero(if(mapContains(SpanAttributes, 'gen_ai.usage.cache_creation.input_tokens'),
+                      SpanAttributes['gen_ai.usage.cache_creation.input_tokens'],
+                      SpanAttributes['gen_ai.usage.cache_write.input_tokens'])) AS _cw,
+    mapContains(SpanAttributes, 'runtrace.cost.usd') AS _has_cost,
+    SpanAttributes['runtrace.cost.source'] AS _source,
+    -- price in SQL only what no runtrace SDK looked at (neither a cost nor a verdict
+    -- on it) and only with usage present: the embedded store's rule at ingest
+    (_kind = 'llm' AND NOT _has_cost AND NOT mapContains(SpanAttributes, 'runtrace.cost.source')
+     AND arrayExists(k -> startsWith(k, 'gen_ai.usage.'), mapKeys(SpanAttributes))) AS _sql_priceable,
+    if(_sql_priceable,
+       arrayFirstIndex(p -> has(p.1, lower(_provider)) AND p.3 <= toDate(Timestamp)
+                            AND arrayExists(alt -> arrayAll(rx -> if(startsWith(rx, '!'),
+                                                                     NOT match(lower(_model), substring(rx, 2)),
+                                                                     match(lower(_model), rx)), alt),
+                                            p.2),
+                       _prices),
+       0) AS _pi,
+    _prices[_pi] AS _p,
+    if(arrayExists(t -> _in > t.1, _p.5), arrayLast(t -> _in > t.1, _p.5).2, _p.4) AS _p_in,
+    if(arrayExists(t -> _in > t.1, _p.7), arrayLast(t -> _in > t.1, _p.7).2, _p.6) AS _p_cr,
+    if(arrayExists(t -> _in > t.1, _p.9), arrayLast(t -> _in > t.1, _p.9).2, _p.8) AS _p_cw,
+    if(arrayExists(t -> _in > t.1, _p.11), arrayLast(t -> _in > t.1, _p.11).2, _p.10) AS _p_out,
+    -- cache reads / writes without a price of their own are charged as plain input
+    toInt64(_in) - if(isNull(_p_cr), 0, toInt64(_cr)) - if(isNull(_p_cw), 0, toInt64(_cw)) AS _plain_in,
+    (greatest(_plain_in, 0) * _p_in + _cr * ifNull(_p_cr, 0) + _cw * ifNull(_p_cw, 0) + _out * _p_out) / 1e6
+        AS _sql_cost
+SELECT
+    SpanAttributes['runtrace.run.id'] AS run_id,
+    _kind AS kind,
+    TraceId AS trace_id,
+    SpanId AS span_id,
+    ParentSpanId AS parent_span_id,
+    SpanName AS name,
+    ServiceName AS service,
+    Timestamp AS start,
+    fromUnixTimestamp64Nano(toUnixTimestamp64Nano(Timestamp) + toInt64(Duration)) AS end,
+    Duration AS duration_ns,
+    multiIf(StatusCode IN ('Error', 'STATUS_CODE_ERROR'), 'error',
+            StatusCode IN ('Ok', 'STATUS_CODE_OK'), 'ok', 'unset') AS status,
+    _op AS operation,
+    _provider AS provider,
+    SpanAttributes['gen_ai.request.model'] AS request_model,
+    SpanAttributes['gen_ai.response.model'] AS response_model,
+    _model AS model,
+    if(_kind = 'llm', _in, 0) AS input_tokens,
+    if(_kind = 'llm', _out, 0) AS output_tokens,
+    if(_kind = 'llm', _cr, 0) AS cached_input_tokens,
+    if(_kind = 'llm', _cw, 0) AS cache_write_tokens,
+    if(_kind = 'llm', toUInt64OrZero(SpanAttributes['gen_ai.usage.reasoning.output_tokens']), 0)
+        AS reasoning_tokens,
+    if(_kind = 'llm', toUInt64OrZero(SpanAttributes['runtrace.context.reinjected_tokens']), 0)
+        AS reinjected_tokens,
+    multiIf(_kind != 'llm', 0,
+            _has_cost AND _source != 'unknown', toFloat64OrZero(SpanAttributes['runtrace.cost.usd']),
+            _pi > 0, _sql_cost,
+            0) AS cost_usd,
+    toUInt8(_kind = 'llm' AND ((_has_cost AND _source != 'unknown') OR _pi > 0)) AS priced,
+    multiIf(_kind != 'llm', '',
+            _has_cost AND _source != 'unknown', if(_source = '', 'genai-prices', _source),
+            _pi > 0, 'clickhouse',
+            'unknown') AS cost_source,
+    SpanAttributes['gen_ai.tool.name'] AS tool_name,
+    SpanAttributes['runtrace.tool.args_hash'] AS tool_args_hash,
+    SpanAttributes['runtrace.tool.result_hash'] AS tool_result_hash,
+    toUInt32OrZero(SpanAttributes['runtrace.tool.repeat_count']) AS tool_repeat_count,
+    toUInt8(_kind = 'tool' AND SpanAttributes['runtrace.tool.repeated_read'] = 'true') AS repeated_read,
+    if(_kind = 'tool', toUInt64OrZero(SpanAttributes['runtrace.tool.repeated_read_tokens']), 0)
+        AS repeated_read_tokens,
+    toUInt8(SpanAttributes['runtrace.loop.detected'] = 'true'
+            OR (_kind = 'run' AND SpanAttributes['runtrace.run.loop_detected'] = 'true')) AS loop_detected,
+    if(_kind = 'run', SpanAttributes['runtrace.run.name'], '') AS run_name,
+    if(_kind = 'run', SpanAttributes['runtrace.project'], '') AS project,
+    if(_kind = 'run', SpanAttributes['runtrace.owner'], '') AS owner,
+    multiIf(_kind = 'run' AND SpanAttributes['runtrace.run.outcome'] = '', 'open',
+            _kind IN ('run', 'outcome'), SpanAttributes['runtrace.run.outcome'],
+            '') AS outcome,
+    SpanAttributes['runtrace.run.outcome.by'] AS outcome_by,
+    SpanAttributes['runtrace.run.outcome.reason'] AS outcome_reason,
+    if(_kind = 'run', SpanAttributes['runtrace.run.stop_reason'], '') AS stop_reason,
+    if(_kind = 'run', toFloat64OrNull(SpanAttributes['runtrace.budget.max_cost_usd']), NULL)
+        AS budget_max_cost_usd,
+    if(_kind = 'run', toFloat64OrNull(SpanAttributes['runtrace.budget.max_seconds']), NULL)
+        AS budget_max_seconds
+FROM otel.otel_traces
+WHERE SpanAttributes['runtrace.run.id'] != '' OR _kind IN ('llm', 'tool');
