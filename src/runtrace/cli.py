@@ -106,6 +106,13 @@ def runs_table(rows: list[dict[str, Any]], title: str | None = None) -> Any:
     return table
 
 
+def console() -> Any:
+    """A rich console; piped output gets a wide page instead of rich's 80-column default."""
+    from rich.console import Console
+
+    return Console() if sys.stdout.isatty() else Console(width=180)
+
+
 def _print_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, ensure_ascii=False))
 
@@ -128,8 +135,6 @@ def main() -> None:
 def runs_command(store_path: str | None, project: str | None, owner: str | None, outcome: str | None,
                  since: str | None, limit: int, fmt: str) -> None:
     """List runs, newest first."""
-    from rich.console import Console
-
     from .store.queries import list_runs
 
     store = open_store(store_path)
@@ -144,7 +149,7 @@ def runs_command(store_path: str | None, project: str | None, owner: str | None,
     if not rows:
         click.echo("no runs match", err=True)
         return
-    Console().print(runs_table(rows))
+    console().print(runs_table(rows))
 
 
 def _span_label(span: dict[str, Any]) -> str:
@@ -178,7 +183,6 @@ def _span_label(span: dict[str, Any]) -> str:
 @FORMAT_OPTION
 def show_command(run_id: str, store_path: str | None, fmt: str) -> None:
     """Show one run (an id or a unique prefix of one): its totals and span tree."""
-    from rich.console import Console
     from rich.tree import Tree
 
     from .store.queries import AmbiguousRunIdError, get_run
@@ -196,8 +200,8 @@ def show_command(run_id: str, store_path: str | None, fmt: str) -> None:
     if fmt == "json":
         _print_json(data)
         return
-    console = Console()
-    console.print(runs_table([data], title=f"run {data['id']}"))
+    out = console()
+    out.print(runs_table([data], title=f"run {data['id']}"))
     by_parent: dict[str | None, list[dict[str, Any]]] = {}
     ids = {s["span_id"] for s in data["spans"]}
     for span in data["spans"]:
@@ -210,7 +214,7 @@ def show_command(run_id: str, store_path: str | None, fmt: str) -> None:
             add(node.add(_span_label(span)), span["span_id"])
 
     add(tree, None)
-    console.print(tree)
+    out.print(tree)
 
 
 @main.command("demo")
@@ -218,8 +222,6 @@ def show_command(run_id: str, store_path: str | None, fmt: str) -> None:
 @click.option("--quiet", is_flag=True, help="Only print the runs table.")
 def demo_command(store_path: str | None, quiet: bool) -> None:
     """Run a scripted coding agent against a built-in fake LLM and show its runs."""
-    from rich.console import Console
-
     from . import demo
     from .store.queries import list_runs
 
@@ -229,8 +231,7 @@ def demo_command(store_path: str | None, quiet: bool) -> None:
         rows = list_runs(store, limit=len(demo.SCRIPTS) + 20)
     finally:
         store.close()
-    console = Console()
-    console.print(runs_table(rows, title=f"runs in {path}"))
+    console().print(runs_table(rows, title=f"runs in {path}"))
     if not quiet:
         click.echo("\nNext: `runtrace show <run>` for one run's span tree, `runtrace serve` for the web UI.",
                    err=True)
