@@ -20,11 +20,12 @@ from pathlib import Path
 from typing import Any
 
 from opentelemetry import trace
+from opentelemetry.sdk.metrics.export import MetricReader
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-from . import _config, detect, pricing, runs, semconv
+from . import _config, detect, metrics, pricing, runs, semconv
 from ._internal import fail_open
 from ._processors import RunStampProcessor, SwitchableProcessor
 
@@ -78,7 +79,8 @@ def instrument(*, service_name: str | None = None, store: str | os.PathLike[str]
                prices: Mapping[str, Any] | str | os.PathLike[str] | None = None,
                stream_usage: bool = False, default_budget: runs.Budget | None = None,
                loop_thresholds: detect.LoopThresholds | None = None,
-               span_processors: tuple[SpanProcessor, ...] = ()) -> None:
+               span_processors: tuple[SpanProcessor, ...] = (),
+               metric_readers: tuple[MetricReader, ...] = ()) -> None:
     """Patch the LLM and tool clients and route their spans to the store and OTLP.
 
     Call once at start-up; later calls do nothing (call ``uninstrument()``
@@ -99,6 +101,8 @@ def instrument(*, service_name: str | None = None, store: str | os.PathLike[str]
     - ``default_budget``: the budget of runs that do not name one.
     - ``loop_thresholds``: when the runaway-loop detector fires (default: 3 identical
       calls, a cycle of up to 4 calls repeated 3 times, 3 identical completions).
+    - ``metric_readers``: readers for runtrace's metrics (see ``runtrace.metrics``); metrics also
+      go over OTLP with the endpoint rules above, or to a global SDK MeterProvider you installed.
     """
     global _state, _atexit_registered
     with _lock:
@@ -157,6 +161,9 @@ def instrument(*, service_name: str | None = None, store: str | os.PathLike[str]
         ))
         runs.set_default_budget(default_budget)
         runs.set_loop_thresholds(loop_thresholds)
+        with fail_open("configure metrics"):
+            metrics.configure(resource=provider.resource, otlp_endpoint=otlp_endpoint,
+                              metric_readers=metric_readers)
 
         patched: list[str] = []
         for name, module in INSTRUMENTATIONS:
@@ -190,6 +197,7 @@ def uninstrument() -> None:
                     importlib.import_module(module).uninstrument()
         state.switch.force_flush()
         state.switch.shutdown()
+        metrics.shutdown()
         runs.set_default_budget(None)
         runs.set_loop_thresholds(None)
         _config.replace_settings(_config.Settings())
@@ -201,7 +209,8 @@ def flush(timeout_millis: int = 30_000) -> bool:
     state = _state
     if state is None:
         return True
-    return state.switch.force_flush(timeout_millis)
+    spans_ok = state.switch.force_flush(timeout_millis)
+    return metrics.force_flush(timeout_millis) and spans_ok
 
 
 def is_instrumented() -> bool:

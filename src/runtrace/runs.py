@@ -25,7 +25,7 @@ from typing import Any, Literal, TypeVar, Union
 from opentelemetry import baggage, context, trace
 from opentelemetry.trace import Status, StatusCode
 
-from . import _config, detect, semconv
+from . import _config, detect, metrics, semconv
 
 logger = logging.getLogger("runtrace")
 
@@ -294,6 +294,7 @@ class Run:
             totals[semconv.RUN_STOP_REASON] = self.stop_reason
         span.set_attributes(totals)
         span.end()
+        metrics.record_run(outcome=self.outcome or semconv.OUTCOME_OPEN, project=self.project, owner=self.owner)
 
     async def __aenter__(self) -> Run:
         return self.__enter__()
@@ -371,6 +372,7 @@ class Run:
             return
         self.stop_reason = breach.limit
         self.outcome = semconv.OUTCOME_BUDGET_STOPPED
+        metrics.record_budget_stop(reason=breach.limit, project=self.project, owner=self.owner)
         raise BudgetExceeded(self.id, breach, self.figures())
 
     def _budget_event(self, breach: Breach, action: str) -> None:
@@ -455,6 +457,8 @@ class Run:
         if not found:
             return []
         self.mark_loop()
+        for d in found:
+            metrics.record_loop(kind=d.kind, project=self.project, owner=self.owner)
         return [(semconv.EVENT_LOOP, {semconv.LOOP_KIND: d.kind, semconv.LOOP_COUNT: d.count,
                                       semconv.LOOP_DESCRIPTION: d.description}) for d in found]
 

@@ -1,0 +1,224 @@
+"""runtrace's metrics: GenAI client metrics plus cost, runs, budget stops and loops.
+
+Spans answer "what did this run do"; metrics answer "how much, how often"
+across every run, cheaply, in Prometheus or any OTLP backend. The two GenAI
+histograms follow the semantic conventions (names, units, advised buckets),
+so dashboards built for other GenAI instrumentations read them unchanged.
+
+Where the numbers go (``configure``, called by ``instrument()``):
+
+- an SDK ``MeterProvider`` the application installed globally is joined: its
+  readers export runtrace's metrics too;
+- runtrace makes a provider of its own only when it has readers to give it:
+  ``instrument(metric_readers=...)`` or an OTLP endpoint (explicit, or from the
+  environment when the application has no SDK MeterProvider);
+- with neither, runtrace records through the global API provider, a no-op
+  until the application installs one.
+
+runtrace never sets the global MeterProvider itself: OpenTelemetry allows that
+once per process, and ``uninstrument()`` must be able to shut runtrace's own
+provider down so that a later ``instrument()`` can start a fresh one.
+Recording is fail-open and costs a few dictionary look-ups when nothing listens.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from opentelemetry import metrics as metrics_api
+
+from . import semconv
+from ._internal import fail_open
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import MetricReader
+    from opentelemetry.sdk.resources import Resource
+
+logger = logging.getLogger("runtrace")
+
+TOKEN_INPUT = "input"  # gen_ai.token.type values
+TOKEN_OUTPUT = "output"
+
+
+@dataclass(frozen=True)
+class _Instruments:
+    """The instruments of one MeterProvider runtrace records into."""
+
+    token_usage: metrics_api.Histogram
+    duration: metrics_api.Histogram
+    cost: metrics_api.Counter
+    runs: metrics_api.Counter
+    budget_stops: metrics_api.Counter
+    loops: metrics_api.Counter
+
+    @classmethod
+    def create(cls, provider: metrics_api.MeterProvider) -> _Instruments:
+        from . import __version__
+
+        meter = provider.get_meter("runtrace", __version__)
+        return cls(
+            token_usage=meter.create_histogram(
+                semconv.METRIC_TOKEN_USAGE, unit="{token}",
+                description="Number of input and output tokens used.",
+                explicit_bucket_boundaries_advisory=semconv.TOKEN_USAGE_BUCKETS),
+            duration=meter.create_histogram(
+                semconv.METRIC_OPERATION_DURATION, unit="s",
+                description="GenAI operation duration.",
+                explicit_bucket_boundaries_advisory=semconv.DURATION_BUCKETS),
+            cost=meter.create_counter(
+                semconv.METRIC_COST, unit="USD",
+                description="Cost of priced LLM calls in US dollars (unpriced calls add nothing)."),
+            runs=meter.create_counter(
+                semconv.METRIC_RUNS, unit="{run}", description="Agent runs ended, by outcome."),
+            budget_stops=meter.create_counter(
+                semconv.METRIC_BUDGET_STOPS, unit="{stop}",
+                description="Runs stopped by their budget, by the limit reached."),
+            loops=meter.create_counter(
+                semconv.METRIC_LOOPS, unit="{detection}",
+                description="Runaway-loop detections, by kind."),
+        )
+
+
+@dataclass
+class _State:
+    sinks: tuple[_Instruments, ...]
+    own_provider: MeterProvider | None
+
+
+_lock = threading.Lock()
+_state: _State | None = None
+
+
+def otlp_metrics_endpoint(explicit: str | None) -> str | None:
+    """The OTLP/HTTP metrics URL: ``explicit`` (a base URL), else the standard environment variables."""
+    if explicit:
+        base = explicit.rstrip("/")
+        return base if base.endswith("/v1/metrics") else base + "/v1/metrics"
+    if os.environ.get("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"):
+        return os.environ["OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"]
+    if os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
+        return os.environ["OTEL_EXPORTER_OTLP_ENDPOINT"].rstrip("/") + "/v1/metrics"
+    return None
+
+
+def configure(*, resource: Resource | None = None, otlp_endpoint: str | None = None,
+              metric_readers: Sequence[MetricReader] = ()) -> None:
+    """Choose where runtrace's metrics go (see the module docstring); replaces an earlier choice."""
+    from opentelemetry.sdk.metrics import MeterProvider
+
+    shutdown()
+    global_provider = metrics_api.get_meter_provider()
+    joined = isinstance(global_provider, MeterProvider)
+    readers: list[MetricReader] = list(metric_readers)
+    endpoint = otlp_metrics_endpoint(otlp_endpoint) if (otlp_endpoint or not joined) else None
+    if endpoint:
+        from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+        from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+
+        readers.append(PeriodicExportingMetricReader(OTLPMetricExporter(endpoint=endpoint)))
+
+    own: MeterProvider | None = None
+    sinks: list[_Instruments] = []
+    if readers:
+        own = MeterProvider(metric_readers=readers, **({"resource": resource} if resource else {}))
+        sinks.append(_Instruments.create(own))
+    if joined or own is None:
+        sinks.append(_Instruments.create(global_provider))
+    global _state
+    with _lock:
+        _state = _State(tuple(sinks), own)
+
+
+def shutdown() -> None:
+    """Stop recording; flush and shut down runtrace's own provider (a joined one is left alone)."""
+    global _state
+    with _lock:
+        state, _state = _state, None
+    if state is not None and state.own_provider is not None:
+        with fail_open("metrics shutdown"):
+            state.own_provider.shutdown()
+
+
+def force_flush(timeout_millis: int = 30_000) -> bool:
+    """Export what runtrace's own provider holds now; True when it succeeded (or there is none)."""
+    state = _state
+    if state is None or state.own_provider is None:
+        return True
+    return bool(state.own_provider.force_flush(timeout_millis))
+
+
+def _attrs(pairs: Iterable[tuple[str, Any]]) -> dict[str, Any]:
+    """OpenTelemetry attributes cannot be None: a value runtrace does not know is left out."""
+    return {k: v for k, v in pairs if v is not None}
+
+
+def _sinks() -> tuple[_Instruments, ...]:
+    state = _state
+    return state.sinks if state is not None else ()
+
+
+def record_llm_call(*, operation: str, provider: str | None, request_model: str | None,
+                    response_model: str | None, input_tokens: int | None, output_tokens: int | None,
+                    duration_s: float | None, error_type: str | None, cost_usd: float | None,
+                    project: str | None, owner: str | None) -> None:
+    """One finished LLM call: token usage, duration, and its cost when it was priced.
+
+    Token counts that the response did not report are passed as None and not
+    recorded (the semantic conventions say so); so is the cost of an unpriced
+    call, which is never a $0 observation.
+    """
+    sinks = _sinks()
+    if not sinks:
+        return
+    with fail_open("metrics record_llm_call"):
+        common = _attrs(((semconv.GEN_AI_OPERATION_NAME, operation), (semconv.GEN_AI_PROVIDER_NAME, provider),
+                         (semconv.GEN_AI_REQUEST_MODEL, request_model),
+                         (semconv.GEN_AI_RESPONSE_MODEL, response_model)))
+        duration_attrs = dict(common, **_attrs(((semconv.ERROR_TYPE, error_type),)))
+        cost_attrs = _attrs(((semconv.PROJECT, project), (semconv.OWNER, owner),
+                             (semconv.GEN_AI_REQUEST_MODEL, request_model),
+                             (semconv.GEN_AI_PROVIDER_NAME, provider)))
+        for sink in sinks:
+            if input_tokens is not None:
+                sink.token_usage.record(input_tokens, {**common, semconv.GEN_AI_TOKEN_TYPE: TOKEN_INPUT})
+            if output_tokens is not None:
+                sink.token_usage.record(output_tokens, {**common, semconv.GEN_AI_TOKEN_TYPE: TOKEN_OUTPUT})
+            if duration_s is not None:
+                sink.duration.record(duration_s, duration_attrs)
+            if cost_usd is not None and cost_usd >= 0:
+                sink.cost.add(cost_usd, cost_attrs)
+
+
+def record_run(*, outcome: str, project: str | None, owner: str | None) -> None:
+    """A run ended with ``outcome`` (``open`` when it had no verdict yet)."""
+    _add("runs", {semconv.RUN_OUTCOME: outcome, semconv.PROJECT: project, semconv.OWNER: owner})
+
+
+def record_budget_stop(*, reason: str, project: str | None, owner: str | None) -> None:
+    """A run was stopped by its budget; ``reason`` is the limit (``max_cost_usd``, ``loop``, ...)."""
+    _add("budget_stops", {semconv.RUN_STOP_REASON: reason, semconv.PROJECT: project, semconv.OWNER: owner})
+
+
+def record_loop(*, kind: str, project: str | None, owner: str | None) -> None:
+    """The loop detector fired (``same_call``, ``cycle`` or ``same_completion``)."""
+    _add("loops", {semconv.LOOP_KIND: kind, semconv.PROJECT: project, semconv.OWNER: owner})
+
+
+def _add(instrument: str, attributes: Mapping[str, Any]) -> None:
+    sinks = _sinks()
+    if not sinks:
+        return
+    with fail_open(f"metrics {instrument}"):
+        attrs = _attrs(attributes.items())
+        for sink in sinks:
+            getattr(sink, instrument).add(1, attrs)
+
+
+__all__ = ["configure", "force_flush", "otlp_metrics_endpoint", "record_budget_stop", "record_llm_call",
+           "record_loop", "record_run", "shutdown"]
