@@ -201,3 +201,8 @@ OPENAI_RESPONSE_SERVICE_TIER: Final = "openai.response.service_tier"
 # runtrace.cost.unpriced_reason: token counts that contradict themselves
 # (cache reads above the total input, negative counts); unpriced, never $0.
 UNPRICED_INVALID_USAGE: Final = "invalid_usage"
+
+# --- MCP (appended) ------------------------------------------------------------
+TOOL_SOURCE_MCP: Final = "mcp"  # runtrace.tool.source of a tool called over MCP
+# error.type of an MCP tool call whose result says isError (the value the MCP SDK's server spans use)
+ERROR_TYPE_TOOL_ERROR: Final = "tool_error"
