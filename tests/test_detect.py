@@ -437,6 +437,22 @@ def test_rebuilt_prompt_with_edited_system_prompt_is_not_reinjection() -> None:
     assert (obs.new_messages, obs.reinjected_messages) == (2, 0)
 
 
+def test_message_whose_role_the_framework_rewrote_is_carried_over() -> None:
+    ctx = ContextTracker(estimator=CHARS_PER_4)
+    ctx.observe_prompt([("system", SYSTEM), ("user", TASK), ("tool", FILE)])
+    obs = ctx.observe_prompt([("system", SYSTEM), ("user", TASK), ("user", FILE), ("user", FILE)])
+    assert (obs.new_messages, obs.reinjected_messages, obs.reinjected_tokens) == (1, 1, 143)
+
+
+class Odd:
+    def model_dump(self) -> dict[str, int]:  # not pydantic's: no mode=
+        return {"z": 1, "a": 2}
+
+
+def test_canonical_json_uses_any_model_dump() -> None:
+    assert canonical_json([Odd()]) == '[{"a":2,"z":1}]'
+
+
 def test_content_dropped_then_sent_again_is_reinjected() -> None:
     ctx = ContextTracker(estimator=CHARS_PER_4)
     ctx.observe_prompt([("system", SYSTEM), ("tool", FILE)])

@@ -88,10 +88,11 @@ def _jsonable(obj: Any) -> Any:
         return sorted(obj, key=canonical_json)
     dump = getattr(obj, "model_dump", None)
     if callable(dump) and not isinstance(obj, type):
-        try:
-            return dump(mode="json")
-        except TypeError:  # a model_dump that is not pydantic's
-            return dump()
+        for kwargs in ({"mode": "json"}, {}):  # pydantic's, then any other model_dump
+            try:
+                return dump(**kwargs)
+            except Exception:  # noqa: BLE001 - fall through to the next spelling
+                continue
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         return dataclasses.asdict(obj)
     if isinstance(obj, Mapping):
@@ -394,11 +395,16 @@ class LoopDetector:
             if n > k and w[-1][0] == w[-1 - k][0]:
                 return None  # the reported loop goes on
             self._active_period = 0
+        if n < 2 or w[-1][0] == w[-2][0]:
+            return None  # a period of distinct calls never has two equal calls in a row
+        last = w[-1][0]
         repeats = self.thresholds.cycle_repeats
         for k in range(2, self.thresholds.cycle_max_len + 1):
             span = k * repeats
             if span > n:
                 break
+            if w[-1 - k][0] != last:
+                continue  # the cheap test that rejects almost every call
             start = n - span
             period = [w[start + i][0] for i in range(k)]
             if len(set(period)) != k:
@@ -473,10 +479,11 @@ class PromptObservation:
 class ContextTracker:
     """Finds content blocks sent to the model again as *new* messages.
 
-    A prompt's message is carried over when it equals (role and content) a
-    message of the previous prompt: first the common prefix, then any remaining
-    match, so an edited system prompt or a dropped middle message does not make
-    the rest look new. A message equal to a completion this run produced is
+    A prompt's message is carried over when it belongs to the previous
+    prompt's common prefix, or else when its content matches one of the
+    previous prompt's remaining messages (each matched once): an edited system
+    prompt, a dropped middle message or a role rewritten by the framework does
+    not make the rest look new. A message equal to a completion this run produced is
     not new the first time it comes back. Every other message is new; a new
     message whose content (role aside: a tool result pasted back as a user
     message counts) was sent earlier in the run, or earlier in this same
@@ -516,17 +523,17 @@ class ContextTracker:
                     prefix += 1
                     continue
             break
-        leftover: dict[tuple[str, str], int] = {}
-        for role, _content, fp in previous[prefix:]:
-            leftover[(role, fp)] = leftover.get((role, fp), 0) + 1
+        leftover: dict[str, int] = {}  # the rest of the previous prompt, by content
+        for _role, _content, fp in previous[prefix:]:
+            leftover[fp] = leftover.get(fp, 0) + 1
         new = reinjected = reinjected_tokens = 0
         sent = self._sent
         tail: set[str] = set()  # fingerprints sent earlier in this prompt's new part
         for role, content in messages[prefix:]:
             fp = text_hash(content)
             current.append((role, content, fp))
-            if leftover.get((role, fp)):
-                leftover[(role, fp)] -= 1
+            if leftover.get(fp):
+                leftover[fp] -= 1
             elif not content:
                 pass
             elif self._pending.get(fp):
