@@ -34,6 +34,7 @@ CREATE TABLE IF NOT EXISTS otel.runtrace_spans
     `reasoning_tokens` UInt64,
     `reinjected_tokens` UInt64,
     `cost_usd` Float64,
+    `cost_nusd` Int64,                             -- cost in nano-dollars: exact sums in any order
     `priced` UInt8,
     `cost_source` LowCardinality(String),          -- genai-prices | override | clickhouse | unknown | ''
     `tool_name` LowCardinality(String),
@@ -43,7 +44,7 @@ CREATE TABLE IF NOT EXISTS otel.runtrace_spans
     `repeated_read` UInt8,
     `repeated_read_tokens` UInt64,
     `loop_detected` UInt8,                         -- runtrace.loop.detected, or the run span's runtrace.run.loop_detected
-    `run_name` String,
+    `run_name` String,                             -- any span may carry these; the run span's win
     `project` String,
     `owner` String,
     `outcome` String,                              -- run span: its outcome or 'open'; outcome span: the verdict
@@ -143,6 +144,7 @@ SELECT
             _has_cost AND _source != 'unknown', toFloat64OrZero(SpanAttributes['runtrace.cost.usd']),
             _pi > 0, _sql_cost,
             0) AS cost_usd,
+    toInt64(round(cost_usd * 1e9)) AS cost_nusd,
     toUInt8(_kind = 'llm' AND ((_has_cost AND _source != 'unknown') OR _pi > 0)) AS priced,
     multiIf(_kind != 'llm', '',
             _has_cost AND _source != 'unknown', if(_source = '', 'genai-prices', _source),
@@ -157,9 +159,9 @@ SELECT
         AS repeated_read_tokens,
     toUInt8(SpanAttributes['runtrace.loop.detected'] = 'true'
             OR (_kind = 'run' AND SpanAttributes['runtrace.run.loop_detected'] = 'true')) AS loop_detected,
-    if(_kind = 'run', SpanAttributes['runtrace.run.name'], '') AS run_name,
-    if(_kind = 'run', SpanAttributes['runtrace.project'], '') AS project,
-    if(_kind = 'run', SpanAttributes['runtrace.owner'], '') AS owner,
+    SpanAttributes['runtrace.run.name'] AS run_name,
+    SpanAttributes['runtrace.project'] AS project,
+    SpanAttributes['runtrace.owner'] AS owner,
     multiIf(_kind = 'run' AND SpanAttributes['runtrace.run.outcome'] = '', 'open',
             _kind IN ('run', 'outcome'), SpanAttributes['runtrace.run.outcome'],
             '') AS outcome,

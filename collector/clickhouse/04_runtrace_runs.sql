@@ -1,7 +1,13 @@
 -- Runs, aggregated from their spans as the spans arrive, in any order, from any
 -- process: every column is a commutative aggregate (sum, min, max, argMax), the
--- same rules as the embedded store (src/runtrace/store), so both give the same
--- totals for the same spans. Totals come from the CHILD spans, never from the
+-- same rules as the embedded store (src/runtrace/store/aggregate.py), so both
+-- give the same totals for the same spans:
+--   descriptive fields (name, project, owner, service, stop reason, budget) come
+--   from the span with the greatest (is run span, end, span id);
+--   the outcome is the latest verdict by (end, outcome, by, reason) among the run
+--   span's (its outcome, 'open' without one) and run.outcome spans' (their verdict);
+--   no run span and no verdict = 'unfinished';
+--   cost adds up in integer nano-dollars, so sums are exact in any order. Totals come from the CHILD spans, never from the
 -- run span's own totals: a crashed run has no run span and still shows up.
 -- A materialized view aggregates per insert block, so one run has several rows
 -- until parts merge: read runtrace_runs_v (or GROUP BY run_id yourself).
@@ -9,19 +15,20 @@
 CREATE TABLE IF NOT EXISTS otel.runtrace_runs
 (
     `run_id` String,
-    `name` SimpleAggregateFunction(max, String),
-    `project` SimpleAggregateFunction(max, String),
-    `owner` SimpleAggregateFunction(max, String),
-    `service` SimpleAggregateFunction(max, String),
-    `stop_reason` SimpleAggregateFunction(max, String),
+    -- (name, project, owner, service, stop_reason, budget_max_cost_usd, budget_max_seconds)
+    `descriptor` AggregateFunction(argMax,
+        Tuple(String, String, String, String, String, Nullable(Float64), Nullable(Float64)),
+        Tuple(UInt8, DateTime64(9), String)),
+    -- (outcome, by, reason) of the latest verdict
+    `verdict` AggregateFunction(argMax, Tuple(String, String, String),
+        Tuple(DateTime64(9), String, String, String)),
     `has_run_span` SimpleAggregateFunction(max, UInt8),
     `run_trace_id` SimpleAggregateFunction(max, String),
     `any_trace_id` SimpleAggregateFunction(max, String),
-    `budget_max_cost_usd` SimpleAggregateFunction(max, Nullable(Float64)),
-    `budget_max_seconds` SimpleAggregateFunction(max, Nullable(Float64)),
+    `span_count` SimpleAggregateFunction(sum, UInt64),
     `llm_calls` SimpleAggregateFunction(sum, UInt64),
     `unpriced_calls` SimpleAggregateFunction(sum, UInt64),
-    `cost_usd` SimpleAggregateFunction(sum, Float64),
+    `cost_nusd` SimpleAggregateFunction(sum, Int64),
     `input_tokens` SimpleAggregateFunction(sum, UInt64),
     `output_tokens` SimpleAggregateFunction(sum, UInt64),
     `cached_input_tokens` SimpleAggregateFunction(sum, UInt64),
@@ -34,12 +41,7 @@ CREATE TABLE IF NOT EXISTS otel.runtrace_runs
     `loop_detected` SimpleAggregateFunction(max, UInt8),
     `started_at` SimpleAggregateFunction(min, DateTime64(9)),
     `run_ended_at` SimpleAggregateFunction(max, DateTime64(9)),      -- run span end; epoch 0 = none yet
-    `last_seen_at` SimpleAggregateFunction(max, DateTime64(9)),      -- end of the latest span
-    -- Latest verdict wins: the run span's outcome (at its end; 'open' when it has
-    -- none) and every late run.outcome span (at its end), compared by time.
-    `outcome` AggregateFunction(argMax, String, DateTime64(9)),
-    `outcome_by` AggregateFunction(argMax, String, DateTime64(9)),
-    `outcome_reason` AggregateFunction(argMax, String, DateTime64(9))
+    `last_seen_at` SimpleAggregateFunction(max, DateTime64(9))       -- end of the latest span
 )
 ENGINE = AggregatingMergeTree
 ORDER BY run_id;
@@ -48,19 +50,19 @@ CREATE MATERIALIZED VIEW IF NOT EXISTS otel.runtrace_runs_mv
 TO otel.runtrace_runs
 AS SELECT
     run_id,
-    max(if(kind = 'run', name, '')) AS name,
-    max(project) AS project,
-    max(owner) AS owner,
-    max(if(kind = 'run', service, '')) AS service,
-    max(stop_reason) AS stop_reason,
+    argMaxState(
+        (run_name, project, owner, service,
+         if(kind = 'run', stop_reason, ''), budget_max_cost_usd, budget_max_seconds),
+        (toUInt8(kind = 'run'), end, span_id)) AS descriptor,
+    argMaxStateIf((outcome, outcome_by, outcome_reason), (end, outcome, outcome_by, outcome_reason),
+                  kind = 'run' OR (kind = 'outcome' AND outcome != '')) AS verdict,
     max(toUInt8(kind = 'run')) AS has_run_span,
     max(if(kind = 'run', trace_id, '')) AS run_trace_id,
     max(if(kind != 'outcome', trace_id, '')) AS any_trace_id,
-    max(budget_max_cost_usd) AS budget_max_cost_usd,
-    max(budget_max_seconds) AS budget_max_seconds,
+    count() AS span_count,
     sum(toUInt64(kind = 'llm')) AS llm_calls,
     sum(toUInt64(kind = 'llm' AND priced = 0)) AS unpriced_calls,
-    sum(cost_usd) AS cost_usd,
+    sum(cost_nusd) AS cost_nusd,
     sum(input_tokens) AS input_tokens,
     sum(output_tokens) AS output_tokens,
     sum(cached_input_tokens) AS cached_input_tokens,
@@ -73,32 +75,33 @@ AS SELECT
     max(loop_detected) AS loop_detected,
     min(start) AS started_at,
     max(if(kind = 'run', end, toDateTime64(0, 9))) AS run_ended_at,
-    max(end) AS last_seen_at,
-    argMaxStateIf(outcome, end, kind IN ('run', 'outcome')) AS outcome,
-    argMaxStateIf(outcome_by, end, kind IN ('run', 'outcome')) AS outcome_by,
-    argMaxStateIf(outcome_reason, end, kind IN ('run', 'outcome')) AS outcome_reason
+    max(end) AS last_seen_at
 FROM otel.runtrace_spans
 WHERE run_id != ''
 GROUP BY run_id;
 
--- One finished row per run: what the dashboards and alerts read.
+-- One finished row per run, with the field names of `runtrace runs --format json`
+-- (DESIGN section 8) plus a few more: what the dashboards and alerts read.
 CREATE VIEW IF NOT EXISTS otel.runtrace_runs_v
 AS SELECT
     run_id,
-    nullIf(max(name), '') AS name,
-    nullIf(max(project), '') AS project,
-    nullIf(max(owner), '') AS owner,
-    nullIf(max(service), '') AS service,
-    if(max(has_run_span) = 0 AND argMaxMerge(outcome) = '', 'unfinished', argMaxMerge(outcome)) AS outcome,
-    nullIf(argMaxMerge(outcome_by), '') AS outcome_by,
-    nullIf(argMaxMerge(outcome_reason), '') AS outcome_reason,
-    nullIf(max(stop_reason), '') AS stop_reason,
+    argMaxMerge(descriptor) AS _d,
+    argMaxMerge(verdict) AS _v,
+    nullIf(_d.1, '') AS name,
+    nullIf(_d.2, '') AS project,
+    nullIf(_d.3, '') AS owner,
+    nullIf(_d.4, '') AS service,
+    if(_v.1 = '', 'unfinished', _v.1) AS outcome,
+    nullIf(_v.2, '') AS outcome_by,
+    nullIf(_v.3, '') AS outcome_reason,
+    nullIf(_d.5, '') AS stop_reason,
+    _d.6 AS budget_max_cost_usd,
+    _d.7 AS budget_max_seconds,
     if(max(run_trace_id) != '', max(run_trace_id), max(any_trace_id)) AS trace_id,
-    max(budget_max_cost_usd) AS budget_max_cost_usd,
-    max(budget_max_seconds) AS budget_max_seconds,
+    sum(span_count) AS span_count,
     sum(llm_calls) AS llm_calls,
     sum(unpriced_calls) AS unpriced_calls,
-    sum(cost_usd) AS cost_usd,
+    sum(cost_nusd) / 1e9 AS cost_usd,
     sum(input_tokens) AS input_tokens,
     sum(output_tokens) AS output_tokens,
     sum(cached_input_tokens) AS cached_input_tokens,
@@ -108,7 +111,7 @@ AS SELECT
     sum(repeated_reads) AS repeated_reads,
     sum(repeated_read_tokens) AS repeated_read_tokens,
     sum(error_spans) AS error_spans,
-    max(loop_detected) AS loop_detected,
+    toBool(max(loop_detected)) AS loop_detected,
     min(started_at) AS started_at,
     if(max(run_ended_at) = toDateTime64(0, 9), NULL, max(run_ended_at)) AS ended_at,
     max(last_seen_at) AS last_seen_at,
