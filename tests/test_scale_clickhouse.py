@@ -88,7 +88,7 @@ def test_otel_traces_holds_what_the_exporter_wrote(ch: ClickHouse) -> None:
     # values are strings, as the exporter writes them
     assert ch.rows("SELECT SpanAttributes['runtrace.cost.usd'] AS c, SpanAttributes['gen_ai.usage.input_tokens'] AS i,"
                    " SpanAttributes['runtrace.tool.repeated_read'] AS rr FROM otel.otel_traces"
-                   " WHERE SpanAttributes['runtrace.tool.repeat_count'] = '2'") \
+                   " WHERE SpanAttributes['runtrace.tool.repeat_count'] = '2' AND SpanName = 'execute_tool read_file'") \
         == [{"c": "", "i": "", "rr": "true"}]
     assert ch.scalar("SELECT Duration FROM otel.otel_traces WHERE SpanName = 'chat claude-sonnet-4-5'") == 25 * S
 
