@@ -10,13 +10,13 @@ from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from store_helpers import BASE_NS, S, llm, outcome_span, run_span, span, tool, trace_of
 
 from runtrace import semconv as sc
 from runtrace.store.aggregate import merge, run_contribution
 from runtrace.store.db import Store
 from runtrace.store.queries import get_run, list_runs
 from runtrace.store.records import SpanRecord
+from store_helpers import BASE_NS, S, llm, outcome_span, run_span, span, tool, trace_of
 
 
 def hand_built_run() -> list[SpanRecord]:

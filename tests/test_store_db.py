@@ -7,12 +7,12 @@ import threading
 from pathlib import Path
 
 import pytest
-from store_helpers import llm, run_span
 
 from runtrace.store import migrations
 from runtrace.store.db import Store
 from runtrace.store.errors import StoreClosedError, StoreNotFoundError, StoreVersionError
 from runtrace.store.queries import list_runs
+from store_helpers import llm, run_span
 
 SPANS_COLUMNS = {
     "trace_id": "TEXT", "span_id": "TEXT", "parent_span_id": "TEXT", "run_id": "TEXT", "name": "TEXT",

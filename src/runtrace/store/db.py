@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -40,12 +41,38 @@ def connect(path: str | os.PathLike[str]) -> sqlite3.Connection:
                            check_same_thread=False)
     conn.row_factory = sqlite3.Row
     conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS:d}")
-    mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-    if str(mode).lower() != "wal":
+    try:
+        _ensure_wal(conn, os.fspath(path))
+    except BaseException:
         conn.close()
-        raise sqlite3.OperationalError(f"could not switch {os.fspath(path)} to WAL (journal_mode={mode})")
+        raise
     conn.execute("PRAGMA synchronous = NORMAL")
     return conn
+
+
+def _ensure_wal(conn: sqlite3.Connection, where: str) -> None:
+    """Switch the file to WAL (persistent, so usually already done).
+
+    Switching needs an exclusive lock and SQLite does not run the busy handler
+    for it, so two processes creating the same blank file at once would see
+    "database is locked": retry until the busy timeout instead.
+    """
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    delay = 0.005
+    while True:
+        try:
+            mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
+            if str(mode).lower() != "wal":
+                mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.1)
+            continue
+        if str(mode).lower() != "wal":
+            raise sqlite3.OperationalError(f"could not switch {where} to WAL (journal_mode={mode})")
+        return
 
 
 class Store:
