@@ -1,0 +1,91 @@
+"""The one ASGI app of ``runtrace serve``: OTLP/HTTP receiver, web UI, JSON API and /metrics.
+
+``create_app`` is the factory; ``uvicorn.run(create_app(path), ...)`` serves it.
+The store is opened by the app's lifespan (or passed in already open, and then
+left open), every read and write runs in a worker thread so the event loop
+never waits on SQLite, and uvicorn's graceful shutdown finishes the requests in
+flight before the lifespan closes the store: a batch that was answered 200 is
+committed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from ..store.db import Store
+from . import api, pages
+from .auth import TokenAuth
+from .headers import SecurityHeaders
+from .receiver import DEFAULT_MAX_BODY_BYTES, receive_traces
+
+__all__ = ["LOOPBACK_HOSTS", "create_app"]
+
+STATIC_DIR = Path(__file__).parent / "static"
+# Host headers a loopback-bound server answers to: a web page elsewhere cannot
+# reach it through a DNS name that resolves to 127.0.0.1 (DNS rebinding).
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
+
+
+def create_app(store_path: str | os.PathLike[str] | Store | None = None, *, token: str | None = None,
+               max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+               allowed_hosts: Sequence[str] | None = None) -> Starlette:
+    """Build the app.
+
+    ``store_path``: the SQLite file (created if missing; None means
+    ``RUNTRACE_STORE`` or ``~/.runtrace/runtrace.db``), or an open :class:`Store`
+    that the caller keeps and closes. ``token``: when set, every route but the
+    static assets needs ``Authorization: Bearer <token>`` (or the session cookie
+    that ``/?token=<token>`` sets for a browser). ``max_body_bytes``: the OTLP
+    body limit, before and after gzip decompression. ``allowed_hosts``: Host
+    header names to accept (None: any).
+    """
+    if max_body_bytes <= 0:
+        raise ValueError(f"max_body_bytes must be positive, got {max_body_bytes}")
+    if token is not None and not token.strip():
+        raise ValueError("token must not be empty")
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if isinstance(store_path, Store):
+            app.state.store = store_path
+            yield
+            return
+        store = Store.open(store_path, create=True)
+        app.state.store = store
+        try:
+            yield
+        finally:
+            store.close()
+
+    routes = [
+        Route("/", pages.runs_page, name="runs"),
+        Route("/runs/{run_id}", pages.run_page, name="run"),
+        Route("/search", pages.search_page, name="search"),
+        Route("/spend", pages.spend_page, name="spend"),
+        Route("/healthz", pages.healthz, name="healthz"),
+        Route("/metrics", api.metrics, name="metrics"),
+        Route("/api/runs", api.runs, name="api_runs"),
+        Route("/api/runs/{run_id}", api.run, name="api_run"),
+        Route("/v1/traces", receive_traces, methods=["POST"], name="otlp_traces"),
+        Mount("/static", app=StaticFiles(directory=STATIC_DIR), name="static"),
+    ]
+    middleware = [Middleware(SecurityHeaders)]
+    if allowed_hosts:
+        middleware.append(Middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts)))
+    if token is not None:
+        middleware.append(Middleware(TokenAuth, token=token))
+    app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan,
+                    exception_handlers=pages.EXCEPTION_HANDLERS)
+    app.state.max_body_bytes = max_body_bytes
+    if isinstance(store_path, Store):
+        app.state.store = store_path
+    return app

@@ -1,0 +1,153 @@
+"""Plots as inline SVG, drawn on the server: no JavaScript library, nothing fetched.
+
+Every label that came from a user (a project, a model name) passes through
+``Markup.format``, which escapes it, so a chart cannot carry markup into the
+page. Colours are CSS classes (``s0`` .. ``s7``), so the light and dark themes
+restyle the charts with the rest of the page; hovering a bar or point shows its
+exact figure through the SVG ``<title>`` element.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from markupsafe import Markup
+
+from .format import money
+
+__all__ = ["PALETTE_SIZE", "Series", "cost_curve", "nice_ticks", "stacked_bars"]
+
+PALETTE_SIZE = 8
+_H = 220
+_LEFT, _RIGHT, _TOP, _BOTTOM = 70, 16, 14, 30
+CURVEwIDTH = 760  # about the width the run page gives the curve, so 11px text stays 11px
+BARSwIDTH = 1240
+_BUDGET_SHOWN_UP_TO = 2.5  # a budget further above the spend than this would flatten the curve
+
+
+@dataclass(frozen=True, slots=True)
+class Series:
+    name: str
+    values: tuple[float, ...]
+
+
+def nice_ticks(top: float, count: int = 4) -> list[float]:
+    """Round gridline values from 0 to at least ``top`` (1-2-5 steps)."""
+    if top <= 0 or not math.isfinite(top):
+        return [0.0, 1.0]
+    raw = top / count
+    magnitude = 10 ** math.floor(math.log10(raw))
+    step = next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw)
+    ticks = [0.0]
+    while ticks[-1] < top - 1e-12:
+        ticks.append(round(ticks[-1] + step, 12))
+    return ticks
+
+
+def _fmt_num(value: float) -> str:
+    return f"{value:.2f}".rstrip("0").rstrip(".") if value % 1 else f"{value:.0f}"
+
+
+def _y_axis(ticks: Sequence[float], scale: Callable[[float], float], fmt: Callable[[float], str],
+            width: int) -> Markup:
+    parts = [Markup("")]
+    for tick in ticks:
+        y = scale(tick)
+        parts.append(Markup('<line class="grid" x1="{}" x2="{}" y1="{:.1f}" y2="{:.1f}"/>'
+                            '<text class="ylabel" x="{}" y="{:.1f}">{}</text>').format(
+            _LEFT, width - _RIGHT, y, y, _LEFT - 8, y + 4, fmt(tick)))
+    return Markup("").join(parts)
+
+
+def _svg(body: Markup, label: str, width: int) -> Markup:
+    return Markup('<svg class="chart" viewBox="0 0 {} {}" role="img" aria-label="{}" '
+                  'preserveAspectRatio="xMidYMid meet">{}</svg>').format(width, _H, label, body)
+
+
+def cost_curve(points: Sequence[tuple[float, float]], *, duration_s: float,
+               budget_usd: float | None = None, width: int = CURVEwIDTH) -> Markup:
+    """The run's cumulative cost against seconds since it started, as a step line.
+
+    ``points`` are (seconds since start, cumulative USD) at the end of each
+    priced call, in time order. A budget limit, when the run had one, is a
+    dashed line so the reader sees how close the run came (unless it is so far
+    above the spend that it would flatten the curve; the gauges show it then).
+    """
+    if not points:
+        return Markup('<p class="empty">No priced calls in this run.</p>')
+    w = width
+    x_max = max(duration_s, points[-1][0], 1e-9)
+    spent = points[-1][1]
+    if budget_usd is not None and spent > 0 and budget_usd > spent * _BUDGET_SHOWN_UP_TO:
+        budget_usd = None
+    y_top = max(spent, budget_usd or 0.0)
+    ticks = nice_ticks(y_top)
+    y_max = ticks[-1] or 1.0
+
+    def sx(x: float) -> float:
+        return _LEFT + (w - _LEFT - _RIGHT) * (x / x_max)
+
+    def sy(y: float) -> float:
+        return _TOP + (_H - _TOP - _BOTTOM) * (1 - y / y_max)
+
+    path = [f"M{sx(0):.1f},{sy(0):.1f}"]
+    previous = 0.0
+    for x, y in points:
+        path.append(f"L{sx(x):.1f},{sy(previous):.1f}L{sx(x):.1f},{sy(y):.1f}")
+        previous = y
+    path.append(f"L{sx(x_max):.1f},{sy(previous):.1f}")
+    body = [_y_axis(ticks, sy, money, w)]
+    if budget_usd is not None:
+        body.append(Markup('<line class="budget" x1="{}" x2="{}" y1="{:.1f}" y2="{:.1f}"/>'
+                           '<text class="budget-label" x="{}" y="{:.1f}">budget {}</text>').format(
+            _LEFT, w - _RIGHT, sy(budget_usd), sy(budget_usd), w - _RIGHT - 4, sy(budget_usd) - 5,
+            money(budget_usd)))
+    body.append(Markup('<path class="line s0" d="{}"/>').format("".join(path)))
+    for x, y in points:
+        body.append(Markup('<circle class="dot s0" cx="{:.1f}" cy="{:.1f}" r="3">'
+                           '<title>{} at {} s</title></circle>').format(sx(x), sy(y), money(y), _fmt_num(x)))
+    for i in range(5):
+        x = x_max * i / 4
+        body.append(Markup('<text class="xlabel" x="{:.1f}" y="{}">{} s</text>').format(
+            sx(x), _H - 8, _fmt_num(round(x, 2))))
+    return _svg(Markup("").join(body), "cumulative cost of the run over time", w)
+
+
+def stacked_bars(labels: Sequence[str], series: Sequence[Series], *,
+                 value_format: Callable[[float], str] = money, label: str = "cost over time",
+                 width: int = BARSwIDTH) -> Markup:
+    """Bars per time bucket, one stacked segment per series (a project, a model ...)."""
+    if not labels or not series:
+        return Markup('<p class="empty">Nothing to plot for this period.</p>')
+    w = width
+    totals = [sum(s.values[i] for s in series) for i in range(len(labels))]
+    ticks = nice_ticks(max(totals))
+    y_max = ticks[-1] or 1.0
+    plot_w = w - _LEFT - _RIGHT
+    slot = plot_w / len(labels)
+    bar_w = max(1.0, slot * 0.72)
+
+    def sy(y: float) -> float:
+        return _TOP + (_H - _TOP - _BOTTOM) * (1 - y / y_max)
+
+    body = [_y_axis(ticks, sy, value_format, w)]
+    for i, bucket in enumerate(labels):
+        x = _LEFT + slot * i + (slot - bar_w) / 2
+        base = 0.0
+        for k, s in enumerate(series):
+            value = s.values[i]
+            if value <= 0:
+                continue
+            top = base + value
+            body.append(Markup('<rect class="bar s{}" x="{:.1f}" y="{:.1f}" width="{:.1f}" height="{:.1f}">'
+                               '<title>{}: {} on {}</title></rect>').format(
+                k % PALETTE_SIZE, x, sy(top), bar_w, max(0.5, sy(base) - sy(top)), s.name,
+                value_format(value), bucket))
+            base = top
+    every = max(1, math.ceil(len(labels) / 8))
+    for i in range(0, len(labels), every):
+        body.append(Markup('<text class="xlabel" x="{:.1f}" y="{}">{}</text>').format(
+            _LEFT + slot * (i + 0.5), _H - 8, labels[i]))
+    return _svg(Markup("").join(body), label, w)

@@ -1,0 +1,205 @@
+"""The HTML pages: Runs, Run, Search, Spend; rendered on the server with Jinja2 (autoescape on).
+
+Every value that came from a span (names, attributes, captured prompts) reaches
+the page through Jinja's escaping or ``Markup.format``; nothing is marked safe
+without having been escaped first. Query parameters are validated here, and a
+bad one is a 400 page that names it.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+
+from .. import semconv
+from ..store.errors import AmbiguousRunIdError
+from ..store.queries import get_run, to_ns
+from . import charts, format, queries
+from .runview import build_run_view
+
+__all__ = ["EXCEPTION_HANDLERS", "env", "parse_filter", "run_page", "runs_page", "search_page", "spend_page"]
+
+TEMPLATES = Path(__file__).parent / "templates"
+PERIODS = {"24h": 86_400, "7d": 7 * 86_400, "30d": 30 * 86_400, "90d": 90 * 86_400, "all": None}
+KIND_LABELS = {"llm": "LLM call", "tool": "tool call", "run": "run", "outcome": "verdict", "other": "other"}
+
+env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=True, undefined=StrictUndefined,
+                  trim_blocks=True, lstrip_blocks=True)
+env.filters.update(money=format.money, tokens=format.tokens, duration=format.duration, when=format.when,
+                   short_id=format.short_id)
+env.globals.update(percent=format.percent, FLAGS=queries.FLAGS, SORTS=queries.SORTS, PERIODS=list(PERIODS),
+                   OUTCOMES=sorted(semconv.OUTCOMES), KIND_LABELS=KIND_LABELS,
+                   SEARCH_FIELDS=queries.SEARCH_FIELDS, SPEND_DIMENSIONS=queries.SPEND_DIMENSIONS,
+                   PALETTE_SIZE=charts.PALETTE_SIZE)
+
+
+def render(request: Request, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
+    html = env.get_template(template).render(request_path=request.url.path, **context)
+    return HTMLResponse(html, status_code=status_code)
+
+
+def bad_request(message: str) -> HTTPException:
+    return HTTPException(400, message)
+
+
+def _param(request: Request, name: str) -> str | None:
+    value = request.query_params.get(name)
+    if value is None:
+        return None
+    value = value.strip()
+    return value or None
+
+
+def _date_ns(name: str, value: str | None, *, end_of_day: bool = False) -> int | None:
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise bad_request(f"{name}={value!r} is not a date (YYYY-MM-DD) or ISO date-time") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    ns = to_ns(moment)
+    if end_of_day and len(value) == 10:  # a bare date as "until" includes that whole day
+        ns += 86_400 * 1_000_000_000
+    return ns
+
+
+def time_range(request: Request, default_period: str = "all") -> tuple[str, int | None, int | None]:
+    """(period, since_ns, until_ns) from ``period`` or explicit ``since``/``until`` dates."""
+    since, until = _param(request, "since"), _param(request, "until")
+    period = _param(request, "period") or default_period
+    if period not in PERIODS and period != "custom":
+        raise bad_request(f"period={period!r} is not one of {', '.join(PERIODS)}")
+    if since or until:
+        return "custom", _date_ns("since", since), _date_ns("until", until, end_of_day=True)
+    seconds = PERIODS.get(period)
+    if seconds is None:
+        return period, None, None
+    return period, time.time_ns() - seconds * 1_000_000_000, None
+
+
+def parse_filter(request: Request) -> queries.RunFilter:
+    outcome, flag = _param(request, "outcome"), _param(request, "flag")
+    if outcome is not None and outcome not in semconv.OUTCOMES:
+        raise bad_request(f"outcome={outcome!r} is not one of {', '.join(sorted(semconv.OUTCOMES))}")
+    if flag is not None and flag not in queries.FLAGS:
+        raise bad_request(f"flag={flag!r} is not one of {', '.join(queries.FLAGS)}")
+    _period, since_ns, until_ns = time_range(request)
+    return queries.RunFilter(project=_param(request, "project"), owner=_param(request, "owner"),
+                             outcome=outcome, model=_param(request, "model"), flag=flag,
+                             since_ns=since_ns, until_ns=until_ns, text=_param(request, "q"))
+
+
+def url_with(request: Request, path: str | None = None, drop: tuple[str, ...] = (), **changes: Any) -> str:
+    """The current page's address with some query parameters changed (None removes one)."""
+    params = {k: v for k, v in request.query_params.items() if v and k not in drop}
+    for key, value in changes.items():
+        if value is None:
+            params.pop(key, None)
+        else:
+            params[key] = str(value)
+    query = urlencode(params)
+    return (path or request.url.path) + (f"?{query}" if query else "")
+
+
+# --- pages ---------------------------------------------------------------------
+
+
+async def runs_page(request: Request) -> Response:
+    flt = parse_filter(request)
+    sort = _param(request, "sort") or "started"
+    if sort not in queries.SORTS:
+        raise bad_request(f"sort={sort!r} is not one of {', '.join(queries.SORTS)}")
+    order = _param(request, "order") or "desc"
+    if order not in ("asc", "desc"):
+        raise bad_request(f"order={order!r} is not asc or desc")
+    after = _param(request, "after")
+    store = request.app.state.store
+
+    def load() -> tuple[queries.Headline, queries.RunsPage, dict[str, list[str]]]:
+        try:
+            page = queries.runs_page(store, flt, sort=sort, descending=order == "desc", after=after)
+        except ValueError as exc:
+            raise bad_request(str(exc)) from None
+        return queries.headline(store, flt), page, queries.filter_options(store)
+
+    head, page, options = await run_in_threadpool(load)
+    period, _since, _until = time_range(request)
+    return render(request, "runs.html", head=head, page=page, options=options, flt=flt, sort=sort, order=order,
+                  after=after, period=period, since=_param(request, "since") or "",
+                  until=_param(request, "until") or "",
+                  url=lambda **kw: url_with(request, drop=("after",), **kw),
+                  next_url=url_with(request, after=page.next_cursor) if page.next_cursor else None,
+                  first_url=url_with(request, after=None) if after else None)
+
+
+async def run_page(request: Request) -> Response:
+    run_id = request.path_params["run_id"]
+    store = request.app.state.store
+
+    def load() -> dict[str, Any] | None:
+        try:
+            return get_run(store, run_id)
+        except AmbiguousRunIdError as exc:
+            raise bad_request(str(exc)) from None
+
+    run = await run_in_threadpool(load)
+    if run is None:
+        raise HTTPException(404, f"no run {run_id!r} in this store")
+    view = build_run_view(run)
+    curve = charts.cost_curve(view.curve, duration_s=view.total_s,
+                              budget_usd=(run.get("budget") or {}).get("max_cost_usd"))
+    return render(request, "run.html", run=run, view=view, curve=curve)
+
+
+async def search_page(request: Request) -> Response:
+    q = _param(request, "q") or ""
+    field = _param(request, "field") or "any"
+    if field not in queries.SEARCH_FIELDS:
+        raise bad_request(f"field={field!r} is not one of {', '.join(queries.SEARCH_FIELDS)}")
+    store = request.app.state.store
+    hits = await run_in_threadpool(queries.search, store, q, field=field) if q else []
+    return render(request, "search.html", q=q, field=field, hits=hits, groups=queries.group_hits(hits))
+
+
+async def spend_page(request: Request) -> Response:
+    dimension = _param(request, "by") or "project"
+    if dimension not in queries.SPEND_DIMENSIONS:
+        raise bad_request(f"by={dimension!r} is not one of {', '.join(queries.SPEND_DIMENSIONS)}")
+    period, since_ns, until_ns = time_range(request, default_period="30d")
+    store = request.app.state.store
+    chart = await run_in_threadpool(queries.spend, store, dimension, since_ns=since_ns, until_ns=until_ns,
+                                    now_ns=time.time_ns())
+    svg = charts.stacked_bars(chart.labels, [charts.Series(name, tuple(values)) for name, values in chart.series],
+                              label=f"spend per {chart.bucket} by {dimension}")
+    return render(request, "spend.html", chart=chart, svg=svg, dimension=dimension, period=period,
+                  since=_param(request, "since") or "", until=_param(request, "until") or "",
+                  url=lambda **kw: url_with(request, **kw))
+
+
+async def healthz(request: Request) -> Response:
+    return PlainTextResponse("ok")
+
+
+# --- errors --------------------------------------------------------------------
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    if request.url.path.startswith(("/api/", "/v1/", "/metrics")):
+        return JSONResponse({"error": exc.detail}, status_code=exc.status_code)
+    return render(request, "error.html", status_code=exc.status_code, status=exc.status_code,
+                  message=exc.detail)
+
+
+EXCEPTION_HANDLERS = {HTTPException: _http_error}

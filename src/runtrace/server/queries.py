@@ -1,0 +1,404 @@
+"""The web UI's reads: the runs page (filters, headline figures, keyset paging), search, spend.
+
+Section-8 run dicts come from :mod:`runtrace.store.queries`; what only the UI
+needs is here, as SQL over the ``runs``, ``run_models`` and ``spans`` tables.
+Paging is by keyset, never OFFSET: a page is "the next N runs after this
+(sort value, id)", which SQLite answers from the ``runs_started`` index in the
+same time on page 1 as on page 5,000 of a 100,000-run store.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
+from typing import Any
+
+from .. import semconv
+from ..store.aggregate import NANO
+from ..store.db import Store
+from ..store.queries import iso
+
+__all__ = [
+    "FLAGS", "SORTS", "Headline", "RunFilter", "RunsPage", "SearchHit", "SpendChart",
+    "filter_options", "headline", "runs_page", "search", "spend",
+]
+
+# flag name -> (label, SQL condition on runs)
+FLAGS: dict[str, tuple[str, str]] = {
+    "loop": ("loop detected", "loop_detected = 1"),
+    "repeated_reads": ("repeated reads", "repeated_reads > 0"),
+    "budget_stopped": ("stopped by budget", f"outcome = '{semconv.OUTCOME_BUDGET_STOPPED}'"),
+    "unpriced": ("unpriced calls", "unpriced_calls > 0"),
+    "error": ("error", f"outcome = '{semconv.OUTCOME_ERROR}'"),
+}
+# sort name -> (label, SQL expression; never NULL so row-value keyset comparisons hold)
+SORTS: dict[str, tuple[str, str]] = {
+    "started": ("start", "started_ns"),
+    "cost": ("cost", "cost_nusd"),
+    "duration": ("duration", "coalesce(ended_ns - started_ns, -1)"),
+    "tokens": ("tokens", "(input_tokens + output_tokens)"),
+    "llm_calls": ("LLM calls", "llm_calls"),
+    "tool_calls": ("tool calls", "tool_calls"),
+}
+PAGE_SIZE = 50
+_RUN_FIELDS = ("id, name, project, owner, outcome, stop_reason, cost_nusd, unpriced_calls, input_tokens, "
+               "output_tokens, cached_input_tokens, llm_calls, tool_calls, repeated_reads, loop_detected, "
+               "started_ns, ended_ns")
+
+
+def _like(text: str) -> str:
+    return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+@dataclass(frozen=True)
+class RunFilter:
+    """What the runs page, its headline figures and /api/runs narrow by (None = any)."""
+
+    project: str | None = None
+    owner: str | None = None
+    outcome: str | None = None
+    model: str | None = None
+    flag: str | None = None
+    since_ns: int | None = None
+    until_ns: int | None = None
+    text: str | None = None
+
+    def where(self) -> tuple[str, list[Any]]:
+        clauses: list[str] = []
+        params: list[Any] = []
+        for column in ("project", "owner", "outcome"):
+            value = getattr(self, column)
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                params.append(value)
+        if self.model is not None:
+            clauses.append("EXISTS (SELECT 1 FROM run_models m WHERE m.run_id = runs.id AND m.model = ?)")
+            params.append(self.model)
+        if self.flag is not None:
+            clauses.append(FLAGS[self.flag][1])
+        if self.since_ns is not None:
+            clauses.append("started_ns >= ?")
+            params.append(self.since_ns)
+        if self.until_ns is not None:
+            clauses.append("started_ns < ?")
+            params.append(self.until_ns)
+        if self.text:
+            clauses.append("(" + " OR ".join(f"{c} LIKE ? ESCAPE '\\'" for c in ("id", "name", "project", "owner"))
+                           + ")")
+            params.extend([_like(self.text)] * 4)
+        return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
+
+
+# --- headline figures ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Headline:
+    runs: int
+    spend_usd: float
+    accepted: int
+    rejected: int
+    abandoned: int
+    budget_stops: int
+    loops: int
+    repeated_reads: int
+    unpriced_calls: int
+
+    @property
+    def cost_per_accepted_run(self) -> float | None:
+        """All spend (wasted runs included) over the runs that were accepted: the unit cost."""
+        return self.spend_usd / self.accepted if self.accepted else None
+
+    def share(self, count: int) -> float | None:
+        return count / self.runs if self.runs else None
+
+
+def headline(store: Store, flt: RunFilter) -> Headline:
+    where, params = flt.where()
+    row = store.execute(
+        "SELECT count(*), coalesce(sum(cost_nusd), 0), "
+        f"coalesce(sum(outcome = '{semconv.OUTCOME_ACCEPTED}'), 0), "
+        f"coalesce(sum(outcome = '{semconv.OUTCOME_REJECTED}'), 0), "
+        f"coalesce(sum(outcome = '{semconv.OUTCOME_ABANDONED}'), 0), "
+        f"coalesce(sum(outcome = '{semconv.OUTCOME_BUDGET_STOPPED}'), 0), "
+        "coalesce(sum(loop_detected), 0), coalesce(sum(repeated_reads), 0), coalesce(sum(unpriced_calls), 0) "
+        f"FROM runs{where}", params)[0]
+    return Headline(runs=row[0], spend_usd=row[1] / NANO, accepted=row[2], rejected=row[3], abandoned=row[4],
+                    budget_stops=row[5], loops=row[6], repeated_reads=row[7], unpriced_calls=row[8])
+
+
+# --- the runs table, by keyset ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RunsPage:
+    rows: list[dict[str, Any]]
+    next_cursor: str | None  # opaque; pass back as ``after`` for the next page
+    models: dict[str, list[str]] = field(default_factory=dict)  # run id -> models it used
+
+
+def encode_cursor(value: int, run_id: str) -> str:
+    raw = json.dumps([value, run_id], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[int, str]:
+    """The (sort value, id) a cursor names; ValueError for anything that is not one of ours."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        value, run_id = json.loads(raw)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"bad page cursor {cursor!r}") from exc
+    if not isinstance(value, int) or isinstance(value, bool) or not isinstance(run_id, str):
+        raise ValueError(f"bad page cursor {cursor!r}")
+    return value, run_id
+
+
+def runs_page(store: Store, flt: RunFilter, *, sort: str = "started", descending: bool = True,
+              after: str | None = None, limit: int = PAGE_SIZE) -> RunsPage:
+    """One page of runs. Ties on the sort value break on id in the opposite direction,
+    which is the order of the ``runs_started (started_ns DESC, id)`` index read either way."""
+    if sort not in SORTS:
+        raise ValueError(f"unknown sort {sort!r}; choose one of {', '.join(SORTS)}")
+    expr = SORTS[sort][1]
+    where, params = flt.where()
+    if after is not None:
+        value, run_id = decode_cursor(after)
+        op, id_op = ("<", ">") if descending else (">", "<")
+        where += (" AND " if where else " WHERE ") + f"({expr} {op} ? OR ({expr} = ? AND id {id_op} ?))"
+        params += [value, value, run_id]
+    direction, id_direction = ("DESC", "ASC") if descending else ("ASC", "DESC")
+    rows = store.execute(
+        f"SELECT {_RUN_FIELDS}, {expr} AS sort_value FROM runs{where} "
+        f"ORDER BY {expr} {direction}, id {id_direction} LIMIT ?", [*params, limit + 1])
+    more = len(rows) > limit
+    rows = rows[:limit]
+    out = []
+    for r in rows:
+        started, ended = r["started_ns"], r["ended_ns"]
+        out.append({
+            "id": r["id"], "name": r["name"], "project": r["project"], "owner": r["owner"],
+            "outcome": r["outcome"], "stop_reason": r["stop_reason"], "cost_usd": r["cost_nusd"] / NANO,
+            "unpriced_calls": r["unpriced_calls"], "input_tokens": r["input_tokens"],
+            "output_tokens": r["output_tokens"], "cached_input_tokens": r["cached_input_tokens"],
+            "llm_calls": r["llm_calls"], "tool_calls": r["tool_calls"], "repeated_reads": r["repeated_reads"],
+            "loop_detected": bool(r["loop_detected"]), "started_at": iso(started), "ended_at": iso(ended),
+            "started_ns": started,
+            "duration_s": (ended - started) / 1e9 if ended is not None else None,
+        })
+    models: dict[str, list[str]] = {r["id"]: [] for r in out}
+    if out:
+        marks = ",".join("?" * len(out))
+        for m in store.execute(f"SELECT run_id, model FROM run_models WHERE run_id IN ({marks}) AND model != '' "
+                               "ORDER BY run_id, cost_nusd DESC, model", [r["id"] for r in out]):
+            models[m["run_id"]].append(m["model"])
+    cursor = encode_cursor(rows[-1]["sort_value"], rows[-1]["id"]) if more else None
+    return RunsPage(out, cursor, models)
+
+
+def filter_options(store: Store, cap: int = 500) -> dict[str, list[str]]:
+    """Values for the filter drop-downs (each read off an index)."""
+    def distinct(sql: str) -> list[str]:
+        return [r[0] for r in store.execute(sql, (cap,))]
+
+    return {
+        "project": distinct("SELECT DISTINCT project FROM runs WHERE project IS NOT NULL ORDER BY 1 LIMIT ?"),
+        "owner": distinct("SELECT DISTINCT owner FROM runs WHERE owner IS NOT NULL ORDER BY 1 LIMIT ?"),
+        "model": distinct("SELECT DISTINCT model FROM run_models WHERE model != '' ORDER BY 1 LIMIT ?"),
+    }
+
+
+# --- search ---------------------------------------------------------------------
+
+SEARCH_FIELDS: dict[str, str] = {
+    "any": "anything",
+    "run": "run id",
+    "trace": "trace id",
+    "name": "span name",
+    "tool": "tool",
+    "model": "model",
+    "attribute": "attribute value",
+    "text": "captured text",
+}
+_CONTENT_KEYS = (semconv.GEN_AI_INPUT_MESSAGES, semconv.GEN_AI_OUTPUT_MESSAGES, semconv.GEN_AI_SYSTEM_INSTRUCTIONS,
+                 semconv.GEN_AI_TOOL_CALL_ARGUMENTS, semconv.GEN_AI_TOOL_CALL_RESULT)
+_HEX = re.compile(r"^[0-9a-fA-F]{1,32}$")
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    run_id: str | None
+    run_name: str | None
+    trace_id: str
+    span_id: str | None
+    span_name: str | None
+    matched: str  # what matched: "run id", "tool", "attribute gen_ai.tool.name", ...
+    snippet: str
+
+
+def _snippet(text: str, needle: str, width: int = 70) -> str:
+    at = text.lower().find(needle.lower())
+    if at < 0:
+        return text[:2 * width] + ("..." if len(text) > 2 * width else "")
+    start, end = max(0, at - width), min(len(text), at + len(needle) + width)
+    return ("..." if start else "") + text[start:end] + ("..." if end < len(text) else "")
+
+
+def _attribute_match(attributes: dict[str, Any], needle: str, want: str) -> tuple[str, str] | None:
+    lowered = needle.lower()
+    for key, value in attributes.items():
+        is_content = key in _CONTENT_KEYS
+        if (want == "text" and not is_content) or (want == "attribute" and is_content):
+            continue
+        text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+        if lowered in text.lower():
+            label = "captured text" if is_content else "attribute"
+            return f"{label} {key}", _snippet(text, needle)
+    return None
+
+
+def search(store: Store, query: str, *, field: str = "any", limit: int = 100) -> list[SearchHit]:
+    """Spans and runs matching ``query``, newest first; every hit names the run it belongs to.
+
+    Ids match exactly or by prefix; names, tools and models as substrings; attribute
+    values and captured text as case-insensitive substrings of the stored JSON, which
+    is a scan of the spans table (bounded by ``limit``).
+    """
+    needle = query.strip()
+    if not needle:
+        return []
+    if field not in SEARCH_FIELDS:
+        raise ValueError(f"unknown search field {field!r}; choose one of {', '.join(SEARCH_FIELDS)}")
+    hits: list[SearchHit] = []
+    seen: set[tuple[str | None, str | None]] = set()
+
+    def add(hit: SearchHit) -> None:
+        key = (hit.run_id, hit.span_id)
+        if key not in seen and len(hits) < limit:
+            seen.add(key)
+            hits.append(hit)
+
+    if field in ("any", "run"):
+        for r in store.execute("SELECT id, name FROM runs WHERE id >= ? AND id < ? ORDER BY id LIMIT ?",
+                               (needle, needle + "\U0010ffff", limit)):
+            add(SearchHit(r["id"], r["name"], "", None, None, "run id", r["id"]))
+    if field in ("any", "trace") and _HEX.match(needle):
+        for r in store.execute(
+                "SELECT s.trace_id, s.run_id, runs.name FROM spans s LEFT JOIN runs ON runs.id = s.run_id "
+                "WHERE s.trace_id >= ? AND s.trace_id < ? GROUP BY s.trace_id, s.run_id LIMIT ?",
+                (needle.lower(), needle.lower() + "g", limit)):
+            add(SearchHit(r["run_id"], r["name"], r["trace_id"], None, None, "trace id", r["trace_id"]))
+    columns = {"name": "s.name", "tool": "s.tool_name", "model": "s.model"}
+    conditions = []
+    if field == "any":
+        conditions = [f"{c} LIKE ? ESCAPE '\\'" for c in columns.values()] + ["s.attributes LIKE ? ESCAPE '\\'"]
+    elif field in columns:
+        conditions = [f"{columns[field]} LIKE ? ESCAPE '\\'"]
+    elif field in ("attribute", "text"):
+        conditions = ["s.attributes LIKE ? ESCAPE '\\'"]
+    if conditions and len(hits) < limit:
+        pattern = _like(needle)
+        rows = store.execute(
+            "SELECT s.trace_id, s.span_id, s.run_id, s.name, s.tool_name, s.model, s.attributes, "
+            "runs.name AS run_name FROM spans s LEFT JOIN runs ON runs.id = s.run_id "
+            f"WHERE {' OR '.join(conditions)} ORDER BY s.start_ns DESC LIMIT ?",
+            [*([pattern] * len(conditions)), limit * 4])
+        lowered = needle.lower()
+        for r in rows:
+            matched: tuple[str, str] | None = None
+            for label, column in (("tool", "tool_name"), ("model", "model"), ("span name", "name")):
+                wanted = field in ("any",) or columns.get(field) == f"s.{column}"
+                if wanted and r[column] and lowered in r[column].lower():
+                    matched = (label, r[column])
+                    break
+            if matched is None and field in ("any", "attribute", "text"):
+                matched = _attribute_match(json.loads(r["attributes"]), needle,
+                                           field if field != "any" else "any")
+            if matched is not None:
+                add(SearchHit(r["run_id"], r["run_name"], r["trace_id"], r["span_id"], r["name"], *matched))
+    return hits
+
+
+def group_hits(hits: list[SearchHit]) -> list[tuple[str | None, str | None, list[SearchHit]]]:
+    """Hits per run, in the order the runs first appear: (run id, run name, its hits)."""
+    groups: dict[str | None, tuple[str | None, str | None, list[SearchHit]]] = {}
+    for hit in hits:
+        key = hit.run_id if hit.run_id is not None else f"trace:{hit.trace_id}"
+        if key not in groups:
+            groups[key] = (hit.run_id, hit.run_name, [])
+        groups[key][2].append(hit)
+    return list(groups.values())
+
+
+# --- spend over time ------------------------------------------------------------
+
+SPEND_DIMENSIONS = ("project", "owner", "model", "provider")
+_DAY_NS = 86_400 * NANO
+_HOUR_NS = 3_600 * NANO
+TOP_SERIES = 7
+
+
+@dataclass(frozen=True)
+class SpendChart:
+    dimension: str
+    bucket: str  # "hour" | "day"
+    labels: list[str]
+    series: list[tuple[str, list[float]]]  # (group, USD per bucket), biggest first; "other" last
+    totals: list[tuple[str, float, int, int]]  # (group, USD, runs, unpriced calls), biggest first
+
+
+def spend(store: Store, dimension: str, *, since_ns: int | None, until_ns: int | None,
+          now_ns: int) -> SpendChart:
+    """Cost per time bucket and group; a run's cost counts at its start.
+
+    Hourly buckets for spans of up to two days, daily beyond. A run that used
+    two models splits its cost between them (``run_models``).
+    """
+    if dimension not in SPEND_DIMENSIONS:
+        raise ValueError(f"unknown dimension {dimension!r}; choose one of {', '.join(SPEND_DIMENSIONS)}")
+    where, params = replace(RunFilter(), since_ns=since_ns, until_ns=until_ns).where()
+    where = where.replace("started_ns", "runs.started_ns")  # the only columns a time filter names
+    if dimension in ("project", "owner"):
+        group = f"coalesce(runs.{dimension}, '(none)')"
+        source, cost, unpriced = "runs", "runs.cost_nusd", "runs.unpriced_calls"
+    else:
+        group = f"coalesce(nullif(m.{dimension}, ''), '(unknown)')"
+        source, cost, unpriced = "run_models m JOIN runs ON runs.id = m.run_id", "m.cost_nusd", "m.unpriced_calls"
+    first_last = store.execute(f"SELECT min(started_ns), max(started_ns) FROM runs{where}", params)[0]
+    if first_last[0] is None:
+        return SpendChart(dimension, "day", [], [], [])
+    start = since_ns if since_ns is not None else first_last[0]
+    # A period runs up to now (or its end); "all time" up to the last run, not a day of empty bars.
+    end = until_ns if until_ns is not None else (now_ns if since_ns is not None else first_last[1] + 1)
+    end = max(end, start + 1)
+    size = _HOUR_NS if end - start <= 2 * _DAY_NS else _DAY_NS
+    first_bucket = start // size
+    count = int((end - 1) // size - first_bucket + 1)
+    if count > 400:  # a multi-year range: keep the newest 400 buckets
+        first_bucket = (end - 1) // size - 399
+        count = 400
+    rows = store.execute(
+        f"SELECT {group} AS g, runs.started_ns / {size} AS b, sum({cost}) AS c, count(DISTINCT runs.id) AS n, "
+        f"sum({unpriced}) AS u FROM {source}{where} GROUP BY g, b", params)
+    per_group: dict[str, list[float]] = {}
+    totals: dict[str, tuple[float, int, int]] = {}
+    for r in rows:
+        index = int(r["b"] - first_bucket)
+        values = per_group.setdefault(r["g"], [0.0] * count)
+        if 0 <= index < count:
+            values[index] += r["c"] / NANO
+        usd, runs, unpriced_calls = totals.get(r["g"], (0.0, 0, 0))
+        totals[r["g"]] = (usd + r["c"] / NANO, runs + r["n"], unpriced_calls + r["u"])
+    ranked = sorted(totals, key=lambda g: (-totals[g][0], g))
+    series = [(g, per_group[g]) for g in ranked[:TOP_SERIES]]
+    if len(ranked) > TOP_SERIES:
+        other = [sum(per_group[g][i] for g in ranked[TOP_SERIES:]) for i in range(count)]
+        series.append((f"{len(ranked) - TOP_SERIES} others", other))
+    fmt = "%m-%d %Hh" if size == _HOUR_NS else "%Y-%m-%d"
+    labels = [datetime.fromtimestamp((first_bucket + i) * size / NANO, tz=timezone.utc).strftime(fmt)
+              for i in range(count)]
+    return SpendChart(dimension, "hour" if size == _HOUR_NS else "day", labels, series,
+                      [(g, *totals[g]) for g in ranked])

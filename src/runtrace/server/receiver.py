@@ -1,0 +1,178 @@
+"""``POST /v1/traces``: the OTLP/HTTP trace receiver, per the OTLP specification.
+
+- ``application/x-protobuf`` and ``application/json`` bodies, optionally
+  ``Content-Encoding: gzip``; the answer has the request's content type.
+- A body over ``max_body_bytes`` (before or after decompression) is a 413.
+  Decompression stops as soon as the output passes the limit, so a gzip bomb
+  costs at most ``max_body_bytes`` of memory, never its expanded size.
+- A malformed body is a 400 whose ``google.rpc.Status`` message names the
+  problem; any other content type or encoding is a 415. Nothing is stored
+  from a body that fails.
+- 200 only after the spans are committed: the store write runs in a worker
+  thread and the response waits for it. A store that cannot take the write
+  (locked past its busy timeout) is a 503 with Retry-After, which exporters retry.
+- Spans that carry no ``runtrace.run.id`` are stored but belong to no run; the
+  response says how many with a partial-success warning (``rejected_spans=0``,
+  as the spec defines a warning), so a sender learns why its runs list is empty.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+import zlib
+from collections.abc import Callable, Sequence
+
+from google.protobuf import json_format
+from google.rpc import status_pb2
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTracePartialSuccess,
+    ExportTraceServiceResponse,
+)
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+
+from .. import semconv
+from ..store.errors import OTLPDecodeError, StoreError
+from ..store.otlp import decode_otlp_json, decode_otlp_protobuf
+from ..store.records import SpanRecord
+
+__all__ = ["DEFAULT_MAX_BODY_BYTES", "BodyTooLarge", "gunzip_bounded", "receive_traces"]
+
+logger = logging.getLogger("runtrace.server")
+
+DEFAULT_MAX_BODY_BYTES = 64 * 1024 * 1024  # the OTLP spec's suggested cap, after decompression
+PROTOBUF = "application/x-protobuf"
+JSON = "application/json"
+_DECODERS: dict[str, Callable[[bytes], list[SpanRecord]]] = {
+    PROTOBUF: decode_otlp_protobuf,
+    JSON: decode_otlp_json,
+}
+# google.rpc.Code values
+_INVALID_ARGUMENT, _RESOURCE_EXHAUSTED, _UNAVAILABLE, _INTERNAL = 3, 8, 14, 13
+_GZIP_WBITS = 16 + zlib.MAX_WBITS  # gzip container only
+_CHUNK = 64 * 1024
+
+
+class BodyTooLarge(ValueError):
+    """The body, as sent or once decompressed, is over the receiver's limit."""
+
+
+def gunzip_bounded(data: bytes, limit: int) -> bytes:
+    """Decompress a gzip body (all its members) without ever holding more than ``limit`` bytes.
+
+    Raises :class:`BodyTooLarge` past the limit and :class:`ValueError` naming
+    the problem for a body that is not gzip or is cut short.
+    """
+    out = bytearray()
+    rest = data
+    while True:
+        inflater = zlib.decompressobj(_GZIP_WBITS)
+        pending = rest
+        try:
+            while pending:
+                out += inflater.decompress(pending, limit + 1 - len(out))
+                if len(out) > limit:
+                    raise BodyTooLarge(f"the gzip body expands past the {limit:,}-byte limit")
+                pending = inflater.unconsumed_tail
+            # Flush what zlib still holds, bounded like the rest.
+            while not inflater.eof:
+                chunk = inflater.decompress(b"", limit + 1 - len(out))
+                if not chunk:
+                    break
+                out += chunk
+                if len(out) > limit:
+                    raise BodyTooLarge(f"the gzip body expands past the {limit:,}-byte limit")
+        except zlib.error as exc:
+            raise ValueError(f"the body is not valid gzip ({exc})") from None
+        if not inflater.eof:
+            raise ValueError("the gzip body is truncated: the compressed stream ends early")
+        rest = inflater.unused_data
+        if not rest.strip(b"\x00"):  # some writers pad the end with zeros
+            return bytes(out)
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise BodyTooLarge(f"the body of {int(declared):,} bytes is over the {limit:,}-byte limit")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise BodyTooLarge(f"the body is over the {limit:,}-byte limit")
+    return bytes(body)
+
+
+def _status(kind: str, code: int, message: str) -> bytes:
+    status = status_pb2.Status(code=code, message=message)
+    if kind == PROTOBUF:
+        return status.SerializeToString()
+    return json.dumps({"code": code, "message": message}).encode()
+
+
+def _error(kind: str, http_status: int, code: int, message: str,
+           headers: dict[str, str] | None = None) -> Response:
+    return Response(_status(kind, code, message), status_code=http_status,
+                    media_type=kind, headers=headers)
+
+
+def _success(kind: str, unowned: int) -> Response:
+    response = ExportTraceServiceResponse()
+    if unowned:
+        response.partial_success.CopyFrom(ExportTracePartialSuccess(
+            rejected_spans=0,
+            error_message=f"{unowned} span(s) carry no {semconv.RUN_ID} attribute or baggage: they are "
+                          "stored, but belong to no run"))
+    if kind == PROTOBUF:
+        return Response(response.SerializeToString(), media_type=PROTOBUF)
+    body = json_format.MessageToDict(response, use_integers_for_enums=True)
+    return Response(json.dumps(body).encode(), media_type=JSON)
+
+
+def _unowned(records: Sequence[SpanRecord]) -> int:
+    return sum(1 for r in records if not r.attributes.get(semconv.RUN_ID))
+
+
+async def receive_traces(request: Request) -> Response:
+    """The endpoint. ``request.app.state`` holds ``store`` and ``max_body_bytes``."""
+    state = request.app.state
+    limit: int = state.max_body_bytes
+    media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    decoder = _DECODERS.get(media)
+    if decoder is None:
+        return _error(JSON, 415, _INVALID_ARGUMENT,
+                      f"unsupported Content-Type {media or '(none)'!r}: send {PROTOBUF} or {JSON}")
+    encoding = request.headers.get("content-encoding", "identity").strip().lower()
+    if encoding not in ("identity", "gzip", ""):
+        return _error(media, 415, _INVALID_ARGUMENT,
+                      f"unsupported Content-Encoding {encoding!r}: send gzip or no encoding")
+    try:
+        body = await _read_body(request, limit)
+        if encoding == "gzip":
+            body = await run_in_threadpool(gunzip_bounded, body, limit)
+    except BodyTooLarge as exc:
+        return _error(media, 413, _RESOURCE_EXHAUSTED, str(exc))
+    except ValueError as exc:
+        return _error(media, 400, _INVALID_ARGUMENT, str(exc))
+    store = state.store
+
+    def decode_and_store() -> tuple[int, int]:
+        records = decoder(body)
+        return store.ingest(records), _unowned(records)
+
+    try:
+        _stored, unowned = await run_in_threadpool(decode_and_store)
+    except OTLPDecodeError as exc:
+        return _error(media, 400, _INVALID_ARGUMENT, str(exc))
+    except sqlite3.OperationalError as exc:
+        logger.warning("runtrace serve: store busy, asking the sender to retry: %s", exc)
+        return _error(media, 503, _UNAVAILABLE, f"the store is busy ({exc}); retry later",
+                      headers={"Retry-After": "2"})
+    except StoreError as exc:
+        logger.error("runtrace serve: store error: %s", exc)
+        return _error(media, 503, _UNAVAILABLE, f"the store cannot take spans now ({exc})",
+                      headers={"Retry-After": "5"})
+    return _success(media, unowned)
