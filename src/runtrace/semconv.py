@@ -206,3 +206,18 @@ UNPRICED_INVALID_USAGE: Final = "invalid_usage"
 TOOL_SOURCE_MCP: Final = "mcp"  # runtrace.tool.source of a tool called over MCP
 # error.type of an MCP tool call whose result says isError (the value the MCP SDK's server spans use)
 ERROR_TYPE_TOOL_ERROR: Final = "tool_error"
+
+# --- LLM client instrumentation (instrumentation/openai.py, anthropic.py) -----
+OPENAI_REQUEST_SERVICE_TIER: Final = "openai.request.service_tier"  # the tier asked for ("auto" omitted)
+HTTP_RESPONSE_STATUS_CODE: Final = "http.response.status_code"  # on LLM spans that failed with a status
+# runtrace.cost.source of a request the provider refused with an error status
+# (4xx/5xx): not billed, so $0 and priced, not "unknown".
+SOURCE_NOT_BILLED: Final = "not_billed"
+# Anthropic reports cache writes split by TTL; the total is gen_ai.usage.cache_creation.input_tokens.
+USAGE_CACHE_WRITE_5M_TOKENS: Final = "runtrace.usage.cache_write_5m.input_tokens"
+USAGE_CACHE_WRITE_1H_TOKENS: Final = "runtrace.usage.cache_write_1h.input_tokens"
+# runtrace.stream.ended_by values
+STREAM_ENDED_EXHAUSTED: Final = "exhausted"
+STREAM_ENDED_CLOSED: Final = "closed"
+STREAM_ENDED_ABANDONED: Final = "abandoned"
+STREAM_ENDED_ERROR: Final = "error"

@@ -1,0 +1,485 @@
+"""One LLM call as a span: what every provider instrumentation shares.
+
+A provider module turns its SDK's request into request attributes and its
+response (a model object, a raw JSON body, or an accumulated stream) into a
+:class:`ResponseData`; :class:`LLMCall` does the rest the same way for all of
+them: usage attributes (input is always the *total* input, cache reads and
+writes included), pricing, the run's live totals and detectors, content when
+capture is on, and ending the span exactly once.
+
+Every step that reads a response or prices it runs inside ``fail_open``: a
+response shaped in a way we did not foresee loses attributes, never the
+caller's result.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+from urllib.parse import urlsplit
+
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
+
+from .. import _config, pricing, runs, semconv
+from .._internal import fail_open
+from . import _wrap
+
+_SENTINELS = frozenset({"NotGiven", "Omit", "NoneType"})
+
+
+# --- reading SDK objects and JSON bodies alike ------------------------------------
+
+def given(value: Any) -> bool:
+    """False for None and for the SDKs' ``NOT_GIVEN``/``omit`` sentinels."""
+    return type(value).__name__ not in _SENTINELS
+
+
+def get(obj: Any, *path: str) -> Any:
+    """Walk ``path`` through mappings and attributes alike; None when any step is missing."""
+    for name in path:
+        if obj is None:
+            return None
+        if isinstance(obj, Mapping):
+            obj = obj.get(name)
+        else:
+            obj = getattr(obj, name, None)
+    return obj if given(obj) else None
+
+
+def as_int(value: Any) -> int | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return int(value)
+
+
+def as_str(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def as_list(value: Any) -> list[Any]:
+    """A list of the items of ``value`` when it is a list or tuple; never iterates a generator."""
+    return list(value) if isinstance(value, (list, tuple)) else []
+
+
+def to_json(value: Any) -> str:
+    """Compact JSON for span attributes; SDK models are dumped, unknown objects become strings."""
+    def default(obj: Any) -> Any:
+        dump = getattr(obj, "model_dump", None)
+        if callable(dump):
+            return dump(mode="json", exclude_none=True)
+        return str(obj)
+
+    return json.dumps(value, default=default, ensure_ascii=False, separators=(",", ":"))
+
+
+def server_attributes(client: Any) -> dict[str, Any]:
+    """server.address / server.port from an SDK client's ``base_url``."""
+    base_url = get(client, "base_url")
+    if base_url is None:
+        return {}
+    parts = urlsplit(str(base_url))
+    attrs: dict[str, Any] = {}
+    if parts.hostname:
+        attrs[semconv.SERVER_ADDRESS] = parts.hostname
+        port = parts.port or {"https": 443, "http": 80}.get(parts.scheme)
+        if port is not None:
+            attrs[semconv.SERVER_PORT] = port
+    return attrs
+
+
+def put(attrs: dict[str, Any], key: str, value: Any) -> None:
+    """Set ``key`` when ``value`` is a real value (not None, not an SDK sentinel)."""
+    if value is not None and given(value):
+        attrs[key] = value
+
+
+# --- the normalised response ----------------------------------------------------------
+
+@dataclass
+class Usage:
+    """Token counts in the OpenTelemetry convention: input is the total, cache parts included."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int | None = None  # None: the provider does not report cache writes
+    cache_write_5m_tokens: int | None = None
+    cache_write_1h_tokens: int | None = None
+    reasoning_tokens: int | None = None
+
+
+@dataclass
+class ToolCall:
+    id: str | None
+    name: str | None
+    arguments: str | None  # JSON text, as the model produced it
+
+
+@dataclass
+class ResponseData:
+    """What a response (or the part of a stream received so far) says."""
+
+    response_id: str | None = None
+    response_model: str | None = None
+    finish_reasons: list[str] = field(default_factory=list)
+    usage: Usage | None = None
+    service_tier: str | None = None  # the tier the provider says served the call
+    tool_calls: list[ToolCall] = field(default_factory=list)
+    text: str = ""  # the completion text (first choice), for loop detection
+    output_messages: list[dict[str, Any]] = field(default_factory=list)  # semconv shape, for content capture
+
+
+@dataclass(frozen=True)
+class Request:
+    """What the provider module read off the request before sending it."""
+
+    provider: str
+    operation: str
+    model: str | None
+    attributes: dict[str, Any]
+    prompt: list[tuple[str, str]] | None = None  # (role, text) per input message, for the detectors
+    input_messages: list[dict[str, Any]] | None = None  # semconv shape, only built when capturing
+    system_instructions: list[dict[str, Any]] | None = None
+    stream: bool = False
+
+
+def tool_call_part(call_id: Any, name: Any, arguments: Any) -> dict[str, Any]:
+    part: dict[str, Any] = {"type": "tool_call", "name": name}
+    if call_id is not None:
+        part["id"] = call_id
+    if arguments is not None:
+        part["arguments"] = _maybe_json(arguments)
+    return part
+
+
+def _maybe_json(text: Any) -> Any:
+    if isinstance(text, str):
+        try:
+            return json.loads(text)
+        except ValueError:
+            return text
+    return text
+
+
+def completion_text(data: ResponseData) -> str:
+    """The text that identifies a completion: its words plus the tool calls it asked for."""
+    pieces = [data.text] if data.text else []
+    pieces.extend(f"{c.name}({c.arguments or ''})" for c in data.tool_calls)
+    return "\n".join(pieces)
+
+
+# --- the span --------------------------------------------------------------------------
+
+class LLMCall:
+    """The span of one LLM request; ``finish``/``fail`` end it exactly once, from any thread."""
+
+    def __init__(self, request: Request, tracer_name: str) -> None:
+        settings = _config.settings()
+        self.request = request
+        self.capture_content = settings.capture_content
+        self.run = runs.current_run()
+        self.started = datetime.now(timezone.utc)
+        self._t0 = time.monotonic()
+        self._lock = threading.Lock()
+        self._ended = False
+        self._first_chunk_s: float | None = None
+        attrs = dict(request.attributes)
+        attrs[semconv.GEN_AI_OPERATION_NAME] = request.operation
+        attrs[semconv.GEN_AI_PROVIDER_NAME] = request.provider
+        put(attrs, semconv.GEN_AI_REQUEST_MODEL, request.model)
+        if request.stream:
+            attrs[semconv.GEN_AI_REQUEST_STREAM] = True
+        name = f"{request.operation} {request.model}" if request.model else request.operation
+        self.span = settings.tracer(tracer_name).start_span(name, kind=SpanKind.CLIENT, attributes=attrs)
+        if self.run is not None and request.prompt is not None:
+            observe = getattr(self.run, "observe_prompt", None)
+            if observe is not None:
+                with fail_open("llm span: observe prompt"):
+                    self.span.set_attributes(observe(request.prompt))
+        if self.capture_content:
+            with fail_open("llm span: input content"):
+                if request.input_messages is not None:
+                    self.span.set_attribute(semconv.GEN_AI_INPUT_MESSAGES, to_json(request.input_messages))
+                if request.system_instructions:
+                    self.span.set_attribute(semconv.GEN_AI_SYSTEM_INSTRUCTIONS,
+                                            to_json(request.system_instructions))
+
+    @property
+    def ended(self) -> bool:
+        return self._ended
+
+    def use(self) -> Any:
+        """Make the span current while the SDK sends the request (HTTP spans nest under it)."""
+        return trace.use_span(self.span, end_on_exit=False, record_exception=False,
+                              set_status_on_exception=False)
+
+    def first_chunk(self) -> None:
+        if self._first_chunk_s is None:
+            self._first_chunk_s = time.monotonic() - self._t0
+
+    def _claim(self) -> bool:
+        with self._lock:
+            if self._ended:
+                return False
+            self._ended = True
+            return True
+
+    def finish(self, data: ResponseData | None, *, ended_by: str | None = None) -> None:
+        """End the span with what the response said (``data`` None: nothing could be read)."""
+        if not self._claim():
+            return
+        try:
+            self._record(data, ended_by)
+        finally:
+            self.span.end()
+
+    def fail(self, exc: BaseException, partial: ResponseData | None = None, *,
+             ended_by: str | None = None) -> None:
+        """End the span as failed; the caller re-raises ``exc`` unchanged."""
+        if not self._claim():
+            return
+        status_code = as_int(getattr(exc, "status_code", None))
+        try:
+            with fail_open("llm span: error"):
+                span = self.span
+                error_type = type(exc).__qualname__
+                span.set_status(Status(StatusCode.ERROR, f"{error_type}: {exc}"))
+                span.set_attribute(semconv.ERROR_TYPE, error_type)
+                if status_code is not None:
+                    span.set_attribute(semconv.HTTP_RESPONSE_STATUS_CODE, status_code)
+                if isinstance(exc, Exception):
+                    span.record_exception(exc)
+            if partial is not None:
+                # A stream that broke mid-way: keep what arrived (usage only if it did).
+                self._record(partial, ended_by or semconv.STREAM_ENDED_ERROR)
+            else:
+                # The provider answered with an error status: such requests are not billed.
+                # Anything else (a timeout, a lost connection) may have been, so it stays unpriced.
+                self._record(None, ended_by, not_billed=status_code is not None)
+        finally:
+            self.span.end()
+
+    # -- the shared bookkeeping -------------------------------------------------
+    def _record(self, data: ResponseData | None, ended_by: str | None, *, not_billed: bool = False) -> None:
+        span = self.span
+        attrs: dict[str, Any] = {}
+        usage = data.usage if data is not None else None
+        with fail_open("llm span: response attributes"):
+            if ended_by is not None:
+                attrs[semconv.STREAM_ENDED_BY] = ended_by
+            if self._first_chunk_s is not None:
+                attrs[semconv.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] = round(self._first_chunk_s, 6)
+            if data is not None:
+                self._response_attributes(data, attrs)
+            if usage is None and not not_billed:
+                attrs[semconv.USAGE_MISSING] = True
+        price: pricing.Price | None = None
+        if not_billed:
+            attrs[semconv.COST_USD] = 0.0
+            attrs[semconv.COST_SOURCE] = semconv.SOURCE_NOT_BILLED
+        else:
+            with fail_open("llm span: pricing"):
+                price = self._price(data, usage)
+                attrs.update(price.attributes())
+        span.set_attributes(attrs)
+        run = self.run
+        if run is None:
+            return
+        with fail_open("llm span: run totals"):
+            cost = 0.0 if not_billed else (price.total_usd if price is not None else None)
+            run.record_llm_call(runs.CallFigures(
+                cost_usd=cost,
+                input_tokens=usage.input_tokens if usage else 0,
+                output_tokens=usage.output_tokens if usage else 0,
+                cached_input_tokens=usage.cache_read_tokens if usage else 0,
+                reasoning_tokens=(usage.reasoning_tokens or 0) if usage else 0,
+            ))
+        if data is None:
+            return
+        text = completion_text(data)
+        observe = getattr(run, "observe_completion", None)
+        if text and observe is not None:
+            with fail_open("llm span: observe completion"):
+                events = observe(text)
+                for name, event_attrs in events:
+                    span.add_event(name, event_attrs)
+                if any(name == semconv.EVENT_LOOP for name, _ in events):
+                    span.set_attribute(semconv.LOOP_DETECTED, True)
+        note = getattr(run, "note_requested_tool_calls", None)
+        if data.tool_calls and note is not None:
+            with fail_open("llm span: requested tool calls"):
+                note([(c.id or "", c.name or "", c.arguments or "") for c in data.tool_calls if c.name])
+
+    def _response_attributes(self, data: ResponseData, attrs: dict[str, Any]) -> None:
+        put(attrs, semconv.GEN_AI_RESPONSE_ID, data.response_id)
+        put(attrs, semconv.GEN_AI_RESPONSE_MODEL, data.response_model)
+        if data.finish_reasons:
+            attrs[semconv.GEN_AI_RESPONSE_FINISH_REASONS] = list(data.finish_reasons)
+        if data.service_tier and self.request.provider == semconv.PROVIDER_OPENAI:
+            attrs[semconv.OPENAI_RESPONSE_SERVICE_TIER] = data.service_tier
+        if data.tool_calls:
+            attrs[semconv.REQUESTED_TOOL_NAMES] = [c.name or "" for c in data.tool_calls]
+            attrs[semconv.REQUESTED_TOOL_CALL_IDS] = [c.id or "" for c in data.tool_calls]
+        usage = data.usage
+        if usage is not None:
+            attrs[semconv.GEN_AI_USAGE_INPUT_TOKENS] = usage.input_tokens
+            attrs[semconv.GEN_AI_USAGE_OUTPUT_TOKENS] = usage.output_tokens
+            attrs[semconv.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] = usage.cache_read_tokens
+            put(attrs, semconv.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS, usage.cache_write_tokens)
+            put(attrs, semconv.USAGE_CACHE_WRITE_5M_TOKENS, usage.cache_write_5m_tokens)
+            put(attrs, semconv.USAGE_CACHE_WRITE_1H_TOKENS, usage.cache_write_1h_tokens)
+            put(attrs, semconv.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS, usage.reasoning_tokens)
+            if usage.input_tokens > 0:
+                uncached = max(usage.input_tokens - usage.cache_read_tokens, 0)
+                attrs[semconv.CONTEXT_UNCACHED_INPUT_SHARE] = round(uncached / usage.input_tokens, 6)
+        if self.capture_content and data.output_messages:
+            attrs[semconv.GEN_AI_OUTPUT_MESSAGES] = to_json(data.output_messages)
+
+    def _price(self, data: ResponseData | None, usage: Usage | None) -> pricing.Price:
+        token_usage = None
+        if usage is not None:
+            token_usage = pricing.TokenUsage(
+                input_tokens=usage.input_tokens,
+                output_tokens=usage.output_tokens,
+                cache_read_tokens=usage.cache_read_tokens,
+                cache_write_tokens=usage.cache_write_tokens or 0,
+                cache_write_5m_tokens=usage.cache_write_5m_tokens,
+                cache_write_1h_tokens=usage.cache_write_1h_tokens,
+                reasoning_tokens=usage.reasoning_tokens or 0,
+            )
+        pricer = pricing.default_pricer()
+        tier = data.service_tier if data is not None else None
+        duration = time.monotonic() - self._t0
+        served = data.response_model if data is not None else None
+        requested = self.request.model
+        price = pricer.price(token_usage, model=served or requested, provider=self.request.provider,
+                             service_tier=tier, when=self.started, duration_s=duration)
+        if (price.unpriced_reason == semconv.UNPRICED_UNKNOWN_MODEL and served and requested
+                and requested != served):
+            # A snapshot the price table does not list yet (gpt-5.5-2026-09-01): the
+            # alias the caller asked for is priced the same.
+            price = pricer.price(token_usage, model=requested, provider=self.request.provider,
+                                 service_tier=tier, when=self.started, duration_s=duration)
+        return price
+
+
+def flatten_text(content: Any) -> str:
+    """The text of a message's content: a string, or the text of its parts, in order."""
+    if isinstance(content, str):
+        return content
+    pieces: list[str] = []
+    for part in as_list(content):
+        if isinstance(part, str):
+            pieces.append(part)
+            continue
+        text = get(part, "text")
+        if isinstance(text, str):
+            pieces.append(text)
+            continue
+        nested = get(part, "content")  # tool results carry their own content
+        if nested is not None:
+            pieces.append(flatten_text(nested))
+            continue
+        kind = get(part, "type")
+        if isinstance(kind, str):
+            pieces.append(f"[{kind}]")  # an image or file: counted, not read
+    return "\n".join(pieces)
+
+
+def strings(values: Iterable[Any]) -> list[str]:
+    return [v for v in values if isinstance(v, str)]
+
+
+def stop_sequences(value: Any) -> list[str] | None:
+    if isinstance(value, str):
+        return [value]
+    items = strings(as_list(value))
+    return items or None
+
+
+# --- the call path every patched method shares ----------------------------------------
+
+Build = Callable[[Any, dict[str, Any]], Request]  # (instance, kwargs) -> what the request says
+OnResult = Callable[[Any, LLMCall], Any]  # (SDK result, call) -> what the caller gets
+
+
+def _begin(integration: str, tracer_name: str, build: Build, instance: Any,
+           kwargs: dict[str, Any]) -> LLMCall | None:
+    run = runs.current_run()
+    if run is not None:
+        run.check_budget("llm")  # BudgetExceeded goes to the caller before anything is sent
+    call: LLMCall | None = None
+    with fail_open(f"{integration}: start span"):
+        call = LLMCall(build(instance, kwargs), tracer_name)
+    return call
+
+
+def _deliver(integration: str, result: Any, call: LLMCall, on_result: OnResult) -> Any:
+    out = result
+    with fail_open(f"{integration}: read response"):
+        out = on_result(result, call)
+    if out is result and not call.ended:  # reading it failed: end the span with what is known
+        call.finish(None)
+    return out
+
+
+def traced(integration: str, tracer_name: str, build: Build, on_result: OnResult,
+           prepare: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> Callable[..., Any]:
+    """A wrapt wrapper for a sync SDK method: budget check, span, call, result handling."""
+
+    def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...],
+                kwargs: dict[str, Any]) -> Any:
+        if not _wrap.is_active(integration) or _wrap.IN_LLM_CALL.get():
+            return wrapped(*args, **kwargs)
+        call = _begin(integration, tracer_name, build, instance, kwargs)
+        if call is None:
+            return wrapped(*args, **kwargs)
+        if prepare is not None:
+            with fail_open(f"{integration}: prepare request"):
+                kwargs = prepare(kwargs)
+        token = _wrap.IN_LLM_CALL.set(True)
+        try:
+            with call.use():
+                result = wrapped(*args, **kwargs)
+        except BaseException as exc:
+            call.fail(exc)
+            raise
+        finally:
+            _wrap.IN_LLM_CALL.reset(token)
+        return _deliver(integration, result, call, on_result)
+
+    return wrapper
+
+
+def traced_async(integration: str, tracer_name: str, build: Build, on_result: OnResult,
+                 prepare: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> Callable[..., Any]:
+    """The same for an ``async def`` SDK method."""
+
+    async def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...],
+                      kwargs: dict[str, Any]) -> Any:
+        if not _wrap.is_active(integration) or _wrap.IN_LLM_CALL.get():
+            return await wrapped(*args, **kwargs)
+        call = _begin(integration, tracer_name, build, instance, kwargs)
+        if call is None:
+            return await wrapped(*args, **kwargs)
+        if prepare is not None:
+            with fail_open(f"{integration}: prepare request"):
+                kwargs = prepare(kwargs)
+        token = _wrap.IN_LLM_CALL.set(True)
+        try:
+            with call.use():
+                result = await wrapped(*args, **kwargs)
+        except BaseException as exc:
+            call.fail(exc)
+            raise
+        finally:
+            _wrap.IN_LLM_CALL.reset(token)
+        return _deliver(integration, result, call, on_result)
+
+    return wrapper

@@ -1,0 +1,324 @@
+"""Proxies that end an LLM span when the caller is done with a stream or a raw response.
+
+A streamed call's span cannot end when ``create()`` returns: the usage arrives
+in the last chunk. The proxies here stand in for the SDK's object (``isinstance``
+still sees the SDK type, every other attribute falls through to it) and end the
+span exactly once, whichever comes first:
+
+- the stream is exhausted (``ended_by="exhausted"``),
+- reading it raises (``"error"``, status ERROR, what arrived so far is kept),
+- ``close()`` / ``aclose()`` or the end of a ``with`` block (``"closed"``),
+- the caller drops it, e.g. after breaking out of the loop (``"abandoned"``,
+  from ``__del__``): the most common way peers lose a streamed call's cost.
+
+Whatever was received until then is recorded: partial text, tool calls, and
+usage only if the usage chunk arrived (otherwise ``runtrace.usage.missing``).
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import wrapt
+
+from .. import semconv
+from .._internal import fail_open
+from ._llm import LLMCall, ResponseData
+
+
+class Accumulator(Protocol):
+    """Builds the response from a provider's chunks, one at a time."""
+
+    def add(self, chunk: Any) -> None: ...
+
+    def result(self) -> ResponseData: ...
+
+
+class _StreamState:
+    """Shared by the sync and async proxies: feed chunks, end the span once."""
+
+    __slots__ = ("call", "acc")
+
+    def __init__(self, call: LLMCall, acc: Accumulator) -> None:
+        self.call = call
+        self.acc = acc
+
+    def chunk(self, chunk: Any) -> None:
+        self.call.first_chunk()
+        with fail_open("stream: chunk"):
+            self.acc.add(chunk)
+
+    def _partial(self) -> ResponseData | None:
+        data = None
+        with fail_open("stream: result"):
+            data = self.acc.result()
+        return data
+
+    def end(self, ended_by: str) -> None:
+        if not self.call.ended:
+            self.call.finish(self._partial(), ended_by=ended_by)
+
+    def error(self, exc: BaseException) -> None:
+        if not self.call.ended:
+            self.call.fail(exc, self._partial() or ResponseData(), ended_by=semconv.STREAM_ENDED_ERROR)
+
+
+def _end_abandoned(state: _StreamState | None) -> None:
+    if state is None:
+        return
+    try:
+        state.end(semconv.STREAM_ENDED_ABANDONED)
+    except Exception:  # noqa: BLE001, S110 - __del__ may run at interpreter exit; never raise from it
+        pass
+
+
+class StreamProxy(wrapt.ObjectProxy):  # type: ignore[misc]
+    """Stands in for a sync SDK stream (openai ``Stream``, anthropic ``Stream``)."""
+
+    def __init__(self, wrapped: Any, call: LLMCall, acc: Accumulator) -> None:
+        super().__init__(wrapped)
+        self._self_state = _StreamState(call, acc)
+
+    def __iter__(self) -> StreamProxy:
+        return self
+
+    def __next__(self) -> Any:
+        state = self._self_state
+        try:
+            chunk = next(self.__wrapped__)
+        except StopIteration:
+            state.end(semconv.STREAM_ENDED_EXHAUSTED)
+            raise
+        except BaseException as exc:
+            state.error(exc)
+            raise
+        state.chunk(chunk)
+        return chunk
+
+    def __enter__(self) -> StreamProxy:
+        self.__wrapped__.__enter__()
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> Any:
+        try:
+            return self.__wrapped__.__exit__(exc_type, exc, tb)
+        finally:
+            self._self_state.end(semconv.STREAM_ENDED_CLOSED)
+
+    def close(self) -> Any:
+        try:
+            return self.__wrapped__.close()
+        finally:
+            self._self_state.end(semconv.STREAM_ENDED_CLOSED)
+
+    def __del__(self) -> None:
+        _end_abandoned(getattr(self, "_self_state", None))
+
+
+class AsyncStreamProxy(wrapt.ObjectProxy):  # type: ignore[misc]
+    """Stands in for an async SDK stream (openai ``AsyncStream``, anthropic ``AsyncStream``)."""
+
+    def __init__(self, wrapped: Any, call: LLMCall, acc: Accumulator) -> None:
+        super().__init__(wrapped)
+        self._self_state = _StreamState(call, acc)
+
+    def __aiter__(self) -> AsyncStreamProxy:
+        return self
+
+    async def __anext__(self) -> Any:
+        state = self._self_state
+        try:
+            chunk = await self.__wrapped__.__anext__()
+        except StopAsyncIteration:
+            state.end(semconv.STREAM_ENDED_EXHAUSTED)
+            raise
+        except BaseException as exc:
+            state.error(exc)
+            raise
+        state.chunk(chunk)
+        return chunk
+
+    async def __aenter__(self) -> AsyncStreamProxy:
+        await self.__wrapped__.__aenter__()
+        return self
+
+    async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> Any:
+        try:
+            return await self.__wrapped__.__aexit__(exc_type, exc, tb)
+        finally:
+            self._self_state.end(semconv.STREAM_ENDED_CLOSED)
+
+    async def close(self) -> Any:
+        try:
+            result = self.__wrapped__.close()
+            return await result if inspect.isawaitable(result) else result
+        finally:
+            self._self_state.end(semconv.STREAM_ENDED_CLOSED)
+
+    async def aclose(self) -> Any:
+        closer = getattr(self.__wrapped__, "aclose", None) or self.__wrapped__.close
+        try:
+            result = closer()
+            return await result if inspect.isawaitable(result) else result
+        finally:
+            self._self_state.end(semconv.STREAM_ENDED_CLOSED)
+
+    def __del__(self) -> None:
+        _end_abandoned(getattr(self, "_self_state", None))
+
+
+def is_async_stream(obj: Any) -> bool:
+    return hasattr(obj, "__anext__") or hasattr(type(obj), "__aiter__")
+
+
+def wrap_stream(stream: Any, call: LLMCall, acc: Accumulator) -> Any:
+    """The proxy for ``stream`` (sync or async); ``stream`` itself if it is not one."""
+    if is_async_stream(stream):
+        return AsyncStreamProxy(stream, call, acc)
+    if hasattr(stream, "__next__") or hasattr(type(stream), "__iter__"):
+        return StreamProxy(stream, call, acc)
+    call.finish(None)
+    return stream
+
+
+# --- raw responses (with_raw_response / with_streaming_response) -----------------------
+
+def is_raw_response(obj: Any) -> bool:
+    """The SDKs' ``LegacyAPIResponse`` / ``APIResponse``: matched by shape, not private imports."""
+    return hasattr(obj, "http_response") and callable(getattr(obj, "parse", None))
+
+
+def _body_json(raw: Any) -> Any:
+    http = raw.http_response
+    if not getattr(http, "is_closed", False):
+        return None
+    content_type = str(http.headers.get("content-type", ""))
+    if "json" not in content_type:
+        return None
+    return http.json()
+
+
+class RawResponseProxy(wrapt.ObjectProxy):  # type: ignore[misc]
+    """Stands in for a raw response whose body the caller has yet to read.
+
+    ``parse()`` routes on what the SDK returns: a model ends the span with its
+    data; a stream comes back as a :class:`StreamProxy` that ends it later.
+    ``read()``/``json()``/``text()`` end it from the body; ``close()`` (the end
+    of a ``with_streaming_response`` block) ends it with whatever is known; a
+    raw response dropped unread ends it as abandoned.
+    """
+
+    def __init__(self, wrapped: Any, call: LLMCall, from_body: Callable[[Any], ResponseData],
+                 stream_acc: Callable[[], Accumulator]) -> None:
+        super().__init__(wrapped)
+        self._self_call = call
+        self._self_from_body = from_body
+        self._self_stream_acc = stream_acc
+        self._self_stream: tuple[Any, Any] | None = None  # (the SDK's stream, our proxy of it)
+
+    def _self_dispatch(self, parsed: Any) -> Any:
+        memo = self._self_stream
+        if memo is not None and memo[0] is parsed:
+            return memo[1]
+        call: LLMCall = self._self_call
+        if call.ended:
+            return parsed
+        if hasattr(parsed, "__next__") or hasattr(parsed, "__anext__"):
+            proxy = wrap_stream(parsed, call, self._self_stream_acc())
+            self._self_stream = (parsed, proxy)
+            return proxy
+        data = None
+        with fail_open("raw response: parsed"):
+            data = self._self_from_body(parsed)
+        call.finish(data)
+        return parsed
+
+    def _self_from_read_body(self) -> None:
+        call: LLMCall = self._self_call
+        if call.ended or self._self_stream is not None:
+            return
+        data = None
+        with fail_open("raw response: body"):
+            body = _body_json(self.__wrapped__)
+            if body is not None:
+                data = self._self_from_body(body)
+        if data is not None:
+            call.finish(data)
+
+    def _self_closed(self) -> None:
+        memo = self._self_stream
+        if memo is not None:
+            memo[1]._self_state.end(semconv.STREAM_ENDED_CLOSED)
+            return
+        self._self_from_read_body()
+        call: LLMCall = self._self_call
+        if not call.ended:
+            call.finish(None, ended_by=semconv.STREAM_ENDED_CLOSED)
+
+    def _self_after(self, result: Any, then: Callable[[], None], transform: Callable[[Any], Any] | None = None
+                    ) -> Any:
+        if inspect.isawaitable(result):
+            async def finish() -> Any:
+                value = await result
+                then()
+                return transform(value) if transform else value
+            return finish()
+        then()
+        return transform(result) if transform else result
+
+    def parse(self, *args: Any, **kwargs: Any) -> Any:
+        result = self.__wrapped__.parse(*args, **kwargs)
+        if args or kwargs:  # parse(to=...) asks for the caller's own type: leave it alone
+            return self._self_after(result, self._self_from_read_body)
+        if inspect.isawaitable(result):
+            async def dispatch() -> Any:
+                return self._self_dispatch(await result)
+            return dispatch()
+        return self._self_dispatch(result)
+
+    def __del__(self) -> None:
+        try:
+            call = getattr(self, "_self_call", None)
+            if call is not None and self._self_stream is None and not call.ended:
+                call.finish(None, ended_by=semconv.STREAM_ENDED_ABANDONED)
+        except Exception:  # noqa: BLE001, S110 - never raise from __del__
+            pass
+
+
+class _ReadableRawResponseProxy(RawResponseProxy):
+    """For ``APIResponse`` (``with_streaming_response``), whose body is read by methods.
+
+    ``LegacyAPIResponse`` exposes ``text``/``content`` as properties instead, so
+    it gets the plain proxy: shadowing them with methods would change its API.
+    """
+
+    def read(self) -> Any:
+        return self._self_after(self.__wrapped__.read(), self._self_from_read_body)
+
+    def json(self) -> Any:
+        return self._self_after(self.__wrapped__.json(), self._self_from_read_body)
+
+    def text(self) -> Any:
+        return self._self_after(self.__wrapped__.text(), self._self_from_read_body)
+
+    def close(self) -> Any:
+        return self._self_after(self.__wrapped__.close(), self._self_closed)
+
+
+def wrap_raw_response(raw: Any, call: LLMCall, from_body: Callable[[Any], ResponseData],
+                      stream_acc: Callable[[], Accumulator]) -> Any:
+    """End the span now when the body was already read, else hand back a proxy that ends it later."""
+    body_read = bool(getattr(raw.http_response, "is_closed", False))
+    if body_read and not call.request.stream:
+        data = None
+        with fail_open("raw response: body"):
+            body = _body_json(raw)
+            if body is not None:
+                data = from_body(body)
+        call.finish(data)
+        return raw
+    methods = all(inspect.isfunction(getattr(type(raw), name, None)) for name in ("read", "json", "text", "close"))
+    cls = _ReadableRawResponseProxy if methods else RawResponseProxy
+    return cls(raw, call, from_body, stream_acc)

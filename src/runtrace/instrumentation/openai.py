@@ -1,0 +1,450 @@
+"""OpenAI client instrumentation: chat completions, responses and embeddings, sync and async.
+
+Laid out like the official OpenTelemetry openai-v2 instrumentation: one patch
+table (below), request attributes read from ``kwargs`` by pure functions, and
+the response read from the SDK's model object or, for ``with_raw_response`` /
+``with_streaming_response``, from the JSON body, through the same extractors
+(they accept both). Works with openai 1.x (httpx) through 3.x (httpx2): each row
+is patched on its own, so a method a release lacks is skipped alone.
+
+``chat.completions.stream()`` and ``responses.stream()`` call the patched
+``create(stream=True)``, so they are traced through it; ``parse()`` posts on its
+own in newer releases and is patched too (in openai 1.x the beta ``parse``
+calls ``create``; the inner call then passes through, one span per request).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .. import _config, semconv
+from . import _wrap
+from ._llm import (
+    LLMCall,
+    Request,
+    ResponseData,
+    ToolCall,
+    Usage,
+    as_int,
+    as_list,
+    as_str,
+    flatten_text,
+    get,
+    given,
+    put,
+    server_attributes,
+    stop_sequences,
+    tool_call_part,
+    traced,
+    traced_async,
+)
+from ._stream import is_raw_response, wrap_raw_response, wrap_stream
+
+INTEGRATION = "openai"
+TRACER = "runtrace.instrumentation.openai"
+
+_applied: list[_wrap.Applied] = []
+
+
+# --- requests ----------------------------------------------------------------------------
+
+def _common_request(instance: Any, kwargs: dict[str, Any], attrs: dict[str, Any]) -> None:
+    attrs.update(server_attributes(get(instance, "_client")))
+    put(attrs, semconv.GEN_AI_REQUEST_TEMPERATURE, kwargs.get("temperature"))
+    put(attrs, semconv.GEN_AI_REQUEST_TOP_P, kwargs.get("top_p"))
+    tier = kwargs.get("service_tier")
+    if not (isinstance(tier, str) and given(tier)):
+        tier = get(kwargs.get("extra_body"), "service_tier")
+    if isinstance(tier, str) and tier != "auto":
+        attrs[semconv.OPENAI_REQUEST_SERVICE_TIER] = tier
+
+
+def _output_type(fmt: Any) -> str | None:
+    if isinstance(fmt, type):  # parse(response_format=PydanticModel)
+        return "json"
+    kind = get(fmt, "type")
+    if kind in ("json_schema", "json_object"):
+        return "json"
+    return "text" if kind == "text" else None
+
+
+def _chat_message(message: Any) -> tuple[str, str]:
+    role = as_str(get(message, "role")) or "user"
+    text = flatten_text(get(message, "content"))
+    calls = [f"{get(c, 'function', 'name')}({get(c, 'function', 'arguments') or ''})"
+             for c in as_list(get(message, "tool_calls"))]
+    return role, "\n".join([text, *calls]) if calls else text
+
+
+def _chat_content(message: Any) -> dict[str, Any]:
+    role = as_str(get(message, "role")) or "user"
+    content = get(message, "content")
+    parts: list[dict[str, Any]] = []
+    if role == "tool":
+        parts.append({"type": "tool_call_response", "id": get(message, "tool_call_id"),
+                      "result": flatten_text(content)})
+    elif content is not None:
+        parts.append({"type": "text", "content": flatten_text(content)})
+    for c in as_list(get(message, "tool_calls")):
+        parts.append(tool_call_part(get(c, "id"), get(c, "function", "name"), get(c, "function", "arguments")))
+    return {"role": role, "parts": parts}
+
+
+def chat_request(instance: Any, kwargs: dict[str, Any]) -> Request:
+    attrs: dict[str, Any] = {}
+    _common_request(instance, kwargs, attrs)
+    max_tokens = kwargs.get("max_completion_tokens")
+    put(attrs, semconv.GEN_AI_REQUEST_MAX_TOKENS, max_tokens if given(max_tokens) else kwargs.get("max_tokens"))
+    put(attrs, semconv.GEN_AI_REQUEST_FREQUENCY_PENALTY, kwargs.get("frequency_penalty"))
+    put(attrs, semconv.GEN_AI_REQUEST_PRESENCE_PENALTY, kwargs.get("presence_penalty"))
+    put(attrs, semconv.GEN_AI_REQUEST_SEED, kwargs.get("seed"))
+    put(attrs, semconv.GEN_AI_REQUEST_STOP_SEQUENCES, stop_sequences(kwargs.get("stop")))
+    n = as_int(kwargs.get("n"))
+    if n is not None and n != 1:
+        attrs[semconv.GEN_AI_REQUEST_CHOICE_COUNT] = n
+    put(attrs, semconv.GEN_AI_OUTPUT_TYPE, _output_type(kwargs.get("response_format")))
+    messages = kwargs.get("messages")
+    listed = isinstance(messages, (list, tuple))  # never consume a generator the SDK has yet to read
+    capture = _config.settings().capture_content
+    return Request(
+        provider=semconv.PROVIDER_OPENAI, operation=semconv.OP_CHAT, model=as_str(kwargs.get("model")),
+        attributes=attrs, stream=kwargs.get("stream") is True,
+        prompt=[_chat_message(m) for m in messages] if listed else None,
+        input_messages=[_chat_content(m) for m in messages] if listed and capture else None,
+    )
+
+
+def _responses_input(value: Any) -> tuple[list[tuple[str, str]], list[dict[str, Any]]] | None:
+    if isinstance(value, str):
+        return [("user", value)], [{"role": "user", "parts": [{"type": "text", "content": value}]}]
+    if not isinstance(value, (list, tuple)):
+        return None
+    prompt: list[tuple[str, str]] = []
+    content: list[dict[str, Any]] = []
+    for item in value:
+        kind = get(item, "type")
+        if kind == "function_call_output":
+            output = get(item, "output")
+            text = output if isinstance(output, str) else flatten_text(output)
+            prompt.append(("tool", text))
+            content.append({"role": "tool", "parts": [
+                {"type": "tool_call_response", "id": get(item, "call_id"), "result": text}]})
+        elif kind == "function_call":
+            name, arguments = get(item, "name"), get(item, "arguments")
+            prompt.append(("assistant", f"{name}({arguments or ''})"))
+            content.append({"role": "assistant", "parts": [tool_call_part(get(item, "call_id"), name, arguments)]})
+        elif get(item, "role") is not None:
+            role = as_str(get(item, "role")) or "user"
+            text = flatten_text(get(item, "content"))
+            prompt.append((role, text))
+            content.append({"role": role, "parts": [{"type": "text", "content": text}]})
+    return prompt, content
+
+
+def responses_request(instance: Any, kwargs: dict[str, Any]) -> Request:
+    attrs: dict[str, Any] = {}
+    _common_request(instance, kwargs, attrs)
+    put(attrs, semconv.GEN_AI_REQUEST_MAX_TOKENS, kwargs.get("max_output_tokens"))
+    text_format = kwargs.get("text_format")
+    put(attrs, semconv.GEN_AI_OUTPUT_TYPE,
+        _output_type(text_format if isinstance(text_format, type) else get(kwargs.get("text"), "format")))
+    conversation = kwargs.get("conversation")
+    put(attrs, semconv.GEN_AI_CONVERSATION_ID,
+        conversation if isinstance(conversation, str) else get(conversation, "id"))
+    found = _responses_input(kwargs.get("input"))
+    instructions = kwargs.get("instructions")
+    prompt: list[tuple[str, str]] | None = None
+    content: list[dict[str, Any]] | None = None
+    if found is not None:
+        prompt, content = found
+        if isinstance(instructions, str) and instructions:
+            prompt.insert(0, ("system", instructions))
+    capture = _config.settings().capture_content
+    return Request(
+        provider=semconv.PROVIDER_OPENAI, operation=semconv.OP_CHAT, model=as_str(kwargs.get("model")),
+        attributes=attrs, stream=kwargs.get("stream") is True, prompt=prompt,
+        input_messages=content if capture else None,
+        system_instructions=[{"type": "text", "content": instructions}]
+        if capture and isinstance(instructions, str) and instructions else None,
+    )
+
+
+def embeddings_request(instance: Any, kwargs: dict[str, Any]) -> Request:
+    attrs: dict[str, Any] = {}
+    attrs.update(server_attributes(get(instance, "_client")))
+    fmt = kwargs.get("encoding_format")
+    if isinstance(fmt, str):
+        attrs[semconv.GEN_AI_REQUEST_ENCODING_FORMATS] = [fmt]
+    return Request(provider=semconv.PROVIDER_OPENAI, operation=semconv.OP_EMBEDDINGS,
+                   model=as_str(kwargs.get("model")), attributes=attrs)
+
+
+def _with_stream_usage(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """``instrument(stream_usage=True)``: ask for the usage chunk unless the caller chose stream_options."""
+    if (kwargs.get("stream") is True and _config.settings().stream_usage
+            and not given(kwargs.get("stream_options"))):
+        return {**kwargs, "stream_options": {"include_usage": True}}
+    return kwargs
+
+
+# --- responses ---------------------------------------------------------------------------
+
+def chat_usage(usage: Any) -> Usage | None:
+    prompt, completion = as_int(get(usage, "prompt_tokens")), as_int(get(usage, "completion_tokens"))
+    if prompt is None and completion is None:
+        return None
+    cache_write = as_int(get(usage, "prompt_tokens_details", "cache_write_tokens"))
+    return Usage(
+        input_tokens=prompt or 0, output_tokens=completion or 0,
+        cache_read_tokens=as_int(get(usage, "prompt_tokens_details", "cached_tokens")) or 0,
+        cache_write_tokens=cache_write if cache_write else None,
+        reasoning_tokens=as_int(get(usage, "completion_tokens_details", "reasoning_tokens")),
+    )
+
+
+def _tool_call(raw: Any) -> ToolCall:
+    return ToolCall(as_str(get(raw, "id")), as_str(get(raw, "function", "name")),
+                    get(raw, "function", "arguments"))
+
+
+def chat_response(body: Any) -> ResponseData:
+    """A ``ChatCompletion`` (model or JSON body) as ResponseData."""
+    data = ResponseData(response_id=as_str(get(body, "id")), response_model=as_str(get(body, "model")),
+                        usage=chat_usage(get(body, "usage")), service_tier=as_str(get(body, "service_tier")))
+    for index, choice in enumerate(as_list(get(body, "choices"))):
+        reason = as_str(get(choice, "finish_reason"))
+        if reason:
+            data.finish_reasons.append(reason)
+        message = get(choice, "message")
+        text = get(message, "content")
+        text = text if isinstance(text, str) else ""
+        calls = [_tool_call(c) for c in as_list(get(message, "tool_calls"))]
+        data.tool_calls.extend(calls)
+        if index == 0:
+            data.text = text
+        parts: list[dict[str, Any]] = [{"type": "text", "content": text}] if text else []
+        parts.extend(tool_call_part(c.id, c.name, c.arguments) for c in calls)
+        data.output_messages.append({"role": "assistant", "parts": parts, "finish_reason": reason or ""})
+    return data
+
+
+class ChatAccumulator:
+    """Rebuilds a chat completion from ``ChatCompletionChunk``s."""
+
+    def __init__(self) -> None:
+        self.head = ResponseData()
+        self.texts: dict[int, list[str]] = {}
+        self.reasons: dict[int, str] = {}
+        self.calls: dict[int, dict[int, list[Any]]] = {}  # choice -> tool index -> [id, name, args pieces]
+
+    def add(self, chunk: Any) -> None:
+        head = self.head
+        head.response_id = head.response_id or as_str(get(chunk, "id"))
+        head.response_model = head.response_model or as_str(get(chunk, "model"))
+        head.service_tier = as_str(get(chunk, "service_tier")) or head.service_tier
+        usage = chat_usage(get(chunk, "usage"))
+        if usage is not None:
+            head.usage = usage
+        for choice in as_list(get(chunk, "choices")):
+            index = as_int(get(choice, "index")) or 0
+            delta = get(choice, "delta")
+            content = get(delta, "content")
+            if isinstance(content, str):
+                self.texts.setdefault(index, []).append(content)
+            for call in as_list(get(delta, "tool_calls")):
+                slot = self.calls.setdefault(index, {}).setdefault(as_int(get(call, "index")) or 0,
+                                                                    [None, None, []])
+                slot[0] = slot[0] or as_str(get(call, "id"))
+                slot[1] = slot[1] or as_str(get(call, "function", "name"))
+                piece = get(call, "function", "arguments")
+                if isinstance(piece, str):
+                    slot[2].append(piece)
+            reason = as_str(get(choice, "finish_reason"))
+            if reason:
+                self.reasons[index] = reason
+
+    def result(self) -> ResponseData:
+        head = self.head
+        data = ResponseData(response_id=head.response_id, response_model=head.response_model,
+                            usage=head.usage, service_tier=head.service_tier)
+        for index in sorted(set(self.texts) | set(self.reasons) | set(self.calls)):
+            text = "".join(self.texts.get(index, ()))
+            calls = [ToolCall(c[0], c[1], "".join(c[2]) if c[2] else None)
+                     for _, c in sorted(self.calls.get(index, {}).items())]
+            data.tool_calls.extend(calls)
+            reason = self.reasons.get(index)
+            if reason:
+                data.finish_reasons.append(reason)
+            if not data.text:
+                data.text = text
+            parts: list[dict[str, Any]] = [{"type": "text", "content": text}] if text else []
+            parts.extend(tool_call_part(c.id, c.name, c.arguments) for c in calls)
+            data.output_messages.append({"role": "assistant", "parts": parts, "finish_reason": reason or ""})
+        return data
+
+
+def responses_usage(usage: Any) -> Usage | None:
+    inp, out = as_int(get(usage, "input_tokens")), as_int(get(usage, "output_tokens"))
+    if inp is None and out is None:
+        return None
+    return Usage(input_tokens=inp or 0, output_tokens=out or 0,
+                 cache_read_tokens=as_int(get(usage, "input_tokens_details", "cached_tokens")) or 0,
+                 reasoning_tokens=as_int(get(usage, "output_tokens_details", "reasoning_tokens")))
+
+
+def _responses_finish_reason(body: Any, has_calls: bool) -> str | None:
+    status = as_str(get(body, "status"))
+    if status == "completed":
+        return "tool_calls" if has_calls else "stop"
+    if status == "incomplete":
+        return as_str(get(body, "incomplete_details", "reason")) or "incomplete"
+    if status == "failed":
+        return "error"
+    return status
+
+
+def responses_response(body: Any) -> ResponseData:
+    """A ``Response`` of the Responses API (model or JSON body) as ResponseData."""
+    data = ResponseData(response_id=as_str(get(body, "id")), response_model=as_str(get(body, "model")),
+                        usage=responses_usage(get(body, "usage")), service_tier=as_str(get(body, "service_tier")))
+    texts: list[str] = []
+    parts: list[dict[str, Any]] = []
+    for item in as_list(get(body, "output")):
+        kind = get(item, "type")
+        if kind == "message":
+            for piece in as_list(get(item, "content")):
+                text = get(piece, "text")
+                if not isinstance(text, str):
+                    text = get(piece, "refusal")
+                if isinstance(text, str):
+                    texts.append(text)
+                    parts.append({"type": "text", "content": text})
+        elif kind == "function_call":
+            call = ToolCall(as_str(get(item, "call_id")), as_str(get(item, "name")), get(item, "arguments"))
+            data.tool_calls.append(call)
+            parts.append(tool_call_part(call.id, call.name, call.arguments))
+    data.text = "".join(texts)
+    reason = _responses_finish_reason(body, bool(data.tool_calls))
+    if reason:
+        data.finish_reasons.append(reason)
+    if parts or reason:
+        data.output_messages.append({"role": "assistant", "parts": parts, "finish_reason": reason or ""})
+    return data
+
+
+_FINAL_EVENTS = frozenset({"response.completed", "response.incomplete", "response.failed"})
+
+
+class ResponsesAccumulator:
+    """Follows a Responses API event stream; the final event carries the whole response."""
+
+    def __init__(self) -> None:
+        self.final: ResponseData | None = None
+        self.head = ResponseData()
+        self.texts: list[str] = []
+        self.calls: list[ToolCall] = []
+
+    def add(self, event: Any) -> None:
+        kind = get(event, "type")
+        if kind in _FINAL_EVENTS:
+            self.final = responses_response(get(event, "response"))
+        elif kind in ("response.created", "response.in_progress"):
+            response = get(event, "response")
+            self.head.response_id = self.head.response_id or as_str(get(response, "id"))
+            self.head.response_model = self.head.response_model or as_str(get(response, "model"))
+        elif kind == "response.output_text.delta":
+            delta = get(event, "delta")
+            if isinstance(delta, str):
+                self.texts.append(delta)
+        elif kind == "response.output_item.done":
+            item = get(event, "item")
+            if get(item, "type") == "function_call":
+                self.calls.append(ToolCall(as_str(get(item, "call_id")), as_str(get(item, "name")),
+                                           get(item, "arguments")))
+
+    def result(self) -> ResponseData:
+        if self.final is not None:
+            return self.final
+        data = ResponseData(response_id=self.head.response_id, response_model=self.head.response_model,
+                            text="".join(self.texts), tool_calls=list(self.calls))
+        parts: list[dict[str, Any]] = [{"type": "text", "content": data.text}] if data.text else []
+        parts.extend(tool_call_part(c.id, c.name, c.arguments) for c in data.tool_calls)
+        if parts:
+            data.output_messages.append({"role": "assistant", "parts": parts, "finish_reason": ""})
+        return data
+
+
+def embeddings_response(body: Any) -> ResponseData:
+    usage = get(body, "usage")
+    prompt = as_int(get(usage, "prompt_tokens"))
+    if prompt is None:
+        prompt = as_int(get(usage, "total_tokens"))
+    return ResponseData(response_model=as_str(get(body, "model")),
+                        usage=Usage(input_tokens=prompt, output_tokens=0) if prompt is not None else None)
+
+
+def _result_handler(from_body: Any, accumulator: Any) -> Any:
+    def on_result(result: Any, call: LLMCall) -> Any:
+        if is_raw_response(result):
+            return wrap_raw_response(result, call, from_body, accumulator)
+        if call.request.stream:
+            return wrap_stream(result, call, accumulator())
+        call.finish(from_body(result))
+        return result
+
+    return on_result
+
+
+_chat_result = _result_handler(chat_response, ChatAccumulator)
+_responses_result = _result_handler(responses_response, ResponsesAccumulator)
+_embeddings_result = _result_handler(embeddings_response, ChatAccumulator)
+
+
+def _sync(build: Any, on_result: Any, prepare: Any = None) -> Any:
+    return lambda: traced(INTEGRATION, TRACER, build, on_result, prepare)
+
+
+def _async(build: Any, on_result: Any, prepare: Any = None) -> Any:
+    return lambda: traced_async(INTEGRATION, TRACER, build, on_result, prepare)
+
+
+_CHAT = "openai.resources.chat.completions"
+_BETA_CHAT = "openai.resources.beta.chat.completions"
+_RESPONSES = "openai.resources.responses"
+_EMBEDDINGS = "openai.resources.embeddings"
+
+PATCHES: tuple[_wrap.Patch, ...] = (
+    _wrap.Patch(_CHAT, "Completions.create", _sync(chat_request, _chat_result, _with_stream_usage)),
+    _wrap.Patch(_CHAT, "AsyncCompletions.create", _async(chat_request, _chat_result, _with_stream_usage)),
+    _wrap.Patch(_CHAT, "Completions.parse", _sync(chat_request, _chat_result)),
+    _wrap.Patch(_CHAT, "AsyncCompletions.parse", _async(chat_request, _chat_result)),
+    _wrap.Patch(_BETA_CHAT, "Completions.parse", _sync(chat_request, _chat_result)),  # openai 1.x
+    _wrap.Patch(_BETA_CHAT, "AsyncCompletions.parse", _async(chat_request, _chat_result)),
+    _wrap.Patch(_RESPONSES, "Responses.create", _sync(responses_request, _responses_result)),
+    _wrap.Patch(_RESPONSES, "AsyncResponses.create", _async(responses_request, _responses_result)),
+    _wrap.Patch(_RESPONSES, "Responses.parse", _sync(responses_request, _responses_result)),
+    _wrap.Patch(_RESPONSES, "AsyncResponses.parse", _async(responses_request, _responses_result)),
+    _wrap.Patch(_EMBEDDINGS, "Embeddings.create", _sync(embeddings_request, _embeddings_result)),
+    _wrap.Patch(_EMBEDDINGS, "AsyncEmbeddings.create", _async(embeddings_request, _embeddings_result)),
+)
+
+
+def instrument() -> bool:
+    """Patch the installed openai client; True when at least one method was patched."""
+    import openai  # noqa: F401 - ModuleNotFoundError tells instrument() that openai is absent
+
+    _applied.extend(_wrap.apply(PATCHES))
+    _wrap.set_active(INTEGRATION, bool(_applied))
+    return bool(_applied)
+
+
+def uninstrument() -> None:
+    """Restore every patched method (the very objects that were there before)."""
+    _wrap.set_active(INTEGRATION, False)
+    _wrap.revert(_applied)
+    _applied.clear()
+
+
+def patched_methods() -> list[str]:
+    """``module:Class.method`` of every method currently patched (for diagnostics and tests)."""
+    return [f"{a.patch.module}:{a.patch.target}" for a in _applied]
