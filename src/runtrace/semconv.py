@@ -194,6 +194,7 @@ DURATION_BUCKETS: Final = (0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56,
 ENV_STORE: Final = "RUNTRACE_STORE"
 ENV_PRICES: Final = "RUNTRACE_PRICES"
 ENV_CAPTURE_CONTENT: Final = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
+ENV_SERVE_TOKEN: Final = "RUNTRACE_TOKEN"  # bearer token of `runtrace serve`
 
 # --- pricing (appended) --------------------------------------------------------
 # The newer spelling of gen_ai.openai.response.service_tier (semconv 1.37+); read both.
