@@ -316,6 +316,7 @@ def build_fixture() -> Fixture:
     r-crash    no run span (the process died): 2 LLM calls and a tool call, outcome 'unfinished'
     r-other    support/carol on another service, abandoned; its LLM span comes from another SDK
                (usage, no runtrace.cost.*) and is priced at ingest / in SQL
+    r-old      billing/alice, accepted, three days before the others (for the alerts' baselines)
     plus one embeddings call outside any run.
     """
     m = SpanMaker()
@@ -357,7 +358,8 @@ def build_fixture() -> Fixture:
     # r-budget: 900 s .. 960 s
     run = m.span(svc, "run answer ticket", 900, 960,
                  run_attrs("r-budget", "answer ticket", "support", "alice", outcome=sc.OUTCOME_BUDGET_STOPPED,
-                           stop_reason="max_cost_usd", max_cost=0.05), error="BudgetExceeded: max_cost_usd")
+                           stop_reason="max_cost_usd", max_cost=0.05, max_seconds=30),
+                 error="BudgetExceeded: max_cost_usd")
     m.span(svc, "chat gpt-4o", 901, 950, llm("r-budget", "gpt-4o", "openai", 30000, 2000, cached=6000,
                                              cost=0.095), parent=run, kind=SpanKind.CLIENT)
     budget = m.records()
@@ -368,7 +370,7 @@ def build_fixture() -> Fixture:
                                                cost=0.0155), kind=SpanKind.CLIENT)
     m.span(svc, "execute_tool run_tests", 1831, 1890, tool("r-crash", "run_tests", "t1", "x1"),
            error="timeout")
-    m.span(svc, "chat gpt-4o", 1891, 1900, llm("r-crash", "gpt-4o", "openai", 6000, 200, cached=5000,
+    m.span(svc, "chat gpt-4o", 1891, 1920, llm("r-crash", "gpt-4o", "openai", 6000, 200, cached=5000,
                                                cost=0.0045), kind=SpanKind.CLIENT)
     crash = m.records()
     m.exporter.clear()
@@ -383,11 +385,19 @@ def build_fixture() -> Fixture:
            llm(None, "text-embedding-3-small", "openai", 2000, 0, cost=0.00004, op=sc.OP_EMBEDDINGS),
            kind=SpanKind.CLIENT)
     other = m.records()
+    m.exporter.clear()
+
+    # r-old: three days earlier, accepted, for the "rising" alerts' comparison window
+    run = m.span(svc, "run old task", -3 * 86400, -3 * 86400 + 30,
+                 run_attrs("r-old", "old task", "billing", "alice", outcome=sc.OUTCOME_ACCEPTED))
+    m.span(svc, "chat gpt-4o", -3 * 86400 + 1, -3 * 86400 + 20,
+           llm("r-old", "gpt-4o", "openai", 4000, 400, cost=0.05), parent=run, kind=SpanKind.CLIENT)
+    old = m.records()
 
     # arrival: out of order, in several blocks, both exporter spellings
     return Fixture([
         (reject, False), (crash[:2], False), (accept[3:], False), (budget, True), (accept[:3], True),
-        (other, False), (crash[2:], True), (verdict, True),
+        (other, False), (crash[2:], True), (verdict, True), (old, False),
     ])
 
 
@@ -447,11 +457,12 @@ def expand_macros(sql: str, rng: TimeRange) -> str:
     return out
 
 
-_VAR = re.compile(r"\$\{(\w+)(?::(\w+))?\}|\$(\w+)")
+# Grafana leaves `$` + digits alone (no variable can be named so): "$0.01" in a label stays.
+_VAR = re.compile(r"\$\{([A-Za-z_]\w*)(?::(\w+))?\}|\$([A-Za-z_]\w*)")
 
 
 def expand_variables(sql: str, values: Mapping[str, Sequence[str] | str]) -> str:
-    """Grafana's variable interpolation for the formats the boards use (raw, ``singlequote``)."""
+    """Grafana's variable interpolation for the formats the boards use (raw, ``singlequote``, ``sqlstring``)."""
 
     def sub(match: re.Match[str]) -> str:
         name = match.group(1) or match.group(3)
@@ -462,6 +473,8 @@ def expand_variables(sql: str, values: Mapping[str, Sequence[str] | str]) -> str
             raise KeyError(f"variable ${name} has no value in this test")
         value = values[name]
         items = [value] if isinstance(value, str) else list(value)
+        if fmt == "sqlstring":
+            return ",".join("'" + v.replace("'", "''") + "'" for v in items)
         if fmt == "singlequote":
             return ",".join("'" + v.replace("\\", "\\\\").replace("'", "\\'") + "'" for v in items)
         if fmt is None:

@@ -35,6 +35,10 @@ EXPECTED = {
                      outcome="budget_stopped", stop_reason="max_cost_usd", cost_usd=0.095, unpriced_calls=0,
                      input_tokens=30000, output_tokens=2000, cached_input_tokens=6000, reasoning_tokens=0,
                      llm_calls=1, tool_calls=0, repeated_reads=0, loop_detected=False, duration_s=60.0),
+    "r-old": dict(name="old task", project="billing", owner="alice", service="support-agent",
+                  outcome="accepted", stop_reason=None, cost_usd=0.05, unpriced_calls=0,
+                  input_tokens=4000, output_tokens=400, cached_input_tokens=0, reasoning_tokens=0,
+                  llm_calls=1, tool_calls=0, repeated_reads=0, loop_detected=False, duration_s=30.0),
     "r-crash": dict(name=None, project=None, owner=None, service="support-agent",
                     outcome="unfinished", stop_reason=None, cost_usd=0.02, unpriced_calls=0,
                     input_tokens=11000, output_tokens=700, cached_input_tokens=6000, reasoning_tokens=0,
@@ -46,7 +50,8 @@ EXPECTED = {
                     input_tokens=10000, output_tokens=1000, cached_input_tokens=4000, reasoning_tokens=0,
                     llm_calls=1, tool_calls=0, repeated_reads=0, loop_detected=False, duration_s=100.0),
 }
-STARTED = {"r-accept": 0, "r-reject": 300, "r-budget": 900, "r-crash": 1800, "r-other": 3600}
+STARTED = {"r-accept": 0, "r-reject": 300, "r-budget": 900, "r-crash": 1800, "r-other": 3600,
+           "r-old": -3 * 86400}
 FIELDS = list(EXPECTED["r-accept"])
 
 
@@ -78,12 +83,12 @@ def ch_runs(ch: ClickHouse) -> dict[str, dict]:
 
 
 def test_otel_traces_holds_what_the_exporter_wrote(ch: ClickHouse) -> None:
-    assert ch.scalar("SELECT count() FROM otel.otel_traces") == 22
+    assert ch.scalar("SELECT count() FROM otel.otel_traces") == 24
     # both spellings of status and kind arrived and are read alike
     assert ch.rows("SELECT StatusCode, count() AS n FROM otel.otel_traces GROUP BY StatusCode ORDER BY StatusCode") \
         == [{"StatusCode": "Error", "n": 1}, {"StatusCode": "STATUS_CODE_ERROR", "n": 1},
-            {"StatusCode": "STATUS_CODE_UNSET", "n": 6}, {"StatusCode": "Unset", "n": 14}]
-    assert ch.scalar("SELECT count() FROM otel.otel_traces WHERE SpanKind IN ('Client', 'SPAN_KIND_CLIENT')") == 10
+            {"StatusCode": "STATUS_CODE_UNSET", "n": 6}, {"StatusCode": "Unset", "n": 16}]
+    assert ch.scalar("SELECT count() FROM otel.otel_traces WHERE SpanKind IN ('Client', 'SPAN_KIND_CLIENT')") == 11
     assert ch.scalar("SELECT count() FROM otel.runtrace_spans WHERE status = 'error'") == 2
     # values are strings, as the exporter writes them
     assert ch.rows("SELECT SpanAttributes['runtrace.cost.usd'] AS c, SpanAttributes['gen_ai.usage.input_tokens'] AS i,"
