@@ -221,7 +221,7 @@ class ClaudeUsage:
         return body
 
 
-def claude_message(*, model: str = "claude-sonnet-4-5-20250929", text: str | None = "Hello from Claude.",
+def claude_message(*, model: str = "claude-sonnet-4-6", text: str | None = "Hello from Claude.",
                    tool_uses: Sequence[tuple[str, str, dict[str, Any]]] = (),
                    usage: ClaudeUsage | None = ClaudeUsage(25, 10), message_id: str = "msg_01XyZ",
                    stop_reason: str | None = None) -> dict[str, Any]:

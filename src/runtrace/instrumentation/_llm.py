@@ -409,7 +409,7 @@ Build = Callable[[Any, dict[str, Any]], Request]  # (instance, kwargs) -> what t
 OnResult = Callable[[Any, LLMCall], Any]  # (SDK result, call) -> what the caller gets
 
 
-def _begin(integration: str, tracer_name: str, build: Build, instance: Any,
+def begin_call(integration: str, tracer_name: str, build: Build, instance: Any,
            kwargs: dict[str, Any]) -> LLMCall | None:
     run = runs.current_run()
     if run is not None:
@@ -437,7 +437,7 @@ def traced(integration: str, tracer_name: str, build: Build, on_result: OnResult
                 kwargs: dict[str, Any]) -> Any:
         if not _wrap.is_active(integration) or _wrap.IN_LLM_CALL.get():
             return wrapped(*args, **kwargs)
-        call = _begin(integration, tracer_name, build, instance, kwargs)
+        call = begin_call(integration, tracer_name, build, instance, kwargs)
         if call is None:
             return wrapped(*args, **kwargs)
         if prepare is not None:
@@ -465,7 +465,7 @@ def traced_async(integration: str, tracer_name: str, build: Build, on_result: On
                       kwargs: dict[str, Any]) -> Any:
         if not _wrap.is_active(integration) or _wrap.IN_LLM_CALL.get():
             return await wrapped(*args, **kwargs)
-        call = _begin(integration, tracer_name, build, instance, kwargs)
+        call = begin_call(integration, tracer_name, build, instance, kwargs)
         if call is None:
             return await wrapped(*args, **kwargs)
         if prepare is not None:
