@@ -23,8 +23,8 @@ def money(value: float | None) -> str:
     magnitude = abs(value)
     if magnitude >= 1:
         return f"${value:,.2f}"
-    # Two significant digits past the leading zeros, up to four decimals anyway: $0.0775, $0.00021, $0.50.
-    decimals = min(9, max(4, 1 - math.floor(math.log10(magnitude))))
+    # Three significant digits, or four decimals if that is more: $0.1394, $0.00798, $0.00021, $0.50.
+    decimals = min(9, max(4, 2 - math.floor(math.log10(magnitude))))
     text = f"{value:.{decimals}f}"
     whole, _, frac = text.partition(".")
     frac = frac.rstrip("0").ljust(2, "0")

@@ -1,0 +1,311 @@
+"""The ``serve``, ``report`` and ``reprice`` commands (attached to ``runtrace`` by ``cli.py``).
+
+Data goes to stdout (a rich table, JSON or CSV), progress and messages to
+stderr; every user error is a one-line ``ClickException``.
+"""
+
+from __future__ import annotations
+
+import csv
+import ipaddress
+import json
+import sys
+from collections.abc import Iterable
+from typing import Any
+
+import click
+
+from . import semconv
+
+__all__ = ["reprice", "report", "serve"]
+
+_STORE = click.option(
+    "--store", "store_path", type=click.Path(dir_okay=False), envvar=semconv.ENV_STORE, show_envvar=True,
+    help="SQLite store file [default: ~/.runtrace/runtrace.db].")
+_FORMAT = click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table",
+                       show_default=True, help="Output format.")
+_SINCE = click.option("--since", help="Runs started since: 24h, 7d, or an ISO date (UTC).")
+_UNTIL = click.option("--until", help="Runs started before: 24h, 7d (ago), or an ISO date (UTC).")
+_PROGRESS_FROM = 5_000  # calls; a shorter scan is over before a bar would help
+
+
+def is_loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _money(value: float | None) -> str:
+    from .server.format import money
+
+    return money(value)
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.1f}%"
+
+
+def _echo_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+
+
+def _write_csv(header: list[str], rows: Iterable[list[Any]]) -> None:
+    writer = csv.writer(sys.stdout, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+
+
+# --- serve ---------------------------------------------------------------------
+
+
+@click.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to bind. Anything but loopback exposes your runs to the network and needs --token.")
+@click.option("-p", "--port", type=click.IntRange(0, 65535), default=4318, show_default=True,
+              help="Port (4318 is OTLP/HTTP's; 0 picks a free one).")
+@_STORE
+@click.option("--token", envvar=semconv.ENV_SERVE_TOKEN, show_envvar=True,
+              help="Bearer token required for ingest, API and UI (open the UI once with ?token=...).")
+@click.option("--max-body-mb", type=click.IntRange(1, 1024), default=64, show_default=True,
+              help="Largest OTLP request body accepted, before and after gzip decompression.")
+def serve(host: str, port: int, store_path: str | None, token: str | None, max_body_mb: int) -> None:
+    """Web UI and OTLP/HTTP receiver (POST /v1/traces) on one port."""
+    try:
+        import uvicorn
+
+        from .server import create_app
+        from .server.app import LOOPBACK_HOSTS
+    except ImportError as exc:  # pragma: no cover - depends on the installed extras
+        raise click.ClickException(
+            f"`runtrace serve` needs the serve extra: pip install 'runtrace[serve]' ({exc})") from None
+    from .store.db import Store
+
+    loopback = is_loopback(host)
+    if not loopback and not token:
+        raise click.ClickException(
+            f"binding {host} exposes your runs to the network: pass --token (or set {semconv.ENV_SERVE_TOKEN}), "
+            "or bind 127.0.0.1")
+    store = Store.open(store_path, create=True)
+    app = create_app(store, token=token, max_body_bytes=max_body_mb * 1024 * 1024,
+                     allowed_hosts=LOOPBACK_HOSTS if loopback else None)
+    shown = f"[{host}]" if ":" in host else host
+    base = f"http://{shown}:{port}"
+    click.echo(f"runtrace serve: store {store.path}", err=True)
+    click.echo(f"  web UI       {base}/" + ("?token=..." if token else ""), err=True)
+    click.echo(f"  OTLP/HTTP    {base}/v1/traces  (protobuf or JSON, gzip ok)", err=True)
+    click.echo(f"  metrics      {base}/metrics", err=True)
+    try:
+        uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=30,
+                    server_header=False)
+    finally:
+        store.close()
+
+
+# --- report --------------------------------------------------------------------
+
+
+@click.command("report")
+@_STORE
+@_SINCE
+@_UNTIL
+@click.option("--by", type=click.Choice(["project", "owner", "model", "provider"]),
+              help="One row per project, owner, model or provider (plus the total).")
+@_FORMAT
+def report(store_path: str | None, since: str | None, until: str | None, by: str | None, fmt: str) -> None:
+    """Cost per accepted run, runs by outcome, abandoned rate, tool calls, repeated reads, unpriced calls."""
+    from .cli import open_store, parse_when
+    from .report import OUTCOME_ORDER, build_report
+
+    since_at, until_at = parse_when(since), parse_when(until)
+    store = open_store(store_path)
+    try:
+        result = build_report(store, since=since_at, until=until_at, by=by)
+    finally:
+        store.close()
+    rows = [*result.groups, result.total]
+    if fmt == "json":
+        _echo_json(result.as_dict())
+        return
+    if fmt == "csv":
+        _write_csv(
+            [by or "group", "runs", *OUTCOME_ORDER, "cost_usd", "cost_per_accepted_run", "abandoned_rate",
+             "llm_calls", "tool_calls", "repeated_reads", "unpriced_calls"],
+            ([r.group if r.group is not None else "(total)", r.runs, *(r.outcomes[o] for o in OUTCOME_ORDER),
+              r.cost_usd, "" if r.cost_per_accepted_run is None else r.cost_per_accepted_run,
+              "" if r.abandoned_rate is None else r.abandoned_rate, r.llm_calls, r.tool_calls, r.repeated_reads,
+              r.unpriced_calls] for r in rows))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    period = f"{since or 'the beginning'} to {until or 'now'}"
+    table = Table(title=f"runs from {period}" + (f", by {by}" if by else ""), title_justify="left",
+                  header_style="bold")
+    table.add_column(by or "")
+    for label in ("runs", "accepted", "rejected", "abandoned", "budget stop", "other", "cost", "per accepted",
+                  "abandoned %", "LLM calls", "tool calls", "re-reads", "unpriced"):
+        table.add_column(label, justify="right")
+    for i, r in enumerate(rows):
+        other = sum(r.outcomes[o] for o in (semconv.OUTCOME_ERROR, semconv.OUTCOME_OPEN, semconv.OUTCOME_UNFINISHED))
+        is_total = r.group is None
+        table.add_row(
+            "[bold]total[/]" if is_total else r.group, f"{r.runs:,}", f"{r.accepted:,}",
+            f"{r.outcomes[semconv.OUTCOME_REJECTED]:,}", f"{r.outcomes[semconv.OUTCOME_ABANDONED]:,}",
+            f"{r.outcomes[semconv.OUTCOME_BUDGET_STOPPED]:,}", f"{other:,}",
+            _money(r.cost_usd) + ("+?" if r.unpriced_calls else ""), _money(r.cost_per_accepted_run),
+            _pct(r.abandoned_rate), f"{r.llm_calls:,}", f"{r.tool_calls:,}", f"{r.repeated_reads:,}",
+            f"{r.unpriced_calls:,}", end_section=(i == len(rows) - 2), style="bold" if is_total else None)
+    Console().print(table)
+    if by in ("model", "provider") and result.groups:
+        click.echo(f"A run that used several {by}s counts under each; the total counts every run once.", err=True)
+
+
+# --- reprice -------------------------------------------------------------------
+
+
+@click.command("reprice")
+@click.option("--model", required=True, help="The model to price the recorded calls on.")
+@click.option("--provider", help="Its provider (openai, anthropic, ...), when the name alone is ambiguous.")
+@click.option("--tier", help="Service tier: flex, priority, batch ...")
+@click.option("--token-ratio", type=float, default=1.0, show_default=True,
+              help="Tokens the target's tokenizer counts per recorded token (1.35 = 35% more).")
+@_STORE
+@_SINCE
+@_UNTIL
+@click.option("--project", help="Only runs of this project.")
+@click.option("-n", "--limit", type=click.IntRange(min=0), default=20, show_default=True,
+              help="Runs listed in the table (0 = all); JSON and CSV list every run.")
+@click.option("--small-calls", type=click.IntRange(min=1), default=3, show_default=True,
+              help="Routing view: a run with at most this many LLM calls ...")
+@click.option("--small-tokens", type=click.IntRange(min=1), default=20_000, show_default=True,
+              help="... and at most this many tokens is small work.")
+@click.option("--frontier-ratio", type=click.FloatRange(min=1.0), default=4.0, show_default=True,
+              help="Routing view: list small runs that cost at least this many times the target's price.")
+@_FORMAT
+def reprice(model: str, provider: str | None, tier: str | None, token_ratio: float, store_path: str | None,
+            since: str | None, until: str | None, project: str | None, limit: int, small_calls: int,
+            small_tokens: int, frontier_ratio: float, fmt: str) -> None:
+    """What the recorded runs would cost on another model or tier, beside what they cost."""
+    from .cli import open_store, parse_when
+    from .reprice import reprice as run_reprice
+
+    if not token_ratio > 0:
+        raise click.BadParameter(f"must be a positive number, got {token_ratio}", param_hint="--token-ratio")
+    since_at, until_at = parse_when(since), parse_when(until)
+    store = open_store(store_path)
+    try:
+        result = _with_progress(lambda progress: run_reprice(
+            store, model=model, provider=provider, tier=tier, token_ratio=token_ratio, since=since_at,
+            until=until_at, project=project, small_calls=small_calls, small_tokens=small_tokens,
+            frontier_ratio=frontier_ratio, progress=progress))
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        store.close()
+    if result.tier_note:
+        click.echo(f"note: {result.tier_note}", err=True)
+    if fmt == "json":
+        _echo_json(result.as_dict())
+        return
+    if fmt == "csv":
+        _write_csv(["run_id", "name", "project", "models", "llm_calls", "input_tokens", "output_tokens",
+                    "actual_usd", "actual_unpriced_calls", "repriced_usd", "repriced_unpriced_calls",
+                    "difference_usd"],
+                   ([r.run_id, r.name or "", r.project or "", " ".join(r.models), r.llm_calls, r.input_tokens,
+                     r.output_tokens, r.actual_usd, r.actual_unpriced, r.repriced_usd, r.repriced_unpriced,
+                     "" if r.difference_usd is None else r.difference_usd] for r in result.runs))
+        return
+    _print_reprice(result, limit, frontier_ratio)
+
+
+def _with_progress(work: Any) -> Any:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    console = Console(stderr=True)
+    with Progress(TextColumn("repricing calls"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                  console=console, transient=True) as bar:
+        task: list[Any] = []
+
+        def progress(done: int, total: int) -> None:
+            if total < _PROGRESS_FROM:
+                return
+            if not task:
+                task.append(bar.add_task("reprice", total=total))
+            bar.update(task[0], completed=done)
+
+        return work(progress)
+
+
+def _print_reprice(result: Any, limit: int, frontier_ratio: float) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    target = result.model + (f" ({result.provider})" if result.provider else "") + \
+        (f", {result.tier} tier" if result.tier else "") + \
+        (f", token ratio {result.token_ratio:g}" if result.token_ratio != 1 else "")
+    console.print(f"[bold]{result.calls:,}[/] LLM calls in [bold]{len(result.runs):,}[/] runs, repriced on "
+                  f"[bold]{target}[/]")
+    totals = Table(header_style="bold", title="total", title_justify="left")
+    for label in ("", "actual", "repriced", "difference"):
+        totals.add_column(label, justify="right" if label else "left")
+    comparable = sum(1 for r in result.runs if r.comparable)
+    totals.add_row(f"{comparable:,} runs priced on both sides", _money(result.comparable_actual_usd),
+                   _money(result.comparable_repriced_usd),
+                   _signed(result.comparable_repriced_usd - result.comparable_actual_usd))
+    if comparable != len(result.runs):
+        totals.add_row(f"all {len(result.runs):,} runs", _money(result.actual_usd) + f" + {result.actual_unpriced} "
+                       "unpriced", _money(result.repriced_usd) + (f" + {result.repriced_unpriced} unpriced"
+                                                                   if result.repriced_unpriced else ""), "-")
+    console.print(totals)
+    runs = result.runs if limit == 0 else result.runs[:limit]
+    table = Table(header_style="bold", title=f"runs, biggest actual cost first ({len(runs)} of {len(result.runs)})",
+                  title_justify="left")
+    table.add_column("run")
+    table.add_column("name", max_width=30, overflow="ellipsis")
+    table.add_column("models", max_width=28)
+    for label in ("calls", "in", "out", "actual", "repriced", "difference"):
+        table.add_column(label, justify="right")
+    from rich.markup import escape
+
+    for r in runs:
+        table.add_row(r.run_id[:12], escape(r.name or "-"), escape(", ".join(r.models)), str(r.llm_calls),
+                      f"{r.input_tokens:,}", f"{r.output_tokens:,}",
+                      _money(r.actual_usd) + (f" +{r.actual_unpriced}?" if r.actual_unpriced else ""),
+                      _money(r.repriced_usd) + (f" +{r.repriced_unpriced}?" if r.repriced_unpriced else ""),
+                      "-" if r.difference_usd is None else _signed(r.difference_usd))
+    console.print(table)
+    routing = Table(header_style="bold", title_justify="left",
+                    title=f"routing: small runs that cost at least {frontier_ratio:g}x what {result.model} would "
+                          f"({len(result.routing)})")
+    routing.add_column("run")
+    routing.add_column("name", max_width=30, overflow="ellipsis")
+    routing.add_column("models", max_width=28)
+    for label in ("calls", "tokens", "actual", f"on {result.model}", "saving"):
+        routing.add_column(label, justify="right")
+    for c in result.routing:
+        routing.add_row(c.run_id[:12], escape(c.name or "-"), escape(", ".join(c.models)), str(c.llm_calls),
+                        f"{c.tokens:,}", _money(c.actual_usd), _money(c.repriced_usd), _money(c.saving_usd))
+    if result.routing:
+        routing.add_row("", "[bold]total[/]", "", "", "", "", "",
+                        _money(sum(c.saving_usd for c in result.routing)))
+        console.print(routing)
+    else:
+        console.print(f"routing: no small run cost {frontier_ratio:g}x or more what {result.model} would")
+    verbosity = Table(header_style="bold", title="output tokens per call by prompt size", title_justify="left")
+    verbosity.add_column("model")
+    verbosity.add_column("prompt")
+    for label in ("calls", "mean", "p50", "p90", "max"):
+        verbosity.add_column(label, justify="right")
+    for v in result.verbosity:
+        verbosity.add_row(escape(v.model), v.bucket, f"{v.calls:,}", f"{v.mean:,.0f}", f"{v.p50:,}", f"{v.p90:,}",
+                          f"{v.max:,}")
+    console.print(verbosity)
+
+
+def _signed(value: float) -> str:
+    return ("+" if value > 0 else "-" if value < 0 else "") + _money(abs(value))

@@ -1,0 +1,129 @@
+"""``runtrace report``: what the runs of a period cost, per accepted run, by project/owner/model/provider.
+
+Pure reads over the store's ``runs`` and ``run_models`` tables; the command in
+``cli_serve`` only renders the result. The unit is the accepted run: cost per
+accepted run is *all* the group's spend (wasted runs included) divided by its
+accepted runs, which is what a team pays for each piece of work it keeps.
+
+Grouping by model or provider counts a run under every model it used, with the
+cost, calls and unpriced calls of that model only; so those groups do not add up
+to the total (the total row is computed over the runs themselves). Runs with no
+LLM call appear in no model group.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from . import semconv
+from .store.aggregate import NANO
+from .store.db import Store
+from .store.queries import iso, to_ns
+
+__all__ = ["GROUPINGS", "OUTCOME_ORDER", "Report", "ReportRow", "build_report"]
+
+GROUPINGS = ("project", "owner", "model", "provider")
+OUTCOME_ORDER = (semconv.OUTCOME_ACCEPTED, semconv.OUTCOME_REJECTED, semconv.OUTCOME_ABANDONED,
+                 semconv.OUTCOME_BUDGET_STOPPED, semconv.OUTCOME_ERROR, semconv.OUTCOME_OPEN,
+                 semconv.OUTCOME_UNFINISHED)
+NONE_LABEL = "(none)"
+
+
+@dataclass(frozen=True)
+class ReportRow:
+    group: str | None  # None on the total row
+    runs: int
+    outcomes: Mapping[str, int]  # every outcome in OUTCOME_ORDER, zeros included
+    cost_usd: float
+    llm_calls: int
+    tool_calls: int
+    repeated_reads: int
+    unpriced_calls: int
+
+    @property
+    def accepted(self) -> int:
+        return self.outcomes[semconv.OUTCOME_ACCEPTED]
+
+    @property
+    def cost_per_accepted_run(self) -> float | None:
+        return self.cost_usd / self.accepted if self.accepted else None
+
+    @property
+    def abandoned_rate(self) -> float | None:
+        return self.outcomes[semconv.OUTCOME_ABANDONED] / self.runs if self.runs else None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "group": self.group, "runs": self.runs, "outcomes": dict(self.outcomes),
+            "cost_usd": self.cost_usd, "cost_per_accepted_run": self.cost_per_accepted_run,
+            "abandoned_rate": self.abandoned_rate, "llm_calls": self.llm_calls, "tool_calls": self.tool_calls,
+            "repeated_reads": self.repeated_reads, "unpriced_calls": self.unpriced_calls,
+        }
+
+
+@dataclass(frozen=True)
+class Report:
+    by: str | None
+    since: datetime | None
+    until: datetime | None
+    groups: list[ReportRow]  # biggest spend first; empty without ``by``
+    total: ReportRow
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "by": self.by,
+            "since": iso(to_ns(self.since)) if self.since else None,
+            "until": iso(to_ns(self.until)) if self.until else None,
+            "groups": [g.as_dict() for g in self.groups],
+            "total": self.total.as_dict(),
+        }
+
+
+_OUTCOME_SUMS = ", ".join(f"coalesce(sum(runs.outcome = '{o}'), 0)" for o in OUTCOME_ORDER)
+
+
+def _row(group: str | None, r: Any) -> ReportRow:
+    n = len(OUTCOME_ORDER)
+    return ReportRow(group=group, runs=r[0], outcomes=dict(zip(OUTCOME_ORDER, r[1:1 + n], strict=True)),
+                     cost_usd=r[1 + n] / NANO, llm_calls=r[2 + n], tool_calls=r[3 + n],
+                     repeated_reads=r[4 + n], unpriced_calls=r[5 + n])
+
+
+def build_report(store: Store, *, since: datetime | None = None, until: datetime | None = None,
+                 by: str | None = None) -> Report:
+    """The report for runs that started in [since, until)."""
+    if by is not None and by not in GROUPINGS:
+        raise ValueError(f"cannot group by {by!r}; choose one of {', '.join(GROUPINGS)}")
+    where: list[str] = []
+    params: list[Any] = []
+    if since is not None:
+        where.append("runs.started_ns >= ?")
+        params.append(to_ns(since))
+    if until is not None:
+        where.append("runs.started_ns < ?")
+        params.append(to_ns(until))
+    clause = (" WHERE " + " AND ".join(where)) if where else ""
+    sums = ("coalesce(sum(runs.tool_calls), 0), coalesce(sum(runs.repeated_reads), 0)")
+    total_row = store.execute(
+        f"SELECT count(*), {_OUTCOME_SUMS}, coalesce(sum(runs.cost_nusd), 0), coalesce(sum(runs.llm_calls), 0), "
+        f"{sums}, coalesce(sum(runs.unpriced_calls), 0) FROM runs{clause}", params)[0]
+    total = _row(None, total_row)
+    groups: list[ReportRow] = []
+    if by in ("project", "owner"):
+        rows = store.execute(
+            f"SELECT coalesce(runs.{by}, '{NONE_LABEL}') AS g, count(*), {_OUTCOME_SUMS}, sum(runs.cost_nusd), "
+            f"sum(runs.llm_calls), {sums}, sum(runs.unpriced_calls) FROM runs{clause} GROUP BY g", params)
+        groups = [_row(r[0], tuple(r)[1:]) for r in rows]
+    elif by in ("model", "provider"):
+        # One row per (run, group) first: a run with two models of one provider counts once for it.
+        rows = store.execute(
+            f"WITH rm AS (SELECT run_id, coalesce(nullif({by}, ''), '{NONE_LABEL}') AS g, sum(cost_nusd) AS c, "
+            "sum(llm_calls) AS l, sum(unpriced_calls) AS u FROM run_models GROUP BY run_id, g) "
+            f"SELECT rm.g, count(*), {_OUTCOME_SUMS}, sum(rm.c), sum(rm.l), {sums}, sum(rm.u) "
+            f"FROM rm JOIN runs ON runs.id = rm.run_id{clause} GROUP BY rm.g", params)
+        groups = [_row(r[0], tuple(r)[1:]) for r in rows]
+    groups.sort(key=lambda g: (-g.cost_usd, g.group or ""))
+    return Report(by=by, since=since, until=until, groups=groups, total=total)

@@ -1,0 +1,273 @@
+"""``runtrace reprice``: what the recorded runs would have cost on another model or tier.
+
+Every recorded LLM call is priced again with the same token counts (times
+``token_ratio``, for a tokenizer that counts the same text differently) on the
+target model, at the call's own date, with :class:`runtrace.pricing.Pricer`.
+Three views come out of one scan of the ``spans`` table:
+
+- per run and in total, the actual cost beside the repriced one. A call that had
+  no actual price is still repriced (its tokens are known) and counted in
+  ``actual_unpriced``; the difference is only given for runs whose actual cost
+  is complete, so an unknown is never compared as $0;
+- routing: runs of small work (few calls, few tokens) whose actual cost was at
+  least ``frontier_ratio`` times the target's, with the saving;
+- verbosity: output tokens per call by prompt-size bucket, per recorded model,
+  because output is the expensive side and its length depends on the prompt.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from . import semconv
+from .pricing import Pricer, TokenUsage, default_pricer
+from .store.db import Store
+from .store.queries import to_ns
+
+__all__ = ["BUCKETS", "OutputStats", "RepriceResult", "RepricedRun", "RoutingCandidate", "bucket_of", "reprice"]
+
+# (label, inclusive upper bound of input tokens)
+BUCKETS: tuple[tuple[str, float], ...] = (("up to 1k", 1_000), ("1k-10k", 10_000), ("over 10k", math.inf))
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_BATCH = 2000
+
+
+def bucket_of(input_tokens: int) -> str:
+    return next(label for label, top in BUCKETS if input_tokens <= top)
+
+
+def _json_path(attribute: str) -> str:
+    return '$."' + attribute.replace('"', '\\"') + '"'
+
+
+@dataclass
+class RepricedRun:
+    run_id: str
+    name: str | None
+    project: str | None
+    models: list[str]
+    llm_calls: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    actual_usd: float = 0.0
+    actual_unpriced: int = 0  # calls with no actual price
+    repriced_usd: float = 0.0
+    repriced_unpriced: int = 0  # calls that cannot be repriced (no usage recorded)
+
+    @property
+    def comparable(self) -> bool:
+        return self.actual_unpriced == 0 and self.repriced_unpriced == 0
+
+    @property
+    def difference_usd(self) -> float | None:
+        """Repriced minus actual (negative: the target is cheaper); None when either side is incomplete."""
+        return self.repriced_usd - self.actual_usd if self.comparable else None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"run_id": self.run_id, "name": self.name, "project": self.project, "models": self.models,
+                "llm_calls": self.llm_calls, "input_tokens": self.input_tokens,
+                "output_tokens": self.output_tokens, "actual_usd": self.actual_usd,
+                "actual_unpriced_calls": self.actual_unpriced, "repriced_usd": self.repriced_usd,
+                "repriced_unpriced_calls": self.repriced_unpriced, "difference_usd": self.difference_usd}
+
+
+@dataclass(frozen=True)
+class RoutingCandidate:
+    run_id: str
+    name: str | None
+    models: list[str]
+    llm_calls: int
+    tokens: int
+    actual_usd: float
+    repriced_usd: float
+
+    @property
+    def saving_usd(self) -> float:
+        return self.actual_usd - self.repriced_usd
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"run_id": self.run_id, "name": self.name, "models": self.models, "llm_calls": self.llm_calls,
+                "tokens": self.tokens, "actual_usd": self.actual_usd, "repriced_usd": self.repriced_usd,
+                "saving_usd": self.saving_usd}
+
+
+@dataclass(frozen=True)
+class OutputStats:
+    model: str
+    bucket: str
+    calls: int
+    mean: float
+    p50: int
+    p90: int
+    max: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"model": self.model, "bucket": self.bucket, "calls": self.calls, "mean_output_tokens": self.mean,
+                "p50_output_tokens": self.p50, "p90_output_tokens": self.p90, "max_output_tokens": self.max}
+
+
+@dataclass
+class RepriceResult:
+    model: str
+    provider: str | None
+    tier: str | None
+    token_ratio: float
+    runs: list[RepricedRun] = field(default_factory=list)  # biggest actual cost first
+    routing: list[RoutingCandidate] = field(default_factory=list)  # biggest saving first
+    verbosity: list[OutputStats] = field(default_factory=list)
+    calls: int = 0
+    tier_note: str | None = None  # set when the tier had no price of its own for the target
+
+    @property
+    def actual_usd(self) -> float:
+        return sum(r.actual_usd for r in self.runs)
+
+    @property
+    def repriced_usd(self) -> float:
+        return sum(r.repriced_usd for r in self.runs)
+
+    @property
+    def actual_unpriced(self) -> int:
+        return sum(r.actual_unpriced for r in self.runs)
+
+    @property
+    def repriced_unpriced(self) -> int:
+        return sum(r.repriced_unpriced for r in self.runs)
+
+    @property
+    def comparable_actual_usd(self) -> float:
+        return sum(r.actual_usd for r in self.runs if r.comparable)
+
+    @property
+    def comparable_repriced_usd(self) -> float:
+        return sum(r.repriced_usd for r in self.runs if r.comparable)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "target": {"model": self.model, "provider": self.provider, "tier": self.tier,
+                       "token_ratio": self.token_ratio},
+            "tier_note": self.tier_note,
+            "calls": self.calls,
+            "total": {"runs": len(self.runs), "actual_usd": self.actual_usd,
+                      "actual_unpriced_calls": self.actual_unpriced, "repriced_usd": self.repriced_usd,
+                      "repriced_unpriced_calls": self.repriced_unpriced,
+                      "comparable_runs": sum(1 for r in self.runs if r.comparable),
+                      "comparable_actual_usd": self.comparable_actual_usd,
+                      "comparable_repriced_usd": self.comparable_repriced_usd},
+            "runs": [r.as_dict() for r in self.runs],
+            "routing": [c.as_dict() for c in self.routing],
+            "verbosity": [v.as_dict() for v in self.verbosity],
+        }
+
+
+def _nearest_rank(sorted_values: list[int], q: float) -> int:
+    return sorted_values[max(0, math.ceil(q * len(sorted_values)) - 1)]
+
+
+def _scaled(value: int | None, ratio: float) -> int:
+    return 0 if not value else int(round(value * ratio))
+
+
+def reprice(store: Store, *, model: str, provider: str | None = None, tier: str | None = None,
+            token_ratio: float = 1.0, since: datetime | None = None, until: datetime | None = None,
+            project: str | None = None, pricer: Pricer | None = None, small_calls: int = 3,
+            small_tokens: int = 20_000, frontier_ratio: float = 4.0,
+            progress: Callable[[int, int], None] | None = None) -> RepriceResult:
+    """Reprice the LLM calls of runs that started in [since, until) on ``model``.
+
+    ``progress(done, total)`` is called as calls are scanned. Raises ValueError for
+    a target model with no price or a token ratio that is not a positive number.
+    """
+    if not (isinstance(token_ratio, (int, float)) and math.isfinite(token_ratio) and token_ratio > 0):
+        raise ValueError(f"token ratio must be a positive number, got {token_ratio!r}")
+    pricer = pricer or default_pricer()
+    probe = pricer.price(TokenUsage(1_000, 1_000), model=model, provider=provider, service_tier=tier)
+    if probe.total_usd is None:
+        raise ValueError(f"no price known for model {model!r}" + (f" of provider {provider!r}" if provider else "")
+                         + " (check the name with `runtrace prices`, or add it to a prices file)")
+    result = RepriceResult(model=model, provider=provider, tier=tier, token_ratio=float(token_ratio))
+    if probe.tier_matched is False:
+        result.tier_note = (f"{model} has no {tier!r} tier price of its own: priced at the standard price"
+                            f" ({probe.price_table})")
+    where = ["s.kind = 'llm'", "s.run_id IS NOT NULL"]
+    params: list[Any] = []
+    if since is not None:
+        where.append("runs.started_ns >= ?")
+        params.append(to_ns(since))
+    if until is not None:
+        where.append("runs.started_ns < ?")
+        params.append(to_ns(until))
+    if project is not None:
+        where.append("runs.project = ?")
+        params.append(project)
+    clause = " AND ".join(where)
+    total = int(store.execute(f"SELECT count(*) FROM spans s JOIN runs ON runs.id = s.run_id WHERE {clause}",
+                              params)[0][0])
+    cursor = store.reader().execute(
+        "SELECT s.run_id, runs.name, runs.project, s.model, s.input_tokens, s.output_tokens, "
+        "s.cached_input_tokens, s.reasoning_tokens, s.cost_usd, s.start_ns, "
+        "json_extract(s.attributes, ?) AS source, json_extract(s.attributes, ?) AS cw_creation, "
+        "json_extract(s.attributes, ?) AS cw_write "
+        f"FROM spans s JOIN runs ON runs.id = s.run_id WHERE {clause} ORDER BY s.run_id, s.start_ns",
+        [_json_path(semconv.COST_SOURCE), _json_path(semconv.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS),
+         _json_path(semconv.GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS), *params])
+    runs: dict[str, RepricedRun] = {}
+    outputs: dict[tuple[str, str], list[int]] = {}
+    done = 0
+    if progress is not None:
+        progress(0, total)
+    while rows := cursor.fetchmany(_BATCH):
+        for r in rows:
+            run = runs.get(r["run_id"])
+            if run is None:
+                run = runs[r["run_id"]] = RepricedRun(r["run_id"], r["name"], r["project"], [])
+            recorded_model = r["model"] or "(unknown)"
+            if recorded_model not in run.models:
+                run.models.append(recorded_model)
+            run.llm_calls += 1
+            inp, out = r["input_tokens"], r["output_tokens"]
+            run.input_tokens += inp or 0
+            run.output_tokens += out or 0
+            if r["cost_usd"] is None or r["source"] == semconv.SOURCE_UNKNOWN:
+                run.actual_unpriced += 1
+            else:
+                run.actual_usd += r["cost_usd"]
+            if inp is None or out is None:
+                run.repriced_unpriced += 1
+            else:
+                cached = min(_scaled(r["cached_input_tokens"], token_ratio), _scaled(inp, token_ratio))
+                usage = TokenUsage(
+                    input_tokens=_scaled(inp, token_ratio), output_tokens=_scaled(out, token_ratio),
+                    cache_read_tokens=cached,
+                    cache_write_tokens=_scaled(r["cw_creation"] if r["cw_creation"] is not None else r["cw_write"],
+                                               token_ratio),
+                    reasoning_tokens=min(_scaled(r["reasoning_tokens"], token_ratio), _scaled(out, token_ratio)))
+                price = pricer.price(usage, model=model, provider=provider, service_tier=tier,
+                                     when=_EPOCH + timedelta(microseconds=r["start_ns"] // 1000))
+                if price.total_usd is None:
+                    run.repriced_unpriced += 1
+                else:
+                    run.repriced_usd += price.total_usd
+                outputs.setdefault((recorded_model, bucket_of(inp)), []).append(out)
+            done += 1
+        if progress is not None:
+            progress(done, total)
+    result.calls = done
+    result.runs = sorted(runs.values(), key=lambda r: (-r.actual_usd, r.run_id))
+    for run in result.runs:
+        tokens = run.input_tokens + run.output_tokens
+        if (run.comparable and run.llm_calls <= small_calls and tokens <= small_tokens and run.actual_usd > 0
+                and run.actual_usd >= frontier_ratio * run.repriced_usd):
+            result.routing.append(RoutingCandidate(run.run_id, run.name, list(run.models), run.llm_calls, tokens,
+                                                   run.actual_usd, run.repriced_usd))
+    result.routing.sort(key=lambda c: (-c.saving_usd, c.run_id))
+    order = {label: i for i, (label, _top) in enumerate(BUCKETS)}
+    for (recorded_model, bucket), values in sorted(outputs.items(), key=lambda kv: (kv[0][0], order[kv[0][1]])):
+        values.sort()
+        result.verbosity.append(OutputStats(recorded_model, bucket, len(values), sum(values) / len(values),
+                                            _nearest_rank(values, 0.5), _nearest_rank(values, 0.9), values[-1]))
+    return result

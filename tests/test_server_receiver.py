@@ -1,0 +1,308 @@
+"""The OTLP/HTTP receiver of `runtrace serve`, against a real uvicorn server on 127.0.0.1.
+
+Senders: the OpenTelemetry SDK's own OTLPSpanExporter (protobuf, plain and
+gzip) and hand-written OTLP/JSON bodies posted with httpx. Bad bodies get the
+right 4xx, the server keeps serving, and the store does not change.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import threading
+import tracemalloc
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from opentelemetry.exporter.otlp.proto.http import Compression
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from test_server_support import build_fixture_store, running_server
+
+from runtrace import semconv as sc
+from runtrace.server import create_app
+from runtrace.server.receiver import BodyTooLarge, gunzip_bounded
+from runtrace.store.db import Store
+from runtrace.store.otlp import encode_otlp_protobuf
+from runtrace.store.queries import get_run, list_runs
+
+LIMIT = 256 * 1024
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """The fixture store behind a real server with a small body limit."""
+    path = build_fixture_store(tmp_path / "runtrace.db")
+    with running_server(create_app(path, max_body_bytes=LIMIT)) as base:
+        yield base, path
+
+
+def _snapshot(path: Path) -> tuple[int, list[dict[str, Any]]]:
+    with Store.open(path, create=False) as store:
+        return store.count_spans(), list_runs(store, limit=0)
+
+
+def _sdk_provider(endpoint: str, compression: Compression) -> tuple[TracerProvider, OTLPSpanExporter]:
+    exporter = OTLPSpanExporter(endpoint=endpoint, compression=compression, timeout=10)
+    provider = TracerProvider(resource=Resource.create({sc.SERVICE_NAME: "go-agent"}))
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    return provider, exporter
+
+
+@pytest.mark.parametrize("compression", [Compression.NoCompression, Compression.Gzip], ids=["plain", "gzip"])
+def test_sdk_exporter_spans_are_stored_aggregated_and_priced_at_ingest(
+        served: tuple[str, Path], compression: Compression) -> None:
+    base, path = served
+    provider, exporter = _sdk_provider(f"{base}/v1/traces", compression)
+    tracer = provider.get_tracer("other-sdk")
+    run_id = f"sdk-run-{compression.value}"
+    with tracer.start_as_current_span("run triage", attributes={
+            sc.SPAN_ROLE: sc.ROLE_RUN, sc.RUN_ID: run_id, sc.RUN_NAME: "triage", sc.PROJECT: "remote",
+            sc.OWNER: "dana", sc.RUN_OUTCOME: sc.OUTCOME_ACCEPTED}):
+        # An LLM span from an SDK that knows nothing of runtrace's cost attribute.
+        with tracer.start_as_current_span("chat gpt-4o-mini", attributes={
+                sc.RUN_ID: run_id, sc.GEN_AI_OPERATION_NAME: sc.OP_CHAT, sc.GEN_AI_PROVIDER_NAME: "openai",
+                sc.GEN_AI_REQUEST_MODEL: "gpt-4o-mini", sc.GEN_AI_USAGE_INPUT_TOKENS: 1000,
+                sc.GEN_AI_USAGE_OUTPUT_TOKENS: 500}):
+            pass
+        with tracer.start_as_current_span("execute_tool grep", attributes={
+                sc.RUN_ID: run_id, sc.GEN_AI_OPERATION_NAME: sc.OP_EXECUTE_TOOL, sc.GEN_AI_TOOL_NAME: "grep"}):
+            pass
+    provider.shutdown()
+
+    with Store.open(path, create=False) as store:
+        run = get_run(store, run_id)
+    assert run is not None
+    # 1,000 x $0.15/M + 500 x $0.60/M, priced by the receiver's ingest.
+    assert run["cost_usd"] == pytest.approx(0.00045, abs=1e-12)
+    assert (run["llm_calls"], run["tool_calls"], run["unpriced_calls"]) == (1, 1, 0)
+    assert (run["input_tokens"], run["output_tokens"]) == (1000, 500)
+    assert (run["outcome"], run["project"], run["owner"], run["service"]) == ("accepted", "remote", "dana",
+                                                                             "go-agent")
+    llm = next(s for s in run["spans"] if s["kind"] == "llm")
+    assert llm["attributes"][sc.COST_PRICED_AT_INGEST] is True
+    assert llm["cost_usd"] == pytest.approx(0.00045, abs=1e-12)
+    assert sorted(s["name"] for s in run["spans"]) == ["chat gpt-4o-mini", "execute_tool grep", "run triage"]
+
+
+def _json_body(run_id: str | None, *, trace: str = "5" * 32, span: str = "6" * 16) -> dict[str, Any]:
+    attrs = [{"key": sc.GEN_AI_OPERATION_NAME, "value": {"stringValue": "chat"}},
+             {"key": sc.GEN_AI_REQUEST_MODEL, "value": {"stringValue": "gpt-4o"}},
+             {"key": sc.GEN_AI_PROVIDER_NAME, "value": {"stringValue": "openai"}},
+             {"key": sc.GEN_AI_USAGE_INPUT_TOKENS, "value": {"intValue": "2000"}},
+             {"key": sc.GEN_AI_USAGE_OUTPUT_TOKENS, "value": {"intValue": "100"}}]
+    if run_id is not None:
+        attrs.append({"key": sc.RUN_ID, "value": {"stringValue": run_id}})
+    return {"resourceSpans": [{
+        "resource": {"attributes": [{"key": sc.SERVICE_NAME, "value": {"stringValue": "ts-agent"}}]},
+        "scopeSpans": [{"scope": {"name": "ts"}, "spans": [{
+            "traceId": trace, "spanId": span, "name": "chat gpt-4o", "kind": 3,
+            "startTimeUnixNano": "1790000000000000000", "endTimeUnixNano": "1790000001000000000",
+            "attributes": attrs, "status": {"code": 1}}]}]}]}
+
+
+def test_json_body_is_stored_and_answered_in_json(served: tuple[str, Path]) -> None:
+    base, path = served
+    response = httpx.post(f"{base}/v1/traces", content=json.dumps(_json_body("json-run")),
+                          headers={"Content-Type": "application/json"})
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/json"
+    assert response.json() == {}
+    with Store.open(path, create=False) as store:
+        run = get_run(store, "json-run")
+    assert run is not None
+    # 2,000 x $2.50/M + 100 x $10/M
+    assert run["cost_usd"] == pytest.approx(0.006, abs=1e-12)
+    assert run["service"] == "ts-agent"
+    assert run["spans"][0]["span_id"] == "6" * 16
+
+
+def test_spans_without_run_id_are_kept_with_a_partial_success_warning(served: tuple[str, Path]) -> None:
+    base, path = served
+    spans_before, _ = _snapshot(path)
+    response = httpx.post(f"{base}/v1/traces", json=_json_body(None, span="7" * 16))
+    assert response.status_code == 200
+    body = response.json()
+    assert body["partialSuccess"]["errorMessage"] == (
+        f"1 span(s) carry no {sc.RUN_ID} attribute or baggage: they are stored, but belong to no run")
+    assert "rejectedSpans" not in body  # zero: a warning, not a rejection
+    assert _snapshot(path)[0] == spans_before + 1
+
+
+def test_protobuf_answer_is_an_export_trace_service_response(served: tuple[str, Path]) -> None:
+    base, path = served
+    from runtrace.store.otlp import decode_otlp_json
+
+    records = decode_otlp_json(json.dumps(_json_body(None, span="8" * 16)))
+    response = httpx.post(f"{base}/v1/traces", content=encode_otlp_protobuf(records),
+                          headers={"Content-Type": "application/x-protobuf"})
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/x-protobuf"
+    parsed = ExportTraceServiceResponse.FromString(response.content)
+    assert parsed.partial_success.rejected_spans == 0
+    assert "1 span(s) carry no" in parsed.partial_success.error_message
+
+
+def test_an_empty_protobuf_request_is_a_success(served: tuple[str, Path]) -> None:
+    base, path = served
+    before = _snapshot(path)
+    response = httpx.post(f"{base}/v1/traces", content=b"", headers={"Content-Type": "application/x-protobuf"})
+    assert response.status_code == 200
+    assert ExportTraceServiceResponse.FromString(response.content) == ExportTraceServiceResponse()
+    assert _snapshot(path) == before
+
+
+def _bomb(expanded: int) -> bytes:
+    compressor = zlib.compressobj(9, zlib.DEFLATED, 31)
+    chunk = b"\0" * (1 << 20)
+    parts = [compressor.compress(chunk) for _ in range(expanded // len(chunk))]
+    return b"".join(parts) + compressor.flush()
+
+
+_VALID_JSON = json.dumps(_json_body("never-stored", span="9" * 16)).encode()
+_VALID_PB = encode_otlp_protobuf(__import__("runtrace.store.otlp", fromlist=["x"]).decode_otlp_json(_VALID_JSON))
+
+BAD_BODIES = [
+    pytest.param("application/x-protobuf", None, b"\xff\xff\xff\xff\x0f", 400,
+                 "body is not an OTLP/protobuf ExportTraceServiceRequest", id="garbage-protobuf"),
+    pytest.param("application/x-protobuf", None, _VALID_PB[: len(_VALID_PB) // 2], 400,
+                 "body is not an OTLP/protobuf ExportTraceServiceRequest", id="truncated-protobuf"),
+    pytest.param("application/json", None, b'{"resourceSpans": [', 400, "body is not valid JSON",
+                 id="truncated-json"),
+    pytest.param("application/json", None, b'{"resourceSpans": "nope"}', 400, "resourceSpans must be an array",
+                 id="wrong-shape-json"),
+    pytest.param("application/json", None, _VALID_JSON.replace(b"9" * 16, b"zz" * 8), 400,
+                 "spanId must be 16 hex chars", id="bad-span-id"),
+    pytest.param("text/plain", None, _VALID_JSON, 415, "unsupported Content-Type 'text/plain'", id="wrong-type"),
+    pytest.param("", None, _VALID_JSON, 415, "unsupported Content-Type '(none)'", id="no-type"),
+    pytest.param("application/json", "br", _VALID_JSON, 415, "unsupported Content-Encoding 'br'",
+                 id="wrong-encoding"),
+    pytest.param("application/json", None, b" " * (LIMIT + 1), 413, "over the 262,144-byte limit", id="oversized"),
+    pytest.param("application/json", "gzip", _bomb(64 << 20), 413, "expands past the 262,144-byte limit",
+                 id="gzip-bomb"),
+    pytest.param("application/json", "gzip", b"this is not gzip", 400, "the body is not valid gzip",
+                 id="not-gzip"),
+    pytest.param("application/json", "gzip", gzip.compress(_VALID_JSON)[:-12], 400, "the gzip body is truncated",
+                 id="truncated-gzip"),
+]
+
+
+@pytest.mark.parametrize(("content_type", "encoding", "body", "status", "message"), BAD_BODIES)
+def test_bad_bodies_get_the_right_4xx_and_change_nothing(
+        served: tuple[str, Path], content_type: str, encoding: str | None, body: bytes, status: int,
+        message: str) -> None:
+    base, path = served
+    before = _snapshot(path)
+    headers = {"Content-Type": content_type} if content_type else {}
+    if encoding:
+        headers["Content-Encoding"] = encoding
+    with httpx.Client() as client:
+        response = client.post(f"{base}/v1/traces", content=body, headers=headers)
+        assert ("content-type" in response.request.headers) == bool(content_type)
+    assert response.status_code == status
+    payload = response.json() if response.headers["content-type"] == "application/json" else None
+    if payload is not None:
+        assert message in payload["message"]
+    else:
+        from google.rpc import status_pb2
+
+        assert message in status_pb2.Status.FromString(response.content).message
+    # The server keeps serving, and a good body still goes in afterwards.
+    assert httpx.get(f"{base}/healthz").text == "ok"
+    assert _snapshot(path) == before
+    ok = httpx.post(f"{base}/v1/traces", content=json.dumps(_json_body("after-bad-body", span="a" * 16)),
+                    headers={"Content-Type": "application/json"})
+    assert ok.status_code == 200
+
+
+def test_gunzip_bounded_never_holds_more_than_the_limit() -> None:
+    bomb = _bomb(256 << 20)  # 256 MiB of zeros in about 256 KiB
+    tracemalloc.start()
+    try:
+        with pytest.raises(BodyTooLarge):
+            gunzip_bounded(bomb, 1 << 20)
+        _current, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 4 * (1 << 20)
+
+
+def test_gunzip_bounded_reads_every_member() -> None:
+    body = gzip.compress(b"hello ") + gzip.compress(b"world")
+    assert gunzip_bounded(body, 100) == b"hello world"
+    assert gunzip_bounded(gzip.compress(b"x" * 100), 100) == b"x" * 100
+    with pytest.raises(BodyTooLarge):
+        gunzip_bounded(gzip.compress(b"x" * 101), 100)
+
+
+def test_token_guards_ingest_api_metrics_and_ui(tmp_path: Path) -> None:
+    path = build_fixture_store(tmp_path / "runtrace.db")
+    token = "s3cret-token"
+    with running_server(create_app(path, token=token)) as base:
+        body = json.dumps(_json_body("token-run")).encode()
+        for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": f"Basic {token}"}):
+            response = httpx.post(f"{base}/v1/traces", content=body,
+                                  headers={"Content-Type": "application/json", **headers})
+            assert response.status_code == 401
+            assert response.headers["www-authenticate"] == 'Bearer realm="runtrace"'
+        for url in ("/", "/runs/r1-fix-flaky", "/search?q=x", "/spend", "/api/runs", "/metrics"):
+            assert httpx.get(base + url).status_code == 401
+        assert httpx.get(f"{base}/static/style.css").status_code == 200
+        with Store.open(path, create=False) as store:
+            assert get_run(store, "token-run") is None
+
+        ok = httpx.post(f"{base}/v1/traces", content=body,
+                        headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"})
+        assert ok.status_code == 200
+        assert httpx.get(f"{base}/api/runs", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+
+        # A browser: ?token= once, then the cookie; the token leaves the address bar.
+        with httpx.Client(base_url=base) as browser:
+            login = browser.get(f"/runs/r1-fix-flaky?token={token}&x=1")
+            assert login.status_code == 303
+            assert login.headers["location"] == "/runs/r1-fix-flaky?x=1"
+            assert token not in login.headers["set-cookie"]
+            assert "HttpOnly" in login.headers["set-cookie"]
+            page = browser.get("/runs/r1-fix-flaky")
+            assert page.status_code == 200
+            assert "fix flaky test #412" in page.text
+        assert httpx.get(f"{base}/?token=wrong").status_code == 401
+
+
+def test_graceful_shutdown_loses_no_acknowledged_batch(tmp_path: Path) -> None:
+    path = tmp_path / "runtrace.db"
+    Store.open(path).close()
+    acked: list[str] = []
+    first_acks = threading.Event()
+
+    def send(base: str) -> None:
+        with httpx.Client() as client:
+            for n in range(400):
+                run_id = f"shutdown-{n}"
+                try:
+                    response = client.post(f"{base}/v1/traces",
+                                           content=json.dumps(_json_body(run_id, span=f"{n + 1:016x}")),
+                                           headers={"Content-Type": "application/json"}, timeout=10)
+                except httpx.HTTPError:
+                    return
+                if response.status_code == 200:
+                    acked.append(run_id)
+                if len(acked) == 5:
+                    first_acks.set()
+
+    with running_server(create_app(path)) as base:
+        sender = threading.Thread(target=send, args=(base,))
+        sender.start()
+        assert first_acks.wait(30)
+    sender.join(30)
+    assert len(acked) >= 5
+    with Store.open(path, create=False) as store:
+        stored = {r["id"] for r in list_runs(store, limit=0)}
+    assert set(acked) <= stored
