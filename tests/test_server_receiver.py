@@ -24,14 +24,14 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from test_server_support import build_fixture_store, running_server
 
 from runtrace import semconv as sc
 from runtrace.server import create_app
 from runtrace.server.receiver import BodyTooLarge, gunzip_bounded
 from runtrace.store.db import Store
-from runtrace.store.otlp import encode_otlp_protobuf
+from runtrace.store.otlp import decode_otlp_json, encode_otlp_protobuf
 from runtrace.store.queries import get_run, list_runs
+from test_server_support import build_fixture_store, running_server
 
 LIMIT = 256 * 1024
 
@@ -138,8 +138,6 @@ def test_spans_without_run_id_are_kept_with_a_partial_success_warning(served: tu
 
 def test_protobuf_answer_is_an_export_trace_service_response(served: tuple[str, Path]) -> None:
     base, path = served
-    from runtrace.store.otlp import decode_otlp_json
-
     records = decode_otlp_json(json.dumps(_json_body(None, span="8" * 16)))
     response = httpx.post(f"{base}/v1/traces", content=encode_otlp_protobuf(records),
                           headers={"Content-Type": "application/x-protobuf"})
@@ -167,7 +165,7 @@ def _bomb(expanded: int) -> bytes:
 
 
 _VALID_JSON = json.dumps(_json_body("never-stored", span="9" * 16)).encode()
-_VALID_PB = encode_otlp_protobuf(__import__("runtrace.store.otlp", fromlist=["x"]).decode_otlp_json(_VALID_JSON))
+_VALID_PB = encode_otlp_protobuf(decode_otlp_json(_VALID_JSON))
 
 BAD_BODIES = [
     pytest.param("application/x-protobuf", None, b"\xff\xff\xff\xff\x0f", 400,
