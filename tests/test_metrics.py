@@ -282,9 +282,6 @@ def test_joins_a_meter_provider_the_application_installed(tmp_path):
         [semconv.METRIC_RUNS, {semconv.RUN_OUTCOME: "accepted", semconv.PROJECT: "p"}, 1]]}
 
 
-@pytest.mark.xfail(strict=True, raises=KeyError,
-                   reason="instrumentation/_llm.py does not call metrics.record_llm_call yet; "
-                          "remove this marker when it does")
 def test_openai_calls_feed_the_llm_metrics(reader, tmp_path):
     """Through the real openai client: the metrics agree with the spans, call for call."""
     import openai
