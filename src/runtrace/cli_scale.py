@@ -1,0 +1,109 @@
+"""``runtrace prices export`` and ``runtrace forward``: the CLI side of the scale path.
+
+Attached to the main ``runtrace`` group by ``runtrace.cli``; kept apart so that
+the core CLI does not import the price export or the OTLP protobuf classes.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from . import semconv
+
+__all__ = ["forward", "prices"]
+
+
+@click.group("prices", context_settings={"help_option_names": ["-h", "--help"]})
+def prices() -> None:
+    """Price data the SDK uses, for other tools (ClickHouse at scale)."""
+
+
+@prices.command("export")
+@click.option("--format", "fmt", type=click.Choice(["clickhouse", "tsv"]), default="clickhouse", show_default=True,
+              help="clickhouse: TRUNCATE + INSERT statements for clickhouse-client --multiquery; "
+                   "tsv: rows for INSERT INTO otel.runtrace_prices FORMAT TabSeparated.")
+@click.option("--table", default="otel.runtrace_prices", show_default=True,
+              help="Table the SQL statements fill (clickhouse format only).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True, path_type=Path),
+              help="Write to this file instead of stdout.")
+def export(fmt: str, table: str, output: Path | None) -> None:
+    """Export genai-prices' bundled table as rows of ClickHouse's runtrace_prices.
+
+    \b
+    runtrace prices export | clickhouse-client --multiquery
+    """
+    from .scale import prices as price_data
+
+    rows = price_data.price_rows()
+    text = price_data.to_clickhouse_sql(rows, table=table) if fmt == "clickhouse" else price_data.to_tsv(rows)
+    if output is None:
+        click.echo(text, nl=False)
+    else:
+        output.write_text(text)
+    click.echo(f"{len(rows)} price rows ({price_data.pricing.GENAI_PRICES_TABLE})", err=True)
+
+
+@click.command("forward", context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--to", "url", required=True, metavar="URL",
+              help="OTLP/HTTP endpoint, e.g. http://localhost:4318 (/v1/traces is added when missing).")
+@click.option("--store", "store_path", envvar=semconv.ENV_STORE, type=click.Path(dir_okay=False, path_type=Path),
+              help=f"Store file (default ${semconv.ENV_STORE} or ~/.runtrace/runtrace.db).")
+@click.option("--batch", "batch_size", type=click.IntRange(1, 100_000), default=500, show_default=True,
+              help="Spans per request.")
+@click.option("--restart", is_flag=True, help="Forget where the last forward to this URL stopped; send all.")
+@click.option("--token", envvar=semconv.ENV_SERVE_TOKEN, default=None,
+              help=f"Bearer token for the target (default ${semconv.ENV_SERVE_TOKEN}).")
+@click.option("--timeout", "timeout_s", type=click.FloatRange(min=0.1), default=30.0, show_default=True,
+              help="Seconds per request.")
+def forward(url: str, store_path: Path | None, batch_size: int, restart: bool, token: str | None,
+            timeout_s: float) -> None:
+    """Replay the store's spans as OTLP to a collector, resumably.
+
+    Spans go in the order they were stored; after each acknowledged batch the
+    position is saved in the store, so an interrupted forward picks up where it
+    stopped, and a later forward to the same URL sends only what is new.
+    """
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from .scale.forward import Forwarder, ForwardError
+    from .store.db import Store
+    from .store.errors import StoreError
+
+    try:
+        store = Store.open(store_path, create=False)
+    except StoreError as exc:
+        raise click.ClickException(str(exc)) from exc
+    headers = {"Authorization": f"Bearer {token}"} if token else None
+    with store:
+        try:
+            forwarder = Forwarder(store, url, batch_size=batch_size, timeout_s=timeout_s, headers=headers)
+        except ValueError as exc:
+            raise click.ClickException(str(exc)) from exc
+        with forwarder:
+            if restart:
+                forwarder.reset()
+            last, sent_before = forwarder.checkpoint()
+            total = forwarder.pending()
+            if last:
+                click.echo(f"resuming: {sent_before} spans already sent to {forwarder.url}", err=True)
+            console = Console(stderr=True)
+            progress = Progress(TextColumn("forwarding"), BarColumn(), MofNCompleteColumn(), TextColumn("spans"),
+                                TimeRemainingColumn(), console=console, transient=False)
+            task = progress.add_task("forward", total=total)
+            try:
+                with progress:
+                    result = forwarder.run(on_batch=lambda n: progress.advance(task, n))
+            except KeyboardInterrupt:
+                _, sent_now = forwarder.checkpoint()
+                click.echo(f"interrupted: {sent_now} spans sent to {forwarder.url} so far; "
+                           "run the same command to resume", err=True)
+                sys.exit(130)
+            except ForwardError as exc:
+                raise click.ClickException(str(exc)) from exc
+    click.echo(f"forwarded {result.sent} spans in {result.batches} batches to {result.target}")
+    if result.rejected:
+        click.echo(f"warning: the target rejected {result.rejected} spans (OTLP partial success)", err=True)
