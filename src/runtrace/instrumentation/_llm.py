@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from .. import _config, pricing, runs, semconv
+from .. import _config, metrics, pricing, runs, semconv
 from .._internal import fail_open
 from . import _wrap
 
@@ -245,10 +245,10 @@ class LLMCall:
         if not self._claim():
             return
         status_code = as_int(getattr(exc, "status_code", None))
+        error_type = type(exc).__qualname__
         try:
             with fail_open("llm span: error"):
                 span = self.span
-                error_type = type(exc).__qualname__
                 span.set_status(Status(StatusCode.ERROR, f"{error_type}: {exc}"))
                 span.set_attribute(semconv.ERROR_TYPE, error_type)
                 if status_code is not None:
@@ -257,16 +257,17 @@ class LLMCall:
                     span.record_exception(exc)
             if partial is not None:
                 # A stream that broke mid-way: keep what arrived (usage only if it did).
-                self._record(partial, ended_by or semconv.STREAM_ENDED_ERROR)
+                self._record(partial, ended_by or semconv.STREAM_ENDED_ERROR, error_type=error_type)
             else:
                 # The provider answered with an error status: such requests are not billed.
                 # Anything else (a timeout, a lost connection) may have been, so it stays unpriced.
-                self._record(None, ended_by, not_billed=status_code is not None)
+                self._record(None, ended_by, not_billed=status_code is not None, error_type=error_type)
         finally:
             self.span.end()
 
     # -- the shared bookkeeping -------------------------------------------------
-    def _record(self, data: ResponseData | None, ended_by: str | None, *, not_billed: bool = False) -> None:
+    def _record(self, data: ResponseData | None, ended_by: str | None, *, not_billed: bool = False,
+                error_type: str | None = None) -> None:
         span = self.span
         attrs: dict[str, Any] = {}
         usage = data.usage if data is not None else None
@@ -288,11 +289,19 @@ class LLMCall:
                 price = self._price(data, usage)
                 attrs.update(price.attributes())
         span.set_attributes(attrs)
+        cost = 0.0 if not_billed else (price.total_usd if price is not None else None)
         run = self.run
+        with fail_open("llm span: metrics"):
+            metrics.record_llm_call(
+                operation=self.request.operation, provider=self.request.provider,
+                request_model=self.request.model, response_model=data.response_model if data else None,
+                input_tokens=usage.input_tokens if usage else None,
+                output_tokens=usage.output_tokens if usage else None,
+                duration_s=time.monotonic() - self._t0, error_type=error_type, cost_usd=cost,
+                project=run.project if run is not None else None, owner=run.owner if run is not None else None)
         if run is None:
             return
         with fail_open("llm span: run totals"):
-            cost = 0.0 if not_billed else (price.total_usd if price is not None else None)
             run.record_llm_call(runs.CallFigures(
                 cost_usd=cost,
                 input_tokens=usage.input_tokens if usage else 0,

@@ -26,6 +26,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import anthropic  # noqa: F401 - absent: importing this module fails, so instrument() skips it
+
 from .. import _config, semconv
 from .._internal import fail_open
 from . import _wrap
@@ -350,8 +352,6 @@ PATCHES: tuple[_wrap.Patch, ...] = (
 
 def instrument() -> bool:
     """Patch the installed anthropic client; True when at least one method was patched."""
-    import anthropic  # noqa: F401 - ModuleNotFoundError tells instrument() that anthropic is absent
-
     _applied.extend(_wrap.apply(PATCHES))
     _wrap.set_active(INTEGRATION, bool(_applied))
     return bool(_applied)

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import openai  # noqa: F401 - absent: importing this module fails, so instrument() skips it
+
 from .. import _config, semconv
 from . import _wrap
 from ._llm import (
@@ -431,8 +433,6 @@ PATCHES: tuple[_wrap.Patch, ...] = (
 
 def instrument() -> bool:
     """Patch the installed openai client; True when at least one method was patched."""
-    import openai  # noqa: F401 - ModuleNotFoundError tells instrument() that openai is absent
-
     _applied.extend(_wrap.apply(PATCHES))
     _wrap.set_active(INTEGRATION, bool(_applied))
     return bool(_applied)
