@@ -126,7 +126,8 @@ def configure(*, resource: Resource | None = None, otlp_endpoint: str | None = N
     own: MeterProvider | None = None
     sinks: list[_Instruments] = []
     if readers:
-        own = MeterProvider(metric_readers=readers, **({"resource": resource} if resource else {}))
+        own = (MeterProvider(metric_readers=readers, resource=resource) if resource is not None
+               else MeterProvider(metric_readers=readers))
         sinks.append(_Instruments.create(own))
     if joined or own is None:
         sinks.append(_Instruments.create(global_provider))

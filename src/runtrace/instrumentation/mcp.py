@@ -68,13 +68,14 @@ def instrument() -> bool:
     else:
         targets.append((Client, True))
     sdk_propagates = _sdk_propagates_context()
+    attribute = "call_tool"
     for cls, outer in targets:
-        original = cls.__dict__.get("call_tool")
+        original = cls.__dict__.get(attribute)
         if original is None:
             continue
         inject = not outer and not sdk_propagates and _takes_meta(original)
-        _patched.append((cls, "call_tool", original))
-        cls.call_tool = wrapt.FunctionWrapper(original, _make_wrapper(outer=outer, inject=inject))
+        _patched.append((cls, attribute, original))
+        setattr(cls, attribute, wrapt.FunctionWrapper(original, _make_wrapper(outer=outer, inject=inject)))
     return bool(_patched)
 
 
