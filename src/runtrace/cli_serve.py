@@ -48,6 +48,13 @@ def _pct(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.1f}%"
 
 
+def _console() -> Any:
+    """Rich's console; when stdout is not a terminal (a pipe, a file) wide enough that no figure is cut."""
+    from rich.console import Console
+
+    return Console() if sys.stdout.isatty() else Console(width=220)
+
+
 def _echo_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, ensure_ascii=False))
 
@@ -138,7 +145,6 @@ def report(store_path: str | None, since: str | None, until: str | None, by: str
               "" if r.abandoned_rate is None else r.abandoned_rate, r.llm_calls, r.tool_calls, r.repeated_reads,
               r.unpriced_calls] for r in rows))
         return
-    from rich.console import Console
     from rich.table import Table
 
     period = f"{since or 'the beginning'} to {until or 'now'}"
@@ -158,7 +164,7 @@ def report(store_path: str | None, since: str | None, until: str | None, by: str
             _money(r.cost_usd) + ("+?" if r.unpriced_calls else ""), _money(r.cost_per_accepted_run),
             _pct(r.abandoned_rate), f"{r.llm_calls:,}", f"{r.tool_calls:,}", f"{r.repeated_reads:,}",
             f"{r.unpriced_calls:,}", end_section=(i == len(rows) - 2), style="bold" if is_total else None)
-    Console().print(table)
+    _console().print(table)
     if by in ("model", "provider") and result.groups:
         click.echo(f"A run that used several {by}s counts under each; the total counts every run once.", err=True)
 
@@ -222,29 +228,33 @@ def reprice(model: str, provider: str | None, tier: str | None, token_ratio: flo
 
 
 def _with_progress(work: Any) -> Any:
+    """Run ``work(progress)``; a bar on stderr appears only for a scan long enough to need one."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    console = Console(stderr=True)
-    with Progress(TextColumn("repricing calls"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                  console=console, transient=True) as bar:
-        task: list[Any] = []
+    state: dict[str, Any] = {}
 
-        def progress(done: int, total: int) -> None:
-            if total < _PROGRESS_FROM:
-                return
-            if not task:
-                task.append(bar.add_task("reprice", total=total))
-            bar.update(task[0], completed=done)
+    def progress(done: int, total: int) -> None:
+        if total < _PROGRESS_FROM:
+            return
+        if "bar" not in state:
+            bar = Progress(TextColumn("repricing calls"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                           console=Console(stderr=True), transient=True)
+            bar.start()
+            state["bar"], state["task"] = bar, bar.add_task("reprice", total=total)
+        state["bar"].update(state["task"], completed=done)
 
+    try:
         return work(progress)
+    finally:
+        if "bar" in state:
+            state["bar"].stop()
 
 
 def _print_reprice(result: Any, limit: int, frontier_ratio: float) -> None:
-    from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    console = _console()
     target = result.model + (f" ({result.provider})" if result.provider else "") + \
         (f", {result.tier} tier" if result.tier else "") + \
         (f", token ratio {result.token_ratio:g}" if result.token_ratio != 1 else "")
