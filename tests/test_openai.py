@@ -718,3 +718,26 @@ def test_no_run_no_run_id_but_still_priced(instrumented):
     a = one_llm_span(instrumented).attributes
     assert sc.RUN_ID not in a and sc.CONTEXT_MESSAGES not in a
     assert a[sc.COST_USD] == pytest.approx(0.00025, abs=1e-12)
+
+
+@has_responses
+def test_responses_stream_helper_and_parse(instrumented):
+    from pydantic import BaseModel
+
+    class Verdict(BaseModel):
+        ok: bool
+
+    final = response_object(text='{"ok": true}', input_tokens=40, output_tokens=8)
+    fake = FakeLLM([events_reply(response_events(final, deltas=('{"ok": ', "true}"))), json_reply(final)])
+    client = fake.openai()
+    with client.responses.stream(model="gpt-5.5", input="Is it ok?") as stream:
+        done = stream.get_final_response()
+    assert done.output_text == '{"ok": true}'
+    parsed = client.responses.parse(model="gpt-5.5", input="Is it ok?", text_format=Verdict)
+    assert parsed.output_parsed == Verdict(ok=True)
+    streamed, plain = instrumented.llm_spans()
+    assert streamed.attributes[sc.STREAM_ENDED_BY] == sc.STREAM_ENDED_EXHAUSTED
+    assert streamed.attributes[sc.GEN_AI_USAGE_INPUT_TOKENS] == 40
+    assert plain.attributes[sc.GEN_AI_OUTPUT_TYPE] == "json"
+    assert plain.attributes[sc.GEN_AI_USAGE_OUTPUT_TOKENS] == 8
+    assert len(fake.requests) == 2

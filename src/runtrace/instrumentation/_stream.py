@@ -19,13 +19,18 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import wrapt
 
 from .. import semconv
 from .._internal import fail_open
 from ._llm import LLMCall, ResponseData
+
+if TYPE_CHECKING:
+    _Proxy = wrapt.ObjectProxy[Any]
+else:
+    _Proxy = wrapt.ObjectProxy
 
 
 class Accumulator(Protocol):
@@ -74,7 +79,7 @@ def _end_abandoned(state: _StreamState | None) -> None:
         pass
 
 
-class StreamProxy(wrapt.ObjectProxy):  # type: ignore[misc]
+class StreamProxy(_Proxy):
     """Stands in for a sync SDK stream (openai ``Stream``, anthropic ``Stream``)."""
 
     def __init__(self, wrapped: Any, call: LLMCall, acc: Accumulator) -> None:
@@ -117,7 +122,7 @@ class StreamProxy(wrapt.ObjectProxy):  # type: ignore[misc]
         _end_abandoned(getattr(self, "_self_state", None))
 
 
-class AsyncStreamProxy(wrapt.ObjectProxy):  # type: ignore[misc]
+class AsyncStreamProxy(_Proxy):
     """Stands in for an async SDK stream (openai ``AsyncStream``, anthropic ``AsyncStream``)."""
 
     def __init__(self, wrapped: Any, call: LLMCall, acc: Accumulator) -> None:
@@ -200,7 +205,7 @@ def _body_json(raw: Any) -> Any:
     return http.json()
 
 
-class RawResponseProxy(wrapt.ObjectProxy):  # type: ignore[misc]
+class RawResponseProxy(_Proxy):
     """Stands in for a raw response whose body the caller has yet to read.
 
     ``parse()`` routes on what the SDK returns: a model ends the span with its

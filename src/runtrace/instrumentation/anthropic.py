@@ -102,12 +102,12 @@ def messages_request(instance: Any, kwargs: dict[str, Any]) -> Request:
     if get(kwargs.get("output_config"), "format") is not None or isinstance(kwargs.get("output_format"), type):
         attrs[semconv.GEN_AI_OUTPUT_TYPE] = "json"
     messages = kwargs.get("messages")
-    listed = isinstance(messages, (list, tuple))
+    listed = list(messages) if isinstance(messages, (list, tuple)) else None  # never consume a generator
     system = kwargs.get("system")
     system_text = _message_text(system) if system is not None and not isinstance(system, (int, float)) else ""
     prompt: list[tuple[str, str]] | None = None
-    if listed:
-        prompt = [(as_str(get(m, "role")) or "user", _message_text(get(m, "content"))) for m in messages]
+    if listed is not None:
+        prompt = [(as_str(get(m, "role")) or "user", _message_text(get(m, "content"))) for m in listed]
         if system_text:
             prompt.insert(0, ("system", system_text))
     capture = _config.settings().capture_content
@@ -115,7 +115,7 @@ def messages_request(instance: Any, kwargs: dict[str, Any]) -> Request:
         provider=semconv.PROVIDER_ANTHROPIC, operation=semconv.OP_CHAT, model=as_str(kwargs.get("model")),
         attributes=attrs, stream=kwargs.get("stream") is True, prompt=prompt,
         input_messages=[{"role": as_str(get(m, "role")) or "user", "parts": _message_parts(get(m, "content"))}
-                        for m in messages] if listed and capture else None,
+                        for m in listed] if listed is not None and capture else None,
         system_instructions=[{"type": "text", "content": system_text}] if capture and system_text else None,
     )
 

@@ -106,13 +106,14 @@ def chat_request(instance: Any, kwargs: dict[str, Any]) -> Request:
         attrs[semconv.GEN_AI_REQUEST_CHOICE_COUNT] = n
     put(attrs, semconv.GEN_AI_OUTPUT_TYPE, _output_type(kwargs.get("response_format")))
     messages = kwargs.get("messages")
-    listed = isinstance(messages, (list, tuple))  # never consume a generator the SDK has yet to read
+    # Only a list or tuple is read: never consume a generator the SDK has yet to send.
+    listed = list(messages) if isinstance(messages, (list, tuple)) else None
     capture = _config.settings().capture_content
     return Request(
         provider=semconv.PROVIDER_OPENAI, operation=semconv.OP_CHAT, model=as_str(kwargs.get("model")),
         attributes=attrs, stream=kwargs.get("stream") is True,
-        prompt=[_chat_message(m) for m in messages] if listed else None,
-        input_messages=[_chat_content(m) for m in messages] if listed and capture else None,
+        prompt=[_chat_message(m) for m in listed] if listed is not None else None,
+        input_messages=[_chat_content(m) for m in listed] if listed is not None and capture else None,
     )
 
 
