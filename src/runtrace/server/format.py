@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from datetime import datetime, timezone
 
-__all__ = ["duration", "money", "ns_to_iso", "percent", "short_id", "tokens", "when"]
+__all__ = ["duration", "money", "ns_to_iso", "percent", "short_id", "tokens", "when", "when_short"]
 
 DASH = "\u2014"
 
@@ -61,6 +61,24 @@ def ns_to_iso(ns: int | None) -> str | None:
     if ns is None:
         return None
     return datetime.fromtimestamp(ns / 1e9, tz=timezone.utc).isoformat()
+
+
+def _moment(value: str | int) -> datetime | None:
+    if isinstance(value, int):
+        return datetime.fromtimestamp(value / 1e9, tz=timezone.utc)
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment.astimezone(timezone.utc) if moment.tzinfo is not None else moment
+
+
+def when_short(value: str | int | None) -> str:
+    """'Nov 20, 16:00' (UTC): what a table column has room for; the full time goes in a tooltip."""
+    if value is None or value == "":
+        return DASH
+    moment = _moment(value)
+    return str(value) if moment is None else f"{moment:%b} {moment.day}, {moment:%H:%M}"
 
 
 def when(value: str | int | None) -> str:

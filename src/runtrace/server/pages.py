@@ -35,6 +35,7 @@ KIND_LABELS = {"llm": "LLM call", "tool": "tool call", "run": "run", "outcome": 
 env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=True, undefined=StrictUndefined,
                   trim_blocks=True, lstrip_blocks=True)
 env.filters.update(money=format.money, tokens=format.tokens, duration=format.duration, when=format.when,
+                   when_short=format.when_short,
                    short_id=format.short_id)
 env.globals.update(percent=format.percent, FLAGS=queries.FLAGS, SORTS=queries.SORTS, PERIODS=list(PERIODS),
                    OUTCOMES=sorted(semconv.OUTCOMES), KIND_LABELS=KIND_LABELS,
