@@ -219,3 +219,20 @@ def test_prices_sql_and_tsv_load_the_same_rows(ch: ClickHouse, tmp_path: Path) -
     # every pattern compiles in RE2 (a bad one would break every insert into otel_traces)
     assert ch.scalar("SELECT sum(if(startsWith(rx, '!'), match('x', substring(rx, 2)), match('x', rx)))"
                      " FROM (SELECT arrayJoin(arrayFlatten(match_any)) AS rx FROM otel.runtrace_prices)") == 0
+
+
+def test_sql_reads_only_attribute_names_declared_in_semconv() -> None:
+    """SQL cannot import semconv; this keeps its attribute names from drifting away from it."""
+    import re
+
+    from runtrace import semconv
+    from scale_helpers import ROOT, SQL_DIR
+
+    known = {v for k, v in vars(semconv).items() if k.isupper() and isinstance(v, str)}
+    texts = [f.read_text() for f in SQL_DIR.glob("*.sql")]
+    texts += [f.read_text() for f in (ROOT / "grafana").rglob("*.json")]
+    texts += [f.read_text() for f in (ROOT / "grafana" / "provisioning").rglob("*.yaml")]
+    used = {m for text in texts for m in re.findall(r"Attributes\[\\?'([^'\\]+)\\?'\]", text)}
+    used |= {m for text in texts for m in re.findall(r"mapContains\(SpanAttributes, '([^']+)'\)", text)}
+    assert len(used) >= 25
+    assert used <= known, sorted(used - known)
