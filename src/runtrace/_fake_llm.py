@@ -17,6 +17,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -58,6 +59,7 @@ class FakeLLM:
     """Serves ``/v1/chat/completions`` from a queue of replies, one per request."""
 
     replies: list[Reply]
+    pace: float = 0.0  # seconds of simulated latency per 1,000 output tokens, plus a base of pace/25
     requests: list[dict[str, Any]] = field(default_factory=list)
     _previous_prompt: int | None = None
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
@@ -87,6 +89,8 @@ class FakeLLM:
                               "function": {"name": name, "arguments": arguments}})
             message["tool_calls"] = calls
         completion = math.ceil(out_chars / 4) + reasoning
+        if self.pace:
+            time.sleep(self.pace / 25 + self.pace * completion / 1000)
         return 200, {
             "id": f"chatcmpl-demo{n:04d}", "object": "chat.completion", "created": 1_790_000_000 + n,
             "model": f"{model}-2026-08-01" if model == "gpt-5.5" else model,

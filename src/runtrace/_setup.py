@@ -14,11 +14,12 @@ import importlib
 import logging
 import os
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import wrapt
 from opentelemetry import trace
 from opentelemetry.sdk.metrics.export import MetricReader
 from opentelemetry.sdk.resources import Resource
@@ -31,11 +32,13 @@ from ._processors import RunStampProcessor, SwitchableProcessor
 
 logger = logging.getLogger("runtrace")
 
-# (name, module) of every client runtrace can patch; a missing client is skipped.
-INSTRUMENTATIONS: tuple[tuple[str, str], ...] = (
-    ("openai", "runtrace.instrumentation.openai"),
-    ("anthropic", "runtrace.instrumentation.anthropic"),
-    ("mcp", "runtrace.instrumentation.mcp"),
+# (name, runtrace module, client module) of every client runtrace can patch. A
+# client is patched when the program imports it (wrapt post-import hook), or at
+# once if it already has: instrument() never imports an SDK the program does not use.
+INSTRUMENTATIONS: tuple[tuple[str, str, str], ...] = (
+    ("openai", "runtrace.instrumentation.openai", "openai"),
+    ("anthropic", "runtrace.instrumentation.anthropic", "anthropic"),
+    ("mcp", "runtrace.instrumentation.mcp", "mcp"),
 )
 
 
@@ -50,6 +53,7 @@ class _State:
 
 _lock = threading.RLock()
 _state: _State | None = None
+_generation = 0  # bumped by uninstrument(), so hooks registered earlier stand down
 _switches: dict[int, SwitchableProcessor] = {}  # one per provider we ever joined
 _atexit_registered = False
 
@@ -165,20 +169,34 @@ def instrument(*, service_name: str | None = None, store: str | os.PathLike[str]
             metrics.configure(resource=provider.resource, otlp_endpoint=otlp_endpoint,
                               metric_readers=metric_readers)
 
-        patched: list[str] = []
-        for name, module in INSTRUMENTATIONS:
-            with fail_open(f"instrument {name}"):
-                try:
-                    mod = importlib.import_module(module)
-                except ModuleNotFoundError as exc:  # the client, or our module for it, is absent
-                    logger.debug("runtrace: %s not instrumented: %s", name, exc)
-                    continue
-                if mod.instrument():
-                    patched.append(name)
-        _state = _State(provider, switch, owns, store_path, patched)
+        _state = _State(provider, switch, owns, store_path, [])
+        for name, module, client in INSTRUMENTATIONS:
+            wrapt.register_post_import_hook(_patch_hook(name, module, _generation), client)
         if not _atexit_registered:
             atexit.register(_at_exit)
             _atexit_registered = True
+
+
+def _patch_hook(name: str, module: str, generation: int) -> Callable[[Any], None]:
+    def patch(_client: Any) -> None:
+        with _lock:
+            state = _state
+            if state is None or generation != _generation or name in state.patched:
+                return
+            with fail_open(f"instrument {name}"):
+                try:
+                    mod = importlib.import_module(module)
+                except ModuleNotFoundError as exc:  # a part of the client our module needs is absent
+                    logger.debug("runtrace: %s not instrumented: %s", name, exc)
+                    return
+                if mod.instrument():
+                    state.patched.append(name)
+    return patch
+
+
+def instrumented_clients() -> list[str]:
+    """The clients patched so far (a client is patched when the program imports it)."""
+    return list(_state.patched) if _state else []
 
 
 def uninstrument() -> None:
@@ -186,12 +204,13 @@ def uninstrument() -> None:
 
     Pending spans are flushed to the store first.
     """
-    global _state
+    global _state, _generation
     with _lock:
         state = _state
         if state is None:
             return
-        for name, module in INSTRUMENTATIONS:
+        _generation += 1
+        for name, module, _client in INSTRUMENTATIONS:
             if name in state.patched:
                 with fail_open(f"uninstrument {name}"):
                     importlib.import_module(module).uninstrument()

@@ -220,12 +220,14 @@ def show_command(run_id: str, store_path: str | None, fmt: str) -> None:
 @main.command("demo")
 @STORE_OPTION
 @click.option("--quiet", is_flag=True, help="Only print the runs table.")
-def demo_command(store_path: str | None, quiet: bool) -> None:
+@click.option("--pace", type=click.FloatRange(min=0), default=1.0, show_default=True,
+              help="Simulated latency (seconds per 1,000 output tokens); 0 runs instantly.")
+def demo_command(store_path: str | None, quiet: bool, pace: float) -> None:
     """Run a scripted coding agent against a built-in fake LLM and show its runs."""
     from . import demo
     from .store.queries import list_runs
 
-    path = demo.run_demo(store_path, echo=None if quiet else lambda m: click.echo(m, err=True))
+    path = demo.run_demo(store_path, echo=None if quiet else lambda m: click.echo(m, err=True), pace=pace)
     store = open_store(path)
     try:
         rows = list_runs(store, limit=len(demo.SCRIPTS) + 20)

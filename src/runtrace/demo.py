@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -64,27 +65,31 @@ class Repo:
         return "\n".join(hits) or "no matches"
 
 
-def make_tools(repo: Repo) -> dict[str, Callable[..., str]]:
-    """The agent's tools, each traced with @runtrace.tool."""
+def make_tools(repo: Repo, pace: float = 0.0) -> dict[str, Callable[..., str]]:
+    """The agent's tools, each traced with @runtrace.tool (``pace`` simulates their latency)."""
 
     @tool
     def read_file(path: str) -> str:
         """Read a file of the repository."""
+        time.sleep(pace * 0.02)
         return repo.read_file(path)
 
     @tool
     def edit_file(path: str, content: str) -> str:
         """Replace a file's content."""
+        time.sleep(pace * 0.01)
         return repo.edit_file(path, content)
 
     @tool
     def run_tests(target: str) -> str:
         """Run the test suite."""
+        time.sleep(pace * 0.2)
         return repo.run_tests(target)
 
     @tool
     def search(query: str) -> str:
         """Search the repository."""
+        time.sleep(pace * 0.05)
         return repo.search(query)
 
     return {"read_file": read_file, "edit_file": edit_file, "run_tests": run_tests, "search": search}
@@ -160,23 +165,24 @@ SCRIPTS: tuple[Script, ...] = (
     ), "reject", "looped on the same failing test"),
     Script("triage all flaky tests", "qa", "frank", "gpt-5.5", tuple(
         Reply(tool_calls=[_call("run_tests", target=f"tests/test_{area}.py")])
-        for area in ("retry", "invoices", "auth", "exports", "webhooks", "ledger", "tax", "refunds")
-    ), "none", budget=runs.Budget(max_cost_usd=0.05)),
+        for area in ("retry", "invoices", "auth", "exports", "webhooks", "ledger", "tax", "refunds",
+                     "search", "reports", "email", "audit")
+    ), "none", budget=runs.Budget(max_cost_usd=0.03)),
     Script("document the billing API", "docs", "alice", "gpt-5.5", (
         Reply(tool_calls=[_call("read_file", path="docs/billing-api.md")]),
         Reply(tool_calls=[_call("read_file", path="src/billing/invoices.py")]),
         Reply(tool_calls=[_call("read_file", path="docs/billing-api.md")]),
-        Reply(tool_calls=[_call("read_file", path="docs/billing-api.md")]),
+        Reply(tool_calls=[_call("read_file", path="src/billing/invoices.py")]),
         Reply(text="docs/billing-api.md now documents paging, sizes and ordering of GET /invoices."),
     ), "accept"),
 )
 
 
-def run_agent(script: Script, echo: Callable[[str], None] | None = None) -> str:
+def run_agent(script: Script, echo: Callable[[str], None] | None = None, pace: float = 0.0) -> str:
     """Run one script through the agent loop; returns the run id."""
-    fake = FakeLLM(list(script.replies))
+    fake = FakeLLM(list(script.replies), pace=pace)
     client = client_for(fake)
-    tools = make_tools(base_repo())
+    tools = make_tools(base_repo(), pace)
     messages: list[dict[str, Any]] = [{"role": "system", "content": SYSTEM_PROMPT},
                                       {"role": "user", "content": f"Task: {script.name}"}]
     with runs.run(script.name, project=script.project, owner=script.owner, budget=script.budget,
@@ -207,8 +213,12 @@ def run_agent(script: Script, echo: Callable[[str], None] | None = None) -> str:
 
 
 def run_demo(store_path: str | os.PathLike[str] | None = None,
-             echo: Callable[[str], None] | None = None) -> str:
-    """Run every script into the store; returns the store's path."""
+             echo: Callable[[str], None] | None = None, pace: float = 0.0) -> str:
+    """Run every script into the store; returns the store's path.
+
+    ``pace`` > 0 adds simulated model and tool latency (about ``pace`` seconds
+    per 1,000 output tokens), so timelines look like a real agent's.
+    """
     was_instrumented = _setup.is_instrumented()
     if not was_instrumented:
         _setup.instrument(service_name="demo-coding-agent", store=store_path)
@@ -218,7 +228,7 @@ def run_demo(store_path: str | os.PathLike[str] | None = None,
             if echo:
                 echo(f"run: {script.name} ({script.project}/{script.owner}, {script.model})")
             try:
-                run_agent(script, echo)
+                run_agent(script, echo, pace)
             except runs.BudgetExceeded:
                 pass
             except Exception as exc:  # the erroring script: the run records it, the demo goes on
