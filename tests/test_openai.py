@@ -33,7 +33,7 @@ from llm_fakes import (
     timeout_reply,
     tool_call,
 )
-from runtrace import _config
+from runtrace import _config, detect
 from runtrace import semconv as sc
 from runtrace.instrumentation import openai as openai_instr
 from runtrace.store import queries
@@ -716,7 +716,10 @@ def test_identical_completions_are_flagged_on_the_third(instrumented):
 def test_no_run_no_run_id_but_still_priced(instrumented):
     FakeLLM([json_reply(chat_completion())]).openai().chat.completions.create(model="gpt-5.5", messages=USER)
     a = one_llm_span(instrumented).attributes
-    assert sc.RUN_ID not in a and sc.CONTEXT_MESSAGES not in a
+    assert sc.RUN_ID not in a
+    # fingerprinted, not judged: re-injection needs the run's history
+    assert (a[sc.CONTEXT_MESSAGES], a[sc.CONTEXT_CHARS]) == (1, len("What is 2+2?"))
+    assert len(a[sc.CONTEXT_FINGERPRINT]) == 16 and sc.CONTEXT_NEW_MESSAGES not in a
     assert a[sc.COST_USD] == pytest.approx(0.00025, abs=1e-12)
 
 
@@ -741,3 +744,22 @@ def test_responses_stream_helper_and_parse(instrumented):
     assert plain.attributes[sc.GEN_AI_OUTPUT_TYPE] == "json"
     assert plain.attributes[sc.GEN_AI_USAGE_OUTPUT_TOKENS] == 8
     assert len(fake.requests) == 2
+
+
+def test_prompts_go_through_the_runs_context_detector(instrumented):
+    """The same file content pasted back as a new message is counted as re-injected, on the span."""
+    listing = "def handler(event):\n    return process(event)\n" * 20
+    fake = FakeLLM(default=json_reply(chat_completion(content="Noted.")))
+    client = fake.openai()
+    first = [{"role": "user", "content": listing}]
+    with runtrace.run("reinjection"):
+        client.chat.completions.create(model="gpt-5.5", messages=first)
+        client.chat.completions.create(model="gpt-5.5", messages=[
+            *first, {"role": "assistant", "content": "Noted."}, {"role": "user", "content": listing}])
+    one, two = instrumented.llm_spans()
+    assert (one.attributes[sc.CONTEXT_MESSAGES], one.attributes[sc.CONTEXT_NEW_MESSAGES],
+            one.attributes[sc.CONTEXT_REINJECTED_MESSAGES]) == (1, 1, 0)
+    assert (two.attributes[sc.CONTEXT_MESSAGES], two.attributes[sc.CONTEXT_NEW_MESSAGES],
+            two.attributes[sc.CONTEXT_REINJECTED_MESSAGES]) == (3, 1, 1)
+    assert two.attributes[sc.CONTEXT_REINJECTED_TOKENS] == detect.estimate_tokens(listing)
+    assert two.attributes[sc.CONTEXT_CHARS] == 2 * len(listing) + len("Noted.")

@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from .. import _config, metrics, pricing, runs, semconv
+from .. import _config, detect, metrics, pricing, runs, semconv
 from .._internal import fail_open
 from . import _wrap
 
@@ -197,11 +197,9 @@ class LLMCall:
             attrs[semconv.GEN_AI_REQUEST_STREAM] = True
         name = f"{request.operation} {request.model}" if request.model else request.operation
         self.span = settings.tracer(tracer_name).start_span(name, kind=SpanKind.CLIENT, attributes=attrs)
-        if self.run is not None and request.prompt is not None:
-            observe = getattr(self.run, "observe_prompt", None)
-            if observe is not None:
-                with fail_open("llm span: observe prompt"):
-                    self.span.set_attributes(observe(request.prompt))
+        if request.prompt is not None:
+            with fail_open("llm span: observe prompt"):
+                self.span.set_attributes(self._prompt_attributes(request.prompt))
         if self.capture_content:
             with fail_open("llm span: input content"):
                 if request.input_messages is not None:
@@ -209,6 +207,15 @@ class LLMCall:
                 if request.system_instructions:
                     self.span.set_attribute(semconv.GEN_AI_SYSTEM_INSTRUCTIONS,
                                             to_json(request.system_instructions))
+
+    def _prompt_attributes(self, prompt: list[tuple[str, str]]) -> dict[str, Any]:
+        """The run's detectors judge the prompt; outside a run it is only fingerprinted."""
+        observe = getattr(self.run, "observe_prompt", None)
+        if observe is not None:
+            return dict(observe(prompt))
+        obs = detect.ContextTracker().observe_prompt(prompt)
+        return {semconv.CONTEXT_MESSAGES: obs.messages, semconv.CONTEXT_CHARS: obs.chars,
+                semconv.CONTEXT_FINGERPRINT: obs.fingerprint}
 
     @property
     def ended(self) -> bool:
