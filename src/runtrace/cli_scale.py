@@ -35,6 +35,7 @@ def export(fmt: str, table: str, output: Path | None) -> None:
     \b
     runtrace prices export | clickhouse-client --multiquery
     """
+    from .pricing import GENAI_PRICES_TABLE
     from .scale import prices as price_data
 
     rows = price_data.price_rows()
@@ -43,7 +44,7 @@ def export(fmt: str, table: str, output: Path | None) -> None:
         click.echo(text, nl=False)
     else:
         output.write_text(text)
-    click.echo(f"{len(rows)} price rows ({price_data.pricing.GENAI_PRICES_TABLE})", err=True)
+    click.echo(f"{len(rows)} price rows ({GENAI_PRICES_TABLE})", err=True)
 
 
 @click.command("forward", context_settings={"help_option_names": ["-h", "--help"]})

@@ -183,7 +183,8 @@ class Forwarder:
             wait: float | None = None
             try:
                 with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
-                    return response.read()
+                    reply: bytes = response.read()
+                    return reply
             except urllib.error.HTTPError as exc:
                 detail = exc.read()[:300].decode("utf-8", "replace")
                 if exc.code not in RETRYABLE:
