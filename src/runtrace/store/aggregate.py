@@ -28,10 +28,10 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from .. import semconv as sc
-from .records import Attributes, SpanRecord
+from .records import SpanRecord
 
 NANO = 1_000_000_000  # nano-dollars per dollar
 
@@ -97,8 +97,7 @@ KIND_OUTCOME = "outcome"
 KIND_OTHER = "other"
 
 
-@dataclass(frozen=True, slots=True)
-class SpanFacts:
+class SpanFacts(NamedTuple):
     """The figures of one span that both the ``spans`` row and its run contribution need."""
 
     run_id: str | None
@@ -114,9 +113,16 @@ class SpanFacts:
     tool_name: str | None
 
 
+def _int(value: Any) -> int | None:
+    return value if type(value) is int else (None if value is None else as_int(value))
+
+
+def _str(value: Any) -> str | None:
+    return value if type(value) is str and value else as_str(value)
+
+
 def span_facts(record: SpanRecord) -> SpanFacts:
-    a = record.attributes
-    get = a.get
+    get = record.attributes.get
     role = get(sc.SPAN_ROLE)
     operation = get(sc.GEN_AI_OPERATION_NAME)
     if role == sc.ROLE_RUN:
@@ -135,21 +141,19 @@ def span_facts(record: SpanRecord) -> SpanFacts:
     output_tokens = get(sc.GEN_AI_USAGE_OUTPUT_TOKENS)
     if output_tokens is None:
         output_tokens = get(sc.GEN_AI_USAGE_COMPLETION_TOKENS)
-    cached = get(sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS)
-    reasoning = get(sc.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS)
     cost = get(sc.COST_USD)
     return SpanFacts(
-        run_id=as_str(get(sc.RUN_ID)),
-        kind=kind,
-        service=as_str(record.resource.get(sc.SERVICE_NAME)),
-        model=as_str(get(sc.GEN_AI_RESPONSE_MODEL) or get(sc.GEN_AI_REQUEST_MODEL)),
-        provider=as_str(get(sc.GEN_AI_PROVIDER_NAME) or get(sc.GEN_AI_SYSTEM)),
-        input_tokens=None if input_tokens is None else as_int(input_tokens),
-        output_tokens=None if output_tokens is None else as_int(output_tokens),
-        cached_input_tokens=None if cached is None else as_int(cached),
-        reasoning_tokens=None if reasoning is None else as_int(reasoning),
-        cost_usd=None if cost is None else as_float(cost),
-        tool_name=as_str(get(sc.GEN_AI_TOOL_NAME)),
+        _str(get(sc.RUN_ID)),
+        kind,
+        _str(record.resource.get(sc.SERVICE_NAME)),
+        _str(get(sc.GEN_AI_RESPONSE_MODEL) or get(sc.GEN_AI_REQUEST_MODEL)),
+        _str(get(sc.GEN_AI_PROVIDER_NAME) or get(sc.GEN_AI_SYSTEM)),
+        _int(input_tokens),
+        _int(output_tokens),
+        _int(get(sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS)),
+        _int(get(sc.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS)),
+        cost if type(cost) is float and math.isfinite(cost) else (None if cost is None else as_float(cost)),
+        _str(get(sc.GEN_AI_TOOL_NAME)),
     )
 
 
@@ -244,125 +248,188 @@ def to_nusd(cost_usd: float) -> int:
     return round(cost_usd * NANO)
 
 
+def _descriptor(record: SpanRecord, facts: SpanFacts) -> Descriptor:
+    get = record.attributes.get
+    if facts.kind != KIND_RUN:
+        return Descriptor(0, record.end_ns, record.span_id, name=as_str(get(sc.RUN_NAME)),
+                          project=as_str(get(sc.PROJECT)), owner=as_str(get(sc.OWNER)),
+                          service=facts.service)
+    return Descriptor(
+        1, record.end_ns, record.span_id,
+        name=as_str(get(sc.RUN_NAME)), project=as_str(get(sc.PROJECT)), owner=as_str(get(sc.OWNER)),
+        service=facts.service, stop_reason=as_str(get(sc.RUN_STOP_REASON)),
+        budget_max_cost_usd=as_float(get(sc.BUDGET_MAX_COST_USD)),
+        budget_max_llm_calls=as_int(get(sc.BUDGET_MAX_LLM_CALLS)),
+        budget_max_tool_calls=as_int(get(sc.BUDGET_MAX_TOOL_CALLS)),
+        budget_max_seconds=as_float(get(sc.BUDGET_MAX_SECONDS)),
+        budget_max_input_tokens=as_int(get(sc.BUDGET_MAX_INPUT_TOKENS)),
+        budget_on_exceed=as_str(get(sc.BUDGET_ON_EXCEED)),
+    )
+
+
+class RunTotals:
+    """The running sum of contributions to one run (the mutable form of RunDelta).
+
+    Ingest adds a batch's spans here one by one (cheap: no object per span) and
+    freezes one RunDelta per run; :func:`run_contribution` and :func:`merge` are
+    built on the same two methods, so there is one set of rules.
+    """
+
+    __slots__ = ("run_id", "_desc_key", "_desc", "started_ns", "ended_ns", "has_run_span", "outcome",
+                 "loop_detected", "models", "trace_ids", *_SUMS)
+
+    def __init__(self, run_id: str) -> None:
+        self.run_id = run_id
+        self._desc_key: tuple[int, int, str] | None = None
+        self._desc: Descriptor | tuple[SpanRecord, SpanFacts] | None = None
+        self.started_ns: int | None = None
+        self.ended_ns: int | None = None
+        self.has_run_span = False
+        self.outcome: OutcomeMark | None = None
+        self.loop_detected = False
+        self.models: dict[tuple[str, str], list[int]] = {}
+        self.trace_ids: set[str] = set()
+        for name in _SUMS:
+            setattr(self, name, 0)
+
+    def _outcome(self, mark: OutcomeMark) -> None:
+        if self.outcome is None or mark.key > self.outcome.key:
+            self.outcome = mark
+
+    def add_span(self, record: SpanRecord, facts: SpanFacts) -> None:
+        """Add what one span contributes (the field rules in the module docstring)."""
+        get = record.attributes.get
+        kind = facts.kind
+        self.span_count += 1
+        self.trace_ids.add(record.trace_id)
+        if self.started_ns is None or record.start_ns < self.started_ns:
+            self.started_ns = record.start_ns
+        key = (1 if kind == KIND_RUN else 0, record.end_ns, record.span_id)
+        if self._desc_key is None or key > self._desc_key:
+            self._desc_key, self._desc = key, (record, facts)
+        loop = get(sc.LOOP_DETECTED)
+        if loop is not None and as_bool(loop):
+            self.loop_detected = True
+        if kind == KIND_LLM:
+            cost = facts.cost_usd
+            unpriced = cost is None or get(sc.COST_SOURCE) == sc.SOURCE_UNKNOWN
+            cost_nusd = 0 if unpriced or cost is None else to_nusd(cost)
+            input_tokens = facts.input_tokens or 0
+            output_tokens = facts.output_tokens or 0
+            cached = facts.cached_input_tokens or 0
+            self.llm_calls += 1
+            self.input_tokens += input_tokens
+            self.output_tokens += output_tokens
+            self.cached_input_tokens += cached
+            self.reasoning_tokens += facts.reasoning_tokens or 0
+            self.cost_nusd += cost_nusd
+            self.unpriced_calls += unpriced
+            reinjected = get(sc.CONTEXT_REINJECTED_TOKENS)
+            if reinjected is not None:
+                self.reinjected_tokens += _int(reinjected) or 0
+            model_key = (facts.provider or "", facts.model or "")
+            m = self.models.get(model_key)
+            if m is None:
+                self.models[model_key] = [1, cost_nusd, input_tokens, output_tokens, cached, int(unpriced)]
+            else:
+                m[0] += 1
+                m[1] += cost_nusd
+                m[2] += input_tokens
+                m[3] += output_tokens
+                m[4] += cached
+                m[5] += unpriced
+        elif kind == KIND_TOOL:
+            self.tool_calls += 1
+            if as_bool(get(sc.TOOL_REPEATED_READ)):
+                self.repeated_reads += 1
+            tokens = get(sc.TOOL_REPEATED_READ_TOKENS)
+            if tokens is not None:
+                self.repeated_read_tokens += _int(tokens) or 0
+        elif kind == KIND_RUN:
+            self.ended_ns = record.end_ns if self.ended_ns is None else max(self.ended_ns, record.end_ns)
+            self.has_run_span = True
+            if as_bool(get(sc.RUN_LOOP_DETECTED)):
+                self.loop_detected = True
+            self._outcome(OutcomeMark(record.end_ns, as_str(get(sc.RUN_OUTCOME)) or sc.OUTCOME_OPEN,
+                                      as_str(get(sc.RUN_OUTCOME_BY)), as_str(get(sc.RUN_OUTCOME_REASON))))
+        elif kind == KIND_OUTCOME:
+            verdict = as_str(get(sc.RUN_OUTCOME))
+            if verdict is not None:
+                self._outcome(OutcomeMark(record.end_ns, verdict, as_str(get(sc.RUN_OUTCOME_BY)),
+                                          as_str(get(sc.RUN_OUTCOME_REASON))))
+
+    def add(self, delta: RunDelta) -> None:
+        """Add a frozen contribution."""
+        if delta.run_id != self.run_id:
+            raise ValueError(f"cannot merge contributions to different runs: {self.run_id!r} and "
+                             f"{delta.run_id!r}")
+        for name in _SUMS:
+            setattr(self, name, getattr(self, name) + getattr(delta, name))
+        if self.started_ns is None or delta.started_ns < self.started_ns:
+            self.started_ns = delta.started_ns
+        if delta.ended_ns is not None:
+            self.ended_ns = delta.ended_ns if self.ended_ns is None else max(self.ended_ns, delta.ended_ns)
+        self.has_run_span = self.has_run_span or delta.has_run_span
+        self.loop_detected = self.loop_detected or delta.loop_detected
+        key = delta.descriptor.key
+        if self._desc_key is None or key > self._desc_key:
+            self._desc_key, self._desc = key, delta.descriptor
+        if delta.outcome is not None:
+            self._outcome(delta.outcome)
+        for model_key, m in delta.models.items():
+            mine = self.models.setdefault(model_key, [0] * len(_MODEL_SUMS))
+            for i, name in enumerate(_MODEL_SUMS):
+                mine[i] += getattr(m, name)
+        self.trace_ids.update(delta.trace_ids)
+
+    def freeze(self) -> RunDelta:
+        desc = self._desc
+        if desc is None or self.started_ns is None:
+            raise ValueError(f"run {self.run_id!r} has no contributions yet")
+        if not isinstance(desc, Descriptor):
+            desc = _descriptor(*desc)
+        return RunDelta(
+            run_id=self.run_id, descriptor=desc, started_ns=self.started_ns, ended_ns=self.ended_ns,
+            has_run_span=self.has_run_span, outcome=self.outcome, loop_detected=self.loop_detected,
+            models={k: ModelDelta(*v) for k, v in self.models.items()},
+            trace_ids=frozenset(self.trace_ids),
+            **{name: getattr(self, name) for name in _SUMS},
+        )
+
+
 def run_contribution(record: SpanRecord, facts: SpanFacts | None = None) -> RunDelta | None:
     """What one span adds to its run; None when it carries no ``runtrace.run.id``."""
     if facts is None:
         facts = span_facts(record)
-    run_id = facts.run_id
-    if run_id is None:
+    if facts.run_id is None:
         return None
-    a: Attributes = record.attributes
-    get = a.get
-    kind = facts.kind
-    values: dict[str, Any] = {"span_count": 1, "trace_ids": frozenset((record.trace_id,))}
-    loop = as_bool(get(sc.LOOP_DETECTED))
-    outcome: OutcomeMark | None = None
-    if kind == KIND_RUN:
-        descriptor = Descriptor(
-            rank=1, end_ns=record.end_ns, span_id=record.span_id,
-            name=as_str(get(sc.RUN_NAME)), project=as_str(get(sc.PROJECT)),
-            owner=as_str(get(sc.OWNER)), service=facts.service,
-            stop_reason=as_str(get(sc.RUN_STOP_REASON)),
-            budget_max_cost_usd=as_float(get(sc.BUDGET_MAX_COST_USD)),
-            budget_max_llm_calls=as_int(get(sc.BUDGET_MAX_LLM_CALLS)),
-            budget_max_tool_calls=as_int(get(sc.BUDGET_MAX_TOOL_CALLS)),
-            budget_max_seconds=as_float(get(sc.BUDGET_MAX_SECONDS)),
-            budget_max_input_tokens=as_int(get(sc.BUDGET_MAX_INPUT_TOKENS)),
-            budget_on_exceed=as_str(get(sc.BUDGET_ON_EXCEED)),
-        )
-        values["ended_ns"] = record.end_ns
-        values["has_run_span"] = True
-        loop = loop or as_bool(get(sc.RUN_LOOP_DETECTED))
-        outcome = OutcomeMark(record.end_ns, as_str(get(sc.RUN_OUTCOME)) or sc.OUTCOME_OPEN,
-                              as_str(get(sc.RUN_OUTCOME_BY)), as_str(get(sc.RUN_OUTCOME_REASON)))
-    else:
-        descriptor = Descriptor(
-            rank=0, end_ns=record.end_ns, span_id=record.span_id,
-            name=as_str(get(sc.RUN_NAME)), project=as_str(get(sc.PROJECT)),
-            owner=as_str(get(sc.OWNER)), service=facts.service,
-        )
-        if kind == KIND_OUTCOME:
-            verdict = as_str(get(sc.RUN_OUTCOME))
-            if verdict is not None:
-                outcome = OutcomeMark(record.end_ns, verdict, as_str(get(sc.RUN_OUTCOME_BY)),
-                                      as_str(get(sc.RUN_OUTCOME_REASON)))
-        elif kind == KIND_LLM:
-            cost = facts.cost_usd
-            unpriced = cost is None or get(sc.COST_SOURCE) == sc.SOURCE_UNKNOWN
-            cost_nusd = 0 if unpriced or cost is None else to_nusd(cost)
-            model = ModelDelta(
-                llm_calls=1, cost_nusd=cost_nusd,
-                input_tokens=facts.input_tokens or 0, output_tokens=facts.output_tokens or 0,
-                cached_input_tokens=facts.cached_input_tokens or 0, unpriced_calls=int(unpriced),
-            )
-            values.update(
-                llm_calls=1, input_tokens=model.input_tokens, output_tokens=model.output_tokens,
-                cached_input_tokens=model.cached_input_tokens,
-                reasoning_tokens=facts.reasoning_tokens or 0,
-                cost_nusd=cost_nusd, unpriced_calls=model.unpriced_calls,
-                reinjected_tokens=as_int(get(sc.CONTEXT_REINJECTED_TOKENS)) or 0,
-                models={(facts.provider or "", facts.model or ""): model},
-            )
-        elif kind == KIND_TOOL:
-            values.update(
-                tool_calls=1,
-                repeated_reads=int(as_bool(get(sc.TOOL_REPEATED_READ))),
-                repeated_read_tokens=as_int(get(sc.TOOL_REPEATED_READ_TOKENS)) or 0,
-            )
-    return RunDelta(run_id=run_id, descriptor=descriptor, started_ns=record.start_ns,
-                    outcome=outcome, loop_detected=loop, **values)
-
-
-def _max_or(a: int | None, b: int | None) -> int | None:
-    if a is None:
-        return b
-    if b is None:
-        return a
-    return max(a, b)
+    totals = RunTotals(facts.run_id)
+    totals.add_span(record, facts)
+    return totals.freeze()
 
 
 def merge(a: RunDelta, b: RunDelta) -> RunDelta:
     """Combine two contributions to the same run (associative and commutative)."""
     if a.run_id != b.run_id:
         raise ValueError(f"cannot merge contributions to different runs: {a.run_id!r} and {b.run_id!r}")
-    if a.outcome is None:
-        outcome = b.outcome
-    elif b.outcome is None:
-        outcome = a.outcome
-    else:
-        outcome = b.outcome if b.outcome.key > a.outcome.key else a.outcome
-    if not b.models:
-        models = a.models
-    elif not a.models:
-        models = b.models
-    else:
-        merged = dict(a.models)
-        for key, m in b.models.items():
-            old = merged.get(key)
-            merged[key] = m if old is None else ModelDelta(
-                *(getattr(old, f) + getattr(m, f) for f in _MODEL_SUMS))
-        models = merged
-    return RunDelta(
-        run_id=a.run_id,
-        descriptor=b.descriptor if b.descriptor.key > a.descriptor.key else a.descriptor,
-        started_ns=min(a.started_ns, b.started_ns),
-        ended_ns=_max_or(a.ended_ns, b.ended_ns),
-        has_run_span=a.has_run_span or b.has_run_span,
-        outcome=outcome,
-        loop_detected=a.loop_detected or b.loop_detected,
-        models=models,
-        trace_ids=a.trace_ids | b.trace_ids,
-        **{f: getattr(a, f) + getattr(b, f) for f in _SUMS},
-    )
+    totals = RunTotals(a.run_id)
+    totals.add(a)
+    totals.add(b)
+    return totals.freeze()
 
 
-def merge_by_run(deltas: Iterable[RunDelta]) -> dict[str, RunDelta]:
-    """Fold a batch's contributions into one per run."""
-    out: dict[str, RunDelta] = {}
-    for d in deltas:
-        old = out.get(d.run_id)
-        out[d.run_id] = d if old is None else merge(old, d)
-    return out
+def aggregate(spans: Iterable[tuple[SpanRecord, SpanFacts]]) -> list[RunDelta]:
+    """One merged contribution per run for a batch of spans (spans without a run id are skipped)."""
+    totals: dict[str, RunTotals] = {}
+    for record, facts in spans:
+        run_id = facts.run_id
+        if run_id is None:
+            continue
+        t = totals.get(run_id)
+        if t is None:
+            t = totals[run_id] = RunTotals(run_id)
+        t.add_span(record, facts)
+    return [t.freeze() for t in totals.values()]
 
 
 # --- the SQL side: add a delta into the runs / run_models / run_traces tables -------

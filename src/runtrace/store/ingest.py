@@ -4,11 +4,13 @@ Both adapters (SDK spans in-process, OTLP bodies from the HTTP receiver) end
 here, and nothing else writes spans. Order of work, chosen so the write lock is
 held as briefly as possible:
 
-1. outside the transaction: price spans from other SDKs that carry usage but no
-   cost, build every row and every run contribution;
-2. inside one ``BEGIN IMMEDIATE``: find which (trace_id, span_id) are already
-   stored (an exporter retry, a resumed forward), insert only the new spans,
-   merge the new spans' contributions per run and upsert each run once.
+1. outside the transaction: drop repeats within the batch, price spans from
+   other SDKs that carry usage but no cost, build every row, and merge the
+   batch's run contributions (one per run);
+2. inside one ``BEGIN IMMEDIATE``: insert the spans with one executemany and
+   add each run's contribution with one upsert. If the insert meets a span
+   stored already, that transaction is rolled back and a second one finds the
+   stored (trace_id, span_id) pairs, skips them and aggregates only the rest.
 
 So a span re-sent is never counted twice, and two processes writing the same
 file at once serialise on SQLite's write lock (busy_timeout waits for it).
@@ -18,13 +20,14 @@ from __future__ import annotations
 
 import dataclasses
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, NamedTuple
 
 from .. import semconv as sc
 from .._internal import fail_open
-from .aggregate import RunDelta, apply_deltas, merge_by_run, run_contribution, span_facts
+from .aggregate import SpanFacts, aggregate, apply_deltas, span_facts
 from .records import SpanRecord
 from .values import dumps, events_json
 
@@ -36,7 +39,11 @@ SPAN_COLUMNS = (
 )
 INSERT_SPAN_SQL = f"INSERT INTO spans ({', '.join(SPAN_COLUMNS)}) VALUES ({', '.join('?' * len(SPAN_COLUMNS))})"
 
-_USAGE_PREFIX = "gen_ai.usage."
+# The usage counts pricing reads; a span with none of them cannot be priced.
+_USAGE_KEYS = (sc.GEN_AI_USAGE_INPUT_TOKENS, sc.GEN_AI_USAGE_OUTPUT_TOKENS, sc.GEN_AI_USAGE_PROMPT_TOKENS,
+               sc.GEN_AI_USAGE_COMPLETION_TOKENS, sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS,
+               sc.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS, sc.GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS)
+_USAGE_KEYS_SET = frozenset(_USAGE_KEYS)
 _LOOKUP_CHUNK = 400  # (trace_id, span_id) pairs per existence query: 800 bound parameters
 
 
@@ -44,7 +51,7 @@ def needs_pricing(attributes: dict[str, Any]) -> bool:
     """A span from another SDK: usage but neither a cost nor a verdict on its cost."""
     if sc.COST_USD in attributes or sc.COST_SOURCE in attributes:
         return False
-    return any(key.startswith(_USAGE_PREFIX) for key in attributes)
+    return not _USAGE_KEYS_SET.isdisjoint(attributes)
 
 
 def price_at_ingest(record: SpanRecord) -> SpanRecord:
@@ -66,27 +73,51 @@ def price_at_ingest(record: SpanRecord) -> SpanRecord:
     return dataclasses.replace(record, attributes=attributes)
 
 
-def build(records: Iterable[SpanRecord]) -> tuple[list[tuple[Any, ...]], list[RunDelta | None]]:
-    """Rows for ``spans`` and each row's run contribution (pure: no database)."""
+class Prepared(NamedTuple):
+    """A batch ready to write: one row per distinct span, and what aggregation needs of each."""
+
+    keys: list[tuple[str, str]]
+    rows: list[tuple[Any, ...]]
+    spans: list[tuple[SpanRecord, SpanFacts]]
+
+
+def prepare(records: Iterable[SpanRecord]) -> Prepared:
+    """Price, build rows, drop repeats within the batch (pure: no database).
+
+    This loop runs once per span on the in-process hot path; it is written for speed.
+    """
+    keys: list[tuple[str, str]] = []
     rows: list[tuple[Any, ...]] = []
-    deltas: list[RunDelta | None] = []
+    spans: list[tuple[SpanRecord, SpanFacts]] = []
+    seen: set[tuple[str, str]] = set()
     resource_json: dict[int, str] = {}  # records of a batch share resource dicts
+    encode = dumps
+    usage_keys = _USAGE_KEYS_SET
+    cost_key, source_key = sc.COST_USD, sc.COST_SOURCE
     for record in records:
-        record = price_at_ingest(record)
+        key = (record.trace_id, record.span_id)
+        if key in seen:
+            continue
+        seen.add(key)
+        a = record.attributes
+        if cost_key not in a and source_key not in a and not usage_keys.isdisjoint(a):
+            record = price_at_ingest(record)
         facts = span_facts(record)
-        res = resource_json.get(id(record.resource))
+        run_id, kind, service, model, provider, in_tok, out_tok, cached, reasoning, cost, tool = facts
+        resource = record.resource
+        res = resource_json.get(id(resource))
         if res is None:
-            res = resource_json[id(record.resource)] = dumps(record.resource)
+            res = resource_json[id(resource)] = encode(resource)
+        keys.append(key)
+        spans.append((record, facts))
+        events = record.events
         rows.append((
-            record.trace_id, record.span_id, record.parent_span_id, facts.run_id, record.name, facts.kind,
-            record.kind, record.start_ns, record.end_ns, record.status_code, record.status_message,
-            facts.service, facts.model, facts.provider, facts.input_tokens, facts.output_tokens,
-            facts.cached_input_tokens, facts.reasoning_tokens, facts.cost_usd, facts.tool_name,
-            dumps(record.attributes), res, events_json(record.events), record.scope_name,
-            record.scope_version,
+            key[0], key[1], record.parent_span_id, run_id, record.name, kind, record.kind, record.start_ns,
+            record.end_ns, record.status_code, record.status_message, service, model, provider, in_tok,
+            out_tok, cached, reasoning, cost, tool, encode(record.attributes), res,
+            events_json(events) if events else "[]", record.scope_name, record.scope_version,
         ))
-        deltas.append(run_contribution(record, facts) if facts.run_id is not None else None)
-    return rows, deltas
+    return Prepared(keys, rows, spans)
 
 
 def _existing(conn: sqlite3.Connection, keys: list[tuple[str, str]]) -> set[tuple[str, str]]:
@@ -109,30 +140,41 @@ def ingest(conn: sqlite3.Connection, records: Iterable[SpanRecord]) -> int:
 
     ``conn`` must be in autocommit mode (``isolation_level=None``) with no open
     transaction; this function owns the ``BEGIN IMMEDIATE ... COMMIT``.
+
+    The common case, a batch of new spans, costs one executemany and one upsert
+    per run. Only when the insert hits a span that is stored already (an
+    exporter retry, a resumed forward) is that transaction rolled back and the
+    batch written again without the stored spans, found inside the new
+    transaction, so nothing is counted twice even if another process wrote
+    some of them in between.
     """
-    rows, deltas = build(records)
-    if not rows:
+    batch = prepare(records)
+    if not batch.rows:
         return 0
+    deltas = aggregate(batch.spans)  # outside the write lock
+    try:
+        with _write_transaction(conn):
+            conn.executemany(INSERT_SPAN_SQL, batch.rows)
+            apply_deltas(conn, deltas)
+        return len(batch.rows)
+    except sqlite3.IntegrityError:
+        pass  # some span is stored already; a constraint error of another kind is raised below
+    with _write_transaction(conn):
+        existing = _existing(conn, batch.keys)
+        keep = [i for i, key in enumerate(batch.keys) if key not in existing]
+        if keep:
+            conn.executemany(INSERT_SPAN_SQL, [batch.rows[i] for i in keep])
+            apply_deltas(conn, aggregate(batch.spans[i] for i in keep))
+    return len(keep)
+
+
+@contextmanager
+def _write_transaction(conn: sqlite3.Connection) -> Iterator[None]:
     conn.execute("BEGIN IMMEDIATE")
     try:
-        keys = [(row[0], row[1]) for row in rows]
-        existing = _existing(conn, keys)
-        seen: set[tuple[str, str]] = existing
-        new_rows: list[tuple[Any, ...]] = []
-        new_deltas: list[RunDelta] = []
-        for key, row, delta in zip(keys, rows, deltas, strict=True):
-            if key in seen:
-                continue
-            seen.add(key)
-            new_rows.append(row)
-            if delta is not None:
-                new_deltas.append(delta)
-        conn.executemany(INSERT_SPAN_SQL, new_rows)
-        if new_deltas:
-            apply_deltas(conn, merge_by_run(new_deltas).values())
-        conn.execute("COMMIT")
+        yield
     except BaseException:
         if conn.in_transaction:
             conn.execute("ROLLBACK")
         raise
-    return len(new_rows)
+    conn.execute("COMMIT")
