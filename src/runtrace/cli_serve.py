@@ -95,20 +95,19 @@ def serve(host: str, port: int, store_path: str | None, token: str | None, max_b
         raise click.ClickException(
             f"binding {host} exposes your runs to the network: pass --token (or set {semconv.ENV_SERVE_TOKEN}), "
             "or bind 127.0.0.1")
-    store = Store.open(store_path, create=True)
-    app = create_app(store, token=token, max_body_bytes=max_body_mb * 1024 * 1024,
+    # Open once here so a bad path or a too-new file is a one-line error before anything binds;
+    # the app's lifespan opens it again and closes it on shutdown, after the last request.
+    with Store.open(store_path, create=True) as store:
+        path = store.path
+    app = create_app(path, token=token, max_body_bytes=max_body_mb * 1024 * 1024,
                      allowed_hosts=LOOPBACK_HOSTS if loopback else None)
     shown = f"[{host}]" if ":" in host else host
     base = f"http://{shown}:{port}"
-    click.echo(f"runtrace serve: store {store.path}", err=True)
+    click.echo(f"runtrace serve: store {path}", err=True)
     click.echo(f"  web UI       {base}/" + ("?token=..." if token else ""), err=True)
     click.echo(f"  OTLP/HTTP    {base}/v1/traces  (protobuf or JSON, gzip ok)", err=True)
     click.echo(f"  metrics      {base}/metrics", err=True)
-    try:
-        uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=30,
-                    server_header=False)
-    finally:
-        store.close()
+    uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=30, server_header=False)
 
 
 # --- report --------------------------------------------------------------------

@@ -38,7 +38,7 @@ env.filters.update(money=format.money, tokens=format.tokens, duration=format.dur
                    when_short=format.when_short,
                    short_id=format.short_id)
 env.globals.update(percent=format.percent, FLAGS=queries.FLAGS, SORTS=queries.SORTS, PERIODS=list(PERIODS),
-                   OUTCOMES=sorted(semconv.OUTCOMES), KIND_LABELS=KIND_LABELS,
+                   OUTCOMES=sorted(semconv.OUTCOMES), VERDICTS=semconv.VERDICTS, KIND_LABELS=KIND_LABELS,
                    SEARCH_FIELDS=queries.SEARCH_FIELDS, SPEND_DIMENSIONS=queries.SPEND_DIMENSIONS,
                    PALETTE_SIZE=charts.PALETTE_SIZE)
 
