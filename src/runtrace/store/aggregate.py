@@ -289,8 +289,19 @@ class RunTotals:
         self.loop_detected = False
         self.models: dict[tuple[str, str], list[int]] = {}
         self.trace_ids: set[str] = set()
-        for name in _SUMS:
-            setattr(self, name, 0)
+        # the _SUMS, spelled out for the type checker
+        self.span_count = 0
+        self.llm_calls = 0
+        self.tool_calls = 0
+        self.input_tokens = 0
+        self.output_tokens = 0
+        self.cached_input_tokens = 0
+        self.reasoning_tokens = 0
+        self.cost_nusd = 0
+        self.unpriced_calls = 0
+        self.repeated_reads = 0
+        self.repeated_read_tokens = 0
+        self.reinjected_tokens = 0
 
     def _outcome(self, mark: OutcomeMark) -> None:
         if self.outcome is None or mark.key > self.outcome.key:
@@ -489,7 +500,9 @@ def _run_row(d: RunDelta) -> tuple[Any, ...]:
 
 def apply_deltas(conn: Any, deltas: Iterable[RunDelta]) -> None:
     """Add merged contributions into the tables; call inside the write transaction."""
-    runs, models, traces = [], [], []
+    runs: list[tuple[Any, ...]] = []
+    models: list[tuple[Any, ...]] = []
+    traces: list[tuple[str, str]] = []
     for d in deltas:
         runs.append(_run_row(d))
         for (provider, model), m in d.models.items():

@@ -180,7 +180,8 @@ class Store:
     def iter_span_records(self, *, run_id: str | None = None, since_ns: int | None = None,
                           batch_size: int = 1000) -> Iterator[SpanRecord]:
         """Stored spans back as SpanRecords, oldest first (what ``runtrace forward`` replays)."""
-        where, params = [], []
+        where: list[str] = []
+        params: list[Any] = []
         if run_id is not None:
             where.append("run_id = ?")
             params.append(run_id)

@@ -140,14 +140,14 @@ def migrate(conn: sqlite3.Connection) -> int:
     transaction. Raises :class:`StoreVersionError` for a file written by a newer runtrace.
     """
     target = schema_version()
-    current = conn.execute("PRAGMA user_version").fetchone()[0]
+    current = int(conn.execute("PRAGMA user_version").fetchone()[0])
     if current > target:
         raise _too_new(current, target)
     if current == target:
         return 0
     conn.execute("BEGIN IMMEDIATE")
     try:
-        current = conn.execute("PRAGMA user_version").fetchone()[0]  # another process may have won
+        current = int(conn.execute("PRAGMA user_version").fetchone()[0])  # another process may have won
         if current > target:
             raise _too_new(current, target)
         for fn in MIGRATIONS[current:]:

@@ -256,4 +256,4 @@ def encode_otlp_protobuf(records: Sequence[SpanRecord]) -> bytes:
         )
         for resource, scopes in groups.values()
     ])
-    return request.SerializeToString()
+    return bytes(request.SerializeToString())

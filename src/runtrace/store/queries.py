@@ -166,7 +166,7 @@ def resolve_run_id(store: Store, run_id: str) -> str | None:
         return None
     if len(found) > 1:
         raise AmbiguousRunIdError(run_id, found)
-    return found[0]
+    return str(found[0])
 
 
 def _span_dict(row: Any) -> dict[str, Any]:

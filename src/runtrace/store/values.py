@@ -25,7 +25,7 @@ from .records import Attributes, AttrValue, EventRecord
 try:  # optional: about 8x faster than the stdlib encoder, and JSON runs twice per stored span
     import orjson
 except ImportError:  # pragma: no cover - depends on the environment
-    orjson = None
+    orjson = None  # type: ignore[assignment]
 
 _SCALARS = (str, bool, int, float)
 _EXACT = frozenset(_SCALARS)
@@ -105,7 +105,7 @@ def _std_dumps(obj: Any) -> str:
 
 def _orjson_dumps(obj: Any) -> str:
     try:
-        return orjson.dumps(obj).decode()  # type: ignore[union-attr, no-any-return]
+        return orjson.dumps(obj).decode()
     except TypeError:  # orjson.JSONEncodeError: an int beyond 64 bits
         return _std_dumps(obj)
 
