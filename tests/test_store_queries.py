@@ -134,6 +134,9 @@ def test_filters(store: Store) -> None:
     assert ids(text="_") == []
     assert ids(text="3333") == ["r-new-3333"]
     assert ids(project="billing", owner="bob") == []
+    assert ids(since=datetime(3000, 1, 1, tzinfo=timezone.utc)) == []  # beyond 64-bit ns: clamped
+    assert ids(until=datetime(3000, 1, 1)) == ["r-new-3333", "r-mid-2222", "r-old-1111"]
+    assert ids(since=datetime(1000, 1, 1)) == ["r-new-3333", "r-mid-2222", "r-old-1111"]
     assert ids(limit=2) == ["r-new-3333", "r-mid-2222"]
     assert ids(limit=2, offset=2) == ["r-old-1111"]
     assert ids(limit=0) == ["r-new-3333", "r-mid-2222", "r-old-1111"]
@@ -167,3 +170,5 @@ def test_time_helpers() -> None:
     assert to_ns(BASE) == BASE_NS
     assert to_ns(BASE.replace(tzinfo=None)) == BASE_NS  # naive means UTC
     assert to_ns(BASE.astimezone(timezone(timedelta(hours=5)))) == BASE_NS
+    assert to_ns(datetime(3000, 1, 1)) == 2**63 - 1
+    assert to_ns(datetime(1000, 1, 1)) == -(2**63)

@@ -109,7 +109,7 @@ async def _read_body(request: Request, limit: int) -> bytes:
 def _status(kind: str, code: int, message: str) -> bytes:
     status = status_pb2.Status(code=code, message=message)
     if kind == PROTOBUF:
-        return status.SerializeToString()
+        return bytes(status.SerializeToString())
     return json.dumps({"code": code, "message": message}).encode()
 
 

@@ -38,12 +38,20 @@ def iso(ns: int | None) -> str | None:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+
+
 def to_ns(moment: datetime) -> int:
-    """An aware datetime (naive ones are taken as UTC) as integer nanoseconds since the epoch."""
+    """An aware datetime (naive ones are taken as UTC) as integer nanoseconds since the epoch.
+
+    Clamped to SQLite's 64-bit integers (years 1677-2262), so any date works as a
+    query bound: ``since=datetime(3000, 1, 1)`` simply matches nothing.
+    """
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=timezone.utc)
     delta = moment - datetime(1970, 1, 1, tzinfo=timezone.utc)
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1_000
+    ns = (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1_000
+    return min(max(ns, _INT64_MIN), _INT64_MAX)
 
 
 def _run_dict(row: Any, models: list[dict[str, Any]], trace_ids: list[str]) -> dict[str, Any]:
