@@ -100,7 +100,7 @@ def serve(host: str, port: int, store_path: str | None, token: str | None, max_b
     with Store.open(store_path, create=True) as store:
         path = store.path
     app = create_app(path, token=token, max_body_bytes=max_body_mb * 1024 * 1024,
-                     allowed_hosts=LOOPBACK_HOSTS if loopback else None)
+                     allowed_hosts=(*LOOPBACK_HOSTS, host) if loopback else None)
     shown = f"[{host}]" if ":" in host else host
     base = f"http://{shown}:{port}"
     click.echo(f"runtrace serve: store {path}", err=True)
