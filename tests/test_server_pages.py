@@ -217,6 +217,7 @@ def test_search_finds_runs_and_links_to_them(base: str, query: str, matched: str
 def test_search_hits_name_the_span_they_matched(store: Store) -> None:
     hits = queries.search(store, "read_file", field="tool")
     assert [(h.run_id, h.matched, h.span_name) for h in hits] == [("r1-fix-flaky", "tool", "execute_tool read_file")] * 3
+    assert hits[0].snippet == 'read_file({"path": "src/app.py"})'  # the captured arguments
     grouped = queries.group_hits(hits)
     assert [(run_id, len(run_hits)) for run_id, _name, run_hits in grouped] == [("r1-fix-flaky", 3)]
     assert queries.search(store, "no such thing anywhere") == []

@@ -247,13 +247,17 @@ def _snippet(text: str, needle: str, width: int = 70) -> str:
     return ("..." if start else "") + text[start:end] + ("..." if end < len(text) else "")
 
 
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+
 def _attribute_match(attributes: dict[str, Any], needle: str, want: str) -> tuple[str, str] | None:
     lowered = needle.lower()
     for key, value in attributes.items():
         is_content = key in _CONTENT_KEYS
         if (want == "text" and not is_content) or (want == "attribute" and is_content):
             continue
-        text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+        text = _text(value)
         if lowered in text.lower():
             label = "captured text" if is_content else "attribute"
             return f"{label} {key}", _snippet(text, needle)
@@ -313,6 +317,10 @@ def search(store: Store, query: str, *, field: str = "any", limit: int = 100) ->
                 wanted = field in ("any",) or columns.get(field) == f"s.{column}"
                 if wanted and r[column] and lowered in r[column].lower():
                     matched = (label, r[column])
+                    if column == "tool_name":  # show what it was called with, when that was captured
+                        args = json.loads(r["attributes"]).get(semconv.GEN_AI_TOOL_CALL_ARGUMENTS)
+                        if args is not None:
+                            matched = (label, _snippet(f"{r[column]}({_text(args)})", needle))
                     break
             if matched is None and field in ("any", "attribute", "text"):
                 matched = _attribute_match(json.loads(r["attributes"]), needle,
