@@ -18,8 +18,12 @@ Costs are written on the spans, as runtrace's instrumentation writes them.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
-from collections.abc import Iterable
+import socket
+import threading
+import time
+from collections.abc import Iterable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -221,12 +225,6 @@ def build_fixture_store(path: Path) -> Path:
 
 
 # --- a real server on 127.0.0.1 -------------------------------------------------
-
-import contextlib  # noqa: E402
-import socket  # noqa: E402
-import threading  # noqa: E402
-import time  # noqa: E402
-from collections.abc import Iterator  # noqa: E402
 
 
 def free_port() -> int:
