@@ -446,7 +446,7 @@ class Run:
             attrs[semconv.TOOL_REPEATED_READ_TOKENS] = read.repeated_tokens
             events.append((semconv.EVENT_REPEATED_READ, {
                 semconv.TOOL_REPEAT_COUNT: read.repeat_count,
-                semconv.LOOP_DESCRIPTION: f"{args_preview or name} returned the same result as an earlier "
+                semconv.LOOP_DESCRIPTION: f"{name}({args_preview}) returned the same result as an earlier "
                                           f"read ({read.repeat_count} times so far)"}))
         loop_events = self._loop_events(found)
         if loop_events:

@@ -35,14 +35,14 @@ def _bound_arguments(signature: inspect.Signature | None, args: tuple[Any, ...],
     return {k: v for k, v in bound.arguments.items() if k not in ("self", "cls") + CALL_ID_PARAMETERS}
 
 
-def preview_call(name: str, arguments: Mapping[str, Any], limit: int = 80) -> str:
-    """read_file(path='src/app.py'): how detections name a call in a sentence."""
+def preview_args(arguments: Mapping[str, Any], limit: int = 80) -> str:
+    """path='src/app.py': how detections show a call's arguments in a sentence."""
     parts = []
     for key, value in arguments.items():
         text = repr(value)
         parts.append(f"{key}={text if len(text) <= 40 else text[:37] + '...'}")
-    out = f"{name}({', '.join(parts)})"
-    return out if len(out) <= limit else out[: limit - 4] + "...)"
+    out = ", ".join(parts)
+    return out if len(out) <= limit else out[: limit - 3] + "..."
 
 
 class ToolCall:
@@ -97,7 +97,7 @@ class ToolCall:
             if self.run is not None:
                 attrs, events = self.run.observe_tool_call(
                     self.name, self.args_hash, result_hash, tokens,
-                    args_preview=preview_call(self.name, self.arguments))
+                    args_preview=preview_args(self.arguments))
                 self.span.set_attributes(attrs)
                 for event_name, event_attrs in events:
                     self.span.add_event(event_name, event_attrs)
@@ -111,7 +111,7 @@ class ToolCall:
             if self.run is not None:
                 # A failed call still counts as a tool call; its "result" is the error.
                 self.run.observe_tool_call(self.name, self.args_hash, detect.stable_hash(repr(exc)), 0,
-                                           args_preview=preview_call(self.name, self.arguments))
+                                           args_preview=preview_args(self.arguments))
         self.span.end()
 
 
