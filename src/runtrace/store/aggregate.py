@@ -117,11 +117,8 @@ def _int(value: Any) -> int | None:
     return value if type(value) is int else (None if value is None else as_int(value))
 
 
-def _str(value: Any) -> str | None:
-    return value if type(value) is str and value else as_str(value)
-
-
 def span_facts(record: SpanRecord) -> SpanFacts:
+    """Read the figures off one span (hot path: the common types are checked inline)."""
     get = record.attributes.get
     role = get(sc.SPAN_ROLE)
     operation = get(sc.GEN_AI_OPERATION_NAME)
@@ -135,25 +132,32 @@ def span_facts(record: SpanRecord) -> SpanFacts:
         kind = KIND_TOOL
     else:
         kind = KIND_OTHER
+    run_id = get(sc.RUN_ID)
+    service = record.resource.get(sc.SERVICE_NAME)
+    model = get(sc.GEN_AI_RESPONSE_MODEL) or get(sc.GEN_AI_REQUEST_MODEL)
+    provider = get(sc.GEN_AI_PROVIDER_NAME) or get(sc.GEN_AI_SYSTEM)
+    tool = get(sc.GEN_AI_TOOL_NAME)
     input_tokens = get(sc.GEN_AI_USAGE_INPUT_TOKENS)
     if input_tokens is None:
         input_tokens = get(sc.GEN_AI_USAGE_PROMPT_TOKENS)
     output_tokens = get(sc.GEN_AI_USAGE_OUTPUT_TOKENS)
     if output_tokens is None:
         output_tokens = get(sc.GEN_AI_USAGE_COMPLETION_TOKENS)
+    cached = get(sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS)
+    reasoning = get(sc.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS)
     cost = get(sc.COST_USD)
     return SpanFacts(
-        _str(get(sc.RUN_ID)),
+        run_id if type(run_id) is str and run_id else as_str(run_id),
         kind,
-        _str(record.resource.get(sc.SERVICE_NAME)),
-        _str(get(sc.GEN_AI_RESPONSE_MODEL) or get(sc.GEN_AI_REQUEST_MODEL)),
-        _str(get(sc.GEN_AI_PROVIDER_NAME) or get(sc.GEN_AI_SYSTEM)),
-        _int(input_tokens),
-        _int(output_tokens),
-        _int(get(sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS)),
-        _int(get(sc.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS)),
+        service if type(service) is str and service else as_str(service),
+        model if type(model) is str and model else as_str(model),
+        provider if type(provider) is str and provider else as_str(provider),
+        input_tokens if type(input_tokens) is int or input_tokens is None else as_int(input_tokens),
+        output_tokens if type(output_tokens) is int or output_tokens is None else as_int(output_tokens),
+        cached if type(cached) is int or cached is None else as_int(cached),
+        reasoning if type(reasoning) is int or reasoning is None else as_int(reasoning),
         cost if type(cost) is float and math.isfinite(cost) else (None if cost is None else as_float(cost)),
-        _str(get(sc.GEN_AI_TOOL_NAME)),
+        tool if type(tool) is str and tool else as_str(tool),
     )
 
 
