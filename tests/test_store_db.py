@@ -10,7 +10,7 @@ import pytest
 
 from runtrace.store import migrations
 from runtrace.store.db import Store
-from runtrace.store.errors import StoreClosedError, StoreNotFoundError, StoreVersionError
+from runtrace.store.errors import StoreClosedError, StoreError, StoreNotFoundError, StoreVersionError
 from runtrace.store.queries import list_runs
 from store_helpers import llm, run_span
 
@@ -125,6 +125,14 @@ def test_open_missing_without_create(tmp_path: Path) -> None:
     Store.open(path).close()  # create=True makes the folder
     with Store.open(path, create=False) as store:
         assert store.count_runs() == 0
+
+
+def test_a_file_that_is_not_a_database_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "notes.txt"
+    path.write_text("these are not the spans you are looking for\n" * 100)
+    with pytest.raises(StoreError, match=r"notes.txt is not a runtrace store: file is not a database"):
+        Store.open(path)
+    assert path.read_text().startswith("these are not")
 
 
 def test_path_from_env_then_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

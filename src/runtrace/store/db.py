@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import semconv as sc
-from .errors import StoreClosedError, StoreNotFoundError
+from .errors import StoreClosedError, StoreError, StoreNotFoundError
 from .ingest import ingest as _ingest
 from .migrations import migrate
 from .records import SpanRecord
@@ -102,7 +102,12 @@ class Store:
                 raise StoreNotFoundError(f"no runtrace store at {target} (run something with "
                                          f"runtrace.instrument() first, or pass --store / {sc.ENV_STORE})")
             target.parent.mkdir(parents=True, exist_ok=True)
-        writer = connect(target)
+        try:
+            writer = connect(target)
+        except sqlite3.OperationalError:
+            raise
+        except sqlite3.DatabaseError as exc:  # "file is not a database", a corrupt header
+            raise StoreError(f"{target} is not a runtrace store: {exc}") from exc
         try:
             migrate(writer)
         except BaseException:
