@@ -53,7 +53,7 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from decimal import Decimal
+from decimal import Decimal, getcontext
 from typing import Any, Final
 
 import genai_prices
@@ -174,6 +174,28 @@ class _Rates:
     @property
     def free_tokens(self) -> bool:
         return not (self.input or self.output or self.cache_read or self.cache_write)
+
+
+# (constant (total, input, output), ((usage key, slopes (total, input, output)), ...))
+_LinearForm = tuple[tuple[Decimal, Decimal, Decimal], tuple[tuple[str, tuple[Decimal, Decimal, Decimal]], ...]]
+_UNLEARNED: Final = object()
+# Probe points inside the valid region (cache parts within the input, reasoning within the output).
+_PROBE_BASE: Final = {"input_tokens": 1000, "output_tokens": 1000, "cache_read_tokens": 10,
+                      "cache_write_tokens": 20, "cache_write_5m_tokens": 5, "cache_write_1h_tokens": 5,
+                      "output_reasoning_tokens": 10}
+_PROBE_CHECK: Final = {"input_tokens": 3001, "output_tokens": 777, "cache_read_tokens": 17,
+                       "cache_write_tokens": 41, "cache_write_5m_tokens": 13, "cache_write_1h_tokens": 7,
+                       "output_reasoning_tokens": 33}
+
+
+def _apply_form(form: _LinearForm, kwargs: Mapping[str, int]) -> dict[str, Decimal]:
+    (total, input_usd, output_usd), slopes = form
+    for key, (d_total, d_input, d_output) in slopes:
+        count = kwargs[key]
+        total += d_total * count
+        input_usd += d_input * count
+        output_usd += d_output * count
+    return {"input_price": input_usd, "output_price": output_usd, "total_price": total}
 
 
 class _UnpricedUsage(ValueError):
@@ -336,6 +358,8 @@ class Pricer:
         self._price_keys = _usage_key_of_price_key()
         # (priced usage keys, reported positive usage keys) -> usage keys to pass as explicit 0
         self._zero_fill: dict[tuple[frozenset[str], frozenset[str]], tuple[str, ...]] = {}
+        # (flat prices, positive usage keys, usage keys) -> the affine form of calc_price, or None
+        self._linear: dict[tuple[Any, ...], _LinearForm | None] = {}
 
     def __repr__(self) -> str:
         return (f"Pricer(overrides={sorted(self._overrides)}, "
@@ -390,7 +414,7 @@ class Pricer:
         applied = ctx if ctx and any(info is m for m in gp_prov.models) else None
         model_price = info.get_prices(ts, applied)
         try:
-            calc = model_price.calc_price(self._usage(kwargs, model_price))
+            calc = self._calc(kwargs, model_price)
         except ValueError as exc:
             return _invalid(str(exc), tier_label)
         input_usd, output_usd = calc["input_price"], calc["output_price"]
@@ -406,6 +430,59 @@ class Pricer:
                 table = f"{table} x{factor} {tier_label} tier ({self._label})"
         return Price(_to_float(total), _to_float(input_usd), _to_float(output_usd),
                      semconv.SOURCE_GENAI_PRICES, table, None, tier_label, matched)
+
+    def _calc(self, kwargs: dict[str, int], model_price: ModelPrice) -> Mapping[str, Decimal]:
+        """genai-prices' ``calc_price``, through a learned affine form when that gives the same Decimals.
+
+        ``calc_price`` resolves and validates the model's prices and decomposes the
+        usage on every call (about 70 us, most of runtrace's per-call cost). With
+        flat (untiered) prices its result is an affine function of the token
+        counts for a given set of reported counts, so the form is learned once
+        per (prices, usage shape) from ``calc_price`` itself, checked on one more
+        point, and applied in exact Decimal arithmetic: the very same Decimals.
+        Tiered prices, and shapes whose probes fail or disagree, keep calling
+        ``calc_price`` (which raises what it raises).
+        """
+        items = tuple(model_price.__dict__.items())
+        if getcontext().prec < 28 or any(type(v) is not Decimal and v is not None or k.startswith("_")
+                                         for k, v in items):
+            return model_price.calc_price(self._usage(kwargs, model_price))
+        key = (items, tuple(k for k, v in kwargs.items() if v > 0), tuple(kwargs))
+        form = self._linear.get(key, _UNLEARNED)
+        if form is _UNLEARNED:
+            if len(self._linear) > 4096:  # bounded: a program prices a handful of models
+                self._linear.clear()
+            form = self._linear[key] = self._learn(kwargs, model_price)
+        if form is None:
+            return model_price.calc_price(self._usage(kwargs, model_price))
+        return _apply_form(form, kwargs)
+
+    def _learn(self, kwargs: dict[str, int], model_price: ModelPrice) -> _LinearForm | None:
+        positive = [k for k, v in kwargs.items() if v > 0]
+        if any(k not in _PROBE_BASE for k in positive):
+            return None
+        base = {k: _PROBE_BASE[k] if v > 0 else 0 for k, v in kwargs.items()}
+        check = {k: _PROBE_CHECK[k] if v > 0 else 0 for k, v in kwargs.items()}
+
+        def calc(usage: dict[str, int]) -> tuple[Decimal, Decimal, Decimal]:
+            out = model_price.calc_price(self._usage(usage, model_price))
+            return out["total_price"], out["input_price"], out["output_price"]
+
+        try:
+            at_base = calc(base)
+            slopes = []
+            for k in positive:
+                bumped = calc({**base, k: base[k] + 1})
+                slopes.append((k, (bumped[0] - at_base[0], bumped[1] - at_base[1], bumped[2] - at_base[2])))
+            const = tuple(at_base[i] - sum((s[i] * base[k] for k, s in slopes), Decimal(0)) for i in range(3))
+            form: _LinearForm = ((const[0], const[1], const[2]), tuple(slopes))
+            expected = calc(check)
+        except ValueError:
+            return None
+        got = _apply_form(form, check)
+        if (got["total_price"], got["input_price"], got["output_price"]) != expected:
+            return None
+        return form
 
     def _usage(self, kwargs: dict[str, int], model_price: ModelPrice) -> Usage:
         """Build genai-prices' Usage, with explicit zeros where it would infer them.
