@@ -20,6 +20,22 @@ def pytest_report_header() -> str:
     return f"sqlite {sqlite3.sqlite_version}"
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _one_tracer_provider() -> None:
+    """Install the process's TracerProvider once, whatever test runs first.
+
+    OpenTelemetry allows one global provider per process and every later
+    instrument() joins it, so without this the service name of whichever test
+    happened to run first would leak into all the others.
+    """
+    from opentelemetry import trace
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+
+    if not isinstance(trace.get_tracer_provider(), TracerProvider):
+        trace.set_tracer_provider(TracerProvider(resource=Resource.create({"service.name": "test-agent"})))
+
+
 @dataclass
 class Instrumented:
     """What a test needs after runtrace.instrument(): the spans and the store file."""

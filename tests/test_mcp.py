@@ -169,8 +169,6 @@ async def test_high_level_client_call_is_one_span(instrumented):
     assert run.totals.tool_calls == 2 and run.totals.repeated_reads == 1
 
 
-@pytest.mark.xfail(strict=True, reason="the store also counts the MCP server's own execute_tool SERVER span "
-                                       "(mcp 2.x OpenTelemetryMiddleware) as a tool call of the run")
 async def test_a_traced_mcp_server_does_not_double_count_tool_calls(instrumented):
     from mcp.client.client import Client
 

@@ -74,7 +74,9 @@ WITH
     multiIf(_role = 'run', 'run',
             _role = 'outcome', 'outcome',
             _op IN ('chat', 'text_completion', 'generate_content', 'embeddings'), 'llm',
-            _op = 'execute_tool', 'tool',
+            -- a server-side execute_tool span (an MCP server tracing itself) is the same call
+            -- the client's span already counts
+            _op = 'execute_tool' AND SpanKind NOT IN ('Server', 'SPAN_KIND_SERVER'), 'tool',
             'other') AS _kind,
     if(SpanAttributes['gen_ai.provider.name'] != '', SpanAttributes['gen_ai.provider.name'],
        SpanAttributes['gen_ai.system']) AS _provider,

@@ -128,7 +128,9 @@ def span_facts(record: SpanRecord) -> SpanFacts:
         kind = KIND_OUTCOME
     elif operation in sc.LLM_OPERATIONS:
         kind = KIND_LLM
-    elif operation == sc.OP_EXECUTE_TOOL:
+    elif operation == sc.OP_EXECUTE_TOOL and record.kind != "SERVER":
+        # A server-side execute_tool span (an MCP server tracing itself) is the same
+        # call the client's span already counts.
         kind = KIND_TOOL
     else:
         kind = KIND_OTHER
