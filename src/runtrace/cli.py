@@ -240,7 +240,7 @@ def demo_command(store_path: str | None, quiet: bool, pace: float) -> None:
 
 
 def _attach_optional_commands() -> None:
-    """Commands whose parts may be missing (the serve extra) still list, and explain what to install."""
+    """Commands in modules of their own; one that cannot load still lists and says why."""
     for module, names in (("runtrace.cli_serve", ("serve", "report", "reprice")),
                           ("runtrace.cli_scale", ("prices", "forward"))):
         try:
@@ -255,7 +255,7 @@ def _attach_optional_commands() -> None:
                                                       "allow_extra_args": True})
                 def _unavailable(missing: str = missing, name: str = name) -> None:
                     raise click.ClickException(
-                        f"`runtrace {name}` needs the serve extra: pip install 'runtrace[serve]' ({missing})")
+                        f"`runtrace {name}` could not be loaded ({missing}); reinstall runtrace")
             continue
         for name in names:
             command = getattr(mod, name, None)

@@ -80,14 +80,10 @@ def _write_csv(header: list[str], rows: Iterable[list[Any]]) -> None:
               help="Largest OTLP request body accepted, before and after gzip decompression.")
 def serve(host: str, port: int, store_path: str | None, token: str | None, max_body_mb: int) -> None:
     """Web UI and OTLP/HTTP receiver (POST /v1/traces) on one port."""
-    try:
-        import uvicorn
+    import uvicorn
 
-        from .server import create_app
-        from .server.app import LOOPBACK_HOSTS
-    except ImportError as exc:  # pragma: no cover - depends on the installed extras
-        raise click.ClickException(
-            f"`runtrace serve` needs the serve extra: pip install 'runtrace[serve]' ({exc})") from None
+    from .server import create_app
+    from .server.app import LOOPBACK_HOSTS
     from .store.db import Store
 
     loopback = is_loopback(host)
