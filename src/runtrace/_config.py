@@ -41,6 +41,23 @@ def capture_content_from_env() -> bool:
     return False
 
 
+def otlp_endpoint(explicit: str | None, signal: str) -> str | None:
+    """The OTLP/HTTP URL of one signal ("traces", "metrics").
+
+    ``explicit`` is a base URL (``/v1/<signal>`` is added unless present);
+    otherwise the standard variables, the signal's own first.
+    """
+    path = f"/v1/{signal}"
+    if explicit:
+        base = explicit.rstrip("/")
+        return base if base.endswith(path) else base + path
+    own = os.environ.get(f"OTEL_EXPORTER_OTLP_{signal.upper()}_ENDPOINT")
+    if own:
+        return own
+    shared = os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+    return shared.rstrip("/") + path if shared else None
+
+
 @dataclass
 class Settings:
     capture_content: bool = False

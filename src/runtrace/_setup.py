@@ -58,17 +58,6 @@ _switches: dict[int, SwitchableProcessor] = {}  # one per provider we ever joine
 _atexit_registered = False
 
 
-def _otlp_traces_endpoint(explicit: str | None) -> str | None:
-    if explicit:
-        base = explicit.rstrip("/")
-        return base if base.endswith("/v1/traces") else base + "/v1/traces"
-    if os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"):
-        return os.environ["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"]
-    if os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
-        return os.environ["OTEL_EXPORTER_OTLP_ENDPOINT"].rstrip("/") + "/v1/traces"
-    return None
-
-
 def _resolve_store_path(store: str | os.PathLike[str] | bool | None) -> str | None:
     if store is False:
         return None
@@ -130,7 +119,7 @@ def instrument(*, service_name: str | None = None, store: str | os.PathLike[str]
 
         current = trace.get_tracer_provider()
         owns = not isinstance(current, TracerProvider)
-        endpoint = _otlp_traces_endpoint(otlp_endpoint) if (owns or otlp_endpoint) else None
+        endpoint = _config.otlp_endpoint(otlp_endpoint, "traces") if (owns or otlp_endpoint) else None
         if endpoint:
             from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 

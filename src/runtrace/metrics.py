@@ -24,7 +24,6 @@ Recording is fail-open and costs a few dictionary look-ups when nothing listens.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -32,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from opentelemetry import metrics as metrics_api
 
-from . import semconv
+from . import _config, semconv
 from ._internal import fail_open
 
 if TYPE_CHECKING:
@@ -97,14 +96,7 @@ _state: _State | None = None
 
 def otlp_metrics_endpoint(explicit: str | None) -> str | None:
     """The OTLP/HTTP metrics URL: ``explicit`` (a base URL), else the standard environment variables."""
-    if explicit:
-        base = explicit.rstrip("/")
-        return base if base.endswith("/v1/metrics") else base + "/v1/metrics"
-    if os.environ.get("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"):
-        return os.environ["OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"]
-    if os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
-        return os.environ["OTEL_EXPORTER_OTLP_ENDPOINT"].rstrip("/") + "/v1/metrics"
-    return None
+    return _config.otlp_endpoint(explicit, "metrics")
 
 
 def configure(*, resource: Resource | None = None, otlp_endpoint: str | None = None,
