@@ -45,7 +45,7 @@ def get(obj: Any, *path: str) -> Any:
     for name in path:
         if obj is None:
             return None
-        if isinstance(obj, Mapping):
+        if type(obj) is dict or isinstance(obj, Mapping):  # a plain dict skips the ABC check
             obj = obj.get(name)
         else:
             obj = getattr(obj, name, None)
@@ -78,19 +78,29 @@ def to_json(value: Any) -> str:
     return json.dumps(value, default=default, ensure_ascii=False, separators=(",", ":"))
 
 
+_server_attributes: dict[str, dict[str, Any]] = {}  # base URL -> its attributes (a client has one)
+
+
 def server_attributes(client: Any) -> dict[str, Any]:
     """server.address / server.port from an SDK client's ``base_url``."""
     base_url = get(client, "base_url")
     if base_url is None:
         return {}
-    parts = urlsplit(str(base_url))
+    url = str(base_url)
+    cached = _server_attributes.get(url)
+    if cached is not None:
+        return dict(cached)
+    parts = urlsplit(url)
     attrs: dict[str, Any] = {}
     if parts.hostname:
         attrs[semconv.SERVER_ADDRESS] = parts.hostname
         port = parts.port or {"https": 443, "http": 80}.get(parts.scheme)
         if port is not None:
             attrs[semconv.SERVER_PORT] = port
-    return attrs
+    if len(_server_attributes) >= 256:  # bounded: programs talk to a handful of endpoints
+        _server_attributes.clear()
+    _server_attributes[url] = attrs
+    return dict(attrs)
 
 
 def put(attrs: dict[str, Any], key: str, value: Any) -> None:
@@ -176,6 +186,22 @@ def completion_text(data: ResponseData) -> str:
 
 # --- the span --------------------------------------------------------------------------
 
+_tracers: dict[str, tuple[_config.Settings, trace.Tracer]] = {}
+
+
+def _tracer(settings: _config.Settings, name: str) -> trace.Tracer:
+    """``settings.tracer(name)``, kept while the settings last: ``get_tracer`` costs ~10 us a call.
+
+    ``instrument()``/``uninstrument()`` replace the settings object, which drops the cache.
+    """
+    cached = _tracers.get(name)
+    if cached is not None and cached[0] is settings:
+        return cached[1]
+    tracer = settings.tracer(name)
+    if settings.tracer_provider is not None:  # the proxy of a provider set later is not kept
+        _tracers[name] = (settings, tracer)
+    return tracer
+
 class LLMCall:
     """The span of one LLM request; ``finish``/``fail`` end it exactly once, from any thread."""
 
@@ -196,17 +222,19 @@ class LLMCall:
         if request.stream:
             attrs[semconv.GEN_AI_REQUEST_STREAM] = True
         name = f"{request.operation} {request.model}" if request.model else request.operation
-        self.span = settings.tracer(tracer_name).start_span(name, kind=SpanKind.CLIENT, attributes=attrs)
+        # Everything known before the request goes in with the span's start: one pass over the attributes.
         if request.prompt is not None:
             with fail_open("llm span: observe prompt"):
-                self.span.set_attributes(self._prompt_attributes(request.prompt))
+                attrs.update(self._prompt_attributes(request.prompt))
         if self.capture_content:
             with fail_open("llm span: input content"):
+                content: dict[str, Any] = {}
                 if request.input_messages is not None:
-                    self.span.set_attribute(semconv.GEN_AI_INPUT_MESSAGES, to_json(request.input_messages))
+                    content[semconv.GEN_AI_INPUT_MESSAGES] = to_json(request.input_messages)
                 if request.system_instructions:
-                    self.span.set_attribute(semconv.GEN_AI_SYSTEM_INSTRUCTIONS,
-                                            to_json(request.system_instructions))
+                    content[semconv.GEN_AI_SYSTEM_INSTRUCTIONS] = to_json(request.system_instructions)
+                attrs.update(content)
+        self.span = _tracer(settings, tracer_name).start_span(name, kind=SpanKind.CLIENT, attributes=attrs)
 
     def _prompt_attributes(self, prompt: list[tuple[str, str]]) -> dict[str, Any]:
         """The run's detectors judge the prompt; outside a run it is only fingerprinted."""
