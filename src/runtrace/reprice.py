@@ -17,8 +17,9 @@ Three views come out of one scan of the ``spans`` table:
 
 from __future__ import annotations
 
+import json
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -174,11 +175,14 @@ def _scaled(value: int | None, ratio: float) -> int:
 
 def reprice(store: Store, *, model: str, provider: str | None = None, tier: str | None = None,
             token_ratio: float = 1.0, since: datetime | None = None, until: datetime | None = None,
-            project: str | None = None, pricer: Pricer | None = None, small_calls: int = 3,
+            project: str | None = None, run_ids: Sequence[str] | None = None,
+            pricer: Pricer | None = None, small_calls: int = 3,
             small_tokens: int = 20_000, frontier_ratio: float = 4.0,
             progress: Callable[[int, int], None] | None = None) -> RepriceResult:
     """Reprice the LLM calls of runs that started in [since, until) on ``model``.
 
+    ``run_ids`` (exact ids) limits the scan to those runs, for "what would this
+    run cost on another model?"; the time and project filters still apply.
     ``progress(done, total)`` is called as calls are scanned. Raises ValueError for
     a target model with no price or a token ratio that is not a positive number.
     """
@@ -204,6 +208,12 @@ def reprice(store: Store, *, model: str, provider: str | None = None, tier: str 
     if project is not None:
         where.append("runs.project = ?")
         params.append(project)
+    if run_ids is not None:
+        if isinstance(run_ids, str):
+            raise TypeError("run_ids must be a sequence of run ids, not one string")
+        # One JSON parameter rather than one placeholder per id: no limit on how many.
+        where.append("s.run_id IN (SELECT value FROM json_each(?))")
+        params.append(json.dumps(list(run_ids)))
     clause = " AND ".join(where)
     total = int(store.execute(f"SELECT count(*) FROM spans s JOIN runs ON runs.id = s.run_id WHERE {clause}",
                               params)[0][0])
