@@ -348,7 +348,7 @@ class ResponsesAccumulator:
         self.calls: list[ToolCall] = []
 
     def add(self, event: Any) -> None:
-        kind = get(event, "type")
+        kind = as_str(get(event, "type"))  # any JSON may stand here; only a string names an event
         if kind in _FINAL_EVENTS:
             self.final = responses_response(get(event, "response"))
         elif kind in ("response.created", "response.in_progress"):
