@@ -1,0 +1,96 @@
+"""Budgets on real LLM calls: checked before the request, per run, per thread and task."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import pytest
+
+import runtrace
+from llm_fakes import ChatUsage, FakeLLM, chat_completion, json_reply
+
+# gpt-5.5: 3,000 input tokens x $5/M = $0.015, 500 output x $30/M = $0.015: $0.03 a call
+THREE_CENTS = json_reply(chat_completion(model="gpt-5.5", usage=ChatUsage(3000, 500)))
+
+
+def ask(client) -> None:
+    client.chat.completions.create(model="gpt-5.5", messages=[{"role": "user", "content": "go on"}])
+
+
+def test_five_cents_with_three_cent_calls_allows_exactly_two_requests(instrumented) -> None:
+    fake = FakeLLM(default=THREE_CENTS)
+    client = fake.openai()
+    with pytest.raises(runtrace.BudgetExceeded) as info, \
+            runtrace.run("capped", budget=runtrace.Budget(max_cost_usd=0.05)) as run:
+        for _ in range(5):
+            ask(client)
+    assert len(fake.requests) == 2  # the third request never left the process
+    assert info.value.limit == "max_cost_usd"
+    assert info.value.breach.observed == pytest.approx(0.06)
+    assert info.value.figures["cost_usd"] == pytest.approx(0.06)
+    assert info.value.figures["llm_calls"] == 2
+    store = instrumented.open_store()
+    from runtrace.store.queries import get_run
+
+    row = get_run(store, run.id)
+    assert (row["outcome"], row["stop_reason"], row["llm_calls"]) == ("budget_stopped", "max_cost_usd", 2)
+    assert row["cost_usd"] == pytest.approx(0.06, abs=1e-12)
+
+
+def test_input_token_budget(instrumented) -> None:
+    fake = FakeLLM(default=THREE_CENTS)
+    client = fake.openai()
+    with pytest.raises(runtrace.BudgetExceeded) as info, \
+            runtrace.run("tokens", budget=runtrace.Budget(max_input_tokens=7000)):
+        for _ in range(5):
+            ask(client)
+    assert (len(fake.requests), info.value.limit) == (3, "max_input_tokens")
+
+
+def test_budgets_are_per_run_across_threads_and_tasks(instrumented) -> None:
+    fake = FakeLLM(default=THREE_CENTS)
+    client = fake.openai()
+    sent: dict[str, int] = {}
+    lock = threading.Lock()
+
+    def worker(n: int) -> None:
+        before = 0
+        try:
+            with runtrace.run(f"t{n}", budget=runtrace.Budget(max_llm_calls=n + 1)):
+                for _ in range(10):
+                    ask(client)
+                    before += 1
+        except runtrace.BudgetExceeded:
+            pass
+        with lock:
+            sent[f"t{n}"] = before
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+    async def task(n: int) -> tuple[str, int]:
+        done = 0
+        try:
+            async with runtrace.run(f"a{n}", budget=runtrace.Budget(max_tool_calls=n + 1)):
+                for _ in range(10):
+                    await lookup(n)
+                    done += 1
+        except runtrace.BudgetExceeded:
+            pass
+        return f"a{n}", done
+
+    @runtrace.tool
+    async def lookup(n: int) -> int:
+        await asyncio.sleep(0)
+        return n
+
+    async def main() -> list[tuple[str, int]]:
+        return await asyncio.gather(*(task(n) for n in range(4)))
+
+    sent.update(asyncio.run(main()))
+    assert sent == {"t0": 1, "t1": 2, "t2": 3, "t3": 4, "a0": 1, "a1": 2, "a2": 3, "a3": 4}
+    assert len(fake.requests) == 1 + 2 + 3 + 4
