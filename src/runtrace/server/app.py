@@ -22,7 +22,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from ..store.db import Store
-from . import api, pages
+from . import api, pages, whatif
 from .auth import TokenAuth
 from .headers import SecurityHeaders
 from .receiver import DEFAULT_MAX_BODY_BYTES, receive_traces
@@ -71,6 +71,7 @@ def create_app(store_path: str | os.PathLike[str] | Store | None = None, *, toke
         Route("/runs/{run_id}", pages.run_page, name="run"),
         Route("/search", pages.search_page, name="search"),
         Route("/spend", pages.spend_page, name="spend"),
+        Route("/whatif", whatif.whatif_page, name="whatif"),
         Route("/healthz", pages.healthz, name="healthz"),
         Route("/metrics", api.metrics, name="metrics"),
         Route("/api/runs", api.runs, name="api_runs"),
