@@ -124,14 +124,14 @@ def test_joins_the_tracer_provider_the_program_installed(tmp_path) -> None:
         trace.set_tracer_provider(provider)
 
         import runtrace
-        runtrace.instrument(service_name="ignored", store=%r)
+        runtrace.instrument(service_name="ignored", store=STORE)
         assert trace.get_tracer_provider() is provider
         with trace.get_tracer("app").start_as_current_span("app work"):
             with runtrace.run("joined") as run:
                 pass
         runtrace.flush()
         print(sorted(s.name for s in mine.get_finished_spans()))
-    """ % str(store), {}, tmp_path)
+    """.replace("STORE", repr(str(store))), {}, tmp_path)
     assert out.strip() == "['app work', 'run joined']"
     s = Store.open(store, create=False)
     try:

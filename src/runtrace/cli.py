@@ -41,7 +41,8 @@ def parse_when(value: str | None) -> datetime | None:
 
 
 def open_store(store_path: str | None) -> Any:
-    from .store.db import Store, StoreNotFoundError
+    from .store.db import Store
+    from .store.errors import StoreNotFoundError
 
     try:
         return Store.open(store_path, create=False)
@@ -185,7 +186,8 @@ def show_command(run_id: str, store_path: str | None, fmt: str) -> None:
     """Show one run (an id or a unique prefix of one): its totals and span tree."""
     from rich.tree import Tree
 
-    from .store.queries import AmbiguousRunIdError, get_run
+    from .store.errors import AmbiguousRunIdError
+    from .store.queries import get_run
 
     store = open_store(store_path)
     try:

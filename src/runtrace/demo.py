@@ -189,8 +189,7 @@ def run_agent(script: Script, echo: Callable[[str], None] | None = None, pace: f
                   metadata={"agent": "demo-coder"}) as run:
         try:
             while True:
-                response = client.chat.completions.create(model=script.model, messages=messages,  # type: ignore[arg-type]
-                                                          tools=TOOLS)  # type: ignore[arg-type]
+                response = client.chat.completions.create(model=script.model, messages=messages, tools=TOOLS)
                 message = response.choices[0].message
                 if not message.tool_calls:
                     break
