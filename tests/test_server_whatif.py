@@ -19,6 +19,7 @@ r5 has no complete actual price, so the totals compare the other six:
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,6 +33,7 @@ from runtrace.server import whatif
 from runtrace.server.app import create_app
 from runtrace.server.headers import CSP
 from runtrace.store.db import Store
+from runtrace.store.records import SpanRecord
 from test_server_support import (
     XSS_NAME,
     at,
@@ -268,6 +270,39 @@ def test_runs_whose_calls_have_no_token_counts_are_counted_and_said(tmp_path: Pa
     assert "11 LLM calls in 8 runs" in html
     assert text_of(html, "wi-whatif") == "$0.0227"  # the same six comparable runs as without it
     assert diff_cell(html, "r9-failed") == "not compared"
+
+
+def copies_of_the_fixture(n: int) -> list[SpanRecord]:
+    """The seven fixture runs ``n`` times over, as runs r1-fix-flaky-0, r1-fix-flaky-1 ..."""
+    out = []
+    for i in range(n):
+        for r in fixture_records():
+            attrs = dict(r.attributes)
+            if sc.RUN_ID in attrs:
+                attrs[sc.RUN_ID] = f"{attrs[sc.RUN_ID]}-{i}"
+            out.append(dataclasses.replace(
+                r, trace_id=f"{i:04x}{r.trace_id[4:]}", span_id=f"{i:04x}{r.span_id[4:]}",
+                parent_span_id=f"{i:04x}{r.parent_span_id[4:]}" if r.parent_span_id else None, attributes=attrs))
+    return out
+
+
+def test_long_lists_are_cut_and_counted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(whatif, "NAMES_LISTED", 2)
+    monkeypatch.setattr(whatif, "ROUTING_SHOWN", 2)
+    path = tmp_path / "runtrace.db"
+    with Store.open(path) as store:
+        store.ingest(copies_of_the_fixture(3))
+    with running_server(create_app(path)) as url:
+        html = flat(get(url, MINI).text)
+    assert "30 LLM calls in 21 runs" in html
+    assert ("<strong>3 runs had no actual price</strong> for 3 calls (a model nobody prices), so they are left out "
+            "of the comparison; on gpt-4o-mini they would cost $0.00279 in all (<a href=\"/runs/r5-explore-0\">"
+            "explore api</a>, <a href=\"/runs/r5-explore-1\">explore api</a>, and 1 more).") in html
+    routing = html.split('id="wi-routing"', 1)[1].split("</section>", 1)[0]
+    assert len(re.findall(r'<tr data-run-id="r6-answer-\d">', routing)) == 2
+    assert text_of(routing, "wi-routing-total") == "The 2 biggest savings of 3. Together: $0.0429 saved on 3 runs."
+    assert text_of(html, "wi-actual") == "$1.22"  # 3 x 0.40619 = 1.21857
+    assert text_of(html, "wi-whatif") == "$0.0681"  # 3 x 0.02271 = 0.06813
 
 
 def test_reprice_run_ids_limits_the_scan(store_path: Path) -> None:

@@ -40,6 +40,8 @@ COMMON_PROVIDERS = ("openai", "anthropic", "google")
 TIERS = ("default", "flex", "priority", "batch")
 DEFAULT_PERIOD = "30d"  # as on the Spend page
 ROWS_SHOWN = 50  # per-run rows before "show all"
+NAMES_LISTED = 5  # runs named in a note about what was left out; the rest are counted
+ROUTING_SHOWN = 20  # routing candidates listed, biggest saving first; the total counts them all
 # The routing view: a run of at most SMALL_CALLS LLM calls and SMALL_TOKENS tokens is small work;
 # it is listed when it cost at least FRONTIER_RATIO times the target's price (reprice()'s defaults).
 SMALL_CALLS, SMALL_TOKENS, FRONTIER_RATIO = 3, 20_000, 4.0
@@ -376,7 +378,8 @@ async def whatif_page(request: Request) -> Response:
         request, "whatif.html", status_code=status, form=form, catalog=catalog, suggested=suggestions(catalog),
         tiers=TIERS, projects=loaded.projects, run_id=loaded.run_id, run_name=loaded.run_name, result=result,
         summary=summary, runs=runs, small_calls=SMALL_CALLS, small_tokens=SMALL_TOKENS,
-        frontier_ratio=FRONTIER_RATIO,
+        frontier_ratio=FRONTIER_RATIO, names_listed=NAMES_LISTED,
+        routing_shown=ROUTING_SHOWN,
         verbosity_svg=verbosity_chart(result.verbosity) if result is not None else None,
         buckets_used=[(i, label) for i, (label, _top) in enumerate(BUCKETS)
                       if result is not None and any(v.bucket == label for v in result.verbosity)], signed=signed_money, signed_percent=signed_percent,
