@@ -161,3 +161,23 @@ def test_cli_unknown_model_is_a_one_line_error(store_path: Path) -> None:
                                           "--token-ratio", "-1"])
     assert bad_ratio.exit_code == 2
     assert "--token-ratio" in bad_ratio.output
+
+
+def test_a_call_the_provider_refused_costs_nothing_on_any_model(tmp_path: Path) -> None:
+    from runtrace import semconv as sc
+    from test_server_support import at, llm_span, run_span, span, trace_id
+
+    trace = trace_id(99)
+    refused = span("chat gpt-5.5", trace=trace, run_id="r-refused", start=at(1, 1), end=at(1, 2),
+                   status="ERROR", attrs={sc.GEN_AI_OPERATION_NAME: sc.OP_CHAT, sc.GEN_AI_PROVIDER_NAME: "openai",
+                                          sc.GEN_AI_REQUEST_MODEL: "gpt-5.5", sc.COST_USD: 0.0,
+                                          sc.COST_SOURCE: sc.SOURCE_NOT_BILLED})
+    ok = llm_span("r-refused", trace=trace, parent=None, start=at(1, 3), end=at(1, 4), model="gpt-4o",
+                  provider="openai", input_tokens=10_000, output_tokens=1_000, cost=0.035)
+    with Store.open(tmp_path / "refused.db") as store:
+        store.ingest([run_span("r-refused", "retry", trace=trace, start=at(1), end=at(1, 5), project="p",
+                               owner="o"), refused, ok])
+        (run,) = reprice(store, **MINI).runs
+    assert (run.llm_calls, run.actual_unpriced, run.repriced_unpriced) == (2, 0, 0)
+    assert run.actual_usd == pytest.approx(0.035, abs=1e-12)
+    assert run.repriced_usd == pytest.approx(10_000 * 0.15e-6 + 1_000 * 0.6e-6, abs=1e-12)

@@ -246,7 +246,9 @@ def reprice(store: Store, *, model: str, provider: str | None = None, tier: str 
                 run.actual_unpriced += 1
             else:
                 run.actual_usd += r["cost_usd"]
-            if inp is None or out is None:
+            if r["source"] == semconv.SOURCE_NOT_BILLED:
+                pass  # refused by the provider (4xx/5xx): not billed on any model
+            elif inp is None or out is None:
                 run.repriced_unpriced += 1
             else:
                 cached = min(_scaled(r["cached_input_tokens"], token_ratio), _scaled(inp, token_ratio))
