@@ -181,3 +181,15 @@ def test_a_call_the_provider_refused_costs_nothing_on_any_model(tmp_path: Path) 
     assert (run.llm_calls, run.actual_unpriced, run.repriced_unpriced) == (2, 0, 0)
     assert run.actual_usd == pytest.approx(0.035, abs=1e-12)
     assert run.repriced_usd == pytest.approx(10_000 * 0.15e-6 + 1_000 * 0.6e-6, abs=1e-12)
+
+
+def test_reprice_one_run_by_id_prefix_from_the_command_line(store_path: Path) -> None:
+    out = CliRunner().invoke(main, ["reprice", "--store", str(store_path), "--model", "gpt-4o-mini",
+                                    "--provider", "openai", "--run", "r3-tri", "--format", "json"],
+                             catch_exceptions=False)
+    assert out.exit_code == 0, out.output
+    data = json.loads(out.stdout)
+    assert [r["run_id"] for r in data["runs"]] == ["r3-triage"]
+    missing = CliRunner().invoke(main, ["reprice", "--store", str(store_path), "--model", "gpt-4o-mini",
+                                        "--run", "zzz"])
+    assert missing.exit_code == 1 and "no run 'zzz'" in missing.stderr

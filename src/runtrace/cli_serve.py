@@ -177,6 +177,7 @@ def report(store_path: str | None, since: str | None, until: str | None, by: str
 @_SINCE
 @_UNTIL
 @click.option("--project", help="Only runs of this project.")
+@click.option("--run", "runs", multiple=True, help="Only this run (an id or a unique prefix); repeatable.")
 @click.option("-n", "--limit", type=click.IntRange(min=0), default=20, show_default=True,
               help="Runs listed in the table (0 = all); JSON and CSV list every run.")
 @click.option("--small-calls", type=click.IntRange(min=1), default=3, show_default=True,
@@ -187,20 +188,33 @@ def report(store_path: str | None, since: str | None, until: str | None, by: str
               help="Routing view: list small runs that cost at least this many times the target's price.")
 @_FORMAT
 def reprice(model: str, provider: str | None, tier: str | None, token_ratio: float, store_path: str | None,
-            since: str | None, until: str | None, project: str | None, limit: int, small_calls: int,
-            small_tokens: int, frontier_ratio: float, fmt: str) -> None:
+            since: str | None, until: str | None, project: str | None, runs: tuple[str, ...], limit: int,
+            small_calls: int, small_tokens: int, frontier_ratio: float, fmt: str) -> None:
     """What the recorded runs would cost on another model or tier, beside what they cost."""
     from .cli import open_store, parse_when
     from .reprice import reprice as run_reprice
+    from .store.errors import AmbiguousRunIdError
+    from .store.queries import resolve_run_id
 
     if not token_ratio > 0:
         raise click.BadParameter(f"must be a positive number, got {token_ratio}", param_hint="--token-ratio")
     since_at, until_at = parse_when(since), parse_when(until)
     store = open_store(store_path)
+    run_ids: list[str] | None = None
     try:
+        if runs:
+            run_ids = []
+            for given in runs:
+                try:
+                    full = resolve_run_id(store, given)
+                except AmbiguousRunIdError as exc:
+                    raise click.ClickException(str(exc)) from None
+                if full is None:
+                    raise click.ClickException(f"no run {given!r} in {store.path}")
+                run_ids.append(full)
         result = _with_progress(lambda progress: run_reprice(
             store, model=model, provider=provider, tier=tier, token_ratio=token_ratio, since=since_at,
-            until=until_at, project=project, small_calls=small_calls, small_tokens=small_tokens,
+            until=until_at, project=project, run_ids=run_ids, small_calls=small_calls, small_tokens=small_tokens,
             frontier_ratio=frontier_ratio, progress=progress))
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
