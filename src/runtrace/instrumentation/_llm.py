@@ -238,9 +238,8 @@ class LLMCall:
 
     def _prompt_attributes(self, prompt: list[tuple[str, str]]) -> dict[str, Any]:
         """The run's detectors judge the prompt; outside a run it is only fingerprinted."""
-        observe = getattr(self.run, "observe_prompt", None)
-        if observe is not None:
-            return dict(observe(prompt))
+        if self.run is not None:
+            return self.run.observe_prompt(prompt)
         obs = detect.ContextTracker().observe_prompt(prompt)
         return {semconv.CONTEXT_MESSAGES: obs.messages, semconv.CONTEXT_CHARS: obs.chars,
                 semconv.CONTEXT_FINGERPRINT: obs.fingerprint}
@@ -347,18 +346,16 @@ class LLMCall:
         if data is None:
             return
         text = completion_text(data)
-        observe = getattr(run, "observe_completion", None)
-        if text and observe is not None:
+        if text:
             with fail_open("llm span: observe completion"):
-                events = observe(text)
+                events = run.observe_completion(text)
                 for name, event_attrs in events:
                     span.add_event(name, event_attrs)
                 if any(name == semconv.EVENT_LOOP for name, _ in events):
                     span.set_attribute(semconv.LOOP_DETECTED, True)
-        note = getattr(run, "note_requested_tool_calls", None)
-        if data.tool_calls and note is not None:
+        if data.tool_calls:
             with fail_open("llm span: requested tool calls"):
-                note([(c.id or "", c.name or "", c.arguments or "") for c in data.tool_calls if c.name])
+                run.note_requested_tool_calls([(c.id or "", c.name or "", c.arguments or "") for c in data.tool_calls if c.name])
 
     def _response_attributes(self, data: ResponseData, attrs: dict[str, Any]) -> None:
         put(attrs, semconv.GEN_AI_RESPONSE_ID, data.response_id)
