@@ -203,3 +203,18 @@ def test_instrument_is_idempotent_and_uninstrument_twice_is_harmless(tmp_path) -
     runtrace.uninstrument()
     runtrace.uninstrument()
     assert not _setup.is_instrumented()
+
+
+def test_a_store_that_cannot_be_opened_does_not_stop_the_program(tmp_path, caplog) -> None:
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("a file where a folder should be")
+    runtrace.uninstrument()
+    runtrace.instrument(store=blocker / "runtrace.db")
+    try:
+        assert _setup.is_instrumented() and _setup.store_path() is None
+        assert "cannot open the store" in caplog.text
+        with runtrace.run("still works") as run:
+            run.accept()
+        assert runtrace.flush() is True
+    finally:
+        runtrace.uninstrument()

@@ -24,7 +24,7 @@ from opentelemetry import trace
 from opentelemetry.sdk.metrics.export import MetricReader
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 
 from . import _config, detect, metrics, pricing, runs, semconv
 from ._internal import fail_open
@@ -65,6 +65,26 @@ def _resolve_store_path(store: str | os.PathLike[str] | bool | None) -> str | No
         env = os.environ.get(semconv.ENV_STORE)
         return str(Path(env).expanduser()) if env else str(Path("~/.runtrace/runtrace.db").expanduser())
     return str(Path(store).expanduser())
+
+
+def _store_exporter(path: str) -> SpanExporter | None:
+    """The local store's exporter; None (and one error logged) when the file cannot be opened.
+
+    A read-only disk or a bad path must not stop the program that is being
+    instrumented: its spans still reach any other exporter.
+    """
+    import sqlite3
+
+    from .store.db import Store
+    from .store.errors import StoreError
+    from .store.exporter import StoreSpanExporter
+
+    try:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        return StoreSpanExporter(Store.open(path))
+    except (OSError, sqlite3.Error, StoreError) as exc:
+        logger.error("runtrace: cannot open the store %s (%s); spans are not kept locally", path, exc)
+        return None
 
 
 def instrument(*, service_name: str | None = None, store: str | os.PathLike[str] | bool | None = None,
@@ -111,11 +131,11 @@ def instrument(*, service_name: str | None = None, store: str | os.PathLike[str]
         store_path = _resolve_store_path(store)
         processors: list[SpanProcessor] = [RunStampProcessor()]
         if store_path is not None:
-            from .store.db import Store
-            from .store.exporter import StoreSpanExporter
-
-            Path(store_path).parent.mkdir(parents=True, exist_ok=True)
-            processors.append(BatchSpanProcessor(StoreSpanExporter(Store.open(store_path))))
+            exporter = _store_exporter(store_path)
+            if exporter is None:
+                store_path = None
+            else:
+                processors.append(BatchSpanProcessor(exporter))
 
         current = trace.get_tracer_provider()
         owns = not isinstance(current, TracerProvider)
