@@ -1,0 +1,126 @@
+"""What every benchmark shares: the machine line, medians and percentiles, result files, tables.
+
+Benchmarks print their figures and write them as JSON under ``bench/results/``
+(one file per benchmark) so ``python -m bench`` can put them into one table
+and into ``bench/README.md``. Nothing here asserts on time: a benchmark that
+finds a target missed says so in its output, it never fails a test.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sqlite3
+import statistics
+import subprocess
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+BENCH_DIR = Path(__file__).resolve().parent
+REPO = BENCH_DIR.parent
+RESULTS = BENCH_DIR / "results"
+
+
+def machine() -> str:
+    """One line naming what the figures were measured on."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        mem_kb = next(int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
+                      if line.startswith("MemTotal"))
+        mem = f"{mem_kb / 1024 / 1024:.0f} GiB"
+    except (OSError, StopIteration):
+        mem = "?"
+    return (f"{cpu}, {os.cpu_count()} cores, {mem}; Python {platform.python_version()}, "
+            f"SQLite {sqlite3.sqlite_version}, {platform.system()} {platform.release()}")
+
+
+def today() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%d")
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The q-th percentile (0-100) by linear interpolation, as numpy's default does."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    pos = (len(ordered) - 1) * q / 100
+    low = int(pos)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (pos - low)
+
+
+def save(name: str, data: dict[str, Any]) -> Path:
+    """Write one benchmark's results (with date and machine) to bench/results/<name>.json."""
+    RESULTS.mkdir(exist_ok=True)
+    data = {"benchmark": name, "date": today(), "machine": machine(), **data}
+    path = RESULTS / f"{name}.json"
+    path.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n")
+    return path
+
+
+def load(name: str) -> dict[str, Any] | None:
+    path = RESULTS / f"{name}.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def table(headers: list[str], rows: list[list[Any]], *, markdown: bool = False) -> str:
+    """A plain-text (or Markdown) table; numbers right-aligned."""
+    cells = [[str(c) for c in row] for row in rows]
+    widths = [max(len(h), *(len(r[i]) for r in cells)) if cells else len(h) for i, h in enumerate(headers)]
+
+    def numeric(text: str) -> bool:
+        stripped = text.replace(",", "").replace(".", "").replace("%", "").replace("x", "").replace(" ", "")
+        return stripped.lstrip("+-").isdigit()
+
+    def line(row: list[str]) -> str:
+        parts = [c.rjust(w) if numeric(c) else c.ljust(w) for c, w in zip(row, widths, strict=True)]
+        return ("| " + " | ".join(parts) + " |") if markdown else "  ".join(parts).rstrip()
+
+    out = [line(headers)]
+    out.append("|" + "|".join("-" * (w + 2) for w in widths) + "|" if markdown
+               else "  ".join("-" * w for w in widths))
+    out.extend(line(r) for r in cells)
+    return "\n".join(out)
+
+
+def python_for(venv: str | None) -> str:
+    """The interpreter of ``venv`` (a virtualenv folder) or, without one, this interpreter."""
+    if venv:
+        candidate = Path(venv) / "bin" / "python"
+        if candidate.exists():
+            return str(candidate)
+        raise SystemExit(f"no virtualenv at {venv} (see bench/README.md for how to make it)")
+    return sys.executable
+
+
+def child_env(**extra: str) -> dict[str, str]:
+    """The environment of a benchmark subprocess: runtrace's src on the path, no stray OTel config."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("OTEL_", "TRACELOOP_", "RUNTRACE_", "PYTEST_"))}
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO / "src"), str(REPO)] +
+                                        ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
+    env.update(extra)
+    return env
+
+
+def run_json(cmd: list[str], env: dict[str, str], timeout: float = 1800) -> dict[str, Any]:
+    """Run a benchmark child that prints one JSON object as its last stdout line."""
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout, check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
+    last = proc.stdout.strip().splitlines()[-1]
+    return dict(json.loads(last))

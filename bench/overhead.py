@@ -1,0 +1,323 @@
+"""Per-call overhead of runtrace against its peers, on the same mocked openai calls.
+
+    python bench/overhead.py [--quick] [--venv /work/venv-bench]
+
+Implementations, each in processes of its own (OpenTelemetry allows one global
+TracerProvider per process, and instrumentors patch for good):
+
+- ``none``: the openai client, no instrumentation (the baseline);
+- ``runtrace``: ``runtrace.instrument(store=False, span_processors=(same,))``,
+  calls inside ``runtrace.run(...)`` so pricing, run totals and the loop,
+  re-read and context detectors all run;
+- ``runtrace+store``: the same with the embedded SQLite store on (its
+  BatchSpanProcessor flushed inside the timed batch, so the store's work counts);
+- ``openai-v2``: the official ``opentelemetry-instrumentation-openai-v2`` (default settings);
+- ``openllmetry``: Traceloop's ``opentelemetry-instrumentation-openai``
+  (``TRACELOOP_TRACE_CONTENT=false``: no implementation records prompts).
+
+Every one sends its spans through the same ``SimpleSpanProcessor`` into an
+``InMemorySpanExporter``. Scenarios: ``chat`` (chat.completions.create),
+``stream`` (the same with ``stream=True`` and ``include_usage``, read to the
+end), ``responses`` (responses.create) and ``tool`` (one ``@runtrace.tool``
+call; peers have no tool decorator, so they get the span a user would write
+by hand, ``execute_tool read_file`` with ``gen_ai.tool.name``; the baseline a
+plain function). After every timed batch the spans are counted and their
+token attributes checked against the canned usage, so an implementation cannot
+look fast by not recording; an implementation that does not instrument a
+scenario (openai-v2 has no Responses API support) is reported as such.
+
+Processes run interleaved (round r runs every implementation once, in a
+rotated order), each times batches of 50 calls per scenario in turn, and the
+figure per implementation is the median over rounds of each process's median.
+Overhead = implementation - baseline, in microseconds per call.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench import _common  # noqa: E402
+
+IMPLEMENTATIONS = ("none", "runtrace", "runtrace+store", "openai-v2", "openllmetry")
+PEERS = ("openai-v2", "openllmetry")
+SCENARIOS = ("chat", "stream", "responses", "tool")
+BATCH = 50  # calls per timed batch (and per run, for runtrace)
+INPUT_KEYS = ("gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens")
+
+
+# --- the child: one implementation in one process ------------------------------------
+
+class Implementation:
+    """One implementation, installed for the life of its process.
+
+    Every timed batch through the instrumented client is paired with a batch
+    through the very same client methods as they were before anything was
+    installed (captured at start-up and called directly), in the same process
+    and in alternating order: the baseline sees the same machine load (this box
+    is shared) and the overhead is the difference of the two medians.
+    """
+
+    def __init__(self, impl: str, store_path: str) -> None:
+        from opentelemetry import trace
+        from opentelemetry.sdk.resources import Resource
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+        from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+        self.exporter = InMemorySpanExporter()
+        self.tracer: Any = None
+        processor = SimpleSpanProcessor(self.exporter)
+        if impl.startswith("runtrace"):
+            import runtrace
+
+            runtrace.instrument(service_name="bench-agent", store=store_path if impl == "runtrace+store" else False,
+                                span_processors=(processor,))
+            return
+        provider = TracerProvider(resource=Resource.create({"service.name": "bench-agent"}))
+        provider.add_span_processor(processor)
+        trace.set_tracer_provider(provider)
+        self.tracer = provider.get_tracer("bench.tools")
+        if impl == "openai-v2":
+            from opentelemetry.instrumentation.openai_v2 import OpenAIInstrumentor
+
+            OpenAIInstrumentor().instrument(tracer_provider=provider)
+        elif impl == "openllmetry":
+            from opentelemetry.instrumentation.openai import OpenAIInstrumentor as TraceloopInstrumentor
+
+            TraceloopInstrumentor().instrument(tracer_provider=provider)
+        elif impl != "none":
+            raise SystemExit(f"unknown implementation {impl!r}")
+
+
+def _read_file(path: str) -> str:
+    return f"contents of {path}: " + "x = 1\n" * 40
+
+
+def _tool(impl: str, tracer: Any) -> Any:
+    """The instrumented tool: ``@runtrace.tool``, or for a peer the span its user writes by hand."""
+    if impl.startswith("runtrace"):
+        import runtrace
+
+        return runtrace.tool(_read_file)
+    if impl == "none":
+        return _read_file
+
+    def traced_read_file(path: str) -> str:
+        with tracer.start_as_current_span("execute_tool read_file", attributes={
+                "gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": "read_file"}):
+            return _read_file(path)
+    return traced_read_file
+
+
+def _check(impl: str, scenario: str, spans: Any, calls: int) -> tuple[int, float]:
+    """(spans recorded for the scenario's calls, attributes per such span); raises when half-recorded."""
+    from bench._openai_fake import CHAT_USAGE, RESPONSES_USAGE
+
+    if scenario == "tool":
+        found = [s for s in spans if (s.attributes or {}).get("gen_ai.tool.name") == "read_file"]
+    else:
+        expected = RESPONSES_USAGE[0] if scenario == "responses" else CHAT_USAGE[0]
+        found = [s for s in spans if any((s.attributes or {}).get(k) == expected for k in INPUT_KEYS)]
+        if impl.startswith("runtrace"):
+            bad = [s for s in found if not (s.attributes or {}).get("runtrace.cost.usd")]
+            if bad:
+                raise AssertionError(f"{impl}/{scenario}: {len(bad)} LLM spans without a cost")
+    if found and len(found) != calls:
+        raise AssertionError(f"{impl}/{scenario}: {len(found)} spans for {calls} calls")
+    if impl == "none" and spans:
+        raise AssertionError("the baseline recorded spans")
+    attrs = sum(len(s.attributes or {}) for s in found) / len(found) if found else 0.0
+    return len(found), attrs
+
+
+def child(impl: str, batches: int) -> dict[str, Any]:
+    os.environ["TRACELOOP_TRACE_CONTENT"] = "false"
+    os.environ.pop("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", None)
+    tmp = tempfile.TemporaryDirectory()
+    store_path = str(Path(tmp.name) / "bench.db")
+    import openai
+    from openai.resources.chat.completions import Completions
+    from openai.resources.responses import Responses
+
+    plain_chat, plain_responses = Completions.create, Responses.create  # before anything patches them
+    subject = Implementation(impl, store_path)
+
+    import runtrace
+    from bench._openai_fake import MODEL, FakeOpenAI, http_module, messages
+
+    client = FakeOpenAI(http_module()).client()
+    chat = {True: client.chat.completions.create,
+            False: lambda **kw: plain_chat(client.chat.completions, **kw)}
+    responses = {True: client.responses.create, False: lambda **kw: plain_responses(client.responses, **kw)}
+    tools = {True: _tool(impl, subject.tracer), False: _read_file}
+
+    def call(scenario: str, i: int, on: bool) -> Any:
+        if scenario == "chat":
+            return chat[on](model=MODEL, messages=messages(i))
+        if scenario == "stream":
+            return list(chat[on](model=MODEL, messages=messages(i), stream=True,
+                                 stream_options={"include_usage": True}))
+        if scenario == "responses":
+            return responses[on](model=MODEL, input=messages(i)[-1]["content"], instructions="Answer briefly.")
+        return tools[on](path=f"src/module_{i}.py")
+
+    in_run = impl.startswith("runtrace")
+    flush = impl == "runtrace+store"
+    times: dict[tuple[str, bool], list[float]] = {(s, on): [] for s in SCENARIOS for on in (True, False)}
+    walls: dict[tuple[str, bool], list[float]] = {(s, on): [] for s in SCENARIOS for on in (True, False)}
+    recorded: dict[str, int] = dict.fromkeys(SCENARIOS, 0)
+    attrs: dict[str, float] = dict.fromkeys(SCENARIOS, 0.0)
+    total_spans = 0
+    counter = 0
+    for batch in range(batches + 1):  # batch 0 warms up (imports, caches, first-call costs)
+        for scenario in SCENARIOS:
+            for on in ((True, False) if batch % 2 else (False, True)):
+                gc.collect()  # streams of the last batch are finalised before the exporter is emptied
+                subject.exporter.clear()
+                t0, c0 = time.perf_counter(), time.process_time()
+                if on and in_run:
+                    with runtrace.run(f"bench {scenario}", project="bench") as run:
+                        for _ in range(BATCH):
+                            call(scenario, counter, on)
+                            counter += 1
+                        run.accept()
+                    if flush:
+                        runtrace.flush()
+                else:
+                    for _ in range(BATCH):
+                        call(scenario, counter, on)
+                        counter += 1
+                wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+                spans = subject.exporter.get_finished_spans()
+                if not on:
+                    if spans:
+                        raise AssertionError(f"{impl}/{scenario}: {len(spans)} spans with the instrumentation off")
+                else:
+                    total_spans += len(spans)
+                    found, per_span = _check(impl, scenario, spans, BATCH)
+                    if batch == 0:
+                        recorded[scenario], attrs[scenario] = found, per_span
+                    elif found != recorded[scenario]:
+                        raise AssertionError(f"{impl}/{scenario}: {found} spans, {recorded[scenario]} before")
+                if batch:
+                    times[(scenario, on)].append(cpu / BATCH * 1e6)  # CPU time, every thread of the process
+                    walls[(scenario, on)].append(wall / BATCH * 1e6)
+    stored = None
+    if flush:
+        from runtrace.store.db import Store
+
+        runtrace.flush()
+        with Store.open(store_path) as store:
+            stored = store.count_spans()
+        if stored != total_spans:
+            raise AssertionError(f"the store holds {stored} spans of {total_spans} exported")
+    med = {k: _common.median(v) for k, v in times.items()}
+    return {
+        "impl": impl, "openai": openai.__version__,
+        "us_per_call": {s: med[(s, True)] for s in SCENARIOS},
+        "baseline_us_per_call": {s: med[(s, False)] for s in SCENARIOS},
+        "overhead_us": {s: med[(s, True)] - med[(s, False)] for s in SCENARIOS},
+        "wall_us_per_call": {s: _common.median(walls[(s, True)]) for s in SCENARIOS},
+        "wall_baseline_us_per_call": {s: _common.median(walls[(s, False)]) for s in SCENARIOS},
+        "spans_per_call": {s: recorded[s] / BATCH for s in SCENARIOS},
+        "attributes_per_span": attrs, "stored_spans": stored,
+    }
+
+
+# --- the parent: rounds, medians, the table ----------------------------------------
+
+def _versions(python: str) -> dict[str, str]:
+    code = ("import importlib.metadata as m, json; print(json.dumps({p: m.version(p) for p in ["
+            "'openai', 'opentelemetry-sdk', 'opentelemetry-instrumentation-openai-v2', "
+            "'opentelemetry-instrumentation-openai', 'opentelemetry-util-genai']}))")
+    import subprocess
+
+    out = subprocess.run([python, "-c", code], capture_output=True, text=True, check=True,
+                         env=_common.child_env())
+    return dict(json.loads(out.stdout))
+
+
+def run(*, rounds: int, batches: int, venv: str | None) -> dict[str, Any]:
+    python = _common.python_for(venv)
+    versions = _versions(python)
+    results: dict[str, list[dict[str, Any]]] = {i: [] for i in IMPLEMENTATIONS}
+    for r in range(rounds):
+        order = IMPLEMENTATIONS[r % len(IMPLEMENTATIONS):] + IMPLEMENTATIONS[:r % len(IMPLEMENTATIONS)]
+        for impl in order:
+            out = _common.run_json([python, __file__, "--child", impl, "--batches", str(batches)],
+                                   _common.child_env())
+            results[impl].append(out)
+            print(f"round {r + 1}/{rounds} {impl:15s} overhead " + "  ".join(
+                f"{s} {out['overhead_us'][s]:+7.1f}" for s in SCENARIOS), file=sys.stderr)
+    summary: dict[str, Any] = {}
+    for impl, outs in results.items():
+        summary[impl] = {key: {s: _common.median([o[key][s] for o in outs]) for s in SCENARIOS}
+                         for key in ("us_per_call", "baseline_us_per_call", "overhead_us", "wall_us_per_call",
+                                     "wall_baseline_us_per_call")}
+        summary[impl]["spans_per_call"] = outs[0]["spans_per_call"]
+        summary[impl]["attributes_per_span"] = outs[0]["attributes_per_span"]
+        summary[impl]["stored_spans"] = [o["stored_spans"] for o in outs]
+    ref = summary["openai-v2"]
+    for impl in IMPLEMENTATIONS:
+        row = summary[impl]
+        row["ratio_to_openai_v2"] = {
+            s: (row["overhead_us"][s] / ref["overhead_us"][s]
+                if ref["spans_per_call"][s] and ref["overhead_us"][s] > 0 and row["spans_per_call"][s] else None)
+            for s in SCENARIOS}
+    return {"versions": versions, "rounds": rounds, "calls_per_process": batches * BATCH,
+            "batch": BATCH, "processor": "SimpleSpanProcessor + InMemorySpanExporter", "results": summary}
+
+
+def rows(data: dict[str, Any]) -> list[list[str]]:
+    """One row per implementation and scenario: µs/call, overhead, ratio, spans, attributes."""
+    out = []
+    for impl, row in data["results"].items():
+        for s in SCENARIOS:
+            spans = row["spans_per_call"][s]
+            if impl in PEERS and not spans:
+                out.append([impl, s, f"{row['baseline_us_per_call'][s]:.0f}", "not instrumented", "-", "0", "-"])
+                continue
+            ratio = row["ratio_to_openai_v2"][s]
+            out.append([impl, s, f"{row['baseline_us_per_call'][s]:.0f}", f"{row['overhead_us'][s]:+.1f}",
+                        f"{ratio:.2f}x" if ratio is not None and impl != "none" else "-",
+                        f"{spans:g}", f"{row['attributes_per_span'][s]:.0f}" if spans else "-"])
+    return out
+
+
+HEADERS = ["implementation", "call", "baseline µs", "overhead µs", "vs openai-v2", "spans/call", "attrs/span"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="per-call overhead of runtrace and its peers")
+    parser.add_argument("--quick", action="store_true", help="2 rounds of 400 calls per scenario")
+    parser.add_argument("--rounds", type=int, default=None)
+    parser.add_argument("--batches", type=int, default=None, help="timed batches of 50 calls per scenario")
+    parser.add_argument("--venv", default=os.environ.get("RUNTRACE_BENCH_VENV", "/work/venv-bench"),
+                        help="virtualenv with the peers installed (see bench/README.md)")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        print(json.dumps(child(args.child, args.batches or 8)))
+        return 0
+    rounds = args.rounds or (2 if args.quick else 5)
+    batches = args.batches or (8 if args.quick else 30)
+    data = run(rounds=rounds, batches=batches, venv=args.venv)
+    _common.save("overhead", data)
+    print(f"openai {data['versions']['openai']}, {rounds} rounds x {batches * BATCH} calls per scenario, "
+          f"medians; {data['processor']} for all")
+    print(_common.table(HEADERS, rows(data)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
