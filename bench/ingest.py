@@ -60,6 +60,21 @@ def _records(n: int) -> list[Any]:
     return out
 
 
+def _record_batches(n: int, chunk: int = 51_200) -> Any:
+    """Batches of ``n`` distinct records, made ``chunk`` at a time (a million never sit in memory at once)."""
+    import dataclasses
+
+    base = _records(min(n, chunk))
+    for offset in range(0, n, chunk):
+        part = base[:min(chunk, n - offset)]
+        if offset:
+            prefix = f"{offset // chunk:04x}"
+            part = [dataclasses.replace(r, trace_id=prefix + r.trace_id[4:], span_id=prefix + r.span_id[4:],
+                                        attributes={**r.attributes, sc.RUN_ID: f"{r.attributes[sc.RUN_ID]}-{prefix}"})
+                    for r in part]
+        yield from _batches(part)
+
+
 def sdk_spans(n: int) -> list[Any]:
     """Finished SDK spans made by a real tracer from the records (what the exporter receives)."""
     from opentelemetry.sdk.resources import Resource
@@ -204,7 +219,7 @@ def send(url: str, n: int, threads: int) -> dict[str, Any]:
 
     from runtrace.store.otlp import encode_otlp_protobuf
 
-    bodies = [encode_otlp_protobuf(part) for part in _batches(_records(n))]
+    bodies = [encode_otlp_protobuf(part) for part in _record_batches(n)]
     queue = list(enumerate(bodies))
     lock = threading.Lock()
     failures: list[int] = []
