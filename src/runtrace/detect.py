@@ -114,6 +114,11 @@ def _normalise(obj: Any) -> Any:
     return _normalise(_jsonable(obj))
 
 
+# What json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_jsonable)
+# builds on every call; made once, since it is stateless (hashing runs on every tool call).
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_jsonable)
+
+
 def canonical_json(value: Any) -> str:
     """One spelling per value, so equal tool arguments hash equal across calls and processes.
 
@@ -127,8 +132,7 @@ def canonical_json(value: Any) -> str:
     ``NaN``/``Infinity`` spelling.
     """
     try:
-        return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                          default=_jsonable)
+        return _CANONICAL.encode(value)
     except TypeError:  # unsortable or non-scalar dict keys
         pass
     except ValueError as exc:
