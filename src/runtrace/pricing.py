@@ -58,7 +58,7 @@ from typing import Any, Final
 
 import genai_prices
 from genai_prices import Usage, data_snapshot
-from genai_prices.types import ModelInfo, ModelPrice, Provider
+from genai_prices.types import CalcPrice, ModelInfo, ModelPrice, Provider
 
 from . import semconv
 
@@ -178,7 +178,6 @@ class _Rates:
 
 # (constant (total, input, output), ((usage key, slopes (total, input, output)), ...))
 _LinearForm = tuple[tuple[Decimal, Decimal, Decimal], tuple[tuple[str, tuple[Decimal, Decimal, Decimal]], ...]]
-_UNLEARNED: Final = object()
 # Probe points inside the valid region (cache parts within the input, reasoning within the output).
 _PROBE_BASE: Final = {"input_tokens": 1000, "output_tokens": 1000, "cache_read_tokens": 10,
                       "cache_write_tokens": 20, "cache_write_5m_tokens": 5, "cache_write_1h_tokens": 5,
@@ -188,7 +187,7 @@ _PROBE_CHECK: Final = {"input_tokens": 3001, "output_tokens": 777, "cache_read_t
                        "output_reasoning_tokens": 33}
 
 
-def _apply_form(form: _LinearForm, kwargs: Mapping[str, int]) -> dict[str, Decimal]:
+def _apply_form(form: _LinearForm, kwargs: Mapping[str, int]) -> CalcPrice:
     (total, input_usd, output_usd), slopes = form
     for key, (d_total, d_input, d_output) in slopes:
         count = kwargs[key]
@@ -431,7 +430,7 @@ class Pricer:
         return Price(_to_float(total), _to_float(input_usd), _to_float(output_usd),
                      semconv.SOURCE_GENAI_PRICES, table, None, tier_label, matched)
 
-    def _calc(self, kwargs: dict[str, int], model_price: ModelPrice) -> Mapping[str, Decimal]:
+    def _calc(self, kwargs: dict[str, int], model_price: ModelPrice) -> CalcPrice:
         """genai-prices' ``calc_price``, through a learned affine form when that gives the same Decimals.
 
         ``calc_price`` resolves and validates the model's prices and decomposes the
@@ -448,8 +447,9 @@ class Pricer:
                                          for k, v in items):
             return model_price.calc_price(self._usage(kwargs, model_price))
         key = (items, tuple(k for k, v in kwargs.items() if v > 0), tuple(kwargs))
-        form = self._linear.get(key, _UNLEARNED)
-        if form is _UNLEARNED:
+        try:
+            form = self._linear[key]
+        except KeyError:
             if len(self._linear) > 4096:  # bounded: a program prices a handful of models
                 self._linear.clear()
             form = self._linear[key] = self._learn(kwargs, model_price)
