@@ -29,10 +29,13 @@ from hypothesis import strategies as st
 import runtrace
 from llm_fakes import (
     ChatUsage,
+    ClaudeUsage,
     FakeLLM,
     Reply,
     chat_chunks,
     chat_completion,
+    claude_events,
+    claude_message,
     response_events,
     response_object,
     sse_data,
@@ -43,6 +46,7 @@ from runtrace import _internal
 from runtrace import semconv as sc
 from runtrace.instrumentation import _wrap
 
+has_anthropic = pytest.mark.skipif(importlib.util.find_spec("anthropic") is None, reason="anthropic not installed")
 has_responses = pytest.mark.skipif(importlib.util.find_spec("openai.resources.responses") is None,
                                    reason="this openai has no Responses API")
 FUZZ = settings(max_examples=120, deadline=None, derandomize=True,
@@ -173,9 +177,9 @@ def _plain(value: Any) -> Any:
 
 
 def check_same_outcome(instrumented: Any, swallowed: list[tuple[str, BaseException]], reply: Reply,
-                       request: Callable[[Any], Any]) -> None:
+                       request: Callable[[Any], Any], *, sdk: str = "openai") -> None:
     fake = FakeLLM(default=reply)
-    client = fake.openai()
+    client = fake.anthropic() if sdk == "anthropic" else fake.openai()
     instrumented.exporter.clear()
     bare = _outcome(_bare(lambda: _plain(request(client))))
     assert not instrumented.llm_spans(), "the pass-through made a span"
@@ -259,6 +263,44 @@ def test_broken_response_event_streams_reach_the_caller_as_the_client_gives_them
     raw = data.draw(broken_sse([e for _, e in events], framing))
     check_same_outcome(instrumented, production, Reply(sse=raw),
                        lambda c: list(c.responses.create(model="gpt-5.5", input="hi", stream=True)))
+
+
+CLAUDE_USAGES = st.sampled_from([ClaudeUsage(25, 10), ClaudeUsage(0, 0), None,
+                                 ClaudeUsage(100, 5, cache_read_input_tokens=50, cache_creation_input_tokens=20,
+                                             ephemeral_5m=5, ephemeral_1h=15)])
+CLAUDE_MODELS = st.sampled_from(["claude-sonnet-4-6", "claude-unknown-9", ""])
+
+
+@has_anthropic
+@FUZZ
+@given(body=st.builds(lambda m, u, tools: claude_message(model=m, usage=u, tool_uses=tools), CLAUDE_MODELS,
+                      CLAUDE_USAGES, st.sampled_from([(), (("toolu_1", "read_file", {"path": "a.py"}),)]))
+       .flatmap(mutated), status=st.sampled_from([200, 200, 200, 400, 529]))
+def test_odd_anthropic_messages_reach_the_caller_as_the_client_gives_them(
+        instrumented: Any, production: list[Any], body: Any, status: int) -> None:
+    check_same_outcome(instrumented, production, Reply(status=status, json=body),
+                       lambda c: c.messages.create(model="claude-sonnet-4-6", max_tokens=64, messages=MESSAGES),
+                       sdk="anthropic")
+
+
+@has_anthropic
+@FUZZ
+@given(data=st.data())
+def test_broken_anthropic_streams_reach_the_caller_as_the_client_gives_them(
+        instrumented: Any, production: list[Any], data: st.DataObject) -> None:
+    message = claude_message(model=data.draw(CLAUDE_MODELS), usage=data.draw(CLAUDE_USAGES),
+                             tool_uses=data.draw(st.sampled_from([(), (("toolu_1", "grep", {"q": "x"}),)])))
+    events = claude_events(message, complete=data.draw(st.booleans()))
+
+    def framing(items: list[Any]) -> bytes:
+        return sse_events([(str(item.get("type", "x")) if isinstance(item, dict) else "x", item)
+                           for item in items])
+
+    raw = data.draw(broken_sse([e for _, e in events], framing))
+    check_same_outcome(instrumented, production, Reply(sse=raw),
+                       lambda c: list(c.messages.create(model="claude-sonnet-4-6", max_tokens=64,
+                                                        messages=MESSAGES, stream=True)),
+                       sdk="anthropic")
 
 
 def test_the_oracle_sees_a_difference_when_there_is_one(instrumented: Any, production: list[Any]) -> None:
