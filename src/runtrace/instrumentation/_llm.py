@@ -45,11 +45,17 @@ def get(obj: Any, *path: str) -> Any:
     for name in path:
         if obj is None:
             return None
-        if type(obj) is dict or isinstance(obj, Mapping):  # a plain dict skips the ABC check
-            obj = obj.get(name)
-        else:
-            obj = getattr(obj, name, None)
+        cls = type(obj)
+        mapping = _MAPPING_TYPES.get(cls)
+        if mapping is None:  # the ABC check once per type, not per read (chunks are read field by field)
+            mapping = isinstance(obj, Mapping)
+            if len(_MAPPING_TYPES) < 4096:
+                _MAPPING_TYPES[cls] = mapping
+        obj = obj.get(name) if mapping else getattr(obj, name, None)
     return obj if given(obj) else None
+
+
+_MAPPING_TYPES: dict[type, bool] = {dict: True}
 
 
 def as_int(value: Any) -> int | None:

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import wrapt
 
-from .. import semconv
+from .. import _internal, semconv
 from .._internal import fail_open
 from ._llm import LLMCall, ResponseData
 
@@ -52,8 +52,10 @@ class _StreamState:
 
     def chunk(self, chunk: Any) -> None:
         self.call.first_chunk()
-        with fail_open("stream: chunk"):
+        try:  # fail_open, inlined: this runs for every chunk of every stream
             self.acc.add(chunk)
+        except Exception as exc:  # noqa: BLE001 - a chunk we cannot read loses attributes, never the chunk
+            _internal.log_internal_error("stream: chunk", exc)
 
     def _partial(self) -> ResponseData | None:
         data = None

@@ -245,7 +245,8 @@ class ChatAccumulator:
         head.response_id = head.response_id or as_str(get(chunk, "id"))
         head.response_model = head.response_model or as_str(get(chunk, "model"))
         head.service_tier = as_str(get(chunk, "service_tier")) or head.service_tier
-        usage = chat_usage(get(chunk, "usage"))
+        raw_usage = get(chunk, "usage")  # only the last chunk carries it
+        usage = chat_usage(raw_usage) if raw_usage is not None else None
         if usage is not None:
             head.usage = usage
         for choice in as_list(get(chunk, "choices")):
