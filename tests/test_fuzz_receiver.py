@@ -209,3 +209,16 @@ def test_arbitrary_bytes_under_any_content_type_never_get_a_500(
     assert response.status_code in OK_STATUSES, (response.status_code, response.text[:300])
     if response.status_code != 200:
         assert _state(store) == before
+
+
+def test_a_time_past_int64_is_a_400_naming_it(client) -> None:
+    # Found by the mutation fuzzer: fixed64 start times above 2^63-1 reached SQLite and made a 500.
+    request = ExportTraceServiceRequest.FromString(PROTOBUF)
+    request.resource_spans[0].scope_spans[0].spans[0].start_time_unix_nano = 2**63
+    test_client, store = client
+    before = _state(store)
+    response = test_client.post("/v1/traces", content=request.SerializeToString(),
+                                headers={"content-type": "application/x-protobuf"})
+    assert response.status_code == 400
+    assert b"startTimeUnixNano 9223372036854775808 is past the year 2262" in response.content
+    assert _state(store) == before

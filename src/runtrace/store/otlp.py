@@ -172,6 +172,15 @@ def _check_id(raw: bytes, nbytes: int, name: str, where: str, *, optional: bool 
     return raw.hex()
 
 
+_MAX_NS = 2**63 - 1  # OTLP times are fixed64; SQLite (and ClickHouse's DateTime64) stop at int64
+
+
+def _check_time(value: int, name: str, where: str) -> int:
+    if value > _MAX_NS:
+        raise OTLPDecodeError(f"{where}: {name} {value} is past the year 2262 (more than 2^63-1 ns)")
+    return value
+
+
 def _records_from_request(request: ExportTraceServiceRequest) -> list[SpanRecord]:
     out: list[SpanRecord] = []
     for r, rs in enumerate(request.resource_spans):
@@ -195,14 +204,15 @@ def _records_from_request(request: ExportTraceServiceRequest) -> list[SpanRecord
                                              optional=True),
                     name=span.name,
                     kind=kind,
-                    start_ns=span.start_time_unix_nano,
-                    end_ns=span.end_time_unix_nano,
+                    start_ns=_check_time(span.start_time_unix_nano, "startTimeUnixNano", where),
+                    end_ns=_check_time(span.end_time_unix_nano, "endTimeUnixNano", where),
                     status_code=status,
                     status_message=span.status.message or None,
                     attributes=_attributes(span.attributes),
                     resource=resource,
-                    events=tuple(EventRecord(e.name, e.time_unix_nano, _attributes(e.attributes))
-                                 for e in span.events),
+                    events=tuple(EventRecord(e.name, _check_time(e.time_unix_nano, f"events[{j}].timeUnixNano",
+                                                                 where), _attributes(e.attributes))
+                                 for j, e in enumerate(span.events)),
                     scope_name=scope_name,
                     scope_version=scope_version,
                 ))
