@@ -1,0 +1,69 @@
+"""The newcomer's path in real headless Chromium: `runtrace demo`, then `runtrace serve`.
+
+The runs page lists the demo's runs, a click opens the looping run, whose page
+explains the loop and the repeated reads in sentences; the budget-stopped run
+says which limit stopped it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from runtrace import demo
+from runtrace.server import create_app
+from test_browser_ui import ARGS, CHROMIUM, Page, run_rows, sync_api
+from test_server_support import running_server
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    path = tmp_path_factory.mktemp("demo-ui") / "demo.db"
+    demo.run_demo(path)
+    with running_server(create_app(path)) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    with sync_api.sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+def test_the_demo_runs_and_the_loop_explained(base: str, browser: Any, tmp_path: Path) -> None:
+    page = Page(browser)
+    try:
+        p = page.page
+        p.goto(base + "/")
+        assert len(run_rows(p)) == len(demo.SCRIPTS)
+        names = p.locator("table.runs tbody tr td:first-child a").all_inner_texts()
+        assert names == [s.name for s in reversed(demo.SCRIPTS)]  # newest first
+        p.screenshot(path=str(tmp_path / "demo-runs.png"), full_page=True)
+
+        with p.expect_navigation():
+            p.click("text=make invoices test pass")
+        sentences = p.locator(".detection .sentence").all_inner_texts()
+        assert "run_tests(target='tests/test_invoices.py') returned the same result 3 times." in sentences
+        assert any(s.startswith("run_tests(target='tests/test_invoices.py') returned the same result as an "
+                                "earlier read") for s in sentences)
+        assert p.locator("#waterfall details.k-llm").count() == 5
+        assert p.locator("#waterfall details.k-tool").count() == 4
+        p.screenshot(path=str(tmp_path / "demo-loop.png"), full_page=True)
+
+        p.goto(base + "/")
+        with p.expect_navigation():
+            p.click("text=triage all flaky tests")
+        assert "max_cost_usd" in p.locator(".detections").inner_text()
+        p.screenshot(path=str(tmp_path / "demo-budget.png"), full_page=True)
+        assert page.errors == [] and page.dialogs == []
+    finally:
+        page.close()
