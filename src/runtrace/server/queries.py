@@ -295,6 +295,10 @@ def search(store: Store, query: str, *, field: str = "any", limit: int = 100) ->
                 "WHERE s.trace_id >= ? AND s.trace_id < ? GROUP BY s.trace_id, s.run_id LIMIT ?",
                 (needle.lower(), needle.lower() + "g", limit)):
             add(SearchHit(r["run_id"], r["name"], r["trace_id"], None, None, "trace id", r["trace_id"]))
+    if hits and field == "any" and _HEX.match(needle) and len(needle) >= 6:
+        # An id-shaped query that names runs or traces is a lookup: answer from the indexes
+        # instead of also scanning every span's text for the same hex string.
+        return hits
     columns = {"name": "s.name", "tool": "s.tool_name", "model": "s.model"}
     conditions = []
     if field == "any":
