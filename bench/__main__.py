@@ -121,13 +121,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", nargs="+", choices=sorted(BENCHMARKS), help="run only these benchmarks")
     parser.add_argument("--venv", default=None, help="virtualenv with the peers, for overhead (see README)")
     args = parser.parse_args(argv)
+    if args.readme and args.quick:
+        parser.error("--readme shows full runs only; run it without --quick")
     for name in args.only or BENCHMARKS:
         print(f"== {name}", file=sys.stderr)
         extra = ["--quick"] if args.quick else []
         if name == "overhead" and args.venv:
             extra += ["--venv", args.venv]
         BENCHMARKS[name].main(extra)
-    results = {name: _common.load(name) for name in BENCHMARKS}
+    results = {name: _common.load(name, quick=args.quick) for name in BENCHMARKS}
     print()
     print(_common.table(HEADERS, summary_rows(results)))
     if args.readme:

@@ -15,6 +15,7 @@ import sqlite3
 import statistics
 import subprocess
 import sys
+import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -63,17 +64,27 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[low] + (ordered[high] - ordered[low]) * (pos - low)
 
 
-def save(name: str, data: dict[str, Any]) -> Path:
-    """Write one benchmark's results (with date and machine) to bench/results/<name>.json."""
-    RESULTS.mkdir(exist_ok=True)
-    data = {"benchmark": name, "date": today(), "machine": machine(), **data}
-    path = RESULTS / f"{name}.json"
+def _results_dir(quick: bool) -> Path:
+    # Quick runs are for trying things out: their figures stay out of the repository.
+    return Path(tempfile.gettempdir()) / "runtrace-bench" / "quick" if quick else RESULTS
+
+
+def save(name: str, data: dict[str, Any], *, quick: bool = False) -> Path:
+    """Write one benchmark's results (with date and machine) to bench/results/<name>.json.
+
+    ``--quick`` results go to a temporary folder instead: they never replace the full figures
+    the README shows.
+    """
+    folder = _results_dir(quick)
+    folder.mkdir(parents=True, exist_ok=True)
+    data = {"benchmark": name, "date": today(), "machine": machine(), "quick": quick, **data}
+    path = folder / f"{name}.json"
     path.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n")
     return path
 
 
-def load(name: str) -> dict[str, Any] | None:
-    path = RESULTS / f"{name}.json"
+def load(name: str, *, quick: bool = False) -> dict[str, Any] | None:
+    path = _results_dir(quick) / f"{name}.json"
     return json.loads(path.read_text()) if path.exists() else None
 
 

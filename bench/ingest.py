@@ -327,7 +327,7 @@ def main(argv: list[str] | None = None) -> int:
     spans = args.spans or (10_240 if args.quick else 51_200)
     rounds = args.rounds or (1 if args.quick else 3)
     data = run(spans=spans, http_spans=spans, rounds=rounds)
-    _common.save("ingest", data)
+    _common.save("ingest", data, quick=args.quick)
     print(f"{spans:,} spans of 20 attributes, batches of {BATCH}, median of {rounds} rounds")
     print(_common.table(HEADERS, rows(data)))
     return 0

@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(one_run(args.child)))
         return 0
     data = run(calls=2_000 if args.quick else 10_000, serve_spans=100_000 if args.quick else 1_000_000)
-    _common.save("memory", data)
+    _common.save("memory", data, quick=args.quick)
     print(_common.table(HEADERS, rows(data)))
     p = data["program"]
     print("RSS every 1,000 calls (MiB): " + ", ".join(f"{r:.0f}" for _, r in p["samples"]))

@@ -314,7 +314,7 @@ def main(argv: list[str] | None = None) -> int:
     rounds = args.rounds or (2 if args.quick else 5)
     batches = args.batches or (8 if args.quick else 30)
     data = run(rounds=rounds, batches=batches, venv=args.venv)
-    _common.save("overhead", data)
+    _common.save("overhead", data, quick=args.quick)
     print(f"openai {data['versions']['openai']}, {rounds} rounds x {batches * BATCH} calls per scenario, "
           f"medians; {data['processor']} for all")
     print(_common.table(HEADERS, rows(data)))

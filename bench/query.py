@@ -225,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rebuild", action="store_true", help="generate the cached store again")
     args = parser.parse_args(argv)
     data = run(repeat=7 if args.quick else 25, rebuild=args.rebuild)
-    _common.save("query", data)
+    _common.save("query", data, quick=args.quick)
     print(f"{data['spans']:,} spans in {data['runs']:,} runs ({data['store_mib']} MiB), schema v"
           f"{data['schema_version']}, {data['repeat']} timed calls each")
     print(_common.table(HEADERS, rows(data)))
