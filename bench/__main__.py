@@ -49,7 +49,7 @@ def summary_rows(results: dict[str, dict[str, Any] | None]) -> list[list[str]]:
     qd = results.get("query")
     if qd:
         for name, r in qd["results"].items():
-            out.append(["query", f"{name}, p50 / p95 ms", f"{r['p50_ms']:.1f} / {r['p95_ms']:.1f}", "", "",
+            out.append(["query", f"{name}, p50 / p95 ms", f"{query.ms(r['p50_ms'])} / {query.ms(r['p95_ms'])}", "", "",
                         "p50 < 100", "met" if r["p50_ms"] < 100 else "missed"])
     m = results.get("memory")
     if m:

@@ -24,6 +24,7 @@ Target: p50 under 100 ms each.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import sys
 import time
 from pathlib import Path
@@ -35,7 +36,7 @@ from bench import _common  # noqa: E402
 from runtrace import semconv as sc  # noqa: E402
 
 CACHE = Path("/tmp/runtrace-bench")
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2  # 2: run ids are 32 hex characters, as runtrace makes them
 SPANS, RUNS, BIG_RUN_SPANS = 1_000_000, 20_000, 5_000
 T0 = 1_790_000_000_000_000_000
 DAY = 86_400 * 1_000_000_000
@@ -46,7 +47,14 @@ TOOLS = ["read_file", "write_file", "run_tests", "grep", "list_dir", "git_diff",
          "shell", "edit_file"]
 OUTCOMES = [sc.OUTCOME_ACCEPTED] * 6 + [sc.OUTCOME_REJECTED, sc.OUTCOME_ABANDONED, sc.OUTCOME_BUDGET_STOPPED,
                                         sc.OUTCOME_ERROR, sc.OUTCOME_OPEN, None]
-BIG_RUN_ID = "big-run-0000000000000000000000"
+
+
+def run_id(index: int) -> str:
+    """A uuid4-hex-shaped id, as ``runtrace.run`` makes, unique per index."""
+    return f"{index:06x}" + hashlib.md5(str(index).encode()).hexdigest()[:26]
+
+
+BIG_RUN_ID = run_id(0)
 RARE = "needle-7f3a9c"
 
 
@@ -60,14 +68,14 @@ def _run_sizes() -> list[int]:
 def _records_of_run(index: int, size: int) -> list[Any]:
     from runtrace.store.records import EventRecord, SpanRecord
 
-    run_id = BIG_RUN_ID if index == 0 else f"run-{index:06d}-{(index * 2654435761) % 2**32:08x}"
+    rid = run_id(index)
     trace = f"{index + 1:032x}"
     start = T0 + (index * 30 * DAY) // RUNS
     resource = {sc.SERVICE_NAME: f"agent-{index % 4}", "service.version": "1.4.2"}
     project, owner = f"project-{index % 10}", f"owner-{index % 20}"
     root = f"{index + 1:08x}{0:08x}"
     outcome = OUTCOMES[index % len(OUTCOMES)]
-    run_attrs: dict[str, Any] = {sc.SPAN_ROLE: sc.ROLE_RUN, sc.RUN_ID: run_id, sc.RUN_NAME: f"fix issue #{index}",
+    run_attrs: dict[str, Any] = {sc.SPAN_ROLE: sc.ROLE_RUN, sc.RUN_ID: rid, sc.RUN_NAME: f"fix issue #{index}",
                                  sc.PROJECT: project, sc.OWNER: owner, sc.BUDGET_MAX_COST_USD: 5.0}
     if outcome is not None:
         run_attrs[sc.RUN_OUTCOME] = outcome
@@ -77,7 +85,7 @@ def _records_of_run(index: int, size: int) -> list[Any]:
                       attributes=run_attrs, resource=resource, scope_name="runtrace", scope_version="0.1.0")]
     for k in range(1, size):
         s = start + k * 2_000_000_000
-        common = {sc.RUN_ID: run_id}
+        common = {sc.RUN_ID: rid}
         if k % 5 in (1, 3, 4):
             provider, model, p_in, p_out = MODELS[(index + k) % len(MODELS)]
             tokens_in, tokens_out, cached = 2_000 + 37 * k % 9_000, 150 + k % 400, (k * 128) % 1_024
@@ -192,7 +200,7 @@ def run(*, repeat: int, rebuild: bool) -> dict[str, Any]:
         "serve runs page, sorted by cost": page("/?sort=cost"),
         "run detail, 5,000 spans (get_run)": check_detail,
         "serve run page, 5,000 spans": page(f"/runs/{BIG_RUN_ID}"),
-        "search: run id prefix": search("run-012345"),
+        "search: run id prefix": search(run_id(12_345)[:10]),
         "search: frequent word (tool name)": search("git_diff"),
         "search: rare word (one span)": search(RARE, expect=1),
         "serve search page (rare word)": page(f"/search?q={RARE}"),
@@ -211,8 +219,12 @@ def run(*, repeat: int, rebuild: bool) -> dict[str, Any]:
             "store_mib": round(path.stat().st_size / 2**20), "results": results}
 
 
+def ms(value: float) -> str:
+    return f"{value:.1f}" if value >= 1 else f"{value:.2f}"
+
+
 def rows(data: dict[str, Any]) -> list[list[str]]:
-    return [[name, f"{r['p50_ms']:.1f}", f"{r['p95_ms']:.1f}", "met" if r["p50_ms"] < 100 else "missed"]
+    return [[name, ms(r["p50_ms"]), ms(r["p95_ms"]), "met" if r["p50_ms"] < 100 else "missed"]
             for name, r in data["results"].items()]
 
 
