@@ -64,11 +64,17 @@ class Settings:
     stream_usage: bool = False
     tracer_provider: trace.TracerProvider | None = None
     extra: dict[str, object] = field(default_factory=dict)
+    _tracers: dict[str, trace.Tracer] = field(default_factory=dict, repr=False)
 
     def tracer(self, name: str) -> trace.Tracer:
-        from . import __version__
+        """One tracer per name for as long as these settings last (hot path: every call)."""
+        tracer = self._tracers.get(name)
+        if tracer is None:
+            from . import __version__
 
-        return trace.get_tracer(name, __version__, tracer_provider=self.tracer_provider)
+            tracer = self._tracers[name] = trace.get_tracer(name, __version__,
+                                                            tracer_provider=self.tracer_provider)
+        return tracer
 
 
 _settings = Settings()

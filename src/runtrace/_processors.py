@@ -20,8 +20,10 @@ from . import semconv
 
 class RunStampProcessor(SpanProcessor):
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        if span.attributes is not None and semconv.RUN_ID in span.attributes:
+            return  # set by whoever started the span (a run, a late verdict)
         run_id = baggage.get_baggage(semconv.BAGGAGE_RUN_ID, parent_context)
-        if run_id and (span.attributes is None or semconv.RUN_ID not in span.attributes):
+        if run_id:
             span.set_attribute(semconv.RUN_ID, str(run_id))
 
 

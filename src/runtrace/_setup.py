@@ -51,6 +51,8 @@ class _State:
     patched: list[str]
 
 
+STORE_QUEUE_SIZE = 65_536  # spans waiting for the local store (about 100 MB at worst)
+
 _lock = threading.RLock()
 _state: _State | None = None
 _generation = 0  # bumped by uninstrument(), so hooks registered earlier stand down
@@ -135,7 +137,10 @@ def instrument(*, service_name: str | None = None, store: str | os.PathLike[str]
             if exporter is None:
                 store_path = None
             else:
-                processors.append(BatchSpanProcessor(exporter))
+                # The SDK's default queue (2,048 spans) drops spans when an agent outruns the
+                # writer; dropped spans are lost money in the totals, so the queue is deeper.
+                queue = int(os.environ.get("OTEL_BSP_MAX_QUEUE_SIZE", STORE_QUEUE_SIZE))
+                processors.append(BatchSpanProcessor(exporter, max_queue_size=queue))
 
         current = trace.get_tracer_provider()
         owns = not isinstance(current, TracerProvider)
