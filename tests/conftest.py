@@ -73,3 +73,16 @@ def instrumented(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[In
         yield Instrumented(exporter, store_path)
     finally:
         runtrace.uninstrument()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    """Debian's Chromium, headless, one per test module (see browser_support)."""
+    from browser_support import ARGS, CHROMIUM, sync_api
+
+    with sync_api.sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()

@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
+from browser_support import Page, run_rows
 from runtrace import demo
 from runtrace.server import create_app
-from test_browser_ui import ARGS, CHROMIUM, Page, run_rows, sync_api
 from test_server_support import running_server
 
 pytestmark = pytest.mark.browser
@@ -27,16 +27,6 @@ def base(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     demo.run_demo(path)
     with running_server(create_app(path)) as url:
         yield url
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with sync_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
 
 
 def test_the_demo_runs_and_the_loop_explained(base: str, browser: Any, tmp_path: Path) -> None:

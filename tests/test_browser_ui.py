@@ -8,26 +8,18 @@ Screenshots land in the test's tmp path.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from browser_support import Page, run_rows
 from runtrace.server import create_app
 from test_server_support import LOOP_SENTENCE, XSS_NAME, build_fixture_store, running_server
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-
-if not os.path.exists(CHROMIUM):  # pragma: no cover - .ci/run installs it
-    pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)", allow_module_level=True)
-
-sync_api = pytest.importorskip("playwright.sync_api")
 
 
 @pytest.fixture(scope="module")
@@ -37,37 +29,6 @@ def base(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield url
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with sync_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
-
-
-class Page:
-    """A page that records JavaScript errors, console errors (CSP violations among them) and dialogs."""
-
-    def __init__(self, browser: Any, color_scheme: str = "light") -> None:
-        self.context = browser.new_context(viewport={"width": 1400, "height": 900}, color_scheme=color_scheme)
-        self.page = self.context.new_page()
-        self.errors: list[str] = []
-        self.dialogs: list[str] = []
-        self.page.on("pageerror", lambda exc: self.errors.append(str(exc)))
-        self.page.on("console", lambda msg: self.errors.append(msg.text) if msg.type == "error" else None)
-
-        def on_dialog(dialog: Any) -> None:
-            self.dialogs.append(dialog.message)
-            dialog.dismiss()
-
-        self.page.on("dialog", on_dialog)
-
-    def close(self) -> None:
-        self.context.close()
-
-
 @pytest.fixture
 def page(browser: Any) -> Iterator[Page]:
     opened = Page(browser)
@@ -75,10 +36,6 @@ def page(browser: Any) -> Iterator[Page]:
     assert opened.errors == []
     assert opened.dialogs == []
     opened.close()
-
-
-def run_rows(p: Any) -> list[str]:
-    return p.locator("table.runs tbody tr").evaluate_all("rows => rows.map(r => r.dataset.runId)")
 
 
 def test_runs_page_lists_the_runs_and_a_filter_narrows_them(base: str, page: Page, tmp_path: Path) -> None:

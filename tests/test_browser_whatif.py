@@ -8,26 +8,18 @@ tmp path. Figures are the hand-worked ones of ``test_server_whatif``.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+import browser_support  # noqa: F401 - skips this module without Chromium
 from runtrace.server import create_app
 from test_server_support import build_fixture_store, running_server
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-
-if not os.path.exists(CHROMIUM):  # pragma: no cover - .ci/run installs it
-    pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)", allow_module_level=True)
-
-sync_api = pytest.importorskip("playwright.sync_api")
 
 
 @pytest.fixture(scope="module")
@@ -35,16 +27,6 @@ def base(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     path = build_fixture_store(tmp_path_factory.mktemp("browser-whatif") / "runtrace.db")
     with running_server(create_app(path)) as url:
         yield url
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with sync_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
 
 
 @pytest.fixture
