@@ -114,3 +114,28 @@ def revert(applied: Iterable[Applied]) -> None:
             setattr(row.owner, row.attribute, row.original)
         else:
             delattr(row.owner, row.attribute)
+
+
+class Integration:
+    """One client's patch table, applied and reverted as a whole (what each client module exposes)."""
+
+    def __init__(self, name: str, patches: Iterable[Patch]) -> None:
+        self.name = name
+        self.patches = tuple(patches)
+        self.applied: list[Applied] = []
+
+    def instrument(self) -> bool:
+        """Patch the installed client; True when at least one method was patched."""
+        self.applied.extend(apply(self.patches))
+        set_active(self.name, bool(self.applied))
+        return bool(self.applied)
+
+    def uninstrument(self) -> None:
+        """Restore every patched method (the very objects that were there before)."""
+        set_active(self.name, False)
+        revert(self.applied)
+        self.applied.clear()
+
+    def patched_methods(self) -> list[str]:
+        """``module:Class.method`` of every method currently patched (for diagnostics and tests)."""
+        return [f"{a.patch.module}:{a.patch.target}" for a in self.applied]

@@ -55,7 +55,6 @@ from ._stream import is_raw_response, wrap_raw_response, wrap_stream
 INTEGRATION = "anthropic"
 TRACER = "runtrace.instrumentation.anthropic"
 
-_applied: list[_wrap.Applied] = []
 
 
 # --- requests ----------------------------------------------------------------------------
@@ -350,19 +349,7 @@ PATCHES: tuple[_wrap.Patch, ...] = (
 )
 
 
-def instrument() -> bool:
-    """Patch the installed anthropic client; True when at least one method was patched."""
-    _applied.extend(_wrap.apply(PATCHES))
-    _wrap.set_active(INTEGRATION, bool(_applied))
-    return bool(_applied)
-
-
-def uninstrument() -> None:
-    """Restore every patched method (the very objects that were there before)."""
-    _wrap.set_active(INTEGRATION, False)
-    _wrap.revert(_applied)
-    _applied.clear()
-
-
-def patched_methods() -> list[str]:
-    return [f"{a.patch.module}:{a.patch.target}" for a in _applied]
+_integration = _wrap.Integration(INTEGRATION, PATCHES)
+instrument = _integration.instrument
+uninstrument = _integration.uninstrument
+patched_methods = _integration.patched_methods

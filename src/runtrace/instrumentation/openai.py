@@ -45,7 +45,6 @@ from ._stream import is_raw_response, wrap_raw_response, wrap_stream
 INTEGRATION = "openai"
 TRACER = "runtrace.instrumentation.openai"
 
-_applied: list[_wrap.Applied] = []
 
 
 # --- requests ----------------------------------------------------------------------------
@@ -433,20 +432,7 @@ PATCHES: tuple[_wrap.Patch, ...] = (
 )
 
 
-def instrument() -> bool:
-    """Patch the installed openai client; True when at least one method was patched."""
-    _applied.extend(_wrap.apply(PATCHES))
-    _wrap.set_active(INTEGRATION, bool(_applied))
-    return bool(_applied)
-
-
-def uninstrument() -> None:
-    """Restore every patched method (the very objects that were there before)."""
-    _wrap.set_active(INTEGRATION, False)
-    _wrap.revert(_applied)
-    _applied.clear()
-
-
-def patched_methods() -> list[str]:
-    """``module:Class.method`` of every method currently patched (for diagnostics and tests)."""
-    return [f"{a.patch.module}:{a.patch.target}" for a in _applied]
+_integration = _wrap.Integration(INTEGRATION, PATCHES)
+instrument = _integration.instrument
+uninstrument = _integration.uninstrument
+patched_methods = _integration.patched_methods
