@@ -7,14 +7,12 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
-from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from ..store.errors import AmbiguousRunIdError
-from ..store.queries import get_run, list_runs
+from ..store.queries import list_runs
 from .metrics import CONTENT_TYPE, render_metrics
-from .pages import bad_request, parse_filter
+from .pages import bad_request, load_run, parse_filter
 
 __all__ = ["metrics", "run", "runs"]
 
@@ -74,19 +72,7 @@ async def runs(request: Request) -> Response:
 
 async def run(request: Request) -> Response:
     """``GET /api/runs/{id}``: one run with its spans; the id may be a unique prefix."""
-    run_id = request.path_params["run_id"]
-    store = request.app.state.store
-
-    def load() -> dict[str, Any] | None:
-        try:
-            return get_run(store, run_id)
-        except AmbiguousRunIdError as exc:
-            raise bad_request(str(exc)) from None
-
-    data = await run_in_threadpool(load)
-    if data is None:
-        raise HTTPException(404, f"no run {run_id!r}")
-    return _json(data)
+    return _json(await load_run(request))
 
 
 async def metrics(request: Request) -> Response:

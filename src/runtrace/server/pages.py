@@ -144,7 +144,8 @@ async def runs_page(request: Request) -> Response:
                   first_url=url_with(request, after=None) if after else None)
 
 
-async def run_page(request: Request) -> Response:
+async def load_run(request: Request) -> dict[str, Any]:
+    """The run ``{run_id}`` names (an id or a unique prefix): 400 when ambiguous, 404 when absent."""
     run_id = request.path_params["run_id"]
     store = request.app.state.store
 
@@ -157,6 +158,11 @@ async def run_page(request: Request) -> Response:
     run = await run_in_threadpool(load)
     if run is None:
         raise HTTPException(404, f"no run {run_id!r} in this store")
+    return run
+
+
+async def run_page(request: Request) -> Response:
+    run = await load_run(request)
     view = build_run_view(run)
     curve = charts.cost_curve(view.curve, duration_s=view.total_s,
                               budget_usd=(run.get("budget") or {}).get("max_cost_usd"))
