@@ -4,7 +4,8 @@
      ├── StoreClosedError        a Store used after close()
      ├── StoreNotFoundError      Store.open(path, create=False) on a missing file
      ├── StoreVersionError       the file was written by a newer runtrace
-     └── AmbiguousRunIdError     a run id prefix matches several runs (also a LookupError)
+     ├── AmbiguousRunIdError     a run id prefix matches several runs (also a LookupError)
+     └── UnknownRunError         a verdict names a run this store does not hold (also a LookupError)
     OTLPDecodeError (ValueError) a malformed OTLP body; the message names the field
 
 ``OTLPDecodeError`` is a ``ValueError`` rather than a ``StoreError`` because it
@@ -41,6 +42,10 @@ class AmbiguousRunIdError(StoreError, LookupError):
         shown = ", ".join(self.candidates[:10])
         more = "" if len(self.candidates) <= 10 else ", ..."
         super().__init__(f"run id prefix {prefix!r} is ambiguous: it matches {shown}{more}")
+
+
+class UnknownRunError(StoreError, LookupError):
+    """A verdict was given for a run id this store does not hold; nothing was recorded."""
 
 
 class OTLPDecodeError(ValueError):

@@ -7,8 +7,10 @@ held as briefly as possible:
 1. outside the transaction: drop repeats within the batch, price spans from
    other SDKs that carry usage but no cost, build every row, and merge the
    batch's run contributions (one per run);
-2. inside one ``BEGIN IMMEDIATE``: insert the spans with one executemany and
-   add each run's contribution with one upsert. If the insert meets a span
+2. inside one ``BEGIN IMMEDIATE``: hold back verdicts for runs the store does
+   not hold yet, and fold earlier such verdicts into a run's first row
+   (``verdicts.settle``: a verdict never creates a run), then insert the spans
+   with one executemany and add each run's contribution with one upsert. If the insert meets a span
    stored already, that transaction is rolled back and a second one finds the
    stored (trace_id, span_id) pairs, skips them and aggregates only the rest.
 
@@ -30,6 +32,7 @@ from .._internal import fail_open
 from .aggregate import SpanFacts, aggregate, apply_deltas, span_facts
 from .records import SpanRecord
 from .values import dumps, events_json
+from .verdicts import settle
 
 SPAN_COLUMNS = (
     "trace_id", "span_id", "parent_span_id", "run_id", "name", "kind", "span_kind", "start_ns", "end_ns",
@@ -154,6 +157,7 @@ def ingest(conn: sqlite3.Connection, records: Iterable[SpanRecord]) -> int:
     deltas = aggregate(batch.spans)  # outside the write lock
     try:
         with _write_transaction(conn):
+            deltas = settle(conn, batch.spans, deltas)  # before the insert: sees earlier batches only
             conn.executemany(INSERT_SPAN_SQL, batch.rows)
             apply_deltas(conn, deltas)
         return len(batch.rows)
@@ -163,8 +167,10 @@ def ingest(conn: sqlite3.Connection, records: Iterable[SpanRecord]) -> int:
         existing = _existing(conn, batch.keys)
         keep = [i for i, key in enumerate(batch.keys) if key not in existing]
         if keep:
+            kept = [batch.spans[i] for i in keep]
+            deltas = settle(conn, kept, aggregate(kept))
             conn.executemany(INSERT_SPAN_SQL, [batch.rows[i] for i in keep])
-            apply_deltas(conn, aggregate(batch.spans[i] for i in keep))
+            apply_deltas(conn, deltas)
     return len(keep)
 
 
