@@ -244,7 +244,8 @@ def demo_command(store_path: str | None, quiet: bool, pace: float) -> None:
 def _attach_optional_commands() -> None:
     """Commands in modules of their own; one that cannot load still lists and says why."""
     for module, names in (("runtrace.cli_serve", ("serve", "report", "reprice")),
-                          ("runtrace.cli_scale", ("prices", "forward"))):
+                          ("runtrace.cli_scale", ("prices", "forward")),
+                          ("runtrace.cli_outcome", ("outcome",))):
         try:
             mod = __import__(module, fromlist=list(names))
         except ImportError as exc:

@@ -26,6 +26,7 @@ from opentelemetry import baggage, context, trace
 from opentelemetry.trace import Status, StatusCode
 
 from . import _config, detect, metrics, semconv
+from ._internal import fail_open
 from .budget import Breach, Budget, BudgetExceeded
 
 logger = logging.getLogger("runtrace")
@@ -33,6 +34,21 @@ logger = logging.getLogger("runtrace")
 F = TypeVar("F", bound=Callable[..., Any])
 
 _current: contextvars.ContextVar[Run | None] = contextvars.ContextVar("runtrace_run", default=None)
+
+# Ids of the runs this process started (most recent last, bounded): a verdict for one
+# of them is for a known run even before its spans have been flushed to the store.
+_LOCAL_RUNS_KEPT = 10_000
+_local_runs: dict[str, None] = {}
+_local_runs_lock = threading.Lock()
+_UNKNOWN_WARNED_MAX = 100
+_unknown_warned: set[str] = set()
+
+
+def _remember_run(run_id: str) -> None:
+    with _local_runs_lock:
+        _local_runs[run_id] = None
+        if len(_local_runs) > _LOCAL_RUNS_KEPT:
+            del _local_runs[next(iter(_local_runs))]
 
 
 @dataclass
@@ -174,6 +190,7 @@ class Run:
         token = context.attach(ctx)
         var_token = _current.set(self)
         self._active = _Active(span, token, var_token, time.monotonic())
+        _remember_run(self.id)
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: Any) -> None:
@@ -420,12 +437,19 @@ def record_outcome(run_id: str, outcome: str, *, by: str | None = None, reason: 
     """Record a verdict that arrives after the run ended (a PR merged, a reviewer said no).
 
     Emits a ``run.outcome`` span; the store keeps the latest outcome of a run,
-    so this overrides what the run itself said.
+    so this overrides what the run itself said. A verdict never creates a run:
+    when this process has a local store that does not hold ``run_id`` and the
+    run was not started here, a warning says so (once per id) and the local
+    store keeps the verdict pending until the run's spans arrive (they may come
+    later through OTLP); the span is still exported, so a remote store that
+    holds the run applies it.
     """
     if outcome not in semconv.VERDICTS:
         raise ValueError(f"outcome must be one of {sorted(semconv.VERDICTS)}, got {outcome!r}")
     if not isinstance(run_id, str) or not run_id:
         raise ValueError("record_outcome() needs the run id")
+    with fail_open("runs.record_outcome.check"):
+        _check_known(run_id)
     attrs: dict[str, Any] = {semconv.SPAN_ROLE: semconv.ROLE_OUTCOME, semconv.RUN_ID: run_id,
                              semconv.RUN_OUTCOME: outcome}
     if by is not None:
@@ -435,6 +459,28 @@ def record_outcome(run_id: str, outcome: str, *, by: str | None = None, reason: 
     tracer = _config.settings().tracer("runtrace")
     span = tracer.start_span(semconv.OUTCOME_SPAN_NAME, context=context.Context(), attributes=attrs)
     span.end()
+
+
+def _check_known(run_id: str) -> None:
+    """Warn (once per id) when a verdict names a run neither this process nor its local store knows."""
+    with _local_runs_lock:
+        if run_id in _local_runs:
+            return
+    from . import _setup
+    from .store.verdicts import run_exists
+
+    path = _setup.store_path()
+    if path is None:  # no local store: only the receiving side can tell
+        return
+    if run_exists(path, run_id) is not False:
+        return
+    if run_id in _unknown_warned or len(_unknown_warned) >= _UNKNOWN_WARNED_MAX:
+        logger.debug("runtrace: record_outcome(%r): unknown run id (again)", run_id)
+        return
+    _unknown_warned.add(run_id)
+    logger.warning("runtrace: record_outcome(%r): no such run in this process or in the store %s; the "
+                   "verdict is kept pending (not counted as a run) until that run's spans arrive. A typo? "
+                   "Check `runtrace runs` and `runtrace outcome --pending`.", run_id, path)
 
 
 __all__ = ["Breach", "Budget", "BudgetExceeded", "CallFigures", "Run", "RunTotals", "current_run",

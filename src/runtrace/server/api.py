@@ -2,21 +2,27 @@
 
 from __future__ import annotations
 
+import json
 import math
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from ..store.errors import UnknownRunError
 from ..store.queries import list_runs
+from ..store.verdicts import list_pending, record_verdict
 from .metrics import CONTENT_TYPE, render_metrics
 from .pages import bad_request, load_run, parse_filter
 
-__all__ = ["metrics", "run", "runs"]
+__all__ = ["metrics", "outcome", "pending_outcomes", "run", "runs"]
 
 MAX_LIMIT = 1000
+MAX_VERDICT_BYTES = 64 * 1024
+_VERDICT_KEYS = ("outcome", "by", "reason")
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
@@ -78,3 +84,54 @@ async def run(request: Request) -> Response:
 async def metrics(request: Request) -> Response:
     text = await run_in_threadpool(render_metrics, request.app.state.store)
     return Response(text, media_type=CONTENT_TYPE)
+
+
+async def outcome(request: Request) -> Response:
+    """``POST /api/runs/{id}/outcome`` with ``{"outcome": "accepted", "by": ..., "reason": ...}``.
+
+    The id must be a run's full id; an unknown one is a 404 and writes nothing.
+    Only ``application/json`` is accepted: a cross-site HTML form can send
+    form-encoded or plain text bodies without a CORS preflight, never JSON, so
+    a page elsewhere cannot set a verdict through a logged-in browser. A
+    request whose ``Origin`` names another host is refused for the same reason.
+    """
+    content_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    if content_type != "application/json":
+        raise HTTPException(415, f"send the verdict as JSON (Content-Type: application/json), not "
+                                 f"{content_type or 'no content type'}")
+    origin = request.headers.get("origin")
+    if origin is not None and origin.partition("://")[2].rstrip("/") != request.headers.get("host", ""):
+        raise HTTPException(403, f"cross-site request from {origin!r} refused")
+    body = await request.body()
+    if len(body) > MAX_VERDICT_BYTES:
+        raise HTTPException(413, f"a verdict body is at most {MAX_VERDICT_BYTES} bytes")
+    try:
+        data = json.loads(body)
+    except ValueError as exc:
+        raise bad_request(f"the body is not JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise bad_request('the body must be a JSON object like {"outcome": "accepted", "by": "ci"}')
+    unknown = sorted(set(data) - set(_VERDICT_KEYS))
+    if unknown:
+        raise bad_request(f"unknown field(s) {', '.join(unknown)}; a verdict has outcome, by and reason")
+    verdict = data.get("outcome")
+    if not isinstance(verdict, str):
+        raise bad_request("outcome is required: accepted, rejected or abandoned")
+    run_id = request.path_params["run_id"]
+    store = request.app.state.store
+    try:
+        await run_in_threadpool(lambda: record_verdict(store, run_id, verdict, by=data.get("by"),
+                                                       reason=data.get("reason"), service="runtrace-api"))
+    except UnknownRunError as exc:
+        raise HTTPException(404, str(exc)) from None
+    except ValueError as exc:
+        raise bad_request(str(exc)) from None
+    return _json({"id": run_id, "outcome": verdict, "outcome_by": data.get("by"),
+                  "outcome_reason": data.get("reason")})
+
+
+async def pending_outcomes(request: Request) -> Response:
+    """``GET /api/outcomes/pending``: verdicts waiting for a run this store does not hold (not runs)."""
+    limit = _int(request, "limit", 100, low=1, high=MAX_LIMIT)
+    store = request.app.state.store
+    return _json(await run_in_threadpool(lambda: list_pending(store, limit=limit)))
