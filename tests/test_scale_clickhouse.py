@@ -236,3 +236,38 @@ def test_sql_reads_only_attribute_names_declared_in_semconv() -> None:
     used |= {m for text in texts for m in re.findall(r"mapContains\(SpanAttributes, '([^']+)'\)", text)}
     assert len(used) >= 25
     assert used <= known, sorted(used - known)
+
+
+def test_a_verdict_before_its_run_is_pending_in_both_paths(ch: ClickHouse, tmp_path: Path) -> None:
+    """A run.outcome span for a run with no other span is not a run, in ClickHouse as in the store.
+
+    Last in this module: it adds a run to the shared ``ch`` database.
+    """
+    from opentelemetry.trace import SpanKind
+
+    from runtrace import semconv as sc
+    from scale_helpers import SpanMaker, llm, outcome_attrs
+
+    m = SpanMaker()
+    m.span("remote-agent", "run.outcome", 5000, 5000, outcome_attrs("r-late", sc.OUTCOME_ACCEPTED, "ci"))
+    verdict = m.records()
+    m.exporter.clear()
+    m.span("remote-agent", "chat gpt-4o", 4000, 4010, llm("r-late", "gpt-4o", "openai", 1000, 100, cost=0.0035),
+           kind=SpanKind.CLIENT)
+    call = m.records()
+    before = ch_runs(ch)
+    insert_spans(ch, verdict)
+    assert ch_runs(ch) == before  # pending: not a run, not an accepted one at $0
+    with Store.open(tmp_path / "runtrace.db") as store:
+        store.ingest(verdict)
+        assert store.count_runs() == 0
+        insert_spans(ch, call)
+        store.ingest(call)
+        mine = list_runs(store, limit=0)
+    theirs = ch_runs(ch)["r-late"]
+    assert sorted(ch_runs(ch)) == sorted([*before, "r-late"])
+    assert [(r["id"], r["outcome"], r["outcome_by"], r["llm_calls"], r["span_count"]) for r in mine] == [
+        ("r-late", "accepted", "ci", 1, 2)]
+    assert (theirs["outcome"], theirs["outcome_by"], theirs["llm_calls"], theirs["span_count"]) == (
+        "accepted", "ci", 1, 2)
+    assert theirs["started_ns"] == T0 + 4000 * S

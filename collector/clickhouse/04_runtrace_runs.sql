@@ -9,6 +9,10 @@
 --   no run span and no verdict = 'unfinished';
 --   cost adds up in integer nano-dollars, so sums are exact in any order. Totals come from the CHILD spans, never from the
 -- run span's own totals: a crashed run has no run span and still shows up.
+-- A verdict (run.outcome span) for a run with no other span yet is not a run: it
+-- stays pending, left out of runtrace_runs_v, until the run's spans arrive (then
+-- it counts as if it had arrived last), as in the embedded store; so a typo'd
+-- run id never shows up as an accepted run at $0.
 -- A materialized view aggregates per insert block, so one run has several rows
 -- until parts merge: read runtrace_runs_v (or GROUP BY run_id yourself).
 
@@ -118,4 +122,5 @@ AS SELECT
     if(ended_at IS NULL, NULL,
        (toUnixTimestamp64Nano(assumeNotNull(ended_at)) - toUnixTimestamp64Nano(started_at)) / 1e9) AS duration_s
 FROM otel.runtrace_runs
-GROUP BY run_id;
+GROUP BY run_id
+HAVING max(any_trace_id) != '';
