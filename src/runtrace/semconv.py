@@ -222,3 +222,71 @@ STREAM_ENDED_EXHAUSTED: Final = "exhausted"
 STREAM_ENDED_CLOSED: Final = "closed"
 STREAM_ENDED_ABANDONED: Final = "abandoned"
 STREAM_ENDED_ERROR: Final = "error"
+
+# --- coding agents (agents/codex.py, agents/gemini.py) -------------------------
+PROVIDER_GCP_GEMINI: Final = "gcp.gemini"
+SESSION_ID: Final = "session.id"  # Claude Code, Gemini CLI: the session (= run id)
+EVENT_NAME: Final = "event.name"
+AGENT_EVENT: Final = "runtrace.agent.event"  # the agent event a record was made from
+TOOL_REFUSED: Final = "runtrace.tool.refused"  # bool: the agent's sandbox/user refused the tool call
+TOOL_READ: Final = "runtrace.tool.read"  # bool: the call only reads (candidate for a repeated read)
+# On an agent's own trace span that describes a call its log events already
+# count: the log event that counts it. Such a span is kept, never counted.
+DUPLICATE_OF: Final = "runtrace.duplicate_of"
+TOOL_DURATION_MS: Final = "runtrace.tool.duration_ms"
+
+# Codex CLI log events and their attributes
+CODEX_SERVICE_NAMES: Final = frozenset({"codex_exec", "codex_cli_rs", "codex_vscode"})
+CODEX_CONVERSATION_ID: Final = "conversation.id"
+CODEX_EV_USER_PROMPT: Final = "codex.user_prompt"
+CODEX_EV_SSE_EVENT: Final = "codex.sse_event"
+CODEX_EV_API_REQUEST: Final = "codex.api_request"
+CODEX_EV_TOOL_RESULT: Final = "codex.tool_result"
+CODEX_EV_SANDBOX_OUTCOME: Final = "codex.sandbox_outcome"
+CODEX_EVENT_KIND: Final = "event.kind"
+CODEX_KIND_COMPLETED: Final = "response.completed"
+CODEX_MODEL: Final = "model"
+CODEX_PROMPT: Final = "prompt"
+CODEX_INPUT_TOKENS: Final = "input_token_count"  # includes cached
+CODEX_CACHED_TOKENS: Final = "cached_token_count"
+CODEX_CACHE_WRITE_TOKENS: Final = "cache_write_token_count"
+CODEX_OUTPUT_TOKENS: Final = "output_token_count"  # includes reasoning
+CODEX_REASONING_TOKENS: Final = "reasoning_token_count"
+CODEX_TOOL_NAME: Final = "tool_name"
+CODEX_CALL_ID: Final = "call_id"
+CODEX_ARGUMENTS: Final = "arguments"
+CODEX_OUTPUT: Final = "output"
+CODEX_SUCCESS: Final = "success"
+CODEX_DURATION_MS: Final = "duration_ms"
+CODEX_OUTCOME: Final = "outcome"
+CODEX_OUTCOME_DENIED: Final = "denied"
+CODEX_ERROR_MESSAGE: Final = "error.message"
+
+# Gemini CLI log events and their attributes
+GEMINI_SERVICE_NAMES: Final = frozenset({"gemini-cli"})
+GEMINI_SCOPE: Final = "gemini-cli"
+GEMINI_EV_USER_PROMPT: Final = "gemini_cli.user_prompt"
+GEMINI_EV_API_REQUEST: Final = "gemini_cli.api_request"
+GEMINI_EV_API_RESPONSE: Final = "gemini_cli.api_response"
+GEMINI_EV_API_ERROR: Final = "gemini_cli.api_error"
+GEMINI_EV_TOOL_CALL: Final = "gemini_cli.tool_call"
+GEMINI_MODEL: Final = "model"
+GEMINI_PROMPT: Final = "prompt"
+GEMINI_PROMPT_ID: Final = "prompt_id"
+GEMINI_INPUT_TOKENS: Final = "input_token_count"  # includes cached
+GEMINI_CACHED_TOKENS: Final = "cached_content_token_count"
+GEMINI_OUTPUT_TOKENS: Final = "output_token_count"  # candidates only
+GEMINI_THOUGHTS_TOKENS: Final = "thoughts_token_count"  # beside the candidates
+GEMINI_DURATION_MS: Final = "duration_ms"
+GEMINI_STATUS_CODE: Final = "status_code"
+GEMINI_FINISH_REASONS: Final = "finish_reasons"
+GEMINI_FUNCTION_NAME: Final = "function_name"
+GEMINI_FUNCTION_ARGS: Final = "function_args"
+GEMINI_SUCCESS: Final = "success"
+GEMINI_DECISION: Final = "decision"
+GEMINI_DECISION_REJECT: Final = "reject"
+GEMINI_ERROR: Final = "error"
+GEMINI_ERROR_TYPE: Final = "error_type"
+GEMINI_CONTENT_LENGTH: Final = "content_length"
+GEMINI_SPAN_LLM_CALL: Final = "llm_call"
+GEMINI_SPAN_TOOL_CALL: Final = "tool_call"

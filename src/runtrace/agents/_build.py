@@ -1,0 +1,231 @@
+"""What the Codex and Gemini adapters share: ids, record shapes, waste flags.
+
+Ids are deterministic from an event's identity, so an OTLP request sent twice
+(an exporter retry) yields the same (trace_id, span_id) pairs and the store
+counts them once. The trace id is one per session: a session is a run.
+
+Repeated reads and loops are flagged over the events of one call to
+``to_records`` (one OTLP request, in the order the agent recorded them). Reads
+split across two requests are not compared; the flags say so by construction
+(``runtrace.tool.read`` and the args/result hashes are on every tool record,
+so a store-side or read-time detector can redo it over the whole run).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .. import semconv as sc
+from ..detect import LoopDetector, RepeatedReads, estimate_tokens
+from ..store.records import AttrValue, Attributes, EventRecord, SpanRecord
+
+
+def hex_id(nbytes: int, *parts: object) -> str:
+    """A stable id of ``nbytes`` bytes (lowercase hex) from the parts' text."""
+    text = "\x1f".join("" if p is None else str(p) for p in parts)
+    digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[: nbytes * 2]
+    return digest if digest.strip("0") else "1".rjust(nbytes * 2, "0")  # all-zero ids are invalid
+
+
+def session_trace_id(agent: str, session: str) -> str:
+    return hex_id(16, agent, "session", session)
+
+
+def to_int(value: Any) -> int | None:
+    """A count the agents send as int, digit string or float (never bool)."""
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int):
+        return value
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return int(number) if number == number and abs(number) != float("inf") else None
+
+
+def to_bool(value: Any) -> bool | None:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    return None
+
+
+def text(value: Any) -> str | None:
+    if value is None or value == "":
+        return None
+    return value if isinstance(value, str) else str(value)
+
+
+def clean_resource(resource: Mapping[str, Any]) -> Attributes:
+    """The resource as record attributes: scalars and flat sequences, None dropped."""
+    out: Attributes = {}
+    for key, value in resource.items():
+        v = attr_value(value)
+        if v is not None:
+            out[key] = v
+    return out
+
+
+def attr_value(value: Any) -> AttrValue | None:
+    if isinstance(value, (str, bool, int, float)):
+        return value
+    if isinstance(value, (list, tuple)):
+        items = tuple(v for v in value if isinstance(v, (str, bool, int, float)))
+        return items if len(items) == len(value) else str(list(value))
+    if value is None:
+        return None
+    return str(value)
+
+
+@dataclass
+class Session:
+    """Run-level attributes every record of one session carries."""
+
+    agent: str
+    session_id: str
+    resource: Attributes
+    name: str | None = None  # the first user prompt of this batch, or "<agent> session"
+
+    @property
+    def trace_id(self) -> str:
+        return session_trace_id(self.agent, self.session_id)
+
+    def run_attributes(self) -> Attributes:
+        attrs: Attributes = {sc.RUN_ID: self.session_id}
+        if self.name is not None:
+            attrs[sc.RUN_NAME] = self.name
+        for key in (sc.PROJECT, sc.OWNER):
+            value = self.resource.get(key)
+            if isinstance(value, str) and value:
+                attrs[key] = value
+        return attrs
+
+
+def llm_record(session: Session, *, identity: Iterable[object], event_name: str, end_ns: int,
+               duration_ms: int | None, provider: str, request_model: str | None,
+               response_model: str | None, input_tokens: int, cached_tokens: int, cache_write_tokens: int,
+               output_tokens: int, reasoning_tokens: int, extra: Attributes | None = None,
+               scope_name: str | None = None) -> SpanRecord:
+    """One completed model call, usage already in runtrace's semantics (input = all input,
+    output includes reasoning)."""
+    model = response_model or request_model or "unknown"
+    attrs: Attributes = {
+        **session.run_attributes(),
+        sc.GEN_AI_OPERATION_NAME: sc.OP_CHAT,
+        sc.GEN_AI_PROVIDER_NAME: provider,
+        sc.GEN_AI_USAGE_INPUT_TOKENS: input_tokens,
+        sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS: cached_tokens,
+        sc.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS: cache_write_tokens,
+        sc.GEN_AI_USAGE_OUTPUT_TOKENS: output_tokens,
+        sc.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS: reasoning_tokens,
+        sc.AGENT_EVENT: event_name,
+    }
+    if request_model:
+        attrs[sc.GEN_AI_REQUEST_MODEL] = request_model
+    if response_model:
+        attrs[sc.GEN_AI_RESPONSE_MODEL] = response_model
+    if extra:
+        attrs.update(extra)
+    start_ns = end_ns - max(duration_ms or 0, 0) * 1_000_000
+    return SpanRecord(
+        trace_id=session.trace_id, span_id=hex_id(8, session.agent, session.session_id, *identity),
+        parent_span_id=None, name=f"{sc.OP_CHAT} {model}", kind="CLIENT", start_ns=start_ns, end_ns=end_ns,
+        status_code="UNSET", status_message=None, attributes=attrs, resource=session.resource,
+        scope_name=scope_name)
+
+
+def error_record(session: Session, *, identity: Iterable[object], event_name: str, end_ns: int,
+                 duration_ms: int | None, name: str, message: str | None, attributes: Attributes,
+                 scope_name: str | None = None) -> SpanRecord:
+    """A model call that finally failed: an error in the run, not an LLM call (no usage)."""
+    attrs: Attributes = {**session.run_attributes(), **attributes, sc.AGENT_EVENT: event_name}
+    start_ns = end_ns - max(duration_ms or 0, 0) * 1_000_000
+    return SpanRecord(
+        trace_id=session.trace_id, span_id=hex_id(8, session.agent, session.session_id, *identity),
+        parent_span_id=None, name=name, kind="CLIENT", start_ns=start_ns, end_ns=end_ns, status_code="ERROR",
+        status_message=message, attributes=attrs, resource=session.resource, scope_name=scope_name)
+
+
+@dataclass
+class ToolCall:
+    """One executed (or refused) tool call, before the waste flags are set."""
+
+    identity: tuple[object, ...]
+    event_name: str
+    end_ns: int
+    duration_ms: int | None
+    tool_name: str
+    call_id: str | None
+    args_hash: str
+    result_hash: str
+    success: bool
+    error: str | None = None
+    read: bool = False  # only reads: a repeat with the same result is a repeated read
+    result_chars: int = 0
+    result_text: str | None = None  # for the token estimate of a repeated read
+    args_preview: str = ""
+    refused: bool = False
+    extra: Attributes = field(default_factory=dict)
+
+
+def tool_records(session: Session, calls: Iterable[ToolCall], scope_name: str | None = None) -> list[SpanRecord]:
+    """Tool records in call order, with repeated reads and loops flagged across ``calls``.
+
+    A refused call is a record of its own (``runtrace.tool.refused``), not an
+    execute_tool span: it was not executed, so it is not a tool call; the
+    agent usually reports the failed attempt separately.
+    """
+    reads = RepeatedReads()
+    loops = LoopDetector()
+    records: list[SpanRecord] = []
+    for call in sorted(calls, key=lambda c: (c.end_ns, str(c.identity))):
+        attrs: Attributes = {
+            **session.run_attributes(),
+            sc.GEN_AI_TOOL_NAME: call.tool_name,
+            sc.AGENT_EVENT: call.event_name,
+        }
+        if call.call_id:
+            attrs[sc.GEN_AI_TOOL_CALL_ID] = call.call_id
+        if call.duration_ms is not None:
+            attrs[sc.TOOL_DURATION_MS] = call.duration_ms
+        attrs.update(call.extra)
+        events: list[EventRecord] = []
+        status, message = ("OK", None) if call.success else ("ERROR", call.error or "tool call failed")
+        name = f"{sc.OP_EXECUTE_TOOL} {call.tool_name}"
+        if call.refused:
+            attrs[sc.TOOL_REFUSED] = True
+            status, message, name = "UNSET", None, f"refused {call.tool_name}"
+        else:
+            attrs[sc.GEN_AI_OPERATION_NAME] = sc.OP_EXECUTE_TOOL
+            attrs[sc.TOOL_ARGS_HASH] = call.args_hash
+            attrs[sc.TOOL_RESULT_HASH] = call.result_hash
+            attrs[sc.TOOL_READ] = call.read
+            if not call.success and call.error:
+                attrs[sc.ERROR_TYPE] = call.error[:200]
+            if call.read:
+                tokens = estimate_tokens(call.result_text) if call.result_text else call.result_chars // 4
+                seen = reads.observe(call.tool_name, call.args_hash, call.result_hash, tokens)
+                attrs[sc.TOOL_REPEAT_COUNT] = seen.repeat_count
+                if seen.repeat:
+                    attrs[sc.TOOL_REPEATED_READ] = True
+                    attrs[sc.TOOL_REPEATED_READ_TOKENS] = seen.repeated_tokens
+                    events.append(EventRecord(sc.EVENT_REPEATED_READ, call.end_ns,
+                                              {sc.TOOL_REPEAT_COUNT: seen.repeat_count}))
+            for found in loops.observe_tool_call(call.tool_name, call.args_hash, call.result_hash,
+                                                 args_preview=call.args_preview):
+                attrs[sc.LOOP_DETECTED] = True
+                events.append(EventRecord(sc.EVENT_LOOP, call.end_ns, {
+                    sc.LOOP_KIND: found.kind, sc.LOOP_COUNT: found.count,
+                    sc.LOOP_DESCRIPTION: found.description}))
+        start_ns = call.end_ns - max(call.duration_ms or 0, 0) * 1_000_000
+        records.append(SpanRecord(
+            trace_id=session.trace_id, span_id=hex_id(8, session.agent, session.session_id, *call.identity),
+            parent_span_id=None, name=name, kind="INTERNAL", start_ns=start_ns, end_ns=call.end_ns,
+            status_code=status, status_message=message, attributes=attrs, resource=session.resource,
+            events=tuple(events), scope_name=scope_name))
+    return records

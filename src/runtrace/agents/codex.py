@@ -1,0 +1,179 @@
+"""Codex CLI (``@openai/codex``) log events -> runtrace span records.
+
+Measured on Codex 0.171.0 (see shared/agent-telemetry/INVENTORY.md). Log
+events are complete without any beta flag, so they are the one source:
+
+- run id = ``conversation.id`` (== the thread id ``codex exec`` prints; it
+  survives ``codex exec resume``, so a resumed session continues the run);
+  name = the first ``codex.user_prompt`` of a request (``Codex session`` when
+  the prompt is redacted); service = resource ``service.name`` (the originator).
+- one LLM call per ``codex.sse_event`` of kind ``response.completed`` that
+  carries token counts (Codex sends a second, count-less one per call).
+  Retried HTTP attempts are ``codex.api_request`` events and add nothing.
+  OpenAI's convention is runtrace's: ``input_token_count`` includes the cached
+  part, ``output_token_count`` includes reasoning. Codex sends no cost; the
+  store prices the call from the tokens and ``model`` (genai-prices).
+- one tool call per ``codex.tool_result`` (``call_id``); a shell command that
+  only reads (``cat``, ``sed -n``, ``git diff``...) repeated with the same
+  output is a repeated read; the same command with the same output 3 times
+  is a loop. The output's per-call header (``Chunk ID``, ``Wall time``) is
+  not part of the result compared.
+- ``codex.sandbox_outcome`` with ``outcome=denied``: a refused tool call
+  (``runtrace.tool.refused``); the failed attempt itself arrives as a tool_result.
+
+Codex's own spans (``session_task.turn`` turn totals) carry no
+``gen_ai.usage.*`` per call and are left to the traces path as they are: they
+never count as LLM calls, so "logs only" and "logs + traces" give the same run.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+from .. import semconv as sc
+from ..detect import stable_hash, text_hash
+from ..store.records import SpanRecord
+from ._build import Session, ToolCall, clean_resource, llm_record, text, to_bool, to_int, tool_records
+from .events import LogEvent
+
+SERVICE_NAMES: frozenset[str] = sc.CODEX_SERVICE_NAMES
+AGENT = "codex"
+FALLBACK_NAME = "Codex session"
+_REDACTED = "[REDACTED]"
+
+# The per-call header lines of an exec_command output that differ between identical runs.
+_VOLATILE_LINE = re.compile(r"^(Chunk ID|Wall time):.*$", re.MULTILINE)
+_SHELL_OPERATORS = re.compile(r"[;&|<>`]|\$\(")
+_READ_COMMANDS = frozenset({"cat", "head", "tail", "nl", "wc", "ls", "rg", "grep", "find", "stat", "file",
+                            "tree", "pwd", "less", "more"})
+_READ_GIT = frozenset({"diff", "status", "log", "show", "blame", "ls-files"})
+
+
+def to_records(events: Sequence[LogEvent]) -> list[SpanRecord]:
+    """The run records of every Codex session among ``events`` (others are dropped)."""
+    by_session: dict[str, list[LogEvent]] = defaultdict(list)
+    for event in events:
+        session = text(event.attributes.get(sc.CODEX_CONVERSATION_ID))
+        if session is not None:
+            by_session[session].append(event)
+    records: list[SpanRecord] = []
+    for session_id, session_events in by_session.items():
+        records.extend(_session_records(session_id, sorted(session_events, key=lambda e: e.time_ns)))
+    return records
+
+
+def _session_records(session_id: str, events: list[LogEvent]) -> list[SpanRecord]:
+    session = Session(AGENT, session_id, clean_resource(events[0].resource))
+    for event in events:
+        if event.name == sc.CODEX_EV_USER_PROMPT:
+            prompt = text(event.attributes.get(sc.CODEX_PROMPT))
+            session.name = prompt if prompt is not None and prompt != _REDACTED else FALLBACK_NAME
+            break
+    records: list[SpanRecord] = []
+    calls: list[ToolCall] = []
+    for event in events:
+        if event.name == sc.CODEX_EV_SSE_EVENT:
+            record = _llm_call(session, event)
+            if record is not None:
+                records.append(record)
+        elif event.name == sc.CODEX_EV_TOOL_RESULT:
+            calls.append(_tool_call(event))
+        elif event.name == sc.CODEX_EV_SANDBOX_OUTCOME:
+            refused = _refusal(event)
+            if refused is not None:
+                calls.append(refused)
+    records.extend(tool_records(session, calls))
+    return records
+
+
+def _llm_call(session: Session, event: LogEvent) -> SpanRecord | None:
+    a = event.attributes
+    if a.get(sc.CODEX_EVENT_KIND) != sc.CODEX_KIND_COMPLETED:
+        return None
+    input_tokens = to_int(a.get(sc.CODEX_INPUT_TOKENS))
+    output_tokens = to_int(a.get(sc.CODEX_OUTPUT_TOKENS))
+    if input_tokens is None and output_tokens is None:
+        return None  # the count-less completion event Codex sends beside the real one
+    return llm_record(
+        session, identity=("response.completed", event.time_ns, input_tokens, output_tokens),
+        event_name=event.name, end_ns=event.time_ns, duration_ms=to_int(a.get(sc.CODEX_DURATION_MS)),
+        provider=sc.PROVIDER_OPENAI, request_model=text(a.get(sc.CODEX_MODEL)), response_model=None,
+        input_tokens=input_tokens or 0, cached_tokens=to_int(a.get(sc.CODEX_CACHED_TOKENS)) or 0,
+        cache_write_tokens=to_int(a.get(sc.CODEX_CACHE_WRITE_TOKENS)) or 0,
+        output_tokens=output_tokens or 0, reasoning_tokens=to_int(a.get(sc.CODEX_REASONING_TOKENS)) or 0,
+        scope_name=event.scope_name)
+
+
+def _tool_call(event: LogEvent) -> ToolCall:
+    a = event.attributes
+    name = text(a.get(sc.CODEX_TOOL_NAME)) or "unknown"
+    call_id = text(a.get(sc.CODEX_CALL_ID))
+    args = _parse_args(a.get(sc.CODEX_ARGUMENTS))
+    command = _command(args)
+    output = text(a.get(sc.CODEX_OUTPUT)) or ""
+    result = _VOLATILE_LINE.sub("", output)
+    success = to_bool(a.get(sc.CODEX_SUCCESS))
+    return ToolCall(
+        identity=("tool_result", call_id or event.time_ns), event_name=event.name, end_ns=event.time_ns,
+        duration_ms=to_int(a.get(sc.CODEX_DURATION_MS)), tool_name=name, call_id=call_id,
+        args_hash=stable_hash(args), result_hash=text_hash(result), success=success is not False,
+        error=None if success is not False else (result.strip()[-200:] or "tool call failed"),
+        read=command is not None and is_read_only(command), result_text=result,
+        args_preview=command or "")
+
+
+def _refusal(event: LogEvent) -> ToolCall | None:
+    a = event.attributes
+    if text(a.get(sc.CODEX_OUTCOME)) != sc.CODEX_OUTCOME_DENIED:
+        return None
+    call_id = text(a.get(sc.CODEX_CALL_ID))
+    return ToolCall(
+        identity=("sandbox_outcome", call_id or event.time_ns), event_name=event.name, end_ns=event.time_ns,
+        duration_ms=None, tool_name=text(a.get(sc.CODEX_TOOL_NAME)) or "unknown", call_id=call_id,
+        args_hash="", result_hash="", success=False, refused=True)
+
+
+def _parse_args(raw: Any) -> Any:
+    if isinstance(raw, str):
+        try:
+            return json.loads(raw)
+        except ValueError:
+            return raw
+    return raw
+
+
+def _command(args: Any) -> str | None:
+    """The shell command of an exec_command / shell call (a string or an argv list)."""
+    if not isinstance(args, dict):
+        return None
+    cmd = args.get("cmd", args.get("command"))
+    if isinstance(cmd, list) and all(isinstance(p, str) for p in cmd):
+        if len(cmd) >= 3 and cmd[0].rsplit("/", 1)[-1] in ("bash", "sh", "zsh") and cmd[1] in ("-lc", "-c"):
+            return str(cmd[2])
+        return shlex.join(cmd)
+    return cmd if isinstance(cmd, str) else None
+
+
+def is_read_only(command: str) -> bool:
+    """A command that only reads: one known read command, no redirection, chaining or substitution."""
+    if _SHELL_OPERATORS.search(command):
+        return False
+    try:
+        words = shlex.split(command)
+    except ValueError:
+        return False
+    if not words:
+        return False
+    head = words[0].rsplit("/", 1)[-1]
+    if head == "git":
+        return len(words) > 1 and words[1] in _READ_GIT
+    if head == "sed":
+        return "-n" in words and not any(w.startswith("-i") or w == "--in-place" for w in words)
+    if head == "find":
+        return not any(w in ("-delete", "-exec", "-execdir", "-ok") for w in words)
+    return head in _READ_COMMANDS
