@@ -57,7 +57,9 @@ def test_out_of_range_names_field_and_value_as_sent() -> None:
 # --- Store.ingest: the bad value goes, the span and its batch stay ------------------
 
 
-def test_store_ingest_keeps_every_span_of_a_batch_with_bad_values(tmp_path: Path) -> None:
+def test_store_ingest_keeps_every_span_of_a_batch_with_bad_values(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.setattr(bounds, "_warned", False)
     run = "bounds-run"
     records = [
         run_span(run, 100, start_s=0, end_s=10, outcome=sc.OUTCOME_ACCEPTED),
@@ -71,9 +73,12 @@ def test_store_ingest_keeps_every_span_of_a_batch_with_bad_values(tmp_path: Path
         llm(run, 7, start_s=7, end_s=8, input_tokens=INT64_MAX, cost=0.1),
         tool(run, 8, start_s=8, end_s=9, repeated=True, repeated_tokens=10**20),
     ]
-    with Store.open(tmp_path / "s.db") as store:
+    with Store.open(tmp_path / "s.db") as store, caplog.at_level("WARNING", logger="runtrace"):
         assert store.ingest(records) == 9
         got = get_run(store, run)
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warnings == ["runtrace: stored chat gpt-5.5 without its out-of-range values (said once): "
+                        f"{sc.GEN_AI_USAGE_INPUT_TOKENS}=1e30 {TOKENS_RANGE}"]  # six bad spans, one line
     assert got is not None
     assert got["outcome"] == sc.OUTCOME_ACCEPTED
     assert (got["llm_calls"], got["tool_calls"], got["unpriced_calls"], got["repeated_reads"]) == (7, 1, 3, 1)

@@ -34,6 +34,7 @@ lost for one value).
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 from typing import Any, Final
 
@@ -60,6 +61,9 @@ BOUNDED: Final[dict[str, int]] = {
     sc.BUDGET_MAX_TOOL_CALLS: MAX_COUNT,
 }
 _COST_KEYS: Final = frozenset({sc.COST_USD, sc.COST_INPUT_USD, sc.COST_OUTPUT_USD})
+logger = logging.getLogger("runtrace")
+_warned = False  # drop_out_of_range says so once per process, then at debug level
+
 _USAGE_KEYS: Final = frozenset(k for k in BOUNDED if k.startswith(("gen_ai.usage.", "runtrace.usage.")))
 
 
@@ -124,6 +128,11 @@ def drop_out_of_range(record: SpanRecord) -> SpanRecord:
                      if _problem(key, attributes[key], BOUNDED[key]) is not None)
     if not dropped:
         return record
+    global _warned
+    log = logger.debug if _warned else logger.warning
+    _warned = True
+    log("runtrace: stored %s without its out-of-range values (said once): %s", record.name,
+        "; ".join(p for k in dropped if (p := _problem(k, attributes[k], BOUNDED[k])) is not None))
     kept: dict[str, Any] = {k: v for k, v in attributes.items() if k not in dropped}
     kept[sc.INGEST_DROPPED] = tuple(dropped)
     lost_cost = any(k in _COST_KEYS for k in dropped)
