@@ -84,6 +84,8 @@ def _number(value: AttrValue) -> float | int | None:
 
 
 def _problem(key: str, value: AttrValue, bound: int) -> str | None:
+    if (type(value) is int or type(value) is float) and 0 <= value <= bound:
+        return None  # the common case, on the in-process hot path
     number = _number(value)
     if number is None:
         return None  # not a number: readers ignore it, nothing to bound
