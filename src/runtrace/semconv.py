@@ -222,3 +222,11 @@ STREAM_ENDED_EXHAUSTED: Final = "exhausted"
 STREAM_ENDED_CLOSED: Final = "closed"
 STREAM_ENDED_ABANDONED: Final = "abandoned"
 STREAM_ENDED_ERROR: Final = "error"
+
+# --- ingest bounds (store/bounds.py, issue 9) ----------------------------------
+# On a span stored with out-of-range numbers removed (in-process path): the
+# attribute keys that were dropped, so the span shows why its figures are missing.
+INGEST_DROPPED: Final = "runtrace.ingest.dropped"
+# runtrace.cost.unpriced_reason when a cost (sent or priced at ingest) or a usage
+# count was past the store's bounds: unpriced, never $0.
+UNPRICED_OUT_OF_RANGE: Final = "out_of_range"

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from .. import semconv as sc
+from .bounds import INT64_MAX, clamp_int64
 from .records import SpanRecord
 
 NANO = 1_000_000_000  # nano-dollars per dollar
@@ -472,7 +473,9 @@ def _build_upsert_run_sql() -> str:
     sets = [f"{c} = CASE WHEN {_DESC_NEWER} THEN excluded.{c} ELSE runs.{c} END"
             for c in (*_DESC_FIELDS, "desc_rank", "desc_end_ns", "desc_span_id")]
     sets += [f"{c} = CASE WHEN {_OUTCOME_NEWER} THEN excluded.{c} ELSE runs.{c} END" for c in _OUTCOME_COLS]
-    sets += [f"{c} = runs.{c} + excluded.{c}" for c in _SUMS]
+    # Saturating: SQLite turns an overflowing integer + into a REAL; min() brings it back to the
+    # int64 ceiling, reached only far past the per-span bounds' margin (see store.bounds).
+    sets += [f"{c} = min(runs.{c} + excluded.{c}, {INT64_MAX})" for c in _SUMS]
     sets += [
         "loop_detected = max(runs.loop_detected, excluded.loop_detected)",
         "has_run_span = max(runs.has_run_span, excluded.has_run_span)",
@@ -488,7 +491,7 @@ UPSERT_MODEL_SQL = (
     f"INSERT INTO run_models (run_id, provider, model, {', '.join(_MODEL_SUMS)})"
     f" VALUES (?, ?, ?, {', '.join('?' * len(_MODEL_SUMS))})"
     " ON CONFLICT(run_id, provider, model) DO UPDATE SET "
-    + ", ".join(f"{c} = run_models.{c} + excluded.{c}" for c in _MODEL_SUMS)
+    + ", ".join(f"{c} = min(run_models.{c} + excluded.{c}, {INT64_MAX})" for c in _MODEL_SUMS)
 )
 INSERT_TRACE_SQL = "INSERT OR IGNORE INTO run_traces (run_id, trace_id) VALUES (?, ?)"
 
@@ -499,7 +502,7 @@ def _run_row(d: RunDelta) -> tuple[Any, ...]:
     return (
         d.run_id, desc.rank, desc.end_ns, desc.span_id, *(getattr(desc, f) for f in _DESC_FIELDS),
         *((o.outcome, o.at_ns, o.by, o.reason) if o is not None else (sc.OUTCOME_UNFINISHED, None, None, None)),
-        *(getattr(d, f) for f in _SUMS),
+        *(clamp_int64(getattr(d, f)) for f in _SUMS),
         int(d.loop_detected), int(d.has_run_span), d.started_ns, d.ended_ns,
     )
 
@@ -512,7 +515,7 @@ def apply_deltas(conn: Any, deltas: Iterable[RunDelta]) -> None:
     for d in deltas:
         runs.append(_run_row(d))
         for (provider, model), m in d.models.items():
-            models.append((d.run_id, provider, model, *(getattr(m, f) for f in _MODEL_SUMS)))
+            models.append((d.run_id, provider, model, *(clamp_int64(getattr(m, f)) for f in _MODEL_SUMS)))
         traces.extend((d.run_id, t) for t in d.trace_ids)
     conn.executemany(UPSERT_RUN_SQL, runs)
     if models:
