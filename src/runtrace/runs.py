@@ -122,6 +122,7 @@ class Run:
         self._ended = False
         self._detectors = detect.RunDetectors(_loop_thresholds)
         self._requested_calls: dict[tuple[str, str], str] = {}  # (tool name, args hash) -> call id
+        self._attributed = False  # a child span carrying name/project/owner has ended
 
     # -- verdicts -------------------------------------------------------------
     def accept(self, *, by: str | None = None) -> None:
@@ -251,6 +252,26 @@ class Run:
 
     def __repr__(self) -> str:
         return f"<Run {self.name!r} id={self.id} outcome={self.outcome}>"
+
+    # -- attribution of crashed runs (issue 9, item 15b) ----------------------
+    def attribution(self) -> dict[str, Any] | None:
+        """The run's name/project/owner for a span starting in it; None once one carrying them ended.
+
+        Only the run span carries them otherwise, and a crashed run never sends
+        its run span: so every span started in the run carries them until one
+        of those has ended (and so been exported), then no more spans pay for it.
+        """
+        if self._attributed:
+            return None
+        attrs: dict[str, Any] = {semconv.RUN_NAME: self.name}
+        if self.project is not None:
+            attrs[semconv.PROJECT] = self.project
+        if self.owner is not None:
+            attrs[semconv.OWNER] = self.owner
+        return attrs
+
+    def mark_attributed(self) -> None:
+        self._attributed = True
 
     # -- hooks the instrumentations call --------------------------------------
     @property
