@@ -128,3 +128,24 @@ def test_a_named_span_is_not_overridden_by_a_later_unnamed_one_in_sqlite(tmp_pat
     named, later = crashed_run_spans()[0], crashed_run_spans()[2]
     batches = [[named], [later]] if named_first else [[later], [named]]
     assert stored_descriptor(tmp_path, batches, 0)[:3] == ("fix flaky test #412", "billing", "alice")
+
+
+def test_the_clickhouse_run_view_names_a_crashed_run_the_same_way(tmp_path: Path) -> None:
+    pytest.importorskip("chdb")
+    from scale_helpers import ClickHouse, insert_spans
+
+    db = ClickHouse(tmp_path / "chdb")
+    try:
+        crashed = crashed_run_spans()
+        with_run = [llm("w", 11, start_s=1, end_s=2, cost=0.001, attrs=dict(NAMED)),
+                    run_span("w", 12, start_s=0, end_s=1.5, name="the real name", project="p-run", owner=None)]
+        for record in [*reversed(crashed), *with_run]:  # one insert block per span, latest first
+            insert_spans(db, [record])
+        rows = {r["run_id"]: r for r in db.rows("SELECT run_id, name, project, owner, outcome"
+                                                  " FROM otel.runtrace_runs_v")}
+    finally:
+        db.close()
+    assert {k: (r["name"], r["project"], r["owner"], r["outcome"]) for k, r in rows.items()} == {
+        "r": ("fix flaky test #412", "billing", "alice", "unfinished"),
+        "w": ("the real name", "p-run", None, "open"),
+    }
