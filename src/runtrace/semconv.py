@@ -176,6 +176,7 @@ LOOP_DESCRIPTION: Final = "runtrace.loop.description"
 BUDGET_LIMIT: Final = "runtrace.budget.limit"
 BUDGET_LIMIT_VALUE: Final = "runtrace.budget.limit_value"
 BUDGET_OBSERVED: Final = "runtrace.budget.observed"
+BUDGET_PROJECTED: Final = "runtrace.budget.projected"  # what the refused call was projected to add
 BUDGET_ACTION: Final = "runtrace.budget.action"
 
 # --- metrics -----------------------------------------------------------------

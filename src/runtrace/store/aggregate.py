@@ -19,6 +19,10 @@ Field rules, per span (``semconv`` names):
 - Tool span (``execute_tool``): +1 tool call; +1 repeated read when flagged; its tokens.
 - Run span (role ``run``): name/project/owner/service, budget, stop reason, its end
   as ``ended``, and an outcome (``open`` when it carries none) at its end.
+- Descriptive fields (name, project, owner, service, ...) come from the span with
+  the greatest (rank, end, span id): rank 1 the run span, 0 a span carrying
+  ``runtrace.run.name``/``runtrace.project``/``runtrace.owner``, -1 any other; so
+  a crashed run (no run span) keeps the name its first spans carried.
 - Outcome span (role ``outcome``): an outcome at its end.
 - Every span: its start (``started`` = min), +1 span, loop flag, its trace id.
 """
@@ -255,14 +259,32 @@ def to_nusd(cost_usd: float) -> int:
     return round(cost_usd * NANO)
 
 
+RANK_RUN, RANK_NAMED, RANK_OTHER = 1, 0, -1
+
+
+def _rank(kind: str, attributes: Mapping[str, Any]) -> int:
+    """Which span's descriptive fields win: the run span's, else a span that carries them.
+
+    In-process, the first spans of a run carry its name/project/owner too (the
+    run span is lost when the process crashes), later ones do not; so a span
+    without them must never override one with them, whatever the arrival order.
+    """
+    if kind == KIND_RUN:
+        return RANK_RUN
+    if sc.RUN_NAME in attributes or sc.PROJECT in attributes or sc.OWNER in attributes:
+        return RANK_NAMED
+    return RANK_OTHER
+
+
 def _descriptor(record: SpanRecord, facts: SpanFacts) -> Descriptor:
     get = record.attributes.get
     if facts.kind != KIND_RUN:
-        return Descriptor(0, record.end_ns, record.span_id, name=as_str(get(sc.RUN_NAME)),
+        return Descriptor(_rank(facts.kind, record.attributes), record.end_ns, record.span_id,
+                          name=as_str(get(sc.RUN_NAME)),
                           project=as_str(get(sc.PROJECT)), owner=as_str(get(sc.OWNER)),
                           service=facts.service)
     return Descriptor(
-        1, record.end_ns, record.span_id,
+        RANK_RUN, record.end_ns, record.span_id,
         name=as_str(get(sc.RUN_NAME)), project=as_str(get(sc.PROJECT)), owner=as_str(get(sc.OWNER)),
         service=facts.service, stop_reason=as_str(get(sc.RUN_STOP_REASON)),
         budget_max_cost_usd=as_float(get(sc.BUDGET_MAX_COST_USD)),
@@ -322,7 +344,7 @@ class RunTotals:
         self.trace_ids.add(record.trace_id)
         if self.started_ns is None or record.start_ns < self.started_ns:
             self.started_ns = record.start_ns
-        key = (1 if kind == KIND_RUN else 0, record.end_ns, record.span_id)
+        key = (_rank(kind, record.attributes), record.end_ns, record.span_id)
         if self._desc_key is None or key > self._desc_key:
             self._desc_key, self._desc = key, (record, facts)
         loop = get(sc.LOOP_DETECTED)
