@@ -10,7 +10,7 @@ import threading
 import pytest
 
 import runtrace
-from runtrace import semconv
+from runtrace import _config, semconv
 from runtrace.store.queries import get_run, list_runs
 
 
@@ -218,9 +218,29 @@ def test_loop_is_flagged_at_exactly_the_third_identical_call(instrumented, read_
     assert len(loop_events) == 1
     assert loop_events[0].attributes[semconv.LOOP_KIND] == "same_call"
     assert loop_events[0].attributes[semconv.LOOP_COUNT] == 3
-    assert "read_file(path='a.py')" in loop_events[0].attributes[semconv.LOOP_DESCRIPTION]
+    # Content capture is off: the sentences name the tool and counts, never the path it was given.
+    assert loop_events[0].attributes[semconv.LOOP_DESCRIPTION] == (
+        "read_file was called 3 times with the same arguments and returned the same result")
+    assert [e.attributes[semconv.LOOP_DESCRIPTION] for s in tools for e in s.events
+            if e.name == semconv.EVENT_REPEATED_READ] == [
+        "read_file returned content identical to an earlier read (2 times so far)",
+        "read_file returned content identical to an earlier read (3 times so far)"]
     row = run_row(instrumented, run.id)
     assert (row["loop_detected"], row["repeated_reads"], row["tool_calls"]) == (True, 2, 3)
+
+
+def test_with_capture_on_the_sentences_name_the_arguments(instrumented, read_file, monkeypatch) -> None:
+    monkeypatch.setattr(_config.settings(), "capture_content", True)
+    with runtrace.run("loopy, captured"):
+        for _ in range(3):
+            read_file("a.py")
+    tools = [s for s in instrumented.spans() if s.name == "execute_tool read_file"]
+    assert [(e.name, e.attributes[semconv.LOOP_DESCRIPTION]) for s in tools for e in s.events] == [
+        (semconv.EVENT_REPEATED_READ,
+         "read_file(path='a.py') returned the same result as an earlier read (2 times so far)"),
+        (semconv.EVENT_REPEATED_READ,
+         "read_file(path='a.py') returned the same result as an earlier read (3 times so far)"),
+        (semconv.EVENT_LOOP, "read_file(path='a.py') returned the same result 3 times")]
 
 
 def test_an_edited_file_read_again_is_not_a_repeated_read(instrumented, read_file) -> None:
