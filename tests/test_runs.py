@@ -275,6 +275,43 @@ def test_tool_errors_are_recorded_and_reraised_unchanged(instrumented, read_file
     assert run_row(instrumented, run.id)["tool_calls"] == 1
 
 
+ORDER_ID = "ord-SECRET-77"  # a name, so the traceback's source lines show the name, not the value
+
+
+def _raise_with_secret(order_id: str) -> str:
+    raise ValueError(f"no order {order_id}")
+
+
+def test_with_capture_off_an_exception_keeps_its_type_and_frames_not_its_message(instrumented) -> None:
+    find_order = runtrace.tool(_raise_with_secret)
+    with pytest.raises(ValueError), runtrace.run("errors"):
+        find_order(ORDER_ID)
+    tool, run_span = (next(s for s in instrumented.spans() if s.name == name)
+                      for name in ("execute_tool _raise_with_secret", "run errors"))
+    for span in (tool, run_span):
+        assert (span.status.status_code.name, span.status.description) == ("ERROR", "ValueError")
+        assert span.attributes[semconv.ERROR_TYPE] == "ValueError"
+        (event,) = span.events
+        assert event.name == "exception"
+        assert set(event.attributes) == {"exception.type", "exception.stacktrace", "exception.escaped"}
+        assert event.attributes["exception.type"] == "ValueError"
+        trace_text = event.attributes["exception.stacktrace"]
+        assert trace_text.startswith("Traceback (most recent call last):\n")
+        assert trace_text.endswith("\nValueError\n")
+        assert "_raise_with_secret" in trace_text and ORDER_ID not in trace_text
+
+
+def test_with_capture_on_an_exception_keeps_its_message(instrumented, monkeypatch) -> None:
+    monkeypatch.setattr(_config.settings(), "capture_content", True)
+    find_order = runtrace.tool(_raise_with_secret)
+    with pytest.raises(ValueError), runtrace.run("errors"):
+        find_order(ORDER_ID)
+    tool = next(s for s in instrumented.spans() if s.name == "execute_tool _raise_with_secret")
+    assert tool.status.description == "ValueError: no order ord-SECRET-77"
+    (event,) = tool.events
+    assert event.attributes["exception.message"] == "no order ord-SECRET-77"
+
+
 def test_tool_call_id_comes_from_the_argument(instrumented) -> None:
     @runtrace.tool(name="lookup")
     def lookup(key: str, tool_call_id: str | None = None) -> str:

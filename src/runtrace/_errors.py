@@ -10,6 +10,9 @@ the failing code was handling:
 - an ``exception`` event with ``exception.type`` and a stack trace of frames
   only (file, line, function and source line: program text, not data), no
   ``exception.message`` and no chained exceptions (their messages are content too).
+  A source line shows what the program says (``raise ValueError(f"no {email}")``),
+  not the values it held; a secret written as a literal in the source is the
+  program's own text and would show, as it does in any traceback.
 
 With capture on it is OpenTelemetry's default: ``record_exception`` (message and
 full trace) and ``"{Type}: {message}"`` as the status description.
