@@ -23,9 +23,9 @@ from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
 from opentelemetry import baggage, context, trace
-from opentelemetry.trace import Status, StatusCode
 
 from . import _config, detect, metrics, projection, semconv
+from ._errors import record_error
 from ._internal import fail_open
 from .budget import Breach, Budget, BudgetExceeded
 
@@ -205,9 +205,8 @@ class Run:
                 self.stop_reason = self.stop_reason or exc.limit
             elif isinstance(exc, Exception):
                 self.outcome = semconv.OUTCOME_ERROR
-                span.record_exception(exc)
-                span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
-                span.set_attribute(semconv.ERROR_TYPE, type(exc).__qualname__)
+                # A tool's exception reaching the run may quote its arguments: message only with capture on.
+                record_error(span, exc, capture_content=_config.settings().capture_content)
             elif exc is not None:  # KeyboardInterrupt, SystemExit, task cancellation
                 self.outcome = semconv.OUTCOME_ABANDONED
                 self.outcome_reason = self.outcome_reason or type(exc).__name__
@@ -425,7 +424,10 @@ class Run:
 
     def observe_tool_call(self, name: str, args_hash: str, result_hash: str, result_tokens: int,
                           args_preview: str = "") -> tuple[dict[str, Any], list[tuple[str, dict[str, Any]]]]:
-        """Count a finished tool call; returns the tool span's attributes and its detection events."""
+        """Count a finished tool call; returns the tool span's attributes and its detection events.
+
+        ``args_preview`` goes into the events' sentences: pass one only when content capture is on.
+        """
         seen = self._detectors.observe_tool_call(name, args_hash, result_hash, result_tokens=result_tokens,
                                                  args_preview=args_preview)
         read, found = seen.read, seen.detections
@@ -441,8 +443,7 @@ class Run:
             attrs[semconv.TOOL_REPEATED_READ_TOKENS] = read.repeated_tokens
             events.append((semconv.EVENT_REPEATED_READ, {
                 semconv.TOOL_REPEAT_COUNT: read.repeat_count,
-                semconv.LOOP_DESCRIPTION: f"{name}({args_preview}) returned the same result as an earlier "
-                                          f"read ({read.repeat_count} times so far)"}))
+                semconv.LOOP_DESCRIPTION: repeated_read_sentence(name, read.repeat_count, args_preview)}))
         loop_events = self._loop_events(found)
         if loop_events:
             attrs[semconv.LOOP_DETECTED] = True
@@ -456,6 +457,17 @@ class Run:
             metrics.record_loop(kind=d.kind, project=self.project, owner=self.owner)
         return [(semconv.EVENT_LOOP, {semconv.LOOP_KIND: d.kind, semconv.LOOP_COUNT: d.count,
                                       semconv.LOOP_DESCRIPTION: d.description}) for d in found]
+
+
+def repeated_read_sentence(name: str, count: int, args_preview: str = "") -> str:
+    """The repeated-read event's description; names argument values only when given a preview.
+
+    Callers pass a preview only when content capture is on (a file path is an
+    argument too); without one the sentence names the tool and the count.
+    """
+    if args_preview:
+        return f"{name}({args_preview}) returned the same result as an earlier read ({count} times so far)"
+    return f"{name} returned content identical to an earlier read ({count} times so far)"
 
 
 def _parse_json(arguments: Any) -> Any:

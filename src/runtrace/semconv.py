@@ -13,6 +13,7 @@ from typing import Final
 from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as _g
 from opentelemetry.semconv._incubating.attributes import server_attributes as _srv
 from opentelemetry.semconv.attributes import error_attributes as _err
+from opentelemetry.semconv.attributes import exception_attributes as _exc
 from opentelemetry.semconv.attributes import service_attributes as _svc
 
 # --- GenAI semantic conventions -------------------------------------------------
@@ -63,6 +64,12 @@ GEN_AI_TOKEN_TYPE: Final = _g.GEN_AI_TOKEN_TYPE
 SERVER_ADDRESS: Final = _srv.SERVER_ADDRESS
 SERVER_PORT: Final = _srv.SERVER_PORT
 ERROR_TYPE: Final = _err.ERROR_TYPE
+# The span event the SDK's record_exception writes; runtrace writes it itself when content capture
+# is off, without the message (see runtrace._errors).
+EVENT_EXCEPTION: Final = "exception"
+EXCEPTION_TYPE: Final = _exc.EXCEPTION_TYPE
+EXCEPTION_STACKTRACE: Final = _exc.EXCEPTION_STACKTRACE
+EXCEPTION_ESCAPED: Final = _exc.EXCEPTION_ESCAPED
 SERVICE_NAME: Final = _svc.SERVICE_NAME
 
 # gen_ai.operation.name values

@@ -24,9 +24,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from opentelemetry import trace
-from opentelemetry.trace import SpanKind, Status, StatusCode
+from opentelemetry.trace import SpanKind
 
 from .. import _config, detect, metrics, pricing, projection, runs, semconv
+from .._errors import record_error
 from .._internal import fail_open
 from . import _wrap
 
@@ -289,12 +290,10 @@ class LLMCall:
         try:
             with fail_open("llm span: error"):
                 span = self.span
-                span.set_status(Status(StatusCode.ERROR, f"{error_type}: {exc}"))
-                span.set_attribute(semconv.ERROR_TYPE, error_type)
+                # A provider's error message often quotes the request back: kept only with capture on.
+                record_error(span, exc, capture_content=self.capture_content, event=isinstance(exc, Exception))
                 if status_code is not None:
                     span.set_attribute(semconv.HTTP_RESPONSE_STATUS_CODE, status_code)
-                if isinstance(exc, Exception):
-                    span.record_exception(exc)
             if partial is not None:
                 # A stream that broke mid-way: keep what arrived (usage only if it did).
                 self._record(partial, ended_by or semconv.STREAM_ENDED_ERROR, error_type=error_type)
