@@ -4,8 +4,9 @@ after editing; tests/test_scale_grafana.py fails when the JSON is stale, and run
 every panel's SQL on chDB.
 
 Panels read the finished views of collector/clickhouse/ (runtrace_runs_v,
-runtrace_run_models_v, runtrace_spans, runtrace_tool_calls), never raw attribute
-maps, except the span tree, which is the plugin's trace view over otel_traces.
+runtrace_run_models_v, runtrace_tool_calls, and runtrace_spans FINAL, so that a span
+delivered twice counts once), never raw attribute maps, except the span tree, which
+is the plugin's trace view over otel_traces.
 Runs are placed in time by their start.
 """
 
@@ -153,7 +154,7 @@ ORDER BY cost_bucket""", w=12, options={"xField": "cost_bucket"},
 SELECT multiIf(input_tokens <= 1000, '1: up to 1k', input_tokens <= 10000, '2: 1k to 10k', '3: over 10k')
            AS prompt_size,
        model, count() AS calls, avg(output_tokens) AS output_tokens_per_call
-FROM otel.runtrace_spans
+FROM otel.runtrace_spans FINAL
 WHERE kind = 'llm' AND $__timeFilter(start)
 GROUP BY prompt_size, model
 ORDER BY prompt_size, model""", w=12,
@@ -214,14 +215,20 @@ LIMIT 20""", w=12, description="Wall-clock time; a run without a run span counts
                      description="Repeated reads, uncached input, runaway loops, budget stops, long runs.")
 
 
+# Grafana inserts a custom "All" value verbatim: never quoted or escaped, whatever the
+# format (${var:singlequote} included). So the sentinel carries its own quotes, and
+# with All picked the filter reads ('__all__' IN ('__all__') OR ...).
+ALL_VALUE = "'__all__'"
+
+
 def _all_or(column: str, var: str) -> str:
-    return f"('__all__' IN (${{{var}:singlequote}}) OR {column} IN (${{{var}:singlequote}}))"
+    return f"({ALL_VALUE} IN (${{{var}:singlequote}}) OR {column} IN (${{{var}:singlequote}}))"
 
 
 def _query_variable(name: str, label: str, sql: str) -> dict[str, Any]:
     return {"type": "query", "name": name, "label": label, "datasource": CLICKHOUSE,
             "query": {"editorType": "sql", "rawSql": sql.strip(), "format": 1}, "definition": sql.strip(),
-            "refresh": 2, "includeAll": True, "allValue": "__all__", "multi": True, "sort": 1,
+            "refresh": 2, "includeAll": True, "allValue": ALL_VALUE, "multi": True, "sort": 1,
             "current": {"text": ["All"], "value": ["$__all"]}}
 
 
@@ -233,7 +240,7 @@ def explorer() -> dict[str, Any]:
                                           "AND owner IS NOT NULL ORDER BY owner"),
         {"type": "custom", "name": "outcome", "label": "Outcome",
          "query": "accepted,rejected,abandoned,error,budget_stopped,unfinished,open",
-         "includeAll": True, "allValue": "__all__", "multi": True,
+         "includeAll": True, "allValue": ALL_VALUE, "multi": True,
          "current": {"text": ["All"], "value": ["$__all"]}},
         _query_variable("model", "Model", f"SELECT DISTINCT model FROM otel.runtrace_run_models_v "
                                           f"WHERE {RUNS_IN_RANGE} AND model != '' ORDER BY model"),
@@ -256,7 +263,7 @@ WHERE {IN_RANGE}
   AND {_all_or("project", "project")}
   AND {_all_or("owner", "owner")}
   AND {_all_or("outcome", "outcome")}
-  AND ('__all__' IN (${{model:singlequote}})
+  AND ({ALL_VALUE} IN (${{model:singlequote}})
        OR run_id IN (SELECT run_id FROM otel.runtrace_run_models_v WHERE model IN (${{model:singlequote}})))
   AND (${{search:sqlstring}} = ''
        OR positionCaseInsensitive(concat(run_id, ' ', ifNull(name, ''), ' ', ifNull(project, ''), ' ',
@@ -266,7 +273,10 @@ ORDER BY started_at DESC, run_id
 LIMIT 500""", w=24, h=10, overrides=run_link,
           description="Click a run id for its spans below; the trace_id column opens the trace view "
                       "(the ClickHouse plugin links any trace_id column to it).")
-    trace_ids = "SELECT DISTINCT trace_id FROM otel.runtrace_spans WHERE run_id = ${run_id:sqlstring}"
+    # With no run picked ($run_id empty) both run panels stay empty: `run_id = ''` alone would
+    # match every span that belongs to no run.
+    picked = "${run_id:sqlstring} != ''"
+    trace_ids = f"SELECT DISTINCT trace_id FROM otel.runtrace_spans WHERE {picked} AND run_id = ${{run_id:sqlstring}}"
     b.add("traces", "Span tree of the run", f"""
 SELECT TraceId AS traceID, SpanId AS spanID, ParentSpanId AS parentSpanID, ServiceName AS serviceName,
        SpanName AS operationName, Timestamp AS startTime, multiply(Duration, 0.000001) AS duration,
@@ -275,18 +285,19 @@ SELECT TraceId AS traceID, SpanId AS spanID, ParentSpanId AS parentSpanID, Servi
            AS serviceTags,
        if(StatusCode IN ('Error', 'STATUS_CODE_ERROR'), 2, 0) AS statusCode, StatusMessage AS statusMessage
 FROM otel.otel_traces
-WHERE TraceId IN ({trace_ids})
+WHERE {picked}
+  AND TraceId IN ({trace_ids})
   AND Timestamp >= (SELECT min(Start) FROM otel.otel_traces_trace_id_ts WHERE TraceId IN ({trace_ids}))
   AND Timestamp <= (SELECT max(End) + 1 FROM otel.otel_traces_trace_id_ts WHERE TraceId IN ({trace_ids}))
 ORDER BY startTime""", w=24, h=14, fmt="traces",
           description="Every span of the run's traces (a late verdict is a trace of its own). "
                       "Pick a run id in the Runs table or the Run id box.")
-    b.add("table", "Spans of the run", """
+    b.add("table", "Spans of the run", f"""
 SELECT start, kind, name, model, input_tokens, cached_input_tokens, output_tokens, cost_usd, cost_source,
        tool_name, repeated_read, loop_detected, status, duration_ns / 1e6 AS duration_ms, trace_id, span_id
-FROM otel.runtrace_spans
-WHERE run_id = ${run_id:sqlstring}
-ORDER BY start, span_id""", w=24, h=10)
+FROM otel.runtrace_spans FINAL
+WHERE {picked} AND run_id = ${{run_id:sqlstring}}
+ORDER BY start, span_id""", w=24, h=10, description="Each span once, however often it was delivered.")
     return dashboard("explorer", "runtrace: Run explorer", b, variables=variables,
                      description="Find runs by project, owner, outcome, model or text; open their spans.")
 

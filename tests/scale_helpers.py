@@ -459,10 +459,37 @@ def expand_macros(sql: str, rng: TimeRange) -> str:
 
 # Grafana leaves `$` + digits alone (no variable can be named so): "$0.01" in a label stays.
 _VAR = re.compile(r"\$\{([A-Za-z_]\w*)(?::(\w+))?\}|\$([A-Za-z_]\w*)")
+ALL_SELECTED = "$__all"  # the value Grafana stores when a variable's "All" option is picked
 
 
-def expand_variables(sql: str, values: Mapping[str, Sequence[str] | str]) -> str:
-    """Grafana's variable interpolation for the formats the boards use (raw, ``singlequote``, ``sqlstring``)."""
+def _format(items: str | list[str], fmt: str | None) -> str:
+    """One value or a multi-value through a Grafana format (grafana/scenes formatRegistry), or, with no
+    format, through the ClickHouse plugin's own (CHDatasource.format: a list becomes ``'a','b'``, joined
+    without escaping; a single value goes in verbatim)."""
+    values = [items] if isinstance(items, str) else items
+    if fmt is None:
+        return items if isinstance(items, str) else "'" + "','".join(items) + "'"
+    if fmt == "sqlstring":
+        return ",".join("'" + v.replace("'", "''") + "'" for v in values)
+    if fmt == "singlequote":
+        return ",".join("'" + v.replace("'", "\\'") + "'" for v in values)
+    if fmt in ("raw", "csv"):
+        return ",".join(values)
+    raise ValueError(f"variable format {fmt!r} is not handled by this helper")
+
+
+def expand_variables(sql: str, values: Mapping[str, Sequence[str] | str],
+                     variables: Sequence[Mapping[str, Any]] = ()) -> str:
+    """Grafana's interpolation of dashboard variables into a ClickHouse query.
+
+    ``variables`` are the board's ``templating.list`` entries; ``values`` the current value of each
+    (a string, a list for a multi-value variable, or ``ALL_SELECTED``). As Grafana does it
+    (grafana/scenes ``MultiValueVariable.getValue`` / ``CustomAllValue``): "All" with a custom
+    ``allValue`` inserts that text verbatim, never quoted or escaped, whatever the format (except
+    ``text``, which gives "All"); "All" without one formats every option's value; a multi-value
+    variable's value is a list, even with one item.
+    """
+    defs = {v["name"]: v for v in variables}
 
     def sub(match: re.Match[str]) -> str:
         name = match.group(1) or match.group(3)
@@ -472,13 +499,23 @@ def expand_variables(sql: str, values: Mapping[str, Sequence[str] | str]) -> str
         if name not in values:
             raise KeyError(f"variable ${name} has no value in this test")
         value = values[name]
-        items = [value] if isinstance(value, str) else list(value)
-        if fmt == "sqlstring":
-            return ",".join("'" + v.replace("'", "''") + "'" for v in items)
-        if fmt == "singlequote":
-            return ",".join("'" + v.replace("\\", "\\\\").replace("'", "\\'") + "'" for v in items)
-        if fmt is None:
-            return ",".join(items)
-        raise ValueError(f"variable format {fmt!r} is not handled by this helper")
+        spec = defs.get(name, {})
+        selected_all = value == ALL_SELECTED or (not isinstance(value, str) and list(value) == [ALL_SELECTED])
+        if selected_all:
+            if not spec.get("includeAll"):
+                raise ValueError(f"variable ${name} has no All option")
+            if fmt == "text":
+                return "All"
+            if spec.get("allValue"):
+                return str(spec["allValue"])
+            if spec.get("type") != "custom":
+                raise ValueError(f"this helper cannot list the options of query variable ${name}")
+            return _format([o.strip() for o in spec["query"].split(",")], fmt)
+        if fmt == "text":
+            return value if isinstance(value, str) else " + ".join(value)
+        items: str | list[str] = value if isinstance(value, str) else list(value)
+        if spec.get("multi") and isinstance(items, str):
+            items = [items]
+        return _format(items, fmt)
 
     return _VAR.sub(sub, sql)

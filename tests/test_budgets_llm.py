@@ -18,24 +18,40 @@ def ask(client) -> None:
     client.chat.completions.create(model="gpt-5.5", messages=[{"role": "user", "content": "go on"}])
 
 
-def test_five_cents_with_three_cent_calls_allows_exactly_two_requests(instrumented) -> None:
+# A prompt of exactly 3,000 tokens by chars/4 (the estimator is pinned below), as the usage reports.
+PROMPT_3000 = [{"role": "user", "content": "x" * 12_000}]
+
+
+@pytest.fixture
+def chars_per_4(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pin the token estimator, so projections do not depend on whether tiktoken is cached."""
+    from runtrace import detect
+
+    monkeypatch.setattr(detect, "_estimator", detect.CHARS_PER_4)
+
+
+def test_five_cents_with_three_cent_calls_allows_exactly_one_request(instrumented, chars_per_4) -> None:
+    # Before the projection (issue 9, item 14) two requests went out and the run ended at $0.06
+    # on a $0.05 budget: the second call was started although the run could not afford it.
     fake = FakeLLM(default=THREE_CENTS)
     client = fake.openai()
     with pytest.raises(runtrace.BudgetExceeded) as info, \
             runtrace.run("capped", budget=runtrace.Budget(max_cost_usd=0.05)) as run:
         for _ in range(5):
-            ask(client)
-    assert len(fake.requests) == 2  # the third request never left the process
+            client.chat.completions.create(model="gpt-5.5", messages=PROMPT_3000)
+    assert len(fake.requests) == 1  # the second request (0.03 spent + 0.03 projected) never left
     assert info.value.limit == "max_cost_usd"
-    assert info.value.breach.observed == pytest.approx(0.06)
-    assert info.value.figures["cost_usd"] == pytest.approx(0.06)
-    assert info.value.figures["llm_calls"] == 2
+    assert info.value.breach.observed == pytest.approx(0.03)
+    assert info.value.breach.projected == pytest.approx(0.03)  # 3,000 in x $5/M + mean 500 out x $30/M
+    assert info.value.figures["cost_usd"] == pytest.approx(0.03)
+    assert info.value.figures["llm_calls"] == 1
     store = instrumented.open_store()
     from runtrace.store.queries import get_run
 
     row = get_run(store, run.id)
-    assert (row["outcome"], row["stop_reason"], row["llm_calls"]) == ("budget_stopped", "max_cost_usd", 2)
-    assert row["cost_usd"] == pytest.approx(0.06, abs=1e-12)
+    assert (row["outcome"], row["stop_reason"], row["llm_calls"]) == ("budget_stopped", "max_cost_usd", 1)
+    assert row["cost_usd"] == pytest.approx(0.03, abs=1e-12)
+    assert row["cost_usd"] <= 0.05
 
 
 def test_input_token_budget(instrumented) -> None:

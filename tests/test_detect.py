@@ -232,11 +232,13 @@ def test_changed_result_breaks_the_same_call_loop() -> None:
     assert [d.count for d in _call(det, "read_file", args, "v1")] == [3]  # v1 again, third time overall
 
 
-def test_same_call_without_preview_names_the_args_hash() -> None:
+def test_same_call_without_preview_names_the_tool_and_the_count_only() -> None:
+    # No preview is what the instrumentation passes with content capture off: the
+    # sentence must not carry anything the tool received, not even its hash.
     det = LoopDetector(LoopThresholds(same_call=2))
     det.observe_tool_call("search", "a1b2c3d4e5f60718", "r")
     [found] = det.observe_tool_call("search", "a1b2c3d4e5f60718", "r")
-    assert found.description == "search(args a1b2c3d4e5f60718) returned the same result 2 times"
+    assert found.description == "search was called 2 times with the same arguments and returned the same result"
 
 
 def test_thresholds_are_configurable() -> None:
@@ -535,7 +537,8 @@ def test_run_detectors_keeps_a_bounded_list_of_detections() -> None:
         run.observe_tool_call("t", f"args {i}", "r", result_tokens=1)
     snap = run.snapshot()
     assert (len(snap.detections), snap.detections_total) == (DETECTIONS_CAP, DETECTIONS_CAP + 30)
-    assert snap.detections[-1].description == f"t(args args {DETECTIONS_CAP - 1}) returned the same result 2 times"
+    assert snap.detections[-1].description == "t was called 2 times with the same arguments and returned the same result"
+    assert snap.detections[-1].key == stable_hash(["t", f"args {DETECTIONS_CAP - 1}", "r"])
 
 
 def test_run_detectors_counts_exactly_under_threads() -> None:

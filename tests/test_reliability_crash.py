@@ -168,3 +168,21 @@ def test_a_kill_9_during_continuous_writes_leaves_runs_consistent_with_their_spa
         assert run[key] == from_spans[key], key
     assert run["input_tokens"] == 100 * run["llm_calls"]
     assert run["cost_usd"] == pytest.approx(from_spans["cost_usd"], abs=1e-12)
+
+
+def test_after_kill_9_the_unfinished_run_keeps_its_name_project_and_owner(tmp_path: Path) -> None:
+    """Issue 9, item 15b: only the run span carried them, and a killed run never sends it."""
+    proc, store_path = _start(tmp_path, "flush_then_wait", 3, schedule_delay_ms=3_600_000)
+    try:
+        reported = json.loads(_line(proc))
+        assert _line(proc) == "unflushed"
+    finally:
+        _kill(proc)
+    with Store.open(store_path, create=False) as store:
+        run = get_run(store, reported["run_id"])
+        named = store.execute("SELECT count(*) FROM spans WHERE run_id = ? AND attributes LIKE ?",
+                              (reported["run_id"], '%"runtrace.run.name"%'))[0][0]
+    assert run is not None
+    assert (run["outcome"], run["name"], run["project"], run["owner"], run["service"]) == (
+        sc.OUTCOME_UNFINISHED, "doomed", "crash", "ci", "crashy-agent")
+    assert named == 1  # the first span only: it had ended before the next one started

@@ -10,7 +10,7 @@ import threading
 import pytest
 
 import runtrace
-from runtrace import semconv
+from runtrace import _config, semconv
 from runtrace.store.queries import get_run, list_runs
 
 
@@ -218,9 +218,29 @@ def test_loop_is_flagged_at_exactly_the_third_identical_call(instrumented, read_
     assert len(loop_events) == 1
     assert loop_events[0].attributes[semconv.LOOP_KIND] == "same_call"
     assert loop_events[0].attributes[semconv.LOOP_COUNT] == 3
-    assert "read_file(path='a.py')" in loop_events[0].attributes[semconv.LOOP_DESCRIPTION]
+    # Content capture is off: the sentences name the tool and counts, never the path it was given.
+    assert loop_events[0].attributes[semconv.LOOP_DESCRIPTION] == (
+        "read_file was called 3 times with the same arguments and returned the same result")
+    assert [e.attributes[semconv.LOOP_DESCRIPTION] for s in tools for e in s.events
+            if e.name == semconv.EVENT_REPEATED_READ] == [
+        "read_file returned content identical to an earlier read (2 times so far)",
+        "read_file returned content identical to an earlier read (3 times so far)"]
     row = run_row(instrumented, run.id)
     assert (row["loop_detected"], row["repeated_reads"], row["tool_calls"]) == (True, 2, 3)
+
+
+def test_with_capture_on_the_sentences_name_the_arguments(instrumented, read_file, monkeypatch) -> None:
+    monkeypatch.setattr(_config.settings(), "capture_content", True)
+    with runtrace.run("loopy, captured"):
+        for _ in range(3):
+            read_file("a.py")
+    tools = [s for s in instrumented.spans() if s.name == "execute_tool read_file"]
+    assert [(e.name, e.attributes[semconv.LOOP_DESCRIPTION]) for s in tools for e in s.events] == [
+        (semconv.EVENT_REPEATED_READ,
+         "read_file(path='a.py') returned the same result as an earlier read (2 times so far)"),
+        (semconv.EVENT_REPEATED_READ,
+         "read_file(path='a.py') returned the same result as an earlier read (3 times so far)"),
+        (semconv.EVENT_LOOP, "read_file(path='a.py') returned the same result 3 times")]
 
 
 def test_an_edited_file_read_again_is_not_a_repeated_read(instrumented, read_file) -> None:
@@ -253,6 +273,43 @@ def test_tool_errors_are_recorded_and_reraised_unchanged(instrumented, read_file
     assert span.status.status_code.name == "ERROR"
     assert span.attributes[semconv.ERROR_TYPE] == "KeyError"
     assert run_row(instrumented, run.id)["tool_calls"] == 1
+
+
+ORDER_ID = "ord-SECRET-77"  # a name, so the traceback's source lines show the name, not the value
+
+
+def _raise_with_secret(order_id: str) -> str:
+    raise ValueError(f"no order {order_id}")
+
+
+def test_with_capture_off_an_exception_keeps_its_type_and_frames_not_its_message(instrumented) -> None:
+    find_order = runtrace.tool(_raise_with_secret)
+    with pytest.raises(ValueError), runtrace.run("errors"):
+        find_order(ORDER_ID)
+    tool, run_span = (next(s for s in instrumented.spans() if s.name == name)
+                      for name in ("execute_tool _raise_with_secret", "run errors"))
+    for span in (tool, run_span):
+        assert (span.status.status_code.name, span.status.description) == ("ERROR", "ValueError")
+        assert span.attributes[semconv.ERROR_TYPE] == "ValueError"
+        (event,) = span.events
+        assert event.name == "exception"
+        assert set(event.attributes) == {"exception.type", "exception.stacktrace", "exception.escaped"}
+        assert event.attributes["exception.type"] == "ValueError"
+        trace_text = event.attributes["exception.stacktrace"]
+        assert trace_text.startswith("Traceback (most recent call last):\n")
+        assert trace_text.endswith("\nValueError\n")
+        assert "_raise_with_secret" in trace_text and ORDER_ID not in trace_text
+
+
+def test_with_capture_on_an_exception_keeps_its_message(instrumented, monkeypatch) -> None:
+    monkeypatch.setattr(_config.settings(), "capture_content", True)
+    find_order = runtrace.tool(_raise_with_secret)
+    with pytest.raises(ValueError), runtrace.run("errors"):
+        find_order(ORDER_ID)
+    tool = next(s for s in instrumented.spans() if s.name == "execute_tool _raise_with_secret")
+    assert tool.status.description == "ValueError: no order ord-SECRET-77"
+    (event,) = tool.events
+    assert event.attributes["exception.message"] == "no order ord-SECRET-77"
 
 
 def test_tool_call_id_comes_from_the_argument(instrumented) -> None:

@@ -58,8 +58,8 @@ FIELDS = list(EXPECTED["r-accept"])
 @pytest.fixture(scope="module")
 def ch(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClickHouse]:
     db = ClickHouse(tmp_path_factory.mktemp("chdb"))
-    # keep each insert block's partial aggregate apart until test_views_survive_merges merges them
-    db.execute("SYSTEM STOP MERGES otel.runtrace_runs")
+    # keep each insert block's part apart until test_views_survive_merges merges them
+    db.execute("SYSTEM STOP MERGES otel.runtrace_spans")
     for statement in split_sql(prices.to_clickhouse_sql(prices.price_rows())):
         db.execute(statement)
     for records, old in build_fixture().batches:
@@ -156,13 +156,12 @@ def test_tool_calls_view(ch: ClickHouse) -> None:
 
 
 def test_views_survive_merges(ch: ClickHouse) -> None:
-    """Rows of one run come from several insert blocks; merging the parts keeps the totals."""
+    """Spans of one run come from several insert blocks (parts); merging the parts keeps the totals."""
     before = ch_runs(ch)
-    assert ch.scalar("SELECT count() FROM otel.runtrace_runs WHERE run_id = 'r-accept'") == 2
-    ch.execute("SYSTEM START MERGES otel.runtrace_runs")
-    ch.execute("OPTIMIZE TABLE otel.runtrace_runs FINAL")
-    ch.execute("OPTIMIZE TABLE otel.runtrace_run_models FINAL")
-    assert ch.scalar("SELECT count() FROM otel.runtrace_runs WHERE run_id = 'r-accept'") == 1
+    assert ch.scalar("SELECT uniqExact(_part) FROM otel.runtrace_spans WHERE run_id = 'r-accept'") == 2
+    ch.execute("SYSTEM START MERGES otel.runtrace_spans")
+    ch.execute("OPTIMIZE TABLE otel.runtrace_spans FINAL")
+    assert ch.scalar("SELECT uniqExact(_part) FROM otel.runtrace_spans WHERE run_id = 'r-accept'") == 1
     assert ch_runs(ch) == before
 
 

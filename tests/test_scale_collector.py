@@ -148,3 +148,27 @@ def test_compose_mounts_what_exists() -> None:
     targets = {t for job in prometheus["scrape_configs"] for sc in job["static_configs"] for t in sc["targets"]}
     assert "otelcol:8889" in targets
     assert CONFIG["exporters"]["prometheus"]["endpoint"].endswith(":8889")
+
+
+def _seconds(duration: str) -> float:
+    """A Go duration as the collector parses it (only the units these configs use)."""
+    parts = re.fullmatch(r"((?:\d+(?:\.\d+)?(?:h|m|s|ms))+)", duration)
+    assert parts, f"not a duration: {duration!r}"
+    unit = {"h": 3600, "m": 60, "s": 1, "ms": 0.001}
+    return sum(float(n) * unit[u] for n, u in re.findall(r"(\d+(?:\.\d+)?)(ms|h|m|s)", duration))
+
+
+def test_prometheus_keeps_series_as_long_as_deltatocumulative() -> None:
+    """A series deltatocumulative still accumulates must not expire from /metrics first (default 5m)."""
+    assert _seconds("1h30m") == 5400 and _seconds("5m") == 300
+    exporter = CONFIG["exporters"]["prometheus"]
+    stale = _seconds(CONFIG["processors"]["deltatocumulative"]["max_stale"])
+    assert _seconds(exporter.get("metric_expiration", "5m")) >= stale == 1800
+
+
+def test_clickhouse_init_loads_schema_and_prices() -> None:
+    (mount,) = [m for m in COMPOSE["services"]["clickhouse"]["volumes"] if "/docker-entrypoint-initdb.d" in m]
+    source = ROOT / "collector" / mount.split(":")[0]
+    names = sorted(p.name for p in source.glob("*.sql"))
+    assert names[:2] == ["01_otel_traces.sql", "02_runtrace_prices.sql"]
+    assert "06_runtrace_prices_data.sql" in names

@@ -16,6 +16,7 @@ import yaml
 
 from runtrace.scale import prices
 from scale_helpers import (
+    ALL_SELECTED,
     ROOT,
     T0,
     ClickHouse,
@@ -30,8 +31,8 @@ from scale_helpers import (
 S = 1_000_000_000
 GRAFANA = ROOT / "grafana"
 RANGE = TimeRange(T0 - 3600 * S, T0 + 7200 * S, interval_s=600)  # the fixture day; r-old is outside
-ALL = {"project": "__all__", "owner": "__all__", "outcome": "__all__", "model": "__all__", "search": "",
-       "run_id": ""}
+ALL = {"project": ALL_SELECTED, "owner": ALL_SELECTED, "outcome": ALL_SELECTED, "model": ALL_SELECTED,
+       "search": "", "run_id": ""}
 RUN_PANELS = {"Span tree of the run", "Spans of the run"}  # shown for the run picked in $run_id
 
 
@@ -44,6 +45,7 @@ def _load_builder() -> Any:
 
 
 BOARDS = {p.name: json.loads(p.read_text()) for p in sorted((GRAFANA / "dashboards").glob("*.json"))}
+VARIABLES = BOARDS["run-explorer.json"]["templating"]["list"]  # the only board with variables
 DATASOURCES = yaml.safe_load((GRAFANA / "provisioning/datasources/runtrace.yaml").read_text())["datasources"]
 ALERTS = yaml.safe_load((GRAFANA / "provisioning/alerting/runtrace-alerts.yaml").read_text())
 
@@ -64,7 +66,7 @@ def panels() -> list[tuple[str, dict[str, Any]]]:
 
 
 def run_panel(ch: ClickHouse, sql: str, variables: dict[str, str] = ALL, rng: TimeRange = RANGE) -> list[dict]:
-    return ch.rows(expand_variables(expand_macros(sql, rng), variables))
+    return ch.rows(expand_variables(expand_macros(sql, rng), variables, VARIABLES))
 
 
 def panel_sql(title: str) -> str:
@@ -206,6 +208,37 @@ def test_runs_table_rows_carry_the_trace_id_that_the_plugin_links(ch: ClickHouse
 def test_run_explorer_variables_filter_the_runs(ch: ClickHouse, variables: dict, expected: list[str]) -> None:
     values = {**ALL, **variables}
     assert [r["run_id"] for r in run_panel(ch, panel_sql("Runs"), values)] == expected
+
+
+def test_variable_expansion_is_grafanas() -> None:
+    """The helper itself: a custom All value goes in verbatim whatever the format; values are formatted."""
+    defs = [{"name": "v", "type": "custom", "query": "a,b", "includeAll": True, "allValue": "'__all__'",
+             "multi": True},
+            {"name": "w", "type": "custom", "query": "a, b's", "includeAll": True, "multi": True},
+            {"name": "t", "type": "textbox", "query": ""}]
+    sql = "${v:singlequote}|${v:sqlstring}|${v}|$v|${w:singlequote}|${w}|${t:sqlstring}|$t"
+    got = expand_variables(sql, {"v": ALL_SELECTED, "w": ALL_SELECTED, "t": "it's"}, defs)
+    assert got == "'__all__'|'__all__'|'__all__'|'__all__'|'a','b\\'s'|'a','b's'|'it''s'|it's"
+    got = expand_variables(sql, {"v": "x", "w": ["a", "b"], "t": ""}, defs)
+    assert got == "'x'|'x'|'x'|'x'|'a','b'|'a','b'|''|"
+
+
+def test_run_explorer_default_state(ch: ClickHouse) -> None:
+    """The board as it opens (each variable's saved current value): all runs, and no run's spans yet."""
+    defaults = {v["name"]: v["current"]["value"] for v in VARIABLES}
+    assert defaults == {"project": [ALL_SELECTED], "owner": [ALL_SELECTED], "outcome": [ALL_SELECTED],
+                        "model": [ALL_SELECTED], "search": "", "run_id": ""}
+    assert [r["run_id"] for r in run_panel(ch, panel_sql("Runs"), defaults)] == \
+        ["r-other", "r-crash", "r-budget", "r-reject", "r-accept"]
+    # an embeddings call outside any run is in runtrace_spans with run_id '': not shown
+    assert ch.scalar("SELECT count() FROM otel.runtrace_spans WHERE run_id = ''") == 1
+    for title in sorted(RUN_PANELS):
+        assert run_panel(ch, panel_sql(title), defaults) == [], title
+
+
+def test_run_explorer_quotes_in_values(ch: ClickHouse) -> None:
+    """singlequote escapes ' with a backslash, which ClickHouse reads back: no error, no match."""
+    assert run_panel(ch, panel_sql("Runs"), {**ALL, "owner": ["bob's"]}) == []
 
 
 def test_variable_queries_list_the_fixture_values(ch: ClickHouse) -> None:

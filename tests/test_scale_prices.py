@@ -52,3 +52,14 @@ def test_cli_exports_sql_and_tsv(tmp_path: Path) -> None:
     assert len(lines) == n and all(line.count("\t") == 14 for line in lines)
     assert any(line.startswith("openai\t['az.ai.openai','azure.ai.openai','openai']\t") and "\tgpt-4o\t" in line
                for line in lines)
+
+
+def test_committed_price_data_is_the_current_export() -> None:
+    """compose loads collector/clickhouse/*.sql at ClickHouse init: the price rows must be there before
+    any span arrives (the views price at insert time), and must not drift from runtrace's own table."""
+    sql_dir = Path(__file__).resolve().parents[1] / "collector" / "clickhouse"
+    data = sql_dir / "06_runtrace_prices_data.sql"
+    assert data.read_text() == prices.to_clickhouse_sql(prices.price_rows()), \
+        "stale: runtrace prices export --format clickhouse -o collector/clickhouse/06_runtrace_prices_data.sql"
+    # the init runs files in name order: the table first, the rows after every DDL file
+    assert sorted(p.name for p in sql_dir.glob("*.sql"))[-1] == data.name

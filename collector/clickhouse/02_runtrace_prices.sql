@@ -1,9 +1,13 @@
 -- runtrace_prices: the price data the SDK uses (genai-prices' bundled snapshot),
 -- flattened so ClickHouse can price spans that carry gen_ai.usage.* but no
--- runtrace.cost.usd (spans from other SDKs and languages). Fill it with
+-- runtrace.cost.usd (spans from other SDKs and languages). It must be filled
+-- before spans arrive: the materialized views price at insert time, so spans
+-- inserted earlier keep the prices they got (unpriced). 06_runtrace_prices_data.sql
+-- fills it at init (it is `runtrace prices export --format clickhouse`, committed;
+-- tests/test_scale_prices.py keeps it equal to the export). After upgrading runtrace
+-- reload it with
 --   runtrace prices export --format clickhouse | clickhouse-client --multiquery
--- (it truncates the table first) before spans arrive: the materialized views
--- price at insert time, so spans inserted earlier keep the prices they got.
+-- (it truncates the table first).
 --
 -- One row per (provider, model, price period). A span matches the first row
 -- (lowest `rank`) whose provider_names contains its gen_ai.provider.name and whose

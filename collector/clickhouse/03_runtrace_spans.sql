@@ -3,6 +3,15 @@
 -- Every cast from the exporter's string attributes happens here, once; the run,
 -- model and tool-call views below read this table, never the raw maps.
 --
+-- Each span counts once. Delivery is at-least-once (the collector's queue retries,
+-- `runtrace forward` may re-send its last batch after a crash), and ClickHouse's
+-- insert deduplication cannot catch a re-send: the collector re-batches spans, and
+-- the exporter inserts asynchronously. So this table is a ReplacingMergeTree keyed by
+-- (run_id, trace_id, span_id) (a re-sent span has the same start, hence the same
+-- partition), and every reader takes it FINAL: copies of a span collapse at read
+-- time until a merge removes them for good, as the embedded store ignores a span it
+-- already holds.
+--
 -- Cost: runtrace.cost.usd when the SDK priced the call. A span from another SDK
 -- (gen_ai.usage.* but neither runtrace.cost.usd nor runtrace.cost.source) is
 -- priced here from runtrace_prices, the same price data the SDK uses
@@ -54,9 +63,9 @@ CREATE TABLE IF NOT EXISTS otel.runtrace_spans
     `budget_max_cost_usd` Nullable(Float64),
     `budget_max_seconds` Nullable(Float64)
 )
-ENGINE = MergeTree
+ENGINE = ReplacingMergeTree
 PARTITION BY toYYYYMM(start)
-ORDER BY (run_id, start, span_id);
+ORDER BY (run_id, trace_id, span_id);
 
 CREATE MATERIALIZED VIEW IF NOT EXISTS otel.runtrace_spans_mv
 TO otel.runtrace_spans

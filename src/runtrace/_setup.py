@@ -107,8 +107,10 @@ def instrument(*, service_name: str | None = None, store: str | os.PathLike[str]
     - ``otlp_endpoint``: also export over OTLP/HTTP; default from
       ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`` / ``OTEL_EXPORTER_OTLP_ENDPOINT``
       when runtrace installs the provider (a provider you installed keeps its own exporters).
-    - ``capture_content``: record prompts and completions; default from
-      ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT``, off.
+    - ``capture_content``: record prompts, completions, tool arguments and
+      results, argument values in detection sentences and exception messages;
+      default from ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT``, off.
+      Off, only hashes, lengths, counts, names and exception types leave the process.
     - ``prices``: overrides, a mapping or a TOML file (see ``runtrace.pricing``);
       ``RUNTRACE_PRICES`` names a file too.
     - ``stream_usage``: ask OpenAI for the usage chunk on streams

@@ -22,11 +22,15 @@ class Breach:
 
     limit: str  # the Budget field name, e.g. "max_cost_usd"; "loop" for stop_on_loop
     limit_value: float
-    observed: float
+    observed: float  # the run's figure so far (spent), without the call about to be sent
+    projected: float = 0.0  # what that call is projected to add (cost or input tokens); 0: not projected
 
     def describe(self) -> str:
         if self.limit == "loop":
             return "a runaway loop was detected"
+        if self.observed < self.limit_value:
+            return (f"{self.limit} = {self.limit_value:g} would be crossed by the next call "
+                    f"({self.observed:g} so far + {self.projected:g} projected)")
         return f"{self.limit} = {self.limit_value:g} reached ({self.observed:g} so far)"
 
 
@@ -37,8 +41,24 @@ OnExceed = Union[Literal["raise", "warn"], Callable[["Run", Breach], Any]]  # no
 class Budget:
     """Stop conditions for one run, checked before every LLM and tool call.
 
-    A limit is reached when the run's figure is already at or past it: a
-    budget of $0.05 with calls of $0.03 lets exactly two requests through.
+    What "before the money is spent" guarantees, for ``max_cost_usd``: no LLM
+    call starts when the run has already reached the limit (spent >= limit),
+    and no call starts whose projected cost would cross it (spent + projected
+    > limit). The projection prices, with the same price table as the finished
+    call, the request's prompt tokens as estimated from its messages
+    (``detect.token_estimator``: tiktoken when cached offline, else chars/4)
+    plus an expected output: the request's ``max_tokens`` /
+    ``max_completion_tokens`` / ``max_output_tokens`` (times ``n``) when given,
+    the most it can be billed for; else the run's mean output per call so far;
+    else 0. So with an output cap on every request the limit holds up to the
+    input estimate's error (tool schemas, images and per-message overhead are
+    not counted); without one, the first call is projected at its input only
+    and a later call may exceed the mean, so the run can still end above the
+    limit by less than one call's surprise. A call whose price is unknown is
+    projected at $0. A budget of $0.05 with $0.03 calls lets exactly one
+    request through (0.03 + 0.03 > 0.05). ``max_input_tokens`` is checked the
+    same way with the estimated prompt tokens of the call; the call, tool-call
+    and time limits are reached when the figure is at or past them.
     ``on_exceed`` is ``"raise"`` (default: :class:`BudgetExceeded` before the
     request is sent, outcome ``budget_stopped``), ``"warn"`` (a span event and
     one log line per limit) or a callable ``(run, breach)`` returning a truthy

@@ -60,7 +60,7 @@ __all__ = [
     "Detection", "DetectorSnapshot", "FINGERPRINTS_CAP", "LoopDetector", "LoopThresholds",
     "PromptObservation", "ReadObservation", "RepeatedReads", "RunDetectors", "TOKEN_ESTIMATOR",
     "TokenEstimator", "ToolObservation", "canonical_json", "estimate_tokens", "stable_hash",
-    "text_hash", "token_estimator", "uncached_input_share",
+    "same_call_sentence", "text_hash", "token_estimator", "uncached_input_share",
 ]
 
 CALL_KEYS_CAP: Final = 4096
@@ -342,6 +342,17 @@ def _preview(text: str) -> str:
 CallKey = tuple[str, str, str]
 
 
+def same_call_sentence(name: str, count: int, args_preview: str = "") -> str:
+    """The same-call detection as a sentence; it names argument values only when given a preview.
+
+    The instrumentation passes a preview only when content capture is on: with
+    it off the sentence names the tool and the count, nothing the tool received.
+    """
+    if args_preview:
+        return f"{name}({_preview(args_preview)}) returned the same result {count} times"
+    return f"{name} was called {count} times with the same arguments and returned the same result"
+
+
 def _bump(counts: OrderedDict[Any, int], key: Any, cap: int) -> int:
     """Count one more ``key``, most recent last; forget the least recent past ``cap``."""
     count = counts.get(key, 0) + 1
@@ -382,8 +393,7 @@ class LoopDetector:
         count = _bump(self._calls, compact, CALL_KEYS_CAP)
         found: list[Detection] = []
         if count == self.thresholds.same_call:
-            call = f"{name}({_preview(args_preview)})" if args_preview else f"{name}(args {args_hash})"
-            found.append(Detection(KIND_SAME_CALL, count, f"{call} returned the same result {count} times",
+            found.append(Detection(KIND_SAME_CALL, count, same_call_sentence(name, count, args_preview),
                                    stable_hash(list(key))))
         self._window.append((compact, key))
         cycle = self._observe_cycle()

@@ -108,21 +108,21 @@ def build_report(store: Store, *, since: datetime | None = None, until: datetime
     clause = (" WHERE " + " AND ".join(where)) if where else ""
     sums = ("coalesce(sum(runs.tool_calls), 0), coalesce(sum(runs.repeated_reads), 0)")
     total_row = store.execute(
-        f"SELECT count(*), {_OUTCOME_SUMS}, coalesce(sum(runs.cost_nusd), 0), coalesce(sum(runs.llm_calls), 0), "
+        f"SELECT count(*), {_OUTCOME_SUMS}, total(runs.cost_nusd), coalesce(sum(runs.llm_calls), 0), "
         f"{sums}, coalesce(sum(runs.unpriced_calls), 0) FROM runs{clause}", params)[0]
     total = _row(None, total_row)
     groups: list[ReportRow] = []
     if by in ("project", "owner"):
         rows = store.execute(
-            f"SELECT coalesce(runs.{by}, '{NONE_LABEL}') AS g, count(*), {_OUTCOME_SUMS}, sum(runs.cost_nusd), "
+            f"SELECT coalesce(runs.{by}, '{NONE_LABEL}') AS g, count(*), {_OUTCOME_SUMS}, total(runs.cost_nusd), "
             f"sum(runs.llm_calls), {sums}, sum(runs.unpriced_calls) FROM runs{clause} GROUP BY g", params)
         groups = [_row(r[0], tuple(r)[1:]) for r in rows]
     elif by in ("model", "provider"):
         # One row per (run, group) first: a run with two models of one provider counts once for it.
         rows = store.execute(
-            f"WITH rm AS (SELECT run_id, coalesce(nullif({by}, ''), '{NONE_LABEL}') AS g, sum(cost_nusd) AS c, "
+            f"WITH rm AS (SELECT run_id, coalesce(nullif({by}, ''), '{NONE_LABEL}') AS g, total(cost_nusd) AS c, "
             "sum(llm_calls) AS l, sum(unpriced_calls) AS u FROM run_models GROUP BY run_id, g) "
-            f"SELECT rm.g, count(*), {_OUTCOME_SUMS}, sum(rm.c), sum(rm.l), {sums}, sum(rm.u) "
+            f"SELECT rm.g, count(*), {_OUTCOME_SUMS}, total(rm.c), sum(rm.l), {sums}, sum(rm.u) "
             f"FROM rm JOIN runs ON runs.id = rm.run_id{clause} GROUP BY rm.g", params)
         groups = [_row(r[0], tuple(r)[1:]) for r in rows]
     groups.sort(key=lambda g: (-g.cost_usd, g.group or ""))

@@ -23,9 +23,9 @@ from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
 from opentelemetry import baggage, context, trace
-from opentelemetry.trace import Status, StatusCode
 
-from . import _config, detect, metrics, semconv
+from . import _config, detect, metrics, projection, semconv
+from ._errors import record_error
 from ._internal import fail_open
 from .budget import Breach, Budget, BudgetExceeded
 
@@ -138,6 +138,7 @@ class Run:
         self._ended = False
         self._detectors = detect.RunDetectors(_loop_thresholds)
         self._requested_calls: dict[tuple[str, str], str] = {}  # (tool name, args hash) -> call id
+        self._attributed = False  # a child span carrying name/project/owner has ended
 
     # -- verdicts -------------------------------------------------------------
     def accept(self, *, by: str | None = None) -> None:
@@ -204,9 +205,8 @@ class Run:
                 self.stop_reason = self.stop_reason or exc.limit
             elif isinstance(exc, Exception):
                 self.outcome = semconv.OUTCOME_ERROR
-                span.record_exception(exc)
-                span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
-                span.set_attribute(semconv.ERROR_TYPE, type(exc).__qualname__)
+                # A tool's exception reaching the run may quote its arguments: message only with capture on.
+                record_error(span, exc, capture_content=_config.settings().capture_content)
             elif exc is not None:  # KeyboardInterrupt, SystemExit, task cancellation
                 self.outcome = semconv.OUTCOME_ABANDONED
                 self.outcome_reason = self.outcome_reason or type(exc).__name__
@@ -269,19 +269,55 @@ class Run:
     def __repr__(self) -> str:
         return f"<Run {self.name!r} id={self.id} outcome={self.outcome}>"
 
+    # -- attribution of crashed runs (issue 9, item 15b) ----------------------
+    def attribution(self) -> dict[str, Any] | None:
+        """The run's name/project/owner for a span starting in it; None once one carrying them ended.
+
+        Only the run span carries them otherwise, and a crashed run never sends
+        its run span: so every span started in the run carries them until one
+        of those has ended (and so been exported), then no more spans pay for it.
+        """
+        if self._attributed:
+            return None
+        attrs: dict[str, Any] = {semconv.RUN_NAME: self.name}
+        if self.project is not None:
+            attrs[semconv.PROJECT] = self.project
+        if self.owner is not None:
+            attrs[semconv.OWNER] = self.owner
+        return attrs
+
+    def mark_attributed(self) -> None:
+        self._attributed = True
+
     # -- hooks the instrumentations call --------------------------------------
-    def check_budget(self, kind: Literal["llm", "tool"]) -> None:
-        """Called before every LLM (kind="llm") and tool call; may raise BudgetExceeded."""
+    @property
+    def projects_calls(self) -> bool:
+        """True when the budget has a limit that the next call's projection matters to.
+
+        The instrumentation only estimates a request's tokens when it is (no
+        cost for runs without a cost or input-token limit).
+        """
+        budget = self.budget
+        return budget is not None and (budget.max_cost_usd is not None or budget.max_input_tokens is not None)
+
+    def check_budget(self, kind: Literal["llm", "tool"], plan: projection.CallPlan | None = None) -> None:
+        """Called before every LLM (kind="llm") and tool call; may raise BudgetExceeded.
+
+        ``plan`` is what the LLM call about to be sent is expected to use; with
+        it, a call is refused when it would cross ``max_cost_usd`` or
+        ``max_input_tokens`` (the rule is in :class:`Budget`'s docstring).
+        """
         budget = self.budget
         if budget is None:
             return
-        breach = self._find_breach(budget, kind)
+        breach = self._find_breach(budget, kind, plan)
         if breach is not None:
             self._handle_breach(budget, breach)
 
-    def _find_breach(self, budget: Budget, kind: str) -> Breach | None:
+    def _find_breach(self, budget: Budget, kind: str, plan: projection.CallPlan | None = None) -> Breach | None:
         with self._lock:
             t = self.totals
+            spent, input_tokens, output_tokens, llm_calls = t.cost_usd, t.input_tokens, t.output_tokens, t.llm_calls
             checks: list[tuple[str, float | None, float]] = [
                 ("max_cost_usd", budget.max_cost_usd, t.cost_usd),
                 ("max_input_tokens", budget.max_input_tokens, t.input_tokens),
@@ -296,6 +332,19 @@ class Run:
         for limit, value, observed in checks:
             if value is not None and observed >= value:
                 return Breach(limit, float(value), float(observed))
+        if plan is None or kind != "llm":
+            return None
+        if budget.max_input_tokens is not None and input_tokens + plan.input_tokens > budget.max_input_tokens:
+            return Breach("max_input_tokens", float(budget.max_input_tokens), float(input_tokens),
+                          float(plan.input_tokens))
+        if budget.max_cost_usd is not None:
+            # Priced outside the lock: other threads of the run may finish calls meanwhile,
+            # which only makes this check less strict for that one race, never wrong.
+            output = projection.expected_output_tokens(plan, output_tokens, llm_calls)
+            cost = projection.projected_cost(plan, output)
+            # Compared in nano-dollars, like the store adds costs: 0.03 + 0.03 does not cross 0.06.
+            if round((spent + cost) * 1e9) > round(budget.max_cost_usd * 1e9):
+                return Breach("max_cost_usd", float(budget.max_cost_usd), float(spent), cost)
         return None
 
     def _handle_breach(self, budget: Budget, breach: Breach) -> None:
@@ -324,7 +373,8 @@ class Run:
         if span is not None:
             span.add_event(semconv.EVENT_BUDGET, {
                 semconv.BUDGET_LIMIT: breach.limit, semconv.BUDGET_LIMIT_VALUE: breach.limit_value,
-                semconv.BUDGET_OBSERVED: breach.observed, semconv.BUDGET_ACTION: action,
+                semconv.BUDGET_OBSERVED: breach.observed, semconv.BUDGET_PROJECTED: breach.projected,
+                semconv.BUDGET_ACTION: action,
             })
 
     def record_llm_call(self, figures: CallFigures) -> None:
@@ -374,7 +424,10 @@ class Run:
 
     def observe_tool_call(self, name: str, args_hash: str, result_hash: str, result_tokens: int,
                           args_preview: str = "") -> tuple[dict[str, Any], list[tuple[str, dict[str, Any]]]]:
-        """Count a finished tool call; returns the tool span's attributes and its detection events."""
+        """Count a finished tool call; returns the tool span's attributes and its detection events.
+
+        ``args_preview`` goes into the events' sentences: pass one only when content capture is on.
+        """
         seen = self._detectors.observe_tool_call(name, args_hash, result_hash, result_tokens=result_tokens,
                                                  args_preview=args_preview)
         read, found = seen.read, seen.detections
@@ -390,8 +443,7 @@ class Run:
             attrs[semconv.TOOL_REPEATED_READ_TOKENS] = read.repeated_tokens
             events.append((semconv.EVENT_REPEATED_READ, {
                 semconv.TOOL_REPEAT_COUNT: read.repeat_count,
-                semconv.LOOP_DESCRIPTION: f"{name}({args_preview}) returned the same result as an earlier "
-                                          f"read ({read.repeat_count} times so far)"}))
+                semconv.LOOP_DESCRIPTION: repeated_read_sentence(name, read.repeat_count, args_preview)}))
         loop_events = self._loop_events(found)
         if loop_events:
             attrs[semconv.LOOP_DETECTED] = True
@@ -405,6 +457,17 @@ class Run:
             metrics.record_loop(kind=d.kind, project=self.project, owner=self.owner)
         return [(semconv.EVENT_LOOP, {semconv.LOOP_KIND: d.kind, semconv.LOOP_COUNT: d.count,
                                       semconv.LOOP_DESCRIPTION: d.description}) for d in found]
+
+
+def repeated_read_sentence(name: str, count: int, args_preview: str = "") -> str:
+    """The repeated-read event's description; names argument values only when given a preview.
+
+    Callers pass a preview only when content capture is on (a file path is an
+    argument too); without one the sentence names the tool and the count.
+    """
+    if args_preview:
+        return f"{name}({args_preview}) returned the same result as an earlier read ({count} times so far)"
+    return f"{name} returned content identical to an earlier read ({count} times so far)"
 
 
 def _parse_json(arguments: Any) -> Any:

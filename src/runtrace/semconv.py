@@ -13,6 +13,7 @@ from typing import Final
 from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as _g
 from opentelemetry.semconv._incubating.attributes import server_attributes as _srv
 from opentelemetry.semconv.attributes import error_attributes as _err
+from opentelemetry.semconv.attributes import exception_attributes as _exc
 from opentelemetry.semconv.attributes import service_attributes as _svc
 
 # --- GenAI semantic conventions -------------------------------------------------
@@ -63,6 +64,12 @@ GEN_AI_TOKEN_TYPE: Final = _g.GEN_AI_TOKEN_TYPE
 SERVER_ADDRESS: Final = _srv.SERVER_ADDRESS
 SERVER_PORT: Final = _srv.SERVER_PORT
 ERROR_TYPE: Final = _err.ERROR_TYPE
+# The span event the SDK's record_exception writes; runtrace writes it itself when content capture
+# is off, without the message (see runtrace._errors).
+EVENT_EXCEPTION: Final = "exception"
+EXCEPTION_TYPE: Final = _exc.EXCEPTION_TYPE
+EXCEPTION_STACKTRACE: Final = _exc.EXCEPTION_STACKTRACE
+EXCEPTION_ESCAPED: Final = _exc.EXCEPTION_ESCAPED
 SERVICE_NAME: Final = _svc.SERVICE_NAME
 
 # gen_ai.operation.name values
@@ -176,6 +183,7 @@ LOOP_DESCRIPTION: Final = "runtrace.loop.description"
 BUDGET_LIMIT: Final = "runtrace.budget.limit"
 BUDGET_LIMIT_VALUE: Final = "runtrace.budget.limit_value"
 BUDGET_OBSERVED: Final = "runtrace.budget.observed"
+BUDGET_PROJECTED: Final = "runtrace.budget.projected"  # what the refused call was projected to add
 BUDGET_ACTION: Final = "runtrace.budget.action"
 
 # --- metrics -----------------------------------------------------------------
@@ -222,6 +230,14 @@ STREAM_ENDED_EXHAUSTED: Final = "exhausted"
 STREAM_ENDED_CLOSED: Final = "closed"
 STREAM_ENDED_ABANDONED: Final = "abandoned"
 STREAM_ENDED_ERROR: Final = "error"
+
+# --- ingest bounds (store/bounds.py, issue 9) ----------------------------------
+# On a span stored with out-of-range numbers removed (in-process path): the
+# attribute keys that were dropped, so the span shows why its figures are missing.
+INGEST_DROPPED: Final = "runtrace.ingest.dropped"
+# runtrace.cost.unpriced_reason when a cost (sent or priced at ingest) or a usage
+# count was past the store's bounds: unpriced, never $0.
+UNPRICED_OUT_OF_RANGE: Final = "out_of_range"
 
 # --- coding agents (agents/codex.py, agents/gemini.py) -------------------------
 PROVIDER_GCP_GEMINI: Final = "gcp.gemini"

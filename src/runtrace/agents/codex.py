@@ -21,13 +21,18 @@ events are complete without any beta flag, so they are the one source:
 - ``codex.sandbox_outcome`` with ``outcome=denied``: a refused tool call
   (``runtrace.tool.refused``); the failed attempt itself arrives as a tool_result.
 
-Codex's own spans (``session_task.turn`` turn totals) carry no
-``gen_ai.usage.*`` per call and are left to the traces path as they are: they
-never count as LLM calls, so "logs only" and "logs + traces" give the same run.
+Codex's own spans (traces exporter): ``session_task.turn`` carries turn totals
+under ``codex.turn.token_usage.*`` (never read), and ``handle_responses`` one
+call's ``gen_ai.usage.*`` without an operation name or model. The log events
+count every call already, so :func:`mark_trace_span` (the traces path calls it
+for every span) marks each Codex span that carries usage with
+``runtrace.duplicate_of``: kept, never counted, priced or made an LLM call,
+so "logs only" and "logs + traces" give the same run.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import shlex
@@ -45,6 +50,7 @@ SERVICE_NAMES: frozenset[str] = sc.CODEX_SERVICE_NAMES
 AGENT = "codex"
 FALLBACK_NAME = "Codex session"
 _REDACTED = "[REDACTED]"
+_USAGE_PREFIX = sc.GEN_AI_USAGE_INPUT_TOKENS.rsplit(".", 1)[0] + "."  # "gen_ai.usage."
 
 # The per-call header lines of an exec_command output that differ between identical runs.
 _VOLATILE_LINE = re.compile(r"^(Chunk ID|Wall time):.*$", re.MULTILINE)
@@ -65,6 +71,21 @@ def to_records(events: Sequence[LogEvent]) -> list[SpanRecord]:
     for session_id, session_events in by_session.items():
         records.extend(_session_records(session_id, sorted(session_events, key=lambda e: e.time_ns)))
     return records
+
+
+def mark_trace_span(record: SpanRecord) -> SpanRecord:
+    """A Codex span with per-call usage: marked as counted by the ``codex.sse_event`` logs."""
+    if record.resource.get(sc.SERVICE_NAME) not in SERVICE_NAMES:
+        return record
+    a = record.attributes
+    if not any(key.startswith(_USAGE_PREFIX) for key in a):
+        return record
+    attrs = dict(a)
+    attrs[sc.DUPLICATE_OF] = sc.CODEX_EV_SSE_EVENT
+    session = text(a.get(sc.CODEX_CONVERSATION_ID))
+    if session is not None:
+        attrs.setdefault(sc.RUN_ID, session)
+    return dataclasses.replace(record, attributes=attrs)
 
 
 def _session_records(session_id: str, events: list[LogEvent]) -> list[SpanRecord]:

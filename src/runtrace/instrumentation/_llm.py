@@ -24,9 +24,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from opentelemetry import trace
-from opentelemetry.trace import SpanKind, Status, StatusCode
+from opentelemetry.trace import SpanKind
 
-from .. import _config, detect, metrics, pricing, runs, semconv
+from .. import _config, detect, metrics, pricing, projection, runs, semconv
+from .._errors import record_error
 from .._internal import fail_open
 from . import _wrap
 
@@ -289,12 +290,10 @@ class LLMCall:
         try:
             with fail_open("llm span: error"):
                 span = self.span
-                span.set_status(Status(StatusCode.ERROR, f"{error_type}: {exc}"))
-                span.set_attribute(semconv.ERROR_TYPE, error_type)
+                # A provider's error message often quotes the request back: kept only with capture on.
+                record_error(span, exc, capture_content=self.capture_content, event=isinstance(exc, Exception))
                 if status_code is not None:
                     span.set_attribute(semconv.HTTP_RESPONSE_STATUS_CODE, status_code)
-                if isinstance(exc, Exception):
-                    span.record_exception(exc)
             if partial is not None:
                 # A stream that broke mid-way: keep what arrived (usage only if it did).
                 self._record(partial, ended_by or semconv.STREAM_ENDED_ERROR, error_type=error_type)
@@ -456,14 +455,44 @@ Build = Callable[[Any, dict[str, Any]], Request]  # (instance, kwargs) -> what t
 OnResult = Callable[[Any, LLMCall], Any]  # (SDK result, call) -> what the caller gets
 
 
+def plan_call(request: Request) -> projection.CallPlan:
+    """What ``request`` is expected to use, for the run's budget (``runtrace.budget.Budget``)."""
+    attrs = request.attributes
+    input_tokens = projection.prompt_tokens.count(request.prompt) if request.prompt else 0
+    cap = as_int(attrs.get(semconv.GEN_AI_REQUEST_MAX_TOKENS))
+    if cap is not None:
+        cap *= max(as_int(attrs.get(semconv.GEN_AI_REQUEST_CHOICE_COUNT)) or 1, 1)
+    if request.operation not in (semconv.OP_CHAT, semconv.OP_TEXT_COMPLETION, semconv.OP_GENERATE_CONTENT):
+        cap = 0  # embeddings and the like produce no output tokens
+    model, provider = request.model, request.provider
+    tier = as_str(attrs.get(semconv.OPENAI_REQUEST_SERVICE_TIER))
+
+    def price(input_tokens: int, output_tokens: int) -> float | None:
+        if model is None:
+            return None
+        usage = pricing.TokenUsage(input_tokens=input_tokens, output_tokens=output_tokens)
+        return pricing.default_pricer().price(usage, model=model, provider=provider, service_tier=tier).total_usd
+
+    return projection.CallPlan(input_tokens=input_tokens, max_output_tokens=cap, price=price)
+
+
 def begin_call(integration: str, tracer_name: str, build: Build, instance: Any,
            kwargs: dict[str, Any]) -> LLMCall | None:
+    request: Request | None = None
+    with fail_open(f"{integration}: read request"):
+        request = build(instance, kwargs)
     run = runs.current_run()
     if run is not None:
-        run.check_budget("llm")  # BudgetExceeded goes to the caller before anything is sent
+        plan: projection.CallPlan | None = None
+        if request is not None and run.projects_calls:
+            with fail_open(f"{integration}: project the call's cost"):
+                plan = plan_call(request)
+        run.check_budget("llm", plan)  # BudgetExceeded goes to the caller before anything is sent
+    if request is None:
+        return None
     call: LLMCall | None = None
     with fail_open(f"{integration}: start span"):
-        call = LLMCall(build(instance, kwargs), tracer_name)
+        call = LLMCall(request, tracer_name)
     return call
 
 

@@ -7,7 +7,8 @@ sent) and repeated-read and loop detection as ``@runtrace.tool``. The result
 hash covers the result's ``content`` blocks, what the model will be shown.
 A result with ``isError`` is a failed tool call (span status ERROR,
 ``error.type=tool_error``) but is returned to the caller unchanged: that is
-how MCP reports tool failures, not an exception.
+how MCP reports tool failures, not an exception. The error text becomes the
+status description only when content capture is on (it is the tool's output).
 
 mcp 2.x has a higher-level ``mcp.client.client.Client`` whose ``call_tool``
 may send several ``tools/call`` requests for one call (input-required rounds,
@@ -42,6 +43,7 @@ _in_client_call: contextvars.ContextVar[bool] = contextvars.ContextVar("runtrace
                                                                         default=False)
 
 _ERROR_TEXT_LIMIT = 200
+_IS_ERROR_TEXT = "the MCP tool returned isError"
 
 
 def _sdk_propagates_context() -> bool:
@@ -140,7 +142,9 @@ def _finish(call: ToolCall, result: Any) -> None:
     with fail_open("mcp tool result"):
         payload = _result_payload(result)
         if _is_error(result):
-            call.span.set_status(Status(StatusCode.ERROR, _error_text(result)))
+            # The error text is the tool's output (it often quotes the arguments): only with capture on.
+            text = _error_text(result) if call.settings.capture_content else _IS_ERROR_TEXT
+            call.span.set_status(Status(StatusCode.ERROR, text))
             call.span.set_attribute(semconv.ERROR_TYPE, semconv.ERROR_TYPE_TOOL_ERROR)
     call.finish(payload)
 
@@ -170,4 +174,4 @@ def _error_text(result: Any) -> str:
         text = getattr(block, "text", None)
         if isinstance(text, str) and text:
             return text if len(text) <= _ERROR_TEXT_LIMIT else text[: _ERROR_TEXT_LIMIT - 3] + "..."
-    return "the MCP tool returned isError"
+    return _IS_ERROR_TEXT

@@ -2,7 +2,8 @@
 
 The span carries hashes of the arguments and the result (stable JSON), which
 is what the repeated-read and loop detectors compare; the values themselves
-are recorded only when content capture is on. The run's tool budget is
+are recorded only when content capture is on, and so are the argument
+previews in detection sentences and exception messages. The run's tool budget is
 checked before the function runs.
 """
 
@@ -14,9 +15,10 @@ from collections.abc import Callable, Mapping
 from typing import Any, TypeVar, overload
 
 from opentelemetry import trace
-from opentelemetry.trace import SpanKind, Status, StatusCode
+from opentelemetry.trace import SpanKind
 
 from .. import _config, detect, runs, semconv
+from .._errors import record_error
 from .._internal import fail_open
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -97,7 +99,7 @@ class ToolCall:
             if self.run is not None:
                 attrs, events = self.run.observe_tool_call(
                     self.name, self.args_hash, result_hash, tokens,
-                    args_preview=preview_args(self.arguments))
+                    args_preview=self._args_preview())
                 self.span.set_attributes(attrs)
                 for event_name, event_attrs in events:
                     self.span.add_event(event_name, event_attrs)
@@ -105,14 +107,21 @@ class ToolCall:
 
     def fail(self, exc: BaseException) -> None:
         with fail_open("tool span error"):
-            self.span.record_exception(exc)
-            self.span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
-            self.span.set_attribute(semconv.ERROR_TYPE, type(exc).__qualname__)
+            # The message may quote the arguments: kept only when content capture is on.
+            record_error(self.span, exc, capture_content=self.settings.capture_content)
             if self.run is not None:
                 # A failed call still counts as a tool call; its "result" is the error.
                 self.run.observe_tool_call(self.name, self.args_hash, detect.stable_hash(repr(exc)), 0,
-                                           args_preview=preview_args(self.arguments))
+                                           args_preview=self._args_preview())
         self.span.end()
+
+    def _args_preview(self) -> str:
+        """The arguments as detection sentences show them: only when content capture is on.
+
+        With capture off the sentence names the tool and counts, never a value
+        the tool received (an e-mail address, a key, a file path).
+        """
+        return preview_args(self.arguments) if self.settings.capture_content else ""
 
 
 def _call_id(kwargs: Mapping[str, Any]) -> str | None:

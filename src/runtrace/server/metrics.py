@@ -42,9 +42,9 @@ def render_metrics(store: Store) -> str:
             lines.append(f"{name}{_labels(labels)} {_number(value)}")
 
     by_project = store.execute(
-        "SELECT coalesce(project, '') AS p, sum(cost_nusd), sum(llm_calls), sum(tool_calls), "
+        "SELECT coalesce(project, '') AS p, total(cost_nusd), sum(llm_calls), sum(tool_calls), "
         "sum(unpriced_calls), sum(outcome = 'budget_stopped'), sum(loop_detected), sum(repeated_reads), "
-        "sum(input_tokens), sum(output_tokens) FROM runs GROUP BY p ORDER BY p")
+        "total(input_tokens), total(output_tokens) FROM runs GROUP BY p ORDER BY p")
 
     def per_project(column: int, scale: float = 1.0) -> list[tuple[Iterable[tuple[str, str]], float | int]]:
         return [((("project", r[0]),), r[column] / scale if scale != 1.0 else r[column]) for r in by_project]
@@ -52,7 +52,7 @@ def render_metrics(store: Store) -> str:
     family("runtrace_cost_usd_total", "counter", "Spend on priced LLM calls, in US dollars.",
            per_project(1, NANO))
     by_model = store.execute(
-        "SELECT provider, model, sum(cost_nusd), sum(llm_calls) FROM run_models GROUP BY provider, model "
+        "SELECT provider, model, total(cost_nusd), sum(llm_calls) FROM run_models GROUP BY provider, model "
         "ORDER BY provider, model")
     family("runtrace_model_cost_usd_total", "counter", "Spend per provider and model, in US dollars.",
            [((("provider", r[0]), ("model", r[1])), r[2] / NANO) for r in by_model])
@@ -64,8 +64,8 @@ def render_metrics(store: Store) -> str:
     family("runtrace_repeated_reads_total", "counter", "Tool reads identical to an earlier read in the run.",
            per_project(7))
     family("runtrace_tokens_total", "counter", "Tokens, by direction.",
-           [((("project", r[0]), ("type", "input")), r[8]) for r in by_project]
-           + [((("project", r[0]), ("type", "output")), r[9]) for r in by_project])
+           [((("project", r[0]), ("type", "input")), int(r[8])) for r in by_project]
+           + [((("project", r[0]), ("type", "output")), int(r[9])) for r in by_project])
     by_outcome = store.execute(
         "SELECT coalesce(project, '') AS p, outcome, count(*) FROM runs GROUP BY p, outcome ORDER BY p, outcome")
     family("runtrace_runs", "gauge", "Runs by outcome.",

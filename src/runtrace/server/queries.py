@@ -119,7 +119,7 @@ class Headline:
 def headline(store: Store, flt: RunFilter) -> Headline:
     where, params = flt.where()
     row = store.execute(
-        "SELECT count(*), coalesce(sum(cost_nusd), 0), "
+        "SELECT count(*), total(cost_nusd), "
         f"coalesce(sum(outcome = '{semconv.OUTCOME_ACCEPTED}'), 0), "
         f"coalesce(sum(outcome = '{semconv.OUTCOME_REJECTED}'), 0), "
         f"coalesce(sum(outcome = '{semconv.OUTCOME_ABANDONED}'), 0), "
@@ -393,7 +393,7 @@ def spend(store: Store, dimension: str, *, since_ns: int | None, until_ns: int |
         first_bucket = (end - 1) // size - 399
         count = 400
     rows = store.execute(
-        f"SELECT {group} AS g, runs.started_ns / {size} AS b, sum({cost}) AS c, count(DISTINCT runs.id) AS n, "
+        f"SELECT {group} AS g, runs.started_ns / {size} AS b, total({cost}) AS c, count(DISTINCT runs.id) AS n, "
         f"sum({unpriced}) AS u FROM {source}{where} GROUP BY g, b", params)
     per_group: dict[str, list[float]] = {}
     totals: dict[str, tuple[float, int, int]] = {}

@@ -11,6 +11,12 @@
 - 200 only after the spans are committed: the store write runs in a worker
   thread and the response waits for it. A store that cannot take the write
   (locked past its busy timeout) is a 503 with Retry-After, which exporters retry.
+- A span with a number past the store's bounds (:mod:`runtrace.store.bounds`:
+  tokens, costs, budget limits) is rejected and the rest of the batch stored:
+  partial success, ``rejected_spans`` counting them and ``error_message``
+  naming span, field and value (e.g. ``gen_ai.usage.input_tokens=1e30 is out
+  of range``). When every span of the request is rejected, the request is a
+  400 with the same message: there is nothing it succeeded at.
 - Spans that carry no ``runtrace.run.id`` are stored but belong to no run; the
   response says how many with a partial-success warning (``rejected_spans=0``,
   as the spec defines a warning), so a sender learns why its runs list is empty.
@@ -35,6 +41,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from .. import semconv
+from ..store.bounds import describe, out_of_range
 from ..store.errors import OTLPDecodeError, StoreError
 from ..store.otlp import decode_otlp_json, decode_otlp_protobuf
 from ..store.records import SpanRecord
@@ -54,6 +61,7 @@ _DECODERS: dict[str, Callable[[bytes], list[SpanRecord]]] = {
 _INVALID_ARGUMENT, _RESOURCE_EXHAUSTED, _UNAVAILABLE, _INTERNAL = 3, 8, 14, 13
 _GZIP_WBITS = 16 + zlib.MAX_WBITS  # gzip container only
 _CHUNK = 64 * 1024
+_REJECTIONS_NAMED = 5  # rejected spans described in error_message; the rest are counted
 
 
 class BodyTooLarge(ValueError):
@@ -119,13 +127,23 @@ def _error(kind: str, http_status: int, code: int, message: str,
                     media_type=kind, headers=headers)
 
 
-def _success(kind: str, unowned: int) -> Response:
+def _rejections_message(rejected: Sequence[str]) -> str:
+    named = "; ".join(rejected[:_REJECTIONS_NAMED])
+    more = len(rejected) - _REJECTIONS_NAMED
+    return f"{len(rejected)} span(s) rejected: {named}" + (f"; and {more} more" if more > 0 else "")
+
+
+def _success(kind: str, unowned: int, rejected: Sequence[str] = ()) -> Response:
     response = ExportTraceServiceResponse()
+    messages = []
+    if rejected:
+        messages.append(_rejections_message(rejected))
     if unowned:
+        messages.append(f"{unowned} span(s) carry no {semconv.RUN_ID} attribute or baggage: they are "
+                        "stored, but belong to no run")
+    if messages:
         response.partial_success.CopyFrom(ExportTracePartialSuccess(
-            rejected_spans=0,
-            error_message=f"{unowned} span(s) carry no {semconv.RUN_ID} attribute or baggage: they are "
-                          "stored, but belong to no run"))
+            rejected_spans=len(rejected), error_message=". ".join(messages)))
     if kind == PROTOBUF:
         return Response(response.SerializeToString(), media_type=PROTOBUF)
     body = json_format.MessageToDict(response, use_integers_for_enums=True)
@@ -159,12 +177,22 @@ async def receive_traces(request: Request) -> Response:
         return _error(media, 400, _INVALID_ARGUMENT, str(exc))
     store = state.store
 
-    def decode_and_store() -> tuple[int, int]:
+    def decode_and_store() -> tuple[int, int, list[str]]:
         records = decoder(body)
-        return store.ingest(records), _unowned(records)
+        good: list[SpanRecord] = []
+        rejected: list[str] = []
+        for record in records:
+            problems = out_of_range(record)
+            if problems:
+                rejected.append(describe(record, problems))
+            else:
+                good.append(record)
+        if rejected and not good:
+            raise OTLPDecodeError(_rejections_message(rejected))
+        return store.ingest(good), _unowned(good), rejected
 
     try:
-        _stored, unowned = await run_in_threadpool(decode_and_store)
+        _stored, unowned, rejected = await run_in_threadpool(decode_and_store)
     except OTLPDecodeError as exc:
         return _error(media, 400, _INVALID_ARGUMENT, str(exc))
     except sqlite3.OperationalError as exc:
@@ -175,4 +203,6 @@ async def receive_traces(request: Request) -> Response:
         logger.error("runtrace serve: store error: %s", exc)
         return _error(media, 503, _UNAVAILABLE, f"the store cannot take spans now ({exc})",
                       headers={"Retry-After": "5"})
-    return _success(media, unowned)
+    if rejected:
+        logger.info("runtrace serve: %s", _rejections_message(rejected))
+    return _success(media, unowned, rejected)

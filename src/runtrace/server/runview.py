@@ -105,8 +105,25 @@ def _sentence(text: str) -> str:
     return text if text.endswith((".", "!", "?")) else text + "."
 
 
+def _captured(span: Mapping[str, Any]) -> bool:
+    """Content capture was on for this tool span: its arguments were recorded.
+
+    Only then may a sentence name argument values; a description written by an
+    older runtrace or another SDK with capture off is not trusted to be free of them.
+    """
+    return semconv.GEN_AI_TOOL_CALL_ARGUMENTS in (span.get("attributes") or {})
+
+
+def _repeated_read_sentence(tool: str, count: Any) -> str:
+    return f"{tool} returned content identical to an earlier read ({count} times so far)."
+
+
 def explain_event(event: Mapping[str, Any], span: Mapping[str, Any]) -> Detection | None:
-    """One detection event on a span, as a sentence a person reads (None if not a detection)."""
+    """One detection event on a span, as a sentence a person reads (None if not a detection).
+
+    Same-call and repeated-read sentences name argument values only when content
+    capture was on for the span; otherwise they are rebuilt from the tool name and counts.
+    """
     name = event.get("name")
     attrs: Mapping[str, Any] = event.get("attributes") or {}
     tool = span.get("tool_name") or span.get("name") or "a call"
@@ -114,6 +131,8 @@ def explain_event(event: Mapping[str, Any], span: Mapping[str, Any]) -> Detectio
         description = attrs.get(semconv.LOOP_DESCRIPTION)
         count = attrs.get(semconv.LOOP_COUNT)
         kind = attrs.get(semconv.LOOP_KIND)
+        if kind not in ("cycle", "same_completion") and not _captured(span):
+            description = None  # same_call: may quote the arguments
         if description:
             sentence = _sentence(str(description))
         elif kind == "cycle":
@@ -121,13 +140,12 @@ def explain_event(event: Mapping[str, Any], span: Mapping[str, Any]) -> Detectio
         elif kind == "same_completion":
             sentence = f"The model returned the same completion {count} times."
         else:
-            sentence = f"{tool} returned the same result {count} times."
+            sentence = f"{tool} was called {count} times with the same arguments and returned the same result."
         return Detection("loop", sentence, span["span_id"], span["name"])
     if name == semconv.EVENT_REPEATED_READ:
-        description = attrs.get(semconv.LOOP_DESCRIPTION)
+        description = attrs.get(semconv.LOOP_DESCRIPTION) if _captured(span) else None
         count = attrs.get(semconv.TOOL_REPEAT_COUNT)
-        sentence = _sentence(str(description)) if description else \
-            f"{tool} returned the same result as an earlier read ({count} times so far)."
+        sentence = _sentence(str(description)) if description else _repeated_read_sentence(tool, count)
         return Detection("repeated_read", sentence, span["span_id"], span["name"])
     if name == semconv.EVENT_BUDGET:
         limit = attrs.get(semconv.BUDGET_LIMIT, "a limit")
@@ -240,8 +258,7 @@ def build_run_view(run: dict[str, Any]) -> RunView:
         found = [d for d in (explain_event(e, span) for e in span.get("events", [])) if d is not None]
         if not any(d.kind == "repeated_read" for d in found) and attrs.get(semconv.TOOL_REPEATED_READ):
             count = attrs.get(semconv.TOOL_REPEAT_COUNT, "several")
-            found.append(Detection("repeated_read", f"{span['tool_name'] or span['name']} returned the same "
-                                   f"result as an earlier read ({count} times so far).",
+            found.append(Detection("repeated_read", _repeated_read_sentence(span["tool_name"] or span["name"], count),
                                    span["span_id"], span["name"]))
         detections.extend(found)
     curve: list[tuple[float, float]] = []

@@ -19,6 +19,10 @@ Field rules, per span (``semconv`` names):
 - Tool span (``execute_tool``): +1 tool call; +1 repeated read when flagged; its tokens.
 - Run span (role ``run``): name/project/owner/service, budget, stop reason, its end
   as ``ended``, and an outcome (``open`` when it carries none) at its end.
+- Descriptive fields (name, project, owner, service, ...) come from the span with
+  the greatest (rank, end, span id): rank 1 the run span, 0 a span carrying
+  ``runtrace.run.name``/``runtrace.project``/``runtrace.owner``, -1 any other; so
+  a crashed run (no run span) keeps the name its first spans carried.
 - Outcome span (role ``outcome``): an outcome at its end.
 - Every span: its start (``started`` = min), +1 span, loop flag, its trace id.
 """
@@ -31,6 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from .. import semconv as sc
+from .bounds import INT64_MAX, clamp_int64
 from .records import SpanRecord
 
 NANO = 1_000_000_000  # nano-dollars per dollar
@@ -254,14 +259,32 @@ def to_nusd(cost_usd: float) -> int:
     return round(cost_usd * NANO)
 
 
+RANK_RUN, RANK_NAMED, RANK_OTHER = 1, 0, -1
+
+
+def _rank(kind: str, attributes: Mapping[str, Any]) -> int:
+    """Which span's descriptive fields win: the run span's, else a span that carries them.
+
+    In-process, the first spans of a run carry its name/project/owner too (the
+    run span is lost when the process crashes), later ones do not; so a span
+    without them must never override one with them, whatever the arrival order.
+    """
+    if kind == KIND_RUN:
+        return RANK_RUN
+    if sc.RUN_NAME in attributes or sc.PROJECT in attributes or sc.OWNER in attributes:
+        return RANK_NAMED
+    return RANK_OTHER
+
+
 def _descriptor(record: SpanRecord, facts: SpanFacts) -> Descriptor:
     get = record.attributes.get
     if facts.kind != KIND_RUN:
-        return Descriptor(0, record.end_ns, record.span_id, name=as_str(get(sc.RUN_NAME)),
+        return Descriptor(_rank(facts.kind, record.attributes), record.end_ns, record.span_id,
+                          name=as_str(get(sc.RUN_NAME)),
                           project=as_str(get(sc.PROJECT)), owner=as_str(get(sc.OWNER)),
                           service=facts.service)
     return Descriptor(
-        1, record.end_ns, record.span_id,
+        RANK_RUN, record.end_ns, record.span_id,
         name=as_str(get(sc.RUN_NAME)), project=as_str(get(sc.PROJECT)), owner=as_str(get(sc.OWNER)),
         service=facts.service, stop_reason=as_str(get(sc.RUN_STOP_REASON)),
         budget_max_cost_usd=as_float(get(sc.BUDGET_MAX_COST_USD)),
@@ -321,7 +344,7 @@ class RunTotals:
         self.trace_ids.add(record.trace_id)
         if self.started_ns is None or record.start_ns < self.started_ns:
             self.started_ns = record.start_ns
-        key = (1 if kind == KIND_RUN else 0, record.end_ns, record.span_id)
+        key = (_rank(kind, record.attributes), record.end_ns, record.span_id)
         if self._desc_key is None or key > self._desc_key:
             self._desc_key, self._desc = key, (record, facts)
         loop = get(sc.LOOP_DETECTED)
@@ -472,7 +495,9 @@ def _build_upsert_run_sql() -> str:
     sets = [f"{c} = CASE WHEN {_DESC_NEWER} THEN excluded.{c} ELSE runs.{c} END"
             for c in (*_DESC_FIELDS, "desc_rank", "desc_end_ns", "desc_span_id")]
     sets += [f"{c} = CASE WHEN {_OUTCOME_NEWER} THEN excluded.{c} ELSE runs.{c} END" for c in _OUTCOME_COLS]
-    sets += [f"{c} = runs.{c} + excluded.{c}" for c in _SUMS]
+    # Saturating: SQLite turns an overflowing integer + into a REAL; min() brings it back to the
+    # int64 ceiling, reached only far past the per-span bounds' margin (see store.bounds).
+    sets += [f"{c} = min(runs.{c} + excluded.{c}, {INT64_MAX})" for c in _SUMS]
     sets += [
         "loop_detected = max(runs.loop_detected, excluded.loop_detected)",
         "has_run_span = max(runs.has_run_span, excluded.has_run_span)",
@@ -488,7 +513,7 @@ UPSERT_MODEL_SQL = (
     f"INSERT INTO run_models (run_id, provider, model, {', '.join(_MODEL_SUMS)})"
     f" VALUES (?, ?, ?, {', '.join('?' * len(_MODEL_SUMS))})"
     " ON CONFLICT(run_id, provider, model) DO UPDATE SET "
-    + ", ".join(f"{c} = run_models.{c} + excluded.{c}" for c in _MODEL_SUMS)
+    + ", ".join(f"{c} = min(run_models.{c} + excluded.{c}, {INT64_MAX})" for c in _MODEL_SUMS)
 )
 INSERT_TRACE_SQL = "INSERT OR IGNORE INTO run_traces (run_id, trace_id) VALUES (?, ?)"
 
@@ -499,7 +524,7 @@ def _run_row(d: RunDelta) -> tuple[Any, ...]:
     return (
         d.run_id, desc.rank, desc.end_ns, desc.span_id, *(getattr(desc, f) for f in _DESC_FIELDS),
         *((o.outcome, o.at_ns, o.by, o.reason) if o is not None else (sc.OUTCOME_UNFINISHED, None, None, None)),
-        *(getattr(d, f) for f in _SUMS),
+        *(clamp_int64(getattr(d, f)) for f in _SUMS),
         int(d.loop_detected), int(d.has_run_span), d.started_ns, d.ended_ns,
     )
 
@@ -512,7 +537,7 @@ def apply_deltas(conn: Any, deltas: Iterable[RunDelta]) -> None:
     for d in deltas:
         runs.append(_run_row(d))
         for (provider, model), m in d.models.items():
-            models.append((d.run_id, provider, model, *(getattr(m, f) for f in _MODEL_SUMS)))
+            models.append((d.run_id, provider, model, *(clamp_int64(getattr(m, f)) for f in _MODEL_SUMS)))
         traces.extend((d.run_id, t) for t in d.trace_ids)
     conn.executemany(UPSERT_RUN_SQL, runs)
     if models:

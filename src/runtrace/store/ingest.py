@@ -4,9 +4,10 @@ Both adapters (SDK spans in-process, OTLP bodies from the HTTP receiver) end
 here, and nothing else writes spans. Order of work, chosen so the write lock is
 held as briefly as possible:
 
-1. outside the transaction: drop repeats within the batch, price spans from
-   other SDKs that carry usage but no cost, build every row, and merge the
-   batch's run contributions (one per run);
+1. outside the transaction: drop repeats within the batch, drop numbers past
+   the store's bounds (:mod:`.bounds`: the span is kept, marked), price spans
+   from other SDKs that carry usage but no cost, build every row, and merge
+   the batch's run contributions (one per run);
 2. inside one ``BEGIN IMMEDIATE``: hold back verdicts for runs the store does
    not hold yet, and fold earlier such verdicts into a run's first row
    (``verdicts.settle``: a verdict never creates a run), then insert the spans
@@ -30,6 +31,7 @@ from typing import Any, NamedTuple
 from .. import semconv as sc
 from .._internal import fail_open
 from .aggregate import SpanFacts, aggregate, apply_deltas, span_facts
+from .bounds import BOUNDED, drop_out_of_range
 from .records import SpanRecord
 from .values import dumps, events_json
 from .verdicts import settle
@@ -96,6 +98,7 @@ def prepare(records: Iterable[SpanRecord]) -> Prepared:
     resource_json: dict[int, str] = {}  # records of a batch share resource dicts
     encode = dumps
     usage_keys = _USAGE_KEYS_SET
+    bounded = BOUNDED.keys()
     cost_key, source_key = sc.COST_USD, sc.COST_SOURCE
     for record in records:
         key = (record.trace_id, record.span_id)
@@ -103,8 +106,13 @@ def prepare(records: Iterable[SpanRecord]) -> Prepared:
             continue
         seen.add(key)
         a = record.attributes
+        if not bounded.isdisjoint(a):
+            # A value past a bound would overflow a sum (or SQLite's int64) and lose the batch.
+            record = drop_out_of_range(record)
+            a = record.attributes
         if cost_key not in a and source_key not in a and not usage_keys.isdisjoint(a):
-            record = price_at_ingest(record)
+            # Usage within bounds can still price past the cost bound (a user's price table).
+            record = drop_out_of_range(price_at_ingest(record))
         facts = span_facts(record)
         run_id, kind, service, model, provider, in_tok, out_tok, cached, reasoning, cost, tool = facts
         resource = record.resource

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import json
+import sys
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -58,6 +59,9 @@ def decode_otlp_json(body: bytes | str) -> list[SpanRecord]:
         document = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise OTLPDecodeError(f"body is not valid JSON: {exc}") from exc
+    except RecursionError:  # the parser's stack ends near 1,000 levels; no OTLP body nests like that
+        raise OTLPDecodeError("body is not valid OTLP/JSON: it is nested too deeply to read "
+                              f"(past {sys.getrecursionlimit():,} levels)") from None
     if not isinstance(document, dict):
         raise OTLPDecodeError(f"body must be a JSON object, got {type(document).__name__}")
     _hex_ids_to_base64(document)
