@@ -20,7 +20,7 @@ from typing import Any
 
 from .. import semconv as sc
 from ..detect import LoopDetector, RepeatedReads, estimate_tokens
-from ..store.records import AttrValue, Attributes, EventRecord, SpanRecord
+from ..store.records import Attributes, AttrValue, EventRecord, SpanRecord
 
 
 def hex_id(nbytes: int, *parts: object) -> str:
@@ -84,26 +84,42 @@ def attr_value(value: Any) -> AttrValue | None:
 
 @dataclass
 class Session:
-    """Run-level attributes every record of one session carries."""
+    """What every record of one session shares: its run and its resource."""
 
     agent: str
     session_id: str
     resource: Attributes
-    name: str | None = None  # the first user prompt of this batch, or "<agent> session"
 
     @property
     def trace_id(self) -> str:
         return session_trace_id(self.agent, self.session_id)
 
     def run_attributes(self) -> Attributes:
-        attrs: Attributes = {sc.RUN_ID: self.session_id}
-        if self.name is not None:
-            attrs[sc.RUN_NAME] = self.name
-        for key in (sc.PROJECT, sc.OWNER):
-            value = self.resource.get(key)
-            if isinstance(value, str) and value:
-                attrs[key] = value
-        return attrs
+        return {sc.RUN_ID: self.session_id}
+
+    def span_id(self, *identity: object) -> str:
+        return hex_id(8, self.agent, self.session_id, *identity)
+
+
+def prompt_record(session: Session, *, identity: Iterable[object], event_name: str, time_ns: int,
+                  name: str, scope_name: str | None = None) -> SpanRecord:
+    """A user prompt: the one record that carries the run's name, project and owner.
+
+    The store takes a run's name from the latest span carrying name/project/owner
+    (a run span outranks them); only prompt records carry them, so the rest of
+    a turn, in whatever request it arrives, never overrides the name. The run
+    is named by its latest prompt (for ``codex exec`` / ``gemini -p`` sessions
+    the only one).
+    """
+    attrs: Attributes = {**session.run_attributes(), sc.RUN_NAME: name, sc.AGENT_EVENT: event_name}
+    for key in (sc.PROJECT, sc.OWNER):
+        value = session.resource.get(key)
+        if isinstance(value, str) and value:
+            attrs[key] = value
+    return SpanRecord(
+        trace_id=session.trace_id, span_id=session.span_id(*identity), parent_span_id=None,
+        name="user_prompt", kind="INTERNAL", start_ns=time_ns, end_ns=time_ns, status_code="UNSET",
+        status_message=None, attributes=attrs, resource=session.resource, scope_name=scope_name)
 
 
 def llm_record(session: Session, *, identity: Iterable[object], event_name: str, end_ns: int,
@@ -133,7 +149,7 @@ def llm_record(session: Session, *, identity: Iterable[object], event_name: str,
         attrs.update(extra)
     start_ns = end_ns - max(duration_ms or 0, 0) * 1_000_000
     return SpanRecord(
-        trace_id=session.trace_id, span_id=hex_id(8, session.agent, session.session_id, *identity),
+        trace_id=session.trace_id, span_id=session.span_id(*identity),
         parent_span_id=None, name=f"{sc.OP_CHAT} {model}", kind="CLIENT", start_ns=start_ns, end_ns=end_ns,
         status_code="UNSET", status_message=None, attributes=attrs, resource=session.resource,
         scope_name=scope_name)
@@ -146,7 +162,7 @@ def error_record(session: Session, *, identity: Iterable[object], event_name: st
     attrs: Attributes = {**session.run_attributes(), **attributes, sc.AGENT_EVENT: event_name}
     start_ns = end_ns - max(duration_ms or 0, 0) * 1_000_000
     return SpanRecord(
-        trace_id=session.trace_id, span_id=hex_id(8, session.agent, session.session_id, *identity),
+        trace_id=session.trace_id, span_id=session.span_id(*identity),
         parent_span_id=None, name=name, kind="CLIENT", start_ns=start_ns, end_ns=end_ns, status_code="ERROR",
         status_message=message, attributes=attrs, resource=session.resource, scope_name=scope_name)
 
@@ -224,7 +240,7 @@ def tool_records(session: Session, calls: Iterable[ToolCall], scope_name: str | 
                     sc.LOOP_DESCRIPTION: found.description}))
         start_ns = call.end_ns - max(call.duration_ms or 0, 0) * 1_000_000
         records.append(SpanRecord(
-            trace_id=session.trace_id, span_id=hex_id(8, session.agent, session.session_id, *call.identity),
+            trace_id=session.trace_id, span_id=session.span_id(*call.identity),
             parent_span_id=None, name=name, kind="INTERNAL", start_ns=start_ns, end_ns=call.end_ns,
             status_code=status, status_message=message, attributes=attrs, resource=session.resource,
             events=tuple(events), scope_name=scope_name))

@@ -5,8 +5,9 @@ events are complete without any beta flag, so they are the one source:
 
 - run id = ``conversation.id`` (== the thread id ``codex exec`` prints; it
   survives ``codex exec resume``, so a resumed session continues the run);
-  name = the first ``codex.user_prompt`` of a request (``Codex session`` when
-  the prompt is redacted); service = resource ``service.name`` (the originator).
+  name = the ``codex.user_prompt`` (``Codex session`` when the prompt is
+  redacted; see ``_build.prompt_record``); service = resource ``service.name``
+  (the originator); project/owner = resource ``runtrace.project``/``runtrace.owner``.
 - one LLM call per ``codex.sse_event`` of kind ``response.completed`` that
   carries token counts (Codex sends a second, count-less one per call).
   Retried HTTP attempts are ``codex.api_request`` events and add nothing.
@@ -17,7 +18,8 @@ events are complete without any beta flag, so they are the one source:
   only reads (``cat``, ``sed -n``, ``git diff``...) repeated with the same
   output is a repeated read; the same command with the same output 3 times
   is a loop. The output's per-call header (``Chunk ID``, ``Wall time``) is
-  not part of the result compared.
+  not part of the result compared. A non-zero ``Process exited with code``
+  is a failed call (an error), whatever Codex's ``success`` says.
 - ``codex.sandbox_outcome`` with ``outcome=denied``: a refused tool call
   (``runtrace.tool.refused``); the failed attempt itself arrives as a tool_result.
 
@@ -43,7 +45,17 @@ from typing import Any
 from .. import semconv as sc
 from ..detect import stable_hash, text_hash
 from ..store.records import SpanRecord
-from ._build import Session, ToolCall, clean_resource, llm_record, text, to_bool, to_int, tool_records
+from ._build import (
+    Session,
+    ToolCall,
+    clean_resource,
+    llm_record,
+    prompt_record,
+    text,
+    to_bool,
+    to_int,
+    tool_records,
+)
 from .events import LogEvent
 
 SERVICE_NAMES: frozenset[str] = sc.CODEX_SERVICE_NAMES
@@ -54,6 +66,7 @@ _USAGE_PREFIX = sc.GEN_AI_USAGE_INPUT_TOKENS.rsplit(".", 1)[0] + "."  # "gen_ai.
 
 # The per-call header lines of an exec_command output that differ between identical runs.
 _VOLATILE_LINE = re.compile(r"^(Chunk ID|Wall time):.*$", re.MULTILINE)
+_EXIT_CODE = re.compile(r"^Process exited with code (-?\d+)$", re.MULTILINE)
 _SHELL_OPERATORS = re.compile(r"[;&|<>`]|\$\(")
 _READ_COMMANDS = frozenset({"cat", "head", "tail", "nl", "wc", "ls", "rg", "grep", "find", "stat", "file",
                             "tree", "pwd", "less", "more"})
@@ -90,15 +103,16 @@ def mark_trace_span(record: SpanRecord) -> SpanRecord:
 
 def _session_records(session_id: str, events: list[LogEvent]) -> list[SpanRecord]:
     session = Session(AGENT, session_id, clean_resource(events[0].resource))
-    for event in events:
-        if event.name == sc.CODEX_EV_USER_PROMPT:
-            prompt = text(event.attributes.get(sc.CODEX_PROMPT))
-            session.name = prompt if prompt is not None and prompt != _REDACTED else FALLBACK_NAME
-            break
     records: list[SpanRecord] = []
     calls: list[ToolCall] = []
     for event in events:
-        if event.name == sc.CODEX_EV_SSE_EVENT:
+        if event.name == sc.CODEX_EV_USER_PROMPT:
+            prompt = text(event.attributes.get(sc.CODEX_PROMPT))
+            records.append(prompt_record(
+                session, identity=("user_prompt", event.time_ns), event_name=event.name, time_ns=event.time_ns,
+                name=prompt if prompt is not None and prompt != _REDACTED else FALLBACK_NAME,
+                scope_name=event.scope_name))
+        elif event.name == sc.CODEX_EV_SSE_EVENT:
             record = _llm_call(session, event)
             if record is not None:
                 records.append(record)
@@ -138,12 +152,15 @@ def _tool_call(event: LogEvent) -> ToolCall:
     command = _command(args)
     output = text(a.get(sc.CODEX_OUTPUT)) or ""
     result = _VOLATILE_LINE.sub("", output)
-    success = to_bool(a.get(sc.CODEX_SUCCESS))
+    success = to_bool(a.get(sc.CODEX_SUCCESS)) is not False
+    exit_code = _EXIT_CODE.search(output)
+    if exit_code is not None and exit_code.group(1) != "0":
+        success = False  # Codex says success for a command that ran and failed
     return ToolCall(
         identity=("tool_result", call_id or event.time_ns), event_name=event.name, end_ns=event.time_ns,
         duration_ms=to_int(a.get(sc.CODEX_DURATION_MS)), tool_name=name, call_id=call_id,
-        args_hash=stable_hash(args), result_hash=text_hash(result), success=success is not False,
-        error=None if success is not False else (result.strip()[-200:] or "tool call failed"),
+        args_hash=stable_hash(args), result_hash=text_hash(result), success=success,
+        error=None if success else (f"exit code {exit_code.group(1)}" if exit_code else "tool call failed"),
         read=command is not None and is_read_only(command), result_text=result,
         args_preview=command or "")
 

@@ -4,8 +4,9 @@ Measured on Gemini CLI 0.61.0 (see shared/agent-telemetry/INVENTORY.md). Log
 events are complete by default; they are the one counted source:
 
 - run id = ``session.id`` (record attribute, also on the resource); name = the
-  first ``gemini_cli.user_prompt`` of a request (``Gemini session`` without a
-  prompt text); service = resource ``service.name``.
+  ``gemini_cli.user_prompt`` (``Gemini session`` without a prompt text; see
+  ``_build.prompt_record``); service = resource ``service.name``;
+  project/owner = resource ``runtrace.project``/``runtrace.owner``.
 - one LLM call per ``gemini_cli.api_response``. Gemini's prompt count includes
   the cached part and its thoughts are reported beside the candidates, so
   runtrace's ``output_tokens`` = ``output_token_count + thoughts_token_count``
@@ -44,6 +45,7 @@ from ._build import (
     clean_resource,
     error_record,
     llm_record,
+    prompt_record,
     text,
     to_bool,
     to_int,
@@ -94,10 +96,6 @@ def mark_trace_span(record: SpanRecord) -> SpanRecord:
 
 def _session_records(session_id: str, events: list[LogEvent]) -> list[SpanRecord]:
     session = Session(AGENT, session_id, clean_resource(events[0].resource))
-    for event in events:
-        if event.name == sc.GEMINI_EV_USER_PROMPT:
-            session.name = text(event.attributes.get(sc.GEMINI_PROMPT)) or FALLBACK_NAME
-            break
     records: list[SpanRecord] = []
     calls: list[ToolCall] = []
     request_models: dict[str, str] = {}  # prompt id -> model of the latest request
@@ -105,7 +103,12 @@ def _session_records(session_id: str, events: list[LogEvent]) -> list[SpanRecord
     for event in events:
         a = event.attributes
         prompt_id = text(a.get(sc.GEMINI_PROMPT_ID)) or ""
-        if event.name == sc.GEMINI_EV_API_REQUEST:
+        if event.name == sc.GEMINI_EV_USER_PROMPT:
+            records.append(prompt_record(
+                session, identity=("user_prompt", event.time_ns, prompt_id), event_name=event.name,
+                time_ns=event.time_ns, name=text(a.get(sc.GEMINI_PROMPT)) or FALLBACK_NAME,
+                scope_name=event.scope_name))
+        elif event.name == sc.GEMINI_EV_API_REQUEST:
             model = text(a.get(sc.GEMINI_MODEL))
             if model is not None:
                 request_models[prompt_id] = model
