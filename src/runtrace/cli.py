@@ -14,7 +14,8 @@ from typing import Any
 
 import click
 
-from . import semconv
+from . import cli_output, cli_tables, semconv
+from .cli_tables import money, tokens
 
 STORE_OPTION = click.option(
     "--store", "store_path", type=click.Path(dir_okay=False), envvar=semconv.ENV_STORE, show_envvar=True,
@@ -50,68 +51,14 @@ def open_store(store_path: str | None) -> Any:
         raise click.ClickException(f"{exc}. Run `runtrace demo` or instrument a program first.") from None
 
 
-def _money(value: float | None) -> str:
-    if value is None:
-        return "-"
-    return f"${value:,.4f}" if value < 100 else f"${value:,.2f}"
-
-
-def _tokens(value: int | None) -> str:
-    return "-" if value is None else f"{value:,}"
-
-
-def _duration(value: float | None) -> str:
-    if value is None:
-        return "-"
-    return f"{value:.1f}s" if value < 120 else f"{value / 60:.1f}m"
-
-
-_OUTCOME_STYLE = {"accepted": "green", "rejected": "red", "error": "red", "budget_stopped": "magenta",
-                  "abandoned": "yellow", "unfinished": "yellow", "open": "cyan"}
-
-
-def runs_table(rows: list[dict[str, Any]], title: str | None = None) -> Any:
-    from rich.table import Table
-
-    table = Table(title=title, title_justify="left", header_style="bold")
-    table.add_column("run")
-    table.add_column("name", max_width=32, overflow="ellipsis")
-    table.add_column("project")
-    table.add_column("owner")
-    table.add_column("outcome")
-    table.add_column("cost", justify="right")
-    table.add_column("in", justify="right")
-    table.add_column("cached", justify="right")
-    table.add_column("out", justify="right")
-    table.add_column("llm", justify="right")
-    table.add_column("tools", justify="right")
-    table.add_column("flags")
-    table.add_column("time", justify="right")
-    for r in rows:
-        flags = []
-        if r["loop_detected"]:
-            flags.append("[red]loop[/]")
-        if r["repeated_reads"]:
-            flags.append(f"[yellow]{r['repeated_reads']} re-read{'s' if r['repeated_reads'] != 1 else ''}[/]")
-        if r.get("stop_reason"):
-            flags.append(f"[magenta]stop:{r['stop_reason']}[/]")
-        if r["unpriced_calls"]:
-            flags.append(f"{r['unpriced_calls']} unpriced")
-        style = _OUTCOME_STYLE.get(r["outcome"], "")
-        cost = _money(r["cost_usd"]) + ("+?" if r["unpriced_calls"] else "")
-        table.add_row(r["id"][:8], r["name"] or "-", r["project"] or "-", r["owner"] or "-",
-                      f"[{style}]{r['outcome']}[/]" if style else r["outcome"], cost,
-                      _tokens(r["input_tokens"]), _tokens(r["cached_input_tokens"]),
-                      _tokens(r["output_tokens"]), str(r["llm_calls"]), str(r["tool_calls"]),
-                      " ".join(flags), _duration(r["duration_s"]))
-    return table
-
-
 def console() -> Any:
-    """A rich console; piped output gets a wide page instead of rich's 80-column default."""
-    from rich.console import Console
+    """The CLI's one console (see :func:`runtrace.cli_output.console`)."""
+    return cli_output.console()
 
-    return Console() if sys.stdout.isatty() else Console(width=180)
+
+def runs_table(rows: list[dict[str, Any]], title: str | None = None, *, width: int | None = None) -> Any:
+    """The runs table for the console's width (see :mod:`runtrace.cli_tables`)."""
+    return cli_tables.runs_table(rows, width=width or console().width, title=title)
 
 
 def _print_json(data: Any) -> None:
@@ -158,12 +105,12 @@ def _span_label(span: dict[str, Any]) -> str:
 
     parts = [f"[bold]{escape(span['name'])}[/]"]
     if span["kind"] == "llm":
-        usage = f"in {_tokens(span['input_tokens'])}"
+        usage = f"in {tokens(span['input_tokens'])}"
         if span["cached_input_tokens"]:
-            usage += f" (cached {_tokens(span['cached_input_tokens'])})"
-        usage += f" / out {_tokens(span['output_tokens'])}"
+            usage += f" (cached {tokens(span['cached_input_tokens'])})"
+        usage += f" / out {tokens(span['output_tokens'])}"
         parts.append(f"[dim]{escape(str(span['model'] or '?'))}[/]  {usage}  "
-                     + ("[yellow]unpriced[/]" if span["cost_usd"] is None else _money(span["cost_usd"])))
+                     + ("[yellow]unpriced[/]" if span["cost_usd"] is None else money(span["cost_usd"])))
     attrs = span["attributes"]
     if attrs.get(semconv.TOOL_REPEATED_READ):
         parts.append(f"[yellow]repeated read x{attrs.get(semconv.TOOL_REPEAT_COUNT, '?')}[/]")
