@@ -22,6 +22,8 @@ STORE_OPTION = click.option(
     help="SQLite store file [default: ~/.runtrace/runtrace.db].")
 FORMAT_OPTION = click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
                              show_default=True, help="Output format.")
+RUNS_FORMAT_OPTION = click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table",
+                                  show_default=True, help="Output format (csv: one row per run, full ids).")
 
 _RELATIVE = re.compile(r"^(\d+)\s*([smhdw])$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
@@ -42,13 +44,35 @@ def parse_when(value: str | None) -> datetime | None:
 
 
 def open_store(store_path: str | None) -> Any:
+    """The store for a command that only reads: read-only when the file cannot be written."""
     from .store.db import Store
-    from .store.errors import StoreNotFoundError
+    from .store.errors import StoreError, StoreNotFoundError
 
     try:
-        return Store.open(store_path, create=False)
+        return Store.open(store_path, create=False, readonly=None)
     except StoreNotFoundError as exc:
         raise click.ClickException(f"{exc}. Run `runtrace demo` or instrument a program first.") from None
+    except StoreError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+class _Group(click.Group):
+    """The ``runtrace`` group: a store that breaks mid-command is a one-line error, not a traceback.
+
+    A truncated or corrupted file can open fine and fail on the first query
+    (``database disk image is malformed``); every command gets the same message.
+    """
+
+    def invoke(self, ctx: click.Context) -> Any:
+        import sqlite3
+
+        from .store.errors import StoreError
+
+        try:
+            return super().invoke(ctx)
+        except (StoreError, sqlite3.DatabaseError) as exc:
+            store = ctx.params.get("store_path") or "the store"
+            raise click.ClickException(f"cannot read {store}: {cli_output.plain(exc)}") from None
 
 
 def console() -> Any:
@@ -65,7 +89,7 @@ def _print_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, ensure_ascii=False))
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="runtrace")
 def main() -> None:
     """What each agent run cost, whether it was worth it, and where it wasted money."""
@@ -79,7 +103,7 @@ def main() -> None:
 @click.option("--since", help="Runs started since: 24h, 7d, or an ISO date.")
 @click.option("-n", "--limit", type=click.IntRange(min=0), default=50, show_default=True,
               help="How many runs (0 = all).")
-@FORMAT_OPTION
+@RUNS_FORMAT_OPTION
 def runs_command(store_path: str | None, project: str | None, owner: str | None, outcome: str | None,
                  since: str | None, limit: int, fmt: str) -> None:
     """List runs, newest first."""
@@ -94,6 +118,9 @@ def runs_command(store_path: str | None, project: str | None, owner: str | None,
     if fmt == "json":
         _print_json(rows)
         return
+    if fmt == "csv":
+        cli_output.write_csv(list(cli_tables.CSV_FIELDS), cli_tables.csv_rows(rows))
+        return
     if not rows:
         click.echo("no runs match", err=True)
         return
@@ -101,8 +128,7 @@ def runs_command(store_path: str | None, project: str | None, owner: str | None,
 
 
 def _span_label(span: dict[str, Any]) -> str:
-    from rich.markup import escape
-
+    escape = cli_output.safe
     parts = [f"[bold]{escape(span['name'])}[/]"]
     if span["kind"] == "llm":
         usage = f"in {tokens(span['input_tokens'])}"
@@ -113,7 +139,7 @@ def _span_label(span: dict[str, Any]) -> str:
                      + ("[yellow]unpriced[/]" if span["cost_usd"] is None else money(span["cost_usd"])))
     attrs = span["attributes"]
     if attrs.get(semconv.TOOL_REPEATED_READ):
-        parts.append(f"[yellow]repeated read x{attrs.get(semconv.TOOL_REPEAT_COUNT, '?')}[/]")
+        parts.append(f"[yellow]repeated read x{escape(attrs.get(semconv.TOOL_REPEAT_COUNT, '?'))}[/]")
     if attrs.get(semconv.LOOP_DETECTED):
         parts.append("[red]loop[/]")
     if span["status"] == "ERROR":
@@ -136,16 +162,19 @@ def show_command(run_id: str, store_path: str | None, fmt: str) -> None:
     from .store.errors import AmbiguousRunIdError
     from .store.queries import get_run
 
+    if not run_id.strip():
+        raise click.BadParameter("give a run id or a unique prefix of one (see `runtrace runs`)",
+                                 param_hint="RUN_ID")
     store = open_store(store_path)
     try:
         try:
-            data = get_run(store, run_id)
+            data = get_run(store, run_id.strip())
         except AmbiguousRunIdError as exc:
             raise click.ClickException(str(exc)) from None
     finally:
         store.close()
     if data is None:
-        raise click.ClickException(f"no run {run_id!r} in {store.path}")
+        raise click.ClickException(f"no run {cli_output.plain(repr(run_id))} in {store.path}")
     if fmt == "json":
         _print_json(data)
         return
@@ -156,7 +185,7 @@ def show_command(run_id: str, store_path: str | None, fmt: str) -> None:
     for span in data["spans"]:
         parent = span["parent_span_id"] if span["parent_span_id"] in ids else None
         by_parent.setdefault(parent, []).append(span)
-    tree = Tree(f"[bold]{data['name'] or data['id']}[/]")
+    tree = Tree(f"[bold]{cli_output.safe(data['name'] or data['id'])}[/]")
 
     def add(node: Any, parent: str | None) -> None:
         for span in by_parent.get(parent, []):
@@ -176,16 +205,35 @@ def demo_command(store_path: str | None, quiet: bool, pace: float) -> None:
     from . import demo
     from .store.queries import list_runs
 
+    earlier = _demo_runs_in(store_path)
+    started = datetime.now(timezone.utc)
     path = demo.run_demo(store_path, echo=None if quiet else lambda m: click.echo(m, err=True), pace=pace)
     store = open_store(path)
     try:
-        rows = list_runs(store, limit=len(demo.SCRIPTS) + 20)
+        rows = list_runs(store, since=started, limit=0)
     finally:
         store.close()
-    console().print(runs_table(rows, title=f"runs in {path}"))
+    console().print(runs_table(rows, title=f"runs of this demo in {path}"))
+    if earlier:
+        click.echo(f"\nNote: {path} already held {earlier} demo runs from an earlier `runtrace demo`; "
+                   f"this one added {len(rows)} more beside them (the table shows the new ones). "
+                   "Use `--store` with a new file for a clean store.", err=True)
     if not quiet:
         click.echo("\nNext: `runtrace show <run>` for one run's span tree, `runtrace serve` for the web UI.",
                    err=True)
+
+
+def _demo_runs_in(store_path: str | None) -> int:
+    """How many runs of an earlier demo the store holds (0 when there is no store yet)."""
+    from . import demo
+    from .store.db import Store
+    from .store.errors import StoreError
+
+    try:
+        with Store.open(store_path, create=False, readonly=None) as store:
+            return int(store.execute("SELECT count(*) FROM runs WHERE service = ?", (demo.SERVICE_NAME,))[0][0])
+    except StoreError:
+        return 0  # missing (created by the demo) or broken (the demo's own open says why)
 
 
 def _attach_optional_commands() -> None:
