@@ -21,7 +21,7 @@ from typing import Any
 from .. import semconv as sc
 from .errors import StoreClosedError, StoreError, StoreNotFoundError, StoreReadOnlyError
 from .ingest import ingest as _ingest
-from .migrations import check_readable, migrate
+from .migrations import check_readable, identify, migrate
 from .records import SpanRecord
 from .values import attributes_from_json, events_from_json
 
@@ -35,13 +35,15 @@ def default_path() -> Path:
     return Path(env).expanduser() if env else DEFAULT_PATH.expanduser()
 
 
-def connect(path: str | os.PathLike[str], *, readonly: bool = False,
-            immutable: bool = False) -> sqlite3.Connection:
+def connect(path: str | os.PathLike[str], *, readonly: bool = False, immutable: bool = False,
+            wal: bool = True) -> sqlite3.Connection:
     """A connection prepared like every other: WAL, synchronous=NORMAL, busy_timeout, Row.
 
     ``readonly`` opens the file with ``mode=ro`` (no WAL switch, nothing written);
     ``immutable`` also tells SQLite that nobody writes it, which a WAL file on a
     read-only mount needs (its ``-shm`` index cannot be created there).
+    ``wal=False`` leaves the journal mode alone (call :func:`prepare` later), so a
+    file can be identified before anything in it changes.
     """
     if readonly:
         uri = Path(os.path.abspath(os.fspath(path))).as_uri() + "?mode=ro" + ("&immutable=1" if immutable else "")
@@ -54,14 +56,19 @@ def connect(path: str | os.PathLike[str], *, readonly: bool = False,
     conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS:d}")
     if readonly:
         conn.execute("PRAGMA query_only = 1")
-        return conn
+    elif wal:
+        prepare(conn, path)
+    return conn
+
+
+def prepare(conn: sqlite3.Connection, path: str | os.PathLike[str]) -> None:
+    """WAL and synchronous=NORMAL on a writable connection; closes it when that fails."""
     try:
         _ensure_wal(conn, os.fspath(path))
+        conn.execute("PRAGMA synchronous = NORMAL")
     except BaseException:
         conn.close()
         raise
-    conn.execute("PRAGMA synchronous = NORMAL")
-    return conn
 
 
 def _writable(path: Path) -> bool:
@@ -149,7 +156,16 @@ class Store:
         if readonly:
             return cls._open_readonly(target)
         try:
-            writer = connect(target)
+            writer = connect(target, wal=False)
+            try:
+                identify(writer)  # another program's database is left exactly as it was
+                prepare(writer, target)
+            except StoreError as exc:
+                writer.close()
+                raise type(exc)(f"{target}: {exc}") from None
+            except BaseException:
+                writer.close()
+                raise
         except sqlite3.OperationalError as exc:
             if "readonly" in str(exc) and auto:  # a read-only file os.access did not see as one
                 return cls._open_readonly(target)
