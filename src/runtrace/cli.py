@@ -224,14 +224,20 @@ def demo_command(store_path: str | None, quiet: bool, pace: float) -> None:
 
 
 def _demo_runs_in(store_path: str | None) -> int:
-    """How many runs of an earlier demo the store holds (0 when there is no store yet)."""
+    """How many runs of an earlier demo the store holds (0 when there is no store yet).
+
+    Told by the scripts' run names: the service name is the host program's when
+    the demo runs inside an already instrumented process.
+    """
     from . import demo
     from .store.db import Store
     from .store.errors import StoreError
 
+    names = sorted({script.name for script in demo.SCRIPTS})
     try:
         with Store.open(store_path, create=False, readonly=None) as store:
-            return int(store.execute("SELECT count(*) FROM runs WHERE service = ?", (demo.SERVICE_NAME,))[0][0])
+            return int(store.execute(f"SELECT count(*) FROM runs WHERE name IN ({', '.join('?' * len(names))})",
+                                     names)[0][0])
     except StoreError:
         return 0  # missing (created by the demo) or broken (the demo's own open says why)
 

@@ -26,7 +26,7 @@ MIN_ID = 8
 _CELL_OVERHEAD = 3
 
 CSV_FIELDS = ("id", "name", "project", "owner", "service", "outcome", "stop_reason", "cost_usd", "unpriced_calls",
-              "input_tokens", "cached_input_tokens", "output_tokens", "reasoning_tokens", "llm_calls",
+              "input_tokens", "output_tokens", "cached_input_tokens", "reasoning_tokens", "llm_calls",
               "tool_calls", "repeated_reads", "loop_detected", "started_at", "ended_at", "duration_s")
 
 

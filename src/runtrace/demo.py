@@ -21,7 +21,7 @@ from . import _setup, runs
 from ._fake_llm import FakeLLM, Reply, client_for
 from .instrumentation.tools import tool
 
-SERVICE_NAME = "demo-coding-agent"  # service.name of every demo run (how a second demo is noticed)
+SERVICE_NAME = "demo-coding-agent"
 SYSTEM_PROMPT = ("You are a careful coding agent working in a Python repository. Use the tools to read "
                  "files, edit them and run the tests; stop when the tests pass.")
 
