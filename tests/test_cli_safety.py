@@ -297,3 +297,31 @@ def test_a_store_corrupted_under_serve_is_a_503(tmp_path: Path) -> None:
     assert api.headers["retry-after"] == "5"
     assert page.status_code == 503
     assert "the store cannot be read right now" in page.text
+
+
+# --- 13: a real way to list the models -------------------------------------------------
+
+
+def test_prices_list_filters_by_substring_and_glob() -> None:
+    rows = _csv(runner().invoke(main, ["prices", "list", "openai:gpt-4o-mini", "--format", "csv"]).stdout)
+    assert ("openai", "gpt-4o-mini", "0.15", "0.6") in [
+        (r["provider"], r["model"], r["input_usd_per_mtok"], r["output_usd_per_mtok"]) for r in rows]
+    assert all("gpt-4o-mini" in r["model"] and r["provider"] == "openai" for r in rows)
+    globbed = _csv(runner().invoke(main, ["prices", "list", "anthropic:claude-3-5-sonnet*", "--format",
+                                          "csv"]).stdout)
+    assert {(r["provider"], r["model"], r["input_usd_per_mtok"]) for r in globbed} >= {
+        ("anthropic", "claude-3-5-sonnet", "3.0")}
+    assert all(r["model"].startswith("claude-3-5-sonnet") for r in globbed)
+    table = runner().invoke(main, ["prices", "list", "openai:gpt-4o-mini"])
+    assert table.exit_code == 0
+    assert "│ openai   │ gpt-4o-mini " in table.stdout and "0.15 │" in table.stdout
+    none = runner().invoke(main, ["prices", "list", "no-such-model-anywhere"])
+    assert none.exit_code == 1 and "no model matches 'no-such-model-anywhere'" in none.stderr
+
+
+def test_reprice_error_names_a_command_that_exists(hostile: Path) -> None:
+    result = runner().invoke(main, ["reprice", "--model", "gpt-nonexistent-9", "--store", str(hostile)])
+    assert result.exit_code == 1
+    assert "list the models that have a price with `runtrace prices list PATTERN`" in result.stderr
+    pattern = runner().invoke(main, ["prices", "list", "gpt-4o-mini"])
+    assert pattern.exit_code == 0 and "gpt-4o-mini" in pattern.stdout
