@@ -14,13 +14,16 @@ from typing import Any
 
 import click
 
-from . import semconv
+from . import cli_output, cli_tables, semconv
+from .cli_tables import money, tokens
 
 STORE_OPTION = click.option(
     "--store", "store_path", type=click.Path(dir_okay=False), envvar=semconv.ENV_STORE, show_envvar=True,
     help="SQLite store file [default: ~/.runtrace/runtrace.db].")
 FORMAT_OPTION = click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
                              show_default=True, help="Output format.")
+RUNS_FORMAT_OPTION = click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table",
+                                  show_default=True, help="Output format (csv: one row per run, full ids).")
 
 _RELATIVE = re.compile(r"^(\d+)\s*([smhdw])$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
@@ -41,84 +44,52 @@ def parse_when(value: str | None) -> datetime | None:
 
 
 def open_store(store_path: str | None) -> Any:
+    """The store for a command that only reads: read-only when the file cannot be written."""
     from .store.db import Store
-    from .store.errors import StoreNotFoundError
+    from .store.errors import StoreError, StoreNotFoundError
 
     try:
-        return Store.open(store_path, create=False)
+        return Store.open(store_path, create=False, readonly=None)
     except StoreNotFoundError as exc:
         raise click.ClickException(f"{exc}. Run `runtrace demo` or instrument a program first.") from None
+    except StoreError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
-def _money(value: float | None) -> str:
-    if value is None:
-        return "-"
-    return f"${value:,.4f}" if value < 100 else f"${value:,.2f}"
+class _Group(click.Group):
+    """The ``runtrace`` group: a store that breaks mid-command is a one-line error, not a traceback.
 
+    A truncated or corrupted file can open fine and fail on the first query
+    (``database disk image is malformed``); every command gets the same message.
+    """
 
-def _tokens(value: int | None) -> str:
-    return "-" if value is None else f"{value:,}"
+    def invoke(self, ctx: click.Context) -> Any:
+        import sqlite3
 
+        from .store.errors import StoreError
 
-def _duration(value: float | None) -> str:
-    if value is None:
-        return "-"
-    return f"{value:.1f}s" if value < 120 else f"{value / 60:.1f}m"
-
-
-_OUTCOME_STYLE = {"accepted": "green", "rejected": "red", "error": "red", "budget_stopped": "magenta",
-                  "abandoned": "yellow", "unfinished": "yellow", "open": "cyan"}
-
-
-def runs_table(rows: list[dict[str, Any]], title: str | None = None) -> Any:
-    from rich.table import Table
-
-    table = Table(title=title, title_justify="left", header_style="bold")
-    table.add_column("run")
-    table.add_column("name", max_width=32, overflow="ellipsis")
-    table.add_column("project")
-    table.add_column("owner")
-    table.add_column("outcome")
-    table.add_column("cost", justify="right")
-    table.add_column("in", justify="right")
-    table.add_column("cached", justify="right")
-    table.add_column("out", justify="right")
-    table.add_column("llm", justify="right")
-    table.add_column("tools", justify="right")
-    table.add_column("flags")
-    table.add_column("time", justify="right")
-    for r in rows:
-        flags = []
-        if r["loop_detected"]:
-            flags.append("[red]loop[/]")
-        if r["repeated_reads"]:
-            flags.append(f"[yellow]{r['repeated_reads']} re-read{'s' if r['repeated_reads'] != 1 else ''}[/]")
-        if r.get("stop_reason"):
-            flags.append(f"[magenta]stop:{r['stop_reason']}[/]")
-        if r["unpriced_calls"]:
-            flags.append(f"{r['unpriced_calls']} unpriced")
-        style = _OUTCOME_STYLE.get(r["outcome"], "")
-        cost = _money(r["cost_usd"]) + ("+?" if r["unpriced_calls"] else "")
-        table.add_row(r["id"][:8], r["name"] or "-", r["project"] or "-", r["owner"] or "-",
-                      f"[{style}]{r['outcome']}[/]" if style else r["outcome"], cost,
-                      _tokens(r["input_tokens"]), _tokens(r["cached_input_tokens"]),
-                      _tokens(r["output_tokens"]), str(r["llm_calls"]), str(r["tool_calls"]),
-                      " ".join(flags), _duration(r["duration_s"]))
-    return table
+        try:
+            return super().invoke(ctx)
+        except (StoreError, sqlite3.DatabaseError) as exc:
+            store = ctx.params.get("store_path") or "the store"
+            raise click.ClickException(f"cannot read {store}: {cli_output.plain(exc)}") from None
 
 
 def console() -> Any:
-    """A rich console; piped output gets a wide page instead of rich's 80-column default."""
-    from rich.console import Console
+    """The CLI's one console (see :func:`runtrace.cli_output.console`)."""
+    return cli_output.console()
 
-    return Console() if sys.stdout.isatty() else Console(width=180)
+
+def runs_table(rows: list[dict[str, Any]], title: str | None = None, *, width: int | None = None) -> Any:
+    """The runs table for the console's width (see :mod:`runtrace.cli_tables`)."""
+    return cli_tables.runs_table(rows, width=width or console().width, title=title)
 
 
 def _print_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, ensure_ascii=False))
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="runtrace")
 def main() -> None:
     """What each agent run cost, whether it was worth it, and where it wasted money."""
@@ -132,7 +103,7 @@ def main() -> None:
 @click.option("--since", help="Runs started since: 24h, 7d, or an ISO date.")
 @click.option("-n", "--limit", type=click.IntRange(min=0), default=50, show_default=True,
               help="How many runs (0 = all).")
-@FORMAT_OPTION
+@RUNS_FORMAT_OPTION
 def runs_command(store_path: str | None, project: str | None, owner: str | None, outcome: str | None,
                  since: str | None, limit: int, fmt: str) -> None:
     """List runs, newest first."""
@@ -147,6 +118,9 @@ def runs_command(store_path: str | None, project: str | None, owner: str | None,
     if fmt == "json":
         _print_json(rows)
         return
+    if fmt == "csv":
+        cli_output.write_csv(list(cli_tables.CSV_FIELDS), cli_tables.csv_rows(rows))
+        return
     if not rows:
         click.echo("no runs match", err=True)
         return
@@ -154,19 +128,18 @@ def runs_command(store_path: str | None, project: str | None, owner: str | None,
 
 
 def _span_label(span: dict[str, Any]) -> str:
-    from rich.markup import escape
-
+    escape = cli_output.safe
     parts = [f"[bold]{escape(span['name'])}[/]"]
     if span["kind"] == "llm":
-        usage = f"in {_tokens(span['input_tokens'])}"
+        usage = f"in {tokens(span['input_tokens'])}"
         if span["cached_input_tokens"]:
-            usage += f" (cached {_tokens(span['cached_input_tokens'])})"
-        usage += f" / out {_tokens(span['output_tokens'])}"
+            usage += f" (cached {tokens(span['cached_input_tokens'])})"
+        usage += f" / out {tokens(span['output_tokens'])}"
         parts.append(f"[dim]{escape(str(span['model'] or '?'))}[/]  {usage}  "
-                     + ("[yellow]unpriced[/]" if span["cost_usd"] is None else _money(span["cost_usd"])))
+                     + ("[yellow]unpriced[/]" if span["cost_usd"] is None else money(span["cost_usd"])))
     attrs = span["attributes"]
     if attrs.get(semconv.TOOL_REPEATED_READ):
-        parts.append(f"[yellow]repeated read x{attrs.get(semconv.TOOL_REPEAT_COUNT, '?')}[/]")
+        parts.append(f"[yellow]repeated read x{escape(attrs.get(semconv.TOOL_REPEAT_COUNT, '?'))}[/]")
     if attrs.get(semconv.LOOP_DETECTED):
         parts.append("[red]loop[/]")
     if span["status"] == "ERROR":
@@ -189,16 +162,19 @@ def show_command(run_id: str, store_path: str | None, fmt: str) -> None:
     from .store.errors import AmbiguousRunIdError
     from .store.queries import get_run
 
+    if not run_id.strip():
+        raise click.BadParameter("give a run id or a unique prefix of one (see `runtrace runs`)",
+                                 param_hint="RUN_ID")
     store = open_store(store_path)
     try:
         try:
-            data = get_run(store, run_id)
+            data = get_run(store, run_id.strip())
         except AmbiguousRunIdError as exc:
             raise click.ClickException(str(exc)) from None
     finally:
         store.close()
     if data is None:
-        raise click.ClickException(f"no run {run_id!r} in {store.path}")
+        raise click.ClickException(f"no run {cli_output.plain(repr(run_id))} in {store.path}")
     if fmt == "json":
         _print_json(data)
         return
@@ -209,7 +185,7 @@ def show_command(run_id: str, store_path: str | None, fmt: str) -> None:
     for span in data["spans"]:
         parent = span["parent_span_id"] if span["parent_span_id"] in ids else None
         by_parent.setdefault(parent, []).append(span)
-    tree = Tree(f"[bold]{data['name'] or data['id']}[/]")
+    tree = Tree(f"[bold]{cli_output.safe(data['name'] or data['id'])}[/]")
 
     def add(node: Any, parent: str | None) -> None:
         for span in by_parent.get(parent, []):
@@ -229,16 +205,41 @@ def demo_command(store_path: str | None, quiet: bool, pace: float) -> None:
     from . import demo
     from .store.queries import list_runs
 
+    earlier = _demo_runs_in(store_path)
+    started = datetime.now(timezone.utc)
     path = demo.run_demo(store_path, echo=None if quiet else lambda m: click.echo(m, err=True), pace=pace)
     store = open_store(path)
     try:
-        rows = list_runs(store, limit=len(demo.SCRIPTS) + 20)
+        rows = list_runs(store, since=started, limit=0)
     finally:
         store.close()
-    console().print(runs_table(rows, title=f"runs in {path}"))
+    console().print(runs_table(rows, title=f"runs of this demo in {path}"))
+    if earlier:
+        click.echo(f"\nNote: {path} already held {earlier} demo runs from an earlier `runtrace demo`; "
+                   f"this one added {len(rows)} more beside them (the table shows the new ones). "
+                   "Use `--store` with a new file for a clean store.", err=True)
     if not quiet:
         click.echo("\nNext: `runtrace show <run>` for one run's span tree, `runtrace serve` for the web UI.",
                    err=True)
+
+
+def _demo_runs_in(store_path: str | None) -> int:
+    """How many runs of an earlier demo the store holds (0 when there is no store yet).
+
+    Told by the scripts' run names: the service name is the host program's when
+    the demo runs inside an already instrumented process.
+    """
+    from . import demo
+    from .store.db import Store
+    from .store.errors import StoreError
+
+    names = sorted({script.name for script in demo.SCRIPTS})
+    try:
+        with Store.open(store_path, create=False, readonly=None) as store:
+            return int(store.execute(f"SELECT count(*) FROM runs WHERE name IN ({', '.join('?' * len(names))})",
+                                     names)[0][0])
+    except StoreError:
+        return 0  # missing (created by the demo) or broken (the demo's own open says why)
 
 
 def _attach_optional_commands() -> None:

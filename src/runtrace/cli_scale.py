@@ -1,4 +1,4 @@
-"""``runtrace prices export`` and ``runtrace forward``: the CLI side of the scale path.
+"""``runtrace prices export``/``list`` and ``runtrace forward``: the CLI side of the scale path.
 
 Attached to the main ``runtrace`` group by ``runtrace.cli``; kept apart so that
 the core CLI does not import the price export or the OTLP protobuf classes.
@@ -45,6 +45,79 @@ def export(fmt: str, table: str, output: Path | None) -> None:
     else:
         output.write_text(text)
     click.echo(f"{len(rows)} price rows ({GENAI_PRICES_TABLE})", err=True)
+
+
+_PROBE_TOKENS = 100_000  # under every long-prompt price threshold; scaled to a price per million
+
+
+def model_prices(pattern: str | None) -> list[tuple[str, str, float | None, float | None]]:
+    """(provider, model, input $/MTok, output $/MTok) of every model genai-prices knows that matches.
+
+    ``pattern`` is a glob when it has ``*``, ``?`` or ``[`` (matched against the
+    model id and against ``provider:model``), else a case-insensitive substring of
+    either. Prices come from the same Pricer the SDK uses, so a model listed with
+    a price is one ``runtrace reprice --model`` accepts.
+    """
+    import fnmatch
+
+    from genai_prices import data_snapshot
+
+    from .pricing import TokenUsage, default_pricer
+
+    pricer = default_pricer()
+    needle = (pattern or "").strip().lower()
+    is_glob = any(c in needle for c in "*?[")
+    found: list[tuple[str, str, float | None, float | None]] = []
+    for provider in data_snapshot.get_snapshot().providers:
+        for info in provider.models:
+            names = (info.id.lower(), f"{provider.id}:{info.id}".lower())
+            if needle and not (any(fnmatch.fnmatchcase(n, needle) for n in names) if is_glob
+                               else any(needle in n for n in names)):
+                continue
+            price = pricer.price(TokenUsage(_PROBE_TOKENS, _PROBE_TOKENS), model=info.id, provider=provider.id)
+            scale = 1_000_000 / _PROBE_TOKENS
+            found.append((provider.id, info.id, None if price.input_usd is None else price.input_usd * scale,
+                          None if price.output_usd is None else price.output_usd * scale))
+    return sorted(found)
+
+
+@prices.command("list")
+@click.argument("pattern", required=False)
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True,
+              help="Output format.")
+def list_prices(pattern: str | None, fmt: str) -> None:
+    """Models genai-prices knows, with input/output $ per million tokens.
+
+    PATTERN is a substring (``sonnet``) or a glob (``openai:gpt-4o*``) of the
+    model id or provider:model. These are the names ``runtrace reprice --model``
+    and the What-if page accept.
+    """
+    import json
+
+    from .cli_output import console, safe, write_csv
+
+    rows = model_prices(pattern)
+    if fmt == "json":
+        click.echo(json.dumps([{"provider": p, "model": m, "input_usd_per_mtok": i, "output_usd_per_mtok": o}
+                               for p, m, i, o in rows], indent=2))
+        return
+    if fmt == "csv":
+        write_csv(["provider", "model", "input_usd_per_mtok", "output_usd_per_mtok"],
+                  ([p, m, "" if i is None else i, "" if o is None else o] for p, m, i, o in rows))
+        return
+    if not rows:
+        raise click.ClickException(f"no model matches {pattern!r}; try a shorter pattern, or none to list all")
+    from rich.table import Table
+
+    table = Table(header_style="bold", title=f"{len(rows)} models" + (f" matching {safe(pattern)}" if pattern else ""),
+                  title_justify="left")
+    table.add_column("provider", no_wrap=True)
+    table.add_column("model", overflow="fold")
+    table.add_column("input $/MTok", justify="right", no_wrap=True)
+    table.add_column("output $/MTok", justify="right", no_wrap=True)
+    for p, m, i, o in rows:
+        table.add_row(safe(p), safe(m), "-" if i is None else f"{i:,.4g}", "-" if o is None else f"{o:,.4g}")
+    console().print(table)
 
 
 @click.command("forward", context_settings={"help_option_names": ["-h", "--help"]})

@@ -6,18 +6,17 @@ stderr; every user error is a one-line ``ClickException``.
 
 from __future__ import annotations
 
-import csv
 import errno
 import ipaddress
 import json
 import socket
-import sys
 from collections.abc import Iterable
 from typing import Any
 
 import click
 
 from . import semconv
+from .cli_output import plain, safe
 
 __all__ = ["reprice", "report", "serve"]
 
@@ -51,10 +50,10 @@ def _pct(value: float | None) -> str:
 
 
 def _console() -> Any:
-    """Rich's console; when stdout is not a terminal (a pipe, a file) wide enough that no figure is cut."""
-    from rich.console import Console
+    """The CLI's one console: the terminal's width, or wide enough when piped that no figure is cut."""
+    from .cli_output import console
 
-    return Console() if sys.stdout.isatty() else Console(width=220)
+    return console()
 
 
 def _echo_json(data: Any) -> None:
@@ -62,9 +61,18 @@ def _echo_json(data: Any) -> None:
 
 
 def _write_csv(header: list[str], rows: Iterable[list[Any]]) -> None:
-    writer = csv.writer(sys.stdout, lineterminator="\n")
-    writer.writerow(header)
-    writer.writerows(rows)
+    """CSV to stdout; text cells that a spreadsheet would run as a formula are neutralised."""
+    from .cli_output import write_csv
+
+    write_csv(header, rows)
+
+
+def _check_token(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """A token of only whitespace would be "no token" in one place and a secret in another: refuse it."""
+    if value is not None and (not value.strip() or value != value.strip()):
+        raise click.BadParameter("the token must be non-empty and have no leading or trailing whitespace",
+                                 ctx=ctx, param=param)
+    return value
 
 
 # --- serve ---------------------------------------------------------------------
@@ -76,7 +84,7 @@ def _write_csv(header: list[str], rows: Iterable[list[Any]]) -> None:
 @click.option("-p", "--port", type=click.IntRange(0, 65535), default=4318, show_default=True,
               help="Port (4318 is OTLP/HTTP's; 0 picks a free one).")
 @_STORE
-@click.option("--token", envvar=semconv.ENV_SERVE_TOKEN, show_envvar=True,
+@click.option("--token", envvar=semconv.ENV_SERVE_TOKEN, show_envvar=True, callback=_check_token,
               help="Bearer token required for ingest, API and UI (open the UI once with ?token=...).")
 @click.option("--max-body-mb", type=click.IntRange(1, 1024), default=64, show_default=True,
               help="Largest OTLP request body accepted, before and after gzip decompression.")
@@ -197,7 +205,7 @@ def report(store_path: str | None, since: str | None, until: str | None, by: str
         other = sum(r.outcomes[o] for o in (semconv.OUTCOME_ERROR, semconv.OUTCOME_OPEN, semconv.OUTCOME_UNFINISHED))
         is_total = r.group is None
         table.add_row(
-            "[bold]total[/]" if is_total else r.group, f"{r.runs:,}", f"{r.accepted:,}",
+            "[bold]total[/]" if is_total else safe(r.group), f"{r.runs:,}", f"{r.accepted:,}",
             f"{r.outcomes[semconv.OUTCOME_REJECTED]:,}", f"{r.outcomes[semconv.OUTCOME_ABANDONED]:,}",
             f"{r.outcomes[semconv.OUTCOME_BUDGET_STOPPED]:,}", f"{other:,}",
             _money(r.cost_usd) + ("+?" if r.unpriced_calls else ""), _money(r.cost_per_accepted_run),
@@ -265,7 +273,7 @@ def reprice(model: str, provider: str | None, tier: str | None, token_ratio: flo
     finally:
         store.close()
     if result.tier_note:
-        click.echo(f"note: {result.tier_note}", err=True)
+        click.echo(f"note: {plain(result.tier_note)}", err=True)
     if fmt == "json":
         _echo_json(result.as_dict())
         return
@@ -308,8 +316,8 @@ def _print_reprice(result: Any, limit: int, frontier_ratio: float) -> None:
     from rich.table import Table
 
     console = _console()
-    target = result.model + (f" ({result.provider})" if result.provider else "") + \
-        (f", {result.tier} tier" if result.tier else "") + \
+    target = safe(result.model) + (f" ({safe(result.provider)})" if result.provider else "") + \
+        (f", {safe(result.tier)} tier" if result.tier else "") + \
         (f", token ratio {result.token_ratio:g}" if result.token_ratio != 1 else "")
     console.print(f"[bold]{result.calls:,}[/] LLM calls in [bold]{len(result.runs):,}[/] runs, repriced on "
                   f"[bold]{target}[/]")
@@ -333,32 +341,31 @@ def _print_reprice(result: Any, limit: int, frontier_ratio: float) -> None:
     table.add_column("models", max_width=28)
     for label in ("calls", "in", "out", "actual", "repriced", "difference"):
         table.add_column(label, justify="right")
-    from rich.markup import escape
-
+    escape = safe
     for r in runs:
-        table.add_row(r.run_id[:12], escape(r.name or "-"), escape(", ".join(r.models)), str(r.llm_calls),
+        table.add_row(escape(r.run_id[:12]), escape(r.name or "-"), escape(", ".join(r.models)), str(r.llm_calls),
                       f"{r.input_tokens:,}", f"{r.output_tokens:,}",
                       _money(r.actual_usd) + (f" +{r.actual_unpriced}?" if r.actual_unpriced else ""),
                       _money(r.repriced_usd) + (f" +{r.repriced_unpriced}?" if r.repriced_unpriced else ""),
                       "-" if r.difference_usd is None else _signed(r.difference_usd))
     console.print(table)
     routing = Table(header_style="bold", title_justify="left",
-                    title=f"routing: small runs that cost at least {frontier_ratio:g}x what {result.model} would "
+                    title=f"routing: small runs that cost at least {frontier_ratio:g}x what {safe(result.model)} would "
                           f"({len(result.routing)})")
     routing.add_column("run")
     routing.add_column("name", max_width=30, overflow="ellipsis")
     routing.add_column("models", max_width=28)
-    for label in ("calls", "tokens", "actual", f"on {result.model}", "saving"):
+    for label in ("calls", "tokens", "actual", f"on {safe(result.model)}", "saving"):
         routing.add_column(label, justify="right")
     for c in result.routing:
-        routing.add_row(c.run_id[:12], escape(c.name or "-"), escape(", ".join(c.models)), str(c.llm_calls),
+        routing.add_row(escape(c.run_id[:12]), escape(c.name or "-"), escape(", ".join(c.models)), str(c.llm_calls),
                         f"{c.tokens:,}", _money(c.actual_usd), _money(c.repriced_usd), _money(c.saving_usd))
     if result.routing:
         routing.add_row("", "[bold]total[/]", "", "", "", "", "",
                         _money(sum(c.saving_usd for c in result.routing)))
         console.print(routing)
     else:
-        console.print(f"routing: no small run cost {frontier_ratio:g}x or more what {result.model} would")
+        console.print(f"routing: no small run cost {frontier_ratio:g}x or more what {safe(result.model)} would")
     verbosity = Table(header_style="bold", title="output tokens per call by prompt size", title_justify="left")
     verbosity.add_column("model")
     verbosity.add_column("prompt")

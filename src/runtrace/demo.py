@@ -21,6 +21,7 @@ from . import _setup, runs
 from ._fake_llm import FakeLLM, Reply, client_for
 from .instrumentation.tools import tool
 
+SERVICE_NAME = "demo-coding-agent"
 SYSTEM_PROMPT = ("You are a careful coding agent working in a Python repository. Use the tools to read "
                  "files, edit them and run the tests; stop when the tests pass.")
 
@@ -220,7 +221,7 @@ def run_demo(store_path: str | os.PathLike[str] | None = None,
     """
     was_instrumented = _setup.is_instrumented()
     if not was_instrumented:
-        _setup.instrument(service_name="demo-coding-agent", store=store_path)
+        _setup.instrument(service_name=SERVICE_NAME, store=store_path)
     path = _setup.store_path() or str(Path(store_path or "").expanduser())
     try:
         for script in SCRIPTS:

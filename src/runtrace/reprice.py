@@ -192,7 +192,7 @@ def reprice(store: Store, *, model: str, provider: str | None = None, tier: str 
     probe = pricer.price(TokenUsage(1_000, 1_000), model=model, provider=provider, service_tier=tier)
     if probe.total_usd is None:
         raise ValueError(f"no price known for model {model!r}" + (f" of provider {provider!r}" if provider else "")
-                         + " (check the name with `runtrace prices`, or add it to a prices file)")
+                         + " (list the models that have a price with `runtrace prices list PATTERN`, or add it to a prices file)")
     result = RepriceResult(model=model, provider=provider, tier=tier, token_ratio=float(token_ratio))
     if probe.tier_matched is False:
         result.tier_note = (f"{model} has no {tier!r} tier price of its own: priced at the standard price"

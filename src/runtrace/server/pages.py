@@ -8,6 +8,8 @@ bad one is a 400 page that names it.
 
 from __future__ import annotations
 
+import logging
+import sqlite3
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -21,13 +23,14 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 
 from .. import semconv
-from ..store.errors import AmbiguousRunIdError
+from ..store.errors import AmbiguousRunIdError, StoreError
 from ..store.queries import get_run, to_ns
 from . import charts, format, queries
 from .runview import build_run_view
 
 __all__ = ["EXCEPTION_HANDLERS", "env", "parse_filter", "run_page", "runs_page", "search_page", "spend_page"]
 
+logger = logging.getLogger("runtrace.server")
 TEMPLATES = Path(__file__).parent / "templates"
 PERIODS = {"24h": 86_400, "7d": 7 * 86_400, "30d": 30 * 86_400, "90d": 90 * 86_400, "all": None}
 KIND_LABELS = {"llm": "LLM call", "tool": "tool call", "run": "run", "outcome": "verdict", "other": "other"}
@@ -209,4 +212,20 @@ async def _http_error(request: Request, exc: Exception) -> Response:
                   message=exc.detail)
 
 
-EXCEPTION_HANDLERS = {HTTPException: _http_error}
+async def _store_unavailable(request: Request, exc: Exception) -> Response:
+    """The store broke under the running server (a corrupted or replaced file): 503, never a 500 page.
+
+    The reason goes to the log; the answer only says the store is unavailable,
+    so a file path or SQLite detail is not shown to whoever asked.
+    """
+    logger.error("runtrace serve: the store cannot be read: %s", exc)
+    message = "the store cannot be read right now (see the server log)"
+    if request.url.path.startswith(("/api/", "/v1/", "/metrics")):
+        return JSONResponse({"error": message}, status_code=503, headers={"Retry-After": "5"})
+    response = render(request, "error.html", status_code=503, status=503, message=message)
+    response.headers["Retry-After"] = "5"
+    return response
+
+
+EXCEPTION_HANDLERS = {HTTPException: _http_error, sqlite3.DatabaseError: _store_unavailable,
+                      StoreError: _store_unavailable}

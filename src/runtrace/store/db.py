@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from .. import semconv as sc
-from .errors import StoreClosedError, StoreError, StoreNotFoundError
+from .errors import StoreClosedError, StoreError, StoreNotFoundError, StoreReadOnlyError
 from .ingest import ingest as _ingest
-from .migrations import migrate
+from .migrations import check_readable, identify, migrate
 from .records import SpanRecord
 from .values import attributes_from_json, events_from_json
 
@@ -35,19 +35,57 @@ def default_path() -> Path:
     return Path(env).expanduser() if env else DEFAULT_PATH.expanduser()
 
 
-def connect(path: str | os.PathLike[str]) -> sqlite3.Connection:
-    """A connection prepared like every other: WAL, synchronous=NORMAL, busy_timeout, Row."""
-    conn = sqlite3.connect(os.fspath(path), timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
-                           check_same_thread=False)
+def connect(path: str | os.PathLike[str], *, readonly: bool = False, immutable: bool = False,
+            wal: bool = True) -> sqlite3.Connection:
+    """A connection prepared like every other: WAL, synchronous=NORMAL, busy_timeout, Row.
+
+    ``readonly`` opens the file with ``mode=ro`` (no WAL switch, nothing written);
+    ``immutable`` also tells SQLite that nobody writes it, which a WAL file on a
+    read-only mount needs (its ``-shm`` index cannot be created there).
+    ``wal=False`` leaves the journal mode alone (call :func:`prepare` later), so a
+    file can be identified before anything in it changes.
+    """
+    if readonly:
+        uri = Path(os.path.abspath(os.fspath(path))).as_uri() + "?mode=ro" + ("&immutable=1" if immutable else "")
+        conn = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
+                               check_same_thread=False)
+    else:
+        conn = sqlite3.connect(os.fspath(path), timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
+                               check_same_thread=False)
     conn.row_factory = sqlite3.Row
     conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS:d}")
+    if readonly:
+        conn.execute("PRAGMA query_only = 1")
+    elif wal:
+        prepare(conn, path)
+    return conn
+
+
+def prepare(conn: sqlite3.Connection, path: str | os.PathLike[str]) -> None:
+    """WAL and synchronous=NORMAL on a writable connection; closes it when that fails."""
     try:
         _ensure_wal(conn, os.fspath(path))
+        conn.execute("PRAGMA synchronous = NORMAL")
     except BaseException:
         conn.close()
         raise
-    conn.execute("PRAGMA synchronous = NORMAL")
-    return conn
+
+
+def _writable(path: Path) -> bool:
+    """Whether this process may write the file and create its -wal/-shm next to it."""
+    return os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)
+
+
+def _connect_readonly(path: Path) -> tuple[sqlite3.Connection, bool]:
+    """(connection, immutable): ``mode=ro``, or ``immutable=1`` when ro cannot read a WAL file."""
+    conn = connect(path, readonly=True)
+    try:
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        return conn, False
+    except sqlite3.OperationalError:
+        conn.close()
+    conn = connect(path, readonly=True, immutable=True)
+    return conn, True
 
 
 def _ensure_wal(conn: sqlite3.Connection, where: str) -> None:
@@ -80,8 +118,11 @@ class Store:
 
     path: Path
 
-    def __init__(self, path: Path, writer: sqlite3.Connection) -> None:
+    def __init__(self, path: Path, writer: sqlite3.Connection, *, readonly: bool = False,
+                 immutable: bool = False) -> None:
         self.path = path
+        self.readonly = readonly
+        self._immutable = immutable
         self._writer = writer
         self._write_lock = threading.Lock()
         self._local = threading.local()
@@ -90,30 +131,75 @@ class Store:
         self._closed = False
 
     @classmethod
-    def open(cls, path: str | os.PathLike[str] | None = None, *, create: bool = True) -> Store:
+    def open(cls, path: str | os.PathLike[str] | None = None, *, create: bool = True,
+             readonly: bool | None = False) -> Store:
         """Open (and migrate) the store at ``path``, ``RUNTRACE_STORE`` or ``~/.runtrace/runtrace.db``.
 
         With ``create=False`` a missing file raises :class:`StoreNotFoundError`
-        instead of being created (for commands that only read).
+        instead of being created (for commands that only read). ``readonly=True``
+        opens it read-only; ``readonly=None`` does so only when the file or its
+        folder cannot be written (a read-only mount), which commands that only
+        read use. Every file that is not a usable runtrace store (garbage, another
+        program's database, a newer schema) raises a :class:`StoreError` naming it.
         """
         target = Path(path).expanduser() if path is not None else default_path()
         if not target.exists():
-            if not create:
+            if not create or readonly:
                 raise StoreNotFoundError(f"no runtrace store at {target} (run something with "
                                          f"runtrace.instrument() first, or pass --store / {sc.ENV_STORE})")
             target.parent.mkdir(parents=True, exist_ok=True)
+        elif not target.is_file():
+            raise StoreError(f"{target} is not a runtrace store: not a regular file")
+        auto = readonly is None
+        if readonly is None:
+            readonly = not _writable(target)
+        if readonly:
+            return cls._open_readonly(target)
         try:
-            writer = connect(target)
-        except sqlite3.OperationalError:
-            raise
+            writer = connect(target, wal=False)
+            try:
+                identify(writer)  # another program's database is left exactly as it was
+                prepare(writer, target)
+            except StoreError as exc:
+                writer.close()
+                raise type(exc)(f"{target}: {exc}") from None
+            except BaseException:
+                writer.close()
+                raise
+        except sqlite3.OperationalError as exc:
+            if "readonly" in str(exc) and auto:  # a read-only file os.access did not see as one
+                return cls._open_readonly(target)
+            raise StoreError(f"cannot open the store {target}: {exc}") from exc
         except sqlite3.DatabaseError as exc:  # "file is not a database", a corrupt header
             raise StoreError(f"{target} is not a runtrace store: {exc}") from exc
         try:
             migrate(writer)
+        except StoreError as exc:
+            writer.close()
+            raise type(exc)(f"{target}: {exc}") from None
+        except sqlite3.DatabaseError as exc:
+            writer.close()
+            raise StoreError(f"{target} is not a usable runtrace store: {exc}") from exc
         except BaseException:
             writer.close()
             raise
         return cls(target, writer)
+
+    @classmethod
+    def _open_readonly(cls, target: Path) -> Store:
+        try:
+            conn, immutable = _connect_readonly(target)
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{target} is not a runtrace store: {exc}") from exc
+        try:
+            check_readable(conn)
+        except StoreError as exc:
+            conn.close()
+            raise type(exc)(f"{target}: {exc}") from None
+        except sqlite3.DatabaseError as exc:
+            conn.close()
+            raise StoreError(f"{target} is not a runtrace store: {exc}") from exc
+        return cls(target, conn, readonly=True, immutable=immutable)
 
     # --- lifecycle ---------------------------------------------------------------
 
@@ -151,6 +237,8 @@ class Store:
     def ingest(self, records: Iterable[SpanRecord]) -> int:
         """Store spans not stored yet and add them to their runs; return how many were new."""
         batch = records if isinstance(records, list) else list(records)
+        if self.readonly:
+            raise StoreReadOnlyError(f"the store {self.path} was opened read-only")
         with self._write_lock:
             self._check_open()
             return _ingest(self._writer, batch)
@@ -162,7 +250,7 @@ class Store:
         self._check_open()
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
-            conn = connect(self.path)
+            conn = connect(self.path, readonly=self.readonly, immutable=self._immutable)
             conn.execute("PRAGMA query_only = 1")
             with self._readers_lock:
                 self._check_open()

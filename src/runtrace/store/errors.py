@@ -4,6 +4,8 @@
      ├── StoreClosedError        a Store used after close()
      ├── StoreNotFoundError      Store.open(path, create=False) on a missing file
      ├── StoreVersionError       the file was written by a newer runtrace
+     ├── ForeignStoreError       the file is another program's SQLite database
+     ├── StoreReadOnlyError      a write to a store opened read-only
      ├── AmbiguousRunIdError     a run id prefix matches several runs (also a LookupError)
      └── UnknownRunError         a verdict names a run this store does not hold (also a LookupError)
     OTLPDecodeError (ValueError) a malformed OTLP body; the message names the field
@@ -31,6 +33,14 @@ class StoreNotFoundError(StoreError, FileNotFoundError):
 
 class StoreVersionError(StoreError):
     """The store file's schema is newer than this runtrace understands."""
+
+
+class ForeignStoreError(StoreError):
+    """The file is an SQLite database of another program; runtrace adds nothing to it."""
+
+
+class StoreReadOnlyError(StoreError):
+    """The store was opened read-only (a read-only file or mount) and cannot take writes."""
 
 
 class AmbiguousRunIdError(StoreError, LookupError):

@@ -13,7 +13,10 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable
 
-from .errors import StoreVersionError
+from .errors import ForeignStoreError, StoreVersionError
+
+# PRAGMA application_id of every runtrace store ("RTRC"): how a foreign SQLite file is told apart.
+APPLICATION_ID = 0x52545243
 
 Migration = Callable[[sqlite3.Connection], None]
 MIGRATIONS: list[Migration] = []
@@ -137,27 +140,81 @@ def migrate(conn: sqlite3.Connection) -> int:
     """Bring the file up to :func:`schema_version`; return the number of migrations applied.
 
     ``conn`` must be in autocommit mode (``isolation_level=None``) and outside a
-    transaction. Raises :class:`StoreVersionError` for a file written by a newer runtrace.
+    transaction. Raises :class:`StoreVersionError` for a file written by a newer
+    runtrace and :class:`ForeignStoreError` for another program's database,
+    which is never given runtrace's tables.
     """
     target = schema_version()
-    current = int(conn.execute("PRAGMA user_version").fetchone()[0])
+    current, marked = identify(conn)
     if current > target:
         raise _too_new(current, target)
-    if current == target:
+    if current == target and marked:
         return 0
     conn.execute("BEGIN IMMEDIATE")
     try:
-        current = int(conn.execute("PRAGMA user_version").fetchone()[0])  # another process may have won
+        current, marked = identify(conn)  # another process may have won
         if current > target:
             raise _too_new(current, target)
         for fn in MIGRATIONS[current:]:
             fn(conn)
         conn.execute(f"PRAGMA user_version = {target:d}")
+        if not marked:
+            conn.execute(f"PRAGMA application_id = {APPLICATION_ID:d}")
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")
         raise
     return target - current
+
+
+def check_readable(conn: sqlite3.Connection) -> None:
+    """What :func:`migrate` checks, for a file opened read-only (nothing can be written to it)."""
+    target = schema_version()
+    current, _marked = identify(conn)
+    if current > target:
+        raise _too_new(current, target)
+    if current == 0:
+        raise ForeignStoreError("the file is an empty database, not a runtrace store")
+    if current < target:
+        raise StoreVersionError(
+            f"this store file has schema version {current} and needs upgrading to version {target}, "
+            "which a read-only file cannot be: open it once where it is writable")
+
+
+# Tables a runtrace store has had since m001; a file with user_version set but no
+# application_id mark is a store written before the mark existed only if it has them.
+_RUNTRACE_SHAPE = {"spans": {"trace_id", "span_id", "span_kind", "run_id"},
+                   "runs": {"id", "cost_nusd", "desc_rank"}, "run_models": {"run_id", "model"},
+                   "run_traces": {"run_id", "trace_id"}}
+
+
+def identify(conn: sqlite3.Connection) -> tuple[int, bool]:
+    """(schema version, has runtrace's application_id) of the file, or ForeignStoreError.
+
+    A blank file is version 0. A file with tables of its own but neither
+    runtrace's ``application_id`` nor runtrace's tables belongs to another
+    program: the caller must leave it alone.
+    """
+    app_id = int(conn.execute("PRAGMA application_id").fetchone()[0])
+    version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+    if app_id == APPLICATION_ID:
+        return version, True
+    if app_id != 0:
+        raise ForeignStoreError(f"the file belongs to another program (SQLite application_id {app_id:#x})")
+    tables = [r[0] for r in conn.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite%' ORDER BY name")]
+    if not tables:
+        if version:
+            raise ForeignStoreError(f"the file has user_version {version} but no tables")
+        return 0, False
+    shape_ok = version > 0 and all(
+        set(columns) <= {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}
+        for table, columns in _RUNTRACE_SHAPE.items())
+    if not shape_ok:
+        shown = ", ".join(tables[:5]) + (", ..." if len(tables) > 5 else "")
+        raise ForeignStoreError(f"the file is another program's SQLite database (tables: {shown}); "
+                                "runtrace leaves it untouched")
+    return version, False
 
 
 def script(conn: sqlite3.Connection, sql: str) -> None:
