@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import socket
 import threading
 import tracemalloc
 import zlib
@@ -272,6 +273,40 @@ def test_token_guards_ingest_api_metrics_and_ui(tmp_path: Path) -> None:
             assert page.status_code == 200
             assert "fix flaky test #412" in page.text
         assert httpx.get(f"{base}/?token=wrong").status_code == 401
+
+
+def _raw_get(base: str, target: str) -> tuple[int, dict[str, str]]:
+    """One request with ``target`` sent byte for byte (an HTTP client would normalise ``//x`` or ``\\``)."""
+    host, port = base.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(f"GET {target} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".encode())
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    head = data.split(b"\r\n\r\n", 1)[0].decode("latin-1").split("\r\n")
+    headers = dict(line.split(": ", 1) for line in head[1:])
+    return int(head[0].split()[1]), {k.lower(): v for k, v in headers.items()}
+
+
+@pytest.mark.parametrize(("target", "location"), [
+    ("//evil.example/?token=T", "/evil.example/"),
+    ("///evil.example/x?token=T&a=1", "/evil.example/x?a=1"),
+    ("/\\evil.example/?token=T", "/%5Cevil.example/"),
+    ("/%2F%2Fevil.example/?token=T", "/%2F%2Fevil.example/"),
+    ("/runs/a%0D%0ASet-Cookie:x=1?token=T", "/runs/a%0D%0ASet-Cookie:x=1"),
+    ("/spend?by=model&token=T", "/spend?by=model"),
+])
+def test_the_login_redirect_stays_on_this_site(tmp_path: Path, target: str, location: str) -> None:
+    path = tmp_path / "runtrace.db"
+    Store.open(path).close()
+    with running_server(create_app(path, token="T")) as base:
+        status, headers = _raw_get(base, target)
+    assert status == 303
+    assert headers["location"] == location
+    assert "set-cookie" in headers and "x=1" not in headers["set-cookie"]
 
 
 def test_graceful_shutdown_loses_no_acknowledged_batch(tmp_path: Path) -> None:
