@@ -7,8 +7,10 @@ stderr; every user error is a one-line ``ClickException``.
 from __future__ import annotations
 
 import csv
+import errno
 import ipaddress
 import json
+import socket
 import sys
 from collections.abc import Iterable
 from typing import Any
@@ -78,12 +80,18 @@ def _write_csv(header: list[str], rows: Iterable[list[Any]]) -> None:
               help="Bearer token required for ingest, API and UI (open the UI once with ?token=...).")
 @click.option("--max-body-mb", type=click.IntRange(1, 1024), default=64, show_default=True,
               help="Largest OTLP request body accepted, before and after gzip decompression.")
-def serve(host: str, port: int, store_path: str | None, token: str | None, max_body_mb: int) -> None:
+@click.option("--max-connections", type=click.IntRange(16, 100_000), default=1000, show_default=True,
+              help="Open connections at most; beyond it a new one evicts the oldest that has sent no request.")
+@click.option("--header-timeout", type=click.FloatRange(0.1, 3600), default=10.0, show_default=True,
+              help="Seconds a client has to send its request headers.")
+def serve(host: str, port: int, store_path: str | None, token: str | None, max_body_mb: int,
+          max_connections: int, header_timeout: float) -> None:
     """Web UI and OTLP/HTTP receiver (POST /v1/traces) on one port."""
     import uvicorn
 
     from .server import create_app
     from .server.app import LOOPBACK_HOSTS
+    from .server.limits import limited_protocol, max_connections_for, raise_fd_limit
     from .store.db import Store
 
     loopback = is_loopback(host)
@@ -97,13 +105,49 @@ def serve(host: str, port: int, store_path: str | None, token: str | None, max_b
         path = store.path
     app = create_app(path, token=token, max_body_bytes=max_body_mb * 1024 * 1024,
                      allowed_hosts=(*LOOPBACK_HOSTS, host) if loopback else None)
+    # Bind before saying anything: a busy port is a one-line error, and --port 0 shows the port it got.
+    sock = _bind(host, port)
+    port = int(sock.getsockname()[1])
     shown = f"[{host}]" if ":" in host else host
     base = f"http://{shown}:{port}"
     click.echo(f"runtrace serve: store {path}", err=True)
     click.echo(f"  web UI       {base}/" + ("?token=..." if token else ""), err=True)
     click.echo(f"  OTLP/HTTP    {base}/v1/traces  (protobuf or JSON, gzip ok)", err=True)
     click.echo(f"  metrics      {base}/metrics", err=True)
-    uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=30, server_header=False)
+    protocol = limited_protocol(header_timeout=header_timeout,
+                                max_connections=max_connections_for(max_connections, raise_fd_limit()))
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=30,
+                            server_header=False, http=protocol, timeout_keep_alive=5,
+                            h11_max_incomplete_event_size=_MAX_HEAD_BYTES)
+    server = uvicorn.Server(config)
+    try:
+        server.run(sockets=[sock])
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sock.close()
+    if not server.started:
+        raise SystemExit(3)  # uvicorn's own start-up failure status; it has logged why
+
+
+_MAX_HEAD_BYTES = 64 * 1024  # request line + headers; h11's 16 KiB default cut a long ?q= search
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    """A socket bound to ``host:port`` (uvicorn listens on it), or a one-line error saying why not."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does: restart past TIME_WAIT
+        sock.bind((host.strip("[]"), port))
+    except OSError as exc:
+        sock.close()
+        reason = exc.strerror or str(exc)
+        hint = " (is another runtrace serve running? pick another --port, or 0 for a free one)" \
+            if exc.errno == errno.EADDRINUSE else ""
+        raise click.ClickException(f"cannot listen on {host}:{port}: {reason.lower()}{hint}") from None
+    sock.set_inheritable(True)
+    return sock
 
 
 # --- report --------------------------------------------------------------------
