@@ -27,10 +27,12 @@ import asyncio
 import collections
 import logging
 import resource
+
 import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-__all__ = ["DEFAULT_BODY_TIMEOUT", "DEFAULT_HEADER_TIMEOUT", "DEFAULT_MAX_CONNECTIONS", "limited_protocol",
+__all__ = ["DEFAULT_BODY_TIMEOUT", "DEFAULT_HEADER_TIMEOUT", "DEFAULT_MAX_CONNECTIONS", "accept_backlog_for",
+           "limited_protocol",
            "max_connections_for", "raise_fd_limit"]
 
 logger = logging.getLogger("runtrace.server")
@@ -57,6 +59,12 @@ def raise_fd_limit(want: int = 65_536) -> int:
 def max_connections_for(wanted: int, fd_limit: int) -> int:
     """``wanted``, lowered so that open connections leave ``_FD_RESERVE`` descriptors free."""
     return max(16, min(wanted, fd_limit - _FD_RESERVE))
+
+
+def accept_backlog_for(max_connections: int, fd_limit: int) -> int:
+    """The listen backlog, which is also how many sockets asyncio accepts in one go before any
+    ``connection_made`` can evict: small enough that a full batch on top of a full table fits the fd limit."""
+    return max(16, min(2048, (fd_limit - _FD_RESERVE // 2 - max_connections) // 2))
 
 
 def limited_protocol(*, header_timeout: float = DEFAULT_HEADER_TIMEOUT, body_timeout: float = DEFAULT_BODY_TIMEOUT,
