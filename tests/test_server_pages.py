@@ -106,11 +106,55 @@ def test_headline_follows_the_filters(base: str) -> None:
     ("period=1y", "period=&#39;1y&#39; is not one of"),
     ("since=yesterday", "since=&#39;yesterday&#39; is not a date"),
     ("after=bm9wZQ", "bad page cursor"),
+    # A cursor whose position does not fit SQLite's 64-bit integers (was a 500: OverflowError).
+    ("after=" + queries.encode_cursor(10**30, "r1"),
+     "bad page cursor &#39;WzEwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAsInIxIl0&#39;: its position is out of range"),
+    ("after=" + "A" * 20_000, "bad page cursor &#39;" + "A" * 80 + "&#39;... (20,000 characters): longer than"),
+    # Dates past what int64 nanoseconds hold (were a 500).
+    ("until=9999-12-31", "until=&#39;9999-12-31&#39; is out of range: the store holds times from 1677-09-22 "
+                         "to 2262-04-10 (UTC)"),
+    ("until=2262-04-11", "until=&#39;2262-04-11&#39; is out of range"),
+    ("since=1000-01-01", "since=&#39;1000-01-01&#39; is out of range"),
+    ("since=0001-01-01T00:00:00-23:59", "since=&#39;0001-01-01T00:00:00-23:59&#39; is out of range"),
+    # A parameter the page does not read was silently ignored.
+    ("from=notadate", "unknown query parameter &#39;from&#39; (did you mean since?): this page takes after, "
+                      "flag, model, order, outcome, owner, period, project, q, since, sort, until"),
 ])
 def test_bad_parameters_are_a_400_naming_them(base: str, query: str, message: str) -> None:
     page = httpx.get(f"{base}/?{query}")
     assert page.status_code == 400
     assert message in page.text
+
+
+@pytest.mark.parametrize(("path", "message"), [
+    ("/spend?until=2262-04-11", "until=&#39;2262-04-11&#39; is out of range"),
+    ("/spend?since=2026-01-01&until=99999", "until=&#39;99999&#39; is not a date"),
+    ("/spend?from=2026-01-01", "unknown query parameter &#39;from&#39; (did you mean since?)"),
+    ("/search?q=x&page=2", "unknown query parameter &#39;page&#39;: this page takes field, q"),
+])
+def test_bad_parameters_on_the_other_pages_are_a_400(base: str, path: str, message: str) -> None:
+    page = httpx.get(base + path)
+    assert page.status_code == 400
+    assert message in page.text
+
+
+@pytest.mark.parametrize(("query", "message"), [
+    ("until=9999-12-31", "until='9999-12-31' is out of range"),
+    ("from=x", "unknown query parameter 'from' (did you mean since?)"),
+    ("limit=" + "9" * 5000, "is not an integer"),
+])
+def test_bad_api_parameters_are_a_json_400(base: str, query: str, message: str) -> None:
+    answer = httpx.get(f"{base}/api/runs?{query}")
+    assert answer.status_code == 400
+    assert message in answer.json()["error"]
+
+
+def test_the_widest_dates_still_work(base: str) -> None:
+    """The edges of the range are valid bounds, not errors: all seven runs lie between them."""
+    page = httpx.get(f"{base}/?since=1677-09-22&until=2262-04-10")
+    assert page.status_code == 200
+    assert len(run_ids(page.text)) == 7
+    assert httpx.get(f"{base}/spend?since=1677-09-22&until=2262-04-10").status_code == 200
 
 
 def test_keyset_paging_walks_every_run_once_in_order(store: Store) -> None:

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import gzip
 import json
+import socket
 import threading
+import time
 import tracemalloc
 import zlib
 from collections.abc import Iterator
@@ -272,6 +274,68 @@ def test_token_guards_ingest_api_metrics_and_ui(tmp_path: Path) -> None:
             assert page.status_code == 200
             assert "fix flaky test #412" in page.text
         assert httpx.get(f"{base}/?token=wrong").status_code == 401
+
+
+def _raw_get(base: str, target: str) -> tuple[int, dict[str, str]]:
+    """One request with ``target`` sent byte for byte (an HTTP client would normalise ``//x`` or ``\\``)."""
+    host, port = base.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(f"GET {target} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".encode())
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    head = data.split(b"\r\n\r\n", 1)[0].decode("latin-1").split("\r\n")
+    headers = dict(line.split(": ", 1) for line in head[1:])
+    return int(head[0].split()[1]), {k.lower(): v for k, v in headers.items()}
+
+
+@pytest.mark.parametrize(("target", "location"), [
+    ("//evil.example/?token=T", "/evil.example/"),
+    ("///evil.example/x?token=T&a=1", "/evil.example/x?a=1"),
+    ("/\\evil.example/?token=T", "/%5Cevil.example/"),
+    ("/%2F%2Fevil.example/?token=T", "/%2F%2Fevil.example/"),
+    ("/runs/a%0D%0ASet-Cookie:x=1?token=T", "/runs/a%0D%0ASet-Cookie:x=1"),
+    ("/spend?by=model&token=T", "/spend?by=model"),
+])
+def test_the_login_redirect_stays_on_this_site(tmp_path: Path, target: str, location: str) -> None:
+    path = tmp_path / "runtrace.db"
+    Store.open(path).close()
+    with running_server(create_app(path, token="T")) as base:
+        status, headers = _raw_get(base, target)
+    assert status == 303
+    assert headers["location"] == location
+    assert "set-cookie" in headers and "x=1" not in headers["set-cookie"]
+
+
+def test_bytes_decoded_at_once_are_capped_with_a_503_and_retry_after(tmp_path: Path) -> None:
+    """Was: every concurrent body was read and decoded at once (six 55 MiB JSON bodies took 4 GiB)."""
+    path = tmp_path / "runtrace.db"
+    Store.open(path).close()
+    body = json.dumps(_json_body("capped-run")).encode()
+    with running_server(create_app(path, max_body_bytes=1 << 20, max_decode_bytes=100_000)) as base:
+        host, port = base.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port)), timeout=10) as slow:
+            # A sender that declared 99,900 bytes and is still sending them holds its share of the budget.
+            slow.sendall(b"POST /v1/traces HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                         b"Content-Length: 99900\r\n\r\n{")
+            time.sleep(0.3)
+            busy = httpx.post(f"{base}/v1/traces", content=body, headers={"Content-Type": "application/json"})
+            assert busy.status_code == 503
+            assert busy.headers["retry-after"] == "1"
+            assert busy.json() == {"code": 14, "message": "the server is decoding 99,900 bytes of other requests "
+                                                          "(its cap is 100,000); retry later"}
+        time.sleep(0.3)  # the slow sender went away: its bytes are given back
+        ok = httpx.post(f"{base}/v1/traces", content=body, headers={"Content-Type": "application/json"})
+        assert ok.status_code == 200
+        # One request alone always gets in, even one bigger than the cap (it is under the body limit).
+        big = json.dumps(_json_body("big-run", span="7" * 16)).encode() + b" " * 200_000
+        assert httpx.post(f"{base}/v1/traces", content=big, headers={"Content-Type": "application/json"}
+                          ).status_code == 200
+    with Store.open(path, create=False) as store:
+        assert get_run(store, "capped-run") is not None and get_run(store, "big-run") is not None
 
 
 def test_graceful_shutdown_loses_no_acknowledged_batch(tmp_path: Path) -> None:

@@ -192,6 +192,8 @@ def test_one_run_from_the_run_page(base: str) -> None:
     ("pick=openai:gpt-4o-mini&period=1y", 400, "period=&#39;1y&#39; is not one of"),
     ("run=nope&pick=openai:gpt-4o-mini", 404, "no run &#39;nope&#39; in this store"),
     ("run=r&pick=openai:gpt-4o-mini", 400, "run id prefix &#39;r&#39; is ambiguous"),
+    (MINI + "&from=2026-01-01", 400, "unknown query parameter &#39;from&#39; (did you mean since?)"),
+    (MINI + "&until=9999-12-31", 400, "until=&#39;9999-12-31&#39; is out of range"),
 ])
 def test_bad_input_is_said_in_the_page_with_the_form(base: str, query: str, status: int, message: str) -> None:
     page = get(base, query)

@@ -99,7 +99,7 @@ def serve(host: str, port: int, store_path: str | None, token: str | None, max_b
 
     from .server import create_app
     from .server.app import LOOPBACK_HOSTS
-    from .server.limits import limited_protocol, max_connections_for, raise_fd_limit
+    from .server.limits import accept_backlog_for, limited_protocol, max_connections_for, raise_fd_limit
     from .store.db import Store
 
     loopback = is_loopback(host)
@@ -114,7 +114,10 @@ def serve(host: str, port: int, store_path: str | None, token: str | None, max_b
     app = create_app(path, token=token, max_body_bytes=max_body_mb * 1024 * 1024,
                      allowed_hosts=(*LOOPBACK_HOSTS, host) if loopback else None)
     # Bind before saying anything: a busy port is a one-line error, and --port 0 shows the port it got.
-    sock = _bind(host, port)
+    fd_limit = raise_fd_limit()
+    cap = max_connections_for(max_connections, fd_limit)
+    backlog = accept_backlog_for(cap, fd_limit)
+    sock = _bind(host, port, backlog)
     port = int(sock.getsockname()[1])
     shown = f"[{host}]" if ":" in host else host
     base = f"http://{shown}:{port}"
@@ -122,10 +125,10 @@ def serve(host: str, port: int, store_path: str | None, token: str | None, max_b
     click.echo(f"  web UI       {base}/" + ("?token=..." if token else ""), err=True)
     click.echo(f"  OTLP/HTTP    {base}/v1/traces  (protobuf or JSON, gzip ok)", err=True)
     click.echo(f"  metrics      {base}/metrics", err=True)
-    protocol = limited_protocol(header_timeout=header_timeout,
-                                max_connections=max_connections_for(max_connections, raise_fd_limit()))
+    protocol = limited_protocol(header_timeout=header_timeout, max_connections=cap)
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=30,
                             server_header=False, http=protocol, timeout_keep_alive=5,
+                            backlog=backlog,
                             h11_max_incomplete_event_size=_MAX_HEAD_BYTES)
     server = uvicorn.Server(config)
     try:
@@ -141,13 +144,18 @@ def serve(host: str, port: int, store_path: str | None, token: str | None, max_b
 _MAX_HEAD_BYTES = 64 * 1024  # request line + headers; h11's 16 KiB default cut a long ?q= search
 
 
-def _bind(host: str, port: int) -> socket.socket:
-    """A socket bound to ``host:port`` (uvicorn listens on it), or a one-line error saying why not."""
+def _bind(host: str, port: int, backlog: int) -> socket.socket:
+    """A socket listening on ``host:port`` (uvicorn serves it), or a one-line error saying why not.
+
+    It listens at once, so a client that connects as soon as the banner is out
+    waits in the backlog for the start-up to finish instead of being refused.
+    """
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does: restart past TIME_WAIT
         sock.bind((host.strip("[]"), port))
+        sock.listen(backlog)
     except OSError as exc:
         sock.close()
         reason = exc.strerror or str(exc)

@@ -16,7 +16,7 @@ from ..store.errors import UnknownRunError
 from ..store.queries import list_runs
 from ..store.verdicts import list_pending, record_verdict
 from .metrics import CONTENT_TYPE, render_metrics
-from .pages import bad_request, load_run, parse_filter
+from .pages import FILTER_PARAMS, bad_request, check_params, load_run, parse_filter
 
 __all__ = ["metrics", "outcome", "pending_outcomes", "run", "runs"]
 
@@ -59,6 +59,7 @@ def _int(request: Request, name: str, default: int, *, low: int, high: int) -> i
 
 async def runs(request: Request) -> Response:
     """``GET /api/runs``: newest first; project, owner, outcome, model, period/since/until, q, limit, offset."""
+    check_params(request, (*FILTER_PARAMS, "limit", "offset"))
     flt = parse_filter(request)
     if flt.flag is not None:
         raise bad_request("flag is a filter of the web page only; /api/runs takes project, owner, outcome, "

@@ -23,6 +23,7 @@ from starlette.staticfiles import StaticFiles
 
 from ..store.db import Store
 from . import api, pages, whatif
+from .admission import ByteBudget
 from .auth import TokenAuth
 from .headers import SecurityHeaders
 from .receiver import DEFAULT_MAX_BODY_BYTES, receive_traces
@@ -37,7 +38,7 @@ LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
 
 def create_app(store_path: str | os.PathLike[str] | Store | None = None, *, token: str | None = None,
                max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
-               allowed_hosts: Sequence[str] | None = None) -> Starlette:
+               allowed_hosts: Sequence[str] | None = None, max_decode_bytes: int | None = None) -> Starlette:
     """Build the app.
 
     ``store_path``: the SQLite file (created if missing; None means
@@ -46,7 +47,9 @@ def create_app(store_path: str | os.PathLike[str] | Store | None = None, *, toke
     static assets needs ``Authorization: Bearer <token>`` (or the session cookie
     that ``/?token=<token>`` sets for a browser). ``max_body_bytes``: the OTLP
     body limit, before and after gzip decompression. ``allowed_hosts``: Host
-    header names to accept (None: any).
+    header names to accept (None: any). ``max_decode_bytes``: OTLP body bytes
+    read and decoded at once across requests (default ``max_body_bytes``; each
+    costs about 10x in memory while decoded); beyond it a request is a 503.
     """
     if max_body_bytes <= 0:
         raise ValueError(f"max_body_bytes must be positive, got {max_body_bytes}")
@@ -89,6 +92,7 @@ def create_app(store_path: str | os.PathLike[str] | Store | None = None, *, toke
     app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan,
                     exception_handlers=pages.EXCEPTION_HANDLERS)
     app.state.max_body_bytes = max_body_bytes
+    app.state.decode_budget = ByteBudget(max_decode_bytes or max_body_bytes)
     if isinstance(store_path, Store):
         app.state.store = store_path
     return app

@@ -13,7 +13,7 @@ import hashlib
 import hmac
 import json
 from http.cookies import SimpleCookie
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import parse_qsl, quote, urlencode
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -28,6 +28,23 @@ _LOGIN_PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8">
 <body><main class="narrow"><h1>runtrace</h1><p>This server needs its access token.
 Open this page again with <code>?token=YOUR_TOKEN</code> added to the address, or send
 <code>Authorization: Bearer YOUR_TOKEN</code>.</p></main></body></html>"""
+
+
+_URL_SAFE = "/%:@!$&'()*+,;=-._~"  # what may stay unescaped in a path; a backslash or a control char may not
+
+
+def same_site_path(scope: Scope) -> str:
+    """The request's path as a redirect target that can only stay on this site.
+
+    Built from the raw (still percent-encoded) path, with anything unusual
+    escaped, so no CR/LF reaches the header; leading slashes collapse to one,
+    because ``//evil.example/`` (or ``/\\evil.example``, which browsers read
+    the same) in a Location header is another site.
+    """
+    raw = scope.get("raw_path")  # uvicorn's already starts with the root path, like scope["path"]
+    text = raw.decode("latin-1") if isinstance(raw, bytes) else str(scope["path"])
+    path = quote(text, safe=_URL_SAFE)
+    return "/" + path.lstrip("/")
 
 
 class TokenAuth:
@@ -73,7 +90,7 @@ class TokenAuth:
 
     async def _login(self, scope: Scope, query: list[tuple[str, str]], send: Send) -> None:
         rest = urlencode([(k, v) for k, v in query if k != "token"])
-        location = scope.get("root_path", "") + scope["path"] + (f"?{rest}" if rest else "")
+        location = same_site_path(scope) + (f"?{rest}" if rest else "")
         cookie = f"{COOKIE_NAME}={self._session}; HttpOnly; SameSite=Strict; Path=/"
         await send({"type": "http.response.start", "status": 303,
                     "headers": [(b"location", location.encode("latin-1", "replace")),

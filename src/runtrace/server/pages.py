@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import time
+from collections.abc import Iterable
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,7 @@ from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, R
 
 from .. import semconv
 from ..store.errors import AmbiguousRunIdError, StoreError
-from ..store.queries import get_run, to_ns
+from ..store.queries import get_run
 from . import charts, format, queries
 from .runview import build_run_view
 
@@ -63,19 +64,48 @@ def _param(request: Request, name: str) -> str | None:
     return value or None
 
 
+def _shown(value: str, limit: int = 80) -> str:
+    """A parameter's value as an error message quotes it: repr, cut short so a huge value stays a short page."""
+    return repr(value) if len(value) <= limit else repr(value[:limit]) + f"... ({len(value):,} characters)"
+
+
+def check_params(request: Request, allowed: Iterable[str]) -> None:
+    """400 for a query parameter this page does not read (``?from=`` would otherwise be silently ignored)."""
+    known = set(allowed) | {"token"}  # ``token`` is the login parameter, consumed by the auth guard
+    unknown = sorted({k for k in request.query_params if k not in known})
+    if unknown:
+        hint = {"from": "since", "to": "until", "start": "since", "end": "until", "page": "after",
+                "cursor": "after", "search": "q", "query": "q"}.get(unknown[0])
+        raise bad_request(f"unknown query parameter {_shown(unknown[0], 40)}"
+                          + (f" (did you mean {hint}?)" if hint and hint in known else "")
+                          + f": this page takes {', '.join(sorted(known - {'token'}))}")
+
+
 def _date_ns(name: str, value: str | None, *, end_of_day: bool = False) -> int | None:
     if value is None:
         return None
     try:
         moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
-        raise bad_request(f"{name}={value!r} is not a date (YYYY-MM-DD) or ISO date-time") from None
+        raise bad_request(f"{name}={_shown(value)} is not a date (YYYY-MM-DD) or ISO date-time") from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=timezone.utc)
-    ns = to_ns(moment)
-    if end_of_day and len(value) == 10:  # a bare date as "until" includes that whole day
+    try:
+        delta = moment - _EPOCH
+    except OverflowError:  # e.g. 0001-01-01 with a positive offset
+        delta = None
+    ns = None if delta is None else (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1000
+    if ns is not None and end_of_day and len(value) == 10:  # a bare date as "until" includes that whole day
         ns += 86_400 * 1_000_000_000
+    if ns is None or not _INT64_MIN <= ns <= _INT64_MAX:  # SQLite's integers: 1677-09-21 to 2262-04-11
+        raise bad_request(f"{name}={_shown(value)} is out of range: the store holds times from "
+                          f"{_FIRST_DAY} to {_LAST_DAY} (UTC)")
     return ns
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+_FIRST_DAY, _LAST_DAY = "1677-09-22", "2262-04-10"  # the whole days that fit in int64 nanoseconds
 
 
 def time_range(request: Request, default_period: str = "all") -> tuple[str, int | None, int | None]:
@@ -90,6 +120,12 @@ def time_range(request: Request, default_period: str = "all") -> tuple[str, int 
     if seconds is None:
         return period, None, None
     return period, time.time_ns() - seconds * 1_000_000_000, None
+
+
+FILTER_PARAMS = ("project", "owner", "outcome", "model", "flag", "q", "period", "since", "until")
+RUNS_PARAMS = (*FILTER_PARAMS, "sort", "order", "after")
+SEARCH_PARAMS = ("q", "field")
+SPEND_PARAMS = ("by", "period", "since", "until")
 
 
 def parse_filter(request: Request) -> queries.RunFilter:
@@ -120,6 +156,7 @@ def url_with(request: Request, path: str | None = None, drop: tuple[str, ...] = 
 
 
 async def runs_page(request: Request) -> Response:
+    check_params(request, RUNS_PARAMS)
     flt = parse_filter(request)
     sort = _param(request, "sort") or "started"
     if sort not in queries.SORTS:
@@ -173,6 +210,7 @@ async def run_page(request: Request) -> Response:
 
 
 async def search_page(request: Request) -> Response:
+    check_params(request, SEARCH_PARAMS)
     q = _param(request, "q") or ""
     field = _param(request, "field") or "any"
     if field not in queries.SEARCH_FIELDS:
@@ -183,6 +221,7 @@ async def search_page(request: Request) -> Response:
 
 
 async def spend_page(request: Request) -> Response:
+    check_params(request, SPEND_PARAMS)
     dimension = _param(request, "by") or "project"
     if dimension not in queries.SPEND_DIMENSIONS:
         raise bad_request(f"by={dimension!r} is not one of {', '.join(queries.SPEND_DIMENSIONS)}")

@@ -44,6 +44,7 @@ SORTS: dict[str, tuple[str, str]] = {
     "tool_calls": ("tool calls", "tool_calls"),
 }
 PAGE_SIZE = 50
+_MAX_CURSOR = 4096  # characters
 _RUN_FIELDS = ("id, name, project, owner, outcome, stop_reason, cost_nusd, unpriced_calls, input_tokens, "
                "output_tokens, cached_input_tokens, llm_calls, tool_calls, repeated_reads, loop_detected, "
                "started_ns, ended_ns")
@@ -147,13 +148,18 @@ def encode_cursor(value: int, run_id: str) -> str:
 
 def decode_cursor(cursor: str) -> tuple[int, str]:
     """The (sort value, id) a cursor names; ValueError for anything that is not one of ours."""
+    shown = repr(cursor) if len(cursor) <= 80 else repr(cursor[:80]) + f"... ({len(cursor):,} characters)"
+    if len(cursor) > _MAX_CURSOR:  # ours are a number and a run id: never this long
+        raise ValueError(f"bad page cursor {shown}: longer than any page link")
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         value, run_id = json.loads(raw)
     except (ValueError, TypeError) as exc:
-        raise ValueError(f"bad page cursor {cursor!r}") from exc
+        raise ValueError(f"bad page cursor {shown}") from exc
     if not isinstance(value, int) or isinstance(value, bool) or not isinstance(run_id, str):
-        raise ValueError(f"bad page cursor {cursor!r}")
+        raise ValueError(f"bad page cursor {shown}")
+    if not -(2**63) <= value < 2**63:  # SQLite's integers; a bigger one would overflow the query
+        raise ValueError(f"bad page cursor {shown}: its position is out of range")
     return value, run_id
 
 

@@ -8,6 +8,9 @@
 - A malformed body is a 400 whose ``google.rpc.Status`` message names the
   problem; any other content type or encoding is a 415. Nothing is stored
   from a body that fails.
+- The bytes being read and decoded at once, across requests, are capped
+  (``app.state.decode_budget``): beyond it a request is a 503 with Retry-After
+  before its body is read, so concurrent big bodies cannot exhaust memory.
 - 200 only after the spans are committed: the store write runs in a worker
   thread and the response waits for it. A store that cannot take the write
   (locked past its busy timeout) is a 503 with Retry-After, which exporters retry.
@@ -37,7 +40,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from .. import semconv
@@ -45,6 +48,7 @@ from ..store.bounds import describe, out_of_range
 from ..store.errors import OTLPDecodeError, StoreError
 from ..store.otlp import decode_otlp_json, decode_otlp_protobuf
 from ..store.records import SpanRecord
+from .admission import ByteBudget
 
 __all__ = ["DEFAULT_MAX_BODY_BYTES", "BodyTooLarge", "gunzip_bounded", "receive_traces"]
 
@@ -102,16 +106,47 @@ def gunzip_bounded(data: bytes, limit: int) -> bytes:
             return bytes(out)
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
+class Busy(Exception):
+    """The bytes being decoded across requests are at the server's cap: retry later."""
+
+
+class _Reservation:
+    """The bytes one request holds in the app's :class:`ByteBudget`; given back when it is done."""
+
+    def __init__(self, budget: ByteBudget) -> None:
+        self.budget, self.held = budget, 0
+
+    def take(self, size: int) -> None:
+        if size <= 0:
+            return
+        if not self.budget.try_take(size):
+            raise Busy(f"the server is decoding {self.budget.in_use:,} bytes of other requests (its cap is "
+                       f"{self.budget.capacity:,}); retry later")
+        self.held += size
+
+    def release(self) -> None:
+        self.budget.give_back(self.held)
+        self.held = 0
+
+
+async def _read_body(request: Request, limit: int, reservation: _Reservation) -> bytes:
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise BodyTooLarge(f"the body of {int(declared):,} bytes is over the {limit:,}-byte limit")
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise BodyTooLarge(f"the body is over the {limit:,}-byte limit")
-    return bytes(body)
+    if declared is not None and declared.isdigit():
+        if int(declared) > limit:
+            raise BodyTooLarge(f"the body of {int(declared):,} bytes is over the {limit:,}-byte limit")
+        reservation.take(int(declared))  # before reading a byte of it
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        async for chunk in request.stream():
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > limit:
+                raise BodyTooLarge(f"the body is over the {limit:,}-byte limit")
+            reservation.take(size - reservation.held)  # a chunked body: take as it comes
+    except ClientDisconnect:
+        raise ValueError("the client went away before sending the whole body") from None
+    return b"".join(chunks)
 
 
 def _status(kind: str, code: int, message: str) -> bytes:
@@ -167,10 +202,23 @@ async def receive_traces(request: Request) -> Response:
     if encoding not in ("identity", "gzip", ""):
         return _error(media, 415, _INVALID_ARGUMENT,
                       f"unsupported Content-Encoding {encoding!r}: send gzip or no encoding")
+    reservation = _Reservation(state.decode_budget)
     try:
-        body = await _read_body(request, limit)
+        return await _receive(request, media, decoder, encoding, limit, reservation)
+    finally:
+        reservation.release()
+
+
+async def _receive(request: Request, media: str, decoder: Callable[[bytes], list[SpanRecord]], encoding: str,
+                   limit: int, reservation: _Reservation) -> Response:
+    state = request.app.state
+    try:
+        body = await _read_body(request, limit, reservation)
         if encoding == "gzip":
             body = await run_in_threadpool(gunzip_bounded, body, limit)
+            reservation.take(len(body))  # the inflated copy is decoded too
+    except Busy as exc:
+        return _error(media, 503, _UNAVAILABLE, str(exc), headers={"Retry-After": "1"})
     except BodyTooLarge as exc:
         return _error(media, 413, _RESOURCE_EXHAUSTED, str(exc))
     except ValueError as exc:

@@ -171,6 +171,9 @@ class WhatIfForm:
         return value if math.isfinite(value) and value > 0 else None
 
 
+WHATIF_PARAMS = ("pick", "model", "provider", "tier", "ratio", "project", "period", "since", "until", "run", "rows")
+
+
 def _text(request: Request, name: str, limit: int = 200) -> str:
     return (request.query_params.get(name) or "").strip()[:limit]
 
@@ -183,6 +186,10 @@ def parse_form(request: Request) -> WhatIfForm:
                       period=_text(request, "period") or DEFAULT_PERIOD, since=_text(request, "since"),
                       until=_text(request, "until"), run=_text(request, "run"),
                       all_rows=_text(request, "rows") == "all")
+    try:
+        pages.check_params(request, WHATIF_PARAMS)
+    except HTTPException as exc:
+        form.errors.append(str(exc.detail))
     if form.pick and ":" not in form.pick:
         form.errors.append(f"pick={form.pick!r} is not a provider:model pair from the list")
         form.pick = ""
