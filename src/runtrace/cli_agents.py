@@ -12,8 +12,9 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
@@ -69,8 +70,11 @@ STORE_OPTION = click.option("--store", "store_path", type=click.Path(dir_okay=Fa
                             "[default: ~/.runtrace/runtrace.db].")
 
 
-def _with(options: list[Any]) -> Any:
-    def wrap(func: Any) -> Any:
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _with(options: list[Callable[[F], F]]) -> Callable[[F], F]:
+    def wrap(func: F) -> F:
         for option in reversed(options):
             func = option(func)
         return func
