@@ -7,7 +7,7 @@
 -- Timestamp is the record's time, or its observed time when the record has none (Codex
 -- sends only the observed time). Every attribute value arrives as a string (pcommon
 -- AsString), Body too. Coding agents (Claude Code, Codex, Gemini CLI) send their events
--- here: 08_runtrace_agent_events.sql folds them into runs.
+-- here: 05b_runtrace_agent_events.sql folds them into runs.
 
 CREATE TABLE IF NOT EXISTS otel.otel_logs
 (
