@@ -246,7 +246,7 @@ def _attach_optional_commands() -> None:
     """Commands in modules of their own; one that cannot load still lists and says why."""
     for module, names in (("runtrace.cli_serve", ("serve", "report", "reprice")),
                           ("runtrace.cli_scale", ("prices", "forward")),
-                          ("runtrace.cli_outcome", ("outcome",))):
+                          ("runtrace.cli_outcome", ("outcome",)), ("runtrace.cli_agents", ("agents",))):
         try:
             mod = __import__(module, fromlist=list(names))
         except ImportError as exc:
