@@ -25,6 +25,7 @@ from typing import Any
 from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.id_generator import IdGenerator
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, Status, StatusCode
@@ -200,17 +201,34 @@ def insert_spans(ch: ClickHouse, records: Iterable[SpanRecord], *, old_spelling:
 # --- fixture runs from a real SDK ----------------------------------------------------
 
 
+class CountingIds(IdGenerator):
+    """Deterministic ids: a span outside any run forms a run named by its trace id (DESIGN 6b),
+    so two builds of one fixture (store and ClickHouse) must give the same ids."""
+
+    def __init__(self) -> None:
+        self._n = 0
+
+    def generate_span_id(self) -> int:
+        self._n += 1
+        return self._n
+
+    def generate_trace_id(self) -> int:
+        self._n += 1
+        return 0xC0FFEE << 96 | self._n
+
+
 class SpanMaker:
     """Spans with explicit times through a real SDK TracerProvider (one per service)."""
 
     def __init__(self) -> None:
         self.exporter = InMemorySpanExporter()
         self._providers: dict[str, TracerProvider] = {}
+        self._ids = CountingIds()
 
     def tracer(self, service: str) -> trace.Tracer:
         provider = self._providers.get(service)
         if provider is None:
-            provider = TracerProvider(resource=Resource.create({sc.SERVICE_NAME: service}))
+            provider = TracerProvider(resource=Resource.create({sc.SERVICE_NAME: service}), id_generator=self._ids)
             provider.add_span_processor(SimpleSpanProcessor(self.exporter))
             self._providers[service] = provider
         return provider.get_tracer("runtrace", "0.1.0")
@@ -317,7 +335,7 @@ def build_fixture() -> Fixture:
     r-other    support/carol on another service, abandoned; its LLM span comes from another SDK
                (usage, no runtrace.cost.*) and is priced at ingest / in SQL
     r-old      billing/alice, accepted, three days before the others (for the alerts' baselines)
-    plus one embeddings call outside any run.
+    plus one embeddings call outside any run: a run of its own trace (DESIGN 6b).
     """
     m = SpanMaker()
     svc = "support-agent"

@@ -50,7 +50,15 @@ EXPECTED = {
                     input_tokens=10000, output_tokens=1000, cached_input_tokens=4000, reasoning_tokens=0,
                     llm_calls=1, tool_calls=0, repeated_reads=0, loop_detected=False, duration_s=100.0),
 }
-STARTED = {"r-accept": 0, "r-reject": 300, "r-budget": 900, "r-crash": 1800, "r-other": 3600,
+# DESIGN 6b: the embeddings call outside any run is a run of its trace, named after it (its root).
+EMBED_TRACE = next(r.trace_id for records, _ in build_fixture().batches for r in records
+                   if r.name == "embeddings text-embedding-3-small")
+EXPECTED[EMBED_TRACE] = dict(name="embeddings text-embedding-3-small", project=None, owner=None,
+                             service="billing-bot", outcome="open", stop_reason=None, cost_usd=0.00004,
+                             unpriced_calls=0, input_tokens=2000, output_tokens=0, cached_input_tokens=0,
+                             reasoning_tokens=0, llm_calls=1, tool_calls=0, repeated_reads=0, loop_detected=False,
+                             duration_s=1.0)
+STARTED = {EMBED_TRACE: 3650, "r-accept": 0, "r-reject": 300, "r-budget": 900, "r-crash": 1800, "r-other": 3600,
            "r-old": -3 * 86400}
 FIELDS = list(EXPECTED["r-accept"])
 

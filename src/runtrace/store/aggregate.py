@@ -143,7 +143,7 @@ def _session_id(attributes: Mapping[str, Any]) -> str | None:
         value = attributes.get(key)
         if value is not None:
             text = as_str(value)
-            if text is not None and text.strip():
+            if text is not None:  # as the agent or SDK wrote it (the ClickHouse views: != '')
                 return text
     return None
 
