@@ -27,6 +27,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace.id_generator import IdGenerator
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from runtrace import semconv as sc
@@ -200,17 +201,55 @@ def insert_spans(ch: ClickHouse, records: Iterable[SpanRecord], *, old_spelling:
 # --- fixture runs from a real SDK ----------------------------------------------------
 
 
+class CountingIds(IdGenerator):
+    """Deterministic ids: a span outside any run forms a run named by its trace id (DESIGN 6b),
+    so two builds of one fixture (store and ClickHouse) must give the same ids."""
+
+    def __init__(self) -> None:
+        self._n = 0
+
+    def generate_span_id(self) -> int:
+        self._n += 1
+        return self._n
+
+    def generate_trace_id(self) -> int:
+        self._n += 1
+        return 0xC0FFEE << 96 | self._n
+
+
+def foreign_fixture() -> list[SpanRecord]:
+    """Spans without runtrace.run.id (DESIGN 6b): a trace of another SDK, a session over two traces
+    (session.id on the span, then on the resource), and a lone embeddings call."""
+    m = SpanMaker()
+    root = m.span("go-agent", "triage ticket", 5000, 5010, {sc.OWNER: "dana"})
+    m.span("go-agent", "chat gpt-4o-mini", 5001, 5003, llm(None, "gpt-4o-mini", "openai", 1000, 500, sdk=False),
+           parent=root, kind=SpanKind.CLIENT)
+    m.span("go-agent", "execute_tool grep", 5004, 5005,
+           {sc.GEN_AI_OPERATION_NAME: sc.OP_EXECUTE_TOOL, sc.GEN_AI_TOOL_NAME: "grep"}, parent=root)
+    turn = m.span("claude-code", "turn 2", 6100, 6110, {sc.SESSION_ID: "sess-42"})
+    m.span("claude-code", "chat gpt-4o", 6101, 6109,
+           {**llm(None, "gpt-4o", "openai", 4000, 200, cost=0.012), sc.SESSION_ID: "sess-42"}, parent=turn)
+    turn = m.span("claude-code", "turn 1", 6000, 6010, {sc.GEN_AI_CONVERSATION_ID: "sess-42"})
+    m.span("claude-code", "chat gpt-4o", 6001, 6009,
+           {**llm(None, "gpt-4o", "openai", 2000, 100, cost=0.006), sc.SESSION_ID: "sess-42"}, parent=turn)
+    m.span("billing-bot", "embeddings text-embedding-3-small", 3650, 3651,
+           llm(None, "text-embedding-3-small", "openai", 2000, 0, cost=0.00004, op=sc.OP_EMBEDDINGS),
+           kind=SpanKind.CLIENT)
+    return m.records()
+
+
 class SpanMaker:
     """Spans with explicit times through a real SDK TracerProvider (one per service)."""
 
     def __init__(self) -> None:
         self.exporter = InMemorySpanExporter()
         self._providers: dict[str, TracerProvider] = {}
+        self._ids = CountingIds()
 
     def tracer(self, service: str) -> trace.Tracer:
         provider = self._providers.get(service)
         if provider is None:
-            provider = TracerProvider(resource=Resource.create({sc.SERVICE_NAME: service}))
+            provider = TracerProvider(resource=Resource.create({sc.SERVICE_NAME: service}), id_generator=self._ids)
             provider.add_span_processor(SimpleSpanProcessor(self.exporter))
             self._providers[service] = provider
         return provider.get_tracer("runtrace", "0.1.0")
@@ -317,7 +356,8 @@ def build_fixture() -> Fixture:
     r-other    support/carol on another service, abandoned; its LLM span comes from another SDK
                (usage, no runtrace.cost.*) and is priced at ingest / in SQL
     r-old      billing/alice, accepted, three days before the others (for the alerts' baselines)
-    plus one embeddings call outside any run.
+    (A call outside any run is a run of its own trace since DESIGN 6b: see foreign_fixture, kept
+    apart so the dashboards' hand-computed figures stay those of these six runs.)
     """
     m = SpanMaker()
     svc = "support-agent"
@@ -381,9 +421,6 @@ def build_fixture() -> Fixture:
     m.span("billing-bot", "chat gpt-4o-mini", 3610, 3620,
            llm("r-other", "gpt-4o-mini", "openai", 10000, 1000, cached=4000,
                response_model="gpt-4o-mini-2024-07-18", sdk=False), parent=run, kind=SpanKind.CLIENT)
-    m.span("billing-bot", "embeddings text-embedding-3-small", 3650, 3651,
-           llm(None, "text-embedding-3-small", "openai", 2000, 0, cost=0.00004, op=sc.OP_EMBEDDINGS),
-           kind=SpanKind.CLIENT)
     other = m.records()
     m.exporter.clear()
 

@@ -111,8 +111,6 @@ EXPECTED: dict[str, list[dict[str, Any]]] = {
         {"prompt_size": "2: 1k to 10k", "model": "gpt-4o", "calls": 4, "output_tokens_per_call": 287.5},
         {"prompt_size": "2: 1k to 10k", "model": "gpt-4o-mini-2024-07-18", "calls": 1,
          "output_tokens_per_call": 1000.0},
-        {"prompt_size": "2: 1k to 10k", "model": "text-embedding-3-small", "calls": 1,
-         "output_tokens_per_call": 0.0},
         {"prompt_size": "3: over 10k", "model": "claude-sonnet-4-5", "calls": 1, "output_tokens_per_call": 800.0},
         {"prompt_size": "3: over 10k", "model": "gpt-4o", "calls": 1, "output_tokens_per_call": 2000.0},
     ],
@@ -230,8 +228,8 @@ def test_run_explorer_default_state(ch: ClickHouse) -> None:
                         "model": [ALL_SELECTED], "search": "", "run_id": ""}
     assert [r["run_id"] for r in run_panel(ch, panel_sql("Runs"), defaults)] == \
         ["r-other", "r-crash", "r-budget", "r-reject", "r-accept"]
-    # an embeddings call outside any run is in runtrace_spans with run_id '': not shown
-    assert ch.scalar("SELECT count() FROM otel.runtrace_spans WHERE run_id = ''") == 1
+    # every span belongs to a run (DESIGN 6b: a call outside any run is a run of its trace)
+    assert ch.scalar("SELECT count() FROM otel.runtrace_spans WHERE run_id = ''") == 0
     for title in sorted(RUN_PANELS):
         assert run_panel(ch, panel_sql(title), defaults) == [], title
 

@@ -126,16 +126,20 @@ def test_json_body_is_stored_and_answered_in_json(served: tuple[str, Path]) -> N
     assert run["spans"][0]["span_id"] == "6" * 16
 
 
-def test_spans_without_run_id_are_kept_with_a_partial_success_warning(served: tuple[str, Path]) -> None:
+def test_spans_without_run_id_form_a_run_of_their_trace_without_a_warning(served: tuple[str, Path]) -> None:
+    # DESIGN 6b: such spans used to be "stored, but belong to no run" (a partial-success warning);
+    # now their trace is a run, so there is nothing to warn about.
     base, path = served
-    spans_before, _ = _snapshot(path)
+    spans_before, runs_before = _snapshot(path)
     response = httpx.post(f"{base}/v1/traces", json=_json_body(None, span="7" * 16))
-    assert response.status_code == 200
-    body = response.json()
-    assert body["partialSuccess"]["errorMessage"] == (
-        f"1 span(s) carry no {sc.RUN_ID} attribute or baggage: they are stored, but belong to no run")
-    assert "rejectedSpans" not in body  # zero: a warning, not a rejection
-    assert _snapshot(path)[0] == spans_before + 1
+    assert (response.status_code, response.json()) == (200, {})
+    spans_after, runs_after = _snapshot(path)
+    assert (spans_after, len(runs_after)) == (spans_before + 1, len(runs_before) + 1)
+    with Store.open(path, create=False) as store:
+        run = get_run(store, "5" * 32)
+    assert run is not None
+    assert (run["name"], run["service"], run["outcome"], run["llm_calls"]) == ("chat gpt-4o", "ts-agent", "open", 1)
+    assert run["cost_usd"] == pytest.approx(0.006, abs=1e-12)  # 2,000 x $2.50/M + 100 x $10/M
 
 
 def test_protobuf_answer_is_an_export_trace_service_response(served: tuple[str, Path]) -> None:
@@ -146,8 +150,9 @@ def test_protobuf_answer_is_an_export_trace_service_response(served: tuple[str, 
     assert response.status_code == 200
     assert response.headers["content-type"] == "application/x-protobuf"
     parsed = ExportTraceServiceResponse.FromString(response.content)
-    assert parsed.partial_success.rejected_spans == 0
-    assert "1 span(s) carry no" in parsed.partial_success.error_message
+    # a span without run id is no longer a warning (DESIGN 6b: it forms its trace's run)
+    assert parsed == ExportTraceServiceResponse()
+    assert "5" * 32 in {r["id"] for r in _snapshot(path)[1]}
 
 
 def test_an_empty_protobuf_request_is_a_success(served: tuple[str, Path]) -> None:

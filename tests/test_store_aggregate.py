@@ -16,6 +16,7 @@ from runtrace.store.aggregate import merge, run_contribution
 from runtrace.store.db import Store
 from runtrace.store.queries import get_run, list_runs
 from runtrace.store.records import SpanRecord
+from runtrace.store.verdicts import record_verdict
 from store_helpers import BASE_NS, S, llm, outcome_span, run_span, span, tool, trace_of
 
 
@@ -115,11 +116,91 @@ def test_duplicates_count_once(tmp_path: Path) -> None:
     assert (run["llm_calls"], run["tool_calls"], run["cost_usd"], run["span_count"]) == (3, 2, 0.0745, 7)
 
 
-def test_spans_without_run_id_are_stored_but_make_no_run(tmp_path: Path) -> None:
+FOREIGN_TRACE = "ab" * 16
+
+
+def test_spans_without_run_id_form_a_run_per_trace(tmp_path: Path) -> None:
+    """DESIGN 6b: no runtrace.run.id and no session = one run per trace, named after its root span.
+
+    (Before 6b such spans were stored but formed no run: "Spend $0.00 - 0 runs".)
+    """
+    resource = {sc.SERVICE_NAME: "py-agent", sc.PROJECT: "billing"}
+    children = [
+        llm(None, 2, start_s=1, end_s=3, parent=1, input_tokens=1_000, output_tokens=200, cost=1.25,
+            trace_id=FOREIGN_TRACE, resource=resource),
+        tool(None, 3, start_s=4, end_s=5, parent=1, tool_name="read_file", trace_id=FOREIGN_TRACE,
+             resource=resource),
+    ]
+    root = span(None, 1, start_s=0, end_s=10, name="agent step", attrs={sc.OWNER: "alice"},
+                trace_id=FOREIGN_TRACE, resource=resource)
     with Store.open(tmp_path / "n.db") as store:
-        assert store.ingest([llm(None, 1, start_s=0, end_s=1, cost=1.0)]) == 1
-        assert store.count_spans() == 1
-        assert list_runs(store) == []
+        assert store.ingest(children) == 2
+        early = get_run(store, FOREIGN_TRACE)
+        assert early is not None
+        assert (early["name"], early["outcome"], early["cost_usd"], early["llm_calls"], early["tool_calls"],
+                early["ended_at"]) == (None, "unfinished", 1.25, 1, 1, None)
+        assert store.ingest([root]) == 1
+        runs = list_runs(store)
+        assert [r["id"] for r in runs] == [FOREIGN_TRACE]
+        run = runs[0]
+        assert (run["name"], run["project"], run["owner"], run["service"], run["outcome"], run["cost_usd"],
+                run["input_tokens"], run["output_tokens"], run["llm_calls"], run["tool_calls"],
+                run["span_count"], run["duration_s"]) == (
+            "agent step", "billing", "alice", "py-agent", "open", 1.25, 1_000, 200, 1, 1, 3, 10.0)
+        record_verdict(store, FOREIGN_TRACE, "accepted", by="ci")
+        after = get_run(store, FOREIGN_TRACE)
+        assert after is not None
+        assert (after["outcome"], after["outcome_by"], after["name"]) == ("accepted", "ci", "agent step")
+        assert store.count_runs() == 1  # the verdict's own span is the run's, not a run of its trace
+
+
+def test_session_spans_form_one_run_across_traces(tmp_path: Path) -> None:
+    """session.id / conversation.id / gen_ai.conversation.id (span before resource) name the run."""
+    t1, t2, t3, t4 = "1" * 32, "2" * 32, "3" * 32, "4" * 32
+    spans = [
+        # session "s-1": two traces, one via the span attribute, one via the resource
+        span(None, 1, start_s=5, end_s=9, name="second turn", trace_id=t1, attrs={sc.SESSION_ID: "s-1"}),
+        llm(None, 2, start_s=6, end_s=7, parent=1, cost=0.5, trace_id=t1, attrs={sc.SESSION_ID: "s-1"}),
+        span(None, 3, start_s=2, end_s=4, name="first turn", trace_id=t2,
+             resource={sc.SERVICE_NAME: "claude-code", sc.SESSION_ID: "s-1"}),
+        llm(None, 4, start_s=2, end_s=3, parent=3, cost=0.25, trace_id=t2,
+            resource={sc.SERVICE_NAME: "claude-code", sc.SESSION_ID: "s-1"}),
+        # the span's own session wins over its resource's
+        llm(None, 5, start_s=1, end_s=2, cost=0.125, trace_id=t3, attrs={sc.SESSION_ID: "span-s"},
+            resource={sc.SERVICE_NAME: "x", sc.SESSION_ID: "res-s"}),
+        # Codex's conversation.id and the semconv gen_ai.conversation.id
+        llm(None, 6, start_s=1, end_s=2, cost=0.0625, trace_id=t4, attrs={sc.CONVERSATION_ID: "codex-c"}),
+        llm(None, 7, start_s=1, end_s=2, cost=0.03125, trace_id=t4, attrs={sc.GEN_AI_CONVERSATION_ID: "conv-9"}),
+        # runtrace.run.id beats any session
+        llm("rt-run", 8, start_s=1, end_s=2, cost=1.0, attrs={sc.SESSION_ID: "s-1"}),
+    ]
+    for order in (spans, list(reversed(spans))):
+        with tempfile.TemporaryDirectory() as tmp, Store.open(Path(tmp) / "s.db") as store:
+            store.ingest(order)
+            got = {r["id"]: (r["name"], r["outcome"], r["cost_usd"], r["llm_calls"], r["span_count"])
+                   for r in list_runs(store, limit=0)}
+            assert got == {
+                "s-1": ("first turn", "open", 0.75, 2, 4),  # the earliest root names it
+                "span-s": ("chat gpt-5.5", "open", 0.125, 1, 1),
+                "codex-c": ("chat gpt-5.5", "open", 0.0625, 1, 1),
+                "conv-9": ("chat gpt-5.5", "open", 0.03125, 1, 1),
+                "rt-run": (None, "unfinished", 1.0, 1, 1),
+            }
+            s1 = get_run(store, "s-1")
+            assert s1 is not None and s1["service"] == "claude-code" and s1["duration_s"] == 7.0
+
+
+def test_earliest_root_names_the_run_ties_by_lowest_span_id(tmp_path: Path) -> None:
+    roots = [span(None, n, start_s=3, end_s=4 + n, name=f"root {n}", trace_id=FOREIGN_TRACE,
+                  attrs={sc.SESSION_ID: "tie"}) for n in (7, 5, 9)]
+    for order in (roots, list(reversed(roots)), [roots[1], roots[2], roots[0]]):
+        with tempfile.TemporaryDirectory() as tmp, Store.open(Path(tmp) / "t.db") as store:
+            for one in order:  # across batches: the SQL upsert's rule
+                store.ingest([one])
+            run = get_run(store, "tie")
+            assert run is not None
+            assert (run["name"], run["duration_s"]) == ("root 5", 10.0)
+        assert reduce(merge, [run_contribution(r) for r in order]).descriptor.name == "root 5"
 
 
 def test_loop_flag_from_run_span_and_stop_reason(tmp_path: Path) -> None:
@@ -144,9 +225,26 @@ def span_pool(draw: st.DrawFn) -> list[SpanRecord]:
         run_id = draw(st.sampled_from(RUN_IDS))
         start = draw(st.integers(min_value=0, max_value=6))
         end = start + draw(st.integers(min_value=0, max_value=3))
-        kind = draw(st.sampled_from(("llm", "llm", "tool", "run", "outcome", "other")))
+        kind = draw(st.sampled_from(("llm", "llm", "tool", "run", "outcome", "other", "foreign", "foreign")))
         sid = i + 1
-        if kind == "llm":
+        if kind == "foreign":
+            # no runtrace.run.id: a run per session or per trace, named by its earliest root;
+            # few distinct starts, so that roots tie and the span-id tie-break is exercised
+            session = draw(st.sampled_from((None, "sess-a", "sess-b")))
+            where = draw(st.sampled_from(("span", "resource")))
+            attrs = {sc.SESSION_ID: session} if session and where == "span" else {}
+            resource = {sc.SERVICE_NAME: f"svc-{sid % 3}"}
+            if session and where == "resource":
+                resource[sc.SESSION_ID] = session
+            if draw(st.booleans()):
+                attrs[sc.GEN_AI_OPERATION_NAME] = sc.OP_CHAT
+                attrs[sc.COST_USD] = draw(st.sampled_from(COSTS))
+            fstart = draw(st.sampled_from((1, 2)))
+            spans.append(span(None, sid, start_s=fstart, end_s=fstart + draw(st.integers(0, 3)),
+                              name=f"root-ish {sid}", attrs=attrs, resource=resource,
+                              trace_id=draw(st.sampled_from(("a" * 32, "b" * 32))),
+                              parent=draw(st.sampled_from((None, None, 1)))))
+        elif kind == "llm":
             spans.append(llm(run_id, sid, start_s=start, end_s=end,
                              model=draw(st.sampled_from(("gpt-5.5", "o3"))),
                              input_tokens=draw(st.integers(0, 50_000)), output_tokens=draw(st.integers(0, 999)),

@@ -1,5 +1,9 @@
--- runtrace_spans: one typed row per span that matters to runtrace (LLM calls, tool
--- calls, run spans, late verdicts, and anything else carrying runtrace.run.id).
+-- runtrace_spans: one typed row per span, each with the run it belongs to (DESIGN 6b,
+-- as src/runtrace/store/aggregate.py run_id_of): runtrace.run.id; else a session
+-- (session.id, conversation.id, gen_ai.conversation.id: span attributes, then resource
+-- attributes); else the trace (run id = the 32-hex TraceId). So spans from other SDKs
+-- form runs too; in a run without runtrace.run.id a root span (foreign_root) stands
+-- for the run span: its name names the run, and it makes the run 'open'.
 -- Every cast from the exporter's string attributes happens here, once; the run,
 -- model and tool-call views below read this table, never the raw maps.
 --
@@ -53,6 +57,7 @@ CREATE TABLE IF NOT EXISTS otel.runtrace_spans
     `repeated_read` UInt8,
     `repeated_read_tokens` UInt64,
     `loop_detected` UInt8,                         -- runtrace.loop.detected, or the run span's runtrace.run.loop_detected
+    `foreign_root` UInt8,                          -- a root span without runtrace.run.id (DESIGN 6b)
     `run_name` String,                             -- any span may carry these; the run span's win
     `project` String,
     `owner` String,
@@ -80,6 +85,7 @@ WITH
     ) AS _prices,
     SpanAttributes['gen_ai.operation.name'] AS _op,
     SpanAttributes['runtrace.span.role'] AS _role,
+    toUInt8(ParentSpanId = '' AND SpanAttributes['runtrace.run.id'] = '') AS _froot,
     multiIf(_role = 'run', 'run',
             _role = 'outcome', 'outcome',
             _op IN ('chat', 'text_completion', 'generate_content', 'embeddings'), 'llm',
@@ -126,7 +132,12 @@ WITH
     (greatest(_plain_in, 0) * _p_in + _cr * ifNull(_p_cr, 0) + _cw * ifNull(_p_cw, 0) + _out * _p_out) / 1e6
         AS _sql_cost
 SELECT
-    SpanAttributes['runtrace.run.id'] AS run_id,
+    coalesce(nullIf(SpanAttributes['runtrace.run.id'], ''),
+             nullIf(SpanAttributes['session.id'], ''), nullIf(SpanAttributes['conversation.id'], ''),
+             nullIf(SpanAttributes['gen_ai.conversation.id'], ''),
+             nullIf(ResourceAttributes['session.id'], ''), nullIf(ResourceAttributes['conversation.id'], ''),
+             nullIf(ResourceAttributes['gen_ai.conversation.id'], ''),
+             TraceId) AS run_id,
     _kind AS kind,
     TraceId AS trace_id,
     SpanId AS span_id,
@@ -170,10 +181,16 @@ SELECT
         AS repeated_read_tokens,
     toUInt8(SpanAttributes['runtrace.loop.detected'] = 'true'
             OR (_kind = 'run' AND SpanAttributes['runtrace.run.loop_detected'] = 'true')) AS loop_detected,
-    SpanAttributes['runtrace.run.name'] AS run_name,
-    SpanAttributes['runtrace.project'] AS project,
-    SpanAttributes['runtrace.owner'] AS owner,
-    multiIf(_kind = 'run' AND SpanAttributes['runtrace.run.outcome'] = '', 'open',
+    _froot AS foreign_root,
+    -- a foreign root: its runtrace.* attributes, else the span's name / the resource's
+    if(_froot AND SpanAttributes['runtrace.run.name'] = '', SpanName, SpanAttributes['runtrace.run.name'])
+        AS run_name,
+    if(_froot AND SpanAttributes['runtrace.project'] = '', ResourceAttributes['runtrace.project'],
+       SpanAttributes['runtrace.project']) AS project,
+    if(_froot AND SpanAttributes['runtrace.owner'] = '', ResourceAttributes['runtrace.owner'],
+       SpanAttributes['runtrace.owner']) AS owner,
+    multiIf(_froot, 'open',
+            _kind = 'run' AND SpanAttributes['runtrace.run.outcome'] = '', 'open',
             _kind IN ('run', 'outcome'), SpanAttributes['runtrace.run.outcome'],
             '') AS outcome,
     SpanAttributes['runtrace.run.outcome.by'] AS outcome_by,
@@ -183,5 +200,4 @@ SELECT
         AS budget_max_cost_usd,
     if(_kind = 'run', toFloat64OrNull(SpanAttributes['runtrace.budget.max_seconds']), NULL)
         AS budget_max_seconds
-FROM otel.otel_traces
-WHERE SpanAttributes['runtrace.run.id'] != '' OR _kind IN ('llm', 'tool');
+FROM otel.otel_traces;

@@ -4,9 +4,12 @@
 --   every span counts once: the view reads runtrace_spans FINAL (one row per
 --   (run_id, trace_id, span_id), however often the span was delivered);
 --   descriptive fields (name, project, owner, service, stop reason, budget) come
---   from the span with the greatest (is run span, end, span id);
+--   from the span with the greatest (is run span, end, span id); in a run without
+--   runtrace.run.id (DESIGN 6b) from its earliest root span, min (start, span id),
+--   written as the greatest (2, -start, flipped span id) as the store does;
 --   the outcome is the latest verdict by (end, outcome, by, reason) among the run
---   span's (its outcome, 'open' without one) and run.outcome spans' (their verdict);
+--   span's (its outcome, 'open' without one), a foreign root's ('open') and run.outcome
+--   spans' (their verdict);
 --   no run span and no verdict = 'unfinished';
 --   cost adds up in integer nano-dollars, so sums are exact in any order. Totals come
 --   from the CHILD spans, never from the run span's own totals: a crashed run has no
@@ -16,7 +19,7 @@
 -- materialized view sees each insert block alone, so it cannot tell a re-sent span
 -- from a new one, and sums would count it twice. Aggregating at read time over the
 -- deduplicated spans is exact; its cost is one scan of runtrace_spans' numeric
--- columns (only LLM, tool, run and verdict spans are there), ordered by run_id.
+-- columns (every span is there: each belongs to a run, DESIGN 6b), ordered by run_id.
 --
 -- A verdict (run.outcome span) for a run with no other span yet is not a run: it
 -- stays pending, left out of runtrace_runs_v, until the run's spans arrive, as in
@@ -31,10 +34,13 @@ AS SELECT
             if(s.kind = 'run', s.stop_reason, ''), s.budget_max_cost_usd, s.budget_max_seconds),
            -- the run span wins; else a span stamped with the run's name/project/owner (a crashed
            -- run's first spans carry them), never an unnamed span: as in the embedded store
-           (multiIf(s.kind = 'run', 2, s.run_name != '' OR s.project != '' OR s.owner != '', 1, 0),
-            s.end, s.span_id)) AS _d,
+           (multiIf(s.kind = 'run' OR s.foreign_root = 1, 2,
+                    s.run_name != '' OR s.project != '' OR s.owner != '', 1, 0),
+            if(s.foreign_root = 1, -toUnixTimestamp64Nano(s.start), toUnixTimestamp64Nano(s.end)),
+            if(s.foreign_root = 1, translate(s.span_id, '0123456789abcdef', 'fedcba9876543210'), s.span_id)))
+        AS _d,
     argMaxIf((s.outcome, s.outcome_by, s.outcome_reason), (s.end, s.outcome, s.outcome_by, s.outcome_reason),
-             s.kind = 'run' OR (s.kind = 'outcome' AND s.outcome != '')) AS _v,
+             s.kind = 'run' OR s.foreign_root = 1 OR (s.kind = 'outcome' AND s.outcome != '')) AS _v,
     nullIf(_d.1, '') AS name,
     nullIf(_d.2, '') AS project,
     nullIf(_d.3, '') AS owner,
@@ -62,7 +68,8 @@ AS SELECT
     countIf(s.status = 'error') AS error_spans,
     toBool(max(s.loop_detected)) AS loop_detected,
     min(s.start) AS started_at,
-    if(countIf(s.kind = 'run') = 0, NULL, maxIf(s.end, s.kind = 'run')) AS ended_at,
+    if(countIf(s.kind = 'run' OR s.foreign_root = 1) = 0, NULL,
+       maxIf(s.end, s.kind = 'run' OR s.foreign_root = 1)) AS ended_at,
     max(s.end) AS last_seen_at,
     if(ended_at IS NULL, NULL,
        (toUnixTimestamp64Nano(assumeNotNull(ended_at)) - toUnixTimestamp64Nano(started_at)) / 1e9) AS duration_s

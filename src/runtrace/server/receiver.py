@@ -20,9 +20,8 @@
   naming span, field and value (e.g. ``gen_ai.usage.input_tokens=1e30 is out
   of range``). When every span of the request is rejected, the request is a
   400 with the same message: there is nothing it succeeded at.
-- Spans that carry no ``runtrace.run.id`` are stored but belong to no run; the
-  response says how many with a partial-success warning (``rejected_spans=0``,
-  as the spec defines a warning), so a sender learns why its runs list is empty.
+- Spans that carry no ``runtrace.run.id`` (any other SDK) form runs like any
+  (DESIGN 6b: per session, else per trace), so they need no warning.
 """
 
 from __future__ import annotations
@@ -43,7 +42,6 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
-from .. import semconv
 from ..store.bounds import describe, out_of_range
 from ..store.errors import OTLPDecodeError, StoreError
 from ..store.otlp import decode_otlp_json, decode_otlp_protobuf
@@ -168,25 +166,15 @@ def _rejections_message(rejected: Sequence[str]) -> str:
     return f"{len(rejected)} span(s) rejected: {named}" + (f"; and {more} more" if more > 0 else "")
 
 
-def _success(kind: str, unowned: int, rejected: Sequence[str] = ()) -> Response:
+def _success(kind: str, rejected: Sequence[str] = ()) -> Response:
     response = ExportTraceServiceResponse()
-    messages = []
     if rejected:
-        messages.append(_rejections_message(rejected))
-    if unowned:
-        messages.append(f"{unowned} span(s) carry no {semconv.RUN_ID} attribute or baggage: they are "
-                        "stored, but belong to no run")
-    if messages:
         response.partial_success.CopyFrom(ExportTracePartialSuccess(
-            rejected_spans=len(rejected), error_message=". ".join(messages)))
+            rejected_spans=len(rejected), error_message=_rejections_message(rejected)))
     if kind == PROTOBUF:
         return Response(response.SerializeToString(), media_type=PROTOBUF)
     body = json_format.MessageToDict(response, use_integers_for_enums=True)
     return Response(json.dumps(body).encode(), media_type=JSON)
-
-
-def _unowned(records: Sequence[SpanRecord]) -> int:
-    return sum(1 for r in records if not r.attributes.get(semconv.RUN_ID))
 
 
 async def receive_traces(request: Request) -> Response:
@@ -225,7 +213,7 @@ async def _receive(request: Request, media: str, decoder: Callable[[bytes], list
         return _error(media, 400, _INVALID_ARGUMENT, str(exc))
     store = state.store
 
-    def decode_and_store() -> tuple[int, int, list[str]]:
+    def decode_and_store() -> tuple[int, list[str]]:
         records = decoder(body)
         good: list[SpanRecord] = []
         rejected: list[str] = []
@@ -237,10 +225,10 @@ async def _receive(request: Request, media: str, decoder: Callable[[bytes], list
                 good.append(record)
         if rejected and not good:
             raise OTLPDecodeError(_rejections_message(rejected))
-        return store.ingest(good), _unowned(good), rejected
+        return store.ingest(good), rejected
 
     try:
-        _stored, unowned, rejected = await run_in_threadpool(decode_and_store)
+        _stored, rejected = await run_in_threadpool(decode_and_store)
     except OTLPDecodeError as exc:
         return _error(media, 400, _INVALID_ARGUMENT, str(exc))
     except sqlite3.OperationalError as exc:
@@ -253,4 +241,4 @@ async def _receive(request: Request, media: str, decoder: Callable[[bytes], list
                       headers={"Retry-After": "5"})
     if rejected:
         logger.info("runtrace serve: %s", _rejections_message(rejected))
-    return _success(media, unowned, rejected)
+    return _success(media, rejected)

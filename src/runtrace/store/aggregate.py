@@ -25,6 +25,22 @@ Field rules, per span (``semconv`` names):
   a crashed run (no run span) keeps the name its first spans carried.
 - Outcome span (role ``outcome``): an outcome at its end.
 - Every span: its start (``started`` = min), +1 span, loop flag, its trace id.
+
+Which run a span belongs to (DESIGN 6b, :func:`run_id_of`): its ``runtrace.run.id``;
+else its session (``semconv.SESSION_KEYS``, span attributes before resource
+attributes; run id = that string); else its trace (run id = the 32-hex trace id).
+So every span belongs to a run: spans from other SDKs, and runtrace's own spans
+made outside any ``runtrace.run()``, form runs too. In such a run (no
+``runtrace.run.id``) a root span (no parent) plays the run span's part for the
+descriptive fields and the outcome:
+
+- Root span of a run without ``runtrace.run.id``: the earliest root, by min
+  (start, span id), gives name (its ``runtrace.run.name``, else the span's name),
+  project/owner (``runtrace.project``/``runtrace.owner``, span attribute before
+  resource attribute) and service; it is ranked like a run span, with the key
+  (rank, -start, flipped span id) so that "greatest key" picks the earliest root.
+  Each root's end is an ``ended`` and an outcome ``open`` at its end: ``open``
+  once a root has arrived, ``unfinished`` before; verdicts work as for any run.
 """
 
 from __future__ import annotations
@@ -105,7 +121,7 @@ KIND_OTHER = "other"
 class SpanFacts(NamedTuple):
     """The figures of one span that both the ``spans`` row and its run contribution need."""
 
-    run_id: str | None
+    run_id: str  # never empty: every span belongs to a run (run_id_of)
     kind: str
     service: str | None
     model: str | None
@@ -120,6 +136,40 @@ class SpanFacts(NamedTuple):
 
 def _int(value: Any) -> int | None:
     return value if type(value) is int else (None if value is None else as_int(value))
+
+
+def _session_id(attributes: Mapping[str, Any]) -> str | None:
+    for key in sc.SESSION_KEYS:
+        value = attributes.get(key)
+        if value is not None:
+            text = as_str(value)
+            if text is not None:  # as the agent or SDK wrote it (the ClickHouse views: != '')
+                return text
+    return None
+
+
+def run_id_of(record: SpanRecord) -> str:
+    """The run a span belongs to: run id, else session (span before resource), else trace (DESIGN 6b)."""
+    run_id = as_str(record.attributes.get(sc.RUN_ID))
+    if run_id is not None:
+        return run_id
+    return _session_id(record.attributes) or _session_id(record.resource) or record.trace_id
+
+
+def _is_foreign_root(record: SpanRecord) -> bool:
+    """A root span (no parent) without ``runtrace.run.id``: it stands for its run's run span."""
+    return record.parent_span_id is None and as_str(record.attributes.get(sc.RUN_ID)) is None
+
+
+_FLIP_HEX = str.maketrans("0123456789abcdef", "fedcba9876543210")
+
+
+def _desc_key(record: SpanRecord, kind: str) -> tuple[int, int, str]:
+    """The descriptor key of a span: the greatest key's span names the run (module docstring)."""
+    if record.parent_span_id is None and _is_foreign_root(record):
+        # max over (-start, flipped id) = min over (start, id): the earliest root, in any order
+        return (RANK_ROOT, -record.start_ns, record.span_id.translate(_FLIP_HEX))
+    return (_rank(kind, record.attributes), record.end_ns, record.span_id)
 
 
 def span_facts(record: SpanRecord) -> SpanFacts:
@@ -140,6 +190,8 @@ def span_facts(record: SpanRecord) -> SpanFacts:
     else:
         kind = KIND_OTHER
     run_id = get(sc.RUN_ID)
+    if type(run_id) is not str or not run_id:
+        run_id = run_id_of(record)
     service = record.resource.get(sc.SERVICE_NAME)
     model = get(sc.GEN_AI_RESPONSE_MODEL) or get(sc.GEN_AI_REQUEST_MODEL)
     provider = get(sc.GEN_AI_PROVIDER_NAME) or get(sc.GEN_AI_SYSTEM)
@@ -154,7 +206,7 @@ def span_facts(record: SpanRecord) -> SpanFacts:
     reasoning = get(sc.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS)
     cost = get(sc.COST_USD)
     return SpanFacts(
-        run_id if type(run_id) is str and run_id else as_str(run_id),
+        run_id,
         kind,
         service if type(service) is str and service else as_str(service),
         model if type(model) is str and model else as_str(model),
@@ -175,9 +227,9 @@ def span_facts(record: SpanRecord) -> SpanFacts:
 class Descriptor:
     """Descriptive run fields and the key that decides which span's copy wins."""
 
-    rank: int  # 1 for a run span, 0 for any other span
-    end_ns: int
-    span_id: str
+    rank: int  # RANK_RUN / RANK_ROOT, RANK_NAMED or RANK_OTHER
+    end_ns: int  # the key's second part: the span's end, or minus its start for a root (_desc_key)
+    span_id: str  # the key's third part: the span id, flipped for a root (_desc_key)
     name: str | None = None
     project: str | None = None
     owner: str | None = None
@@ -260,6 +312,9 @@ def to_nusd(cost_usd: float) -> int:
 
 
 RANK_RUN, RANK_NAMED, RANK_OTHER = 1, 0, -1
+# A foreign run's root ranks as its run span: a run has either (a run span carries the run
+# id), and were both there the run span (positive end) would beat the root (minus its start).
+RANK_ROOT = RANK_RUN
 
 
 def _rank(kind: str, attributes: Mapping[str, Any]) -> int:
@@ -278,6 +333,14 @@ def _rank(kind: str, attributes: Mapping[str, Any]) -> int:
 
 def _descriptor(record: SpanRecord, facts: SpanFacts) -> Descriptor:
     get = record.attributes.get
+    if _is_foreign_root(record):
+        rank, end_key, id_key = _desc_key(record, facts.kind)
+        res = record.resource.get
+        return Descriptor(rank, end_key, id_key,
+                          name=as_str(get(sc.RUN_NAME)) or as_str(record.name),
+                          project=as_str(get(sc.PROJECT)) or as_str(res(sc.PROJECT)),
+                          owner=as_str(get(sc.OWNER)) or as_str(res(sc.OWNER)),
+                          service=facts.service)
     if facts.kind != KIND_RUN:
         return Descriptor(_rank(facts.kind, record.attributes), record.end_ns, record.span_id,
                           name=as_str(get(sc.RUN_NAME)),
@@ -344,9 +407,12 @@ class RunTotals:
         self.trace_ids.add(record.trace_id)
         if self.started_ns is None or record.start_ns < self.started_ns:
             self.started_ns = record.start_ns
-        key = (_rank(kind, record.attributes), record.end_ns, record.span_id)
+        key = _desc_key(record, kind)
         if self._desc_key is None or key > self._desc_key:
             self._desc_key, self._desc = key, (record, facts)
+        if record.parent_span_id is None and kind != KIND_RUN and _is_foreign_root(record):
+            self.ended_ns = record.end_ns if self.ended_ns is None else max(self.ended_ns, record.end_ns)
+            self._outcome(OutcomeMark(record.end_ns, sc.OUTCOME_OPEN))
         loop = get(sc.LOOP_DETECTED)
         if loop is not None and as_bool(loop):
             self.loop_detected = True
@@ -437,12 +503,10 @@ class RunTotals:
         )
 
 
-def run_contribution(record: SpanRecord, facts: SpanFacts | None = None) -> RunDelta | None:
-    """What one span adds to its run; None when it carries no ``runtrace.run.id``."""
+def run_contribution(record: SpanRecord, facts: SpanFacts | None = None) -> RunDelta:
+    """What one span adds to its run (every span has one: :func:`run_id_of`)."""
     if facts is None:
         facts = span_facts(record)
-    if facts.run_id is None:
-        return None
     totals = RunTotals(facts.run_id)
     totals.add_span(record, facts)
     return totals.freeze()
@@ -459,12 +523,10 @@ def merge(a: RunDelta, b: RunDelta) -> RunDelta:
 
 
 def aggregate(spans: Iterable[tuple[SpanRecord, SpanFacts]]) -> list[RunDelta]:
-    """One merged contribution per run for a batch of spans (spans without a run id are skipped)."""
+    """One merged contribution per run for a batch of spans."""
     totals: dict[str, RunTotals] = {}
     for record, facts in spans:
         run_id = facts.run_id
-        if run_id is None:
-            continue
         t = totals.get(run_id)
         if t is None:
             t = totals[run_id] = RunTotals(run_id)

@@ -82,7 +82,7 @@ def settle(conn: sqlite3.Connection, spans: Sequence[tuple[SpanRecord, SpanFacts
     """
     if not deltas:
         return deltas
-    with_spans = {facts.run_id for _, facts in spans if facts.run_id is not None and facts.kind != KIND_OUTCOME}
+    with_spans = {facts.run_id for _, facts in spans if facts.kind != KIND_OUTCOME}
     known = _existing_runs(conn, [d.run_id for d in deltas])  # primary-key lookups, a few per batch
     # A run with no row has no stored spans but pending verdicts (any other span would have made
     # the row), so this reads only those, through the (run_id, start_ns) index.
