@@ -113,12 +113,20 @@ def chat_request(instance: Any, kwargs: dict[str, Any]) -> Request:
     # Only a list or tuple is read: never consume a generator the SDK has yet to send.
     listed = list(messages) if isinstance(messages, (list, tuple)) else None
     capture = _config.settings().capture_content
+    prompt, content = chat_message_parts(listed, capture) if listed is not None else (None, None)
     return Request(
         provider=provider(instance), operation=semconv.OP_CHAT, model=as_str(kwargs.get("model")),
-        attributes=attrs, stream=kwargs.get("stream") is True,
-        prompt=[_chat_message(m) for m in listed] if listed is not None else None,
-        input_messages=[_chat_content(m) for m in listed] if listed is not None and capture else None,
+        attributes=attrs, stream=kwargs.get("stream") is True, prompt=prompt, input_messages=content,
     )
+
+
+def chat_message_parts(messages: list[Any], capture: bool
+                       ) -> tuple[list[tuple[str, str]], list[dict[str, Any]] | None]:
+    """Chat messages as (role, text) pairs for the detectors, and in semconv shape when capturing.
+
+    Shared with LiteLLM, whose ``completion()`` takes OpenAI's messages.
+    """
+    return [_chat_message(m) for m in messages], [_chat_content(m) for m in messages] if capture else None
 
 
 def _responses_input(value: Any) -> tuple[list[tuple[str, str]], list[dict[str, Any]]] | None:
