@@ -39,6 +39,7 @@ INSTRUMENTATIONS: tuple[tuple[str, str, str], ...] = (
     ("openai", "runtrace.instrumentation.openai", "openai"),
     ("anthropic", "runtrace.instrumentation.anthropic", "anthropic"),
     ("mcp", "runtrace.instrumentation.mcp", "mcp"),
+    ("litellm", "runtrace.instrumentation.litellm", "litellm"),
 )
 
 

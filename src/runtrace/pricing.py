@@ -88,15 +88,10 @@ _BATCH: Final = "batch"
 _CTX_TIER: Final = "service_tier"
 _CTX_PROCESSING: Final = "processing"
 
-# gen_ai.provider.name / gen_ai.system values that genai-prices' own provider
-# matching does not recognise; the rest (openai, anthropic, gcp.vertex_ai,
-# aws.bedrock, mistral_ai, ...) it maps itself.
-_PROVIDER_ALIASES: Final = {
-    "gcp.gen_ai": "google",
-    "x_ai": "x-ai",
-    "azure.ai.inference": "azure",
-    "az.ai.inference": "azure",
-}
+# gen_ai.provider.name / gen_ai.system values that are not genai-prices provider
+# ids (azure.ai.openai -> azure, x_ai -> x-ai, ...): genai-prices' own name
+# matching misses some of them (it does not find "azure" in "azure.ai.openai").
+_PROVIDER_ALIASES: Final = semconv.GENAI_PRICES_PROVIDER_IDS
 
 _MTOK: Final = Decimal(1_000_000)
 _OVERRIDE_FIELDS: Final = ("input_per_mtok", "output_per_mtok", "cache_read_per_mtok",
@@ -398,6 +393,10 @@ class Pricer:
                 return self._price_override(rates, usage, ctx, tier_label, duration_s)
         if usage is None:
             return _unpriced(semconv.UNPRICED_MISSING_USAGE, None, tier_label)
+        if gp_provider == semconv.PROVIDER_LOCAL:
+            # A model on the user's own hardware has no list price, whatever its name
+            # (a local "gpt-oss" is not billed at a cloud's price): only an override prices it.
+            return _unpriced(semconv.UNPRICED_LOCAL_MODEL, None, tier_label)
         if not model:
             return _unpriced(semconv.UNPRICED_UNKNOWN_MODEL, _table(), tier_label)
         try:

@@ -145,7 +145,7 @@ COST_INPUT_USD: Final = "runtrace.cost.input_usd"
 COST_OUTPUT_USD: Final = "runtrace.cost.output_usd"
 COST_SOURCE: Final = "runtrace.cost.source"  # genai-prices | override | unknown
 COST_PRICE_TABLE: Final = "runtrace.cost.price_table"  # e.g. "genai-prices 0.2.3"
-COST_UNPRICED_REASON: Final = "runtrace.cost.unpriced_reason"  # unknown_model | missing_usage | invalid_usage
+COST_UNPRICED_REASON: Final = "runtrace.cost.unpriced_reason"  # unknown_model | missing_usage | invalid_usage | local_model
 COST_SERVICE_TIER: Final = "runtrace.cost.service_tier"  # the tier that was priced
 COST_TIER_MATCHED: Final = "runtrace.cost.tier_matched"  # False: tier had no price, standard used
 COST_PRICED_AT_INGEST: Final = "runtrace.cost.priced_at_ingest"
@@ -312,3 +312,45 @@ GEMINI_ERROR_TYPE: Final = "error_type"
 GEMINI_CONTENT_LENGTH: Final = "content_length"
 GEMINI_SPAN_LLM_CALL: Final = "llm_call"
 GEMINI_SPAN_TOOL_CALL: Final = "tool_call"
+
+# --- providers behind OpenAI-compatible endpoints (instrumentation/endpoints.py) ----------
+# gen_ai.provider.name well-known values (GenAI semconv) for the providers runtrace
+# recognises from a client's class or base_url; a provider the semconv does not
+# name is called by its genai-prices id (openrouter, together, fireworks, moonshotai, ...).
+PROVIDER_AZURE_OPENAI: Final = "azure.ai.openai"
+PROVIDER_DEEPSEEK: Final = "deepseek"
+PROVIDER_GROQ: Final = "groq"
+PROVIDER_X_AI: Final = "x_ai"
+PROVIDER_MISTRAL_AI: Final = "mistral_ai"
+PROVIDER_PERPLEXITY: Final = "perplexity"
+PROVIDER_COHERE: Final = "cohere"
+PROVIDER_AWS_BEDROCK: Final = "aws.bedrock"
+PROVIDER_GCP_GEN_AI: Final = "gcp.gen_ai"
+PROVIDER_GCP_VERTEX_AI: Final = "gcp.vertex_ai"
+PROVIDER_LITELLM: Final = "litellm"  # LiteLLM's own name, when it does not say which backend served
+# A model served on this machine or the local network (Ollama, vLLM, LM Studio, llama.cpp):
+# not a semconv value; unpriced unless a price override names it.
+PROVIDER_LOCAL: Final = "local"
+# gen_ai.provider.name -> genai-prices provider id, where the two differ (pricing.py).
+GENAI_PRICES_PROVIDER_IDS: Final = {
+    PROVIDER_AZURE_OPENAI: "azure",
+    "azure.ai.inference": "azure",
+    "az.ai.inference": "azure",
+    PROVIDER_X_AI: "x-ai",
+    PROVIDER_MISTRAL_AI: "mistral",
+    PROVIDER_AWS_BEDROCK: "aws",
+    PROVIDER_GCP_GEN_AI: "google",
+    PROVIDER_GCP_VERTEX_AI: "google",
+    PROVIDER_GCP_GEMINI: "google",
+}
+# genai-prices provider id -> the gen_ai.provider.name runtrace records for it.
+PROVIDER_OF_GENAI_PRICES_ID: Final = {
+    "azure": PROVIDER_AZURE_OPENAI,
+    "x-ai": PROVIDER_X_AI,
+    "mistral": PROVIDER_MISTRAL_AI,
+    "aws": PROVIDER_AWS_BEDROCK,
+    "google": PROVIDER_GCP_GEN_AI,
+    "openai-decisions": PROVIDER_OPENAI,
+}
+# runtrace.cost.unpriced_reason of a call to a local model no override prices.
+UNPRICED_LOCAL_MODEL: Final = "local_model"

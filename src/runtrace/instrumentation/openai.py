@@ -20,7 +20,7 @@ from typing import Any
 import openai  # noqa: F401 - absent: importing this module fails, so instrument() skips it
 
 from .. import _config, semconv
-from . import _wrap
+from . import _wrap, endpoints
 from ._llm import (
     LLMCall,
     Request,
@@ -48,6 +48,11 @@ TRACER = "runtrace.instrumentation.openai"
 
 
 # --- requests ----------------------------------------------------------------------------
+
+def provider(instance: Any) -> str:
+    """gen_ai.provider.name of the client behind a resource (Azure, DeepSeek, local, ... or openai)."""
+    return endpoints.provider_of_client(get(instance, "_client"))
+
 
 def _common_request(instance: Any, kwargs: dict[str, Any], attrs: dict[str, Any]) -> None:
     attrs.update(server_attributes(get(instance, "_client")))
@@ -108,12 +113,20 @@ def chat_request(instance: Any, kwargs: dict[str, Any]) -> Request:
     # Only a list or tuple is read: never consume a generator the SDK has yet to send.
     listed = list(messages) if isinstance(messages, (list, tuple)) else None
     capture = _config.settings().capture_content
+    prompt, content = chat_message_parts(listed, capture) if listed is not None else (None, None)
     return Request(
-        provider=semconv.PROVIDER_OPENAI, operation=semconv.OP_CHAT, model=as_str(kwargs.get("model")),
-        attributes=attrs, stream=kwargs.get("stream") is True,
-        prompt=[_chat_message(m) for m in listed] if listed is not None else None,
-        input_messages=[_chat_content(m) for m in listed] if listed is not None and capture else None,
+        provider=provider(instance), operation=semconv.OP_CHAT, model=as_str(kwargs.get("model")),
+        attributes=attrs, stream=kwargs.get("stream") is True, prompt=prompt, input_messages=content,
     )
+
+
+def chat_message_parts(messages: list[Any], capture: bool
+                       ) -> tuple[list[tuple[str, str]], list[dict[str, Any]] | None]:
+    """Chat messages as (role, text) pairs for the detectors, and in semconv shape when capturing.
+
+    Shared with LiteLLM, whose ``completion()`` takes OpenAI's messages.
+    """
+    return [_chat_message(m) for m in messages], [_chat_content(m) for m in messages] if capture else None
 
 
 def _responses_input(value: Any) -> tuple[list[tuple[str, str]], list[dict[str, Any]]] | None:
@@ -163,7 +176,7 @@ def responses_request(instance: Any, kwargs: dict[str, Any]) -> Request:
             prompt.insert(0, ("system", instructions))
     capture = _config.settings().capture_content
     return Request(
-        provider=semconv.PROVIDER_OPENAI, operation=semconv.OP_CHAT, model=as_str(kwargs.get("model")),
+        provider=provider(instance), operation=semconv.OP_CHAT, model=as_str(kwargs.get("model")),
         attributes=attrs, stream=kwargs.get("stream") is True, prompt=prompt,
         input_messages=content if capture else None,
         system_instructions=[{"type": "text", "content": instructions}]
@@ -177,7 +190,7 @@ def embeddings_request(instance: Any, kwargs: dict[str, Any]) -> Request:
     fmt = kwargs.get("encoding_format")
     if isinstance(fmt, str):
         attrs[semconv.GEN_AI_REQUEST_ENCODING_FORMATS] = [fmt]
-    return Request(provider=semconv.PROVIDER_OPENAI, operation=semconv.OP_EMBEDDINGS,
+    return Request(provider=provider(instance), operation=semconv.OP_EMBEDDINGS,
                    model=as_str(kwargs.get("model")), attributes=attrs)
 
 
