@@ -135,10 +135,14 @@ def test_joins_the_tracer_provider_the_program_installed(tmp_path) -> None:
     assert out.strip() == "['app work', 'run joined']"
     s = Store.open(store, create=False)
     try:
-        (row,) = list_runs(s, limit=0)
+        rows = {r["name"]: r for r in list_runs(s, limit=0)}
     finally:
         s.close()
+    row = rows["joined"]
     assert (row["name"], row["service"], row["outcome"]) == ("joined", "app-owned", "open")
+    # The app's own span carries no run id: by DESIGN 6b it forms the run of its trace.
+    assert sorted(rows) == ["app work", "joined"]
+    assert (rows["app work"]["llm_calls"], rows["app work"]["outcome"]) == (0, "open")
 
 
 def test_store_false_keeps_nothing_locally(tmp_path) -> None:
