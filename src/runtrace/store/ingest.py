@@ -32,6 +32,7 @@ from .. import semconv as sc
 from .._internal import fail_open
 from .aggregate import SpanFacts, aggregate, apply_deltas, span_facts
 from .bounds import BOUNDED, drop_out_of_range
+from .normalise import normalise
 from .records import SpanRecord
 from .values import dumps, events_json
 from .verdicts import settle
@@ -105,6 +106,7 @@ def prepare(records: Iterable[SpanRecord]) -> Prepared:
         if key in seen:
             continue
         seen.add(key)
+        record = normalise(record)  # every dialect read here, once, for both adapters
         a = record.attributes
         if not bounded.isdisjoint(a):
             # A value past a bound would overflow a sum (or SQLite's int64) and lose the batch.
