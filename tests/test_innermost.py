@@ -177,7 +177,7 @@ def test_any_order_and_batching_gives_the_innermost_totals(nodes: list[NodeSpec]
     records = build(nodes)
     rnd.shuffle(records)
     cuts = sorted(rnd.sample(range(1, len(records)), min(n_batches - 1, len(records) - 1)))
-    batches = [records[a:b] for a, b in zip([0, *cuts], [*cuts, len(records)])]
+    batches = [records[a:b] for a, b in zip([0, *cuts], [*cuts, len(records)], strict=True)]
     with tempfile.TemporaryDirectory() as tmp:
         run, _ = totals(Path(tmp) / "h.db", *batches)
     calls, input_tokens, output_tokens, cost_milli = expected(nodes)

@@ -65,7 +65,7 @@ def test_blank_file_gets_exact_schema_and_version(tmp_path: Path) -> None:
         indexes = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index' "
                                               "AND name NOT LIKE 'sqlite_autoindex%'")}
     assert indexes == {"spans_run_start", "spans_start", "spans_tool_name", "spans_model", "runs_started",
-                       "runs_project", "runs_owner", "runs_outcome", "run_models_model", "spans_parent"}
+                       "runs_project", "runs_owner", "runs_outcome", "run_models_model", "spans_usage_parent"}
 
 
 def test_reopen_is_a_no_op(tmp_path: Path) -> None:

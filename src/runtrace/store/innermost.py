@@ -65,8 +65,8 @@ def _parents_of_usage(conn: sqlite3.Connection, keys: Sequence[tuple[str, str]])
         cursor = conn.execute(
             f"WITH batch(t, s) AS (VALUES {values}) "
             "SELECT DISTINCT spans.trace_id, spans.parent_span_id FROM batch "
-            "JOIN spans ON spans.trace_id = batch.t AND spans.parent_span_id = batch.s "
-            "WHERE spans.usage_below = 1",
+            "JOIN spans INDEXED BY spans_usage_parent"
+            " ON spans.trace_id = batch.t AND spans.parent_span_id = batch.s AND spans.usage_below = 1",
             [part for key in chunk for part in key])
         found.update((row[0], row[1]) for row in cursor)
     return found
@@ -134,7 +134,7 @@ def recount(conn: sqlite3.Connection, spans: Iterable[tuple[SpanRecord, SpanFact
     if state.changed:
         conn.executemany("UPDATE spans SET usage_below = ?, counted = ? WHERE trace_id = ? AND span_id = ?",
                          [(state.rows[k][1], state.rows[k][2], *k) for k in state.changed])
-    return _corrections(conn, state.uncounted, {key: pair for key, pair in zip(keys, batch)})
+    return _corrections(conn, state.uncounted, {key: pair for key, pair in zip(keys, batch, strict=True)})
 
 
 def _corrections(conn: sqlite3.Connection, uncounted: list[tuple[str, str]],

@@ -141,7 +141,8 @@ def m002_innermost_counts(conn: sqlite3.Connection) -> None:
         ALTER TABLE spans ADD COLUMN counted INTEGER NOT NULL DEFAULT 0;
         UPDATE spans SET counted = (kind = 'llm'),
             usage_below = (kind = 'llm' AND (input_tokens IS NOT NULL OR output_tokens IS NOT NULL));
-        CREATE INDEX spans_parent ON spans (trace_id, parent_span_id) WHERE parent_span_id IS NOT NULL;
+        -- Only spans at or above usage: the child check of every arriving span reads this index.
+        CREATE INDEX spans_usage_parent ON spans (trace_id, parent_span_id) WHERE usage_below = 1;
     """)
 
 
