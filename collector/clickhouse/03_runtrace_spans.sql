@@ -12,6 +12,9 @@
 -- time until a merge removes them for good, as the embedded store ignores a span it
 -- already holds.
 --
+-- Each model call once (store/innermost.py): has_usage and duplicate feed the
+-- innermost rule that runtrace_runs_v applies (04_runtrace_runs.sql).
+--
 -- Cost: runtrace.cost.usd when the SDK priced the call. A span from another SDK
 -- (gen_ai.usage.* but neither runtrace.cost.usd nor runtrace.cost.source) is
 -- priced here from runtrace_prices, the same price data the SDK uses
@@ -61,7 +64,9 @@ CREATE TABLE IF NOT EXISTS otel.runtrace_spans
     `outcome_reason` String,
     `stop_reason` String,
     `budget_max_cost_usd` Nullable(Float64),
-    `budget_max_seconds` Nullable(Float64)
+    `budget_max_seconds` Nullable(Float64),
+    `has_usage` UInt8,                             -- an LLM span reporting tokens (not a duplicate)
+    `duplicate` UInt8                              -- runtrace.duplicate_of: another SDK's copy of runtrace's call
 )
 ENGINE = ReplacingMergeTree
 PARTITION BY toYYYYMM(start)
@@ -182,6 +187,12 @@ SELECT
     if(_kind = 'run', toFloat64OrNull(SpanAttributes['runtrace.budget.max_cost_usd']), NULL)
         AS budget_max_cost_usd,
     if(_kind = 'run', toFloat64OrNull(SpanAttributes['runtrace.budget.max_seconds']), NULL)
-        AS budget_max_seconds
+        AS budget_max_seconds,
+    toUInt8(SpanAttributes['runtrace.duplicate_of'] != '') AS duplicate,
+    toUInt8(_kind = 'llm' AND NOT duplicate
+            AND (mapContains(SpanAttributes, 'gen_ai.usage.input_tokens')
+                 OR mapContains(SpanAttributes, 'gen_ai.usage.output_tokens')
+                 OR mapContains(SpanAttributes, 'gen_ai.usage.prompt_tokens')
+                 OR mapContains(SpanAttributes, 'gen_ai.usage.completion_tokens'))) AS has_usage
 FROM otel.otel_traces
 WHERE SpanAttributes['runtrace.run.id'] != '' OR _kind IN ('llm', 'tool');
