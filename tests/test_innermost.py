@@ -184,3 +184,60 @@ def test_any_order_and_batching_gives_the_innermost_totals(nodes: list[NodeSpec]
     assert (run["llm_calls"], run["input_tokens"], run["output_tokens"]) == (calls, input_tokens, output_tokens)
     assert round(run["cost_usd"] * 1000) == cost_milli
     assert sum(m["llm_calls"] for m in run["models"]) == calls
+
+
+# --- in-process: another instrumentation's span over runtrace's own ------------------------
+
+
+def test_in_process_wrapper_span_over_runtrace_llm_span_counts_once(instrumented: Any) -> None:
+    """pydantic-ai / OpenLLMetry style: a foreign span with usage wraps the client call runtrace records."""
+    from opentelemetry import trace
+
+    import runtrace
+    from llm_fakes import ChatUsage, FakeLLM, chat_completion, json_reply
+    from runtrace.store import queries
+
+    fake = FakeLLM([json_reply(chat_completion(usage=ChatUsage(12_000, 900, 8_000, 300)))])
+    foreign = trace.get_tracer("opentelemetry.instrumentation.openai.v1")
+    with runtrace.run("wrapped") as run:
+        with foreign.start_as_current_span("openai.chat", kind=trace.SpanKind.CLIENT) as outer:
+            fake.openai().chat.completions.create(model="gpt-5.5", messages=[{"role": "user", "content": "hi"}])
+            outer.set_attributes({sc.GEN_AI_SYSTEM: "openai", sc.OPENLLMETRY_REQUEST_TYPE: "chat",
+                                  sc.GEN_AI_REQUEST_MODEL: "gpt-5.5", sc.GEN_AI_USAGE_PROMPT_TOKENS: 12_000,
+                                  sc.GEN_AI_USAGE_COMPLETION_TOKENS: 900})
+    store = instrumented.open_store()
+    try:
+        stored = queries.get_run(store, run.id)
+    finally:
+        store.close()
+    assert stored is not None
+    # runtrace's span is the inner one and wins; the wrapper stays in the trace, uncounted
+    assert (stored["llm_calls"], stored["input_tokens"], stored["cached_input_tokens"],
+            stored["output_tokens"]) == (1, 12_000, 8_000, 900)
+    assert stored["cost_usd"] == 0.051
+    names = sorted(s["name"] for s in stored["spans"] if s["kind"] == "llm")
+    assert names == ["chat gpt-5.5", "openai.chat"]
+
+
+def test_a_version_1_file_keeps_its_counts_and_then_follows_the_rule(tmp_path: Path) -> None:
+    path = tmp_path / "v1.db"
+    outer = wrapper(1, **{sc.GEN_AI_USAGE_PROMPT_TOKENS: 1_000, sc.GEN_AI_USAGE_COMPLETION_TOKENS: 100})
+    tool_span = span(RUN, 2, start_s=0, end_s=1, parent=1, name="step")
+    with Store.open(path) as store:
+        store.ingest([outer, tool_span])
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:  # back to exactly what runtrace wrote before migration 2
+        conn.execute("DROP INDEX spans_usage_parent")
+        conn.execute("ALTER TABLE spans DROP COLUMN usage_below")
+        conn.execute("ALTER TABLE spans DROP COLUMN counted")
+        conn.execute("PRAGMA user_version = 1")
+    finally:
+        conn.close()
+    run, counted = totals(path)
+    assert counted == {f"{1:016x}": 1, f"{2:016x}": 0}
+    assert figures(run) == (1, 1_000, 100, 0.0035, 0)
+    # a call nested below the old wrapper arrives: the wrapper is uncounted, the call counted once
+    run, counted = totals(path, [llm(RUN, 3, start_s=0, end_s=1, model="gpt-4o", input_tokens=1_000,
+                                     output_tokens=100, cost=0.0035, parent=2)])
+    assert figures(run) == (1, 1_000, 100, 0.0035, 0)
+    assert counted == {f"{1:016x}": 0, f"{2:016x}": 0, f"{3:016x}": 1}
