@@ -60,6 +60,7 @@ def test_wrapper_over_runtrace_span_counts_the_call_once_in_both_orders(tmp_path
     assert first_counted == second_counted == together_counted == {f"{1:016x}": 0, f"{2:016x}": 1}
     assert first["models"] == second["models"]
     assert len(first["spans"]) == 2  # the wrapper stays in the trace
+    assert {s["span_id"]: s["counted"] for s in first["spans"]} == {f"{1:016x}": False, f"{2:016x}": True}
 
 
 def test_vercel_aggregate_over_its_steps_counts_the_steps(tmp_path: Path) -> None:
