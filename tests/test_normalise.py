@@ -195,3 +195,34 @@ def test_normalising_twice_changes_nothing() -> None:
     once = normalise(record)
     assert once.attributes[sc.GEN_AI_USAGE_INPUT_TOKENS] == 13_000
     assert normalise(once) is once  # a span forwarded from another store is not converted again
+
+
+def dialect_spans() -> list[SpanRecord]:
+    """One span per dialect as its SDK sends it (the chDB test sends these straight to ClickHouse)."""
+    return [
+        foreign("d-openlit", {
+            sc.GEN_AI_OPERATION_NAME: sc.OP_CHAT, sc.GEN_AI_PROVIDER_NAME: "anthropic",
+            sc.GEN_AI_REQUEST_MODEL: "claude-sonnet-4-20250514", sc.GEN_AI_USAGE_INPUT_TOKENS: 9_000,
+            sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS: 4_000, sc.GEN_AI_USAGE_OUTPUT_TOKENS: 51,
+        }, scope="openlit.otel.tracing"),
+        foreign("d-openinference", {
+            sc.OPENINFERENCE_SPAN_KIND: "LLM", sc.OPENINFERENCE_MODEL_NAME: "gpt-4o",
+            sc.OPENINFERENCE_PROVIDER: "openai", sc.OPENINFERENCE_PROMPT_TOKENS: 12_000,
+            sc.OPENINFERENCE_CACHE_READ_TOKENS: 8_000, sc.OPENINFERENCE_COMPLETION_TOKENS: 900,
+        }, scope="openinference.instrumentation.openai", name="ChatCompletion"),
+        foreign("d-openllmetry", {
+            sc.GEN_AI_SYSTEM: "openai", sc.OPENLLMETRY_REQUEST_TYPE: "chat", sc.GEN_AI_REQUEST_MODEL: "gpt-4o",
+            sc.GEN_AI_USAGE_PROMPT_TOKENS: 12_000, sc.GEN_AI_USAGE_COMPLETION_TOKENS: 900,
+            sc.OPENLLMETRY_CACHE_READ_INPUT_TOKENS: 8_000,
+        }, scope="opentelemetry.instrumentation.openai.v1", name="openai.chat"),
+        foreign("d-vercel", {
+            sc.VERCEL_OPERATION_ID: "ai.generateText.doGenerate", sc.VERCEL_MODEL_ID: "gpt-4o",
+            sc.VERCEL_MODEL_PROVIDER: "openai.chat", sc.VERCEL_PROMPT_TOKENS: 12_000,
+            sc.VERCEL_COMPLETION_TOKENS: 900,
+        }, scope="ai", name="ai.generateText.doGenerate"),
+        foreign("d-logfire", {
+            sc.GEN_AI_OPERATION_NAME: sc.OP_CHAT, sc.GEN_AI_PROVIDER_NAME: "anthropic",
+            sc.GEN_AI_REQUEST_MODEL: "claude-sonnet-4-20250514", sc.GEN_AI_USAGE_INPUT_TOKENS: 13_000,
+            sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS: 4_000, sc.GEN_AI_USAGE_OUTPUT_TOKENS: 51,
+        }, scope="logfire.anthropic"),
+    ]

@@ -82,3 +82,30 @@ def test_run_view_counts_each_call_once_like_the_store(both: tuple[dict[str, dic
     assert int(row["span_count"]) == sum(len(part) for part in CASES[run_id])  # every span stays
     models = ch.rows(f"SELECT sum(llm_calls) AS calls FROM otel.runtrace_run_models_v WHERE run_id = '{run_id}'")
     assert int(models[0]["calls"]) == EXPECTED[run_id][0]
+
+
+def test_dialects_sent_straight_to_clickhouse_give_the_store_figures(
+        tmp_path_factory: pytest.TempPathFactory) -> None:
+    """OpenLIT, OpenInference, OpenLLMetry, Vercel, Logfire spans via the collector: the same run figures."""
+    from runtrace.scale import prices
+    from scale_helpers import split_sql
+    from test_normalise import dialect_spans
+
+    records = dialect_spans()
+    with Store.open(tmp_path_factory.mktemp("store") / "d.db") as store:
+        store.ingest(records)
+        stored = {r["id"]: r for r in list_runs(store, limit=0)}
+    ch = ClickHouse(tmp_path_factory.mktemp("chdb"))
+    for statement in split_sql(prices.to_clickhouse_sql(prices.price_rows())):
+        ch.execute(statement)
+    insert_spans(ch, records)  # as the SDKs sent them: not normalised by any store
+    rows = {r["run_id"]: r for r in ch.rows(
+        "SELECT run_id, llm_calls, input_tokens, cached_input_tokens, output_tokens, cost_usd"
+        " FROM otel.runtrace_runs_v")}
+    fields = ("llm_calls", "input_tokens", "cached_input_tokens", "output_tokens")
+    got = {k: (*(int(r[f]) for f in fields), round(r["cost_usd"], 9)) for k, r in rows.items()}
+    want = {k: (*(r[f] for f in fields), r["cost_usd"]) for k, r in stored.items()}
+    assert got == want
+    assert want["d-openlit"] == (1, 13_000, 4_000, 51, 0.028965)
+    assert want["d-openinference"] == want["d-openllmetry"] == (1, 12_000, 8_000, 900, 0.029)
+    assert want["d-vercel"] == (1, 12_000, 0, 900, 0.039)
