@@ -7,14 +7,18 @@ The spans go through the embedded store first and are replayed from it, as
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 
 from runtrace import semconv as sc
+from runtrace.scale import prices
 from runtrace.store.db import Store
 from runtrace.store.queries import list_runs
 from runtrace.store.records import SpanRecord
-from scale_helpers import ClickHouse, insert_spans
+from scale_helpers import ClickHouse, insert_spans, split_sql
 from store_helpers import llm, span
+from test_normalise import dialect_spans
 
 
 def wrapper(run: str, n: int, parent: int | None = None, **attrs: object) -> SpanRecord:
@@ -54,7 +58,17 @@ EXPECTED = {"wrapper-first": (1, 1_000, 100, 0.0035), "wrapper-last": (1, 1_000,
 
 
 @pytest.fixture(scope="module")
-def both(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, dict], ClickHouse]:
+def ch(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClickHouse]:
+    """One chDB session for the module (chDB holds one embedded server per process at a time)."""
+    db = ClickHouse(tmp_path_factory.mktemp("chdb"))
+    for statement in split_sql(prices.to_clickhouse_sql(prices.price_rows())):
+        db.execute(statement)
+    yield db
+    db.close()
+
+
+@pytest.fixture(scope="module")
+def both(tmp_path_factory: pytest.TempPathFactory, ch: ClickHouse) -> tuple[dict[str, dict], ClickHouse]:
     path = tmp_path_factory.mktemp("store") / "runtrace.db"
     with Store.open(path) as store:
         for first, second in CASES.values():
@@ -62,7 +76,6 @@ def both(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, dict], Cli
             store.ingest(second)
         store_runs = {r["id"]: r for r in list_runs(store, limit=0)}
         replay = {(r.trace_id, r.span_id): r for r in store.iter_span_records()}
-    ch = ClickHouse(tmp_path_factory.mktemp("chdb"))
     for first, second in CASES.values():  # the same two blocks per case, as forwarded
         insert_spans(ch, [replay[(r.trace_id, r.span_id)] for r in first])
         insert_spans(ch, [replay[(r.trace_id, r.span_id)] for r in second])
@@ -85,23 +98,16 @@ def test_run_view_counts_each_call_once_like_the_store(both: tuple[dict[str, dic
 
 
 def test_dialects_sent_straight_to_clickhouse_give_the_store_figures(
-        tmp_path_factory: pytest.TempPathFactory) -> None:
+        tmp_path_factory: pytest.TempPathFactory, ch: ClickHouse) -> None:
     """OpenLIT, OpenInference, OpenLLMetry, Vercel, Logfire spans via the collector: the same run figures."""
-    from runtrace.scale import prices
-    from scale_helpers import split_sql
-    from test_normalise import dialect_spans
-
     records = dialect_spans()
     with Store.open(tmp_path_factory.mktemp("store") / "d.db") as store:
         store.ingest(records)
         stored = {r["id"]: r for r in list_runs(store, limit=0)}
-    ch = ClickHouse(tmp_path_factory.mktemp("chdb"))
-    for statement in split_sql(prices.to_clickhouse_sql(prices.price_rows())):
-        ch.execute(statement)
     insert_spans(ch, records)  # as the SDKs sent them: not normalised by any store
     rows = {r["run_id"]: r for r in ch.rows(
         "SELECT run_id, llm_calls, input_tokens, cached_input_tokens, output_tokens, cost_usd"
-        " FROM otel.runtrace_runs_v")}
+        " FROM otel.runtrace_runs_v WHERE startsWith(run_id, 'd-')")}
     fields = ("llm_calls", "input_tokens", "cached_input_tokens", "output_tokens")
     got = {k: (*(int(r[f]) for f in fields), round(r["cost_usd"], 9)) for k, r in rows.items()}
     want = {k: (*(r[f] for f in fields), r["cost_usd"]) for k, r in stored.items()}
