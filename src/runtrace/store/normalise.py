@@ -37,6 +37,10 @@ Where each dialect's names come from:
   dot), v4 ``ai.usage.promptTokens``/``completionTokens``, v5 ``ai.usage.inputTokens``/
   ``outputTokens``/``cachedInputTokens``/``reasoningTokens``, ``ai.usage.tokens`` on
   embeddings; taken as total input per the SDK's ``LanguageModelUsage`` contract.
+  Known gap: AI SDK v4's Anthropic provider reports Anthropic's uncached
+  ``input_tokens`` as ``promptTokens`` and the cache figures only in
+  ``ai.response.providerMetadata`` (vercel/ai#4335), which is not read here, so
+  such a call is priced as uncached input only.
   Its aggregate spans (``ai.generateText``) carry the sum of their ``doGenerate``
   steps; the innermost rule (:mod:`.innermost`) counts only the steps.
 The coding agents' spans (Claude Code, Codex, Gemini CLI) are read with the coding-agents work.
