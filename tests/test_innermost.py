@@ -150,7 +150,7 @@ def build(nodes: list[NodeSpec]) -> list[SpanRecord]:
     return records
 
 
-def expected(nodes: list[NodeSpec]) -> tuple[int, int, int, int]:
+def expected(nodes: list[NodeSpec]) -> tuple[int, int, int, int, dict[str, int]]:
     """The rule on the full set: eligible and no usage span (non-duplicate) strictly below."""
     usage = [is_llm and u and not d for _, _, is_llm, u, d in nodes]
     below = [False] * len(nodes)
@@ -161,6 +161,7 @@ def expected(nodes: list[NodeSpec]) -> tuple[int, int, int, int]:
                 below[p] = True
                 p = nodes[p][1]
     calls = input_tokens = output_tokens = cost_milli = 0
+    counted = {f"{i + 1:016x}": int(is_llm and not d and not below[i]) for i, (_, _, is_llm, _, d) in enumerate(nodes)}
     for i, (_, _, is_llm, u, d) in enumerate(nodes):
         if is_llm and not d and not below[i]:
             n = i + 1
@@ -168,7 +169,7 @@ def expected(nodes: list[NodeSpec]) -> tuple[int, int, int, int]:
             input_tokens += 100 * n if u else 0
             output_tokens += n if u else 0
             cost_milli += n
-    return calls, input_tokens, output_tokens, cost_milli
+    return calls, input_tokens, output_tokens, cost_milli, counted
 
 
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -180,8 +181,9 @@ def test_any_order_and_batching_gives_the_innermost_totals(nodes: list[NodeSpec]
     cuts = sorted(rnd.sample(range(1, len(records)), min(n_batches - 1, len(records) - 1)))
     batches = [records[a:b] for a, b in zip([0, *cuts], [*cuts, len(records)], strict=True)]
     with tempfile.TemporaryDirectory() as tmp:
-        run, _ = totals(Path(tmp) / "h.db", *batches)
-    calls, input_tokens, output_tokens, cost_milli = expected(nodes)
+        run, counted = totals(Path(tmp) / "h.db", *batches)
+    calls, input_tokens, output_tokens, cost_milli, want_counted = expected(nodes)
+    assert counted == want_counted
     assert (run["llm_calls"], run["input_tokens"], run["output_tokens"]) == (calls, input_tokens, output_tokens)
     assert round(run["cost_usd"] * 1000) == cost_milli
     assert sum(m["llm_calls"] for m in run["models"]) == calls
