@@ -16,6 +16,9 @@
 -- time until a merge removes them for good, as the embedded store ignores a span it
 -- already holds.
 --
+-- Each model call once (store/innermost.py): has_usage and duplicate feed the
+-- innermost rule that runtrace_runs_v applies (04_runtrace_runs.sql).
+--
 -- Cost: runtrace.cost.usd when the SDK priced the call. A span from another SDK
 -- (gen_ai.usage.* but neither runtrace.cost.usd nor runtrace.cost.source) is
 -- priced here from runtrace_prices, the same price data the SDK uses
@@ -66,7 +69,9 @@ CREATE TABLE IF NOT EXISTS otel.runtrace_spans
     `outcome_reason` String,
     `stop_reason` String,
     `budget_max_cost_usd` Nullable(Float64),
-    `budget_max_seconds` Nullable(Float64)
+    `budget_max_seconds` Nullable(Float64),
+    `has_usage` UInt8,                             -- an LLM span reporting tokens (not a duplicate)
+    `duplicate` UInt8                              -- runtrace.duplicate_of: another SDK's copy of runtrace's call
 )
 ENGINE = ReplacingMergeTree
 PARTITION BY toYYYYMM(start)
@@ -83,7 +88,27 @@ WITH
                            cache_write_mtok, cache_write_tiers, output_mtok, output_tiers))
         FROM (SELECT * FROM otel.runtrace_prices ORDER BY rank ASC, valid_from DESC)
     ) AS _prices,
-    SpanAttributes['gen_ai.operation.name'] AS _op,
+    -- Attribute dialects, read as the embedded store's normaliser reads them
+    -- (src/runtrace/store/normalise.py): GenAI semconv current and deprecated names,
+    -- OpenLLMetry, OpenInference, OpenLIT, Logfire, the Vercel AI SDK. The first name
+    -- present wins, the canonical one first (a span forwarded from a store carries both).
+    (arrayExists(k -> mapContains(SpanAttributes, k), ['ai.model.id', 'ai.operationId'])) AS _vercel,
+    if(SpanAttributes['ai.operationId'] != '', SpanAttributes['ai.operationId'], SpanName) AS _vop,
+    upper(SpanAttributes['openinference.span.kind']) AS _oi_kind,
+    multiIf(SpanAttributes['gen_ai.operation.name'] != '', SpanAttributes['gen_ai.operation.name'],
+            _oi_kind = 'LLM', 'chat',
+            _oi_kind = 'EMBEDDING', 'embeddings',
+            _oi_kind != '', '',
+            _vercel AND (endsWith(_vop, '.doGenerate') OR endsWith(_vop, '.doStream')), 'chat',
+            _vercel AND endsWith(_vop, '.doEmbed'), 'embeddings',
+            _vercel AND _vop IN ('ai.generateText', 'ai.streamText', 'ai.generateObject', 'ai.streamObject'),
+                'chat',
+            _vercel AND _vop IN ('ai.embed', 'ai.embedMany'), 'embeddings',
+            _vercel, '',
+            SpanAttributes['llm.request.type'] = 'chat', 'chat',
+            SpanAttributes['llm.request.type'] = 'completion', 'text_completion',
+            SpanAttributes['llm.request.type'] = 'embedding', 'embeddings',
+            '') AS _op,
     SpanAttributes['runtrace.span.role'] AS _role,
     toUInt8(ParentSpanId = '' AND SpanAttributes['runtrace.run.id'] = '') AS _froot,
     multiIf(_role = 'run', 'run',
@@ -93,27 +118,44 @@ WITH
             -- the client's span already counts
             _op = 'execute_tool' AND SpanKind NOT IN ('Server', 'SPAN_KIND_SERVER'), 'tool',
             'other') AS _kind,
-    if(SpanAttributes['gen_ai.provider.name'] != '', SpanAttributes['gen_ai.provider.name'],
-       SpanAttributes['gen_ai.system']) AS _provider,
+    multiIf(SpanAttributes['gen_ai.provider.name'] != '', SpanAttributes['gen_ai.provider.name'],
+            SpanAttributes['gen_ai.system'] != '', SpanAttributes['gen_ai.system'],
+            SpanAttributes['llm.provider'] != '', lower(SpanAttributes['llm.provider']),
+            SpanAttributes['llm.system'] != '', lower(SpanAttributes['llm.system']),
+            splitByChar('.', SpanAttributes['ai.model.provider'])[1]) AS _provider,
+    multiIf(SpanAttributes['gen_ai.request.model'] != '', SpanAttributes['gen_ai.request.model'],
+            SpanAttributes['llm.model_name'] != '', SpanAttributes['llm.model_name'],
+            SpanAttributes['ai.model.id']) AS _request_model,
     if(SpanAttributes['gen_ai.response.model'] != '', SpanAttributes['gen_ai.response.model'],
-       SpanAttributes['gen_ai.request.model']) AS _model,
-    -- deprecated token names (other SDKs) are read when the current ones are absent
-    toUInt64OrZero(if(mapContains(SpanAttributes, 'gen_ai.usage.input_tokens'),
-                      SpanAttributes['gen_ai.usage.input_tokens'],
-                      SpanAttributes['gen_ai.usage.prompt_tokens'])) AS _in,
-    toUInt64OrZero(if(mapContains(SpanAttributes, 'gen_ai.usage.output_tokens'),
-                      SpanAttributes['gen_ai.usage.output_tokens'],
-                      SpanAttributes['gen_ai.usage.completion_tokens'])) AS _out,
-    toUInt64OrZero(SpanAttributes['gen_ai.usage.cache_read.input_tokens']) AS _cr,
-    toUInt64OrZero(if(mapContains(SpanAttributes, 'gen_ai.usage.cache_creation.input_tokens'),
-                      SpanAttributes['gen_ai.usage.cache_creation.input_tokens'],
-                      SpanAttributes['gen_ai.usage.cache_write.input_tokens'])) AS _cw,
+       SpanAttributes['ai.response.model']) AS _response_model,
+    if(_response_model != '', _response_model, _request_model) AS _model,
+    ['gen_ai.usage.input_tokens', 'gen_ai.usage.prompt_tokens', 'llm.token_count.prompt',
+     'ai.usage.inputTokens', 'ai.usage.promptTokens', 'ai.usage.tokens'] AS _in_keys,
+    ['gen_ai.usage.output_tokens', 'gen_ai.usage.completion_tokens', 'llm.token_count.completion',
+     'ai.usage.outputTokens', 'ai.usage.completionTokens'] AS _out_keys,
+    arrayExists(k -> mapContains(SpanAttributes, k), arrayConcat(_in_keys, _out_keys)) AS _usage_sent,
+    toUInt64OrZero(SpanAttributes[arrayFirst(k -> mapContains(SpanAttributes, k), _in_keys)]) AS _in_sent,
+    toUInt64OrZero(SpanAttributes[arrayFirst(k -> mapContains(SpanAttributes, k), _out_keys)]) AS _out,
+    toUInt64OrZero(SpanAttributes[arrayFirst(k -> mapContains(SpanAttributes, k),
+        ['gen_ai.usage.cache_read.input_tokens', 'gen_ai.usage.cache_read_input_tokens',
+         'llm.token_count.prompt_details.cache_read', 'ai.usage.cachedInputTokens'])]) AS _cr,
+    toUInt64OrZero(SpanAttributes[arrayFirst(k -> mapContains(SpanAttributes, k),
+        ['gen_ai.usage.cache_creation.input_tokens', 'gen_ai.usage.cache_write.input_tokens',
+         'gen_ai.usage.cache_creation_input_tokens', 'llm.token_count.prompt_details.cache_write'])]) AS _cw,
+    toUInt64OrZero(SpanAttributes[arrayFirst(k -> mapContains(SpanAttributes, k),
+        ['gen_ai.usage.reasoning.output_tokens', 'llm.usage.reasoning_tokens', 'gen_ai.usage.reasoning_tokens',
+         'llm.token_count.completion_details.reasoning', 'ai.usage.reasoningTokens'])]) AS _reasoning,
+    -- OpenLIT's Anthropic spans send Anthropic's uncached input count: made the total, once
+    -- (a span a store already normalised says so in runtrace.source.dialect)
+    if(startsWith(ScopeName, 'openlit') AND lower(_provider) = 'anthropic'
+       AND NOT mapContains(SpanAttributes, 'runtrace.source.dialect'),
+       _in_sent + _cr + _cw, _in_sent) AS _in,
     mapContains(SpanAttributes, 'runtrace.cost.usd') AS _has_cost,
     SpanAttributes['runtrace.cost.source'] AS _source,
     -- price in SQL only what no runtrace SDK looked at (neither a cost nor a verdict
     -- on it) and only with usage present: the embedded store's rule at ingest
     (_kind = 'llm' AND NOT _has_cost AND NOT mapContains(SpanAttributes, 'runtrace.cost.source')
-     AND arrayExists(k -> startsWith(k, 'gen_ai.usage.'), mapKeys(SpanAttributes))) AS _sql_priceable,
+     AND _usage_sent) AS _sql_priceable,
     if(_sql_priceable,
        arrayFirstIndex(p -> has(p.1, lower(_provider)) AND p.3 <= toDate(Timestamp)
                             AND arrayExists(alt -> arrayAll(rx -> if(startsWith(rx, '!'),
@@ -151,15 +193,14 @@ SELECT
             StatusCode IN ('Ok', 'STATUS_CODE_OK'), 'ok', 'unset') AS status,
     _op AS operation,
     _provider AS provider,
-    SpanAttributes['gen_ai.request.model'] AS request_model,
-    SpanAttributes['gen_ai.response.model'] AS response_model,
+    _request_model AS request_model,
+    _response_model AS response_model,
     _model AS model,
     if(_kind = 'llm', _in, 0) AS input_tokens,
     if(_kind = 'llm', _out, 0) AS output_tokens,
     if(_kind = 'llm', _cr, 0) AS cached_input_tokens,
     if(_kind = 'llm', _cw, 0) AS cache_write_tokens,
-    if(_kind = 'llm', toUInt64OrZero(SpanAttributes['gen_ai.usage.reasoning.output_tokens']), 0)
-        AS reasoning_tokens,
+    if(_kind = 'llm', _reasoning, 0) AS reasoning_tokens,
     if(_kind = 'llm', toUInt64OrZero(SpanAttributes['runtrace.context.reinjected_tokens']), 0)
         AS reinjected_tokens,
     multiIf(_kind != 'llm', 0,
@@ -199,5 +240,7 @@ SELECT
     if(_kind = 'run', toFloat64OrNull(SpanAttributes['runtrace.budget.max_cost_usd']), NULL)
         AS budget_max_cost_usd,
     if(_kind = 'run', toFloat64OrNull(SpanAttributes['runtrace.budget.max_seconds']), NULL)
-        AS budget_max_seconds
+        AS budget_max_seconds,
+    toUInt8(SpanAttributes['runtrace.duplicate_of'] != '') AS duplicate,
+    toUInt8(_kind = 'llm' AND NOT duplicate AND _usage_sent) AS has_usage
 FROM otel.otel_traces;

@@ -25,6 +25,38 @@
 -- stays pending, left out of runtrace_runs_v, until the run's spans arrive, as in
 -- the embedded store; so a typo'd run id never shows up as an accepted run at $0.
 
+-- Each model call counted once (the embedded store's innermost rule, store/innermost.py):
+-- an LLM span counts only if no span below it carries usage, and a span marked
+-- runtrace.duplicate_of never counts. ClickHouse checks a BOUNDED depth: a span is
+-- "outer" when it is the parent or the grandparent of a usage span among the spans
+-- runtrace_spans holds (those with a run id, LLM and tool spans). That covers a wrapper
+-- directly over the SDK's span, an aggregate over its steps, and one span in between
+-- (A -> B -> C); usage nested three or more levels below, or linked through a span
+-- runtrace_spans does not hold (no run id, neither LLM nor tool), is counted twice
+-- here while the embedded store, which walks the whole chain, counts it once.
+CREATE VIEW IF NOT EXISTS otel.runtrace_outer_spans
+AS SELECT trace_id, span_id FROM
+(
+    SELECT trace_id, parent_span_id AS span_id
+    FROM otel.runtrace_spans FINAL
+    WHERE has_usage = 1 AND parent_span_id != ''
+    UNION ALL
+    SELECT p.trace_id AS trace_id, p.parent_span_id AS span_id
+    FROM (SELECT trace_id, span_id, parent_span_id FROM otel.runtrace_spans FINAL) AS p
+    INNER JOIN (SELECT DISTINCT trace_id, parent_span_id FROM otel.runtrace_spans FINAL
+                WHERE has_usage = 1 AND parent_span_id != '') AS c
+        ON p.trace_id = c.trace_id AND p.span_id = c.parent_span_id
+    WHERE p.parent_span_id != ''
+)
+GROUP BY trace_id, span_id;
+
+-- The spans with `counted`: 1 for an LLM call the run totals include.
+CREATE VIEW IF NOT EXISTS otel.runtrace_counted_spans
+AS SELECT *,
+    toUInt8(kind = 'llm' AND duplicate = 0
+            AND (trace_id, span_id) NOT IN (SELECT trace_id, span_id FROM otel.runtrace_outer_spans)) AS counted
+FROM otel.runtrace_spans FINAL;
+
 -- One finished row per run, with the field names of `runtrace runs --format json`
 -- (DESIGN section 8) plus a few more: what the dashboards and alerts read.
 CREATE VIEW IF NOT EXISTS otel.runtrace_runs_v
@@ -54,14 +86,14 @@ AS SELECT
     if(max(if(s.kind = 'run', s.trace_id, '')) != '', max(if(s.kind = 'run', s.trace_id, '')),
        max(if(s.kind != 'outcome', s.trace_id, ''))) AS trace_id,
     count() AS span_count,
-    countIf(s.kind = 'llm') AS llm_calls,
-    countIf(s.kind = 'llm' AND s.priced = 0) AS unpriced_calls,
-    sum(s.cost_nusd) / 1e9 AS cost_usd,
-    sum(s.input_tokens) AS input_tokens,
-    sum(s.output_tokens) AS output_tokens,
-    sum(s.cached_input_tokens) AS cached_input_tokens,
-    sum(s.reasoning_tokens) AS reasoning_tokens,
-    sum(s.reinjected_tokens) AS reinjected_tokens,
+    countIf(s.counted = 1) AS llm_calls,
+    countIf(s.counted = 1 AND s.priced = 0) AS unpriced_calls,
+    sumIf(s.cost_nusd, s.counted = 1) / 1e9 AS cost_usd,
+    sumIf(s.input_tokens, s.counted = 1) AS input_tokens,
+    sumIf(s.output_tokens, s.counted = 1) AS output_tokens,
+    sumIf(s.cached_input_tokens, s.counted = 1) AS cached_input_tokens,
+    sumIf(s.reasoning_tokens, s.counted = 1) AS reasoning_tokens,
+    sumIf(s.reinjected_tokens, s.counted = 1) AS reinjected_tokens,
     countIf(s.kind = 'tool') AS tool_calls,
     sum(toUInt64(s.repeated_read)) AS repeated_reads,
     sum(s.repeated_read_tokens) AS repeated_read_tokens,
@@ -73,7 +105,7 @@ AS SELECT
     max(s.end) AS last_seen_at,
     if(ended_at IS NULL, NULL,
        (toUnixTimestamp64Nano(assumeNotNull(ended_at)) - toUnixTimestamp64Nano(started_at)) / 1e9) AS duration_s
-FROM otel.runtrace_spans AS s FINAL
+FROM otel.runtrace_counted_spans AS s
 WHERE s.run_id != ''
 GROUP BY s.run_id
 HAVING countIf(s.kind != 'outcome') > 0;

@@ -1,6 +1,7 @@
 -- Per (run, provider, model) sums: spend by model and provider, and the models
 -- column of a run. Like runtrace_runs_v, a view over runtrace_spans FINAL, so a
--- span delivered twice counts once.
+-- span delivered twice counts once, and over runtrace_counted_spans, so a call
+-- reported by nested spans counts once.
 
 CREATE VIEW IF NOT EXISTS otel.runtrace_run_models_v
 AS SELECT
@@ -15,8 +16,8 @@ AS SELECT
     sum(s.output_tokens) AS output_tokens,
     sum(s.cached_input_tokens) AS cached_input_tokens,
     sum(s.reasoning_tokens) AS reasoning_tokens
-FROM otel.runtrace_spans AS s FINAL
-WHERE s.run_id != '' AND s.kind = 'llm'
+FROM otel.runtrace_counted_spans AS s
+WHERE s.run_id != '' AND s.counted = 1  -- each model call once, as in runtrace_runs_v
 GROUP BY s.run_id, s.provider, s.model;
 
 -- Tool calls, one row each (each span once), for "which tool repeats itself"

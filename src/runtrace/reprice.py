@@ -197,7 +197,7 @@ def reprice(store: Store, *, model: str, provider: str | None = None, tier: str 
     if probe.tier_matched is False:
         result.tier_note = (f"{model} has no {tier!r} tier price of its own: priced at the standard price"
                             f" ({probe.price_table})")
-    where = ["s.kind = 'llm'", "s.run_id IS NOT NULL"]
+    where = ["s.kind = 'llm'", "s.counted = 1", "s.run_id IS NOT NULL"]  # counted: store/innermost.py
     params: list[Any] = []
     if since is not None:
         where.append("runs.started_ns >= ?")

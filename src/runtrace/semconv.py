@@ -247,14 +247,10 @@ UNPRICED_OUT_OF_RANGE: Final = "out_of_range"
 
 # --- coding agents (agents/codex.py, agents/gemini.py) -------------------------
 PROVIDER_GCP_GEMINI: Final = "gcp.gemini"
-SESSION_ID: Final = "session.id"  # Claude Code, Gemini CLI: the session (= run id)
 EVENT_NAME: Final = "event.name"
 AGENT_EVENT: Final = "runtrace.agent.event"  # the agent event a record was made from
 TOOL_REFUSED: Final = "runtrace.tool.refused"  # bool: the agent's sandbox/user refused the tool call
 TOOL_READ: Final = "runtrace.tool.read"  # bool: the call only reads (candidate for a repeated read)
-# On an agent's own trace span that describes a call its log events already
-# count: the log event that counts it. Such a span is kept, never counted.
-DUPLICATE_OF: Final = "runtrace.duplicate_of"
 TOOL_DURATION_MS: Final = "runtrace.tool.duration_ms"
 
 # Codex CLI log events and their attributes
@@ -354,3 +350,56 @@ PROVIDER_OF_GENAI_PRICES_ID: Final = {
 }
 # runtrace.cost.unpriced_reason of a call to a local model no override prices.
 UNPRICED_LOCAL_MODEL: Final = "local_model"
+
+# --- attribute dialects read at ingest (store/normalise.py, issue 12) ----------
+# Which dialect the normaliser read a span's usage/model/provider from (only on
+# spans it added canonical attributes to): genai | openllmetry | openinference |
+# openlit | logfire | vercel.
+SOURCE_DIALECT: Final = "runtrace.source.dialect"
+DIALECT_GENAI: Final = "genai"
+DIALECT_OPENLLMETRY: Final = "openllmetry"
+DIALECT_OPENINFERENCE: Final = "openinference"
+DIALECT_OPENLIT: Final = "openlit"
+DIALECT_LOGFIRE: Final = "logfire"
+DIALECT_VERCEL: Final = "vercel"
+# When a dialect's own gen_ai.usage.input_tokens means something else (OpenLIT's
+# Anthropic spans: the uncached part only), the canonical total replaces it and
+# the value as sent is kept here.
+SOURCE_INPUT_TOKENS: Final = "runtrace.source.input_tokens"
+# A span that describes a call another span already counts: a foreign GenAI span
+# started inside runtrace's own LLM span (the value: runtrace's span id), or a coding
+# agent's own trace span for a call its log events count. Stored, never counted.
+DUPLICATE_OF: Final = "runtrace.duplicate_of"
+# OpenLLMetry (opentelemetry-semantic-conventions-ai 0.5.x SpanAttributes).
+OPENLLMETRY_REQUEST_TYPE: Final = "llm.request.type"  # chat | completion | embedding | rerank
+OPENLLMETRY_CACHE_READ_INPUT_TOKENS: Final = "gen_ai.usage.cache_read_input_tokens"
+OPENLLMETRY_CACHE_CREATION_INPUT_TOKENS: Final = "gen_ai.usage.cache_creation_input_tokens"
+OPENLLMETRY_REASONING_TOKENS: Final = "llm.usage.reasoning_tokens"
+OPENLLMETRY_GEN_AI_REASONING_TOKENS: Final = "gen_ai.usage.reasoning_tokens"
+OPENLLMETRY_TOTAL_TOKENS: Final = "llm.usage.total_tokens"
+# OpenInference (openinference-semantic-conventions 0.1.x SpanAttributes).
+OPENINFERENCE_SPAN_KIND: Final = "openinference.span.kind"  # LLM | EMBEDDING | CHAIN | AGENT | TOOL ...
+OPENINFERENCE_MODEL_NAME: Final = "llm.model_name"
+OPENINFERENCE_PROVIDER: Final = "llm.provider"
+OPENINFERENCE_SYSTEM: Final = "llm.system"
+OPENINFERENCE_PROMPT_TOKENS: Final = "llm.token_count.prompt"
+OPENINFERENCE_COMPLETION_TOKENS: Final = "llm.token_count.completion"
+OPENINFERENCE_CACHE_READ_TOKENS: Final = "llm.token_count.prompt_details.cache_read"
+OPENINFERENCE_CACHE_WRITE_TOKENS: Final = "llm.token_count.prompt_details.cache_write"
+OPENINFERENCE_REASONING_TOKENS: Final = "llm.token_count.completion_details.reasoning"
+# Vercel AI SDK (ai.* telemetry; v4 prompt/completion and v5 input/output spellings).
+VERCEL_MODEL_ID: Final = "ai.model.id"
+VERCEL_MODEL_PROVIDER: Final = "ai.model.provider"  # e.g. "openai.chat", "anthropic.messages"
+VERCEL_RESPONSE_MODEL: Final = "ai.response.model"
+VERCEL_PROMPT_TOKENS: Final = "ai.usage.promptTokens"
+VERCEL_COMPLETION_TOKENS: Final = "ai.usage.completionTokens"
+VERCEL_INPUT_TOKENS: Final = "ai.usage.inputTokens"
+VERCEL_OUTPUT_TOKENS: Final = "ai.usage.outputTokens"
+VERCEL_CACHED_INPUT_TOKENS: Final = "ai.usage.cachedInputTokens"
+VERCEL_REASONING_TOKENS: Final = "ai.usage.reasoningTokens"
+VERCEL_EMBED_TOKENS: Final = "ai.usage.tokens"
+VERCEL_OPERATION_ID: Final = "ai.operationId"  # e.g. "ai.generateText.doGenerate"
+# Instrumentation scope names that identify a dialect (prefixes).
+SCOPE_OPENLIT: Final = "openlit"  # openlit's tracer is get_tracer("openlit.otel.tracing")
+SCOPE_LOGFIRE: Final = "logfire"  # logfire.openai, logfire.anthropic, ...
+SCOPE_PYDANTIC_AI: Final = "pydantic-ai"

@@ -16,6 +16,9 @@ Field rules, per span (``semconv`` names):
 - LLM span (``gen_ai.operation.name`` in ``LLM_OPERATIONS``): +1 llm call; tokens
   (input is the total input, cached = cache read); cost, or +1 unpriced call when
   ``runtrace.cost.source`` is ``unknown`` or the cost is missing; re-injected tokens.
+  Not for a span marked ``runtrace.duplicate_of`` (another SDK's span of runtrace's
+  own call), and taken back again (:func:`uncount_delta`) when the innermost rule
+  (:mod:`.innermost`) finds a usage span nested below it.
 - Tool span (``execute_tool``): +1 tool call; +1 repeated read when flagged; its tokens.
 - Run span (role ``run``): name/project/owner/service, budget, stop reason, its end
   as ``ended``, and an outcome (``open`` when it carries none) at its end.
@@ -417,33 +420,8 @@ class RunTotals:
         if loop is not None and as_bool(loop):
             self.loop_detected = True
         if kind == KIND_LLM:
-            cost = facts.cost_usd
-            unpriced = cost is None or get(sc.COST_SOURCE) == sc.SOURCE_UNKNOWN
-            cost_nusd = 0 if unpriced or cost is None else to_nusd(cost)
-            input_tokens = facts.input_tokens or 0
-            output_tokens = facts.output_tokens or 0
-            cached = facts.cached_input_tokens or 0
-            self.llm_calls += 1
-            self.input_tokens += input_tokens
-            self.output_tokens += output_tokens
-            self.cached_input_tokens += cached
-            self.reasoning_tokens += facts.reasoning_tokens or 0
-            self.cost_nusd += cost_nusd
-            self.unpriced_calls += unpriced
-            reinjected = get(sc.CONTEXT_REINJECTED_TOKENS)
-            if reinjected is not None:
-                self.reinjected_tokens += _int(reinjected) or 0
-            model_key = (facts.provider or "", facts.model or "")
-            m = self.models.get(model_key)
-            if m is None:
-                self.models[model_key] = [1, cost_nusd, input_tokens, output_tokens, cached, int(unpriced)]
-            else:
-                m[0] += 1
-                m[1] += cost_nusd
-                m[2] += input_tokens
-                m[3] += output_tokens
-                m[4] += cached
-                m[5] += unpriced
+            if sc.DUPLICATE_OF not in record.attributes:  # the same call as runtrace's own span
+                self.add_llm(record.attributes, facts, 1)
         elif kind == KIND_TOOL:
             self.tool_calls += 1
             if as_bool(get(sc.TOOL_REPEATED_READ)):
@@ -463,6 +441,41 @@ class RunTotals:
             if verdict is not None:
                 self._outcome(OutcomeMark(record.end_ns, verdict, as_str(get(sc.RUN_OUTCOME_BY)),
                                           as_str(get(sc.RUN_OUTCOME_REASON))))
+
+    def add_llm(self, attributes: Mapping[str, Any], facts: SpanFacts, sign: int) -> None:
+        """Add (sign 1) or take back (sign -1) what one LLM call contributes.
+
+        Taking back is how the innermost rule (:mod:`.innermost`) uncounts a
+        span that turned out to wrap another span's count of the same call.
+        """
+        get = attributes.get
+        cost = facts.cost_usd
+        unpriced = cost is None or get(sc.COST_SOURCE) == sc.SOURCE_UNKNOWN
+        cost_nusd = sign * (0 if unpriced or cost is None else to_nusd(cost))
+        input_tokens = sign * (facts.input_tokens or 0)
+        output_tokens = sign * (facts.output_tokens or 0)
+        cached = sign * (facts.cached_input_tokens or 0)
+        self.llm_calls += sign
+        self.input_tokens += input_tokens
+        self.output_tokens += output_tokens
+        self.cached_input_tokens += cached
+        self.reasoning_tokens += sign * (facts.reasoning_tokens or 0)
+        self.cost_nusd += cost_nusd
+        self.unpriced_calls += sign * unpriced
+        reinjected = get(sc.CONTEXT_REINJECTED_TOKENS)
+        if reinjected is not None:
+            self.reinjected_tokens += sign * (_int(reinjected) or 0)
+        model_key = (facts.provider or "", facts.model or "")
+        m = self.models.get(model_key)
+        if m is None:
+            self.models[model_key] = [sign, cost_nusd, input_tokens, output_tokens, cached, sign * unpriced]
+        else:
+            m[0] += sign
+            m[1] += cost_nusd
+            m[2] += input_tokens
+            m[3] += output_tokens
+            m[4] += cached
+            m[5] += sign * unpriced
 
     def add(self, delta: RunDelta) -> None:
         """Add a frozen contribution."""
@@ -509,6 +522,23 @@ def run_contribution(record: SpanRecord, facts: SpanFacts | None = None) -> RunD
         facts = span_facts(record)
     totals = RunTotals(facts.run_id)
     totals.add_span(record, facts)
+    return totals.freeze()
+
+
+RANK_CORRECTION = -2  # below every span's rank: a correction never sets descriptive fields
+
+
+def uncount_delta(run_id: str, start_ns: int, attributes: Mapping[str, Any], facts: SpanFacts) -> RunDelta:
+    """The correction that takes one stored LLM call's contribution back out of its run.
+
+    It adds no span and no trace, starts no earlier than the span itself did
+    (already part of the run) and ranks below every span, so only the LLM sums move.
+    """
+    totals = RunTotals(run_id)
+    totals.started_ns = start_ns
+    totals._desc_key = (RANK_CORRECTION, 0, "")
+    totals._desc = Descriptor(RANK_CORRECTION, 0, "")
+    totals.add_llm(attributes, facts, -1)
     return totals.freeze()
 
 

@@ -4,14 +4,17 @@ Both adapters (SDK spans in-process, OTLP bodies from the HTTP receiver) end
 here, and nothing else writes spans. Order of work, chosen so the write lock is
 held as briefly as possible:
 
-1. outside the transaction: drop repeats within the batch, drop numbers past
+1. outside the transaction: drop repeats within the batch, read every attribute
+   dialect into runtrace's canonical names (:mod:`.normalise`), drop numbers past
    the store's bounds (:mod:`.bounds`: the span is kept, marked), price spans
    from other SDKs that carry usage but no cost, build every row, and merge
    the batch's run contributions (one per run);
 2. inside one ``BEGIN IMMEDIATE``: hold back verdicts for runs the store does
    not hold yet, and fold earlier such verdicts into a run's first row
    (``verdicts.settle``: a verdict never creates a run), then insert the spans
-   with one executemany and add each run's contribution with one upsert. If the insert meets a span
+   with one executemany and add each run's contribution with one upsert, then take
+   back the calls that the innermost rule finds counted twice (:mod:`.innermost`:
+   a usage span with a usage span nested below it). If the insert meets a span
    stored already, that transaction is rolled back and a second one finds the
    stored (trace_id, span_id) pairs, skips them and aggregates only the rest.
 
@@ -32,6 +35,8 @@ from .. import semconv as sc
 from .._internal import fail_open
 from .aggregate import SpanFacts, aggregate, apply_deltas, span_facts
 from .bounds import BOUNDED, drop_out_of_range
+from .innermost import carries_usage, eligible, recount
+from .normalise import normalise
 from .records import SpanRecord
 from .values import dumps, events_json
 from .verdicts import settle
@@ -40,7 +45,7 @@ SPAN_COLUMNS = (
     "trace_id", "span_id", "parent_span_id", "run_id", "name", "kind", "span_kind", "start_ns", "end_ns",
     "status_code", "status_message", "service", "model", "provider", "input_tokens", "output_tokens",
     "cached_input_tokens", "reasoning_tokens", "cost_usd", "tool_name", "attributes", "resource", "events",
-    "scope_name", "scope_version",
+    "scope_name", "scope_version", "usage_below", "counted",
 )
 INSERT_SPAN_SQL = f"INSERT INTO spans ({', '.join(SPAN_COLUMNS)}) VALUES ({', '.join('?' * len(SPAN_COLUMNS))})"
 
@@ -105,6 +110,7 @@ def prepare(records: Iterable[SpanRecord]) -> Prepared:
         if key in seen:
             continue
         seen.add(key)
+        record = normalise(record)  # every dialect read here, once, for both adapters
         a = record.attributes
         if not bounded.isdisjoint(a):
             # A value past a bound would overflow a sum (or SQLite's int64) and lose the batch.
@@ -127,6 +133,7 @@ def prepare(records: Iterable[SpanRecord]) -> Prepared:
             record.end_ns, record.status_code, record.status_message, service, model, provider, in_tok,
             out_tok, cached, reasoning, cost, tool, encode(record.attributes), res,
             events_json(events) if events else "[]", record.scope_name, record.scope_version,
+            int(carries_usage(record, facts)), int(eligible(record, kind)),
         ))
     return Prepared(keys, rows, spans)
 
@@ -168,6 +175,7 @@ def ingest(conn: sqlite3.Connection, records: Iterable[SpanRecord]) -> int:
             deltas = settle(conn, batch.spans, deltas)  # before the insert: sees earlier batches only
             conn.executemany(INSERT_SPAN_SQL, batch.rows)
             apply_deltas(conn, deltas)
+            apply_deltas(conn, recount(conn, batch.spans))
         return len(batch.rows)
     except sqlite3.IntegrityError:
         pass  # some span is stored already; a constraint error of another kind is raised below
@@ -179,6 +187,7 @@ def ingest(conn: sqlite3.Connection, records: Iterable[SpanRecord]) -> int:
             deltas = settle(conn, kept, aggregate(kept))
             conn.executemany(INSERT_SPAN_SQL, [batch.rows[i] for i in keep])
             apply_deltas(conn, deltas)
+            apply_deltas(conn, recount(conn, kept))
     return len(keep)
 
 

@@ -131,6 +131,24 @@ def m001_initial(conn: sqlite3.Connection) -> None:
     """)
 
 
+@migration
+def m002_innermost_counts(conn: sqlite3.Connection) -> None:
+    """Per-span state of the innermost rule (store/innermost.py): each model call counted once.
+
+    ``usage_below``: this span or a stored descendant carries usage; ``counted``:
+    its LLM figures are in its run's totals. Spans stored before this version
+    keep the counts they were given (an LLM span counted, never re-examined).
+    """
+    script(conn, """
+        ALTER TABLE spans ADD COLUMN usage_below INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE spans ADD COLUMN counted INTEGER NOT NULL DEFAULT 0;
+        UPDATE spans SET counted = (kind = 'llm'),
+            usage_below = (kind = 'llm' AND (input_tokens IS NOT NULL OR output_tokens IS NOT NULL));
+        -- Only spans at or above usage: the child check of every arriving span reads this index.
+        CREATE INDEX spans_usage_parent ON spans (trace_id, parent_span_id) WHERE usage_below = 1;
+    """)
+
+
 def schema_version() -> int:
     """The version this code writes: the number of migrations."""
     return len(MIGRATIONS)

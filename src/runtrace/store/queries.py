@@ -201,6 +201,9 @@ def _span_dict(row: Any) -> dict[str, Any]:
         "service": row["service"],
         "span_kind": row["span_kind"],
         "duration_s": (row["end_ns"] - row["start_ns"]) / 1e9,
+        # False for an LLM span whose call another span counts (store/innermost.py): a wrapper
+        # over a nested usage span, or a span marked runtrace.duplicate_of
+        "counted": bool(row["counted"]),
         "events": [{"name": e["name"], "time": iso(e["time_ns"]), "attributes": e["attributes"]}
                    for e in json.loads(row["events"])],
     }
