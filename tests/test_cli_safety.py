@@ -20,7 +20,7 @@ from runtrace.cli import main
 from runtrace.server.app import create_app
 from runtrace.store.db import Store
 from runtrace.store.errors import ForeignStoreError, StoreReadOnlyError
-from runtrace.store.migrations import APPLICATION_ID
+from runtrace.store.migrations import APPLICATION_ID, schema_version
 from store_helpers import llm, run_span
 from test_server_support import running_server
 
@@ -175,7 +175,7 @@ def _foreign(path: Path) -> None:
 BROKEN = {
     "garbage": (_garbage, "is not a runtrace store: file is not a database"),
     "truncated": (_truncated, "database disk image is malformed"),
-    "too new": (_too_new, "schema version 99, but this runtrace understands up to version 1: upgrade runtrace"),
+    "too new": (_too_new, f"schema version 99, but this runtrace understands up to version {schema_version()}: upgrade runtrace"),
     "foreign": (_foreign, "another program's SQLite database (tables: spans); runtrace leaves it untouched"),
 }
 
