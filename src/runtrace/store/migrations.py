@@ -131,6 +131,12 @@ def m001_initial(conn: sqlite3.Connection) -> None:
     """)
 
 
+@migration
+def m002_refused_tool_calls(conn: sqlite3.Connection) -> None:
+    """Tool calls a coding agent's sandbox or user refused (never executed, so not tool calls)."""
+    conn.execute("ALTER TABLE runs ADD COLUMN refused_tool_calls INTEGER NOT NULL DEFAULT 0")
+
+
 def schema_version() -> int:
     """The version this code writes: the number of migrations."""
     return len(MIGRATIONS)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from google.protobuf import json_format
 from google.protobuf.message import DecodeError, Message
@@ -34,7 +34,7 @@ _METRIC_KINDS_SNAKE = ("sum", "gauge", "histogram", "exponential_histogram", "su
 
 def _parse_protobuf(body: bytes, message: type[_M], what: str) -> _M:
     try:
-        return message.FromString(bytes(body))
+        return cast(_M, message.FromString(bytes(body)))
     except (DecodeError, ValueError, TypeError) as exc:
         raise OTLPDecodeError(f"body is not an OTLP/protobuf {what}: {exc}") from exc
 
@@ -54,7 +54,7 @@ def _load_json(body: bytes | str) -> dict[str, Any]:
 
 def _parse_json(document: dict[str, Any], message: _M) -> _M:
     try:
-        return json_format.ParseDict(document, message, ignore_unknown_fields=True)
+        return cast(_M, json_format.ParseDict(document, message, ignore_unknown_fields=True))
     except json_format.ParseError as exc:
         raise OTLPDecodeError(f"invalid OTLP/JSON: {exc}") from exc
     except RecursionError:
