@@ -342,3 +342,6 @@ CLAUDE_SPAN_TOOL_EXECUTION: Final = "claude_code.tool.execution"
 CLAUDE_SPAN_BLOCKED_ON_USER: Final = "claude_code.tool.blocked_on_user"
 CLAUDE_DECISION: Final = "decision"
 CLAUDE_DECISION_REJECT: Final = "reject"
+# On an agent's read record: the estimated tokens of what it read, so a store-side
+# recount over the whole run (store/rereads.py) can size a repeat found across requests.
+TOOL_READ_TOKENS: Final = "runtrace.tool.read_tokens"

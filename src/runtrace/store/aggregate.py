@@ -17,6 +17,8 @@ Field rules, per span (``semconv`` names):
   (input is the total input, cached = cache read); cost, or +1 unpriced call when
   ``runtrace.cost.source`` is ``unknown`` or the cost is missing; re-injected tokens.
 - Tool span (``execute_tool``): +1 tool call; +1 repeated read when flagged; its tokens.
+- LLM span with ``runtrace.agent.cost_usd`` (the agent's own figure): added to
+  ``agent_cost_nusd``, never to the cost runtrace prices.
 - Refused tool record (``runtrace.tool.refused``, an agent's sandbox/user said no): +1 refused tool call.
 - A span marked ``runtrace.duplicate_of`` (an agent's own span for a call its log
   events count) counts as no LLM or tool call, whatever it carries.
@@ -245,6 +247,7 @@ class RunDelta:
     repeated_read_tokens: int = 0
     reinjected_tokens: int = 0
     refused_tool_calls: int = 0
+    agent_cost_nusd: int = 0
     loop_detected: bool = False
     models: Mapping[tuple[str, str], ModelDelta] = field(default_factory=dict)
     trace_ids: frozenset[str] = frozenset()
@@ -256,7 +259,7 @@ class RunDelta:
 
 _SUMS = ("span_count", "llm_calls", "tool_calls", "input_tokens", "output_tokens", "cached_input_tokens",
          "reasoning_tokens", "cost_nusd", "unpriced_calls", "repeated_reads", "repeated_read_tokens",
-         "reinjected_tokens", "refused_tool_calls")
+         "reinjected_tokens", "refused_tool_calls", "agent_cost_nusd")
 _MODEL_SUMS = ("llm_calls", "cost_nusd", "input_tokens", "output_tokens", "cached_input_tokens",
                "unpriced_calls")
 
@@ -338,6 +341,7 @@ class RunTotals:
         self.repeated_read_tokens = 0
         self.reinjected_tokens = 0
         self.refused_tool_calls = 0
+        self.agent_cost_nusd = 0
 
     def _outcome(self, mark: OutcomeMark) -> None:
         if self.outcome is None or mark.key > self.outcome.key:
@@ -374,6 +378,11 @@ class RunTotals:
             self.reasoning_tokens += facts.reasoning_tokens or 0
             self.cost_nusd += cost_nusd
             self.unpriced_calls += unpriced
+            agent_cost = get(sc.AGENT_COST_USD)
+            if agent_cost is not None:
+                agent_usd = as_float(agent_cost)
+                if agent_usd is not None and 0 <= agent_usd < 1e9:
+                    self.agent_cost_nusd += to_nusd(agent_usd)
             reinjected = get(sc.CONTEXT_REINJECTED_TOKENS)
             if reinjected is not None:
                 self.reinjected_tokens += _int(reinjected) or 0

@@ -33,6 +33,7 @@ from .._internal import fail_open
 from .aggregate import SpanFacts, aggregate, apply_deltas, span_facts
 from .bounds import BOUNDED, drop_out_of_range
 from .records import SpanRecord
+from .rereads import recount, runs_to_recount
 from .values import dumps, events_json
 from .verdicts import settle
 
@@ -163,11 +164,14 @@ def ingest(conn: sqlite3.Connection, records: Iterable[SpanRecord]) -> int:
     if not batch.rows:
         return 0
     deltas = aggregate(batch.spans)  # outside the write lock
+    rereads = runs_to_recount(batch.spans)  # agents' runs: repeated reads redone run-wide
     try:
         with _write_transaction(conn):
             deltas = settle(conn, batch.spans, deltas)  # before the insert: sees earlier batches only
             conn.executemany(INSERT_SPAN_SQL, batch.rows)
             apply_deltas(conn, deltas)
+            if rereads:
+                recount(conn, rereads)
         return len(batch.rows)
     except sqlite3.IntegrityError:
         pass  # some span is stored already; a constraint error of another kind is raised below
@@ -179,6 +183,8 @@ def ingest(conn: sqlite3.Connection, records: Iterable[SpanRecord]) -> int:
             deltas = settle(conn, kept, aggregate(kept))
             conn.executemany(INSERT_SPAN_SQL, [batch.rows[i] for i in keep])
             apply_deltas(conn, deltas)
+            if rereads:
+                recount(conn, rereads)
     return len(keep)
 
 

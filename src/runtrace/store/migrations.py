@@ -133,8 +133,10 @@ def m001_initial(conn: sqlite3.Connection) -> None:
 
 @migration
 def m002_refused_tool_calls(conn: sqlite3.Connection) -> None:
-    """Tool calls a coding agent's sandbox or user refused (never executed, so not tool calls)."""
+    """Coding-agent sessions: tool calls the agent's sandbox or user refused (never executed, so
+    not tool calls), and the agent's own cost figure (Claude Code's ``cost_usd``) beside runtrace's."""
     conn.execute("ALTER TABLE runs ADD COLUMN refused_tool_calls INTEGER NOT NULL DEFAULT 0")
+    conn.execute("ALTER TABLE runs ADD COLUMN agent_cost_nusd INTEGER NOT NULL DEFAULT 0")
 
 
 def schema_version() -> int:
