@@ -345,3 +345,6 @@ CLAUDE_DECISION_REJECT: Final = "reject"
 # On an agent's read record: the estimated tokens of what it read, so a store-side
 # recount over the whole run (store/rereads.py) can size a repeat found across requests.
 TOOL_READ_TOKENS: Final = "runtrace.tool.read_tokens"
+# On an agent's file read or write record: a hash of the file path, so the run-wide
+# recount (store/rereads.py) treats a read after a write to the same file as a new read.
+TOOL_PATH_HASH: Final = "runtrace.tool.path_hash"

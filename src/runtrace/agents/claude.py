@@ -21,7 +21,9 @@ events are complete without the beta traces, so they are the one source of figur
   the session made to it": a second successful ``Read`` of the same
   ``file_path`` with no Edit/Write to it in between is a repeated read (this is
   exactly Claude Code's own "file unchanged since your last Read").
-  Without tool details the record says so (``runtrace.tool.details_missing``)
+  The read and write records carry ``runtrace.tool.path_hash``, so the store's
+  run-wide recount (store/rereads.py) sees an Edit in one request invalidate a
+  Read in another. Without tool details the record says so (``runtrace.tool.details_missing``)
   and nothing can be compared.
 
 Ids are deterministic from (session, ``prompt.id``, ``event.sequence``, time)
@@ -204,10 +206,13 @@ def _tool_call(event: LogEvent, writes: dict[str, int]) -> ToolCall:
     result = (f"{path}@{writes[path]}" if path is not None else json.dumps(tool_input, sort_keys=True)) \
         if read else f"{success}:{a.get(sc.CLAUDE_TOOL_RESULT_SIZE)}:{a.get(sc.CLAUDE_ERROR)}"
     command = tool_input.get("command") if isinstance(tool_input, dict) else None
+    extra: Attributes = {}
+    if path is not None and (read or (name in _WRITE_TOOLS and success)):
+        extra[sc.TOOL_PATH_HASH] = text_hash(path)
     return ToolCall(
         identity=identity, event_name=event.name, end_ns=event.time_ns,
         duration_ms=to_int(a.get(sc.CLAUDE_DURATION_MS)), tool_name=name, call_id=call_id,
         args_hash=stable_hash(tool_input), result_hash=text_hash(result), success=success,
         error=None if success else (text(a.get(sc.CLAUDE_ERROR)) or "tool call failed"), read=read,
         result_chars=to_int(a.get(sc.CLAUDE_TOOL_RESULT_SIZE)) or 0,
-        args_preview=command if isinstance(command, str) else (path or ""))
+        args_preview=command if isinstance(command, str) else (path or ""), extra=extra)

@@ -8,6 +8,10 @@ repeat to it. Its read records carry what a run-wide check needs
 write transaction, after the batch is stored, for every run the batch added such
 a record to.
 
+A read record may carry ``runtrace.tool.path_hash`` (an agent that sends no
+file content: Claude Code); then a write record with the same path hash between
+two reads makes the second a new read, in whichever requests they arrived.
+
 The recount walks the run's stored read records in (end time, span id) order
 with the same detector the adapters use, rewrites the flag, count, tokens and
 ``runtrace.repeated_read`` event of each record whose verdict changed, and adds
@@ -31,16 +35,18 @@ __all__ = ["recount", "runs_to_recount"]
 
 _SELECT = (
     "SELECT trace_id, span_id, tool_name, end_ns, attributes, events FROM spans "
-    "WHERE run_id = ? AND kind = ? AND json_extract(attributes, ?) = 1 ORDER BY end_ns, span_id"
+    "WHERE run_id = ? AND kind = ? AND (json_extract(attributes, ?) = 1 OR json_extract(attributes, ?) IS NOT NULL)"
+    " ORDER BY end_ns, span_id"
 )
 _READ_PATH = f'$."{sc.TOOL_READ}"'
+_PATH_HASH_PATH = f'$."{sc.TOOL_PATH_HASH}"'
 
 
 def runs_to_recount(spans: Iterable[tuple[SpanRecord, SpanFacts]]) -> set[str]:
     """The runs of a batch that gained a record flagged per request (``runtrace.tool.read`` true)."""
     return {facts.run_id for record, facts in spans
             if facts.run_id is not None and facts.kind == KIND_TOOL
-            and record.attributes.get(sc.TOOL_READ) is True}
+            and (record.attributes.get(sc.TOOL_READ) is True or sc.TOOL_PATH_HASH in record.attributes)}
 
 
 def recount(conn: sqlite3.Connection, run_ids: Sequence[str] | set[str]) -> None:
@@ -49,12 +55,20 @@ def recount(conn: sqlite3.Connection, run_ids: Sequence[str] | set[str]) -> None
         reads = RepeatedReads()
         delta_reads = delta_tokens = 0
         updates: list[tuple[str, str, str, str]] = []
+        versions: dict[str, int] = {}  # path hash -> writes so far in the run
         for trace_id, span_id, tool, end_ns, attrs_json, events_text in conn.execute(
-                _SELECT, (run_id, KIND_TOOL, _READ_PATH)).fetchall():
+                _SELECT, (run_id, KIND_TOOL, _READ_PATH, _PATH_HASH_PATH)).fetchall():
             attrs = dict(attributes_from_json(attrs_json))
+            path = attrs.get(sc.TOOL_PATH_HASH)
+            if attrs.get(sc.TOOL_READ) is not True:
+                if path is not None:  # a write: later reads of the file are new reads
+                    versions[str(path)] = versions.get(str(path), 0) + 1
+                continue
+            # With a path, the file's version run-wide is its result (the agent sent no content).
+            result = (f"{path}@{versions.get(str(path), 0)}" if path is not None
+                      else str(attrs.get(sc.TOOL_RESULT_HASH, "")))
             tokens = as_int(attrs.get(sc.TOOL_READ_TOKENS)) or 0
-            seen = reads.observe(str(tool or ""), str(attrs.get(sc.TOOL_ARGS_HASH, "")),
-                                 str(attrs.get(sc.TOOL_RESULT_HASH, "")), tokens)
+            seen = reads.observe(str(tool or ""), str(attrs.get(sc.TOOL_ARGS_HASH, "")), result, tokens)
             was = attrs.get(sc.TOOL_REPEATED_READ) is True
             was_tokens = as_int(attrs.get(sc.TOOL_REPEATED_READ_TOKENS)) or 0
             if was == seen.repeat and attrs.get(sc.TOOL_REPEAT_COUNT) == seen.repeat_count \
