@@ -225,10 +225,20 @@ def test_without_tool_details_nothing_is_compared_and_the_run_page_says_why(serv
     assert (run["tool_calls"], run["repeated_reads"], run["llm_calls"]) == (5, 0, 7)
     page = httpx.get(f"{base}/runs/{SESSION}")
     assert page.status_code == 200
-    assert "OTEL_LOG_TOOL_DETAILS=1" in page.text
-    _replay(base, ("logs",), "json")  # hmm: same ids, so the detailed copy adds nothing
-    full = httpx.get(f"{base}/runs/{SESSION}")
-    assert "OTEL_LOG_TOOL_DETAILS=1" in full.text
+    assert ("Claude Code did not send tool details for 5 tool call(s) (set OTEL_LOG_TOOL_DETAILS=1 to send "
+            "them)") in page.text
+
+
+def test_the_run_page_shows_refusals_and_the_agents_own_cost(serve: tuple[str, Path]) -> None:
+    base, _ = serve
+    _replay(base, ("logs", "traces"), "json")
+    page = httpx.get(f"{base}/runs/{SESSION}").text
+    assert "1 tool call(s) were refused by the agent&#39;s sandbox or user and never ran." in page
+    assert f"Claude Code reported its own cost as ${AGENT_COST:,.6f}" in page
+    assert "did not send tool details" not in page
+    api = httpx.get(f"{base}/api/runs/{SESSION}").json()
+    assert (api["refused_tool_calls"], api["repeated_reads"]) == (1, 1)
+    assert api["agent_cost_usd"] == pytest.approx(AGENT_COST, abs=1e-9)
 
 
 def test_other_services_logs_and_any_metrics_are_accepted_and_dropped(serve: tuple[str, Path]) -> None:
