@@ -15,6 +15,8 @@ import copy
 import gzip
 import json
 import random
+import subprocess
+import sys
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -309,3 +311,57 @@ def test_adapter_drops_other_agents_and_keeps_ids_deterministic() -> None:
     again = {(r.trace_id, r.span_id) for r in claude.to_records(list(reversed(events)))}
     assert first == again and len(first) == 1 + 7 + 5  # prompt, calls, tools
     assert log_events(raw_requests("claude", "logs")[0])[0].name == "user_prompt"
+
+
+@pytest.mark.parametrize(("sample", "run_id"), [("codex", "01a230a6-a342-73e0-95cd-d58c49a3a89c"),
+                                                 ("gemini-autoedit", "174831ce-e119-40dd-8f8f-edff1096005a")])
+def test_codex_and_gemini_over_serve_match_their_adapters_and_traces_count_nothing(
+        serve: tuple[str, Path], tmp_path: Path, sample: str, run_id: str) -> None:
+    """The receiver runs every agent's adapter on /v1/logs and its mark_trace_span on /v1/traces."""
+    base, path = serve
+    with Store.open(tmp_path / "direct.db") as store:
+        for request in log_requests(sample):
+            store.ingest(records_from_events(request))
+        direct = get_run(store, run_id)
+    assert direct is not None and direct["llm_calls"] == 7
+    for signal in ("traces", "logs", "metrics"):
+        for body in raw_requests(sample, signal):
+            if "_trimmed" in body:
+                continue
+            response = _post(base, signal, body, "protobuf" if signal != "metrics" else "json")
+            assert response.status_code == 200, response.text
+    served = _run(path, run_id)
+    assert served is not None
+    keys = [k for k in FIGURES if k != "refused_tool_calls"]
+    assert {k: served[k] for k in keys} == {k: direct[k] for k in keys}
+    # Gemini's 17 own spans join the run (counted nowhere); Codex's carry no conversation.id, so they
+    # are stored without a run.
+    assert served["span_count"] == direct["span_count"] + (17 if sample == "gemini-autoedit" else 0)
+
+
+def test_logs_need_the_token_like_traces(tmp_path: Path) -> None:
+    path = tmp_path / "rt.db"
+    Store.open(path).close()
+    body = json.dumps(raw_requests("claude", "logs")[0]).encode()
+    with running_server(create_app(path, token="s3cret")) as base:
+        for signal in ("logs", "metrics"):
+            denied = httpx.post(f"{base}/v1/{signal}", content=body, headers={"Content-Type": "application/json"})
+            assert denied.status_code == 401
+        assert _run(path) is None
+        ok = httpx.post(f"{base}/v1/logs", content=body,
+                        headers={"Content-Type": "application/json", "Authorization": "Bearer s3cret"})
+        assert ok.status_code == 200
+    run = _run(path)
+    assert run is not None and run["llm_calls"] == 1
+
+
+def test_runtrace_show_takes_the_session_id_the_agent_prints(tmp_path: Path) -> None:
+    path = tmp_path / "rt.db"
+    with Store.open(path) as store:
+        for request in log_requests("claude"):
+            store.ingest(records_from_events(request))
+    done = subprocess.run([sys.executable, "-m", "runtrace.cli", "show", SESSION, "--store", str(path),
+                           "--format", "json"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    shown = json.loads(done.stdout)
+    assert (shown["id"], shown["llm_calls"], shown["tool_calls"], shown["repeated_reads"]) == (SESSION, 7, 5, 1)
