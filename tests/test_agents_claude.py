@@ -365,3 +365,51 @@ def test_runtrace_show_takes_the_session_id_the_agent_prints(tmp_path: Path) -> 
     assert done.returncode == 0, done.stderr
     shown = json.loads(done.stdout)
     assert (shown["id"], shown["llm_calls"], shown["tool_calls"], shown["repeated_reads"]) == (SESSION, 7, 5, 1)
+
+
+def _bash_event(base: Any, n: int) -> Any:
+    """The sample's ``git diff --stat`` tool_result again, as call n (a new tool_use_id and time)."""
+    attributes = dict(base.attributes)
+    attributes[sc.CLAUDE_TOOL_USE_ID] = f"toolu_again_{n}"
+    attributes[sc.CLAUDE_EVENT_SEQUENCE] = str(100 + n)
+    return type(base)(time_ns=base.time_ns + n * 10**9, name=base.name, attributes=attributes,
+                      resource=base.resource, scope_name=base.scope_name, trace_id=None, span_id=None,
+                      body=base.body)
+
+
+@pytest.mark.parametrize("split", [False, True], ids=["one-request", "one-request-each"])
+def test_the_same_command_with_the_same_result_three_times_is_a_loop_in_any_requests(
+        tmp_path: Path, split: bool) -> None:
+    events = [e for request in log_requests("claude") for e in request]
+    bash = next(e for e in events if e.name == "tool_result" and e.attributes.get("tool_name") == "Bash")
+    extra = [_bash_event(bash, n) for n in (1, 2)]  # git diff --stat 3 times, same size, same success
+    with Store.open(tmp_path / "rt.db") as store:
+        requests = [[e] for e in [*events, *extra]] if split else [[*events, *extra]]
+        for request in reversed(requests):
+            store.ingest(records_from_events(request))
+        run = get_run(store, SESSION)
+    assert run is not None
+    assert run["loop_detected"] is True and run["tool_calls"] == 7 and run["repeated_reads"] == 1
+    sentences = [e["attributes"].get(sc.LOOP_DESCRIPTION) for s in run["spans"] for e in s.get("events", [])
+                 if e["name"] == sc.EVENT_LOOP]
+    # Within one request the adapter names the command; the run-wide recount has only hashes.
+    assert sentences == (["Bash was called 3 times with the same arguments and returned the same result"] if split
+                         else ["Bash(git diff --stat) returned the same result 3 times"])
+
+
+@pytest.mark.parametrize(("sample", "run_id"), [("codex", "01a230a6-a342-73e0-95cd-d58c49a3a89c"),
+                                                 ("gemini-autoedit", "174831ce-e119-40dd-8f8f-edff1096005a")])
+def test_codex_and_gemini_split_into_one_event_per_request_keep_their_repeated_reads(
+        tmp_path: Path, sample: str, run_id: str) -> None:
+    requests = log_requests(sample)
+    with Store.open(tmp_path / "whole.db") as store:
+        for request in requests:
+            store.ingest(records_from_events(request))
+        whole = get_run(store, run_id)
+    with Store.open(tmp_path / "split.db") as store:
+        for event in reversed([e for r in requests for e in r]):
+            store.ingest(records_from_events([event]))
+        split = get_run(store, run_id)
+    assert whole is not None and split is not None
+    assert whole["repeated_reads"] == 1
+    assert {k: split[k] for k in FIGURES if k in split} == {k: whole[k] for k in FIGURES if k in whole}
