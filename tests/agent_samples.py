@@ -1,66 +1,62 @@
 """The recorded coding-agent sessions (shared/agent-telemetry/samples) as LogEvents and SpanRecords.
 
 Each line of a sample's ``logs.jsonl`` / ``traces.jsonl`` is one OTLP/HTTP
-request the agent sent, decoded to OTLP/JSON. Logs are read into LogEvents
-here directly from the JSON (a small OTLP/JSON AnyValue reader: the store's
-logs decoder lives on another branch; the lead switches this to it);
-traces go through the store's real OTLP/JSON decoder.
+request the agent sent, decoded to OTLP/JSON. Both go through the store's real
+OTLP/JSON decoders (store/otlp_logs.py, store/otlp.py).
 """
 
 from __future__ import annotations
 
+import base64
+import copy
 import json
 import os
 from pathlib import Path
 from typing import Any
 
+from google.protobuf import json_format
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
 from runtrace.agents.events import LogEvent
-from runtrace.store.otlp import decode_otlp_json
+from runtrace.store.otlp import _hex_ids_to_base64, decode_otlp_json
+from runtrace.store.otlp_logs import decode_logs_json
 from runtrace.store.records import SpanRecord
 
 SAMPLES = Path(os.environ.get("RUNTRACE_AGENT_SAMPLES", "/work/shared/agent-telemetry/samples"))
 
 
-def _value(v: dict[str, Any]) -> Any:
-    if "stringValue" in v:
-        return v["stringValue"]
-    if "boolValue" in v:
-        return bool(v["boolValue"])
-    if "intValue" in v:
-        return int(v["intValue"])
-    if "doubleValue" in v:
-        return float(v["doubleValue"])
-    if "arrayValue" in v:
-        return [_value(x) for x in v["arrayValue"].get("values", [])]
-    if "kvlistValue" in v:
-        return {kv["key"]: _value(kv.get("value", {})) for kv in v["kvlistValue"].get("values", [])}
-    if "bytesValue" in v:
-        return v["bytesValue"]
-    return None
-
-
-def _attrs(pairs: list[dict[str, Any]]) -> dict[str, Any]:
-    return {kv["key"]: _value(kv.get("value", {})) for kv in pairs}
-
-
 def log_events(body: dict[str, Any]) -> list[LogEvent]:
-    """One OTLP/JSON ExportLogsServiceRequest body -> LogEvents."""
-    events: list[LogEvent] = []
-    for rl in body.get("resourceLogs", []):
-        resource = _attrs(rl.get("resource", {}).get("attributes", []))
-        for sl in rl.get("scopeLogs", []):
-            scope = sl.get("scope", {}).get("name") or None
-            for lr in sl.get("logRecords", []):
-                attributes = _attrs(lr.get("attributes", []))
-                body_value = _value(lr["body"]) if "body" in lr else None
-                name = attributes.get("event.name") or lr.get("eventName") or (
-                    body_value if isinstance(body_value, str) else "")
-                time_ns = int(lr.get("timeUnixNano") or 0) or int(lr.get("observedTimeUnixNano") or 0)
-                events.append(LogEvent(time_ns=time_ns, name=str(name), attributes=attributes,
-                                       resource=resource, scope_name=scope,
-                                       trace_id=lr.get("traceId") or None, span_id=lr.get("spanId") or None,
-                                       body=body_value))
-    return events
+    """One OTLP/JSON ExportLogsServiceRequest body -> LogEvents, through the store's logs decoder."""
+    return decode_logs_json(json.dumps(body))
+
+
+def protobuf_body(body: dict[str, Any], signal: str) -> bytes:
+    """The OTLP/JSON body of a sample line as the OTLP/protobuf bytes the agent could have sent."""
+    doc = copy.deepcopy(body)
+    message: Any
+    if signal == "traces":
+        _hex_ids_to_base64(doc)
+        message = ExportTraceServiceRequest()
+    elif signal == "logs":
+        for rl in doc.get("resourceLogs", []):
+            for sl in rl.get("scopeLogs", []):
+                for lr in sl.get("logRecords", []):
+                    for key in ("traceId", "spanId"):
+                        if lr.get(key):
+                            lr[key] = base64.b64encode(bytes.fromhex(lr[key])).decode()
+                        else:
+                            lr.pop(key, None)
+        message = ExportLogsServiceRequest()
+    else:
+        message = ExportMetricsServiceRequest()
+    return bytes(json_format.ParseDict(doc, message, ignore_unknown_fields=True).SerializeToString())
+
+
+def raw_requests(sample: str, signal: str) -> list[dict[str, Any]]:
+    """The sample's request bodies of one signal, as OTLP/JSON documents."""
+    return _lines(sample, signal)
 
 
 def _lines(sample: str, signal: str) -> list[dict[str, Any]]:

@@ -32,7 +32,7 @@ RUNS_COLUMNS = {
     "cost_nusd": "INTEGER", "unpriced_calls": "INTEGER", "input_tokens": "INTEGER",
     "output_tokens": "INTEGER", "cached_input_tokens": "INTEGER", "reasoning_tokens": "INTEGER",
     "llm_calls": "INTEGER", "tool_calls": "INTEGER", "repeated_reads": "INTEGER",
-    "repeated_read_tokens": "INTEGER", "reinjected_tokens": "INTEGER", "loop_detected": "INTEGER",
+    "repeated_read_tokens": "INTEGER", "reinjected_tokens": "INTEGER", "refused_tool_calls": "INTEGER", "agent_cost_nusd": "INTEGER", "loop_detected": "INTEGER",
     "span_count": "INTEGER", "has_run_span": "INTEGER", "started_ns": "INTEGER", "ended_ns": "INTEGER",
 }
 RUN_MODELS_COLUMNS = {

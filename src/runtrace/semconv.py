@@ -403,3 +403,45 @@ VERCEL_OPERATION_ID: Final = "ai.operationId"  # e.g. "ai.generateText.doGenerat
 SCOPE_OPENLIT: Final = "openlit"  # openlit's tracer is get_tracer("openlit.otel.tracing")
 SCOPE_LOGFIRE: Final = "logfire"  # logfire.openai, logfire.anthropic, ...
 SCOPE_PYDANTIC_AI: Final = "pydantic-ai"
+
+# --- Claude Code (agents/claude.py) -----------------------------------------------
+AGENT_COST_USD: Final = "runtrace.agent.cost_usd"  # the agent's own cost figure for a call (kept, not summed)
+# On a tool record: the agent sent no tool input (Claude Code without OTEL_LOG_TOOL_DETAILS=1),
+# so repeated reads and loops cannot be detected for it.
+TOOL_DETAILS_MISSING: Final = "runtrace.tool.details_missing"
+CLAUDE_SERVICE_NAMES: Final = frozenset({"claude-code"})
+CLAUDE_TRACING_SCOPE: Final = "com.anthropic.claude_code.tracing"
+CLAUDE_PROMPT_ID: Final = "prompt.id"
+CLAUDE_EVENT_SEQUENCE: Final = "event.sequence"
+CLAUDE_EV_USER_PROMPT: Final = "user_prompt"
+CLAUDE_EV_API_REQUEST: Final = "api_request"
+CLAUDE_EV_API_ERROR: Final = "api_error"
+CLAUDE_EV_TOOL_RESULT: Final = "tool_result"
+CLAUDE_PROMPT: Final = "prompt"
+CLAUDE_MODEL: Final = "model"
+CLAUDE_INPUT_TOKENS: Final = "input_tokens"  # uncached only
+CLAUDE_OUTPUT_TOKENS: Final = "output_tokens"
+CLAUDE_CACHE_READ_TOKENS: Final = "cache_read_tokens"
+CLAUDE_CACHE_CREATION_TOKENS: Final = "cache_creation_tokens"
+CLAUDE_COST_USD: Final = "cost_usd"
+CLAUDE_DURATION_MS: Final = "duration_ms"
+CLAUDE_ERROR: Final = "error"
+CLAUDE_STATUS_CODE: Final = "status_code"
+CLAUDE_ATTEMPT: Final = "attempt"
+CLAUDE_TOOL_NAME: Final = "tool_name"
+CLAUDE_TOOL_USE_ID: Final = "tool_use_id"
+CLAUDE_SUCCESS: Final = "success"
+CLAUDE_TOOL_INPUT: Final = "tool_input"
+CLAUDE_TOOL_RESULT_SIZE: Final = "tool_result_size_bytes"
+CLAUDE_SPAN_LLM_REQUEST: Final = "claude_code.llm_request"
+CLAUDE_SPAN_TOOL: Final = "claude_code.tool"
+CLAUDE_SPAN_TOOL_EXECUTION: Final = "claude_code.tool.execution"
+CLAUDE_SPAN_BLOCKED_ON_USER: Final = "claude_code.tool.blocked_on_user"
+CLAUDE_DECISION: Final = "decision"
+CLAUDE_DECISION_REJECT: Final = "reject"
+# On an agent's read record: the estimated tokens of what it read, so a store-side
+# recount over the whole run (store/rereads.py) can size a repeat found across requests.
+TOOL_READ_TOKENS: Final = "runtrace.tool.read_tokens"
+# On an agent's file read or write record: a hash of the file path, so the run-wide
+# recount (store/rereads.py) treats a read after a write to the same file as a new read.
+TOOL_PATH_HASH: Final = "runtrace.tool.path_hash"

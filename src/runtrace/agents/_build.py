@@ -5,10 +5,11 @@ Ids are deterministic from an event's identity, so an OTLP request sent twice
 counts them once. The trace id is one per session: a session is a run.
 
 Repeated reads and loops are flagged over the events of one call to
-``to_records`` (one OTLP request, in the order the agent recorded them). Reads
-split across two requests are not compared; the flags say so by construction
-(``runtrace.tool.read`` and the args/result hashes are on every tool record,
-so a store-side or read-time detector can redo it over the whole run).
+``to_records`` (one OTLP request, in the order the agent recorded them). The
+store redoes the repeated reads over the whole run at ingest
+(:mod:`runtrace.store.rereads`, from ``runtrace.tool.read``, the args/result
+hashes and ``runtrace.tool.read_tokens`` on every read record), so reads split
+across requests are compared too.
 """
 
 from __future__ import annotations
@@ -225,6 +226,7 @@ def tool_records(session: Session, calls: Iterable[ToolCall], scope_name: str | 
                 attrs[sc.ERROR_TYPE] = call.error[:200]
             if call.read:
                 tokens = estimate_tokens(call.result_text) if call.result_text else call.result_chars // 4
+                attrs[sc.TOOL_READ_TOKENS] = tokens
                 seen = reads.observe(call.tool_name, call.args_hash, call.result_hash, tokens)
                 attrs[sc.TOOL_REPEAT_COUNT] = seen.repeat_count
                 if seen.repeat:

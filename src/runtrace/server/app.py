@@ -26,7 +26,7 @@ from . import api, pages, whatif
 from .admission import ByteBudget
 from .auth import TokenAuth
 from .headers import SecurityHeaders
-from .receiver import DEFAULT_MAX_BODY_BYTES, receive_traces
+from .receiver import DEFAULT_MAX_BODY_BYTES, receive_logs, receive_metrics, receive_traces
 
 __all__ = ["LOOPBACK_HOSTS", "create_app"]
 
@@ -82,6 +82,8 @@ def create_app(store_path: str | os.PathLike[str] | Store | None = None, *, toke
         Route("/api/runs/{run_id}/outcome", api.outcome, methods=["POST"], name="api_run_outcome"),
         Route("/api/outcomes/pending", api.pending_outcomes, name="api_pending_outcomes"),
         Route("/v1/traces", receive_traces, methods=["POST"], name="otlp_traces"),
+        Route("/v1/logs", receive_logs, methods=["POST"], name="otlp_logs"),
+        Route("/v1/metrics", receive_metrics, methods=["POST"], name="otlp_metrics"),
         Mount("/static", app=StaticFiles(directory=STATIC_DIR), name="static"),
     ]
     middleware = [Middleware(SecurityHeaders)]

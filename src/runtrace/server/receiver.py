@@ -1,4 +1,12 @@
-"""``POST /v1/traces``: the OTLP/HTTP trace receiver, per the OTLP specification.
+"""``POST /v1/traces``, ``/v1/logs``, ``/v1/metrics``: the OTLP/HTTP receivers, per the OTLP specification.
+
+All three read the body the same way (:func:`_receive`): content types,
+encodings, bounds and errors below apply to each. ``/v1/logs`` turns the log
+events of known coding agents (:mod:`runtrace.agents`) into span records that
+go through the same ingest as spans; every other log record is accepted and
+dropped. ``/v1/metrics`` is validated and dropped (no run figure lives only in
+metrics). Spans at ``/v1/traces`` pass through :func:`runtrace.agents.mark_trace_span`
+so an agent's own spans join its session's run without being counted twice.
 
 - ``application/x-protobuf`` and ``application/json`` bodies, optionally
   ``Content-Encoding: gzip``; the answer has the request's content type.
@@ -33,7 +41,13 @@ import zlib
 from collections.abc import Callable, Sequence
 
 from google.protobuf import json_format
+from google.protobuf.message import Message
 from google.rpc import status_pb2
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
+    ExportLogsPartialSuccess,
+    ExportLogsServiceResponse,
+)
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceResponse
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTracePartialSuccess,
     ExportTraceServiceResponse,
@@ -42,23 +56,46 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
+from .. import agents
 from ..store.bounds import describe, out_of_range
 from ..store.errors import OTLPDecodeError, StoreError
 from ..store.otlp import decode_otlp_json, decode_otlp_protobuf
+from ..store.otlp_logs import (
+    decode_logs_json,
+    decode_logs_protobuf,
+    decode_metrics_json,
+    decode_metrics_protobuf,
+)
 from ..store.records import SpanRecord
 from .admission import ByteBudget
 
-__all__ = ["DEFAULT_MAX_BODY_BYTES", "BodyTooLarge", "gunzip_bounded", "receive_traces"]
+__all__ = ["DEFAULT_MAX_BODY_BYTES", "BodyTooLarge", "gunzip_bounded", "receive_logs", "receive_metrics",
+           "receive_traces"]
 
 logger = logging.getLogger("runtrace.server")
 
 DEFAULT_MAX_BODY_BYTES = 64 * 1024 * 1024  # the OTLP spec's suggested cap, after decompression
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
-_DECODERS: dict[str, Callable[[bytes], list[SpanRecord]]] = {
-    PROTOBUF: decode_otlp_protobuf,
-    JSON: decode_otlp_json,
-}
+_MEDIA = (PROTOBUF, JSON)
+
+
+def _traces(body: bytes, media: str) -> list[SpanRecord]:
+    records = decode_otlp_protobuf(body) if media == PROTOBUF else decode_otlp_json(body)
+    return [agents.mark_trace_span(r) for r in records]
+
+
+def _logs(body: bytes, media: str) -> list[SpanRecord]:
+    events = decode_logs_protobuf(body) if media == PROTOBUF else decode_logs_json(body)
+    return agents.records_from_events(events)
+
+
+def _metrics(body: bytes, media: str) -> list[SpanRecord]:
+    if media == PROTOBUF:
+        decode_metrics_protobuf(body)
+    else:
+        decode_metrics_json(body)
+    return []
 # google.rpc.Code values
 _INVALID_ARGUMENT, _RESOURCE_EXHAUSTED, _UNAVAILABLE, _INTERNAL = 3, 8, 14, 13
 _GZIP_WBITS = 16 + zlib.MAX_WBITS  # gzip container only
@@ -166,11 +203,24 @@ def _rejections_message(rejected: Sequence[str]) -> str:
     return f"{len(rejected)} span(s) rejected: {named}" + (f"; and {more} more" if more > 0 else "")
 
 
-def _success(kind: str, rejected: Sequence[str] = ()) -> Response:
-    response = ExportTraceServiceResponse()
-    if rejected:
-        response.partial_success.CopyFrom(ExportTracePartialSuccess(
-            rejected_spans=len(rejected), error_message=_rejections_message(rejected)))
+def _success(kind: str, signal: str, rejected: Sequence[str] = ()) -> Response:
+    response: Message
+    if signal == "metrics":
+        return _encode(kind, ExportMetricsServiceResponse())
+    if signal == "traces":
+        response = ExportTraceServiceResponse()
+        if rejected:
+            response.partial_success.CopyFrom(ExportTracePartialSuccess(
+                rejected_spans=len(rejected), error_message=_rejections_message(rejected)))
+    else:
+        response = ExportLogsServiceResponse()
+        if rejected:  # a rejected record here is one made from the log events (numbers past the bounds)
+            response.partial_success.CopyFrom(ExportLogsPartialSuccess(
+                rejected_log_records=len(rejected), error_message=_rejections_message(rejected)))
+    return _encode(kind, response)
+
+
+def _encode(kind: str, response: Message) -> Response:
     if kind == PROTOBUF:
         return Response(response.SerializeToString(), media_type=PROTOBUF)
     body = json_format.MessageToDict(response, use_integers_for_enums=True)
@@ -178,12 +228,26 @@ def _success(kind: str, rejected: Sequence[str] = ()) -> Response:
 
 
 async def receive_traces(request: Request) -> Response:
-    """The endpoint. ``request.app.state`` holds ``store`` and ``max_body_bytes``."""
+    """``POST /v1/traces``. ``request.app.state`` holds ``store``, ``max_body_bytes`` and ``decode_budget``."""
+    return await _admit(request, "traces", _traces)
+
+
+async def receive_logs(request: Request) -> Response:
+    """``POST /v1/logs``: known agents' events become runs; other log records are dropped."""
+    return await _admit(request, "logs", _logs)
+
+
+async def receive_metrics(request: Request) -> Response:
+    """``POST /v1/metrics``: validated and dropped."""
+    return await _admit(request, "metrics", _metrics)
+
+
+async def _admit(request: Request, signal: str, to_records: Callable[[bytes, str], list[SpanRecord]]) -> Response:
+    """Check the content type and encoding, then read and store under a share of the decode budget."""
     state = request.app.state
     limit: int = state.max_body_bytes
     media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
-    decoder = _DECODERS.get(media)
-    if decoder is None:
+    if media not in _MEDIA:
         return _error(JSON, 415, _INVALID_ARGUMENT,
                       f"unsupported Content-Type {media or '(none)'!r}: send {PROTOBUF} or {JSON}")
     encoding = request.headers.get("content-encoding", "identity").strip().lower()
@@ -192,13 +256,15 @@ async def receive_traces(request: Request) -> Response:
                       f"unsupported Content-Encoding {encoding!r}: send gzip or no encoding")
     reservation = _Reservation(state.decode_budget)
     try:
-        return await _receive(request, media, decoder, encoding, limit, reservation)
+        return await _receive(request, signal, media, to_records, encoding, limit, reservation)
     finally:
         reservation.release()
 
 
-async def _receive(request: Request, media: str, decoder: Callable[[bytes], list[SpanRecord]], encoding: str,
+async def _receive(request: Request, signal: str, media: str,
+                   to_records: Callable[[bytes, str], list[SpanRecord]], encoding: str,
                    limit: int, reservation: _Reservation) -> Response:
+    """One OTLP/HTTP export: read, decode, store, answer (the rules in the module docstring)."""
     state = request.app.state
     try:
         body = await _read_body(request, limit, reservation)
@@ -214,7 +280,9 @@ async def _receive(request: Request, media: str, decoder: Callable[[bytes], list
     store = state.store
 
     def decode_and_store() -> tuple[int, list[str]]:
-        records = decoder(body)
+        records = to_records(body, media)
+        if not records:
+            return 0, []
         good: list[SpanRecord] = []
         rejected: list[str] = []
         for record in records:
@@ -241,4 +309,4 @@ async def _receive(request: Request, media: str, decoder: Callable[[bytes], list
                       headers={"Retry-After": "5"})
     if rejected:
         logger.info("runtrace serve: %s", _rejections_message(rejected))
-    return _success(media, rejected)
+    return _success(media, signal, rejected)

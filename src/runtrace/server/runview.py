@@ -77,6 +77,28 @@ class RunView:
     gauges: list[Gauge]
     detections: list[Detection]
     verdict: str | None
+    notes: tuple[str, ...] = ()  # what the page cannot show, and agent figures beside runtrace's
+
+
+_AGENT_NAMES = {name: "Claude Code" for name in semconv.CLAUDE_SERVICE_NAMES}
+
+
+def _notes(run: Mapping[str, Any], spans: Sequence[Mapping[str, Any]]) -> tuple[str, ...]:
+    """Sentences about a coding-agent session: missing tool details, refusals, the agent's own cost."""
+    notes: list[str] = []
+    agent = _AGENT_NAMES.get(str(run.get("service") or ""), "The agent")
+    blind = sum(1 for s in spans if s["attributes"].get(semconv.TOOL_DETAILS_MISSING))
+    if blind:
+        notes.append(f"{agent} did not send tool details for {blind} tool call(s) (set OTEL_LOG_TOOL_DETAILS=1 "
+                     "to send them), so repeated reads and loops cannot be detected for them.")
+    refused = run.get("refused_tool_calls") or 0
+    if refused:
+        notes.append(f"{refused} tool call(s) were refused by the agent's sandbox or user and never ran.")
+    agent_cost = run.get("agent_cost_usd")
+    if agent_cost is not None:
+        notes.append(f"{agent} reported its own cost as ${agent_cost:,.6f}; the cost above is runtrace's, "
+                     "priced from the tokens and the model.")
+    return tuple(notes)
 
 
 def _text(value: Any) -> str:
@@ -269,4 +291,4 @@ def build_run_view(run: dict[str, Any]) -> RunView:
         curve.append(((en - t0) / 1e9, total))
     total_s = (t1 - t0) / 1e9
     return RunView(run=run, rows=rows, total_s=total_s, curve=curve, gauges=_gauges(run, total_s),
-                   detections=detections, verdict=_verdict(run))
+                   detections=detections, verdict=_verdict(run), notes=_notes(run, spans))

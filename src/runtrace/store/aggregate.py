@@ -20,6 +20,11 @@ Field rules, per span (``semconv`` names):
   own call), and taken back again (:func:`uncount_delta`) when the innermost rule
   (:mod:`.innermost`) finds a usage span nested below it.
 - Tool span (``execute_tool``): +1 tool call; +1 repeated read when flagged; its tokens.
+- LLM span with ``runtrace.agent.cost_usd`` (the agent's own figure): added to
+  ``agent_cost_nusd``, never to the cost runtrace prices.
+- Refused tool record (``runtrace.tool.refused``, an agent's sandbox/user said no): +1 refused tool call.
+- A span marked ``runtrace.duplicate_of`` (an agent's own span for a call its log
+  events count) counts as no LLM or tool call, whatever it carries.
 - Run span (role ``run``): name/project/owner/service, budget, stop reason, its end
   as ``ended``, and an outcome (``open`` when it carries none) at its end.
 - Descriptive fields (name, project, owner, service, ...) come from the span with
@@ -184,6 +189,8 @@ def span_facts(record: SpanRecord) -> SpanFacts:
         kind = KIND_RUN
     elif role == sc.ROLE_OUTCOME:
         kind = KIND_OUTCOME
+    elif get(sc.DUPLICATE_OF) is not None:
+        kind = KIND_OTHER
     elif operation in sc.LLM_OPERATIONS:
         kind = KIND_LLM
     elif operation == sc.OP_EXECUTE_TOOL and record.kind != "SERVER":
@@ -294,6 +301,8 @@ class RunDelta:
     repeated_reads: int = 0
     repeated_read_tokens: int = 0
     reinjected_tokens: int = 0
+    refused_tool_calls: int = 0
+    agent_cost_nusd: int = 0
     loop_detected: bool = False
     models: Mapping[tuple[str, str], ModelDelta] = field(default_factory=dict)
     trace_ids: frozenset[str] = frozenset()
@@ -305,7 +314,7 @@ class RunDelta:
 
 _SUMS = ("span_count", "llm_calls", "tool_calls", "input_tokens", "output_tokens", "cached_input_tokens",
          "reasoning_tokens", "cost_nusd", "unpriced_calls", "repeated_reads", "repeated_read_tokens",
-         "reinjected_tokens")
+         "reinjected_tokens", "refused_tool_calls", "agent_cost_nusd")
 _MODEL_SUMS = ("llm_calls", "cost_nusd", "input_tokens", "output_tokens", "cached_input_tokens",
                "unpriced_calls")
 
@@ -397,6 +406,8 @@ class RunTotals:
         self.repeated_reads = 0
         self.repeated_read_tokens = 0
         self.reinjected_tokens = 0
+        self.refused_tool_calls = 0
+        self.agent_cost_nusd = 0
 
     def _outcome(self, mark: OutcomeMark) -> None:
         if self.outcome is None or mark.key > self.outcome.key:
@@ -419,9 +430,17 @@ class RunTotals:
         loop = get(sc.LOOP_DETECTED)
         if loop is not None and as_bool(loop):
             self.loop_detected = True
+        refused = get(sc.TOOL_REFUSED)
+        if refused is not None and as_bool(refused):
+            self.refused_tool_calls += 1
         if kind == KIND_LLM:
             if sc.DUPLICATE_OF not in record.attributes:  # the same call as runtrace's own span
                 self.add_llm(record.attributes, facts, 1)
+                agent_cost = get(sc.AGENT_COST_USD)
+                if agent_cost is not None:
+                    agent_usd = as_float(agent_cost)
+                    if agent_usd is not None and 0 <= agent_usd < 1e9:
+                        self.agent_cost_nusd += to_nusd(agent_usd)
         elif kind == KIND_TOOL:
             self.tool_calls += 1
             if as_bool(get(sc.TOOL_REPEATED_READ)):

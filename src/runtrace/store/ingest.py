@@ -38,6 +38,8 @@ from .bounds import BOUNDED, drop_out_of_range
 from .innermost import carries_usage, eligible, recount
 from .normalise import normalise
 from .records import SpanRecord
+from .rereads import recount as recount_rereads
+from .rereads import runs_to_recount
 from .values import dumps, events_json
 from .verdicts import settle
 
@@ -170,12 +172,15 @@ def ingest(conn: sqlite3.Connection, records: Iterable[SpanRecord]) -> int:
     if not batch.rows:
         return 0
     deltas = aggregate(batch.spans)  # outside the write lock
+    rereads = runs_to_recount(batch.spans)  # agents' runs: repeated reads redone run-wide
     try:
         with _write_transaction(conn):
             deltas = settle(conn, batch.spans, deltas)  # before the insert: sees earlier batches only
             conn.executemany(INSERT_SPAN_SQL, batch.rows)
             apply_deltas(conn, deltas)
             apply_deltas(conn, recount(conn, batch.spans))
+            if rereads:
+                recount_rereads(conn, rereads)
         return len(batch.rows)
     except sqlite3.IntegrityError:
         pass  # some span is stored already; a constraint error of another kind is raised below
@@ -188,6 +193,8 @@ def ingest(conn: sqlite3.Connection, records: Iterable[SpanRecord]) -> int:
             conn.executemany(INSERT_SPAN_SQL, [batch.rows[i] for i in keep])
             apply_deltas(conn, deltas)
             apply_deltas(conn, recount(conn, kept))
+            if rereads:
+                recount_rereads(conn, rereads)
     return len(keep)
 
 

@@ -149,6 +149,14 @@ def m002_innermost_counts(conn: sqlite3.Connection) -> None:
     """)
 
 
+@migration
+def m003_refused_tool_calls(conn: sqlite3.Connection) -> None:
+    """Coding-agent sessions: tool calls the agent's sandbox or user refused (never executed, so
+    not tool calls), and the agent's own cost figure (Claude Code's ``cost_usd``) beside runtrace's."""
+    conn.execute("ALTER TABLE runs ADD COLUMN refused_tool_calls INTEGER NOT NULL DEFAULT 0")
+    conn.execute("ALTER TABLE runs ADD COLUMN agent_cost_nusd INTEGER NOT NULL DEFAULT 0")
+
+
 def schema_version() -> int:
     """The version this code writes: the number of migrations."""
     return len(MIGRATIONS)
