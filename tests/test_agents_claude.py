@@ -334,9 +334,9 @@ def test_codex_and_gemini_over_serve_match_their_adapters_and_traces_count_nothi
     assert served is not None
     keys = [k for k in FIGURES if k != "refused_tool_calls"]
     assert {k: served[k] for k in keys} == {k: direct[k] for k in keys}
-    # Gemini's 17 own spans join the run (counted nowhere); Codex's carry no conversation.id, so they
-    # are stored without a run.
-    assert served["span_count"] == direct["span_count"] + (17 if sample == "gemini-autoedit" else 0)
+    # The agents' own spans join the session's run and count nowhere: Gemini's 17 (stamped by the
+    # adapter), and the 27 Codex spans that carry conversation.id themselves (DESIGN 6b's session rule).
+    assert served["span_count"] == direct["span_count"] + (17 if sample == "gemini-autoedit" else 27)
 
 
 def test_logs_need_the_token_like_traces(tmp_path: Path) -> None:

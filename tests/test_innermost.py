@@ -233,6 +233,8 @@ def test_a_version_1_file_keeps_its_counts_and_then_follows_the_rule(tmp_path: P
         conn.execute("DROP INDEX spans_usage_parent")
         conn.execute("ALTER TABLE spans DROP COLUMN usage_below")
         conn.execute("ALTER TABLE spans DROP COLUMN counted")
+        conn.execute("ALTER TABLE runs DROP COLUMN refused_tool_calls")  # migration 3's columns
+        conn.execute("ALTER TABLE runs DROP COLUMN agent_cost_nusd")
         conn.execute("PRAGMA user_version = 1")
     finally:
         conn.close()

@@ -59,7 +59,7 @@ def test_blank_file_gets_exact_schema_and_version(tmp_path: Path) -> None:
     assert columns(path, "runs") == RUNS_COLUMNS
     assert columns(path, "run_models") == RUN_MODELS_COLUMNS
     assert columns(path, "run_traces") == {"run_id": "TEXT", "trace_id": "TEXT"}
-    assert user_version(path) == len(migrations.MIGRATIONS) == 2
+    assert user_version(path) == len(migrations.MIGRATIONS) == 3
     with sqlite3.connect(path) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         indexes = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index' "
@@ -80,13 +80,13 @@ def test_reopen_is_a_no_op(tmp_path: Path) -> None:
     with Store.open(path) as store:
         assert store.count_spans() == 1
         assert [r["input_tokens"] for r in list_runs(store)] == [5]
-    assert user_version(path) == 2
+    assert user_version(path) == 3
 
 
 def test_migrate_applies_missing_migrations_in_one_transaction(tmp_path: Path) -> None:
     conn = sqlite3.connect(tmp_path / "m.db", isolation_level=None)
     try:
-        assert migrations.migrate(conn) == 2
+        assert migrations.migrate(conn) == 3
         assert conn.in_transaction is False
         assert migrations.migrate(conn) == 0
     finally:
@@ -94,16 +94,16 @@ def test_migrate_applies_missing_migrations_in_one_transaction(tmp_path: Path) -
 
 
 def test_failed_migration_leaves_the_file_untouched(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    def m002_broken(conn: sqlite3.Connection) -> None:
+    def m004_broken(conn: sqlite3.Connection) -> None:
         conn.execute("CREATE TABLE half_done (x)")
-        raise RuntimeError("boom in m002")
+        raise RuntimeError("boom in m004")
 
     path = tmp_path / "f.db"
     Store.open(path).close()
-    monkeypatch.setattr(migrations, "MIGRATIONS", [*migrations.MIGRATIONS, m002_broken])
-    with pytest.raises(RuntimeError, match="boom in m002"):
+    monkeypatch.setattr(migrations, "MIGRATIONS", [*migrations.MIGRATIONS, m004_broken])
+    with pytest.raises(RuntimeError, match="boom in m004"):
         Store.open(path)
-    assert user_version(path) == 2
+    assert user_version(path) == 3
     assert columns(path, "half_done") == {}
 
 
@@ -113,7 +113,7 @@ def test_file_from_the_future_is_refused(tmp_path: Path) -> None:
     with sqlite3.connect(path) as conn:
         conn.execute("PRAGMA user_version = 7")
     with pytest.raises(StoreVersionError, match="schema version 7, but this runtrace understands up to "
-                                                "version 2: upgrade runtrace"):
+                                                "version 3: upgrade runtrace"):
         Store.open(path)
     assert user_version(path) == 7
 
