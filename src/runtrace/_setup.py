@@ -13,6 +13,7 @@ import atexit
 import importlib
 import logging
 import os
+import sys
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -184,24 +185,39 @@ def instrument(*, service_name: str | None = None, store: str | os.PathLike[str]
                               metric_readers=metric_readers)
 
         _state = _State(provider, switch, owns, store_path, [])
-        for name, module, client in INSTRUMENTATIONS:
-            wrapt.register_post_import_hook(_patch_hook(name, module, _generation), client)
+        hooks = [(_patch_hook(name, module, client, _generation), client)
+                 for name, module, client in INSTRUMENTATIONS]
         if not _atexit_registered:
             atexit.register(_at_exit)
             _atexit_registered = True
+    # Outside _lock: wrapt runs the hook right here when the client is already in sys.modules,
+    # possibly half-imported by another thread (see _patch_hook).
+    for hook, client in hooks:
+        wrapt.register_post_import_hook(hook, client)
 
 
-def _patch_hook(name: str, module: str, generation: int) -> Callable[[Any], None]:
+def _patch_hook(name: str, module: str, client: str, generation: int) -> Callable[[Any], None]:
+    """The post-import hook that patches one client.
+
+    A hook runs either in the importing thread, which holds the client's import lock, or
+    in ``instrument()``'s thread while another thread may still be importing the client.
+    Both must not wait for ``_lock`` and an import lock in opposite orders, so every import
+    happens before ``_lock`` is taken (which waits for a half-done import of the client to
+    finish), and ``_lock`` is never held while waiting for an import lock of a client.
+    """
     def patch(_client: Any) -> None:
-        with _lock:
-            state = _state
-            if state is None or generation != _generation or name in state.patched:
+        if generation != _generation:
+            return
+        with fail_open(f"instrument {name}"):
+            try:
+                importlib.import_module(client)
+                mod = importlib.import_module(module)
+            except ModuleNotFoundError as exc:  # a part of the client our module needs is absent
+                logger.debug("runtrace: %s not instrumented: %s", name, exc)
                 return
-            with fail_open(f"instrument {name}"):
-                try:
-                    mod = importlib.import_module(module)
-                except ModuleNotFoundError as exc:  # a part of the client our module needs is absent
-                    logger.debug("runtrace: %s not instrumented: %s", name, exc)
+            with _lock:
+                state = _state
+                if state is None or generation != _generation or name in state.patched:
                     return
                 if mod.instrument():
                     state.patched.append(name)
@@ -225,9 +241,10 @@ def uninstrument() -> None:
             return
         _generation += 1
         for name, module, _client in INSTRUMENTATIONS:
-            if name in state.patched:
+            loaded = sys.modules.get(module)  # patched, so loaded: no import under _lock
+            if name in state.patched and loaded is not None:
                 with fail_open(f"uninstrument {name}"):
-                    importlib.import_module(module).uninstrument()
+                    loaded.uninstrument()
         state.switch.force_flush()
         state.switch.shutdown()
         metrics.shutdown()
