@@ -15,6 +15,7 @@ import logging
 import os
 import sys
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +30,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 
 from . import _config, detect, metrics, pricing, runs, semconv
 from ._internal import fail_open
-from ._processors import RunStampProcessor, SwitchableProcessor
+from ._processors import RunStampProcessor, SwitchableProcessor, flush_all, shutdown_all
 
 logger = logging.getLogger("runtrace")
 
@@ -229,12 +230,14 @@ def instrumented_clients() -> list[str]:
     return list(_state.patched) if _state else []
 
 
-def uninstrument() -> None:
+def uninstrument(timeout_millis: int = 30_000) -> None:
     """Undo ``instrument()``: restore every patched method and detach runtrace's processors.
 
-    Pending spans are flushed to the store first.
+    Pending spans are flushed to the store first, waiting at most ``timeout_millis`` in all
+    (spans of threads still running go to no runtrace exporter once it returns).
     """
     global _state, _generation
+    deadline = time.monotonic() + max(0, timeout_millis) / 1000
     with _lock:
         state = _state
         if state is None:
@@ -245,22 +248,35 @@ def uninstrument() -> None:
             if name in state.patched and loaded is not None:
                 with fail_open(f"uninstrument {name}"):
                     loaded.uninstrument()
-        state.switch.force_flush()
-        state.switch.shutdown()
-        metrics.shutdown()
+        # Detached first, so that threads still ending spans cannot keep the flush going.
+        processors = state.switch.detach()
         runs.set_default_budget(None)
         runs.set_loop_thresholds(None)
         _config.replace_settings(_config.Settings())
         _state = None
+        with fail_open("uninstrument flush"):
+            flush_all(processors, _remaining_ms(deadline))
+            shutdown_all(processors, _remaining_ms(deadline))
+        with fail_open("uninstrument metrics"):
+            metrics.shutdown(_remaining_ms(deadline))
+
+
+def _remaining_ms(deadline: float) -> int:
+    return max(0, int((deadline - time.monotonic()) * 1000))
 
 
 def flush(timeout_millis: int = 30_000) -> bool:
-    """Push every finished span into the store and exporters now; True when all succeeded."""
+    """Push every finished span into the store and exporters now; True when all succeeded.
+
+    Returns within ``timeout_millis`` (False when the spans, or the metrics, were not all
+    out by then), also while other threads keep making spans.
+    """
     state = _state
     if state is None:
         return True
+    deadline = time.monotonic() + max(0, timeout_millis) / 1000
     spans_ok = state.switch.force_flush(timeout_millis)
-    return metrics.force_flush(timeout_millis) and spans_ok
+    return metrics.force_flush(_remaining_ms(deadline)) and spans_ok
 
 
 def is_instrumented() -> bool:

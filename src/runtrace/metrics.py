@@ -128,14 +128,14 @@ def configure(*, resource: Resource | None = None, otlp_endpoint: str | None = N
         _state = _State(tuple(sinks), own)
 
 
-def shutdown() -> None:
+def shutdown(timeout_millis: float = 30_000) -> None:
     """Stop recording; flush and shut down runtrace's own provider (a joined one is left alone)."""
     global _state
     with _lock:
         state, _state = _state, None
     if state is not None and state.own_provider is not None:
         with fail_open("metrics shutdown"):
-            state.own_provider.shutdown()
+            state.own_provider.shutdown(timeout_millis=timeout_millis)
 
 
 def force_flush(timeout_millis: int = 30_000) -> bool:
