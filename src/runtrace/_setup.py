@@ -106,9 +106,11 @@ def instrument(*, service_name: str | None = None, store: str | os.PathLike[str]
     - ``service_name``: else ``OTEL_SERVICE_NAME``, else ``"runtrace"``.
     - ``store``: SQLite path; default ``RUNTRACE_STORE`` or ``~/.runtrace/runtrace.db``;
       ``False`` keeps nothing locally.
-    - ``otlp_endpoint``: also export over OTLP/HTTP; default from
+    - ``otlp_endpoint``: also export over OTLP; default from
       ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`` / ``OTEL_EXPORTER_OTLP_ENDPOINT``
       when runtrace installs the provider (a provider you installed keeps its own exporters).
+      ``OTEL_EXPORTER_OTLP_[TRACES_|METRICS_]PROTOCOL`` picks ``grpc`` or ``http/protobuf``
+      (the default); set without an endpoint, it means the spec's localhost:4317 / :4318.
     - ``capture_content``: record prompts and completions; default from
       ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT``, off.
     - ``prices``: overrides, a mapping or a TOML file (see ``runtrace.pricing``);
@@ -132,6 +134,10 @@ def instrument(*, service_name: str | None = None, store: str | os.PathLike[str]
                 pricing.Pricer(prices) if isinstance(prices, Mapping) else pricing.load_prices_file(prices))
         else:
             pricing.default_pricer()
+        current = trace.get_tracer_provider()
+        owns = not isinstance(current, TracerProvider)
+        otlp = _config.otlp_target(otlp_endpoint, "traces") if (owns or otlp_endpoint) else None
+        _config.otlp_protocol("metrics")  # a bad protocol variable fails here, not in metrics.configure
         store_path = _resolve_store_path(store)
         processors: list[SpanProcessor] = [RunStampProcessor()]
         if store_path is not None:
@@ -144,13 +150,10 @@ def instrument(*, service_name: str | None = None, store: str | os.PathLike[str]
                 queue = int(os.environ.get("OTEL_BSP_MAX_QUEUE_SIZE", STORE_QUEUE_SIZE))
                 processors.append(BatchSpanProcessor(exporter, max_queue_size=queue))
 
-        current = trace.get_tracer_provider()
-        owns = not isinstance(current, TracerProvider)
-        endpoint = _config.otlp_endpoint(otlp_endpoint, "traces") if (owns or otlp_endpoint) else None
-        if endpoint:
-            from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+        if otlp is not None:
+            from ._otlp import span_exporter
 
-            processors.append(BatchSpanProcessor(OTLPSpanExporter(endpoint=endpoint)))
+            processors.append(BatchSpanProcessor(span_exporter(otlp)))
         processors.extend(span_processors)
 
         if owns:

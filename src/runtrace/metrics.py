@@ -95,7 +95,7 @@ _state: _State | None = None
 
 
 def otlp_metrics_endpoint(explicit: str | None) -> str | None:
-    """The OTLP/HTTP metrics URL: ``explicit`` (a base URL), else the standard environment variables."""
+    """The OTLP metrics URL: ``explicit`` (a base URL), else the standard environment variables."""
     return _config.otlp_endpoint(explicit, "metrics")
 
 
@@ -108,12 +108,13 @@ def configure(*, resource: Resource | None = None, otlp_endpoint: str | None = N
     global_provider = metrics_api.get_meter_provider()
     joined = isinstance(global_provider, MeterProvider)
     readers: list[MetricReader] = list(metric_readers)
-    endpoint = otlp_metrics_endpoint(otlp_endpoint) if (otlp_endpoint or not joined) else None
-    if endpoint:
-        from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+    target = _config.otlp_target(otlp_endpoint, "metrics") if (otlp_endpoint or not joined) else None
+    if target:
         from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
 
-        readers.append(PeriodicExportingMetricReader(OTLPMetricExporter(endpoint=endpoint)))
+        from ._otlp import metric_exporter
+
+        readers.append(PeriodicExportingMetricReader(metric_exporter(target)))
 
     own: MeterProvider | None = None
     sinks: list[_Instruments] = []
