@@ -160,3 +160,57 @@ def test_multiprocessing_fork_children_flush_into_the_store(tmp_path) -> None:
                         env={"OTEL_BSP_SCHEDULE_DELAY": "1"})
     assert result == {"hung": 0, "failed": 0}
     assert child_runs(store) == {f"child-{i}": ("accepted", 1) for i in range(6)}
+
+
+LOCK_HELD_AT_FORK = """
+    import json, os, threading, time
+    import runtrace
+    from opentelemetry.sdk.trace import SpanProcessor
+
+    release = threading.Event()
+    entered = threading.Event()
+
+    class SlowFlush(SpanProcessor):
+        def force_flush(self, timeout_millis=30000):
+            entered.set()
+            release.wait(20)
+            return True
+
+    runtrace.instrument(store={store!r}, span_processors=(SlowFlush(),))
+    # another thread is inside uninstrument(), holding runtrace's setup lock, when we fork
+    t = threading.Thread(target=runtrace.uninstrument, kwargs={{"timeout_millis": 20_000}})
+    t.start()
+    entered.wait(10)
+    pid = os.fork()
+    if pid == 0:
+        runtrace.uninstrument(timeout_millis=1000)  # the child's own state: already detached
+        runtrace.instrument(store={store!r})
+        with runtrace.run("child") as run:
+            run.accept()
+        os._exit(0 if runtrace.flush(5000) else 3)
+    deadline = time.monotonic() + 20
+    code = None
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            code = os.waitstatus_to_exitcode(status)
+            break
+        time.sleep(0.05)
+    else:
+        os.kill(pid, 9)
+        os.waitpid(pid, 0)
+    release.set()
+    t.join(20)
+    print(json.dumps({{"child_exit": code}}))
+"""
+
+
+def test_a_child_forked_while_a_parent_thread_holds_the_setup_lock_can_reinstrument(tmp_path) -> None:
+    store = tmp_path / "lock.db"
+    result = run_script(LOCK_HELD_AT_FORK.format(store=str(store)), tmp_path, timeout=90)
+    assert result == {"child_exit": 0}  # None: the child hung on the lock the parent's thread held
+    s = Store.open(store, create=False)
+    try:
+        assert [(r["name"], r["outcome"]) for r in list_runs(s, limit=0)] == [("child", "accepted")]
+    finally:
+        s.close()

@@ -10,6 +10,7 @@ provider that has no API for removing processors.
 from __future__ import annotations
 
 import functools
+import os
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -95,6 +96,16 @@ def _wait(calls: Sequence[_Call], timeout_millis: float) -> bool:
 # starting another (no pile of threads under a flush loop).
 _flushing: dict[int, _Call] = {}
 _flushing_lock = threading.Lock()
+
+
+def _reset_in_child() -> None:
+    global _flushing_lock
+    _flushing_lock = threading.Lock()
+    _flushing.clear()  # the parent's flush threads do not exist in a forked child
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_in_child)
 
 
 def flush_all(processors: Sequence[SpanProcessor], timeout_millis: float) -> bool:

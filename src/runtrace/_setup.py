@@ -62,6 +62,17 @@ _switches: dict[int, SwitchableProcessor] = {}  # one per provider we ever joine
 _atexit_registered = False
 
 
+def _reinit_lock_in_child() -> None:
+    """A forked child has only the forking thread: a parent thread's hold on _lock (say, an
+    uninstrument() flushing) would otherwise never be released there."""
+    global _lock
+    _lock = threading.RLock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reinit_lock_in_child)
+
+
 def _resolve_store_path(store: str | os.PathLike[str] | bool | None) -> str | None:
     if store is False:
         return None

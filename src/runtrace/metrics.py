@@ -24,6 +24,7 @@ Recording is fail-open and costs a few dictionary look-ups when nothing listens.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -92,6 +93,15 @@ class _State:
 
 _lock = threading.Lock()
 _state: _State | None = None
+
+
+def _reinit_lock_in_child() -> None:
+    global _lock
+    _lock = threading.Lock()  # a parent thread may have held it at fork
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reinit_lock_in_child)
 
 
 def otlp_metrics_endpoint(explicit: str | None) -> str | None:
