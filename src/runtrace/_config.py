@@ -41,21 +41,79 @@ def capture_content_from_env() -> bool:
     return False
 
 
-def otlp_endpoint(explicit: str | None, signal: str) -> str | None:
-    """The OTLP/HTTP URL of one signal ("traces", "metrics").
+PROTOCOL_GRPC = "grpc"
+PROTOCOL_HTTP = "http/protobuf"
+_HTTP_JSON = "http/json"  # in the spec, but the Python exporters do not speak it
+DEFAULT_ENDPOINTS = {PROTOCOL_GRPC: "http://localhost:4317", PROTOCOL_HTTP: "http://localhost:4318"}
 
-    ``explicit`` is a base URL (``/v1/<signal>`` is added unless present);
-    otherwise the standard variables, the signal's own first.
+
+def otlp_protocol(signal: str) -> str:
+    """``OTEL_EXPORTER_OTLP_<SIGNAL>_PROTOCOL``, else ``OTEL_EXPORTER_OTLP_PROTOCOL``, else http/protobuf.
+
+    An unknown value raises ValueError naming the variable (a typo must not silently send
+    nowhere); ``http/json`` falls back to http/protobuf with a warning.
     """
+    for key in (f"OTEL_EXPORTER_OTLP_{signal.upper()}_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL"):
+        raw = os.environ.get(key)
+        if raw is None or not raw.strip():
+            continue
+        value = raw.strip().lower()
+        if value in (PROTOCOL_GRPC, PROTOCOL_HTTP):
+            return value
+        if value == _HTTP_JSON:
+            logger.warning("runtrace: %s=http/json is not supported by the Python OTLP exporters; "
+                           "using http/protobuf", key)
+            return PROTOCOL_HTTP
+        raise ValueError(f"{key}={raw!r} is not one of grpc, http/protobuf, http/json")
+    return PROTOCOL_HTTP
+
+
+def _protocol_set(signal: str) -> bool:
+    return any(os.environ.get(k, "").strip() for k in (f"OTEL_EXPORTER_OTLP_{signal.upper()}_PROTOCOL",
+                                                       "OTEL_EXPORTER_OTLP_PROTOCOL"))
+
+
+@dataclass(frozen=True)
+class OtlpTarget:
+    """Where one signal goes over OTLP, and how."""
+
+    endpoint: str
+    protocol: str
+
+
+def otlp_target(explicit: str | None, signal: str) -> OtlpTarget | None:
+    """The OTLP endpoint and protocol of one signal ("traces", "metrics"); None: no OTLP export.
+
+    ``explicit`` is a base URL; otherwise the standard variables, the signal's own first.
+    Over http/protobuf a base URL gets ``/v1/<signal>`` (a signal's own variable is used as
+    is); over gRPC every URL is used as is. A protocol variable set without any endpoint
+    means "export over OTLP": the spec's default, localhost:4317 (gRPC) or :4318 (HTTP).
+    """
+    protocol = otlp_protocol(signal)
+    grpc = protocol == PROTOCOL_GRPC
     path = f"/v1/{signal}"
+
+    def from_base(base: str) -> str:
+        base = base.rstrip("/")
+        return base if grpc or base.endswith(path) else base + path
+
     if explicit:
-        base = explicit.rstrip("/")
-        return base if base.endswith(path) else base + path
+        return OtlpTarget(from_base(explicit), protocol)
     own = os.environ.get(f"OTEL_EXPORTER_OTLP_{signal.upper()}_ENDPOINT")
     if own:
-        return own
+        return OtlpTarget(own, protocol)
     shared = os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
-    return shared.rstrip("/") + path if shared else None
+    if shared:
+        return OtlpTarget(from_base(shared), protocol)
+    if _protocol_set(signal):
+        return OtlpTarget(from_base(DEFAULT_ENDPOINTS[protocol]), protocol)
+    return None
+
+
+def otlp_endpoint(explicit: str | None, signal: str) -> str | None:
+    """The OTLP URL of one signal (see ``otlp_target``)."""
+    target = otlp_target(explicit, signal)
+    return target.endpoint if target else None
 
 
 @dataclass

@@ -9,8 +9,11 @@ provider that has no API for removing processors.
 
 from __future__ import annotations
 
+import functools
+import os
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 
 from opentelemetry import baggage
 from opentelemetry.context import Context
@@ -88,10 +91,89 @@ class SwitchableProcessor(SpanProcessor):
         for p in self._processors:
             p.on_end(span)
 
-    def shutdown(self) -> None:
+    def detach(self) -> tuple[SpanProcessor, ...]:
+        """Stop passing spans on; return the processors that were attached (to flush and shut down)."""
         processors, self._processors = self._processors, ()
-        for p in processors:
+        return processors
+
+    def shutdown(self) -> None:
+        for p in self.detach():
             p.shutdown()
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
-        return all([p.force_flush(timeout_millis) for p in self._processors])
+        return flush_all(self._processors, timeout_millis)
+
+
+class _Call:
+    """One call running in a daemon thread, with its result once it returns."""
+
+    def __init__(self, what: str, call: Callable[[], object]) -> None:
+        self.ok = False
+        self._call = call
+        self.thread = threading.Thread(target=self._run, name=f"runtrace-{what}", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        try:
+            self.ok = bool(self._call())
+        except Exception:  # noqa: BLE001 - a processor's failure is a False, never the caller's exception
+            self.ok = False
+
+
+def _wait(calls: Sequence[_Call], timeout_millis: float) -> bool:
+    """Wait at most ``timeout_millis`` in all; True when every call returned a true value in time."""
+    deadline = time.monotonic() + max(0.0, timeout_millis) / 1000
+    for c in calls:
+        c.thread.join(max(0.0, deadline - time.monotonic()))
+    return all(c.ok and not c.thread.is_alive() for c in calls)
+
+
+# The SDK's BatchSpanProcessor ignores the timeout given to force_flush and exports until its
+# queue is empty, which never happens while other threads keep ending spans. So flushes run
+# in a thread and the caller waits at most its timeout; a flush still running at the deadline
+# goes on exporting, and a later flush of the same processor waits for it instead of
+# starting another (no pile of threads under a flush loop).
+_flushing: dict[int, _Call] = {}
+_flushing_lock = threading.Lock()
+
+
+def _reset_in_child() -> None:
+    global _flushing_lock
+    _flushing_lock = threading.Lock()
+    _flushing.clear()  # the parent's flush threads do not exist in a forked child
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_in_child)
+
+
+def flush_all(processors: Sequence[SpanProcessor], timeout_millis: float) -> bool:
+    """force_flush every processor, returning within ``timeout_millis``; True when all succeeded."""
+    if not processors:
+        return True
+    millis = int(timeout_millis)
+    calls: list[_Call] = []
+    with _flushing_lock:
+        for p in processors:
+            running = _flushing.get(id(p))
+            if running is None or not running.thread.is_alive():
+                running = _flushing[id(p)] = _Call("flush", functools.partial(p.force_flush, millis))
+            calls.append(running)
+    ok = _wait(calls, timeout_millis)
+    with _flushing_lock:
+        for p, c in zip(processors, calls, strict=True):
+            if not c.thread.is_alive() and _flushing.get(id(p)) is c:
+                del _flushing[id(p)]
+    return ok
+
+
+def shutdown_all(processors: Sequence[SpanProcessor], timeout_millis: float) -> bool:
+    """shutdown every processor, returning within ``timeout_millis``; True when all finished in time."""
+    if not processors:
+        return True
+
+    def stop(p: SpanProcessor) -> bool:
+        p.shutdown()
+        return True
+
+    return _wait([_Call("shutdown", functools.partial(stop, p)) for p in processors], timeout_millis)

@@ -13,7 +13,9 @@ import atexit
 import importlib
 import logging
 import os
+import sys
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +30,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 
 from . import _config, detect, metrics, pricing, runs, semconv
 from ._internal import fail_open
-from ._processors import RunStampProcessor, SwitchableProcessor
+from ._processors import RunStampProcessor, SwitchableProcessor, flush_all, shutdown_all
 
 logger = logging.getLogger("runtrace")
 
@@ -59,6 +61,17 @@ _state: _State | None = None
 _generation = 0  # bumped by uninstrument(), so hooks registered earlier stand down
 _switches: dict[int, SwitchableProcessor] = {}  # one per provider we ever joined
 _atexit_registered = False
+
+
+def _reinit_lock_in_child() -> None:
+    """A forked child has only the forking thread: a parent thread's hold on _lock (say, an
+    uninstrument() flushing) would otherwise never be released there."""
+    global _lock
+    _lock = threading.RLock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reinit_lock_in_child)
 
 
 def _resolve_store_path(store: str | os.PathLike[str] | bool | None) -> str | None:
@@ -105,9 +118,11 @@ def instrument(*, service_name: str | None = None, store: str | os.PathLike[str]
     - ``service_name``: else ``OTEL_SERVICE_NAME``, else ``"runtrace"``.
     - ``store``: SQLite path; default ``RUNTRACE_STORE`` or ``~/.runtrace/runtrace.db``;
       ``False`` keeps nothing locally.
-    - ``otlp_endpoint``: also export over OTLP/HTTP; default from
+    - ``otlp_endpoint``: also export over OTLP; default from
       ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`` / ``OTEL_EXPORTER_OTLP_ENDPOINT``
       when runtrace installs the provider (a provider you installed keeps its own exporters).
+      ``OTEL_EXPORTER_OTLP_[TRACES_|METRICS_]PROTOCOL`` picks ``grpc`` or ``http/protobuf``
+      (the default); set without an endpoint, it means the spec's localhost:4317 / :4318.
     - ``capture_content``: record prompts, completions, tool arguments and
       results, argument values in detection sentences and exception messages;
       default from ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT``, off.
@@ -133,6 +148,10 @@ def instrument(*, service_name: str | None = None, store: str | os.PathLike[str]
                 pricing.Pricer(prices) if isinstance(prices, Mapping) else pricing.load_prices_file(prices))
         else:
             pricing.default_pricer()
+        current = trace.get_tracer_provider()
+        owns = not isinstance(current, TracerProvider)
+        otlp = _config.otlp_target(otlp_endpoint, "traces") if (owns or otlp_endpoint) else None
+        _config.otlp_protocol("metrics")  # a bad protocol variable fails here, not in metrics.configure
         store_path = _resolve_store_path(store)
         processors: list[SpanProcessor] = [RunStampProcessor()]
         if store_path is not None:
@@ -145,13 +164,10 @@ def instrument(*, service_name: str | None = None, store: str | os.PathLike[str]
                 queue = int(os.environ.get("OTEL_BSP_MAX_QUEUE_SIZE", STORE_QUEUE_SIZE))
                 processors.append(BatchSpanProcessor(exporter, max_queue_size=queue))
 
-        current = trace.get_tracer_provider()
-        owns = not isinstance(current, TracerProvider)
-        endpoint = _config.otlp_endpoint(otlp_endpoint, "traces") if (owns or otlp_endpoint) else None
-        if endpoint:
-            from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+        if otlp is not None:
+            from ._otlp import span_exporter
 
-            processors.append(BatchSpanProcessor(OTLPSpanExporter(endpoint=endpoint)))
+            processors.append(BatchSpanProcessor(span_exporter(otlp)))
         processors.extend(span_processors)
 
         if owns:
@@ -187,24 +203,39 @@ def instrument(*, service_name: str | None = None, store: str | os.PathLike[str]
                               metric_readers=metric_readers)
 
         _state = _State(provider, switch, owns, store_path, [])
-        for name, module, client in INSTRUMENTATIONS:
-            wrapt.register_post_import_hook(_patch_hook(name, module, _generation), client)
+        hooks = [(_patch_hook(name, module, client, _generation), client)
+                 for name, module, client in INSTRUMENTATIONS]
         if not _atexit_registered:
             atexit.register(_at_exit)
             _atexit_registered = True
+    # Outside _lock: wrapt runs the hook right here when the client is already in sys.modules,
+    # possibly half-imported by another thread (see _patch_hook).
+    for hook, client in hooks:
+        wrapt.register_post_import_hook(hook, client)
 
 
-def _patch_hook(name: str, module: str, generation: int) -> Callable[[Any], None]:
+def _patch_hook(name: str, module: str, client: str, generation: int) -> Callable[[Any], None]:
+    """The post-import hook that patches one client.
+
+    A hook runs either in the importing thread, which holds the client's import lock, or
+    in ``instrument()``'s thread while another thread may still be importing the client.
+    Both must not wait for ``_lock`` and an import lock in opposite orders, so every import
+    happens before ``_lock`` is taken (which waits for a half-done import of the client to
+    finish), and ``_lock`` is never held while waiting for an import lock of a client.
+    """
     def patch(_client: Any) -> None:
-        with _lock:
-            state = _state
-            if state is None or generation != _generation or name in state.patched:
+        if generation != _generation:
+            return
+        with fail_open(f"instrument {name}"):
+            try:
+                importlib.import_module(client)
+                mod = importlib.import_module(module)
+            except ModuleNotFoundError as exc:  # a part of the client our module needs is absent
+                logger.debug("runtrace: %s not instrumented: %s", name, exc)
                 return
-            with fail_open(f"instrument {name}"):
-                try:
-                    mod = importlib.import_module(module)
-                except ModuleNotFoundError as exc:  # a part of the client our module needs is absent
-                    logger.debug("runtrace: %s not instrumented: %s", name, exc)
+            with _lock:
+                state = _state
+                if state is None or generation != _generation or name in state.patched:
                     return
                 if mod.instrument():
                     state.patched.append(name)
@@ -216,37 +247,53 @@ def instrumented_clients() -> list[str]:
     return list(_state.patched) if _state else []
 
 
-def uninstrument() -> None:
+def uninstrument(timeout_millis: int = 30_000) -> None:
     """Undo ``instrument()``: restore every patched method and detach runtrace's processors.
 
-    Pending spans are flushed to the store first.
+    Pending spans are flushed to the store first, waiting at most ``timeout_millis`` in all
+    (spans of threads still running go to no runtrace exporter once it returns).
     """
     global _state, _generation
+    deadline = time.monotonic() + max(0, timeout_millis) / 1000
     with _lock:
         state = _state
         if state is None:
             return
         _generation += 1
         for name, module, _client in INSTRUMENTATIONS:
-            if name in state.patched:
+            loaded = sys.modules.get(module)  # patched, so loaded: no import under _lock
+            if name in state.patched and loaded is not None:
                 with fail_open(f"uninstrument {name}"):
-                    importlib.import_module(module).uninstrument()
-        state.switch.force_flush()
-        state.switch.shutdown()
-        metrics.shutdown()
+                    loaded.uninstrument()
+        # Detached first, so that threads still ending spans cannot keep the flush going.
+        processors = state.switch.detach()
         runs.set_default_budget(None)
         runs.set_loop_thresholds(None)
         _config.replace_settings(_config.Settings())
         _state = None
+        with fail_open("uninstrument flush"):
+            flush_all(processors, _remaining_ms(deadline))
+            shutdown_all(processors, _remaining_ms(deadline))
+        with fail_open("uninstrument metrics"):
+            metrics.shutdown(_remaining_ms(deadline))
+
+
+def _remaining_ms(deadline: float) -> int:
+    return max(0, int((deadline - time.monotonic()) * 1000))
 
 
 def flush(timeout_millis: int = 30_000) -> bool:
-    """Push every finished span into the store and exporters now; True when all succeeded."""
+    """Push every finished span into the store and exporters now; True when all succeeded.
+
+    Returns within ``timeout_millis`` (False when the spans, or the metrics, were not all
+    out by then), also while other threads keep making spans.
+    """
     state = _state
     if state is None:
         return True
+    deadline = time.monotonic() + max(0, timeout_millis) / 1000
     spans_ok = state.switch.force_flush(timeout_millis)
-    return metrics.force_flush(timeout_millis) and spans_ok
+    return metrics.force_flush(_remaining_ms(deadline)) and spans_ok
 
 
 def is_instrumented() -> bool:

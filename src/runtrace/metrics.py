@@ -24,6 +24,7 @@ Recording is fail-open and costs a few dictionary look-ups when nothing listens.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -94,8 +95,17 @@ _lock = threading.Lock()
 _state: _State | None = None
 
 
+def _reinit_lock_in_child() -> None:
+    global _lock
+    _lock = threading.Lock()  # a parent thread may have held it at fork
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reinit_lock_in_child)
+
+
 def otlp_metrics_endpoint(explicit: str | None) -> str | None:
-    """The OTLP/HTTP metrics URL: ``explicit`` (a base URL), else the standard environment variables."""
+    """The OTLP metrics URL: ``explicit`` (a base URL), else the standard environment variables."""
     return _config.otlp_endpoint(explicit, "metrics")
 
 
@@ -108,12 +118,13 @@ def configure(*, resource: Resource | None = None, otlp_endpoint: str | None = N
     global_provider = metrics_api.get_meter_provider()
     joined = isinstance(global_provider, MeterProvider)
     readers: list[MetricReader] = list(metric_readers)
-    endpoint = otlp_metrics_endpoint(otlp_endpoint) if (otlp_endpoint or not joined) else None
-    if endpoint:
-        from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+    target = _config.otlp_target(otlp_endpoint, "metrics") if (otlp_endpoint or not joined) else None
+    if target:
         from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
 
-        readers.append(PeriodicExportingMetricReader(OTLPMetricExporter(endpoint=endpoint)))
+        from ._otlp import metric_exporter
+
+        readers.append(PeriodicExportingMetricReader(metric_exporter(target)))
 
     own: MeterProvider | None = None
     sinks: list[_Instruments] = []
@@ -128,14 +139,14 @@ def configure(*, resource: Resource | None = None, otlp_endpoint: str | None = N
         _state = _State(tuple(sinks), own)
 
 
-def shutdown() -> None:
+def shutdown(timeout_millis: float = 30_000) -> None:
     """Stop recording; flush and shut down runtrace's own provider (a joined one is left alone)."""
     global _state
     with _lock:
         state, _state = _state, None
     if state is not None and state.own_provider is not None:
         with fail_open("metrics shutdown"):
-            state.own_provider.shutdown()
+            state.own_provider.shutdown(timeout_millis=timeout_millis)
 
 
 def force_flush(timeout_millis: int = 30_000) -> bool:

@@ -14,6 +14,7 @@ import os
 import sqlite3
 import threading
 import time
+import weakref
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -113,8 +114,60 @@ def _ensure_wal(conn: sqlite3.Connection, where: str) -> None:
         return
 
 
+# Connections a forked child inherited from its parent. SQLite forbids using them in the
+# child, and closing one there can checkpoint or delete the parent's WAL from stale state,
+# so the child keeps them referenced (never finalised) and opens its own.
+_inherited: list[sqlite3.Connection] = []
+_open_stores: weakref.WeakSet[Store] = weakref.WeakSet()
+
+
+FORK_WAIT_S = 5.0  # how long fork() waits for a write in progress before going ahead
+_held_at_fork: list[threading.Lock] = []
+
+
+def _before_fork() -> None:
+    """Let no write be in progress at fork: SQLite's per-process lock state is copied into the
+    child, and a child born in the middle of the parent's write transaction sees the file
+    locked by itself forever (``database is locked``). Waits at most FORK_WAIT_S per store."""
+    for store in list(_open_stores):
+        lock = store._write_lock
+        if lock.acquire(timeout=FORK_WAIT_S):
+            _held_at_fork.append(lock)
+
+
+def _after_fork_in_parent() -> None:
+    while _held_at_fork:
+        _held_at_fork.pop().release()
+
+
+def _after_fork_in_child() -> None:
+    _held_at_fork.clear()  # the child gets new locks; these copies are never used again
+    for store in list(_open_stores):
+        store._reset_after_fork()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(before=_before_fork, after_in_parent=_after_fork_in_parent,
+                        after_in_child=_after_fork_in_child)
+
+
+def _keep_forever(conn: sqlite3.Connection) -> None:
+    """Hold an inherited connection so that not even interpreter shutdown closes it."""
+    _inherited.append(conn)
+    try:
+        import ctypes
+
+        ctypes.pythonapi.Py_IncRef(ctypes.py_object(conn))  # module globals are cleared at exit
+    except Exception:  # noqa: BLE001 - the list above still holds it while the program runs
+        pass
+
+
 class Store:
-    """An open runtrace store. Create with :meth:`Store.open`; thread-safe; close when done."""
+    """An open runtrace store. Create with :meth:`Store.open`; thread-safe; close when done.
+
+    Fork-safe: in a forked child the locks (possibly held by a parent thread that does not
+    exist in the child) are new, and the child opens its own connections on first use.
+    """
 
     path: Path
 
@@ -123,12 +176,37 @@ class Store:
         self.path = path
         self.readonly = readonly
         self._immutable = immutable
-        self._writer = writer
+        self._writer: sqlite3.Connection | None = writer
         self._write_lock = threading.Lock()
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
         self._readers_lock = threading.Lock()
         self._closed = False
+        self._pid = os.getpid()
+        _open_stores.add(self)
+
+    def _reset_after_fork(self) -> None:
+        """In a forked child: fresh locks, no connection of the parent's (see ``_inherited``)."""
+        if self._pid == os.getpid():
+            return
+        self._pid = os.getpid()
+        self._write_lock = threading.Lock()
+        self._readers_lock = threading.Lock()
+        if self._writer is not None:
+            _keep_forever(self._writer)
+            self._writer = None  # reopened by the first write
+        for conn in self._readers:
+            _keep_forever(conn)
+        self._readers = []
+        self._local = threading.local()
+
+    def _write_connection(self) -> sqlite3.Connection:
+        """The write connection (call with the write lock held); a forked child opens its own."""
+        if self._pid != os.getpid():  # forked without the at-fork hook (should not happen)
+            raise StoreError(f"the store {self.path} was opened by another process")
+        if self._writer is None:
+            self._writer = connect(self.path)
+        return self._writer
 
     @classmethod
     def open(cls, path: str | os.PathLike[str] | None = None, *, create: bool = True,
@@ -213,7 +291,8 @@ class Store:
             if self._closed:
                 return
             self._closed = True
-            self._writer.close()
+            if self._writer is not None:
+                self._writer.close()
         with self._readers_lock:
             readers, self._readers = self._readers, []
         for conn in readers:
@@ -241,7 +320,7 @@ class Store:
             raise StoreReadOnlyError(f"the store {self.path} was opened read-only")
         with self._write_lock:
             self._check_open()
-            return _ingest(self._writer, batch)
+            return _ingest(self._write_connection(), batch)
 
     # --- reading -----------------------------------------------------------------
 
