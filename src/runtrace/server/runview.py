@@ -14,8 +14,19 @@ from dataclasses import dataclass
 from typing import Any
 
 from .. import semconv
-from ..explain import Detection, Gauge, Unpriced, detections, explain_event, gauges, headline, ns, tree_order, \
-    unpriced, verdict
+from ..explain import (
+    Detection,
+    Gauge,
+    Unpriced,
+    detections,
+    explain_event,
+    gauges,
+    headline,
+    ns,
+    tree_order,
+    unpriced,
+    verdict,
+)
 
 __all__ = ["CONTENT_KEYS", "Detection", "Gauge", "RunView", "SpanRow", "Unpriced", "build_run_view",
            "explain_event"]
