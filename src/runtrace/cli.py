@@ -151,12 +151,42 @@ def _span_label(span: dict[str, Any]) -> str:
     return "  ".join(parts)
 
 
+def explanation_lines(run: dict[str, Any]) -> list[str]:
+    """The run page's sentences as rich markup lines: what ended the run, verdict, budget, detections, unpriced.
+
+    Every value from the spans goes through :func:`cli_output.safe`; the sentences
+    are the ones :mod:`runtrace.explain` writes for the web page, capture rules included.
+    """
+    from . import explain
+
+    safe = cli_output.safe
+    lines = [f"[bold red]{safe(line)}[/]" for line in explain.headline(run)]
+    said = explain.verdict(run)
+    if said is not None:
+        lines.append(f"{'verdict' if run['outcome'] in semconv.VERDICTS else 'outcome'}: {safe(said)}")
+    elif run["outcome"] == semconv.OUTCOME_OPEN:
+        lines.append("verdict: none yet (the run ended without being accepted, rejected or abandoned)")
+    elif run["outcome"] == semconv.OUTCOME_UNFINISHED:
+        lines.append("outcome: unfinished (spans arrived but the run's own span never did)")
+    total_s = run["duration_s"] if run["duration_s"] is not None else 0.0
+    for gauge in explain.gauges(run, total_s):
+        style = {"over": "red", "near": "yellow"}.get(gauge.level)
+        text = f"budget: {safe(gauge.line)}"
+        lines.append(f"[{style}]{text}[/]" if style else text)
+    for found in explain.detections([span for span, _ in explain.tree_order(run["spans"])]):
+        kind = "budget breach" if found.kind == "budget" else found.kind.replace("_", " ")
+        lines.append(f"{safe(kind)}: {safe(found.sentence)} [dim]({safe(found.span_name)})[/]")
+    for why in explain.unpriced(run):
+        lines.append(f"[yellow]unpriced:[/] {safe(why.sentence)}")
+    return lines
+
+
 @main.command("show")
 @click.argument("run_id")
 @STORE_OPTION
 @FORMAT_OPTION
 def show_command(run_id: str, store_path: str | None, fmt: str) -> None:
-    """Show one run (an id or a unique prefix of one): its totals and span tree."""
+    """Show one run (an id or a unique prefix of one): totals, what went wrong, budget, and span tree."""
     from rich.tree import Tree
 
     from .store.errors import AmbiguousRunIdError
@@ -180,6 +210,8 @@ def show_command(run_id: str, store_path: str | None, fmt: str) -> None:
         return
     out = console()
     out.print(runs_table([data], title=f"run {data['id']}"))
+    for line in explanation_lines(data):
+        out.print(line, soft_wrap=True)
     by_parent: dict[str | None, list[dict[str, Any]]] = {}
     ids = {s["span_id"] for s in data["spans"]}
     for span in data["spans"]:
