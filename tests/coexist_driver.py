@@ -184,8 +184,8 @@ def main(peer: str, order: str, store: str, sdk: str) -> None:
     if order == "peer-first":
         PEERS[peer]()
     runtrace.instrument(service_name="coexist", store=store)
-    import openai  # noqa: F401  (patched now by the import hook, if not already)
     import anthropic  # noqa: F401
+    import openai  # noqa: F401  (patched now by the import hook, if not already)
     if order == "runtrace-first":
         PEERS[peer]()
     if sdk == "anthropic":

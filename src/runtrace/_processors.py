@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
+from typing import Any
 
 from opentelemetry import baggage, trace
 from opentelemetry.context import Context
@@ -137,7 +138,7 @@ class DuplicateMarker(SpanProcessor):
             span.set_attribute(semconv.DUPLICATE_OF, inside)
 
     @staticmethod
-    def _trim(open_spans: dict[int, object]) -> None:
+    def _trim(open_spans: dict[int, Any]) -> None:
         while len(open_spans) > _OPEN_CAP:
             open_spans.pop(next(iter(open_spans)))
 
