@@ -274,6 +274,26 @@ def test_budget_stops_before_sending_even_through_the_stream_helper(instrumented
     assert len(fake.requests) == 1
 
 
+def test_beta_messages_stream_is_traced_and_budgeted(instrumented):
+    """beta.messages.stream() is one runtrace call (25 in, 10 out: $0.000225) and the budget holds there."""
+    message = claude_message(usage=ClaudeUsage(25, 10))
+    fake = FakeLLM([events_reply(claude_events(message))], default=json_reply(message))
+    client = fake.anthropic()
+    with pytest.raises(runtrace.BudgetExceeded):
+        with runtrace.run("beta stream", budget=runtrace.Budget(max_llm_calls=1)) as run:
+            with client.beta.messages.stream(model=MODEL, max_tokens=64, messages=USER) as stream:
+                assert stream.get_final_text() == "Hello from Claude."
+            with client.beta.messages.stream(model=MODEL, max_tokens=64, messages=USER) as stream:
+                list(stream)
+    assert len(fake.requests) == 1
+    spans = [s for s in instrumented.llm_spans() if s.instrumentation_scope.name == anthropic_instr.TRACER]
+    assert len(spans) == 1
+    a = spans[0].attributes
+    assert (a[sc.GEN_AI_USAGE_INPUT_TOKENS], a[sc.GEN_AI_USAGE_OUTPUT_TOKENS]) == (25, 10)
+    assert a[sc.COST_USD] == pytest.approx(0.000225, abs=1e-12)
+    assert run.totals.llm_calls == 1
+
+
 def test_uninstrument_restores_and_double_instrument_is_one_span(instrumented):
     assert anthropic_instr.instrument() is True
     fake = FakeLLM([json_reply(claude_message())])

@@ -4,7 +4,9 @@
 run, also in other processes: it reads the id from W3C baggage, which the
 standard propagators carry across HTTP and MCP hops. ``SwitchableProcessor``
 wraps everything runtrace adds so ``uninstrument()`` can detach it from a
-provider that has no API for removing processors.
+provider that has no API for removing processors. ``DuplicateMarker`` marks
+another instrumentation's span of the same LLM request as a duplicate, so one
+request is one call in the totals however many instrumentations trace it.
 """
 
 from __future__ import annotations
@@ -14,8 +16,9 @@ import os
 import threading
 import time
 from collections.abc import Callable, Sequence
+from typing import Any
 
-from opentelemetry import baggage
+from opentelemetry import baggage, trace
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
@@ -68,6 +71,87 @@ class RunStampProcessor(SpanProcessor):
             run = self._pending.pop(context.span_id, None)
         if run is not None:
             run.mark_attributed()
+
+
+_OPEN_CAP = 4096  # open LLM spans tracked; a leaked (never ended) span must not grow this
+
+
+def _is_llm_request(span: Span) -> bool:
+    """Whether another instrumentation's span, at its start, describes one LLM request."""
+    attrs = span.attributes
+    if not attrs:
+        return False
+    return (attrs.get(semconv.GEN_AI_OPERATION_NAME) in semconv.LLM_OPERATIONS
+            or attrs.get(semconv.LLM_REQUEST_TYPE) in semconv.LLM_REQUEST_TYPES
+            or attrs.get(semconv.OPENINFERENCE_SPAN_KIND) in semconv.OPENINFERENCE_LLM_KINDS)
+
+
+class DuplicateMarker(SpanProcessor):
+    """Marks a foreign LLM span that wraps, or is wrapped by, runtrace's span of the same request.
+
+    openai-v2, OpenLLMetry, OpenLIT, OpenInference and pydantic-ai each make a span
+    per request with its own usage, so next to ``instrument()`` every request
+    counted twice. The foreign span gets ``runtrace.duplicate_of`` = runtrace's span
+    id (the store keeps it and never counts it), whichever side patched last:
+
+    - inside runtrace's span (runtrace patched last): marked at its own start;
+    - around runtrace's span (the other patched last): marked, still open, when
+      runtrace's span starts under it, up through every open foreign LLM span
+      in the chain (pydantic-ai's span over openai-v2's over runtrace's).
+    """
+
+    def __init__(self) -> None:
+        self._ours: dict[int, str] = {}  # runtrace LLM span id -> its hex id, while open
+        # foreign LLM span id -> (the span, its parent span id, runtrace hex id it is inside of)
+        self._foreign: dict[int, tuple[Span, int | None, str | None]] = {}
+        self._lock = threading.Lock()
+
+    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        with fail_open("mark duplicate LLM spans"):
+            self._on_start(span, parent_context)
+
+    def _on_start(self, span: Span, parent_context: Context | None) -> None:
+        scope = span.instrumentation_scope
+        ours = scope is not None and scope.name in semconv.RUNTRACE_LLM_SCOPES
+        if not ours and not _is_llm_request(span):
+            return
+        parent = trace.get_current_span(parent_context).get_span_context()
+        parent_id = parent.span_id if parent.is_valid else None
+        span_id = span.context.span_id
+        with self._lock:
+            if ours:
+                hex_id = trace.format_span_id(span_id)
+                self._ours[span_id] = hex_id
+                self._trim(self._ours)
+                outer = self._foreign.get(parent_id) if parent_id is not None else None
+                while outer is not None:
+                    outer_span, outer_parent, _inside = outer
+                    if outer_span.is_recording():
+                        outer_span.set_attribute(semconv.DUPLICATE_OF, hex_id)
+                    outer = self._foreign.get(outer_parent) if outer_parent is not None else None
+                return
+            inside: str | None = None
+            if parent_id is not None:
+                inside = self._ours.get(parent_id)
+                if inside is None and parent_id in self._foreign:
+                    inside = self._foreign[parent_id][2]
+            self._foreign[span_id] = (span, parent_id, inside)
+            self._trim(self._foreign)
+        if inside is not None:
+            span.set_attribute(semconv.DUPLICATE_OF, inside)
+
+    @staticmethod
+    def _trim(open_spans: dict[int, Any]) -> None:
+        while len(open_spans) > _OPEN_CAP:
+            open_spans.pop(next(iter(open_spans)))
+
+    def on_end(self, span: ReadableSpan) -> None:
+        context = span.context
+        if context is None or (not self._ours and not self._foreign):
+            return
+        with self._lock:
+            self._ours.pop(context.span_id, None)
+            self._foreign.pop(context.span_id, None)
 
 
 class SwitchableProcessor(SpanProcessor):

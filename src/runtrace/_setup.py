@@ -30,7 +30,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 
 from . import _config, detect, metrics, pricing, runs, semconv
 from ._internal import fail_open
-from ._processors import RunStampProcessor, SwitchableProcessor, flush_all, shutdown_all
+from ._processors import DuplicateMarker, RunStampProcessor, SwitchableProcessor, flush_all, shutdown_all
 
 logger = logging.getLogger("runtrace")
 
@@ -103,6 +103,20 @@ def _store_exporter(path: str) -> SpanExporter | None:
         return None
 
 
+def _sdk_provider(provider: object) -> TracerProvider | None:
+    """The SDK TracerProvider behind the global provider, or None when there is none to join.
+
+    Logfire (and pydantic-ai through it) installs a proxy that is an API provider
+    wrapping an SDK one in ``.provider``; runtrace joins that SDK provider, so
+    runtrace's spans and Logfire's go to both sides. Were Logfire re-configured
+    later, it would swap in a new SDK provider without runtrace's processors.
+    """
+    if isinstance(provider, TracerProvider):
+        return provider
+    inner = getattr(provider, "provider", None)
+    return inner if isinstance(inner, TracerProvider) else None
+
+
 def instrument(*, service_name: str | None = None, store: str | os.PathLike[str] | bool | None = None,
                otlp_endpoint: str | None = None, capture_content: bool | None = None,
                prices: Mapping[str, Any] | str | os.PathLike[str] | None = None,
@@ -148,12 +162,12 @@ def instrument(*, service_name: str | None = None, store: str | os.PathLike[str]
                 pricing.Pricer(prices) if isinstance(prices, Mapping) else pricing.load_prices_file(prices))
         else:
             pricing.default_pricer()
-        current = trace.get_tracer_provider()
-        owns = not isinstance(current, TracerProvider)
+        current = _sdk_provider(trace.get_tracer_provider())
+        owns = current is None
         otlp = _config.otlp_target(otlp_endpoint, "traces") if (owns or otlp_endpoint) else None
         _config.otlp_protocol("metrics")  # a bad protocol variable fails here, not in metrics.configure
         store_path = _resolve_store_path(store)
-        processors: list[SpanProcessor] = [RunStampProcessor()]
+        processors: list[SpanProcessor] = [RunStampProcessor(), DuplicateMarker()]
         if store_path is not None:
             exporter = _store_exporter(store_path)
             if exporter is None:
@@ -175,10 +189,10 @@ def instrument(*, service_name: str | None = None, store: str | os.PathLike[str]
             provider = TracerProvider(resource=Resource.create({semconv.SERVICE_NAME: name}))
             trace.set_tracer_provider(provider)
             # set_tracer_provider refuses a second provider; use whatever is global now.
-            got = trace.get_tracer_provider()
-            provider = got if isinstance(got, TracerProvider) else provider
+            provider = _sdk_provider(trace.get_tracer_provider()) or provider
         else:
-            provider = current  # type: ignore[assignment]
+            assert current is not None
+            provider = current
             if service_name:
                 logger.info("runtrace: joined the existing TracerProvider; its resource keeps its own "
                             "service.name (service_name=%r ignored)", service_name)

@@ -251,6 +251,16 @@ EVENT_NAME: Final = "event.name"
 AGENT_EVENT: Final = "runtrace.agent.event"  # the agent event a record was made from
 TOOL_REFUSED: Final = "runtrace.tool.refused"  # bool: the agent's sandbox/user refused the tool call
 TOOL_READ: Final = "runtrace.tool.read"  # bool: the call only reads (candidate for a repeated read)
+
+# --- other GenAI instrumentations in the same process (_processors.DuplicateMarker) ---
+# The instrumentation scopes of runtrace's own LLM spans.
+RUNTRACE_LLM_SCOPES: Final = frozenset({"runtrace.instrumentation.openai", "runtrace.instrumentation.anthropic"})
+# What marks another instrumentation's span as one LLM request: OpenLLMetry/traceloop
+# (``llm.request.type``), OpenInference (``openinference.span.kind``), and the GenAI
+# semconv ``gen_ai.operation.name`` (openai-v2, OpenLIT, pydantic-ai, Logfire).
+LLM_REQUEST_TYPE: Final = "llm.request.type"
+LLM_REQUEST_TYPES: Final = frozenset({"chat", "completion", "embedding"})
+OPENINFERENCE_LLM_KINDS: Final = frozenset({"LLM", "EMBEDDING"})
 TOOL_DURATION_MS: Final = "runtrace.tool.duration_ms"
 
 # Codex CLI log events and their attributes

@@ -212,9 +212,13 @@ def _tracer(settings: _config.Settings, name: str) -> trace.Tracer:
 class LLMCall:
     """The span of one LLM request; ``finish``/``fail`` end it exactly once, from any thread."""
 
-    def __init__(self, request: Request, tracer_name: str) -> None:
+    def __init__(self, request: Request, tracer_name: str, *, is_async: bool = False) -> None:
         settings = _config.settings()
         self.request = request
+        # Which wrapper made the call (sync or async SDK method): decides the stream proxy.
+        # Never guessed from the result, which another instrumentation may have wrapped
+        # in a proxy offering both ``__next__`` and ``__anext__``.
+        self.is_async = is_async
         self.capture_content = settings.capture_content
         self.run = runs.current_run()
         self.started = datetime.now(timezone.utc)
@@ -477,7 +481,7 @@ def plan_call(request: Request) -> projection.CallPlan:
 
 
 def begin_call(integration: str, tracer_name: str, build: Build, instance: Any,
-           kwargs: dict[str, Any]) -> LLMCall | None:
+               kwargs: dict[str, Any], *, is_async: bool = False) -> LLMCall | None:
     request: Request | None = None
     with fail_open(f"{integration}: read request"):
         request = build(instance, kwargs)
@@ -492,7 +496,7 @@ def begin_call(integration: str, tracer_name: str, build: Build, instance: Any,
         return None
     call: LLMCall | None = None
     with fail_open(f"{integration}: start span"):
-        call = LLMCall(request, tracer_name)
+        call = LLMCall(request, tracer_name, is_async=is_async)
     return call
 
 
@@ -541,7 +545,7 @@ def traced_async(integration: str, tracer_name: str, build: Build, on_result: On
                       kwargs: dict[str, Any]) -> Any:
         if not _wrap.is_active(integration) or _wrap.IN_LLM_CALL.get():
             return await wrapped(*args, **kwargs)
-        call = begin_call(integration, tracer_name, build, instance, kwargs)
+        call = begin_call(integration, tracer_name, build, instance, kwargs, is_async=True)
         if call is None:
             return await wrapped(*args, **kwargs)
         if prepare is not None:

@@ -176,15 +176,18 @@ class AsyncStreamProxy(_Proxy):
         _end_abandoned(getattr(self, "_self_state", None))
 
 
-def is_async_stream(obj: Any) -> bool:
-    return hasattr(obj, "__anext__") or hasattr(type(obj), "__aiter__")
-
-
 def wrap_stream(stream: Any, call: LLMCall, acc: Accumulator) -> Any:
-    """The proxy for ``stream`` (sync or async); ``stream`` itself if it is not one."""
-    if is_async_stream(stream):
-        return AsyncStreamProxy(stream, call, acc)
-    if hasattr(stream, "__next__") or hasattr(type(stream), "__iter__"):
+    """The proxy for ``stream``; ``stream`` itself if it is not one.
+
+    The call's own side (which wrapper, sync or async, made it) picks the proxy, never
+    the result's attributes: another instrumentation's proxy (OpenInference's) defines
+    ``__anext__`` around a sync stream too, and a sync stream in the async proxy is never
+    read, so its span ended abandoned and unpriced.
+    """
+    if call.is_async:
+        if hasattr(stream, "__anext__") or hasattr(type(stream), "__aiter__"):
+            return AsyncStreamProxy(stream, call, acc)
+    elif hasattr(stream, "__next__") or hasattr(type(stream), "__iter__"):
         return StreamProxy(stream, call, acc)
     call.finish(None)
     return stream

@@ -277,7 +277,7 @@ async def _traced_async_stream_request(api_request: Any, instance: Any, kwargs: 
     if not _wrap.is_active(INTEGRATION):
         return await api_request
     try:
-        call = begin_call(INTEGRATION, TRACER, _stream_request, instance, kwargs)
+        call = begin_call(INTEGRATION, TRACER, _stream_request, instance, kwargs, is_async=True)
     except BaseException:
         api_request.close()  # never sent: do not leave an un-awaited coroutine behind
         raise
@@ -345,6 +345,9 @@ PATCHES: tuple[_wrap.Patch, ...] = (
     _wrap.Patch(_MESSAGES, "AsyncMessages.stream", _stream_helper(True)),
     _wrap.Patch(_BETA_MESSAGES, "Messages.create", _sync),
     _wrap.Patch(_BETA_MESSAGES, "AsyncMessages.create", _async),
+    # beta.messages.stream(): its Beta*MessageStreamManager keeps the request the same way.
+    _wrap.Patch(_BETA_MESSAGES, "Messages.stream", _stream_helper(False)),
+    _wrap.Patch(_BETA_MESSAGES, "AsyncMessages.stream", _stream_helper(True)),
     _wrap.Patch("anthropic._base_client", "start_api_call_span", _sdk_span_gate),
 )
 

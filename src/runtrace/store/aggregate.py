@@ -185,12 +185,14 @@ def span_facts(record: SpanRecord) -> SpanFacts:
     get = record.attributes.get
     role = get(sc.SPAN_ROLE)
     operation = get(sc.GEN_AI_OPERATION_NAME)
-    if role == sc.ROLE_RUN:
+    if get(sc.DUPLICATE_OF) is not None:
+        # Another span already counts this call (runtrace's span of the same request,
+        # an agent's log event): kept, never counted or priced.
+        kind = KIND_OTHER
+    elif role == sc.ROLE_RUN:
         kind = KIND_RUN
     elif role == sc.ROLE_OUTCOME:
         kind = KIND_OUTCOME
-    elif get(sc.DUPLICATE_OF) is not None:
-        kind = KIND_OTHER
     elif operation in sc.LLM_OPERATIONS:
         kind = KIND_LLM
     elif operation == sc.OP_EXECUTE_TOOL and record.kind != "SERVER":
