@@ -39,6 +39,9 @@ INSTRUMENTATIONS: tuple[tuple[str, str, str], ...] = (
     ("openai", "runtrace.instrumentation.openai", "openai"),
     ("anthropic", "runtrace.instrumentation.anthropic", "anthropic"),
     ("mcp", "runtrace.instrumentation.mcp", "mcp"),
+    ("gemini", "runtrace.instrumentation.gemini", "google.genai"),
+    ("bedrock", "runtrace.instrumentation.bedrock", "botocore.client"),
+    ("mistral", "runtrace.instrumentation.mistral", "mistralai"),
 )
 
 
