@@ -101,6 +101,8 @@ class FakeProviders:
                 self.end_headers()
                 self.wfile.write(reply.body)
 
+            do_GET = do_POST  # noqa: N815 - Bedrock's control plane lists with GET
+
             def log_message(self, *args: Any) -> None:
                 pass
 
