@@ -17,9 +17,9 @@ from typing import Any
 
 import genai_prices
 import pytest
-from provider_fakes import FakeProviders, Reply, event_stream_reply, json_reply, sse_reply
 
 import runtrace
+from provider_fakes import FakeProviders, Reply, event_stream_reply, json_reply, sse_reply
 from runtrace import semconv as sc
 
 genai = pytest.importorskip("google.genai")
