@@ -361,3 +361,19 @@ def test_hand_computed_prices_match_genai_prices():
     assert Decimal(str(GEMINI_USD)) == pytest.approx(Decimal(str(calc(GEMINI, "google", input_tokens=1000,
                                                                        cache_read_tokens=400, output_tokens=80))))
     assert MISTRAL_USD == pytest.approx(calc(LARGE, "mistral", input_tokens=1000, output_tokens=200), abs=1e-12)
+
+
+def test_uninstrument_restores_every_patched_method(instrumented):
+    import botocore.client
+    import google.genai.models as genai_models
+    import mistralai.client.chat as mistral_chat
+
+    from runtrace.instrumentation import bedrock, gemini, mistral
+
+    assert bedrock.patched_methods() == ["botocore.client:BaseClient._make_api_call"]
+    assert len(gemini.patched_methods()) == 4 and len(mistral.patched_methods()) == 4
+    runtrace.uninstrument()
+    assert bedrock.patched_methods() == gemini.patched_methods() == mistral.patched_methods() == []
+    for owner, name in ((botocore.client.BaseClient, "_make_api_call"), (genai_models.Models, "_generate_content"),
+                        (mistral_chat.Chat, "complete")):
+        assert not getattr(vars(owner)[name], "_self_runtrace_patch", False), name
