@@ -12,7 +12,7 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from runtrace import demo
+from runtrace import _demo_providers, demo
 from runtrace.cli import main
 from runtrace.store.db import Store
 from runtrace.store.queries import get_run, list_runs
@@ -40,6 +40,7 @@ def test_every_script_is_a_run_with_its_outcome(demo_runs) -> None:
         "make invoices test pass": ("rejected", None),
         "triage all flaky tests": ("budget_stopped", "max_cost_usd"),
         "document the billing API": ("accepted", None),
+        "compare providers on a review": ("accepted", None),
     }
     # (the service name is the test session's: one TracerProvider per process)
     assert len({r["service"] for r in demo_runs.values()}) == 1
@@ -68,6 +69,8 @@ def test_costs_match_a_hand_computation(demo_runs) -> None:
     assert fix["cost_usd"] == pytest.approx(0.031023, abs=1e-12)
     # every priced call of every run, from its own token counts and the list prices
     for run in demo_runs.values():
+        if run["name"] == _demo_providers.NAME:
+            continue  # checked by hand in test_the_multi_provider_run_prices_each_provider
         total = 0.0
         for span in run["spans"]:
             if span["kind"] != "llm" or span["input_tokens"] is None:
@@ -106,4 +109,26 @@ def test_demo_command_prints_the_runs_table(tmp_path) -> None:
     for name in ("fix flaky test #412", "budget_stopped", "stop:max_cost_usd", "loop", "2 re-reads"):
         assert name in result.stdout
     listed = CliRunner().invoke(main, ["runs", "--store", str(store), "--format", "json"])
-    assert len(json.loads(listed.stdout)) == len(demo.SCRIPTS)
+    assert len(json.loads(listed.stdout)) == len(demo.SCRIPTS) + 1  # + the multi-provider run
+
+
+def test_the_multi_provider_run_prices_each_provider(demo_runs) -> None:
+    run = demo_runs[_demo_providers.NAME]
+    llm = [(s["model"], s["attributes"]["gen_ai.provider.name"], s["input_tokens"], s["cached_input_tokens"],
+            s["output_tokens"]) for s in run["spans"] if s["kind"] == "llm"]
+    assert llm == [("gpt-5-mini", "openai", 912, 0, 42), ("claude-sonnet-4-6", "anthropic", 1200, 0, 300),
+                   ("gemini-2.5-flash", "gcp.gemini", 1500, 1024, 244)]  # Gemini: 180 out + 64 thoughts
+    costs = [s["cost_usd"] for s in run["spans"] if s["kind"] == "llm"]
+    # gpt-5-mini 912*0.25 + 42*2; claude-sonnet-4-6 ($3/$15) 1200*3 + 300*15;
+    # gemini-2.5-flash ($0.30 in, $0.03 cached, $2.50 out) 476*0.30 + 1024*0.03 + 244*2.50; per million
+    assert costs == pytest.approx([0.000312, 0.0081, 0.00078352], abs=1e-12)
+    assert (run["llm_calls"], run["unpriced_calls"]) == (3, 0)
+    assert run["cost_usd"] == pytest.approx(0.00919552, abs=1e-12)
+
+
+def test_the_multi_provider_run_is_skipped_without_its_clients(monkeypatch) -> None:
+    monkeypatch.setattr(_demo_providers, "missing_clients", lambda: ["google-genai"])
+    lines: list[str] = []
+    assert _demo_providers.run_multi_provider(lines.append) is None
+    assert lines == [f"run: {_demo_providers.NAME} skipped: install google-genai "
+                     "(pip install 'runtrace[anthropic,gemini]')"]

@@ -42,6 +42,12 @@ INSTRUMENTATIONS: tuple[tuple[str, str, str], ...] = (
     ("anthropic", "runtrace.instrumentation.anthropic", "anthropic"),
     ("mcp", "runtrace.instrumentation.mcp", "mcp"),
     ("litellm", "runtrace.instrumentation.litellm", "litellm"),
+    ("gemini", "runtrace.instrumentation.gemini", "google.genai"),
+    ("bedrock", "runtrace.instrumentation.bedrock", "botocore.client"),
+    # mistralai 2.x+ is a namespace package (no import hook fires for it): hook its client
+    # module; 1.x had everything in the regular package ``mistralai``.
+    ("mistral", "runtrace.instrumentation.mistral", "mistralai.client"),
+    ("mistral", "runtrace.instrumentation.mistral", "mistralai"),
 )
 
 

@@ -234,6 +234,13 @@ def run_demo(store_path: str | os.PathLike[str] | None = None,
             except Exception as exc:  # the erroring script: the run records it, the demo goes on
                 if echo:
                     echo(f"  {script.name}: failed with {type(exc).__name__}: {exc}")
+        from . import _demo_providers
+
+        try:
+            _demo_providers.run_multi_provider(echo)
+        except Exception as exc:  # noqa: BLE001 - an optional extra run never stops the demo
+            if echo:
+                echo(f"  {_demo_providers.NAME}: failed with {type(exc).__name__}: {exc}")
         _setup.flush()
     finally:
         if not was_instrumented:

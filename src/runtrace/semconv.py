@@ -83,6 +83,10 @@ LLM_OPERATIONS: Final = frozenset({OP_CHAT, OP_TEXT_COMPLETION, OP_GENERATE_CONT
 
 PROVIDER_OPENAI: Final = "openai"
 PROVIDER_ANTHROPIC: Final = "anthropic"
+PROVIDER_GEMINI: Final = "gcp.gemini"  # the Gemini Developer API (google-genai)
+PROVIDER_VERTEX_AI: Final = "gcp.vertex_ai"  # google-genai with vertexai=True
+PROVIDER_BEDROCK: Final = "aws.bedrock"
+PROVIDER_MISTRAL: Final = "mistral_ai"
 
 # --- runtrace: runs ----------------------------------------------------------
 RUN_ID: Final = "runtrace.run.id"

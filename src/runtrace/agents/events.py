@@ -1,22 +1,12 @@
-"""One OTLP log record, decoded: what the agent adapters read.
+"""One OTLP log record, decoded: what the agent adapters read (defined with the store's records).
 
-Kept free of OTLP and protobuf types so the adapters are pure functions of
-plain values (ids lowercase hex, attribute values as ``store.otlp`` decodes them).
+The store's logs decoder (``store/otlp_logs.py``) makes these and the store never
+imports the agents, so the type lives in ``store/records.py``; this name is the
+adapters' door to it.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from ..store.records import LogEvent
 
-
-@dataclass(frozen=True)
-class LogEvent:
-    time_ns: int  # the record's time, else its observed time
-    name: str  # attribute ``event.name``, else the OTLP eventName, else a string body
-    attributes: dict[str, Any]
-    resource: dict[str, Any]
-    scope_name: str | None
-    trace_id: str | None
-    span_id: str | None
-    body: Any
+__all__ = ["LogEvent"]

@@ -1,6 +1,6 @@
 """OTLP/protobuf and OTLP/JSON logs and metrics bodies (the ``/v1/logs`` and ``/v1/metrics`` receivers).
 
-Logs become :class:`~runtrace.agents.events.LogEvent` values, which the agent
+Logs become :class:`~runtrace.store.records.LogEvent` values, which the agent
 adapters (:mod:`runtrace.agents`) turn into span records; metrics are only
 validated (runtrace reads no fact that only metrics carry: every figure of an
 agent session is in its log events) and then dropped.
@@ -21,9 +21,9 @@ from google.protobuf.message import DecodeError, Message
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 
-from ..agents.events import LogEvent
 from .errors import OTLPDecodeError
 from .otlp import _any_value, _attributes, _check_id, _check_time, _list_at, _object, _rewrite_id
+from .records import LogEvent
 
 __all__ = ["decode_logs_json", "decode_logs_protobuf", "decode_metrics_json", "decode_metrics_protobuf"]
 

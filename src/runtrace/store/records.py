@@ -9,7 +9,7 @@ sides: ids as lowercase hex, times as integer nanoseconds, sequences as tuples.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TypeAlias
+from typing import Any, TypeAlias
 
 AttrScalar: TypeAlias = str | bool | int | float
 AttrValue: TypeAlias = AttrScalar | tuple[AttrScalar, ...]
@@ -39,3 +39,23 @@ class SpanRecord:
     events: tuple[EventRecord, ...] = ()
     scope_name: str | None = None
     scope_version: str | None = None
+
+
+@dataclass(frozen=True)
+class LogEvent:
+    """One OTLP log record, decoded (``store.otlp_logs``): what the coding-agent adapters read.
+
+    Kept free of OTLP and protobuf types so the adapters (``runtrace.agents``) are
+    pure functions of plain values (ids lowercase hex, attribute values as
+    ``store.otlp`` decodes them). It lives with the span record because the
+    store's decoder makes it; the adapters sit above the store.
+    """
+
+    time_ns: int  # the record's time, else its observed time
+    name: str  # attribute ``event.name``, else the OTLP eventName, else a string body
+    attributes: dict[str, Any]
+    resource: dict[str, Any]
+    scope_name: str | None
+    trace_id: str | None
+    span_id: str | None
+    body: Any
