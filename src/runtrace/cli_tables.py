@@ -151,7 +151,7 @@ def runs_table(rows: list[dict[str, Any]], *, width: int, title: str | None = No
 
 
 def csv_rows(rows: list[dict[str, Any]]) -> list[list[Any]]:
-    """The CSV rows of ``runtrace runs --format csv``: every run field of DESIGN §8, full ids."""
+    """The CSV rows of ``runtrace runs --format csv``: every run field of `--format json`, full ids."""
     out: list[list[Any]] = []
     for r in rows:
         out.append(["" if r.get(f) is None else (int(r[f]) if isinstance(r[f], bool) else r[f])

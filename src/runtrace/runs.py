@@ -394,7 +394,7 @@ class Run:
         with self._lock:
             self.totals.loop_detected = True
 
-    # -- detectors (DESIGN section 5) -----------------------------------------
+    # -- detectors (docs/architecture.md) -----------------------------------------
     def observe_prompt(self, messages: Sequence[tuple[str, str]]) -> dict[str, Any]:
         """Fingerprint the (role, text) messages of a request; returns the LLM span's context attributes."""
         obs = self._detectors.observe_prompt(messages)

@@ -129,7 +129,7 @@ SESSION_ID: Final = "session.id"  # Claude Code, Gemini CLI, OpenInference, ...
 CONVERSATION_ID: Final = "conversation.id"  # Codex
 SESSION_KEYS: Final = (SESSION_ID, CONVERSATION_ID, GEN_AI_CONVERSATION_ID)
 
-# Outcomes (DESIGN section 8)
+# Outcomes (the `outcome` run field of `--format json`)
 OUTCOME_ACCEPTED: Final = "accepted"
 OUTCOME_REJECTED: Final = "rejected"
 OUTCOME_ABANDONED: Final = "abandoned"

@@ -1,4 +1,4 @@
-"""JSON twins of the pages (DESIGN section 8 dicts, exactly as ``runtrace runs/show --format json``) and /metrics."""
+"""JSON twins of the pages (run dicts of `--format json` (README, docs/architecture.md), exactly as ``runtrace runs/show --format json``) and /metrics."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Read runs out of the store as the plain dicts of DESIGN section 8.
+"""Read runs out of the store as the plain dicts of `--format json` (README; docs/architecture.md).
 
 These dicts are a contract (``runtrace runs --format json``, ``runtrace show
 RUN --format json``, the web UI's JSON twins): the section-8 keys keep their
