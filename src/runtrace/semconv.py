@@ -122,7 +122,7 @@ ROLE_RUN: Final = "run"
 ROLE_OUTCOME: Final = "outcome"
 OUTCOME_SPAN_NAME: Final = "run.outcome"
 BAGGAGE_RUN_ID: Final = RUN_ID  # the W3C baggage key that carries the run id
-# Runs from outside runtrace (DESIGN 6b): a span without runtrace.run.id belongs to its
+# Runs from outside runtrace (docs/architecture.md, "How spans become runs"): a span without runtrace.run.id belongs to its
 # session's run (these keys, span attributes before resource attributes, in this order),
 # else to its trace's run (run id = the 32-hex trace id, name = the root span's name).
 SESSION_ID: Final = "session.id"  # Claude Code, Gemini CLI, OpenInference, ...

@@ -29,7 +29,7 @@ so an agent's own spans join its session's run without being counted twice.
   of range``). When every span of the request is rejected, the request is a
   400 with the same message: there is nothing it succeeded at.
 - Spans that carry no ``runtrace.run.id`` (any other SDK) form runs like any
-  (DESIGN 6b: per session, else per trace), so they need no warning.
+  (docs/architecture.md: per session, else per trace), so they need no warning.
 """
 
 from __future__ import annotations

@@ -34,7 +34,7 @@ Field rules, per span (``semconv`` names):
 - Outcome span (role ``outcome``): an outcome at its end.
 - Every span: its start (``started`` = min), +1 span, loop flag, its trace id.
 
-Which run a span belongs to (DESIGN 6b, :func:`run_id_of`): its ``runtrace.run.id``;
+Which run a span belongs to (docs/architecture.md, :func:`run_id_of`): its ``runtrace.run.id``;
 else its session (``semconv.SESSION_KEYS``, span attributes before resource
 attributes; run id = that string); else its trace (run id = the 32-hex trace id).
 So every span belongs to a run: spans from other SDKs, and runtrace's own spans
@@ -157,7 +157,7 @@ def _session_id(attributes: Mapping[str, Any]) -> str | None:
 
 
 def run_id_of(record: SpanRecord) -> str:
-    """The run a span belongs to: run id, else session (span before resource), else trace (DESIGN 6b)."""
+    """The run a span belongs to: run id, else session (span before resource), else trace (docs/architecture.md, "How spans become runs")."""
     run_id = as_str(record.attributes.get(sc.RUN_ID))
     if run_id is not None:
         return run_id

@@ -6,7 +6,7 @@ which both the in-process adapter and the OTLP adapter feed), so the two paths
 cannot disagree and pricing, the run totals and the ClickHouse views all work
 from one set of names. It is pure: a record in, a record out.
 
-What it writes (DESIGN section 6b): the original attributes stay; the canonical
+What it writes (docs/architecture.md): the original attributes stay; the canonical
 ones (``gen_ai.operation.name``, ``gen_ai.provider.name``, ``gen_ai.request.model``,
 ``gen_ai.response.model``, ``gen_ai.usage.*``) are added only where absent, and
 ``runtrace.source.dialect`` names the dialect they were read from. Token
