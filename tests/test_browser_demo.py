@@ -34,9 +34,11 @@ def test_the_demo_runs_and_the_loop_explained(base: str, browser: Any, tmp_path:
     try:
         p = page.page
         p.goto(base + "/")
-        assert len(run_rows(p)) == len(demo.SCRIPTS)
+        from runtrace import _demo_providers
+
+        assert len(run_rows(p)) == len(demo.SCRIPTS) + 1  # + the multi-provider run, the last one made
         names = p.locator("table.runs tbody tr td:first-child a").all_inner_texts()
-        assert names == [s.name for s in reversed(demo.SCRIPTS)]  # newest first
+        assert names == [_demo_providers.NAME, *(s.name for s in reversed(demo.SCRIPTS))]  # newest first
         p.screenshot(path=str(tmp_path / "demo-runs.png"), full_page=True)
 
         with p.expect_navigation():
