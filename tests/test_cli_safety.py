@@ -141,7 +141,7 @@ def test_demo_twice_says_it_added_to_the_earlier_runs(tmp_path: Path) -> None:
     assert "already held" not in first.stderr
     second = runner().invoke(main, ["demo", "--store", str(store), "--pace", "0", "--quiet"])
     assert second.exit_code == 0, second.output
-    n = len(demo.SCRIPTS)
+    n = len(demo.SCRIPTS) + 1  # + the multi-provider run
     assert f"already held {n} demo runs from an earlier `runtrace demo`; this one added {n} more" in second.stderr
     assert second.stdout.count("fix flaky test #412") == 1  # the table shows this demo's runs only
     assert "…" not in second.stdout

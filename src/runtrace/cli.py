@@ -261,11 +261,11 @@ def _demo_runs_in(store_path: str | None) -> int:
     Told by the scripts' run names: the service name is the host program's when
     the demo runs inside an already instrumented process.
     """
-    from . import demo
+    from . import _demo_providers, demo
     from .store.db import Store
     from .store.errors import StoreError
 
-    names = sorted({script.name for script in demo.SCRIPTS})
+    names = sorted({script.name for script in demo.SCRIPTS} | {_demo_providers.NAME})
     try:
         with Store.open(store_path, create=False, readonly=None) as store:
             return int(store.execute(f"SELECT count(*) FROM runs WHERE name IN ({', '.join('?' * len(names))})",
