@@ -23,6 +23,7 @@ from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
 from . import runs, semconv
+from ._forksafe import ForkSafeLock
 from ._internal import fail_open
 
 _PENDING_CAP = 4096  # spans in flight that carry a run's name; a leaked (never ended) span must not grow this
@@ -39,7 +40,7 @@ class RunStampProcessor(SpanProcessor):
 
     def __init__(self) -> None:
         self._pending: dict[int, runs.Run] = {}  # span id -> the run it names, until it ends
-        self._lock = threading.Lock()
+        self._lock = ForkSafeLock()
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         if span.attributes is not None and semconv.RUN_ID in span.attributes:
@@ -104,7 +105,7 @@ class DuplicateMarker(SpanProcessor):
         self._ours: dict[int, str] = {}  # runtrace LLM span id -> its hex id, while open
         # foreign LLM span id -> (the span, its parent span id, runtrace hex id it is inside of)
         self._foreign: dict[int, tuple[Span, int | None, str | None]] = {}
-        self._lock = threading.Lock()
+        self._lock = ForkSafeLock()
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         with fail_open("mark duplicate LLM spans"):
@@ -218,12 +219,10 @@ def _wait(calls: Sequence[_Call], timeout_millis: float) -> bool:
 # goes on exporting, and a later flush of the same processor waits for it instead of
 # starting another (no pile of threads under a flush loop).
 _flushing: dict[int, _Call] = {}
-_flushing_lock = threading.Lock()
+_flushing_lock = ForkSafeLock()
 
 
 def _reset_in_child() -> None:
-    global _flushing_lock
-    _flushing_lock = threading.Lock()
     _flushing.clear()  # the parent's flush threads do not exist in a forked child
 
 

@@ -14,7 +14,6 @@ import importlib
 import logging
 import os
 import sys
-import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 
 from . import _config, detect, metrics, pricing, runs, semconv
+from ._forksafe import fork_safe_rlock
 from ._internal import fail_open
 from ._processors import DuplicateMarker, RunStampProcessor, SwitchableProcessor, flush_all, shutdown_all
 
@@ -62,22 +62,11 @@ class _State:
 
 STORE_QUEUE_SIZE = 65_536  # spans waiting for the local store (about 100 MB at worst)
 
-_lock = threading.RLock()
+_lock = fork_safe_rlock()  # re-created unheld in a forked child
 _state: _State | None = None
 _generation = 0  # bumped by uninstrument(), so hooks registered earlier stand down
 _switches: dict[int, SwitchableProcessor] = {}  # one per provider we ever joined
 _atexit_registered = False
-
-
-def _reinit_lock_in_child() -> None:
-    """A forked child has only the forking thread: a parent thread's hold on _lock (say, an
-    uninstrument() flushing) would otherwise never be released there."""
-    global _lock
-    _lock = threading.RLock()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_reinit_lock_in_child)
 
 
 def _resolve_store_path(store: str | os.PathLike[str] | bool | None) -> str | None:

@@ -55,6 +55,8 @@ from collections import OrderedDict, deque
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
+from ._forksafe import ForkSafeLock
+
 __all__ = [
     "CALL_KEYS_CAP", "COMPLETION_KEYS_CAP", "PENDING_COMPLETIONS_CAP", "CHARS_PER_4", "ContextTracker", "DETECTIONS_CAP",
     "Detection", "DetectorSnapshot", "FINGERPRINTS_CAP", "LoopDetector", "LoopThresholds",
@@ -260,7 +262,7 @@ def _probe_estimator(candidates: Sequence[_BpeFile] = _OFFLINE_BPE,
 
 
 _estimator: TokenEstimator | None = None
-_estimator_lock = threading.Lock()
+_estimator_lock = ForkSafeLock()
 
 
 def token_estimator() -> TokenEstimator:
@@ -609,7 +611,7 @@ class RunDetectors:
         self.loop = LoopDetector(thresholds)
         self.reads = RepeatedReads()
         self.context = ContextTracker(estimator=estimator)
-        self._lock = threading.Lock()
+        self._lock = ForkSafeLock()
         self._detections: list[Detection] = []
         self._detections_total = 0
         self._reinjected_messages = 0

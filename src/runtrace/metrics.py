@@ -24,8 +24,6 @@ Recording is fail-open and costs a few dictionary look-ups when nothing listens.
 from __future__ import annotations
 
 import logging
-import os
-import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -33,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 from opentelemetry import metrics as metrics_api
 
 from . import _config, semconv
+from ._forksafe import ForkSafeLock
 from ._internal import fail_open
 
 if TYPE_CHECKING:
@@ -91,17 +90,8 @@ class _State:
     own_provider: MeterProvider | None
 
 
-_lock = threading.Lock()
+_lock = ForkSafeLock()  # re-created unheld in a forked child
 _state: _State | None = None
-
-
-def _reinit_lock_in_child() -> None:
-    global _lock
-    _lock = threading.Lock()  # a parent thread may have held it at fork
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_reinit_lock_in_child)
 
 
 def otlp_metrics_endpoint(explicit: str | None) -> str | None:

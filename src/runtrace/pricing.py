@@ -49,7 +49,6 @@ import logging
 import math
 import os
 import sys
-import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -61,6 +60,7 @@ from genai_prices import Usage, data_snapshot
 from genai_prices.types import CalcPrice, ModelInfo, ModelPrice, Provider
 
 from . import semconv
+from ._forksafe import ForkSafeLock
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -739,7 +739,7 @@ def load_prices_file(path: str | os.PathLike[str]) -> Pricer:
 
 
 _default: Pricer | None = None
-_default_lock = threading.Lock()
+_default_lock = ForkSafeLock()
 
 
 def default_pricer() -> Pricer:

@@ -17,12 +17,12 @@ Pure: no OpenTelemetry, no SDKs; the instrumentation supplies the pieces.
 from __future__ import annotations
 
 import math
-import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from . import detect
+from ._forksafe import ForkSafeLock
 
 PriceFn = Callable[[int, int], "float | None"]  # (input tokens, output tokens) -> USD; None: unknown price
 
@@ -70,7 +70,7 @@ class PromptTokenCounter:
     def __init__(self, cap: int = 4096) -> None:
         self._cap = cap
         self._counts: OrderedDict[tuple[str, int, int], int] = OrderedDict()
-        self._lock = threading.Lock()
+        self._lock = ForkSafeLock()
 
     def count(self, messages: Sequence[tuple[str, str]]) -> int:
         estimator = detect.token_estimator()

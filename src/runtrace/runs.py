@@ -15,7 +15,6 @@ import functools
 import inspect
 import json
 import logging
-import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -26,6 +25,7 @@ from opentelemetry import baggage, context, trace
 
 from . import _config, detect, metrics, projection, semconv
 from ._errors import record_error
+from ._forksafe import ForkSafeLock
 from ._internal import fail_open
 from .budget import Breach, Budget, BudgetExceeded
 
@@ -39,7 +39,7 @@ _current: contextvars.ContextVar[Run | None] = contextvars.ContextVar("runtrace_
 # of them is for a known run even before its spans have been flushed to the store.
 _LOCAL_RUNS_KEPT = 10_000
 _local_runs: dict[str, None] = {}
-_local_runs_lock = threading.Lock()
+_local_runs_lock = ForkSafeLock()
 _UNKNOWN_WARNED_MAX = 100
 _unknown_warned: set[str] = set()
 
@@ -132,7 +132,7 @@ class Run:
         self.outcome_by: str | None = None
         self.stop_reason: str | None = None
         self.totals = RunTotals()
-        self._lock = threading.Lock()
+        self._lock = ForkSafeLock()
         self._active: _Active | None = None
         self._warned: set[str] = set()
         self._ended = False

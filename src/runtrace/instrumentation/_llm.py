@@ -15,7 +15,6 @@ caller's result.
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -28,6 +27,7 @@ from opentelemetry.trace import SpanKind
 
 from .. import _config, detect, metrics, pricing, projection, runs, semconv
 from .._errors import record_error
+from .._forksafe import ForkSafeLock
 from .._internal import fail_open
 from . import _wrap
 
@@ -223,7 +223,7 @@ class LLMCall:
         self.run = runs.current_run()
         self.started = datetime.now(timezone.utc)
         self._t0 = time.monotonic()
-        self._lock = threading.Lock()
+        self._lock = ForkSafeLock()
         self._ended = False
         self._first_chunk_s: float | None = None
         attrs = dict(request.attributes)

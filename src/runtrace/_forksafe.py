@@ -1,0 +1,60 @@
+"""Locks that a forked child can take.
+
+``fork()`` copies only the forking thread, but it copies every lock in the state
+it was in: a lock another parent thread held at that moment stays held in the
+child forever, and the child's first span, run or flush then hangs on it. The
+OTel SDK re-creates its own locks after fork (``os.register_at_fork``); this
+does the same for every lock runtrace makes, in one place, so a new lock cannot
+be forgotten.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import weakref
+from collections.abc import Callable
+from types import TracebackType
+
+
+class ForkSafeLock:
+    """A ``threading.Lock`` (or ``RLock``) replaced by a fresh, unheld one in a forked child."""
+
+    __slots__ = ("_factory", "_lock", "__weakref__")
+
+    def __init__(self, factory: Callable[[], threading.Lock] | Callable[[], threading.RLock] = threading.Lock) -> None:
+        self._factory = factory
+        self._lock = factory()
+        _locks.add(self)
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        return self._lock.acquire(blocking, timeout)
+
+    def release(self) -> None:
+        self._lock.release()
+
+    def __enter__(self) -> bool:
+        return self._lock.acquire()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self._lock.release()
+
+    def _reset(self) -> None:
+        self._lock = self._factory()
+
+
+def fork_safe_rlock() -> ForkSafeLock:
+    return ForkSafeLock(threading.RLock)
+
+
+_locks: weakref.WeakSet[ForkSafeLock] = weakref.WeakSet()
+
+
+def _reset_in_child() -> None:
+    for lock in list(_locks):
+        lock._reset()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_in_child)
