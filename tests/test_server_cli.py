@@ -20,7 +20,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor
 import runtrace
 from runtrace import semconv as sc
 from runtrace.cli import main
-from runtrace.cli_serve import is_loopback
+from runtrace.cli.serve import is_loopback
 from runtrace.store.db import Store
 from runtrace.store.queries import get_run
 from test_server_support import free_port

@@ -1,7 +1,7 @@
 """``runtrace report``: what the runs of a period cost, per accepted run, by project/owner/model/provider.
 
 Pure reads over the store's ``runs`` and ``run_models`` tables; the command in
-``cli_serve`` only renders the result. The unit is the accepted run: cost per
+``cli.serve`` only renders the result. The unit is the accepted run: cost per
 accepted run is *all* the group's spend (wasted runs included) divided by its
 accepted runs, which is what a team pays for each piece of work it keeps.
 

@@ -18,8 +18,8 @@ from typing import Any, TypeVar
 
 import click
 
-from . import semconv as sc
-from .agents_setup import (
+from .. import semconv as sc
+from ..agents_setup import (
     AGENTS,
     Budget,
     SetupError,
@@ -46,7 +46,7 @@ def _home(home: str | None) -> Path:
 
 
 def _store_path(store: str | None) -> str:
-    from .store.db import default_path
+    from ..store.db import default_path
 
     return str(Path(store).expanduser().resolve()) if store else str(default_path().resolve())
 
@@ -228,9 +228,9 @@ def check(agent: str, store_path: str | None, budget_usd: float | None, max_tool
 
 
 def _check(store_path: str | None, budget: Budget) -> str | None:
-    from .agents_budget import check_session, deny_output
-    from .store.db import Store
-    from .store.errors import StoreNotFoundError
+    from ..agents_budget import check_session, deny_output
+    from ..store.db import Store
+    from ..store.errors import StoreNotFoundError
 
     payload = json.loads(sys.stdin.read() or "{}")
     session_id = payload.get("session_id") if isinstance(payload, dict) else None

@@ -14,8 +14,10 @@ from typing import Any
 
 import click
 
-from . import cli_output, cli_tables, semconv
-from .cli_tables import money, tokens
+from .. import semconv
+from . import output as cli_output
+from . import tables as cli_tables
+from .tables import money, tokens
 
 STORE_OPTION = click.option(
     "--store", "store_path", type=click.Path(dir_okay=False), envvar=semconv.ENV_STORE, show_envvar=True,
@@ -45,8 +47,8 @@ def parse_when(value: str | None) -> datetime | None:
 
 def open_store(store_path: str | None) -> Any:
     """The store for a command that only reads: read-only when the file cannot be written."""
-    from .store.db import Store
-    from .store.errors import StoreError, StoreNotFoundError
+    from ..store.db import Store
+    from ..store.errors import StoreError, StoreNotFoundError
 
     try:
         return Store.open(store_path, create=False, readonly=None)
@@ -66,7 +68,7 @@ class _Group(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         import sqlite3
 
-        from .store.errors import StoreError
+        from ..store.errors import StoreError
 
         try:
             return super().invoke(ctx)
@@ -76,12 +78,12 @@ class _Group(click.Group):
 
 
 def console() -> Any:
-    """The CLI's one console (see :func:`runtrace.cli_output.console`)."""
+    """The CLI's one console (see :func:`runtrace.cli.output.console`)."""
     return cli_output.console()
 
 
 def runs_table(rows: list[dict[str, Any]], title: str | None = None, *, width: int | None = None) -> Any:
-    """The runs table for the console's width (see :mod:`runtrace.cli_tables`)."""
+    """The runs table for the console's width (see :mod:`runtrace.cli.tables`)."""
     return cli_tables.runs_table(rows, width=width or console().width, title=title)
 
 
@@ -107,7 +109,7 @@ def main() -> None:
 def runs_command(store_path: str | None, project: str | None, owner: str | None, outcome: str | None,
                  since: str | None, limit: int, fmt: str) -> None:
     """List runs, newest first."""
-    from .store.queries import list_runs
+    from ..store.queries import list_runs
 
     store = open_store(store_path)
     try:
@@ -157,7 +159,7 @@ def explanation_lines(run: dict[str, Any]) -> list[str]:
     Every value from the spans goes through :func:`cli_output.safe`; the sentences
     are the ones :mod:`runtrace.explain` writes for the web page, capture rules included.
     """
-    from . import explain
+    from .. import explain
 
     safe = cli_output.safe
     lines = [f"[bold red]{safe(line)}[/]" for line in explain.headline(run)]
@@ -189,8 +191,8 @@ def show_command(run_id: str, store_path: str | None, fmt: str) -> None:
     """Show one run (an id or a unique prefix of one): totals, what went wrong, budget, and span tree."""
     from rich.tree import Tree
 
-    from .store.errors import AmbiguousRunIdError
-    from .store.queries import get_run
+    from ..store.errors import AmbiguousRunIdError
+    from ..store.queries import get_run
 
     if not run_id.strip():
         raise click.BadParameter("give a run id or a unique prefix of one (see `runtrace runs`)",
@@ -234,8 +236,8 @@ def show_command(run_id: str, store_path: str | None, fmt: str) -> None:
               help="Simulated latency (seconds per 1,000 output tokens); 0 runs instantly.")
 def demo_command(store_path: str | None, quiet: bool, pace: float) -> None:
     """Run a scripted coding agent against a built-in fake LLM and show its runs."""
-    from . import demo
-    from .store.queries import list_runs
+    from .. import demo
+    from ..store.queries import list_runs
 
     earlier = _demo_runs_in(store_path)
     started = datetime.now(timezone.utc)
@@ -261,9 +263,9 @@ def _demo_runs_in(store_path: str | None) -> int:
     Told by the scripts' run names: the service name is the host program's when
     the demo runs inside an already instrumented process.
     """
-    from . import _demo_providers, demo
-    from .store.db import Store
-    from .store.errors import StoreError
+    from .. import _demo_providers, demo
+    from ..store.db import Store
+    from ..store.errors import StoreError
 
     names = sorted({script.name for script in demo.SCRIPTS} | {_demo_providers.NAME})
     try:
@@ -276,9 +278,9 @@ def _demo_runs_in(store_path: str | None) -> int:
 
 def _attach_optional_commands() -> None:
     """Commands in modules of their own; one that cannot load still lists and says why."""
-    for module, names in (("runtrace.cli_serve", ("serve", "report", "reprice")),
-                          ("runtrace.cli_scale", ("prices", "forward")),
-                          ("runtrace.cli_outcome", ("outcome",)), ("runtrace.cli_agents", ("agents",))):
+    for module, names in (("runtrace.cli.serve", ("serve", "report", "reprice")),
+                          ("runtrace.cli.scale", ("prices", "forward")),
+                          ("runtrace.cli.outcome", ("outcome",)), ("runtrace.cli.agents", ("agents",))):
         try:
             mod = __import__(module, fromlist=list(names))
         except ImportError as exc:

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .cli_output import safe
+from .output import safe
 
 __all__ = ["CSV_FIELDS", "csv_rows", "id_prefix_length", "runs_table"]
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from . import semconv
+from .. import semconv
 
 __all__ = ["forward", "prices"]
 
@@ -35,8 +35,8 @@ def export(fmt: str, table: str, output: Path | None) -> None:
     \b
     runtrace prices export | clickhouse-client --multiquery
     """
-    from .pricing import GENAI_PRICES_TABLE
-    from .scale import prices as price_data
+    from ..pricing import GENAI_PRICES_TABLE
+    from ..scale import prices as price_data
 
     rows = price_data.price_rows()
     text = price_data.to_clickhouse_sql(rows, table=table) if fmt == "clickhouse" else price_data.to_tsv(rows)
@@ -62,7 +62,7 @@ def model_prices(pattern: str | None) -> list[tuple[str, str, float | None, floa
 
     from genai_prices import data_snapshot
 
-    from .pricing import TokenUsage, default_pricer
+    from ..pricing import TokenUsage, default_pricer
 
     pricer = default_pricer()
     needle = (pattern or "").strip().lower()
@@ -94,7 +94,7 @@ def list_prices(pattern: str | None, fmt: str) -> None:
     """
     import json
 
-    from .cli_output import console, safe, write_csv
+    from .output import console, safe, write_csv
 
     rows = model_prices(pattern)
     if fmt == "json":
@@ -143,9 +143,9 @@ def forward(url: str, store_path: Path | None, batch_size: int, restart: bool, t
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from .scale.forward import Forwarder, ForwardError
-    from .store.db import Store
-    from .store.errors import StoreError
+    from ..scale.forward import Forwarder, ForwardError
+    from ..store.db import Store
+    from ..store.errors import StoreError
 
     try:
         store = Store.open(store_path, create=False)

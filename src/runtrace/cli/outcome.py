@@ -12,7 +12,7 @@ import json
 
 import click
 
-from . import semconv
+from .. import semconv
 
 __all__ = ["outcome"]
 
@@ -36,9 +36,9 @@ class UnknownRunExit(click.ClickException):
 def outcome(run_id: str | None, verdict: str | None, by: str | None, reason: str | None, pending: bool,
             store_path: str | None, fmt: str) -> None:
     """Record VERDICT (accepted, rejected, abandoned) for the run RUN_ID (its full id)."""
-    from .cli import open_store
-    from .store.errors import UnknownRunError
-    from .store.verdicts import list_pending, record_verdict
+    from ..store.errors import UnknownRunError
+    from ..store.verdicts import list_pending, record_verdict
+    from .app import open_store
 
     if pending:
         if run_id is not None:

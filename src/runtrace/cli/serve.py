@@ -15,8 +15,8 @@ from typing import Any
 
 import click
 
-from . import semconv
-from .cli_output import plain, safe
+from .. import semconv
+from .output import plain, safe
 
 __all__ = ["reprice", "report", "serve"]
 
@@ -40,7 +40,7 @@ def is_loopback(host: str) -> bool:
 
 
 def _money(value: float | None) -> str:
-    from .server.format import money
+    from ..server.format import money
 
     return money(value)
 
@@ -51,7 +51,7 @@ def _pct(value: float | None) -> str:
 
 def _console() -> Any:
     """The CLI's one console: the terminal's width, or wide enough when piped that no figure is cut."""
-    from .cli_output import console
+    from .output import console
 
     return console()
 
@@ -62,7 +62,7 @@ def _echo_json(data: Any) -> None:
 
 def _write_csv(header: list[str], rows: Iterable[list[Any]]) -> None:
     """CSV to stdout; text cells that a spreadsheet would run as a formula are neutralised."""
-    from .cli_output import write_csv
+    from .output import write_csv
 
     write_csv(header, rows)
 
@@ -97,10 +97,10 @@ def serve(host: str, port: int, store_path: str | None, token: str | None, max_b
     """Web UI and OTLP/HTTP receiver (POST /v1/traces) on one port."""
     import uvicorn
 
-    from .server import create_app
-    from .server.app import LOOPBACK_HOSTS
-    from .server.limits import accept_backlog_for, limited_protocol, max_connections_for, raise_fd_limit
-    from .store.db import Store
+    from ..server import create_app
+    from ..server.app import LOOPBACK_HOSTS
+    from ..server.limits import accept_backlog_for, limited_protocol, max_connections_for, raise_fd_limit
+    from ..store.db import Store
 
     loopback = is_loopback(host)
     if not loopback and not token:
@@ -178,8 +178,8 @@ def _bind(host: str, port: int, backlog: int) -> socket.socket:
 @_FORMAT
 def report(store_path: str | None, since: str | None, until: str | None, by: str | None, fmt: str) -> None:
     """Cost per accepted run, runs by outcome, abandoned rate, tool calls, repeated reads, unpriced calls."""
-    from .cli import open_store, parse_when
-    from .report import OUTCOME_ORDER, build_report
+    from ..report import OUTCOME_ORDER, build_report
+    from .app import open_store, parse_when
 
     since_at, until_at = parse_when(since), parse_when(until)
     store = open_store(store_path)
@@ -251,10 +251,10 @@ def reprice(model: str, provider: str | None, tier: str | None, token_ratio: flo
             since: str | None, until: str | None, project: str | None, runs: tuple[str, ...], limit: int,
             small_calls: int, small_tokens: int, frontier_ratio: float, fmt: str) -> None:
     """What the recorded runs would cost on another model or tier, beside what they cost."""
-    from .cli import open_store, parse_when
-    from .reprice import reprice as run_reprice
-    from .store.errors import AmbiguousRunIdError
-    from .store.queries import resolve_run_id
+    from ..reprice import reprice as run_reprice
+    from ..store.errors import AmbiguousRunIdError
+    from ..store.queries import resolve_run_id
+    from .app import open_store, parse_when
 
     if not token_ratio > 0:
         raise click.BadParameter(f"must be a positive number, got {token_ratio}", param_hint="--token-ratio")
