@@ -19,7 +19,7 @@ from . import semconv
 from .display import duration, money, tokens, when
 
 __all__ = ["Detection", "Gauge", "Unpriced", "detections", "explain_event", "gauges", "headline", "tree_order",
-           "unpriced", "verdict"]
+           "unpriced", "verdict", "why_unpriced"]
 
 
 def ns(iso_text: str | None) -> int | None:
@@ -313,6 +313,11 @@ def _why(span: Mapping[str, Any]) -> str:
     if reason:
         return f"A call to {model} is unpriced ({reason})."
     return f"A call to {model} is unpriced: it carried no cost and no reason; {_UNKNOWN_MODEL_FIX}."
+
+
+def why_unpriced(span: Mapping[str, Any]) -> str:
+    """Why one LLM call is unpriced and how to fix it: the run page's side panel says it for the selected span."""
+    return _why(span)
 
 
 def unpriced(run: Mapping[str, Any]) -> list[Unpriced]:

@@ -12,13 +12,14 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from ..store.errors import UnknownRunError
-from ..store.queries import list_runs
+from ..store.errors import AmbiguousRunIdError, UnknownRunError
+from ..store.queries import first_span_start_ns, get_span, list_runs, resolve_run_id, span_outline
 from ..store.verdicts import list_pending, record_verdict
 from .metrics import CONTENT_TYPE, render_metrics
 from .pages import FILTER_PARAMS, bad_request, check_params, load_run, parse_filter
+from .spanview import PAGE_SPANS, outline_page, span_detail
 
-__all__ = ["metrics", "outcome", "pending_outcomes", "run", "runs"]
+__all__ = ["metrics", "outcome", "pending_outcomes", "run", "run_span", "run_spans", "runs"]
 
 MAX_LIMIT = 1000
 MAX_VERDICT_BYTES = 64 * 1024
@@ -80,6 +81,54 @@ async def runs(request: Request) -> Response:
 async def run(request: Request) -> Response:
     """``GET /api/runs/{id}``: one run with its spans; the id may be a unique prefix."""
     return _json(await load_run(request))
+
+
+async def _run_id(request: Request) -> str:
+    """The full id of the run ``{run_id}`` names (an id or a unique prefix): 400 when ambiguous, 404 when absent."""
+    run_id = request.path_params["run_id"]
+    store = request.app.state.store
+
+    def resolve() -> str | None:
+        try:
+            return resolve_run_id(store, run_id)
+        except AmbiguousRunIdError as exc:
+            raise bad_request(str(exc)) from None
+
+    full = await run_in_threadpool(resolve)
+    if full is None:
+        raise HTTPException(404, f"no run {run_id!r} in this store")
+    return full
+
+
+async def run_spans(request: Request) -> Response:
+    """``GET /api/runs/{id}/spans?offset=&limit=``: timeline rows in the run page's tree order, a page at a time.
+
+    Rows carry no attributes (``/api/runs/{id}/spans/{span_id}`` has them), so
+    a page of a 5,000-span run is a few kilobytes.
+    """
+    check_params(request, ("offset", "limit"))
+    offset = _int(request, "offset", 0, low=0, high=10**9)
+    limit = _int(request, "limit", PAGE_SPANS, low=1, high=MAX_LIMIT)
+    run_id = await _run_id(request)
+    store = request.app.state.store
+    spans = await run_in_threadpool(span_outline, store, run_id)
+    return _json({"run_id": run_id, **outline_page(spans, offset=offset, limit=limit)})
+
+
+async def run_span(request: Request) -> Response:
+    """``GET /api/runs/{id}/spans/{span_id}``: one span with everything the side panel shows."""
+    check_params(request, ())
+    run_id = await _run_id(request)
+    span_id = request.path_params["span_id"]
+    store = request.app.state.store
+
+    def load() -> tuple[dict[str, Any] | None, int | None]:
+        return get_span(store, run_id, span_id), first_span_start_ns(store, run_id)
+
+    span, start = await run_in_threadpool(load)
+    if span is None:
+        raise HTTPException(404, f"no span {span_id!r} in run {run_id!r}")
+    return _json(span_detail(span, run_start_ns=start))
 
 
 async def metrics(request: Request) -> Response:

@@ -17,7 +17,7 @@ from markupsafe import Markup
 
 from .format import money
 
-__all__ = ["PALETTE_SIZE", "Series", "cost_curve", "nice_ticks", "stacked_bars"]
+__all__ = ["PALETTE_SIZE", "Series", "cost_curve", "nice_ticks", "stacked_bars", "time_axis"]
 
 PALETTE_SIZE = 8
 _H = 220
@@ -44,6 +44,25 @@ def nice_ticks(top: float, count: int = 4) -> list[float]:
     while ticks[-1] < top - 1e-12:
         ticks.append(round(ticks[-1] + step, 12))
     return ticks
+
+
+_UNITS = ((2.0, "ms", 1000.0), (120.0, "s", 1.0), (7200.0, "min", 1 / 60), (math.inf, "h", 1 / 3600))
+
+
+def time_axis(total_s: float, count: int = 4) -> list[tuple[float, str]]:
+    """Ticks for a time axis from 0 to ``total_s`` seconds: (percent along the axis, label).
+
+    The unit follows the length (ms below 2 s, s below 2 min, min below 2 h,
+    then h) and the steps are round numbers in it, so a 12 ms run reads
+    "0 ms, 5 ms, 10 ms" rather than "0 s, 0 s, 0.01 s".
+    """
+    total_s = max(total_s, 0.0) if math.isfinite(total_s) else 0.0
+    _limit, unit, factor = next(u for u in _UNITS if total_s < u[0])
+    top = total_s * factor
+    if top <= 0:
+        return [(0.0, f"0 {unit}")]
+    ticks = [t for t in nice_ticks(top, count) if t <= top * (1 + 1e-9)]
+    return [(round(100.0 * t / top, 3), f"{_fmt_num(t)} {unit}") for t in ticks]
 
 
 def _fmt_num(value: float) -> str:
@@ -108,10 +127,9 @@ def cost_curve(points: Sequence[tuple[float, float]], *, duration_s: float,
     for x, y in points:
         body.append(Markup('<circle class="dot s0" cx="{:.1f}" cy="{:.1f}" r="3">'
                            '<title>{} at {} s</title></circle>').format(sx(x), sy(y), money(y), _fmt_num(x)))
-    for i in range(5):
-        x = x_max * i / 4
-        body.append(Markup('<text class="xlabel" x="{:.1f}" y="{}">{} s</text>').format(
-            sx(x), _H - 8, _fmt_num(round(x, 2))))
+    for pct, text in time_axis(x_max):
+        body.append(Markup('<text class="xlabel" x="{:.1f}" y="{}">{}</text>').format(
+            sx(x_max * pct / 100), _H - 8, text))
     return _svg(Markup("").join(body), "cumulative cost of the run over time", w)
 
 

@@ -28,6 +28,7 @@ from ..store.errors import AmbiguousRunIdError, StoreError
 from ..store.queries import get_run
 from . import charts, format, queries
 from .runview import build_run_view
+from .spanview import PAGE_SPANS
 
 __all__ = ["EXCEPTION_HANDLERS", "env", "parse_filter", "run_page", "runs_page", "search_page", "spend_page"]
 
@@ -203,10 +204,10 @@ async def load_run(request: Request) -> dict[str, Any]:
 
 async def run_page(request: Request) -> Response:
     run = await load_run(request)
-    view = build_run_view(run)
+    view = build_run_view(run, row_limit=PAGE_SPANS)
     curve = charts.cost_curve(view.curve, duration_s=view.total_s,
                               budget_usd=(run.get("budget") or {}).get("max_cost_usd"))
-    return render(request, "run.html", run=run, view=view, curve=curve)
+    return render(request, "run.html", run=run, view=view, curve=curve, axis=charts.time_axis(view.total_s))
 
 
 async def search_page(request: Request) -> Response:

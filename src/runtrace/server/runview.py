@@ -27,6 +27,7 @@ from ..explain import (
     unpriced,
     verdict,
 )
+from .spanview import row_flags, tool_subject
 
 __all__ = ["CONTENT_KEYS", "Detection", "Gauge", "RunView", "SpanRow", "Unpriced", "build_run_view",
            "explain_event"]
@@ -46,6 +47,7 @@ class SpanRow:
     content: list[tuple[str, str]]  # (attribute, pretty text) of captured prompt/completion/tool content
     attributes: list[tuple[str, str]]  # everything else, as text
     flags: list[str]
+    subject: str | None = None  # a tool call's file or command, when its arguments were captured
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,8 @@ class RunView:
     headline: list[str]  # what ended the run: its error, or its budget stop
     unpriced: list[Unpriced]  # why each kind of unpriced call is unpriced, and how to fix it
     notes: tuple[str, ...] = ()  # what the page cannot show, and agent figures beside runtrace's
+    row_total: int = 0  # rows of the whole timeline; ``rows`` holds the first page of them
+    agent_cost_usd: float | None = None  # a coding agent's own figure for the run, beside runtrace's price
 
 
 _AGENT_NAMES = {name: "Claude Code" for name in semconv.CLAUDE_SERVICE_NAMES}
@@ -102,21 +106,11 @@ def _pretty(value: Any) -> str:
     return json.dumps(value, indent=2, ensure_ascii=False)
 
 
-def _flags(span: Mapping[str, Any]) -> list[str]:
-    attrs = span["attributes"]
-    flags = []
-    if attrs.get(semconv.LOOP_DETECTED):
-        flags.append("loop")
-    if attrs.get(semconv.TOOL_REPEATED_READ):
-        flags.append("repeated read")
-    if span["status"] == "ERROR":
-        flags.append("error")
-    if span["kind"] == "llm" and span["cost_usd"] is None:
-        flags.append("unpriced")
-    return flags
+def build_run_view(run: dict[str, Any], *, row_limit: int | None = None) -> RunView:
+    """The run page's data; only the first ``row_limit`` timeline rows are built (the page fetches the rest).
 
-
-def build_run_view(run: dict[str, Any]) -> RunView:
+    Detections, the cost curve and the gauges still read every span.
+    """
     spans = run["spans"]
     starts = [ns(s["start"]) or 0 for s in spans]
     ends = [ns(s["end"]) or 0 for s in spans]
@@ -126,7 +120,7 @@ def build_run_view(run: dict[str, Any]) -> RunView:
     rows = []
     by_id = {s["span_id"]: (st, en) for s, st, en in zip(spans, starts, ends, strict=True)}
     ordered = tree_order(spans)
-    for span, depth in ordered:
+    for span, depth in ordered[:row_limit]:
         st, en = by_id[span["span_id"]]
         attrs = span["attributes"]
         rows.append(SpanRow(
@@ -136,7 +130,8 @@ def build_run_view(run: dict[str, Any]) -> RunView:
             offset_s=(st - t0) / 1e9,
             content=[(k, _pretty(attrs[k])) for k in CONTENT_KEYS if k in attrs],
             attributes=[(k, _text(v)) for k, v in sorted(attrs.items()) if k not in CONTENT_KEYS],
-            flags=_flags(span),
+            flags=row_flags(span),
+            subject=tool_subject(attrs.get(semconv.GEN_AI_TOOL_CALL_ARGUMENTS)) if span["kind"] == "tool" else None,
         ))
     curve: list[tuple[float, float]] = []
     total = 0.0
@@ -148,4 +143,5 @@ def build_run_view(run: dict[str, Any]) -> RunView:
     return RunView(run=run, rows=rows, total_s=total_s, curve=curve, gauges=gauges(run, total_s),
                    detections=detections([s for s, _ in ordered]), verdict=verdict(run),
                    headline=headline(run), unpriced=unpriced(run),
-                   notes=_notes(run, spans))
+                   notes=_notes(run, spans), row_total=len(ordered),
+                   agent_cost_usd=run.get("agent_cost_usd"))

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from datetime import datetime, timezone
 from typing import Any
 
+from .. import semconv
 from .aggregate import NANO
 from .db import Store
 from .errors import AmbiguousRunIdError
@@ -230,3 +231,46 @@ def get_run(store: Store, run_id: str) -> dict[str, Any] | None:
     run["spans"] = [_span_dict(s) for s in store.execute(
         "SELECT * FROM spans WHERE run_id = ? ORDER BY start_ns, end_ns DESC, span_id", (full,))]
     return run
+
+
+# --- one span at a time (the run page's side panel and its paged timeline) -----
+
+_OUTLINE_FLAGS = (semconv.LOOP_DETECTED, semconv.TOOL_REPEATED_READ, semconv.TOOL_REFUSED)
+
+
+def span_outline(store: Store, run_id: str) -> list[dict[str, Any]]:
+    """Every span of the run ``run_id`` (a full id) without its attributes and events, by start time.
+
+    What the timeline needs to place and label a row, and nothing it does not:
+    a 5,000-span run's attributes and events are megabytes of JSON that the
+    paged timeline would parse only to throw away. ``attributes`` holds just
+    the flags a row shows (loop, repeated read, refused); ``arguments`` the
+    first 2,000 characters of a tool call's captured arguments, if any.
+    """
+    flags = ", ".join(f"json_extract(attributes, '$.\"{key}\"')" for key in _OUTLINE_FLAGS)
+    arguments = f"substr(json_extract(attributes, '$.\"{semconv.GEN_AI_TOOL_CALL_ARGUMENTS}\"'), 1, 2000)"
+    rows = store.execute(
+        "SELECT span_id, parent_span_id, name, kind, start_ns, end_ns, cost_usd, model, tool_name, status_code, "
+        f"{arguments}, {flags} FROM spans WHERE run_id = ? ORDER BY start_ns, end_ns DESC, span_id", (run_id,))
+    out = []
+    for r in rows:
+        values = tuple(r)[11:]
+        out.append({"span_id": r["span_id"], "parent_span_id": r["parent_span_id"], "name": r["name"],
+                    "kind": r["kind"], "start_ns": r["start_ns"], "end_ns": r["end_ns"], "cost_usd": r["cost_usd"],
+                    "model": r["model"], "tool_name": r["tool_name"], "status": r["status_code"],
+                    "duration_s": (r["end_ns"] - r["start_ns"]) / 1e9, "arguments": r[10],
+                    "attributes": {k: bool(v) for k, v in zip(_OUTLINE_FLAGS, values, strict=True) if v}})
+    return out
+
+
+def get_span(store: Store, run_id: str, span_id: str) -> dict[str, Any] | None:
+    """One span of the run ``run_id`` (a full id) as ``get_run`` gives it, with attributes and events; None if absent."""
+    rows = store.execute("SELECT * FROM spans WHERE run_id = ? AND span_id = ? ORDER BY start_ns LIMIT 1",
+                         (run_id, span_id))
+    return _span_dict(rows[0]) if rows else None
+
+
+def first_span_start_ns(store: Store, run_id: str) -> int | None:
+    """When the run's earliest span started (the run page's time zero), in ns; None for a run without spans."""
+    rows = store.execute("SELECT min(start_ns) FROM spans WHERE run_id = ?", (run_id,))
+    return None if rows[0][0] is None else int(rows[0][0])

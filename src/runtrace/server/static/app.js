@@ -34,6 +34,16 @@
         toggle.textContent = open ? "collapse all" : "expand all";
       });
     }
+    // On a narrow window the runs table hides its optional columns; this shows them (scrolling in its box).
+    var columns = document.getElementById("columns-toggle");
+    var runsTable = document.getElementById("runs-table");
+    if (columns && runsTable) {
+      columns.addEventListener("click", function () {
+        var all = runsTable.classList.toggle("all-cols");
+        columns.setAttribute("aria-pressed", all ? "true" : "false");
+        columns.textContent = all ? "fewer columns" : "show all columns";
+      });
+    }
     // A link to one span (#span-...) opens it.
     function openTarget() {
       if (location.hash.indexOf("#span-") === 0) {
