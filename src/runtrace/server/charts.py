@@ -24,6 +24,7 @@ _H = 220
 _LEFT, _RIGHT, _TOP, _BOTTOM = 70, 16, 14, 30
 CURVEwIDTH = 760  # about the width the run page gives the curve, so 11px text stays 11px
 BARSwIDTH = 1240
+_MAX_DOTS = 300  # a point per priced call, up to this many calls
 _BUDGET_SHOWN_UP_TO = 2.5  # a budget further above the spend than this would flatten the curve
 
 
@@ -124,7 +125,7 @@ def cost_curve(points: Sequence[tuple[float, float]], *, duration_s: float,
             _LEFT, w - _RIGHT, sy(budget_usd), sy(budget_usd), w - _RIGHT - 4, sy(budget_usd) - 5,
             money(budget_usd)))
     body.append(Markup('<path class="line s0" d="{}"/>').format("".join(path)))
-    for x, y in points:
+    for x, y in points if len(points) <= _MAX_DOTS else ():  # beyond that the dots hide the line and bloat the page
         body.append(Markup('<circle class="dot s0" cx="{:.1f}" cy="{:.1f}" r="3">'
                            '<title>{} at {} s</title></circle>').format(sx(x), sy(y), money(y), _fmt_num(x)))
     for pct, text in time_axis(x_max):
