@@ -45,6 +45,7 @@ env.filters.update(money=format.money, tokens=format.tokens, duration=format.dur
 env.globals.update(percent=format.percent, FLAGS=queries.FLAGS, SORTS=queries.SORTS, PERIODS=list(PERIODS),
                    OUTCOMES=sorted(semconv.OUTCOMES), VERDICTS=semconv.VERDICTS, KIND_LABELS=KIND_LABELS,
                    SEARCH_FIELDS=queries.SEARCH_FIELDS, SPEND_DIMENSIONS=queries.SPEND_DIMENSIONS,
+                   SPEND_BUCKETS=queries.SPEND_BUCKETS,
                    PALETTE_SIZE=charts.PALETTE_SIZE)
 
 
@@ -126,7 +127,7 @@ def time_range(request: Request, default_period: str = "all") -> tuple[str, int 
 FILTER_PARAMS = ("project", "owner", "outcome", "model", "flag", "q", "period", "since", "until")
 RUNS_PARAMS = (*FILTER_PARAMS, "sort", "order", "after")
 SEARCH_PARAMS = ("q", "field")
-SPEND_PARAMS = ("by", "period", "since", "until")
+SPEND_PARAMS = ("by", "bucket", "period", "since", "until")
 
 
 def parse_filter(request: Request) -> queries.RunFilter:
@@ -226,13 +227,16 @@ async def spend_page(request: Request) -> Response:
     dimension = _param(request, "by") or "project"
     if dimension not in queries.SPEND_DIMENSIONS:
         raise bad_request(f"by={dimension!r} is not one of {', '.join(queries.SPEND_DIMENSIONS)}")
+    bucket = _param(request, "bucket") or "auto"
+    if bucket not in queries.SPEND_BUCKETS:
+        raise bad_request(f"bucket={bucket!r} is not one of {', '.join(queries.SPEND_BUCKETS)}")
     period, since_ns, until_ns = time_range(request, default_period="30d")
     store = request.app.state.store
-    chart = await run_in_threadpool(queries.spend, store, dimension, since_ns=since_ns, until_ns=until_ns,
-                                    now_ns=time.time_ns())
+    chart = await run_in_threadpool(lambda: queries.spend(store, dimension, since_ns=since_ns, until_ns=until_ns,
+                                                          now_ns=time.time_ns(), bucket=bucket))
     svg = charts.stacked_bars(chart.labels, [charts.Series(name, tuple(values)) for name, values in chart.series],
                               label=f"spend per {chart.bucket} by {dimension}")
-    return render(request, "spend.html", chart=chart, svg=svg, dimension=dimension, period=period,
+    return render(request, "spend.html", chart=chart, svg=svg, dimension=dimension, period=period, bucket=bucket,
                   since=_param(request, "since") or "", until=_param(request, "until") or "",
                   url=lambda **kw: url_with(request, **kw))
 

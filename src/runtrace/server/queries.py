@@ -353,70 +353,133 @@ def group_hits(hits: list[SearchHit]) -> list[tuple[str | None, str | None, list
 
 # --- spend over time ------------------------------------------------------------
 
-SPEND_DIMENSIONS = ("project", "owner", "model", "provider")
+SPEND_DIMENSIONS = ("project", "owner", "model", "family", "provider")
+SPEND_BUCKETS = ("auto", "hour", "day", "week")
 _DAY_NS = 86_400 * NANO
 _HOUR_NS = 3_600 * NANO
+_WEEK_NS = 7 * _DAY_NS
+_WEEK_SHIFT_NS = 4 * _DAY_NS  # 1970-01-01 was a Thursday: weeks start on Mondays, 1970-01-05 the first
+_MAX_BUCKETS = 400
 TOP_SERIES = 7
+
+# A model's snapshot or version suffixes, stripped one after another to name its family:
+# gpt-4o-2024-08-06 -> gpt-4o, claude-sonnet-4-20250514 -> claude-sonnet-4, gpt-3.5-turbo-0125 -> gpt-3.5-turbo,
+# anthropic.claude-3-5-sonnet-20240620-v1:0 -> anthropic.claude-3-5-sonnet, gemini-1.5-flash-001 -> gemini-1.5-flash.
+_SNAPSHOT_SUFFIXES = tuple(re.compile(p) for p in (
+    r"-v\d+(:\d+)?$", r"[-@]\d{8}$", r"-\d{4}-\d{2}-\d{2}$", r"-(preview|exp)(-\d{2,4}){0,3}$", r"-\d{2}-\d{2}$",
+    r"-\d{3,4}$", r"-latest$"))
+
+
+def model_family(model: str) -> str:
+    """The model without its snapshot date or version suffix: the dated snapshots of one model are one family."""
+    family = model
+    changed = True
+    while changed:
+        changed = False
+        for pattern in _SNAPSHOT_SUFFIXES:
+            stripped = pattern.sub("", family)
+            if stripped != family and stripped:
+                family, changed = stripped, True
+    return family
 
 
 @dataclass(frozen=True)
 class SpendChart:
     dimension: str
-    bucket: str  # "hour" | "day"
+    bucket: str  # "hour" | "day" | "week"
     labels: list[str]
     series: list[tuple[str, list[float]]]  # (group, USD per bucket), biggest first; "other" last
     totals: list[tuple[str, float, int, int]]  # (group, USD, runs, unpriced calls), biggest first
+    total: tuple[float, int, int] = (0.0, 0, 0)  # (USD, runs, unpriced calls) of the whole period
+    members: dict[str, list[tuple[str, float, int, int]]] = field(default_factory=dict)  # family -> its snapshots
+
+
+def _bucket_size(bucket: str, start: int, end: int) -> int:
+    if bucket == "hour":
+        return _HOUR_NS
+    if bucket == "day":
+        return _DAY_NS
+    if bucket == "week":
+        return _WEEK_NS
+    # auto: hours for up to two days, days up to 90, weeks beyond
+    return _HOUR_NS if end - start <= 2 * _DAY_NS else _DAY_NS if end - start <= 90 * _DAY_NS else _WEEK_NS
+
+
+def _bucket_label(index: int, size: int, shift: int) -> str:
+    moment = datetime.fromtimestamp((index * size + shift) / NANO, tz=timezone.utc)
+    return moment.strftime("%m-%d %Hh" if size == _HOUR_NS else "%Y-%m-%d")
 
 
 def spend(store: Store, dimension: str, *, since_ns: int | None, until_ns: int | None,
-          now_ns: int) -> SpendChart:
+          now_ns: int, bucket: str = "auto") -> SpendChart:
     """Cost per time bucket and group; a run's cost counts at its start.
 
-    Hourly buckets for spans of up to two days, daily beyond. A run that used
-    two models splits its cost between them (``run_models``).
+    ``bucket`` is hour, day or week (weeks start on Monday), or auto: hourly
+    for spans of up to two days, daily up to 90 days, weekly beyond. At most
+    400 buckets are drawn (the newest). A run that used two models splits its
+    cost between them (``run_models``); ``family`` groups a model's dated
+    snapshots together and keeps them, per family, in ``members``.
     """
     if dimension not in SPEND_DIMENSIONS:
         raise ValueError(f"unknown dimension {dimension!r}; choose one of {', '.join(SPEND_DIMENSIONS)}")
+    if bucket not in SPEND_BUCKETS:
+        raise ValueError(f"unknown bucket {bucket!r}; choose one of {', '.join(SPEND_BUCKETS)}")
     where, params = replace(RunFilter(), since_ns=since_ns, until_ns=until_ns).where()
     where = where.replace("started_ns", "runs.started_ns")  # the only columns a time filter names
-    if dimension in ("project", "owner"):
-        group = f"coalesce(runs.{dimension}, '(none)')"
-        source, cost, unpriced = "runs", "runs.cost_nusd", "runs.unpriced_calls"
-    else:
-        group = f"coalesce(nullif(m.{dimension}, ''), '(unknown)')"
-        source, cost, unpriced = "run_models m JOIN runs ON runs.id = m.run_id", "m.cost_nusd", "m.unpriced_calls"
-    first_last = store.execute(f"SELECT min(started_ns), max(started_ns) FROM runs{where}", params)[0]
+    first_last = store.execute(f"SELECT min(started_ns), max(started_ns), total(cost_nusd), count(*), "
+                               f"total(unpriced_calls) FROM runs{where}", params)[0]
     if first_last[0] is None:
-        return SpendChart(dimension, "day", [], [], [])
+        return SpendChart(dimension, "day" if bucket == "auto" else bucket, [], [], [])
     start = since_ns if since_ns is not None else first_last[0]
     # A period runs up to now (or its end); "all time" up to the last run, not a day of empty bars.
     end = until_ns if until_ns is not None else (now_ns if since_ns is not None else first_last[1] + 1)
     end = max(end, start + 1)
-    size = _HOUR_NS if end - start <= 2 * _DAY_NS else _DAY_NS
-    first_bucket = start // size
-    count = int((end - 1) // size - first_bucket + 1)
-    if count > 400:  # a multi-year range: keep the newest 400 buckets
-        first_bucket = (end - 1) // size - 399
-        count = 400
+    size = _bucket_size(bucket, start, end)
+    shift = _WEEK_SHIFT_NS if size == _WEEK_NS else 0
+    first_bucket = (start - shift) // size
+    count = int((end - 1 - shift) // size - first_bucket + 1)
+    if count > _MAX_BUCKETS:  # a multi-year range: keep the newest buckets
+        first_bucket = (end - 1 - shift) // size - (_MAX_BUCKETS - 1)
+        count = _MAX_BUCKETS
+    column = "model" if dimension == "family" else dimension
+    if dimension in ("project", "owner"):
+        group = f"coalesce(runs.{dimension}, '(none)')"
+        source, cost, unpriced = "runs", "runs.cost_nusd", "runs.unpriced_calls"
+    else:
+        group = f"coalesce(nullif(m.{column}, ''), '(unknown)')"
+        source, cost, unpriced = "run_models m JOIN runs ON runs.id = m.run_id", "m.cost_nusd", "m.unpriced_calls"
+    # One row per (group, run): a family's runs are counted once even when they used two of its snapshots.
     rows = store.execute(
-        f"SELECT {group} AS g, runs.started_ns / {size} AS b, total({cost}) AS c, count(DISTINCT runs.id) AS n, "
-        f"sum({unpriced}) AS u FROM {source}{where} GROUP BY g, b", params)
+        f"SELECT {group} AS g, runs.id AS r, (runs.started_ns - {shift}) / {size} AS b, total({cost}) AS c, "
+        f"total({unpriced}) AS u FROM {source}{where} GROUP BY g, r", params)
     per_group: dict[str, list[float]] = {}
-    totals: dict[str, tuple[float, int, int]] = {}
-    for r in rows:
-        index = int(r["b"] - first_bucket)
-        values = per_group.setdefault(r["g"], [0.0] * count)
+    sums: dict[str, list[float]] = {}  # group -> [USD, unpriced calls]
+    run_sets: dict[str, set[str]] = {}
+    snapshots: dict[str, dict[str, list[Any]]] = {}  # family -> model -> [USD, runs, unpriced calls]
+    for row in rows:
+        name = model_family(row["g"]) if dimension == "family" else row["g"]
+        index = int(row["b"] - first_bucket)
+        values = per_group.setdefault(name, [0.0] * count)
         if 0 <= index < count:
-            values[index] += r["c"] / NANO
-        usd, runs, unpriced_calls = totals.get(r["g"], (0.0, 0, 0))
-        totals[r["g"]] = (usd + r["c"] / NANO, runs + r["n"], unpriced_calls + r["u"])
+            values[index] += row["c"] / NANO
+        tally = sums.setdefault(name, [0.0, 0.0])
+        tally[0] += row["c"] / NANO
+        tally[1] += row["u"]
+        run_sets.setdefault(name, set()).add(row["r"])
+        if dimension == "family":
+            member = snapshots.setdefault(name, {}).setdefault(row["g"], [0.0, 0, 0])
+            member[0] += row["c"] / NANO
+            member[1] += 1
+            member[2] += int(row["u"])
+    totals = {g: (sums[g][0], len(run_sets[g]), int(sums[g][1])) for g in sums}
     ranked = sorted(totals, key=lambda g: (-totals[g][0], g))
     series = [(g, per_group[g]) for g in ranked[:TOP_SERIES]]
     if len(ranked) > TOP_SERIES:
         other = [sum(per_group[g][i] for g in ranked[TOP_SERIES:]) for i in range(count)]
         series.append((f"{len(ranked) - TOP_SERIES} others", other))
-    fmt = "%m-%d %Hh" if size == _HOUR_NS else "%Y-%m-%d"
-    labels = [datetime.fromtimestamp((first_bucket + i) * size / NANO, tz=timezone.utc).strftime(fmt)
-              for i in range(count)]
-    return SpendChart(dimension, "hour" if size == _HOUR_NS else "day", labels, series,
-                      [(g, *totals[g]) for g in ranked])
+    labels = [_bucket_label(first_bucket + i, size, shift) for i in range(count)]
+    members = {family: sorted(((m, usd, n, u) for m, (usd, n, u) in models.items()), key=lambda t: (-t[1], t[0]))
+               for family, models in snapshots.items()}
+    return SpendChart(dimension, {_HOUR_NS: "hour", _DAY_NS: "day", _WEEK_NS: "week"}[size], labels, series,
+                      [(g, *totals[g]) for g in ranked],
+                      total=(first_last[2] / NANO, int(first_last[3]), int(first_last[4])), members=members)
