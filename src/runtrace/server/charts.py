@@ -81,9 +81,10 @@ def _y_axis(ticks: Sequence[float], scale: Callable[[float], float], fmt: Callab
     return Markup("").join(parts)
 
 
-def _svg(body: Markup, label: str, width: int) -> Markup:
-    return Markup('<svg class="chart" viewBox="0 0 {} {}" role="img" aria-label="{}" '
-                  'preserveAspectRatio="xMidYMid meet">{}</svg>').format(width, _H, label, body)
+def _svg(body: Markup, label: str, width: int, kind: str) -> Markup:
+    """The chart's ``svg``; ``kind`` (curve, bars) lets the stylesheet enlarge a wide chart's text on a narrow window."""
+    return Markup('<svg class="chart" data-kind="{}" viewBox="0 0 {} {}" role="img" aria-label="{}" '
+                  'preserveAspectRatio="xMidYMid meet">{}</svg>').format(kind, width, _H, label, body)
 
 
 def cost_curve(points: Sequence[tuple[float, float]], *, duration_s: float,
@@ -131,7 +132,7 @@ def cost_curve(points: Sequence[tuple[float, float]], *, duration_s: float,
     for pct, text in time_axis(x_max):
         body.append(Markup('<text class="xlabel" x="{:.1f}" y="{}">{}</text>').format(
             sx(x_max * pct / 100), _H - 8, text))
-    return _svg(Markup("").join(body), "cumulative cost of the run over time", w)
+    return _svg(Markup("").join(body), "cumulative cost of the run over time", w, "curve")
 
 
 def stacked_bars(labels: Sequence[str], series: Sequence[Series], *,
@@ -169,4 +170,4 @@ def stacked_bars(labels: Sequence[str], series: Sequence[Series], *,
     for i in range(0, len(labels), every):
         body.append(Markup('<text class="xlabel" x="{:.1f}" y="{}">{}</text>').format(
             _LEFT + slot * (i + 0.5), _H - 8, labels[i]))
-    return _svg(Markup("").join(body), label, w)
+    return _svg(Markup("").join(body), label, w, "bars")
