@@ -22,8 +22,17 @@ from runtrace.server.app import create_app
 from runtrace.server.spanview import PAGE_SPANS, chat, tool_subject
 from runtrace.store.db import Store
 from runtrace.store.queries import get_run
-from test_server_support import SEC, XSS_RESULT, at, build_fixture_store, llm_span, run_span, running_server, \
-    tool_span, trace_id
+from test_server_support import (
+    SEC,
+    XSS_RESULT,
+    at,
+    build_fixture_store,
+    llm_span,
+    run_span,
+    running_server,
+    tool_span,
+    trace_id,
+)
 
 BIG_RUN = "big-run"
 BIG_SPANS = 5000
