@@ -135,6 +135,16 @@ def test_the_jump_links_of_what_went_wrong_open_the_panel_too(base: str, page: P
     assert p.locator("#waterfall details[open]").count() == 1  # as before: the link also opens the row
 
 
+def test_the_most_expensive_call_is_one_click_away(base: str, page: Page) -> None:
+    p = page.page
+    p.goto(base + "/runs/r1-fix-flaky")
+    p.click("#dearest-call")
+    p.wait_for_function("() => document.querySelector('#span-panel dl.facts') !== null")
+    assert "$0.0425 · source genai-prices" in p.locator("#span-panel dl.facts").inner_text()
+    assert len(selected(p)) == 1
+    assert p.locator("#span-panel").is_visible()
+
+
 def test_the_panel_shows_the_conversation_as_text(base: str, page: Page, spans: dict[str, Any],
                                                   tmp_path: Path) -> None:
     p = page.page

@@ -244,3 +244,10 @@ def test_time_axes_pick_their_unit_from_the_length(total_s: float, ticks: list[t
 def test_a_short_runs_cost_curve_reads_milliseconds() -> None:
     svg = charts.cost_curve([(0.004, 0.001), (0.011, 0.002)], duration_s=0.012)
     assert re.findall(r'<text class="xlabel"[^>]*>([^<]*)</text>', str(svg)) == ["0 ms", "5 ms", "10 ms"]
+
+
+def test_the_run_page_links_to_its_most_expensive_call(base: str, run1: dict[str, Any]) -> None:
+    dearest = next(s for s in run1["spans"] if s["cost_usd"] == pytest.approx(0.0425, abs=1e-12))
+    html = httpx.get(f"{base}/runs/r1-fix-flaky").text
+    assert (f'<a class="dearest" id="dearest-call" href="#span={dearest["span_id"]}">most expensive call: '
+            "chat gpt-4o ($0.0425)</a>") in html

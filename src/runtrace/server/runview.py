@@ -64,6 +64,7 @@ class RunView:
     notes: tuple[str, ...] = ()  # what the page cannot show, and agent figures beside runtrace's
     row_total: int = 0  # rows of the whole timeline; ``rows`` holds the first page of them
     agent_cost_usd: float | None = None  # a coding agent's own figure for the run, beside runtrace's price
+    dearest: dict[str, Any] | None = None  # the run's most expensive LLM call: the page links straight to it
 
 
 _AGENT_NAMES = {name: "Claude Code" for name in semconv.CLAUDE_SERVICE_NAMES}
@@ -140,8 +141,10 @@ def build_run_view(run: dict[str, Any], *, row_limit: int | None = None) -> RunV
         total += span["cost_usd"]
         curve.append(((en - t0) / 1e9, total))
     total_s = (t1 - t0) / 1e9
+    priced = [s for s in spans if s["kind"] == "llm" and s["cost_usd"] is not None and s["cost_usd"] > 0]
+    dearest = max(priced, key=lambda s: s["cost_usd"]) if priced else None
     return RunView(run=run, rows=rows, total_s=total_s, curve=curve, gauges=gauges(run, total_s),
                    detections=detections([s for s, _ in ordered]), verdict=verdict(run),
                    headline=headline(run), unpriced=unpriced(run),
                    notes=_notes(run, spans), row_total=len(ordered),
-                   agent_cost_usd=run.get("agent_cost_usd"))
+                   agent_cost_usd=run.get("agent_cost_usd"), dearest=dearest)
