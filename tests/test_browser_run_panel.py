@@ -241,6 +241,9 @@ def test_a_5000_span_run_loads_more_rows_on_demand(browser: Any, tmp_path_factor
             p.goto(f"{url}/runs/{BIG_RUN}#span={far['span_id']}")
             p.wait_for_function("() => document.querySelector('#span-panel dl.facts') !== null")
             assert "+43.2 s" in p.locator("#span-panel dl.facts").inner_text()
+            for other in ("/", "/spend?period=all", "/spend?by=family&period=all&bucket=hour"):  # the rest, no errors
+                p.goto(url + other)
+                assert p.locator("main h1").inner_text() in ("Runs", "Spend")
         assert opened.errors == [] and opened.dialogs == []
     finally:
         opened.close()
