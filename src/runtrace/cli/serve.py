@@ -92,8 +92,10 @@ def _check_token(ctx: click.Context, param: click.Parameter, value: str | None) 
               help="Open connections at most; beyond it a new one evicts the oldest that has sent no request.")
 @click.option("--header-timeout", type=click.FloatRange(0.1, 3600), default=10.0, show_default=True,
               help="Seconds a client has to send its request headers.")
+@click.option("--alerts", "alerts_path", type=click.Path(dir_okay=False),
+              help="Alert rules (TOML, docs/alerts.md): evaluated as runs arrive, posted to a webhook.")
 def serve(host: str, port: int, store_path: str | None, token: str | None, max_body_mb: int,
-          max_connections: int, header_timeout: float) -> None:
+          max_connections: int, header_timeout: float, alerts_path: str | None) -> None:
     """Web UI and OTLP/HTTP receiver (POST /v1/traces) on one port."""
     import uvicorn
 
@@ -107,12 +109,18 @@ def serve(host: str, port: int, store_path: str | None, token: str | None, max_b
         raise click.ClickException(
             f"binding {host} exposes your runs to the network: pass --token (or set {semconv.ENV_SERVE_TOKEN}), "
             "or bind 127.0.0.1")
+    alerts = None
+    if alerts_path is not None:
+        from ..alerts import AlertsConfigError, load_alerts
+
+        try:
+            alerts = load_alerts(alerts_path)
+        except AlertsConfigError as exc:
+            raise click.ClickException(str(exc)) from None
     # Open once here so a bad path or a too-new file is a one-line error before anything binds;
     # the app's lifespan opens it again and closes it on shutdown, after the last request.
     with Store.open(store_path, create=True) as store:
         path = store.path
-    app = create_app(path, token=token, max_body_bytes=max_body_mb * 1024 * 1024,
-                     allowed_hosts=(*LOOPBACK_HOSTS, host) if loopback else None)
     # Bind before saying anything: a busy port is a one-line error, and --port 0 shows the port it got.
     fd_limit = raise_fd_limit()
     cap = max_connections_for(max_connections, fd_limit)
@@ -121,10 +129,15 @@ def serve(host: str, port: int, store_path: str | None, token: str | None, max_b
     port = int(sock.getsockname()[1])
     shown = f"[{host}]" if ":" in host else host
     base = f"http://{shown}:{port}"
+    app = create_app(path, token=token, max_body_bytes=max_body_mb * 1024 * 1024,
+                     allowed_hosts=(*LOOPBACK_HOSTS, host) if loopback else None, alerts=alerts, base_url=base)
     click.echo(f"runtrace serve: store {path}", err=True)
     click.echo(f"  web UI       {base}/" + ("?token=..." if token else ""), err=True)
     click.echo(f"  OTLP/HTTP    {base}/v1/traces  (protobuf or JSON, gzip ok)", err=True)
     click.echo(f"  metrics      {base}/metrics", err=True)
+    if alerts is not None:
+        click.echo(f"  alerts       {len(alerts.rules)} rule(s) from {alerts.path} -> {alerts.webhook.url} "
+                   f"(firings at {base}/alerts)", err=True)
     protocol = limited_protocol(header_timeout=header_timeout, max_connections=cap)
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=30,
                             server_header=False, http=protocol, timeout_keep_alive=5,
