@@ -188,13 +188,24 @@ def _bind(host: str, port: int, backlog: int) -> socket.socket:
 @_UNTIL
 @click.option("--by", type=click.Choice(["project", "owner", "model", "provider"]),
               help="One row per project, owner, model or provider (plus the total).")
-@_FORMAT
-def report(store_path: str | None, since: str | None, until: str | None, by: str | None, fmt: str) -> None:
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv", "markdown", "html"]), default="table",
+              show_default=True,
+              help="Output format; markdown and html are the review (by project and owner, beside the "
+                   "previous period of the same length), e.g. --since 7d --format markdown.")
+@click.option("--base-url", default="http://127.0.0.1:8321", show_default=True,
+              help="The review's run links point at this runtrace serve.")
+@click.option("--small-work-model", default="gpt-5-mini", show_default=True,
+              help="The review prices small runs on this model to show what routing would save.")
+def report(store_path: str | None, since: str | None, until: str | None, by: str | None, fmt: str,
+           base_url: str, small_work_model: str) -> None:
     """Cost per accepted run, runs by outcome, abandoned rate, tool calls, repeated reads, unpriced calls."""
     from ..report import OUTCOME_ORDER, build_report
     from .app import open_store, parse_when
 
     since_at, until_at = parse_when(since), parse_when(until)
+    if fmt in ("markdown", "html"):
+        _review(store_path, since_at, until_at, by, fmt, base_url, small_work_model)
+        return
     store = open_store(store_path)
     try:
         result = build_report(store, since=since_at, until=until_at, by=by)
@@ -235,6 +246,29 @@ def report(store_path: str | None, since: str | None, until: str | None, by: str
     _console().print(table)
     if by in ("model", "provider") and result.groups:
         click.echo(f"A run that used several {by}s counts under each; the total counts every run once.", err=True)
+
+
+def _review(store_path: str | None, since: Any, until: Any, by: str | None, fmt: str, base_url: str,
+            small_work_model: str) -> None:
+    """The review (runtrace.review): one period beside the one before it, as Markdown or HTML."""
+    from ..review import build_review
+    from ..review_render import render_html, render_markdown
+    from .app import open_store
+
+    if by is not None:
+        raise click.UsageError(f"--by does not apply to --format {fmt}: the review shows projects and owners")
+    if since is None:
+        raise click.UsageError(f"--format {fmt} is a review of a period: give --since (e.g. --since 7d)")
+    if not base_url.startswith(("http://", "https://")):
+        raise click.BadParameter(f"must be an http:// or https:// URL, got {base_url!r}", param_hint="--base-url")
+    store = open_store(store_path)
+    try:
+        review = build_review(store, since=since, until=until, base_url=base_url, small_work_model=small_work_model)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        store.close()
+    click.echo(render_markdown(review) if fmt == "markdown" else render_html(review), nl=False)
 
 
 # --- reprice -------------------------------------------------------------------
