@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import sqlite3
 import threading
 from pathlib import Path
@@ -342,3 +343,19 @@ def test_a_restart_neither_loses_nor_repeats_an_alert(tmp_path: Path) -> None:
     assert fired(path) == [("billing spend", f"billing|{DAY}"), ("dear run", "r-dear"),
                            ("runaway loop", "r-loop"), ("stopped", "r-stop")]
     assert {s for _r, s, _a in statuses(path)} == {"delivered"}
+
+
+def test_the_alert_files_in_the_readme_and_the_docs_are_valid() -> None:
+    root = Path(__file__).resolve().parents[1]
+    blocks = []
+    for doc in (root / "README.md", root / "docs" / "alerts.md"):
+        found = [b for b in re.findall(r"```toml\n(.*?)```", doc.read_text(encoding="utf-8"), re.S)
+                 if "[webhook]" in b]
+        assert found, f"{doc.name} shows no alerts file"
+        blocks += [(doc, b) for b in found]
+    whens = set()
+    for doc, block in blocks:
+        config = parse_alerts(block, doc)
+        whens |= {r.when for r in config.rules}
+    assert whens == {"loop_detected", "budget_stopped", "run_cost_over", "run_longer_than", "rejected_share_over",
+                     "project_spend_over"}
