@@ -4,9 +4,13 @@ down, slow or failing, are recorded in the store and shown on the Alerts page (d
 from __future__ import annotations
 
 import json
+import os
 import random
 import re
+import signal
 import sqlite3
+import subprocess
+import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -15,6 +19,7 @@ import httpx
 import pytest
 from click.testing import CliRunner
 
+import runtrace
 from alert_support import Webhook, otlp_json, wait_for
 from runtrace.alerts import AlertsConfigError, load_alerts
 from runtrace.alerts.config import parse_alerts
@@ -298,7 +303,8 @@ def test_the_receiver_answers_while_the_webhook_hangs(tmp_path: Path) -> None:
     path = tmp_path / "runtrace.db"
     runs = spans_of_runs()
     try:
-        with running_server(create_app(path, alerts=config, base_url=BASE, alerts_poll_seconds=0.1)) as base:
+        # A poll slower than the test: only the receiver's wake-up after each commit can make the rules run.
+        with running_server(create_app(path, alerts=config, base_url=BASE, alerts_poll_seconds=120)) as base:
             post_spans(base, runs["r-loop"])
             assert hook.entered.wait(30), "the first alert never reached the webhook"
             post_spans(base, runs["r-dear"])  # answered while the webhook holds the first post
@@ -359,3 +365,48 @@ def test_the_alert_files_in_the_readme_and_the_docs_are_valid() -> None:
         whens |= {r.when for r in config.rules}
     assert whens == {"loop_detected", "budget_stopped", "run_cost_over", "run_longer_than", "rejected_share_over",
                      "project_spend_over"}
+
+
+@pytest.mark.slow
+def test_the_serve_command_posts_alerts_with_links_to_its_own_address(tmp_path: Path) -> None:
+    """The real command line: the banner names the rules, a firing reaches the webhook with a run link."""
+    hook = Webhook(free_port()).start()
+    path = tmp_path / "alerts.toml"
+    path.write_text(f'[webhook]\nurl = "{hook.url}"\n[[rule]]\nname = "runaway loop"\nwhen = "loop_detected"\n',
+                    encoding="utf-8")
+    port = free_port()
+    src = str(Path(runtrace.__file__).resolve().parent.parent)
+    env = {**os.environ, "PYTHONPATH": src + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    process = subprocess.Popen([sys.executable, "-m", "runtrace.cli", "serve", "--port", str(port), "--store",
+                                str(tmp_path / "runtrace.db"), "--alerts", str(path)], env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        def up() -> bool:
+            try:
+                return httpx.get(f"{base}/healthz", timeout=1).status_code == 200
+            except httpx.TransportError:
+                assert process.poll() is None, "serve exited"
+                return False
+
+        wait_for(up, timeout=60, what="serve to start")
+        post_spans(base, [run_span("r-<b>", 1, start_s=0, end_s=5, loop=True, name="<script>x</script>")])
+        wait_for(lambda: len(hook.received) == 1, what="the alert")
+        assert hook.received[0]["url"] == f"{base}/runs/r-%3Cb%3E"
+        assert hook.received[0]["text"] == (f"runtrace alert \u201crunaway loop\u201d: run <script>x</script> (r-<b>) of "
+                                            f"billing is in a loop (0 tool calls, $0.00 so far). {base}/runs/r-%3Cb%3E")
+        wait_for(lambda: "delivered (1)" in httpx.get(f"{base}/alerts").text, what="the Alerts page to say so")
+        page = httpx.get(f"{base}/alerts").text
+        assert "<script>x" not in page and "&lt;script&gt;x&lt;/script&gt;" in page
+        assert '<a href="/alerts" aria-current="page">Alerts</a>' in page
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            assert process.wait(30) in (0, -signal.SIGTERM)
+        finally:
+            if process.poll() is None:
+                process.kill()
+            hook.stop()
+    banner = process.stderr.read().decode() if process.stderr else ""
+    assert f"  alerts       1 rule(s) from {path} -> {hook.url} (firings at {base}/alerts)" in banner
+    assert "Traceback" not in banner

@@ -23,7 +23,7 @@ from pathlib import Path
 from ..store.db import connect
 from .config import AlertsConfig
 from .deliver import deliver_due, next_due_ns
-from .rules import evaluate
+from .rules import evaluate, start_cursor
 
 __all__ = ["AlertEngine"]
 
@@ -48,6 +48,12 @@ class AlertEngine:
         self._last_error: dict[str, str] = {}
 
     def start(self) -> None:
+        """Start both threads; the store's cursor is set first, here, before the server takes a request."""
+        conn = self._connection()
+        try:
+            start_cursor(conn, self.clock_ns())
+        finally:
+            conn.close()
         for name, target in (("evaluate", self._evaluate_loop), ("deliver", self._deliver_loop)):
             thread = threading.Thread(target=target, name=f"runtrace-alerts-{name}", daemon=True)
             thread.start()

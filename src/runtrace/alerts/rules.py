@@ -10,6 +10,9 @@ change nor re-fires a rule. Firing is ``INSERT OR IGNORE`` on (rule, subject):
 once per run and rule, or per project window and rule, whatever the order
 spans arrive in. The conditions read the run's aggregated row, which the
 store keeps commutative, so the verdict does not depend on arrival order.
+
+This relies on ``spans`` rowids never being reused: nothing deletes spans
+today; a future prune or VACUUM of that table must move the cursor with it.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from ..display import duration, money
 from ..store.aggregate import NANO
 from .config import AlertsConfig, Rule
 
-__all__ = ["CURSOR_NAME", "Firing", "evaluate", "run_firing", "window_start"]
+__all__ = ["CURSOR_NAME", "Firing", "evaluate", "run_firing", "start_cursor", "window_start"]
 
 CURSOR_NAME = "serve"
 _SPAN_STEP = 20_000  # spans read per evaluation step, so a long backlog is worked through in bounded pieces
@@ -198,18 +201,26 @@ def _record(conn: sqlite3.Connection, firings: list[Firing], cursor: int, now_ns
     return new
 
 
+def start_cursor(conn: sqlite3.Connection, now_ns: int) -> None:
+    """Give a store its cursor, at the newest span, if it has none: runs recorded before alerts
+    were switched on do not fire. ``serve`` calls it before it takes a request, so a span that
+    arrives at start-up is after the cursor, never folded into it unseen."""
+    if conn.execute("SELECT 1 FROM alert_cursor WHERE name = ?", (CURSOR_NAME,)).fetchone() is None:
+        top = int(conn.execute("SELECT coalesce(max(rowid), 0) FROM spans").fetchone()[0])
+        _record(conn, [], top, now_ns)  # max(): another process that got there first keeps its cursor
+
+
 def evaluate(conn: sqlite3.Connection, config: AlertsConfig, base_url: str, now_ns: int) -> int:
     """Evaluate every rule for the runs changed since the cursor; return the number of new firings.
 
-    ``conn`` is a writable connection in autocommit mode. On the first evaluation
-    of a store (no cursor yet) the cursor starts at the newest span: runs
-    recorded before alerts were switched on do not fire.
+    ``conn`` is a writable connection in autocommit mode. A store with no cursor
+    yet gets one first (:func:`start_cursor`), and nothing fires that round.
     """
     row = conn.execute("SELECT span_rowid FROM alert_cursor WHERE name = ?", (CURSOR_NAME,)).fetchone()
-    top = int(conn.execute("SELECT coalesce(max(rowid), 0) FROM spans").fetchone()[0])
     if row is None:
-        _record(conn, [], top, now_ns)
+        start_cursor(conn, now_ns)
         return 0
+    top = int(conn.execute("SELECT coalesce(max(rowid), 0) FROM spans").fetchone()[0])
     cursor = int(row[0])
     new = 0
     while cursor < top:
