@@ -410,3 +410,20 @@ def test_the_serve_command_posts_alerts_with_links_to_its_own_address(tmp_path: 
     banner = process.stderr.read().decode() if process.stderr else ""
     assert f"  alerts       1 rule(s) from {path} -> {hook.url} (firings at {base}/alerts)" in banner
     assert "Traceback" not in banner
+
+
+def test_the_alerts_room_keeps_its_doors() -> None:
+    """alerts/ sits on the store (docs/architecture.md); the store and the instrumentation never import it."""
+    from test_import_doors import MODULES
+
+    def room(module: str) -> str:
+        parts = module.split(".")
+        return parts[1] if len(parts) > 1 else ""
+
+    forbidden = {"instrumentation", "runs", "_setup", "server", "cli"}
+    crossing = {m: sorted(i for i in imps if room(i) in forbidden)
+                for m, imps in MODULES.items() if room(m) == "alerts"}
+    assert {m: c for m, c in crossing.items() if c} == {}
+    assert len(crossing) == 5
+    users = sorted(m for m, imps in MODULES.items() if room(m) != "alerts" and any(room(i) == "alerts" for i in imps))
+    assert users == ["runtrace.cli.serve", "runtrace.server.app"]
