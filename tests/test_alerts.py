@@ -427,3 +427,50 @@ def test_the_alerts_room_keeps_its_doors() -> None:
     assert len(crossing) == 5
     users = sorted(m for m, imps in MODULES.items() if room(m) != "alerts" and any(room(i) == "alerts" for i in imps))
     assert users == ["runtrace.cli.serve", "runtrace.server.app"]
+
+
+def test_retries_back_off_exponentially_and_a_firing_fails_after_max_attempts(tmp_path: Path) -> None:
+    """Time injected, not slept: each try is due only once its backoff has passed, leased while it posts."""
+    from runtrace.alerts.deliver import backoff_seconds, claim_due, deliver_due
+
+    hook = Webhook(free_port(), fail_first=10**6).start()  # answers 500, always
+    config = config_at(tmp_path, hook.url, backoff_seconds=2, max_backoff_seconds=5, max_attempts=4,
+                       timeout_seconds=5)
+    assert [backoff_seconds(config.webhook, n) for n in (1, 2, 3, 4)] == [2.0, 4.0, 5.0, 5.0]
+    path = tmp_path / "runtrace.db"
+    try:
+        with Store.open(path) as store:
+            conn = connect(path)
+            evaluate(conn, config, BASE, BASE_NS)
+            store.ingest(spans_of_runs()["r-dear"])
+            assert evaluate(conn, config, BASE, BASE_NS) == 1
+            now = BASE_NS
+
+            def row() -> tuple[str, int, int, str | None]:
+                r = conn.execute("SELECT status, attempts, next_attempt_ns, last_error FROM alerts").fetchone()
+                return r[0], r[1], r[2], r[3]
+
+            assert deliver_due(conn, config.webhook, lambda: now) == 0
+            assert row() == ("pending", 1, BASE_NS + 2 * S, "HTTP 500 Internal Server Error")
+            now = BASE_NS + 2 * S - 1
+            deliver_due(conn, config.webhook, lambda: now)
+            assert row()[1] == 1  # not due yet: not tried
+            now = BASE_NS + 2 * S
+            other = connect(path)  # a second server on the same store
+            claimed = claim_due(other, config.webhook, now)
+            assert [c.attempts for c in claimed] == [2]
+            assert claim_due(conn, config.webhook, now) == []  # leased: the first server does not post it too
+            assert row()[2] == now + 10 * S  # the lease: timeout + 5 s
+            other.close()
+            now += 10 * S  # the second server died mid-post; the lease ran out
+            deliver_due(conn, config.webhook, lambda: now)
+            assert row() == ("pending", 3, now + 5 * S, "HTTP 500 Internal Server Error")  # 2 * 2**2, capped at 5
+            now += 5 * S
+            deliver_due(conn, config.webhook, lambda: now)
+            assert row()[:2] == ("failed", 4)
+            now += 3600 * S
+            assert deliver_due(conn, config.webhook, lambda: now) == 0 and row()[:2] == ("failed", 4)
+            conn.close()
+        assert hook.refused == 3 and hook.received == []  # the claim without a post is the fourth attempt
+    finally:
+        hook.stop()
