@@ -5,7 +5,8 @@ receiver answers as soon as a batch is committed and only calls
 :meth:`AlertEngine.notify` (an ``Event.set``), so a slow or dead webhook, or a
 long evaluation, never delays an exporter's response. The evaluator also wakes
 every ``poll_seconds`` to see spans that other processes wrote to the same
-file. The deliverer posts due firings and sleeps until the next retry is due.
+file, and after a wake-up waits ``settle_seconds`` so a burst of batches costs
+one evaluation. The deliverer posts due firings and sleeps until the next retry is due.
 Both swallow and log their errors (once per distinct message): an alert
 problem never stops the server.
 """
@@ -35,11 +36,13 @@ class AlertEngine:
     """Evaluate ``config`` against the store at ``path`` as spans arrive, and deliver the firings."""
 
     def __init__(self, path: str | os.PathLike[str], config: AlertsConfig, *, base_url: str,
-                 poll_seconds: float = 1.0, clock_ns: Callable[[], int] = time.time_ns) -> None:
+                 poll_seconds: float = 1.0, settle_seconds: float = 0.2,
+                 clock_ns: Callable[[], int] = time.time_ns) -> None:
         self.path = Path(path)
         self.config = config
         self.base_url = (config.base_url or base_url).rstrip("/")
         self.poll_seconds = poll_seconds
+        self.settle_seconds = settle_seconds
         self.clock_ns = clock_ns
         self._changed = threading.Event()
         self._queued = threading.Event()
@@ -93,7 +96,10 @@ class AlertEngine:
                 self._last_error.pop("evaluation", None)
             except Exception as exc:  # noqa: BLE001 - logged; the next round tries again
                 self._log("evaluation", exc)
-            self._changed.wait(self.poll_seconds)
+            if self._changed.wait(self.poll_seconds):
+                # Let the batches of a burst land first: one evaluation then covers them all, rather
+                # than one per batch competing with the receiver for the write lock and the GIL.
+                self._stop.wait(self.settle_seconds)
         if conn is not None:
             conn.close()
 
