@@ -474,3 +474,22 @@ def test_retries_back_off_exponentially_and_a_firing_fails_after_max_attempts(tm
         assert hook.refused == 3 and hook.received == []  # the claim without a post is the fourth attempt
     finally:
         hook.stop()
+
+
+@pytest.mark.slow
+def test_spans_another_process_writes_to_the_store_fire_too(tmp_path: Path) -> None:
+    """An instrumented program writing the same file (not through the receiver) is seen by the poll."""
+    hook = Webhook(free_port()).start()
+    config = config_at(tmp_path, hook.url, **FAST_RETRY)
+    path = tmp_path / "runtrace.db"
+    try:
+        with running_server(create_app(path, alerts=config, base_url=BASE, alerts_poll_seconds=0.2)):
+            script = ("import sys; from store_helpers import run_span; from runtrace.store.db import Store\n"
+                      "with Store.open(sys.argv[1]) as s:\n"
+                      "    s.ingest([run_span('r-other', 1, start_s=0, end_s=5, loop=True)])\n")
+            env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+            subprocess.run([sys.executable, "-c", script, str(path)], env=env, check=True, timeout=60)
+            wait_for(lambda: len(hook.received) == 1, what="the other process's run to fire")
+        assert hook.keys() == ["runaway loop|r-other"]
+    finally:
+        hook.stop()
