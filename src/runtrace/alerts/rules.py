@@ -90,7 +90,8 @@ def run_firing(rule: Rule, run: sqlite3.Row, base_url: str, now_ns: int) -> Firi
     if rule.when == "loop_detected":
         if not run["loop_detected"]:
             return None
-        what = f"run {label} is in a loop ({run['tool_calls']} tool calls, {money(cost)} so far)"
+        calls = run["tool_calls"]
+        what = f"run {label} is in a loop ({calls} tool call{'s' if calls != 1 else ''}, {money(cost)} so far)"
     elif rule.when == "budget_stopped":
         if run["outcome"] != sc.OUTCOME_BUDGET_STOPPED and not run["stop_reason"]:
             return None
