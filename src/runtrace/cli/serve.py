@@ -92,8 +92,10 @@ def _check_token(ctx: click.Context, param: click.Parameter, value: str | None) 
               help="Open connections at most; beyond it a new one evicts the oldest that has sent no request.")
 @click.option("--header-timeout", type=click.FloatRange(0.1, 3600), default=10.0, show_default=True,
               help="Seconds a client has to send its request headers.")
+@click.option("--alerts", "alerts_path", type=click.Path(dir_okay=False),
+              help="Alert rules (TOML, docs/alerts.md): evaluated as runs arrive, posted to a webhook.")
 def serve(host: str, port: int, store_path: str | None, token: str | None, max_body_mb: int,
-          max_connections: int, header_timeout: float) -> None:
+          max_connections: int, header_timeout: float, alerts_path: str | None) -> None:
     """Web UI and OTLP/HTTP receiver (POST /v1/traces) on one port."""
     import uvicorn
 
@@ -107,12 +109,18 @@ def serve(host: str, port: int, store_path: str | None, token: str | None, max_b
         raise click.ClickException(
             f"binding {host} exposes your runs to the network: pass --token (or set {semconv.ENV_SERVE_TOKEN}), "
             "or bind 127.0.0.1")
+    alerts = None
+    if alerts_path is not None:
+        from ..alerts import AlertsConfigError, load_alerts
+
+        try:
+            alerts = load_alerts(alerts_path)
+        except AlertsConfigError as exc:
+            raise click.ClickException(str(exc)) from None
     # Open once here so a bad path or a too-new file is a one-line error before anything binds;
     # the app's lifespan opens it again and closes it on shutdown, after the last request.
     with Store.open(store_path, create=True) as store:
         path = store.path
-    app = create_app(path, token=token, max_body_bytes=max_body_mb * 1024 * 1024,
-                     allowed_hosts=(*LOOPBACK_HOSTS, host) if loopback else None)
     # Bind before saying anything: a busy port is a one-line error, and --port 0 shows the port it got.
     fd_limit = raise_fd_limit()
     cap = max_connections_for(max_connections, fd_limit)
@@ -121,10 +129,15 @@ def serve(host: str, port: int, store_path: str | None, token: str | None, max_b
     port = int(sock.getsockname()[1])
     shown = f"[{host}]" if ":" in host else host
     base = f"http://{shown}:{port}"
+    app = create_app(path, token=token, max_body_bytes=max_body_mb * 1024 * 1024,
+                     allowed_hosts=(*LOOPBACK_HOSTS, host) if loopback else None, alerts=alerts, base_url=base)
     click.echo(f"runtrace serve: store {path}", err=True)
     click.echo(f"  web UI       {base}/" + ("?token=..." if token else ""), err=True)
     click.echo(f"  OTLP/HTTP    {base}/v1/traces  (protobuf or JSON, gzip ok)", err=True)
     click.echo(f"  metrics      {base}/metrics", err=True)
+    if alerts is not None:
+        click.echo(f"  alerts       {len(alerts.rules)} rule(s) from {alerts.path} -> {alerts.webhook.url} "
+                   f"(firings at {base}/alerts)", err=True)
     protocol = limited_protocol(header_timeout=header_timeout, max_connections=cap)
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=30,
                             server_header=False, http=protocol, timeout_keep_alive=5,
@@ -175,13 +188,24 @@ def _bind(host: str, port: int, backlog: int) -> socket.socket:
 @_UNTIL
 @click.option("--by", type=click.Choice(["project", "owner", "model", "provider"]),
               help="One row per project, owner, model or provider (plus the total).")
-@_FORMAT
-def report(store_path: str | None, since: str | None, until: str | None, by: str | None, fmt: str) -> None:
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv", "markdown", "html"]), default="table",
+              show_default=True,
+              help="Output format; markdown and html are the review (by project and owner, beside the "
+                   "previous period of the same length), e.g. --since 7d --format markdown.")
+@click.option("--base-url", default="http://127.0.0.1:8321", show_default=True,
+              help="The review's run links point at this runtrace serve.")
+@click.option("--small-work-model", default="gpt-5-mini", show_default=True,
+              help="The review prices small runs on this model to show what routing would save.")
+def report(store_path: str | None, since: str | None, until: str | None, by: str | None, fmt: str,
+           base_url: str, small_work_model: str) -> None:
     """Cost per accepted run, runs by outcome, abandoned rate, tool calls, repeated reads, unpriced calls."""
     from ..report import OUTCOME_ORDER, build_report
     from .app import open_store, parse_when
 
     since_at, until_at = parse_when(since), parse_when(until)
+    if fmt in ("markdown", "html"):
+        _review(store_path, since_at, until_at, by, fmt, base_url, small_work_model)
+        return
     store = open_store(store_path)
     try:
         result = build_report(store, since=since_at, until=until_at, by=by)
@@ -222,6 +246,29 @@ def report(store_path: str | None, since: str | None, until: str | None, by: str
     _console().print(table)
     if by in ("model", "provider") and result.groups:
         click.echo(f"A run that used several {by}s counts under each; the total counts every run once.", err=True)
+
+
+def _review(store_path: str | None, since: Any, until: Any, by: str | None, fmt: str, base_url: str,
+            small_work_model: str) -> None:
+    """The review (runtrace.review): one period beside the one before it, as Markdown or HTML."""
+    from ..review import build_review
+    from ..review_render import render_html, render_markdown
+    from .app import open_store
+
+    if by is not None:
+        raise click.UsageError(f"--by does not apply to --format {fmt}: the review shows projects and owners")
+    if since is None:
+        raise click.UsageError(f"--format {fmt} is a review of a period: give --since (e.g. --since 7d)")
+    if not base_url.startswith(("http://", "https://")):
+        raise click.BadParameter(f"must be an http:// or https:// URL, got {base_url!r}", param_hint="--base-url")
+    store = open_store(store_path)
+    try:
+        review = build_review(store, since=since, until=until, base_url=base_url, small_work_model=small_work_model)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        store.close()
+    click.echo(render_markdown(review) if fmt == "markdown" else render_html(review), nl=False)
 
 
 # --- reprice -------------------------------------------------------------------

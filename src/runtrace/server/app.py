@@ -14,6 +14,7 @@ import contextlib
 import os
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -22,11 +23,14 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from ..store.db import Store
-from . import api, pages, whatif
+from . import alerts_page, api, pages, whatif
 from .admission import ByteBudget
 from .auth import TokenAuth
 from .headers import SecurityHeaders
 from .receiver import DEFAULT_MAX_BODY_BYTES, receive_logs, receive_metrics, receive_traces
+
+if TYPE_CHECKING:
+    from ..alerts.config import AlertsConfig
 
 __all__ = ["LOOPBACK_HOSTS", "create_app"]
 
@@ -38,7 +42,9 @@ LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
 
 def create_app(store_path: str | os.PathLike[str] | Store | None = None, *, token: str | None = None,
                max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
-               allowed_hosts: Sequence[str] | None = None, max_decode_bytes: int | None = None) -> Starlette:
+               allowed_hosts: Sequence[str] | None = None, max_decode_bytes: int | None = None,
+               alerts: AlertsConfig | None = None, base_url: str = "http://127.0.0.1:4318",
+               alerts_poll_seconds: float = 1.0) -> Starlette:
     """Build the app.
 
     ``store_path``: the SQLite file (created if missing; None means
@@ -50,6 +56,9 @@ def create_app(store_path: str | os.PathLike[str] | Store | None = None, *, toke
     header names to accept (None: any). ``max_decode_bytes``: OTLP body bytes
     read and decoded at once across requests (default ``max_body_bytes``; each
     costs about 10x in memory while decoded); beyond it a request is a 503.
+    ``alerts``: rules evaluated as spans arrive, on background threads started and
+    stopped by the lifespan (:mod:`runtrace.alerts.engine`); ``base_url`` is the
+    address run links in alert messages point at, unless the alerts file names one.
     """
     if max_body_bytes <= 0:
         raise ValueError(f"max_body_bytes must be positive, got {max_body_bytes}")
@@ -57,15 +66,32 @@ def create_app(store_path: str | os.PathLike[str] | Store | None = None, *, toke
         raise ValueError("token must not be empty")
 
     @contextlib.asynccontextmanager
+    async def alerting(store: Store) -> AsyncIterator[None]:
+        if alerts is None:
+            yield
+            return
+        from ..alerts.engine import AlertEngine
+
+        engine = AlertEngine(store.path, alerts, base_url=base_url, poll_seconds=alerts_poll_seconds)
+        app.state.alerts = engine
+        engine.start()
+        try:
+            yield
+        finally:
+            engine.stop()
+
+    @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         if isinstance(store_path, Store):
             app.state.store = store_path
-            yield
+            async with alerting(store_path):
+                yield
             return
         store = Store.open(store_path, create=True)
         app.state.store = store
         try:
-            yield
+            async with alerting(store):
+                yield
         finally:
             store.close()
 
@@ -75,6 +101,7 @@ def create_app(store_path: str | os.PathLike[str] | Store | None = None, *, toke
         Route("/search", pages.search_page, name="search"),
         Route("/spend", pages.spend_page, name="spend"),
         Route("/whatif", whatif.whatif_page, name="whatif"),
+        Route("/alerts", alerts_page.alerts_page, name="alerts"),
         Route("/healthz", pages.healthz, name="healthz"),
         Route("/metrics", api.metrics, name="metrics"),
         Route("/api/runs", api.runs, name="api_runs"),
@@ -97,6 +124,7 @@ def create_app(store_path: str | os.PathLike[str] | Store | None = None, *, toke
                     exception_handlers=pages.EXCEPTION_HANDLERS)
     app.state.max_body_bytes = max_body_bytes
     app.state.decode_budget = ByteBudget(max_decode_bytes or max_body_bytes)
+    app.state.alerts = None
     if isinstance(store_path, Store):
         app.state.store = store_path
     return app

@@ -309,4 +309,6 @@ async def _receive(request: Request, signal: str, media: str,
                       headers={"Retry-After": "5"})
     if rejected:
         logger.info("runtrace serve: %s", _rejections_message(rejected))
+    if _stored and getattr(state, "alerts", None) is not None:
+        state.alerts.notify()  # an Event.set: the rules run on the alert engine's thread, not here
     return _success(media, signal, rejected)

@@ -157,6 +157,45 @@ def m003_refused_tool_calls(conn: sqlite3.Connection) -> None:
     conn.execute("ALTER TABLE runs ADD COLUMN agent_cost_nusd INTEGER NOT NULL DEFAULT 0")
 
 
+@migration
+def m004_alerts(conn: sqlite3.Connection) -> None:
+    """Alert firings of ``runtrace serve --alerts`` (runtrace/alerts/): the store is their memory.
+
+    ``alerts`` holds one row per (rule, subject), the subject being a run id or a
+    project's window, so a rule fires at most once per run or window whatever the
+    order spans arrive in, across restarts and processes; the row is also the
+    delivery queue (status, attempts, next attempt). ``alert_cursor`` is the last
+    ``spans`` rowid whose run was evaluated: rowids grow with each committed write,
+    so every span committed later, by any process, is seen exactly once.
+    """
+    script(conn, """
+        CREATE TABLE alerts (
+            id INTEGER PRIMARY KEY,
+            rule TEXT NOT NULL,
+            subject TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            run_id TEXT,
+            project TEXT,
+            window_start_ns INTEGER,
+            window_end_ns INTEGER,
+            fired_ns INTEGER NOT NULL,
+            payload TEXT NOT NULL,
+            status TEXT NOT NULL DEFAULT 'pending',
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_attempt_ns INTEGER NOT NULL,
+            last_error TEXT,
+            delivered_ns INTEGER,
+            UNIQUE (rule, subject)
+        );
+        CREATE INDEX alerts_due ON alerts (status, next_attempt_ns);
+        CREATE INDEX alerts_fired ON alerts (fired_ns DESC, id);
+        CREATE TABLE alert_cursor (
+            name TEXT PRIMARY KEY NOT NULL,
+            span_rowid INTEGER NOT NULL
+        ) WITHOUT ROWID;
+    """)
+
+
 def schema_version() -> int:
     """The version this code writes: the number of migrations."""
     return len(MIGRATIONS)
