@@ -23,7 +23,7 @@ from .store.queries import to_ns
 __all__ = ["DEFAULT_BASE_URL", "DEFAULT_SMALL_WORK_MODEL", "DEAREST_LIMIT", "FlaggedRun", "Review", "SmallWork",
            "build_review"]
 
-DEFAULT_BASE_URL = "http://127.0.0.1:8321"
+DEFAULT_BASE_URL = "http://127.0.0.1:4318"
 DEFAULT_SMALL_WORK_MODEL = "gpt-5-mini"
 DEAREST_LIMIT = 5
 

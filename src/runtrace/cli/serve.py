@@ -192,7 +192,7 @@ def _bind(host: str, port: int, backlog: int) -> socket.socket:
               show_default=True,
               help="Output format; markdown and html are the review (by project and owner, beside the "
                    "previous period of the same length), e.g. --since 7d --format markdown.")
-@click.option("--base-url", default="http://127.0.0.1:8321", show_default=True,
+@click.option("--base-url", default="http://127.0.0.1:4318", show_default=True,
               help="The review's run links point at this runtrace serve.")
 @click.option("--small-work-model", default="gpt-5-mini", show_default=True,
               help="The review prices small runs on this model to show what routing would save.")
