@@ -429,6 +429,42 @@ class Pricer:
         return Price(_to_float(total), _to_float(input_usd), _to_float(output_usd),
                      semconv.SOURCE_GENAI_PRICES, table, None, tier_label, matched)
 
+    def target_prices(self, *, model: str, provider: str | None, service_tier: str | None = None,
+                      when: datetime | None = None) -> ModelPrice | ModelOverride | None:
+        """The prices :meth:`price` would charge ``model`` at: the user's override, genai-prices' or None.
+
+        For :mod:`runtrace.price_parts`, which splits a call's price by token
+        class and must know which classes the target prices at all (a class it
+        does not price would otherwise cost a silent $0).
+        """
+        gp_provider = _genai_provider(provider)
+        if self._overrides:
+            rates = self._find_override(model, provider, gp_provider)
+            if rates is not None:
+                def opt(value: Decimal, given: bool) -> float | None:
+                    return float(value) if given else None
+                return ModelOverride(
+                    input_per_mtok=opt(rates.input, rates.has_token_prices),
+                    output_per_mtok=opt(rates.output, rates.has_token_prices),
+                    cache_read_per_mtok=opt(rates.cache_read, rates.has_token_prices),
+                    cache_write_per_mtok=opt(rates.cache_write, rates.has_token_prices),
+                    per_second=None if rates.per_second is None else float(rates.per_second))
+        if gp_provider == semconv.PROVIDER_LOCAL:
+            return None
+        found = self._lookup(gp_provider, model)
+        if isinstance(found, str):
+            return None
+        gp_prov, info = found
+        served = _norm_tier(service_tier)
+        ctx: dict[str, str] = {}
+        if served is not None and served not in _STANDARD_TIERS:
+            if served == _BATCH:
+                ctx[_CTX_PROCESSING] = _BATCH
+            else:
+                ctx[_CTX_TIER] = served
+        applied = ctx if ctx and any(info is m for m in gp_prov.models) else None
+        return info.get_prices(when or datetime.now(timezone.utc), applied)
+
     def _calc(self, kwargs: dict[str, int], model_price: ModelPrice) -> CalcPrice:
         """genai-prices' ``calc_price``, through a learned affine form when that gives the same Decimals.
 

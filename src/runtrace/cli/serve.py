@@ -282,6 +282,10 @@ def reprice(model: str, provider: str | None, tier: str | None, token_ratio: flo
         store.close()
     if result.tier_note:
         click.echo(f"note: {plain(result.tier_note)}", err=True)
+    for missing in result.missing_classes:
+        calls = missing.missing_calls
+        click.echo(f"note: {plain(result.model)} has no price for {missing.label} tokens: {calls:,} "
+                   f"call{'s' if calls != 1 else ''} not repriced", err=True)
     if fmt == "json":
         _echo_json(result.as_dict())
         return
@@ -341,6 +345,21 @@ def _print_reprice(result: Any, limit: int, frontier_ratio: float) -> None:
                        "unpriced", _money(result.repriced_usd) + (f" + {result.repriced_unpriced} unpriced"
                                                                    if result.repriced_unpriced else ""), "-")
     console.print(totals)
+    if result.by_class:
+        classes = Table(header_style="bold", title="repriced, by token class", title_justify="left")
+        for label in ("class", "used", "repriced"):
+            classes.add_column(label, justify="left" if label == "class" else "right")
+        for c in result.by_class.values():
+            used = f"{c.units:,.1f} s" if c.name == "seconds" else f"{int(c.units):,}" + (
+                " calls" if c.name == "requests" else "")
+            if c.missing_calls:
+                cost = f"no price ({c.missing_calls:,} calls)"
+            elif c.charged_as:
+                cost = f"charged as {c.charged_as.replace('_', ' ')}"
+            else:
+                cost = _money(c.usd)
+            classes.add_row(c.label, used, cost)
+        console.print(classes)
     runs = result.runs if limit == 0 else result.runs[:limit]
     table = Table(header_style="bold", title=f"runs, biggest actual cost first ({len(runs)} of {len(result.runs)})",
                   title_justify="left")
