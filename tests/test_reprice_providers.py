@@ -16,10 +16,13 @@ tokens (genai-prices' bundled table), each worked out below call by call.
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import genai_prices
+import httpx
 import pytest
 from click.testing import CliRunner
 
@@ -27,8 +30,9 @@ from runtrace import semconv as sc
 from runtrace.cli import main
 from runtrace.pricing import Pricer
 from runtrace.reprice import reprice
+from runtrace.server.app import create_app
 from runtrace.store.db import Store
-from test_server_support import SEC, at, llm_span, run_span, trace_id
+from test_server_support import SEC, at, llm_span, run_span, running_server, trace_id
 
 START_A, START_B = at(0, 1), at(0, 10)
 
@@ -167,3 +171,92 @@ def test_cli_json_has_the_split_and_the_table_says_what_is_missing(store_path: P
     text = " ".join(table.output.split())
     assert "davinci has no price for output tokens: 2 calls not repriced" in text
     assert "davinci has no price for reasoning tokens: 1 call not repriced" in text
+
+
+# --- the What-if page, over HTTP on 127.0.0.1 -------------------------------------
+
+
+@pytest.fixture(scope="module")
+def base(store_path: Path) -> Iterator[str]:
+    with running_server(create_app(store_path)) as url:
+        yield url
+
+
+def page(base: str, query: str) -> httpx.Response:
+    return httpx.get(f"{base}/whatif?{query}", timeout=60)
+
+
+def options(html: str, select_id: str) -> list[str]:
+    select = html.split(f'id="{select_id}"', 1)[1].split("</select>", 1)[0]
+    return re.findall(r'<option value="([^"]*)"', select)
+
+
+def test_the_provider_picker_lists_the_chosen_providers_models(base: str) -> None:
+    response = page(base, "pick_provider=deepseek&period=all")
+    assert response.status_code == 200
+    html = response.text
+    providers = options(html, "wi-provider")
+    assert providers[:4] == ["", "openai", "anthropic", "google"]
+    assert {"aws", "deepseek", "mistral", "perplexity", "openrouter"} <= set(providers)
+    assert '<option value="deepseek" selected>Deepseek</option>' in html
+    models = options(html, "wi-pick")
+    assert models[0] == "" and "deepseek:deepseek-chat" in models
+    assert all(m.startswith("deepseek:") for m in models[1:])
+    assert ('<option value="deepseek:deepseek-chat" title="cached read $0.07/Mtok, cache writes charged as input" >'
+            "deepseek-chat  \u00b7  $0.27 in / $1.10 out per Mtok</option>") in html
+    assert 'id="wi-start"' in html  # a provider without a model reprices nothing yet
+    # The default list is still the common three; other providers are one quick pick away.
+    default = page(base, "period=all").text
+    assert {m.split(":")[0] for m in options(default, "wi-pick")[1:]} == {"openai", "anthropic", "google"}
+    elsewhere = default.split('id="wi-elsewhere"', 1)[1].split("</p>", 1)[0]
+    assert re.findall(r">([^<]+)</a>", elsewhere) == [
+        "aws \u00b7 anthropic.claude-haiku-4-5-20251001-v1:0", "aws \u00b7 anthropic.claude-sonnet-4-5-20250929-v1:0",
+        "deepseek \u00b7 deepseek-chat", "mistral \u00b7 mistral-small-latest"]
+
+
+def class_cells(html: str) -> dict[str, tuple[str, str]]:
+    table = html.split('id="wi-class-table"', 1)[1].split("</table>", 1)[0]
+    rows = re.findall(r'<tr data-class="([^"]+)"><td>[^<]*</td>\s*<td class="num">([^<]*)</td>\s*'
+                      r'<td class="num">(?:<span[^>]*>)?([^<]*)', table)
+    return {name: (used.strip(), cost.strip()) for name, used, cost in rows}
+
+
+def test_the_page_reprices_on_deepseek_by_token_class(base: str) -> None:
+    response = page(base, "pick_provider=deepseek&pick=deepseek:deepseek-chat&period=all")
+    assert response.status_code == 200
+    html = response.text
+    assert re.search(r'id="wi-whatif">\$0\.00925<', html)
+    assert re.search(r'id="wi-actual">\$0\.085<', html)
+    assert class_cells(html) == {
+        "input": ("20,000", "$0.00594"), "cache_read": ("8,000", "$0.00056"),
+        "cache_write": ("2,000", "charged as input"), "output": ("2,000", "$0.00275"),
+        "reasoning": ("500", "charged as output")}
+    assert 'id="wi-missing-class"' not in html
+
+
+def test_the_page_on_bedrock_claude_and_on_a_per_request_model(base: str) -> None:
+    bedrock = page(base, "pick=aws:anthropic.claude-3-5-haiku-20241022-v1:0&period=all").text
+    assert re.search(r'id="wi-whatif">\$0\.0286<', bedrock)  # 0.02864, shown to three significant digits
+    assert '<option value="aws" selected>AWS Bedrock</option>' in bedrock  # the pick's provider is listed
+    assert class_cells(bedrock)["cache_write"] == ("2,000", "$0.002")
+    sonar = page(base, "pick=perplexity:sonar&period=all").text
+    assert class_cells(sonar)["requests"] == ("2 calls", "$0.024")
+
+
+def test_the_page_says_which_token_class_has_no_price(base: str) -> None:
+    html = page(base, "pick=azure:davinci&period=all").text
+    notice = " ".join(html.split('id="wi-missing-class"', 1)[1].split("</div>", 1)[0].split())
+    assert "davinci has no price for output tokens: 2 calls that used them are not repriced (never counted as $0)." \
+        in notice
+    assert "davinci has no price for reasoning tokens: 1 call that used them is not repriced" in notice
+    assert class_cells(html)["output"] == ("0", "no price (2 calls not repriced)")
+    assert re.search(r'id="wi-whatif">\$0\.00<', html)  # no run is priced on both sides
+    assert "1 run could not be repriced</strong>: 2 calls recorded no token counts or used a token class davinci " \
+        "has no price for" in " ".join(html.split())
+
+
+def test_an_unknown_provider_is_said_and_the_form_kept(base: str) -> None:
+    response = page(base, "pick_provider=%3Cnope%3E&period=all")
+    assert response.status_code == 400
+    assert "provider &#39;&lt;nope&gt;&#39; is not in genai-prices&#39; price table (choose one from the list)" \
+        in response.text

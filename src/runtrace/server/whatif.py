@@ -18,6 +18,7 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 from genai_prices import data_snapshot
 from markupsafe import Markup
@@ -26,6 +27,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
+from ..price_parts import CLASS_LABELS
 from ..pricing import TokenUsage, default_pricer
 from ..reprice import BUCKETS, OutputStats, RepricedRun, RepriceResult, reprice
 from ..store.db import Store
@@ -33,8 +35,9 @@ from ..store.errors import AmbiguousRunIdError
 from ..store.queries import resolve_run_id
 from . import charts, format, pages, queries
 
-__all__ = ["COMMON_PROVIDERS", "TIERS", "ModelChoice", "WhatIfForm", "model_catalog", "parse_form",
-           "direction", "signed_money", "signed_percent", "verbosity_chart", "whatif_page"]
+__all__ = ["COMMON_PROVIDERS", "TIERS", "ModelChoice", "ProviderChoice", "WhatIfForm", "model_catalog",
+           "models_of", "parse_form", "provider_choices", "direction", "signed_money", "signed_percent",
+           "verbosity_chart", "whatif_page"]
 
 COMMON_PROVIDERS = ("openai", "anthropic", "google")
 TIERS = ("default", "flex", "priority", "batch")
@@ -48,12 +51,17 @@ SMALL_CALLS, SMALL_TOKENS, FRONTIER_RATIO = 3, 20_000, 4.0
 # One-click targets for a first look; each is shown only if the price table knows it.
 SUGGESTED = (("openai", "gpt-5-mini"), ("anthropic", "claude-haiku-4-5"), ("google", "gemini-2.5-flash"),
              ("openai", "gpt-4o-mini"))
+# One-click targets on another provider's price list ("these runs on Bedrock Claude, on DeepSeek").
+SUGGESTED_ELSEWHERE = (("aws", "anthropic.claude-haiku-4-5-20251001-v1:0"),
+                       ("aws", "anthropic.claude-sonnet-4-5-20250929-v1:0"),
+                       ("deepseek", "deepseek-chat"), ("mistral", "mistral-small-latest"))
 # Kinds of model that are not a target for an agent's chat calls (speech, images, embeddings ...).
 _NOT_CHAT = ("embedding", "tts", "transcribe", "whisper", "moderation", "image", "audio", "realtime", "live",
              "robotics", "nano-banana", "search", "computer-use", "deep-research")
 # Models a provider resells from another of the common providers (Vertex AI serves Anthropic's):
 # they are listed under their maker only; the provider field still prices them at the reseller.
 _RESOLD = {"google": ("claude-",)}
+_REGIONAL = "regional."
 _PROBE_TOKENS = 100_000  # under every long-prompt price threshold; scaled to a price per million
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _NO_DIFFERENCE_USD = 5e-10  # below a billionth of a dollar a difference is float noise
@@ -70,10 +78,24 @@ class ModelChoice:
     model: str
     input_per_mtok: float
     output_per_mtok: float
+    cache_read_per_mtok: float | None = None
+    cache_write_per_mtok: float | None = None
+    per_request: float | None = None
 
     @property
     def value(self) -> str:
         return f"{self.provider}:{self.model}"
+
+    @property
+    def detail(self) -> str:
+        """The prices beyond input and output, or which of them the model does not have."""
+        parts = [f"cached read ${_per_mtok(self.cache_read_per_mtok)}/Mtok" if self.cache_read_per_mtok is not None
+                 else "cached reads charged as input",
+                 f"cache write ${_per_mtok(self.cache_write_per_mtok)}/Mtok"
+                 if self.cache_write_per_mtok is not None else "cache writes charged as input"]
+        if self.per_request is not None:
+            parts.append(f"${self.per_request:g} per request")
+        return ", ".join(parts)
 
     @property
     def label(self) -> str:
@@ -85,8 +107,104 @@ def _per_mtok(value: float) -> str:
     return f"{value:.2f}" if value >= 0.1 or value == 0 else f"{value:.3f}".rstrip("0")
 
 
+@dataclass(frozen=True, slots=True)
+class ProviderChoice:
+    """One entry of the provider drop-down: a genai-prices provider with chat models."""
+
+    id: str
+    name: str
+
+
 _catalog_lock = threading.Lock()
 _catalog: tuple[object, dict[str, list[ModelChoice]]] | None = None
+# snapshot -> ({(provider id, resold models left out) -> its choices}, the provider drop-down)
+_by_provider: tuple[object, dict[tuple[str, bool], list[ModelChoice]], list[ProviderChoice]] | None = None
+
+
+def _is_chat(provider_id: str, info: Any, leave_out_resold: bool) -> bool:
+    name = info.id
+    return not (name.endswith("-") or ".ft-" in name or info.deprecated
+                or name.startswith(("ft:", *(_RESOLD.get(provider_id, ()) if leave_out_resold else ())))
+                or any(word in name for word in _NOT_CHAT))
+
+
+def _choices(provider: Any, leave_out_resold: bool) -> list[ModelChoice]:
+    """A provider's chat models that have both an input and an output price, by name."""
+    pricer = default_pricer()
+    usage = TokenUsage(_PROBE_TOKENS, _PROBE_TOKENS)
+    scale = 1_000_000 / _PROBE_TOKENS
+    now = datetime.now(timezone.utc)
+    choices: list[ModelChoice] = []
+    for info in provider.models:
+        if not _is_chat(provider.id, info, leave_out_resold):
+            continue
+        # genai-prices files Bedrock's in-region models as "regional.<model id>", a name its own
+        # matching does not resolve; the model id it stands for does.
+        ref = info.id
+        price = pricer.price(usage, model=ref, provider=provider.id)
+        if price.total_usd is None and ref.startswith(_REGIONAL):
+            ref = ref[len(_REGIONAL):]
+            price = pricer.price(usage, model=ref, provider=provider.id)
+        if price.total_usd is None or price.input_usd is None or price.output_usd is None:
+            continue
+        listed = info.get_prices(now)
+        if getattr(listed, "output_mtok", None) is None:
+            continue  # an input-only model (embeddings, legacy completions) is no target for chat calls
+        extra = {name: _flat(getattr(listed, key, None)) for name, key in (
+            ("cache_read_per_mtok", "cache_read_mtok"), ("cache_write_per_mtok", "cache_write_mtok"))}
+        requests = _flat(getattr(listed, "requests_kcount", None))
+        choices.append(ModelChoice(provider.id, ref, price.input_usd * scale, price.output_usd * scale,
+                                   extra["cache_read_per_mtok"], extra["cache_write_per_mtok"],
+                                   None if requests is None else requests / 1000))
+    return sorted(choices, key=lambda c: c.model)
+
+
+def _flat(value: object) -> float | None:
+    """A flat price as a float; a tiered one by its base price; None when there is none."""
+    if value is None:
+        return None
+    base = getattr(value, "base", value)
+    try:
+        return float(base)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+
+
+def _provider_index() -> tuple[dict[tuple[str, bool], list[ModelChoice]], list[ProviderChoice]]:
+    global _by_provider
+    snapshot = data_snapshot.get_snapshot()
+    cached = _by_provider
+    if cached is not None and cached[0] is snapshot:
+        return cached[1], cached[2]
+    with _catalog_lock:
+        listed = [ProviderChoice(p.id, p.name) for p in snapshot.providers
+                  if any(_is_chat(p.id, info, False) for info in p.models)]
+        common = [c for pid in COMMON_PROVIDERS for c in listed if c.id == pid]
+        rest = sorted((c for c in listed if c.id not in COMMON_PROVIDERS), key=lambda c: c.name.lower())
+        _by_provider = (snapshot, {}, common + rest)
+        return _by_provider[1], _by_provider[2]
+
+
+def provider_choices() -> list[ProviderChoice]:
+    """Every genai-prices provider that lists a chat model: the common three first, then by name."""
+    return _provider_index()[1]
+
+
+def models_of(provider_id: str) -> list[ModelChoice] | None:
+    """A provider's chat models with their prices (models it resells included); None for no such provider.
+
+    Built on first use per provider (OpenRouter alone lists hundreds) and kept
+    until the price table is swapped.
+    """
+    cache, providers = _provider_index()
+    if provider_id not in {p.id for p in providers}:
+        return None
+    key = (provider_id, False)
+    found = cache.get(key)
+    if found is None:
+        provider = next(p for p in data_snapshot.get_snapshot().providers if p.id == provider_id)
+        found = cache[key] = _choices(provider, leave_out_resold=False)
+    return found
 
 
 def model_catalog() -> dict[str, list[ModelChoice]]:
@@ -103,28 +221,21 @@ def model_catalog() -> dict[str, list[ModelChoice]]:
     if cached is not None and cached[0] is snapshot:
         return cached[1]
     with _catalog_lock:
-        pricer = default_pricer()
-        usage = TokenUsage(_PROBE_TOKENS, _PROBE_TOKENS)
-        scale = 1_000_000 / _PROBE_TOKENS
-        found: dict[str, list[ModelChoice]] = {}
-        for provider in snapshot.providers:
-            if provider.id not in COMMON_PROVIDERS:
-                continue
-            choices: list[ModelChoice] = []
-            for info in provider.models:
-                name = info.id
-                if (name.endswith("-") or ".ft-" in name or info.deprecated
-                        or name.startswith(("ft:", *_RESOLD.get(provider.id, ())))
-                        or any(word in name for word in _NOT_CHAT)):
-                    continue
-                price = pricer.price(usage, model=name, provider=provider.id)
-                if price.total_usd is None or price.input_usd is None or price.output_usd is None:
-                    continue
-                choices.append(ModelChoice(provider.id, name, price.input_usd * scale, price.output_usd * scale))
-            found[provider.id] = sorted(choices, key=lambda c: c.model)
+        found = {provider.id: _choices(provider, leave_out_resold=True) for provider in snapshot.providers
+                 if provider.id in COMMON_PROVIDERS}
         ordered = {p: found[p] for p in COMMON_PROVIDERS if found.get(p)}
         _catalog = (snapshot, ordered)
         return ordered
+
+
+def _suggested_elsewhere() -> list[ModelChoice]:
+    """SUGGESTED_ELSEWHERE, each only if the price table lists it."""
+    found: list[ModelChoice] = []
+    for provider, model in SUGGESTED_ELSEWHERE:
+        choice = next((c for c in models_of(provider) or () if c.model == model), None)
+        if choice is not None:
+            found.append(choice)
+    return found
 
 
 def suggestions(catalog: dict[str, list[ModelChoice]]) -> list[ModelChoice]:
@@ -140,6 +251,7 @@ class WhatIfForm:
     """What the form sent, as typed (it is shown again), and the target it names."""
 
     pick: str = ""  # "provider:model" from the drop-down
+    pick_provider: str = ""  # the provider whose models the drop-down lists ("" = the common three)
     model: str = ""  # a typed model name; wins over the drop-down
     provider: str = ""
     tier: str = "default"
@@ -171,7 +283,7 @@ class WhatIfForm:
         return value if math.isfinite(value) and value > 0 else None
 
 
-WHATIF_PARAMS = ("pick", "model", "provider", "tier", "ratio", "project", "period", "since", "until", "run", "rows")
+WHATIF_PARAMS = ("pick", "pick_provider", "model", "provider", "tier", "ratio", "project", "period", "since", "until", "run", "rows")
 
 
 def _text(request: Request, name: str, limit: int = 200) -> str:
@@ -180,7 +292,8 @@ def _text(request: Request, name: str, limit: int = 200) -> str:
 
 def parse_form(request: Request) -> WhatIfForm:
     """Read the query string; every problem is recorded in ``errors``, none raises."""
-    form = WhatIfForm(pick=_text(request, "pick"), model=_text(request, "model"),
+    form = WhatIfForm(pick=_text(request, "pick"), pick_provider=_text(request, "pick_provider"),
+                      model=_text(request, "model"),
                       provider=_text(request, "provider"), tier=_text(request, "tier") or "default",
                       ratio=_text(request, "ratio") or "1", project=_text(request, "project"),
                       period=_text(request, "period") or DEFAULT_PERIOD, since=_text(request, "since"),
@@ -193,6 +306,10 @@ def parse_form(request: Request) -> WhatIfForm:
     if form.pick and ":" not in form.pick:
         form.errors.append(f"pick={form.pick!r} is not a provider:model pair from the list")
         form.pick = ""
+    if form.pick and not form.pick_provider:
+        chosen = form.pick.partition(":")[0]
+        if chosen not in COMMON_PROVIDERS:
+            form.pick_provider = chosen  # a quick pick on another provider: list that provider's models
     if form.tier not in TIERS:
         form.errors.append(f"tier {form.tier!r} is not one of {', '.join(TIERS)}")
     if form.token_ratio is None:
@@ -345,6 +462,15 @@ async def whatif_page(request: Request) -> Response:
         except HTTPException as exc:
             form.errors.append(str(exc.detail))
     catalog = await run_in_threadpool(model_catalog)
+    listed = catalog
+    if form.pick_provider:
+        models = await run_in_threadpool(models_of, form.pick_provider)
+        if models is None:
+            form.errors.append(f"provider {form.pick_provider!r} is not in genai-prices' price table "
+                               "(choose one from the list)")
+        else:
+            listed = {form.pick_provider: models}
+    elsewhere = await run_in_threadpool(_suggested_elsewhere)
 
     def load() -> _Loaded:
         loaded = _Loaded(projects=queries.filter_options(store)["project"])
@@ -382,7 +508,8 @@ async def whatif_page(request: Request) -> Response:
     if result is not None:
         runs = result.runs if form.all_rows else result.runs[:ROWS_SHOWN]
     return pages.render(
-        request, "whatif.html", status_code=status, form=form, catalog=catalog, suggested=suggestions(catalog),
+        request, "whatif.html", status_code=status, form=form, catalog=listed, suggested=suggestions(catalog),
+        elsewhere=elsewhere, providers=provider_choices(), class_labels=CLASS_LABELS,
         tiers=TIERS, projects=loaded.projects, run_id=loaded.run_id, run_name=loaded.run_name, result=result,
         summary=summary, runs=runs, small_calls=SMALL_CALLS, small_tokens=SMALL_TOKENS,
         frontier_ratio=FRONTIER_RATIO, names_listed=NAMES_LISTED,
