@@ -80,12 +80,13 @@ class PriceParts:
 
 def split_tokens(usage: TokenUsage) -> dict[str, int]:
     """The call's tokens by class (input and output without their cached / reasoning parts)."""
+    cache_write, reasoning = usage.cache_write_tokens or 0, usage.reasoning_tokens or 0
     return {
-        "input": max(0, usage.input_tokens - usage.cache_read_tokens - usage.cache_write_tokens),
+        "input": max(0, usage.input_tokens - usage.cache_read_tokens - cache_write),
         "cache_read": usage.cache_read_tokens,
-        "cache_write": usage.cache_write_tokens,
-        "output": max(0, usage.output_tokens - usage.reasoning_tokens),
-        "reasoning": usage.reasoning_tokens,
+        "cache_write": cache_write,
+        "output": max(0, usage.output_tokens - reasoning),
+        "reasoning": reasoning,
     }
 
 
@@ -153,7 +154,7 @@ def _genai_split(prices: ModelPrice, usage: TokenUsage) -> dict[str, Decimal]:
 
         kwargs: dict[str, int] = {"input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens,
                                   "cache_read_tokens": usage.cache_read_tokens,
-                                  "cache_write_tokens": usage.cache_write_tokens}
+                                  "cache_write_tokens": usage.cache_write_tokens or 0}
         if usage.cache_write_5m_tokens is not None:
             kwargs["cache_write_5m_tokens"] = usage.cache_write_5m_tokens
         if usage.cache_write_1h_tokens is not None:
