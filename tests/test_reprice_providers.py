@@ -260,3 +260,22 @@ def test_an_unknown_provider_is_said_and_the_form_kept(base: str) -> None:
     assert response.status_code == 400
     assert "provider &#39;&lt;nope&gt;&#39; is not in genai-prices&#39; price table (choose one from the list)" \
         in response.text
+
+
+def test_cli_lists_a_providers_models_to_pick_from() -> None:
+    runner = CliRunner()
+    listed = runner.invoke(main, ["reprice", "--provider", "aws.bedrock", "--format", "json"])
+    assert listed.exit_code == 0, listed.output
+    models = {m["model"]: m for m in json.loads(listed.stdout)}
+    assert models["anthropic.claude-3-5-haiku-20241022-v1:0"] == {
+        "model": "anthropic.claude-3-5-haiku-20241022-v1:0", "input_per_mtok": pytest.approx(0.8),
+        "cache_read_per_mtok": 0.08, "cache_write_per_mtok": 1.0, "output_per_mtok": pytest.approx(4.0),
+        "per_request": None}
+    assert not any(name.startswith("regional.") for name in models)  # listed by the id that prices
+    sonar = json.loads(runner.invoke(main, ["reprice", "--provider", "perplexity", "--format", "json"]).stdout)
+    assert next(m for m in sonar if m["model"] == "sonar")["per_request"] == pytest.approx(0.012)
+    missing = runner.invoke(main, ["reprice"])
+    assert missing.exit_code == 2
+    assert "give --model, or --provider to list its models (one of: openai, anthropic, google, " in missing.output
+    unknown = runner.invoke(main, ["reprice", "--provider", "nope"])
+    assert unknown.exit_code == 2 and "'nope' is not a provider in genai-prices' price table" in unknown.output
