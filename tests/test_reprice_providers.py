@@ -279,3 +279,19 @@ def test_cli_lists_a_providers_models_to_pick_from() -> None:
     assert "give --model, or --provider to list its models (one of: openai, anthropic, google, " in missing.output
     unknown = runner.invoke(main, ["reprice", "--provider", "nope"])
     assert unknown.exit_code == 2 and "'nope' is not a provider in genai-prices' price table" in unknown.output
+
+
+@pytest.mark.parametrize(("model", "provider"), [("gpt-4o-mini", "openai"), ("claude-haiku-4-5", "anthropic"),
+                                                 ("deepseek-chat", "deepseek"), ("sonar", "perplexity"),
+                                                 ("gemini-2.5-pro", "google")])  # the last is tiered
+def test_the_learned_split_is_genai_prices_own_to_the_last_digit(model: str, provider: str) -> None:
+    from runtrace import price_parts
+    from runtrace.pricing import TokenUsage, default_pricer
+
+    prices = default_pricer().target_prices(model=model, provider=provider)
+    assert prices is not None
+    for inp, cached, written, out, reasoning in [(0, 0, 0, 0, 0), (1, 0, 0, 1, 0), (10_000, 4_000, 1_000, 500, 100),
+                                                 (250_000, 0, 200_000, 7, 7), (123_457, 99_999, 0, 4_321, 0)]:
+        usage = TokenUsage(inp, out, cache_read_tokens=cached, cache_write_tokens=written, reasoning_tokens=reasoning)
+        assert price_parts._split(prices, usage, price_parts.split_tokens(usage)) == \
+            price_parts._genai_split(prices, usage), usage
