@@ -125,25 +125,37 @@ def _override_parts(price: Price, rates: ModelOverride, tokens: dict[str, int],
 
 
 def _genai_parts(price: Price, prices: ModelPrice, usage: TokenUsage, tokens: dict[str, int]) -> PriceParts:
-    priced = {k for k, v in vars(prices).items() if v is not None and not k.startswith("_")}
-    charged_as: dict[str, str] = {}
-    missing: list[str] = []
-    for name in TOKEN_CLASSES:
-        if not tokens[name]:
-            continue
-        own, parent = _OWN_KEYS[name]
-        if priced.intersection(own):
-            continue
-        if parent is not None and priced.intersection(_OWN_KEYS[parent][0]):
-            charged_as[name] = parent
-        else:
-            missing.append(name)
-    return PriceParts(price, _scaled(_split(prices, usage, tokens), price), charged_as, tuple(missing))
+    used = tuple(name for name in TOKEN_CLASSES if tokens[name])
+    key = (id(prices), used)
+    found = _coverage.get(key)
+    if found is None or found[0] is not prices:
+        priced = {k for k, v in vars(prices).items() if v is not None and not k.startswith("_")}
+        charged: dict[str, str] = {}
+        missing: list[str] = []
+        for name in used:
+            own, parent = _OWN_KEYS[name]
+            if priced.intersection(own):
+                continue
+            if parent is not None and priced.intersection(_OWN_KEYS[parent][0]):
+                charged[name] = parent
+            else:
+                missing.append(name)
+        if len(_coverage) > 4096:
+            _coverage.clear()
+        found = _coverage[key] = (prices, charged, tuple(missing))
+    _prices, charged_as, missing_classes = found
+    return PriceParts(price, _scaled(_split(prices, usage, tokens), price), dict(charged_as), missing_classes)
+
+
+# (id of a price set, the classes a call used) -> (that price set, kept so the id stays its own;
+# class -> the class it is charged as; the used classes it has no price for)
+_coverage: dict[tuple[int, tuple[str, ...]], tuple[ModelPrice, dict[str, str], tuple[str, ...]]] = {}
 
 
 # (flat prices) -> (dollars of a call with no tokens, {class: {class charged: dollars per token}})
 _Form = tuple[dict[str, Decimal], dict[str, dict[str, Decimal]]]
 _forms: dict[tuple[Any, ...], _Form] = {}
+_form_of: dict[int, tuple[ModelPrice, _Form | None]] = {}  # by id of a price set, kept alive beside it
 _PROBES: Final = {  # a million tokens of one class, as a usage that holds them
     "input": TokenUsage(input_tokens=1_000_000),
     "cache_read": TokenUsage(input_tokens=1_000_000, cache_read_tokens=1_000_000),
@@ -162,10 +174,32 @@ def _split(prices: ModelPrice, usage: TokenUsage, tokens: dict[str, int]) -> dic
     tokens of each class, and applied in exact Decimal arithmetic. Tiered
     prices and the Anthropic 5m/1h split keep the per-call arithmetic.
     """
-    items = tuple(vars(prices).items())
-    if (usage.cache_write_5m_tokens is not None or usage.cache_write_1h_tokens is not None
-            or any(k.startswith("_") or (v is not None and type(v) is not Decimal) for k, v in items)):
+    if usage.cache_write_5m_tokens is not None or usage.cache_write_1h_tokens is not None:
         return _genai_split(prices, usage)
+    known = _form_of.get(id(prices))
+    if known is not None and known[0] is prices:
+        form = known[1]
+    else:
+        form = _learn(prices)
+        if len(_form_of) > 1024:
+            _form_of.clear()
+        _form_of[id(prices)] = (prices, form)
+    if form is None:
+        return _genai_split(prices, usage)
+    base, rates = form
+    usd = dict(base)
+    for name, count in tokens.items():
+        if count:
+            for charged, rate in rates[name].items():
+                usd[charged] = usd.get(charged, Decimal(0)) + count * rate
+    return usd
+
+
+def _learn(prices: ModelPrice) -> _Form | None:
+    """The split's linear form for a flat price set (shared by equal price sets); None when tiered."""
+    items = tuple(vars(prices).items())
+    if any(k.startswith("_") or (v is not None and type(v) is not Decimal) for k, v in items):
+        return None
     form = _forms.get(items)
     if form is None:
         base = _genai_split(prices, TokenUsage())
@@ -177,13 +211,7 @@ def _split(prices: ModelPrice, usage: TokenUsage, tokens: dict[str, int]) -> dic
         if len(_forms) > 1024:  # bounded: a what-if prices a handful of targets
             _forms.clear()
         form = _forms[items] = (base, rates)
-    base, rates = form
-    usd = dict(base)
-    for name, count in tokens.items():
-        if count:
-            for charged, rate in rates[name].items():
-                usd[charged] = usd.get(charged, Decimal(0)) + count * rate
-    return usd
+    return form
 
 
 def _genai_split(prices: ModelPrice, usage: TokenUsage) -> dict[str, Decimal]:
