@@ -117,18 +117,24 @@ def test_the_multi_provider_run_prices_each_provider(demo_runs) -> None:
     llm = [(s["model"], s["attributes"]["gen_ai.provider.name"], s["input_tokens"], s["cached_input_tokens"],
             s["output_tokens"]) for s in run["spans"] if s["kind"] == "llm"]
     assert llm == [("gpt-5-mini", "openai", 912, 0, 42), ("claude-sonnet-4-6", "anthropic", 1200, 0, 300),
-                   ("gemini-2.5-flash", "gcp.gemini", 1500, 1024, 244)]  # Gemini: 180 out + 64 thoughts
+                   ("gemini-2.5-flash", "gcp.gemini", 1500, 1024, 244),  # Gemini: 180 out + 64 thoughts
+                   ("deepseek-chat", "deepseek", 912, 0, 14),  # an openai client on api.deepseek.com
+                   ("gpt-4o-mini", "openai", 2000, 0, 150),  # through LiteLLM: one span, not two
+                   # Bedrock Converse: inputTokens 800 exclude the 2,048 cache reads
+                   ("anthropic.claude-3-5-haiku-20241022-v1:0", "aws.bedrock", 2848, 2048, 120)]
     costs = [s["cost_usd"] for s in run["spans"] if s["kind"] == "llm"]
     # gpt-5-mini 912*0.25 + 42*2; claude-sonnet-4-6 ($3/$15) 1200*3 + 300*15;
-    # gemini-2.5-flash ($0.30 in, $0.03 cached, $2.50 out) 476*0.30 + 1024*0.03 + 244*2.50; per million
-    assert costs == pytest.approx([0.000312, 0.0081, 0.00078352], abs=1e-12)
-    assert (run["llm_calls"], run["unpriced_calls"]) == (3, 0)
-    assert run["cost_usd"] == pytest.approx(0.00919552, abs=1e-12)
+    # gemini-2.5-flash ($0.30 in, $0.03 cached, $2.50 out) 476*0.30 + 1024*0.03 + 244*2.50;
+    # deepseek-chat ($0.27/$1.10) 912*0.27 + 14*1.10; gpt-4o-mini ($0.15/$0.60) 2000*0.15 + 150*0.60;
+    # Claude 3.5 Haiku on Bedrock ($0.80 in, $0.08 cache read, $4 out) 800*0.80 + 2048*0.08 + 120*4; per million
+    assert costs == pytest.approx([0.000312, 0.0081, 0.00078352, 0.00026164, 0.00039, 0.00128384], abs=1e-12)
+    assert (run["llm_calls"], run["unpriced_calls"]) == (6, 0)
+    assert run["cost_usd"] == pytest.approx(0.011131, abs=1e-12)
 
 
 def test_the_multi_provider_run_is_skipped_without_its_clients(monkeypatch) -> None:
-    monkeypatch.setattr(_demo_providers, "missing_clients", lambda: ["google-genai"])
+    monkeypatch.setattr(_demo_providers, "missing_clients", lambda: ["google-genai", "boto3"])
     lines: list[str] = []
     assert _demo_providers.run_multi_provider(lines.append) is None
-    assert lines == [f"run: {_demo_providers.NAME} skipped: install google-genai "
-                     "(pip install 'runtrace[anthropic,gemini]')"]
+    assert lines == [f"run: {_demo_providers.NAME} skipped: install google-genai, boto3 "
+                     "(pip install 'runtrace[anthropic,gemini,litellm,bedrock]')"]

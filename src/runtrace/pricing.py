@@ -100,15 +100,22 @@ _OVERRIDE_FIELDS: Final = ("input_per_mtok", "output_per_mtok", "cache_read_per_
 
 @dataclass(frozen=True, slots=True)
 class TokenUsage:
-    """Token counts of one call, in the OpenTelemetry/genai-prices convention."""
+    """Token counts of one call, in the OpenTelemetry/genai-prices convention: runtrace's one usage type.
 
-    input_tokens: int  # TOTAL input, cache reads and writes included
-    output_tokens: int  # total output, reasoning included
+    The instrumentations build it (``instrumentation/_usage.py`` from genai-prices'
+    extractors, or a provider module by hand) and the Pricer prices it as it is;
+    genai-prices' own ``Usage`` appears only at those two edges. ``None`` for a
+    cache-write or reasoning count means the provider does not report it (no
+    span attribute is written); it is priced as 0.
+    """
+
+    input_tokens: int = 0  # TOTAL input, cache reads and writes included
+    output_tokens: int = 0  # total output, reasoning included
     cache_read_tokens: int = 0
-    cache_write_tokens: int = 0  # total cache writes
+    cache_write_tokens: int | None = None  # total cache writes; None: not reported
     cache_write_5m_tokens: int | None = None  # Anthropic split, when known
     cache_write_1h_tokens: int | None = None
-    reasoning_tokens: int = 0
+    reasoning_tokens: int | None = None  # None: not reported
 
 
 @dataclass(frozen=True, slots=True)
@@ -276,29 +283,30 @@ def _genai_provider(provider: str | None) -> str | None:
 
 
 def _usage_kwargs(usage: TokenUsage) -> dict[str, int]:
-    values = (usage.input_tokens, usage.output_tokens, usage.cache_read_tokens, usage.cache_write_tokens,
-              usage.cache_write_5m_tokens or 0, usage.cache_write_1h_tokens or 0, usage.reasoning_tokens)
+    cache_write, reasoning = usage.cache_write_tokens or 0, usage.reasoning_tokens or 0
+    values = (usage.input_tokens, usage.output_tokens, usage.cache_read_tokens, cache_write,
+              usage.cache_write_5m_tokens or 0, usage.cache_write_1h_tokens or 0, reasoning)
     if any(isinstance(v, bool) or not isinstance(v, int) or v < 0 for v in values):
         raise _UnpricedUsage(f"token counts must be non-negative integers: {usage!r}")
-    if usage.cache_read_tokens + usage.cache_write_tokens > usage.input_tokens:
+    if usage.cache_read_tokens + cache_write > usage.input_tokens:
         raise _UnpricedUsage(f"cache reads + writes exceed the total input: {usage!r}")
     split = (usage.cache_write_5m_tokens or 0) + (usage.cache_write_1h_tokens or 0)
-    if split > usage.cache_write_tokens:
+    if split > cache_write:
         raise _UnpricedUsage(f"the 5m + 1h cache writes exceed the cache writes: {usage!r}")
-    if usage.reasoning_tokens > usage.output_tokens:
+    if reasoning > usage.output_tokens:
         raise _UnpricedUsage(f"reasoning tokens exceed the output: {usage!r}")
     kwargs = {
         "input_tokens": usage.input_tokens,
         "output_tokens": usage.output_tokens,
         "cache_read_tokens": usage.cache_read_tokens,
-        "cache_write_tokens": usage.cache_write_tokens,
+        "cache_write_tokens": cache_write,
     }
     if usage.cache_write_5m_tokens is not None:
         kwargs["cache_write_5m_tokens"] = usage.cache_write_5m_tokens
     if usage.cache_write_1h_tokens is not None:
         kwargs["cache_write_1h_tokens"] = usage.cache_write_1h_tokens
-    if usage.reasoning_tokens:
-        kwargs["output_reasoning_tokens"] = usage.reasoning_tokens
+    if reasoning:
+        kwargs["output_reasoning_tokens"] = reasoning
     return kwargs
 
 
@@ -428,6 +436,42 @@ class Pricer:
                 table = f"{table} x{factor} {tier_label} tier ({self._label})"
         return Price(_to_float(total), _to_float(input_usd), _to_float(output_usd),
                      semconv.SOURCE_GENAI_PRICES, table, None, tier_label, matched)
+
+    def target_prices(self, *, model: str, provider: str | None, service_tier: str | None = None,
+                      when: datetime | None = None) -> ModelPrice | ModelOverride | None:
+        """The prices :meth:`price` would charge ``model`` at: the user's override, genai-prices' or None.
+
+        For :mod:`runtrace.price_parts`, which splits a call's price by token
+        class and must know which classes the target prices at all (a class it
+        does not price would otherwise cost a silent $0).
+        """
+        gp_provider = _genai_provider(provider)
+        if self._overrides:
+            rates = self._find_override(model, provider, gp_provider)
+            if rates is not None:
+                def opt(value: Decimal, given: bool) -> float | None:
+                    return float(value) if given else None
+                return ModelOverride(
+                    input_per_mtok=opt(rates.input, rates.has_token_prices),
+                    output_per_mtok=opt(rates.output, rates.has_token_prices),
+                    cache_read_per_mtok=opt(rates.cache_read, rates.has_token_prices),
+                    cache_write_per_mtok=opt(rates.cache_write, rates.has_token_prices),
+                    per_second=None if rates.per_second is None else float(rates.per_second))
+        if gp_provider == semconv.PROVIDER_LOCAL:
+            return None
+        found = self._lookup(gp_provider, model)
+        if isinstance(found, str):
+            return None
+        gp_prov, info = found
+        served = _norm_tier(service_tier)
+        ctx: dict[str, str] = {}
+        if served is not None and served not in _STANDARD_TIERS:
+            if served == _BATCH:
+                ctx[_CTX_PROCESSING] = _BATCH
+            else:
+                ctx[_CTX_TIER] = served
+        applied = ctx if ctx and any(info is m for m in gp_prov.models) else None
+        return info.get_prices(when or datetime.now(timezone.utc), applied)
 
     def _calc(self, kwargs: dict[str, int], model_price: ModelPrice) -> CalcPrice:
         """genai-prices' ``calc_price``, through a learned affine form when that gives the same Decimals.
@@ -570,9 +614,10 @@ class Pricer:
                 _usage_kwargs(usage)
             except _UnpricedUsage as exc:
                 return _invalid(str(exc), tier_label)
-            plain = usage.input_tokens - usage.cache_read_tokens - usage.cache_write_tokens
+            cache_write = usage.cache_write_tokens or 0
+            plain = usage.input_tokens - usage.cache_read_tokens - cache_write
             input_usd = (plain * rates.input + usage.cache_read_tokens * rates.cache_read
-                         + usage.cache_write_tokens * rates.cache_write) / _MTOK
+                         + cache_write * rates.cache_write) / _MTOK
             output_usd = usage.output_tokens * rates.output / _MTOK
         total = input_usd + output_usd
         if rates.per_second is not None:

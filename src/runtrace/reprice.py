@@ -13,6 +13,12 @@ Three views come out of one scan of the ``spans`` table:
   least ``frontier_ratio`` times the target's, with the saving;
 - verbosity: output tokens per call by prompt-size bucket, per recorded model,
   because output is the expensive side and its length depends on the prompt.
+
+Each call is also split by token class (:mod:`runtrace.price_parts`: input,
+cached read, cache write, output, reasoning, per request, per second), so a
+target on another provider shows what each class costs there; a call using a
+class the target has no price for (output on an input-only model) is not
+repriced and is counted per class, never priced as $0.
 """
 
 from __future__ import annotations
@@ -25,11 +31,13 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from . import semconv
+from .price_parts import CLASS_LABELS, CLASSES, TOKEN_CLASSES, price_parts, split_tokens
 from .pricing import Pricer, TokenUsage, default_pricer
 from .store.db import Store
 from .store.queries import to_ns
 
-__all__ = ["BUCKETS", "OutputStats", "RepriceResult", "RepricedRun", "RoutingCandidate", "bucket_of", "reprice"]
+__all__ = ["BUCKETS", "ClassTotal", "OutputStats", "RepriceResult", "RepricedRun", "RoutingCandidate", "bucket_of",
+           "reprice"]
 
 # (label, inclusive upper bound of input tokens)
 BUCKETS: tuple[tuple[str, float], ...] = (("up to 1k", 1_000), ("1k-10k", 10_000), ("over 10k", math.inf))
@@ -112,6 +120,32 @@ class OutputStats:
 
 
 @dataclass
+class ClassTotal:
+    """One token class over the repriced calls: how much was used and what it cost on the target.
+
+    ``units`` is tokens for the token classes, calls for ``requests`` and seconds
+    for ``seconds``. ``charged_as`` names the class whose price the target
+    charged these tokens at (their dollars are in that class's); ``missing_calls``
+    counts calls that used the class on a target with no price for it, which
+    are therefore not repriced at all.
+    """
+
+    name: str
+    units: float = 0
+    usd: float = 0.0
+    charged_as: str | None = None
+    missing_calls: int = 0
+
+    @property
+    def label(self) -> str:
+        return CLASS_LABELS[self.name]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"class": self.name, "units": self.units, "usd": self.usd, "charged_as": self.charged_as,
+                "missing_calls": self.missing_calls}
+
+
+@dataclass
 class RepriceResult:
     model: str
     provider: str | None
@@ -122,6 +156,12 @@ class RepriceResult:
     verbosity: list[OutputStats] = field(default_factory=list)
     calls: int = 0
     tier_note: str | None = None  # set when the tier had no price of its own for the target
+    by_class: dict[str, ClassTotal] = field(default_factory=dict)  # CLASSES order; only classes that occur
+
+    @property
+    def missing_classes(self) -> list[ClassTotal]:
+        """Classes the runs used that the target has no price for (their calls are not repriced)."""
+        return [c for c in self.by_class.values() if c.missing_calls]
 
     @property
     def actual_usd(self) -> float:
@@ -162,6 +202,7 @@ class RepriceResult:
             "runs": [r.as_dict() for r in self.runs],
             "routing": [c.as_dict() for c in self.routing],
             "verbosity": [v.as_dict() for v in self.verbosity],
+            "by_class": [c.as_dict() for c in self.by_class.values()],
         }
 
 
@@ -171,6 +212,21 @@ def _nearest_rank(sorted_values: list[int], q: float) -> int:
 
 def _scaled(value: int | None, ratio: float) -> int:
     return 0 if not value else int(round(value * ratio))
+
+
+def _add_classes(classes: dict[str, ClassTotal], usd: dict[str, float], charged_as: dict[str, str],
+                 tokens: dict[str, int], duration_s: float) -> None:
+    for name in TOKEN_CLASSES:
+        classes[name].units += tokens[name]
+    if usd.get("requests"):
+        classes["requests"].units += 1
+    if usd.get("seconds"):
+        classes["seconds"].units += duration_s
+    for name, value in usd.items():
+        if name in classes:
+            classes[name].usd += value
+    for name, parent in charged_as.items():
+        classes[name].charged_as = parent
 
 
 def reprice(store: Store, *, model: str, provider: str | None = None, tier: str | None = None,
@@ -189,7 +245,9 @@ def reprice(store: Store, *, model: str, provider: str | None = None, tier: str 
     if not (isinstance(token_ratio, (int, float)) and math.isfinite(token_ratio) and token_ratio > 0):
         raise ValueError(f"token ratio must be a positive number, got {token_ratio!r}")
     pricer = pricer or default_pricer()
-    probe = pricer.price(TokenUsage(1_000, 1_000), model=model, provider=provider, service_tier=tier)
+    # duration_s: a model priced per second (a local one) has a price too.
+    probe = pricer.price(TokenUsage(1_000, 1_000), model=model, provider=provider, service_tier=tier,
+                         duration_s=1.0)
     if probe.total_usd is None:
         raise ValueError(f"no price known for model {model!r}" + (f" of provider {provider!r}" if provider else "")
                          + " (list the models that have a price with `runtrace prices list PATTERN`, or add it to a prices file)")
@@ -219,13 +277,14 @@ def reprice(store: Store, *, model: str, provider: str | None = None, tier: str 
                               params)[0][0])
     cursor = store.reader().execute(
         "SELECT s.run_id, runs.name, runs.project, s.model, s.input_tokens, s.output_tokens, "
-        "s.cached_input_tokens, s.reasoning_tokens, s.cost_usd, s.start_ns, "
+        "s.cached_input_tokens, s.reasoning_tokens, s.cost_usd, s.start_ns, s.end_ns, "
         "json_extract(s.attributes, ?) AS source, json_extract(s.attributes, ?) AS cw_creation, "
         "json_extract(s.attributes, ?) AS cw_write "
         f"FROM spans s JOIN runs ON runs.id = s.run_id WHERE {clause} ORDER BY s.run_id, s.start_ns",
         [_json_path(semconv.COST_SOURCE), _json_path(semconv.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS),
          _json_path(semconv.GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS), *params])
     runs: dict[str, RepricedRun] = {}
+    classes = {name: ClassTotal(name) for name in CLASSES}
     outputs: dict[tuple[str, str], list[int]] = {}
     done = 0
     if progress is not None:
@@ -258,17 +317,23 @@ def reprice(store: Store, *, model: str, provider: str | None = None, tier: str 
                     cache_write_tokens=_scaled(r["cw_creation"] if r["cw_creation"] is not None else r["cw_write"],
                                                token_ratio),
                     reasoning_tokens=min(_scaled(r["reasoning_tokens"], token_ratio), _scaled(out, token_ratio)))
-                price = pricer.price(usage, model=model, provider=provider, service_tier=tier,
-                                     when=_EPOCH + timedelta(microseconds=r["start_ns"] // 1000))
-                if price.total_usd is None:
+                duration_s = max(0, r["end_ns"] - r["start_ns"]) / 1e9
+                parts = price_parts(pricer, usage, model=model, provider=provider, service_tier=tier,
+                                    when=_EPOCH + timedelta(microseconds=r["start_ns"] // 1000),
+                                    duration_s=duration_s)
+                for name in parts.missing:
+                    classes[name].missing_calls += 1
+                if parts.total_usd is None:
                     run.repriced_unpriced += 1
                 else:
-                    run.repriced_usd += price.total_usd
+                    run.repriced_usd += parts.total_usd
+                    _add_classes(classes, parts.usd, parts.charged_as, split_tokens(usage), duration_s)
                 outputs.setdefault((recorded_model, bucket_of(inp)), []).append(out)
             done += 1
         if progress is not None:
             progress(done, total)
     result.calls = done
+    result.by_class = {name: c for name, c in classes.items() if c.units or c.usd or c.missing_calls}
     result.runs = sorted(runs.values(), key=lambda r: (-r.actual_usd, r.run_id))
     for run in result.runs:
         tokens = run.input_tokens + run.output_tokens

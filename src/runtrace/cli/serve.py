@@ -275,8 +275,8 @@ def _review(store_path: str | None, since: Any, until: Any, by: str | None, fmt:
 
 
 @click.command("reprice")
-@click.option("--model", required=True, help="The model to price the recorded calls on.")
-@click.option("--provider", help="Its provider (openai, anthropic, ...), when the name alone is ambiguous.")
+@click.option("--model", help="The model to price the recorded calls on (without it, --provider lists its models).")
+@click.option("--provider", help="Its provider (openai, aws.bedrock, deepseek, ...): whose price list to use.")
 @click.option("--tier", help="Service tier: flex, priority, batch ...")
 @click.option("--token-ratio", type=float, default=1.0, show_default=True,
               help="Tokens the target's tokenizer counts per recorded token (1.35 = 35% more).")
@@ -294,10 +294,13 @@ def _review(store_path: str | None, since: Any, until: Any, by: str | None, fmt:
 @click.option("--frontier-ratio", type=click.FloatRange(min=1.0), default=4.0, show_default=True,
               help="Routing view: list small runs that cost at least this many times the target's price.")
 @_FORMAT
-def reprice(model: str, provider: str | None, tier: str | None, token_ratio: float, store_path: str | None,
+def reprice(model: str | None, provider: str | None, tier: str | None, token_ratio: float, store_path: str | None,
             since: str | None, until: str | None, project: str | None, runs: tuple[str, ...], limit: int,
             small_calls: int, small_tokens: int, frontier_ratio: float, fmt: str) -> None:
     """What the recorded runs would cost on another model or tier, beside what they cost."""
+    if model is None:
+        _list_models(provider, fmt)
+        return
     from ..reprice import reprice as run_reprice
     from ..store.errors import AmbiguousRunIdError
     from ..store.queries import resolve_run_id
@@ -329,6 +332,10 @@ def reprice(model: str, provider: str | None, tier: str | None, token_ratio: flo
         store.close()
     if result.tier_note:
         click.echo(f"note: {plain(result.tier_note)}", err=True)
+    for missing in result.missing_classes:
+        calls = missing.missing_calls
+        click.echo(f"note: {plain(result.model)} has no price for {missing.label} tokens: {calls:,} "
+                   f"call{'s' if calls != 1 else ''} not repriced", err=True)
     if fmt == "json":
         _echo_json(result.as_dict())
         return
@@ -341,6 +348,46 @@ def reprice(model: str, provider: str | None, tier: str | None, token_ratio: flo
                      "" if r.difference_usd is None else r.difference_usd] for r in result.runs))
         return
     _print_reprice(result, limit, frontier_ratio)
+
+
+def _list_models(provider: str | None, fmt: str) -> None:
+    """``reprice --provider P`` without a model: P's chat models and their prices, to pick a target from."""
+    from ..catalog import genai_provider_id, models_of, provider_choices
+
+    if provider is None:
+        names = ", ".join(p.id for p in provider_choices())
+        raise click.UsageError(f"give --model, or --provider to list its models (one of: {names})")
+    models = models_of(genai_provider_id(provider))
+    if models is None:
+        raise click.BadParameter(f"{provider!r} is not a provider in genai-prices' price table "
+                                 "(run `runtrace reprice` without options to list them)", param_hint="--provider")
+    header = ["model", "input_per_mtok", "cache_read_per_mtok", "cache_write_per_mtok", "output_per_mtok",
+              "per_request"]
+    rows = [[m.model, m.input_per_mtok, m.cache_read_per_mtok, m.cache_write_per_mtok, m.output_per_mtok,
+             m.per_request] for m in models]
+    if fmt == "json":
+        _echo_json([dict(zip(header, row, strict=True)) for row in rows])
+        return
+    if fmt == "csv":
+        _write_csv(header, ([("" if v is None else v) for v in row] for row in rows))
+        return
+    from rich.table import Table
+
+    table = Table(header_style="bold", title=f"{safe(provider)}: {len(models)} chat models, USD per million tokens "
+                  "(- : charged as input)", title_justify="left")
+    table.add_column("model")
+    for label in ("input", "cached read", "cache write", "output", "per request"):
+        table.add_column(label, justify="right")
+
+    def cell(value: float | None) -> str:
+        return "-" if value is None else f"{value:g}"
+
+    for m in models:
+        table.add_row(safe(m.model), cell(m.input_per_mtok), cell(m.cache_read_per_mtok),
+                      cell(m.cache_write_per_mtok), cell(m.output_per_mtok),
+                      "" if m.per_request is None else f"{m.per_request:g}")
+    _console().print(table)
+    click.echo(f"reprice on one: runtrace reprice --provider {plain(provider)} --model MODEL", err=True)
 
 
 def _with_progress(work: Any) -> Any:
@@ -388,6 +435,21 @@ def _print_reprice(result: Any, limit: int, frontier_ratio: float) -> None:
                        "unpriced", _money(result.repriced_usd) + (f" + {result.repriced_unpriced} unpriced"
                                                                    if result.repriced_unpriced else ""), "-")
     console.print(totals)
+    if result.by_class:
+        classes = Table(header_style="bold", title="repriced, by token class", title_justify="left")
+        for label in ("class", "used", "repriced"):
+            classes.add_column(label, justify="left" if label == "class" else "right")
+        for c in result.by_class.values():
+            used = f"{c.units:,.1f} s" if c.name == "seconds" else f"{int(c.units):,}" + (
+                " calls" if c.name == "requests" else "")
+            if c.missing_calls:
+                cost = f"no price ({c.missing_calls:,} calls)"
+            elif c.charged_as:
+                cost = f"charged as {c.charged_as.replace('_', ' ')}"
+            else:
+                cost = _money(c.usd)
+            classes.add_row(c.label, used, cost)
+        console.print(classes)
     runs = result.runs if limit == 0 else result.runs[:limit]
     table = Table(header_style="bold", title=f"runs, biggest actual cost first ({len(runs)} of {len(result.runs)})",
                   title_justify="left")

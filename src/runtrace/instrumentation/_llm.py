@@ -118,17 +118,9 @@ def put(attrs: dict[str, Any], key: str, value: Any) -> None:
 
 # --- the normalised response ----------------------------------------------------------
 
-@dataclass
-class Usage:
-    """Token counts in the OpenTelemetry convention: input is the total, cache parts included."""
-
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cache_read_tokens: int = 0
-    cache_write_tokens: int | None = None  # None: the provider does not report cache writes
-    cache_write_5m_tokens: int | None = None
-    cache_write_1h_tokens: int | None = None
-    reasoning_tokens: int | None = None
+# runtrace's one usage type (input is the total, cache parts included; None: not reported),
+# priced as it is: the name stays for the provider modules.
+Usage = pricing.TokenUsage
 
 
 @dataclass
@@ -392,17 +384,7 @@ class LLMCall:
             attrs[semconv.GEN_AI_OUTPUT_MESSAGES] = to_json(data.output_messages)
 
     def _price(self, data: ResponseData | None, usage: Usage | None) -> pricing.Price:
-        token_usage = None
-        if usage is not None:
-            token_usage = pricing.TokenUsage(
-                input_tokens=usage.input_tokens,
-                output_tokens=usage.output_tokens,
-                cache_read_tokens=usage.cache_read_tokens,
-                cache_write_tokens=usage.cache_write_tokens or 0,
-                cache_write_5m_tokens=usage.cache_write_5m_tokens,
-                cache_write_1h_tokens=usage.cache_write_1h_tokens,
-                reasoning_tokens=usage.reasoning_tokens or 0,
-            )
+        token_usage = usage  # the one usage type: priced as it is, no copy
         pricer = pricing.default_pricer()
         tier = data.service_tier if data is not None else None
         duration = time.monotonic() - self._t0

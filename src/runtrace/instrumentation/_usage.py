@@ -1,4 +1,4 @@
-"""Token usage read by genai-prices' own extractors, mapped into :class:`_llm.Usage` once.
+"""Token usage read by genai-prices' own extractors, mapped into :class:`runtrace.pricing.TokenUsage` once.
 
 genai-prices knows the usage shape of ~40 providers' JSON bodies (Gemini's
 ``usageMetadata`` with thoughts billed as output, Bedrock's camelCase
@@ -9,7 +9,8 @@ this module turns the result into runtrace's one usage type, so no provider
 module re-implements a provider's token accounting.
 
 genai-prices' ``Usage.input_tokens`` is already the total input (cache reads
-and writes included), the same convention as :class:`_llm.Usage`.
+and writes included), the same convention as ``TokenUsage``, runtrace's one
+usage type (``_llm.Usage`` is the same class), which the Pricer prices as it is.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any
 import genai_prices
 from genai_prices import data_snapshot
 
-from ._llm import Usage
+from ..pricing import TokenUsage as Usage
 
 _providers: dict[str, Any] = {}  # genai-prices provider id -> its Provider (the snapshot is fixed)
 

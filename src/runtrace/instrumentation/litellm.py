@@ -19,6 +19,7 @@ client (``instrumentation/endpoints.py``). The usage is LiteLLM's
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Final
 
 import litellm  # noqa: F401 - absent: importing this module fails, so instrument() skips it
@@ -166,7 +167,7 @@ def litellm_response(body: Any) -> ResponseData:
         if written is None:
             written = as_int(get(raw, "prompt_tokens_details", "cache_creation_tokens"))
         if written:
-            usage.cache_write_tokens = written
+            data.usage = dataclasses.replace(usage, cache_write_tokens=written)
     return data
 
 
@@ -181,7 +182,7 @@ class LiteLLMAccumulator(ChatAccumulator):
         if raw is not None and self.head.usage is not None and self.head.usage.cache_write_tokens is None:
             written = as_int(get(raw, "cache_creation_input_tokens"))
             if written:
-                self.head.usage.cache_write_tokens = written
+                self.head.usage = dataclasses.replace(self.head.usage, cache_write_tokens=written)
 
 
 def _sync_result(result: Any, call: LLMCall) -> Any:

@@ -14,29 +14,35 @@ through Jinja's escaping or ``Markup.format``.
 from __future__ import annotations
 
 import math
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
-from genai_prices import data_snapshot
 from markupsafe import Markup
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ..pricing import TokenUsage, default_pricer
+from ..catalog import (
+    COMMON_PROVIDERS,
+    ModelChoice,
+    ProviderChoice,
+    model_catalog,
+    models_of,
+    provider_choices,
+)
+from ..price_parts import CLASS_LABELS
 from ..reprice import BUCKETS, OutputStats, RepricedRun, RepriceResult, reprice
 from ..store.db import Store
 from ..store.errors import AmbiguousRunIdError
 from ..store.queries import resolve_run_id
 from . import charts, format, pages, queries
 
-__all__ = ["COMMON_PROVIDERS", "TIERS", "ModelChoice", "WhatIfForm", "model_catalog", "parse_form",
-           "direction", "signed_money", "signed_percent", "verbosity_chart", "whatif_page"]
+__all__ = ["COMMON_PROVIDERS", "TIERS", "ModelChoice", "ProviderChoice", "WhatIfForm", "model_catalog",
+           "models_of", "parse_form", "provider_choices", "direction", "signed_money", "signed_percent",
+           "verbosity_chart", "whatif_page"]
 
-COMMON_PROVIDERS = ("openai", "anthropic", "google")
 TIERS = ("default", "flex", "priority", "batch")
 DEFAULT_PERIOD = "30d"  # as on the Spend page
 ROWS_SHOWN = 50  # per-run rows before "show all"
@@ -48,83 +54,22 @@ SMALL_CALLS, SMALL_TOKENS, FRONTIER_RATIO = 3, 20_000, 4.0
 # One-click targets for a first look; each is shown only if the price table knows it.
 SUGGESTED = (("openai", "gpt-5-mini"), ("anthropic", "claude-haiku-4-5"), ("google", "gemini-2.5-flash"),
              ("openai", "gpt-4o-mini"))
-# Kinds of model that are not a target for an agent's chat calls (speech, images, embeddings ...).
-_NOT_CHAT = ("embedding", "tts", "transcribe", "whisper", "moderation", "image", "audio", "realtime", "live",
-             "robotics", "nano-banana", "search", "computer-use", "deep-research")
-# Models a provider resells from another of the common providers (Vertex AI serves Anthropic's):
-# they are listed under their maker only; the provider field still prices them at the reseller.
-_RESOLD = {"google": ("claude-",)}
-_PROBE_TOKENS = 100_000  # under every long-prompt price threshold; scaled to a price per million
+# One-click targets on another provider's price list ("these runs on Bedrock Claude, on DeepSeek").
+SUGGESTED_ELSEWHERE = (("aws", "anthropic.claude-haiku-4-5-20251001-v1:0"),
+                       ("aws", "anthropic.claude-sonnet-4-5-20250929-v1:0"),
+                       ("deepseek", "deepseek-chat"), ("mistral", "mistral-small-latest"))
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _NO_DIFFERENCE_USD = 5e-10  # below a billionth of a dollar a difference is float noise
 
 
-# --- the model list -------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class ModelChoice:
-    """One entry of the target drop-down, with its list price today."""
-
-    provider: str
-    model: str
-    input_per_mtok: float
-    output_per_mtok: float
-
-    @property
-    def value(self) -> str:
-        return f"{self.provider}:{self.model}"
-
-    @property
-    def label(self) -> str:
-        return (f"{self.model}  \u00b7  ${_per_mtok(self.input_per_mtok)} in / "
-                f"${_per_mtok(self.output_per_mtok)} out per Mtok")
-
-
-def _per_mtok(value: float) -> str:
-    return f"{value:.2f}" if value >= 0.1 or value == 0 else f"{value:.3f}".rstrip("0")
-
-
-_catalog_lock = threading.Lock()
-_catalog: tuple[object, dict[str, list[ModelChoice]]] | None = None
-
-
-def model_catalog() -> dict[str, list[ModelChoice]]:
-    """The chat models genai-prices' bundled table prices for openai, anthropic and google, by provider.
-
-    Built from ``genai_prices.data_snapshot.get_snapshot().providers`` and priced
-    with the shared Pricer, so a model the drop-down offers is one the page can
-    reprice; fine-tune name patterns and non-chat models are left out. Cached
-    until the price table is swapped.
-    """
-    global _catalog
-    snapshot = data_snapshot.get_snapshot()
-    cached = _catalog
-    if cached is not None and cached[0] is snapshot:
-        return cached[1]
-    with _catalog_lock:
-        pricer = default_pricer()
-        usage = TokenUsage(_PROBE_TOKENS, _PROBE_TOKENS)
-        scale = 1_000_000 / _PROBE_TOKENS
-        found: dict[str, list[ModelChoice]] = {}
-        for provider in snapshot.providers:
-            if provider.id not in COMMON_PROVIDERS:
-                continue
-            choices: list[ModelChoice] = []
-            for info in provider.models:
-                name = info.id
-                if (name.endswith("-") or ".ft-" in name or info.deprecated
-                        or name.startswith(("ft:", *_RESOLD.get(provider.id, ())))
-                        or any(word in name for word in _NOT_CHAT)):
-                    continue
-                price = pricer.price(usage, model=name, provider=provider.id)
-                if price.total_usd is None or price.input_usd is None or price.output_usd is None:
-                    continue
-                choices.append(ModelChoice(provider.id, name, price.input_usd * scale, price.output_usd * scale))
-            found[provider.id] = sorted(choices, key=lambda c: c.model)
-        ordered = {p: found[p] for p in COMMON_PROVIDERS if found.get(p)}
-        _catalog = (snapshot, ordered)
-        return ordered
+def _suggested_elsewhere() -> list[ModelChoice]:
+    """SUGGESTED_ELSEWHERE, each only if the price table lists it."""
+    found: list[ModelChoice] = []
+    for provider, model in SUGGESTED_ELSEWHERE:
+        choice = next((c for c in models_of(provider) or () if c.model == model), None)
+        if choice is not None:
+            found.append(choice)
+    return found
 
 
 def suggestions(catalog: dict[str, list[ModelChoice]]) -> list[ModelChoice]:
@@ -140,6 +85,7 @@ class WhatIfForm:
     """What the form sent, as typed (it is shown again), and the target it names."""
 
     pick: str = ""  # "provider:model" from the drop-down
+    pick_provider: str = ""  # the provider whose models the drop-down lists ("" = the common three)
     model: str = ""  # a typed model name; wins over the drop-down
     provider: str = ""
     tier: str = "default"
@@ -171,7 +117,7 @@ class WhatIfForm:
         return value if math.isfinite(value) and value > 0 else None
 
 
-WHATIF_PARAMS = ("pick", "model", "provider", "tier", "ratio", "project", "period", "since", "until", "run", "rows")
+WHATIF_PARAMS = ("pick", "pick_provider", "model", "provider", "tier", "ratio", "project", "period", "since", "until", "run", "rows")
 
 
 def _text(request: Request, name: str, limit: int = 200) -> str:
@@ -180,7 +126,8 @@ def _text(request: Request, name: str, limit: int = 200) -> str:
 
 def parse_form(request: Request) -> WhatIfForm:
     """Read the query string; every problem is recorded in ``errors``, none raises."""
-    form = WhatIfForm(pick=_text(request, "pick"), model=_text(request, "model"),
+    form = WhatIfForm(pick=_text(request, "pick"), pick_provider=_text(request, "pick_provider"),
+                      model=_text(request, "model"),
                       provider=_text(request, "provider"), tier=_text(request, "tier") or "default",
                       ratio=_text(request, "ratio") or "1", project=_text(request, "project"),
                       period=_text(request, "period") or DEFAULT_PERIOD, since=_text(request, "since"),
@@ -193,6 +140,10 @@ def parse_form(request: Request) -> WhatIfForm:
     if form.pick and ":" not in form.pick:
         form.errors.append(f"pick={form.pick!r} is not a provider:model pair from the list")
         form.pick = ""
+    if form.pick and not form.pick_provider:
+        chosen = form.pick.partition(":")[0]
+        if chosen not in COMMON_PROVIDERS:
+            form.pick_provider = chosen  # a quick pick on another provider: list that provider's models
     if form.tier not in TIERS:
         form.errors.append(f"tier {form.tier!r} is not one of {', '.join(TIERS)}")
     if form.token_ratio is None:
@@ -345,6 +296,15 @@ async def whatif_page(request: Request) -> Response:
         except HTTPException as exc:
             form.errors.append(str(exc.detail))
     catalog = await run_in_threadpool(model_catalog)
+    listed = catalog
+    if form.pick_provider:
+        models = await run_in_threadpool(models_of, form.pick_provider)
+        if models is None:
+            form.errors.append(f"provider {form.pick_provider!r} is not in genai-prices' price table "
+                               "(choose one from the list)")
+        else:
+            listed = {form.pick_provider: models}
+    elsewhere = await run_in_threadpool(_suggested_elsewhere)
 
     def load() -> _Loaded:
         loaded = _Loaded(projects=queries.filter_options(store)["project"])
@@ -382,7 +342,8 @@ async def whatif_page(request: Request) -> Response:
     if result is not None:
         runs = result.runs if form.all_rows else result.runs[:ROWS_SHOWN]
     return pages.render(
-        request, "whatif.html", status_code=status, form=form, catalog=catalog, suggested=suggestions(catalog),
+        request, "whatif.html", status_code=status, form=form, catalog=listed, suggested=suggestions(catalog),
+        elsewhere=elsewhere, providers=provider_choices(), class_labels=CLASS_LABELS,
         tiers=TIERS, projects=loaded.projects, run_id=loaded.run_id, run_name=loaded.run_name, result=result,
         summary=summary, runs=runs, small_calls=SMALL_CALLS, small_tokens=SMALL_TOKENS,
         frontier_ratio=FRONTIER_RATIO, names_listed=NAMES_LISTED,

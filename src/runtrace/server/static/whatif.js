@@ -11,6 +11,15 @@
       pick.addEventListener("change", function () { if (pick.value) { typed.value = ""; } });
       typed.addEventListener("input", function () { if (typed.value.trim()) { pick.value = ""; } });
     }
+    // Choosing a target provider lists its models: the page is asked again for that provider's list.
+    var provider = document.getElementById("wi-provider");
+    if (provider && pick) {
+      provider.addEventListener("change", function () {
+        pick.value = "";
+        if (typed) { typed.value = ""; }
+        form.submit();
+      });
+    }
     // Choosing a period drops explicit dates, which would otherwise win over it (as on the other pages).
     var period = form.querySelector("select[name=period]");
     if (period) {
