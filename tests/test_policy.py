@@ -163,7 +163,7 @@ def test_runs_per_day_counts_the_run_about_to_call(env: Env) -> None:
 # --- UTC windows, with the clock injected -----------------------------------------------------
 
 def seed(path: Path, run_id: str, *, at: str, cost: float, project: str | None = "checkout",
-         owner: str | None = None) -> None:
+         owner: str | None = None, trace_id: str | None = None) -> None:
     """A finished run of ``cost`` USD that started at ``at`` (UTC), written through the store's ingest."""
     start = round(utc(at) * 1e9)
     attrs_run: dict[str, Any] = {sc.RUN_ID: run_id, sc.SPAN_ROLE: sc.ROLE_RUN, sc.RUN_NAME: run_id}
@@ -171,7 +171,7 @@ def seed(path: Path, run_id: str, *, at: str, cost: float, project: str | None =
         attrs_run[sc.PROJECT] = project
     if owner is not None:
         attrs_run[sc.OWNER] = owner
-    trace_id = f"{abs(hash(run_id)):032x}"[-32:]
+    trace_id = trace_id or f"{abs(hash(run_id)):032x}"[-32:]
     common = dict(trace_id=trace_id, kind="INTERNAL", status_code="UNSET", status_message=None,
                   resource={sc.SERVICE_NAME: "seed"}, events=(), scope_name="runtrace", scope_version="0.1.0")
     run_span = SpanRecord(span_id="0" * 15 + "1", parent_span_id=None, name=f"run {run_id}",
@@ -542,3 +542,54 @@ def test_the_rules_module_stays_pure() -> None:
     assert {m for m in imported if m.startswith(("opentelemetry", "runtrace", "store", "runs"))} == set()
     relative = {(n.level, n.module) for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.level}
     assert relative == {(1, None)}  # from . import semconv
+
+
+def test_spend_of_other_processes_is_seen_within_cache_seconds(tmp_path: Path) -> None:
+    """The enforcement lag: a read of the store is reused for cache_seconds, never longer."""
+    from runtrace.policy_spend import SpendBook
+
+    path = tmp_path / "rt.db"
+    seed(path, "a", at="2026-06-03T08:00:00", cost=0.01)
+    mono = [100.0]
+    book = SpendBook(str(path), cache_seconds=2.0, clock=Clock("2026-06-03T12:00:00"), monotonic=lambda: mono[0])
+    try:
+        assert book.figures("project", "checkout").usd["daily"] == pytest.approx(0.01)
+        seed(path, "b", at="2026-06-03T09:00:00", cost=0.02)  # another process's run lands in the store
+        mono[0] = 101.999
+        assert book.figures("project", "checkout").usd["daily"] == pytest.approx(0.01)  # within the lag
+        mono[0] = 102.0
+        figures = book.figures("project", "checkout")
+        assert figures.usd == {"daily": pytest.approx(0.03), "weekly": pytest.approx(0.03),
+                               "monthly": pytest.approx(0.03)}
+        assert figures.runs_today == 2
+        # This process's own call counts at once, and once only when its span reaches the store.
+        own = ("f" * 32, "0" * 15 + "2")  # (trace id, span id) of the call's span
+        book.note_call(own, "own-run", "checkout", None, 0.005, 10)
+        assert book.figures("project", "checkout").usd["daily"] == pytest.approx(0.035)
+        assert book.figures("project", "checkout").runs_today == 3
+        seed(path, "own-run", at="2026-06-03T11:00:00", cost=0.005, trace_id=own[0])  # its export lands
+        mono[0] = 104.0
+        figures = book.figures("project", "checkout")  # the store has it now: not counted twice
+        assert (figures.usd["daily"], figures.runs_today) == (pytest.approx(0.035), 3)
+        mono[0] = 105.0
+        assert book.figures("project", "checkout").usd["daily"] == pytest.approx(0.035)
+        mono[0] = 107.0  # past cache_seconds since the store held it: the ledger entry is gone
+        assert book.figures("project", "checkout").usd["daily"] == pytest.approx(0.035)
+        assert book._calls == {}
+    finally:
+        book.close()
+
+
+@pytest.mark.parametrize("flush_between", [False, True])
+def test_own_calls_count_once_before_and_after_they_reach_the_store(env: Env, flush_between: bool) -> None:
+    env.start(cap_policy(daily_usd=0.09))
+    fake = FakeLLM(default=THREE_CENTS)
+    client = fake.openai()
+    with pytest.raises(runtrace.BudgetExceeded) as info:
+        for n in range(5):
+            with runtrace.run(f"run {n}", project="checkout"):
+                client.chat.completions.create(model="gpt-5.5", messages=PROMPT_3000)
+            if flush_between:
+                runtrace.flush()  # the ledger entry and the stored span must not both count
+    assert len(fake.requests) == 3  # 0.03 x 3 = 0.09 is not over the cap; a fourth would be
+    assert info.value.breach.observed == pytest.approx(0.09)
