@@ -96,7 +96,9 @@ def configure(policy: Policy | None, store_path: str | None) -> None:
 def wants_plan(run: Run) -> bool:
     """True when a rule for the run needs the next call's plan (its model, tokens, projected cost)."""
     active = _active
-    return active is not None and bool(active.policy.scopes(run.project, run.owner))
+    return active is not None and any(
+        rules.has_caps or rules.allowed_models is not None or rules.has_small_call_rule
+        for _scope, _name, rules in active.policy.scopes(run.project, run.owner))
 
 
 def check(run: Run, kind: Literal["llm", "tool"], plan: projection.CallPlan | None,
@@ -119,8 +121,9 @@ def note_call(run: Run, figures: CallFigures) -> None:
         return
     with fail_open("policy: note the call's cost"):
         if any(rules.has_caps for _scope, _name, rules in active.policy.scopes(run.project, run.owner)):
-            active.book.note_call(figures.span_ref, run.id, run.project, run.owner, figures.cost_usd,
-                                  figures.output_tokens)
+            trace_id, span_id = figures.span_ref  # hex, as the store keeps them
+            active.book.note_call((f"{trace_id:032x}", f"{span_id:016x}"), run.id, run.project, run.owner,
+                                  figures.cost_usd, figures.output_tokens)
 
 
 def _breaches(active: _Active, run: Run, kind: str, plan: projection.CallPlan | None,

@@ -56,7 +56,7 @@ class CallFigures:
     """What one finished LLM call adds to its run's live totals."""
 
     cost_usd: float | None = None  # None: the call could not be priced
-    span_ref: tuple[str, str] | None = None  # (trace id, span id) in hex: the policy caps' ledger key
+    span_ref: tuple[int, int] | None = None  # (trace id, span id) of the call's span: the policy caps' ledger key
     input_tokens: int = 0
     output_tokens: int = 0
     cached_input_tokens: int = 0

@@ -347,7 +347,7 @@ class LLMCall:
         with fail_open("llm span: run totals"):
             ctx = span.get_span_context()
             run.record_llm_call(runs.CallFigures(
-                cost_usd=cost, span_ref=(f"{ctx.trace_id:032x}", f"{ctx.span_id:016x}"),
+                cost_usd=cost, span_ref=(ctx.trace_id, ctx.span_id),
                 input_tokens=usage.input_tokens if usage else 0,
                 output_tokens=usage.output_tokens if usage else 0,
                 cached_input_tokens=usage.cache_read_tokens if usage else 0,
