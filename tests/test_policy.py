@@ -593,3 +593,15 @@ def test_own_calls_count_once_before_and_after_they_reach_the_store(env: Env, fl
                 runtrace.flush()  # the ledger entry and the stored span must not both count
     assert len(fake.requests) == 3  # 0.03 x 3 = 0.09 is not over the cap; a fourth would be
     assert info.value.breach.observed == pytest.approx(0.09)
+
+
+def test_rules_made_in_python_are_checked_like_a_file() -> None:
+    policy = Policy(projects={"x": Rules(allowed_tools=["read_file"], allowed_models=["gpt-5*"])})  # type: ignore[arg-type]
+    assert policy.projects["x"] == Rules(allowed_tools=frozenset({"read_file"}), allowed_models=("gpt-5*",))
+    with pytest.raises(PolicyError, match=r"^Policy: \[project.x\] daily_usd must be a non-negative number of "
+                                          r"US dollars, got -5$"):
+        Policy(projects={"x": Rules(daily_usd=-5)})
+    with pytest.raises(PolicyError, match=r"^Policy: \[owner.\"a b\"\] has an unknown key 'daily'"):
+        Policy(owners={"a b": {"daily": 1}})
+    with pytest.raises(PolicyError, match=r"^Policy: on_exceed must be one of \['raise', 'warn'\], got 'stop'$"):
+        Policy(on_exceed="stop")

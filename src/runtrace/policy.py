@@ -225,8 +225,8 @@ def load_policy(path: str | os.PathLike[str], *, clock: Callable[[], float] = ti
 
 def parse_rules(body: Any, where: str, source: str) -> Rules:
     """One ``[project.NAME]`` / ``[owner.NAME]`` table (or a ready :class:`Rules`)."""
-    if isinstance(body, Rules):
-        return body
+    if isinstance(body, Rules):  # made in Python: held to the same checks as a file
+        body = {key: value for key, value in vars(body).items() if value is not None}
     table = _table(body, where, source)
     bad = set(table) - _RULE_KEYS
     if bad:
