@@ -605,3 +605,55 @@ def test_rules_made_in_python_are_checked_like_a_file() -> None:
         Policy(owners={"a b": {"daily": 1}})
     with pytest.raises(PolicyError, match=r"^Policy: on_exceed must be one of \['raise', 'warn'\], got 'stop'$"):
         Policy(on_exceed="stop")
+
+
+def test_threads_of_one_process_cannot_both_take_the_last_of_a_cap(env: Env) -> None:
+    import threading
+    import time
+
+    env.start(cap_policy(daily_usd=0.05))
+
+    def slow(_body: Any) -> Any:
+        time.sleep(0.05)  # every call is still in flight while the other threads check
+        return THREE_CENTS
+
+    fake = FakeLLM(default=slow)
+    client = fake.openai()
+    gate = threading.Barrier(8)
+    stops: list[str] = []
+
+    def worker(n: int) -> None:
+        gate.wait(timeout=30)
+        try:
+            with runtrace.run(f"thread {n}", project="checkout"):
+                # An output cap makes the projection the call's real cost: 3,000 in + 500 out = $0.03.
+                client.chat.completions.create(model="gpt-5.5", messages=PROMPT_3000, max_tokens=500)
+        except runtrace.BudgetExceeded as exc:
+            stops.append(exc.limit)
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert not any(t.is_alive() for t in threads)
+    # The first call counts at its projected cost while in flight: 0.03 reserved + 0.03 > 0.05.
+    # (Without an output cap a run's first call is projected at its input only, $0.015, so three
+    # would pass together: the projection's documented limit, not the reservation's.)
+    assert (len(fake.requests), stops) == (1, ["project_daily_usd"] * 7)
+
+
+def test_a_failed_call_gives_back_what_it_reserved(env: Env) -> None:
+    from llm_fakes import openai_error
+
+    env.start(cap_policy(daily_usd=0.05))
+    fake = FakeLLM([json_reply(openai_error(500, "overloaded"), status=500), THREE_CENTS], default=THREE_CENTS)
+    client = fake.openai()
+    import openai
+
+    with runtrace.run("retrying", project="checkout"):
+        with pytest.raises(openai.InternalServerError):
+            client.chat.completions.create(model="gpt-5.5", messages=PROMPT_3000, max_tokens=500)
+        # Not billed, so nothing held back: 0 + $0.03 projected fits in $0.05 (0.03 still held would not).
+        client.chat.completions.create(model="gpt-5.5", messages=PROMPT_3000, max_tokens=500)
+    assert len(fake.requests) == 2

@@ -7,7 +7,10 @@ owner, read through ``policy_spend``). A breach is handled like a budget's:
 ``raise`` stops the run (:class:`~runtrace.BudgetExceeded` before the request
 is sent, outcome ``budget_stopped``, the stop reason naming the rule) and
 ``warn`` records a ``runtrace.budget.exceeded`` event on the run span with the
-reason, logs once per rule and run, and lets the call through.
+reason, logs once per rule and run, and lets the call through. A call that
+passes the caps is reserved at its projected cost until it is recorded
+(:func:`note_call`), the check and the reservation under one lock, so the
+process's threads cannot both take the last of a cap.
 
 Only runs name a project or an owner, so calls outside a run are under no
 policy. Working out a breach never breaks the caller: an error in it is logged
@@ -50,6 +53,7 @@ class _Active:
 
 _active: _Active | None = None
 _lock = ForkSafeLock()
+_check_lock = ForkSafeLock()  # a cap check and its reservation are one step for the process's threads
 _store_error_logged = False
 
 
@@ -108,8 +112,13 @@ def check(run: Run, kind: Literal["llm", "tool"], plan: projection.CallPlan | No
     if active is None:
         return
     found: list[tuple[Breach, str]] = []
-    with fail_open("policy: check the call"):
-        found = _breaches(active, run, kind, plan, tool_name)
+    reserve: float | None = None
+    with _check_lock:
+        with fail_open("policy: check the call"):
+            found, reserve = _breaches(active, run, kind, plan, tool_name)
+        if reserve is not None and active.book is not None and all(a == "warn" for _b, a in found):
+            with fail_open("policy: reserve the call"):
+                active.book.reserve(run.id, run.project, run.owner, reserve)  # released by note_call
     for breach, action in found:
         run.apply_breach(breach, cast("OnExceed", action))  # "raise" or "warn"
 
@@ -117,17 +126,21 @@ def check(run: Run, kind: Literal["llm", "tool"], plan: projection.CallPlan | No
 def note_call(run: Run, figures: CallFigures) -> None:
     """Count a finished call of the run at once (the store sees it only after the export)."""
     active = _active
-    if active is None or active.book is None or not figures.cost_usd or figures.span_ref is None:
+    if active is None or active.book is None:
         return
     with fail_open("policy: note the call's cost"):
-        if any(rules.has_caps for _scope, _name, rules in active.policy.scopes(run.project, run.owner)):
+        if not any(rules.has_caps for _scope, _name, rules in active.policy.scopes(run.project, run.owner)):
+            return
+        active.book.release(run.id)
+        if figures.cost_usd and figures.span_ref is not None:
             trace_id, span_id = figures.span_ref  # hex, as the store keeps them
             active.book.note_call((f"{trace_id:032x}", f"{span_id:016x}"), run.id, run.project, run.owner,
                                   figures.cost_usd, figures.output_tokens)
 
 
 def _breaches(active: _Active, run: Run, kind: str, plan: projection.CallPlan | None,
-              tool_name: str | None) -> list[tuple[Breach, str]]:
+              tool_name: str | None) -> tuple[list[tuple[Breach, str]], float | None]:
+    """The rules the call breaks (with their action), and the cost to reserve (None: no caps checked)."""
     policy = active.policy
     scopes = policy.scopes(run.project, run.owner)
     out: list[tuple[Breach, str]] = []
@@ -144,11 +157,15 @@ def _breaches(active: _Active, run: Run, kind: str, plan: projection.CallPlan | 
             breach = _model_breach(scope, name, rules, plan)
             if breach is not None:
                 out.append((breach, action))
+    reserve: float | None = None
     if kind == "llm" and active.book is not None:
         for scope, name, rules in scopes:
             if rules.has_caps:
-                out += [(b, policy.action(rules)) for b in _cap_breaches(active.book, run, scope, name, rules, plan)]
-    return out
+                breaches, projected = _cap_breaches(active.book, run, scope, name, rules, plan)
+                out += [(b, policy.action(rules)) for b in breaches]
+                if projected is not None:
+                    reserve = projected if reserve is None else max(reserve, projected)
+    return out, reserve
 
 
 def _model_breach(scope: str, name: str, rules: Rules, plan: projection.CallPlan) -> Breach | None:
@@ -174,7 +191,8 @@ def _model_breach(scope: str, name: str, rules: Rules, plan: projection.CallPlan
 
 
 def _cap_breaches(book: SpendBook, run: Run, scope: str, name: str, rules: Rules,
-                  plan: projection.CallPlan | None) -> list[Breach]:
+                  plan: projection.CallPlan | None) -> tuple[list[Breach], float | None]:
+    """The caps the call would break, and its projected cost (None: the caps could not be read)."""
     global _store_error_logged
     from .store.errors import StoreError
 
@@ -187,7 +205,7 @@ def _cap_breaches(book: SpendBook, run: Run, scope: str, name: str, rules: Rules
             _store_error_logged = True
             logger.error("runtrace: policy caps of %s %r not checked: cannot read the store %s (%s); "
                          "the call goes ahead", scope, name, book.store_path, exc)
-        return []
+        return [], None
     out: list[Breach] = []
     if rules.runs_per_day is not None and figures.runs_today > rules.runs_per_day:
         out.append(Breach(stop_reason(scope, "runs"), float(rules.runs_per_day), float(figures.runs_today),
@@ -217,4 +235,4 @@ def _cap_breaches(book: SpendBook, run: Run, scope: str, name: str, rules: Rules
             out.append(Breach(stop_reason(scope, window), cap, spent, projected, detail=(
                 f"{scope} {name!r} {key} = {cap:g} would be crossed by the next call "
                 f"(${spent:g} spent {when}, UTC, + ${projected:g} projected)")))
-    return out
+    return out, projected

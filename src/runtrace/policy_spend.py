@@ -9,8 +9,10 @@ processes are not seen (nor are theirs until their exporter has written them:
 runtrace's store exporter batches for up to ``OTEL_BSP_SCHEDULE_DELAY``, 5 s by
 default; ``runtrace.flush()`` writes at once).
 
-This process's own calls count at once: each finished LLM call and each run
-that reached a policy check is kept in a ledger here until the store holds it.
+This process's own calls count at once: a call that passed the caps counts at
+its projected cost while it is in flight (so two threads cannot both take the
+last of a cap), then each finished LLM call and each run that reached a policy
+check is kept in a ledger here until the store holds it.
 Whether the store holds a ledger entry is read in the same read transaction as
 the sums, so an entry is counted exactly once, whichever side of the export
 the read falls on. An entry is dropped once the store held it at a read older
@@ -33,6 +35,7 @@ logger = logging.getLogger("runtrace")
 
 NANO = 1_000_000_000
 LEDGER_MAX = 100_000  # entries the store has not confirmed yet (export dropped them?): oldest go first
+RESERVATION_MAX_S = 600.0  # a call in flight longer than this (or never recorded) stops being counted
 _IN_CHUNK = 500  # ids per IN (...) query
 T = TypeVar("T")
 
@@ -67,6 +70,17 @@ class _LocalRun:
 
 
 @dataclass
+class _Reservation:
+    """A call that passed the caps and has not finished yet: its projected cost counts meanwhile."""
+
+    project: str | None
+    owner: str | None
+    at: float
+    cost_nusd: int
+    made: float  # monotonic
+
+
+@dataclass
 class _Read:
     fetched: float  # monotonic
     bounds: dict[Window, tuple[int, int]]
@@ -91,6 +105,7 @@ class SpendBook:
         self._calls: dict[tuple[str, str], _Call] = {}
         self._runs: dict[str, _LocalRun] = {}
         self._run_at: dict[str, float] = {}
+        self._reserved: dict[str, list[_Reservation]] = {}  # run id -> its calls in flight, oldest first
         self._reads: dict[tuple[str, str], _Read] = {}
         self._store: object | None = None
 
@@ -115,6 +130,23 @@ class SpendBook:
         with self._lock:
             self._calls[key] = _Call(key, project, owner, at, round(cost_usd * NANO), output_tokens)
             self._bound(self._calls)
+
+    def reserve(self, run_id: str, project: str | None, owner: str | None, cost_usd: float) -> None:
+        """Count a call about to be sent at its projected cost until :meth:`release` (it finished)."""
+        at = self.note_run(run_id, project, owner)
+        with self._lock:
+            self._reserved.setdefault(run_id, []).append(
+                _Reservation(project, owner, at, round(cost_usd * NANO), self._monotonic()))
+            self._bound(self._reserved)
+
+    def release(self, run_id: str) -> None:
+        """A call of the run finished (its cost is now a ledger entry): drop its oldest reservation."""
+        with self._lock:
+            held = self._reserved.get(run_id)
+            if held:
+                held.pop(0)
+                if not held:
+                    del self._reserved[run_id]
 
     @staticmethod
     def _bound(entries: dict[Any, Any]) -> None:
@@ -149,6 +181,14 @@ class SpendBook:
                             if w == "monthly":
                                 out_tokens += call.output_tokens
                                 llm_calls += 1
+            for held in self._reserved.values():
+                for r in held:
+                    if _matches(r.project, r.owner, scope, name):
+                        at_ns = int(r.at * NANO)
+                        for w in WINDOWS:
+                            start, end = bounds[w]
+                            if start <= at_ns < end:
+                                nusd[w] += r.cost_nusd
             start, end = bounds["daily"]
             for run in self._runs.values():
                 if _matches(run.project, run.owner, scope, name) and run.run_id not in read.stored_runs \
@@ -204,6 +244,10 @@ class SpendBook:
             del self._calls[key]
         for run_id in [k for k, r in self._runs.items() if done(r)]:
             del self._runs[run_id]
+        for run_id, held in list(self._reserved.items()):
+            held[:] = [r for r in held if mono - r.made < RESERVATION_MAX_S]
+            if not held:
+                del self._reserved[run_id]
 
     def _connection(self) -> sqlite3.Connection:
         from .store.db import Store
