@@ -657,3 +657,18 @@ def test_a_failed_call_gives_back_what_it_reserved(env: Env) -> None:
         # Not billed, so nothing held back: 0 + $0.03 projected fits in $0.05 (0.03 still held would not).
         client.chat.completions.create(model="gpt-5.5", messages=PROMPT_3000, max_tokens=500)
     assert len(fake.requests) == 2
+
+
+def test_warn_on_a_cap_lets_the_calls_through_and_records_each_warning(env: Env) -> None:
+    env.start(Policy(projects={"checkout": Rules(daily_usd=0.05, on_exceed="warn")}, cache_seconds=0))
+    fake = FakeLLM(default=THREE_CENTS)
+    with runtrace.run("over the cap", project="checkout") as run:
+        for _ in range(3):
+            fake.openai().chat.completions.create(model="gpt-5.5", messages=PROMPT_3000)
+    assert len(fake.requests) == 3
+    events = env.budget_events(run.id)
+    assert [(e[sc.BUDGET_LIMIT], e[sc.BUDGET_ACTION], e[sc.BUDGET_OBSERVED]) for e in events] == [
+        ("project_daily_usd", "continue", pytest.approx(0.03)), ("project_daily_usd", "continue", pytest.approx(0.06))]
+    assert events[1][sc.BUDGET_REASON] == "project 'checkout' daily_usd = 0.05 reached ($0.06 spent today, UTC)"
+    row = env.run_row(run.id)
+    assert (row["llm_calls"], row["stop_reason"], row["cost_usd"]) == (3, None, pytest.approx(0.09))
