@@ -203,19 +203,19 @@ class SpendBook:
         column = "project" if scope == "project" else "owner"
         conn.execute("BEGIN")
         try:
-            nusd: dict[Window, int] = {}
-            runs_today = out_tokens = llm_calls = 0
-            for w in WINDOWS:
-                start, end = bounds[w]
-                row = conn.execute(
-                    "SELECT COALESCE(SUM(cost_nusd), 0), COUNT(*), COALESCE(SUM(output_tokens), 0), "
-                    f"COALESCE(SUM(llm_calls), 0) FROM runs WHERE {column} = ? "  # noqa: S608 - fixed column
-                    "AND started_ns >= ? AND started_ns < ?", (name, start, end)).fetchone()
-                nusd[w] = int(row[0])
-                if w == "daily":
-                    runs_today = int(row[1])
-                if w == "monthly":
-                    out_tokens, llm_calls = int(row[2]), int(row[3])
+            # One pass over the index range holding the three windows (a week may begin last month).
+            (d0, d1), (w0, w1), (m0, m1) = bounds["daily"], bounds["weekly"], bounds["monthly"]
+            row = conn.execute(
+                "SELECT COALESCE(SUM(CASE WHEN started_ns >= ? AND started_ns < ? THEN cost_nusd END), 0), "
+                "COALESCE(SUM(CASE WHEN started_ns >= ? AND started_ns < ? THEN cost_nusd END), 0), "
+                "COALESCE(SUM(CASE WHEN started_ns >= ? AND started_ns < ? THEN cost_nusd END), 0), "
+                "COUNT(CASE WHEN started_ns >= ? AND started_ns < ? THEN 1 END), "
+                "COALESCE(SUM(CASE WHEN started_ns >= ? AND started_ns < ? THEN output_tokens END), 0), "
+                "COALESCE(SUM(CASE WHEN started_ns >= ? AND started_ns < ? THEN llm_calls END), 0) "
+                f"FROM runs WHERE {column} = ? AND started_ns >= ? AND started_ns < ?",  # noqa: S608 - fixed column
+                (d0, d1, w0, w1, m0, m1, d0, d1, m0, m1, m0, m1, name, min(w0, m0), max(w1, m1))).fetchone()
+            nusd: dict[Window, int] = {"daily": int(row[0]), "weekly": int(row[1]), "monthly": int(row[2])}
+            runs_today, out_tokens, llm_calls = int(row[3]), int(row[4]), int(row[5])
             calls = [c.key for c in self._calls.values() if _matches(c.project, c.owner, scope, name)]
             runs = [r.run_id for r in self._runs.values() if _matches(r.project, r.owner, scope, name)]
             stored_calls = frozenset(_stored_spans(conn, calls))
