@@ -180,11 +180,17 @@ class Policy:
                 + [f"owner {name!r}" for name, r in self.owners.items() if r.has_caps])
 
 
+_STOP_REASONS: dict[tuple[str, str], str] = {
+    ("project", "daily"): semconv.STOP_PROJECT_DAILY_USD, ("project", "weekly"): semconv.STOP_PROJECT_WEEKLY_USD,
+    ("project", "monthly"): semconv.STOP_PROJECT_MONTHLY_USD, ("project", "runs"): semconv.STOP_PROJECT_DAILY_RUNS,
+    ("owner", "daily"): semconv.STOP_OWNER_DAILY_USD, ("owner", "weekly"): semconv.STOP_OWNER_WEEKLY_USD,
+    ("owner", "monthly"): semconv.STOP_OWNER_MONTHLY_USD, ("owner", "runs"): semconv.STOP_OWNER_DAILY_RUNS,
+}
+
+
 def stop_reason(scope: str, window: Window | Literal["runs"]) -> str:
     """``project_daily_usd``, ``owner_weekly_usd``, ``project_daily_runs`` ... (declared in semconv)."""
-    reason = f"{scope}_daily_runs" if window == "runs" else f"{scope}_{window}_usd"
-    assert reason in semconv.POLICY_STOP_REASONS, reason
-    return reason
+    return _STOP_REASONS[(scope, window)]
 
 
 def window_bounds(window: Window, now: float) -> tuple[int, int]:
