@@ -15,11 +15,13 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 from ._setup import flush, instrument, uninstrument
+from .policy import Policy
 from .runs import Budget, BudgetExceeded, Run, current_run, record_outcome, run
 
 __all__ = [
     "Budget",
     "BudgetExceeded",
+    "Policy",
     "Run",
     "__version__",
     "current_run",

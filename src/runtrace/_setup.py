@@ -27,10 +27,11 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 
-from . import _config, detect, metrics, pricing, runs, semconv
+from . import _config, detect, metrics, policy_enforce, pricing, runs, semconv
 from ._forksafe import fork_safe_rlock
 from ._internal import fail_open
 from ._processors import DuplicateMarker, RunStampProcessor, SwitchableProcessor, flush_all, shutdown_all
+from .policy import Policy
 
 logger = logging.getLogger("runtrace")
 
@@ -118,7 +119,8 @@ def instrument(*, service_name: str | None = None, store: str | os.PathLike[str]
                stream_usage: bool = False, default_budget: runs.Budget | None = None,
                loop_thresholds: detect.LoopThresholds | None = None,
                span_processors: tuple[SpanProcessor, ...] = (),
-               metric_readers: tuple[MetricReader, ...] = ()) -> None:
+               metric_readers: tuple[MetricReader, ...] = (),
+               policies: Policy | str | os.PathLike[str] | None = None) -> None:
     """Patch the LLM and tool clients and route their spans to the store and OTLP.
 
     Call once at start-up; later calls do nothing (call ``uninstrument()``
@@ -145,6 +147,9 @@ def instrument(*, service_name: str | None = None, store: str | os.PathLike[str]
       calls, a cycle of up to 4 calls repeated 3 times, 3 identical completions).
     - ``metric_readers``: readers for runtrace's metrics (see ``runtrace.metrics``); metrics also
       go over OTLP with the endpoint rules above, or to a global SDK MeterProvider you installed.
+    - ``policies``: a :class:`runtrace.Policy` or the path of a policy TOML file (default:
+      ``RUNTRACE_POLICY``): caps per project and owner, approved tools and models
+      (docs/policies.md). A bad file raises :class:`runtrace.policy.PolicyError` here.
     """
     global _state, _atexit_registered
     with _lock:
@@ -157,6 +162,7 @@ def instrument(*, service_name: str | None = None, store: str | os.PathLike[str]
                 pricing.Pricer(prices) if isinstance(prices, Mapping) else pricing.load_prices_file(prices))
         else:
             pricing.default_pricer()
+        policy = policy_enforce.resolve(policies)
         current = _sdk_provider(trace.get_tracer_provider())
         owns = current is None
         otlp = _config.otlp_target(otlp_endpoint, "traces") if (owns or otlp_endpoint) else None
@@ -207,6 +213,7 @@ def instrument(*, service_name: str | None = None, store: str | os.PathLike[str]
         ))
         runs.set_default_budget(default_budget)
         runs.set_loop_thresholds(loop_thresholds)
+        policy_enforce.configure(policy, store_path)
         with fail_open("configure metrics"):
             metrics.configure(resource=provider.resource, otlp_endpoint=otlp_endpoint,
                               metric_readers=metric_readers)
@@ -278,6 +285,7 @@ def uninstrument(timeout_millis: int = 30_000) -> None:
         processors = state.switch.detach()
         runs.set_default_budget(None)
         runs.set_loop_thresholds(None)
+        policy_enforce.configure(None, None)
         _config.replace_settings(_config.Settings())
         _state = None
         with fail_open("uninstrument flush"):

@@ -49,8 +49,14 @@ class Budget:
     max_cost_usd: float | None = None
     max_tool_calls: int | None = None
     max_seconds: float | None = None
+    allowed_tools: frozenset[str] | None = None  # Claude Code tool names (Read, Grep, Bash ...); None: any
 
     def is_set(self) -> bool:
+        return any(v is not None for v in (self.max_cost_usd, self.max_tool_calls, self.max_seconds,
+                                           self.allowed_tools))
+
+    def has_limits(self) -> bool:
+        """A limit on the session's figures (cost, tool calls, time), which needs its telemetry."""
         return any(v is not None for v in (self.max_cost_usd, self.max_tool_calls, self.max_seconds))
 
 
@@ -157,7 +163,8 @@ def gemini_telemetry(*, endpoint: str | None = None, details: bool = False,
             "logPrompts": details, "traces": traces}
 
 
-def claude_hook_command(store: str, budget: Budget, *, python: str | None = None) -> str:
+def claude_hook_command(store: str, budget: Budget, *, python: str | None = None,
+                        policy: str | None = None, project: str | None = None) -> str:
     """The PreToolUse hook's command line: the budget travels in its flags, the store as an absolute path.
 
     It runs this interpreter (``python -m runtrace.cli``), so the hook works even
@@ -172,6 +179,12 @@ def claude_hook_command(store: str, budget: Budget, *, python: str | None = None
         args += ["--max-tool-calls", str(int(budget.max_tool_calls))]
     if budget.max_seconds is not None:
         args += ["--max-seconds", repr(float(budget.max_seconds))]
+    if budget.allowed_tools is not None:
+        args += ["--allowed-tools", ",".join(sorted(budget.allowed_tools))]
+    if policy is not None:
+        args += ["--policy", str(Path(policy).expanduser().resolve())]
+    if project is not None:
+        args += ["--project", project]
     return f"{shlex.quote(python or sys.executable)} -m runtrace.cli {HOOK_MARKER} {shlex.join(args)}"
 
 

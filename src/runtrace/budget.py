@@ -7,6 +7,7 @@ what the caller may decide) read in one place; ``Run.check_budget`` applies them
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Union
 
@@ -24,8 +25,11 @@ class Breach:
     limit_value: float
     observed: float  # the run's figure so far (spent), without the call about to be sent
     projected: float = 0.0  # what that call is projected to add (cost or input tokens); 0: not projected
+    detail: str | None = None  # the whole sentence, for rules a number cannot tell (policies, allowed tools)
 
     def describe(self) -> str:
+        if self.detail is not None:
+            return self.detail
         if self.limit == "loop":
             return "a runaway loop was detected"
         if self.observed < self.limit_value:
@@ -59,6 +63,8 @@ class Budget:
     request through (0.03 + 0.03 > 0.05). ``max_input_tokens`` is checked the
     same way with the estimated prompt tokens of the call; the call, tool-call
     and time limits are reached when the figure is at or past them.
+    ``allowed_tools``: a ``@runtrace.tool`` or MCP tool call whose name is not
+    in the set is refused before the tool runs (stop reason ``tool_not_allowed``).
     ``on_exceed`` is ``"raise"`` (default: :class:`BudgetExceeded` before the
     request is sent, outcome ``budget_stopped``), ``"warn"`` (a span event and
     one log line per limit) or a callable ``(run, breach)`` returning a truthy
@@ -72,8 +78,14 @@ class Budget:
     max_input_tokens: int | None = None
     on_exceed: OnExceed = "raise"
     stop_on_loop: bool = False
+    allowed_tools: AbstractSet[str] | None = None  # tools the run may call (@runtrace.tool, MCP); None: any
 
     def __post_init__(self) -> None:
+        if self.allowed_tools is not None:
+            tools = self.allowed_tools
+            if isinstance(tools, str) or not all(isinstance(t, str) and t for t in tools):
+                raise ValueError(f"Budget.allowed_tools must be a set of tool names, got {tools!r}")
+            object.__setattr__(self, "allowed_tools", frozenset(tools))
         for name in ("max_cost_usd", "max_llm_calls", "max_tool_calls", "max_seconds", "max_input_tokens"):
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
@@ -92,6 +104,8 @@ class Budget:
         }
         attrs: dict[str, Any] = {k: v for k, v in pairs.items() if v is not None}
         attrs[semconv.BUDGET_ON_EXCEED] = self.on_exceed if isinstance(self.on_exceed, str) else "callback"
+        if self.allowed_tools is not None:
+            attrs[semconv.BUDGET_ALLOWED_TOOLS] = sorted(self.allowed_tools)
         return attrs
 
 

@@ -34,6 +34,7 @@ class CallPlan:
     input_tokens: int  # estimated prompt tokens of this request
     max_output_tokens: int | None  # the request's output cap (x choices); None: the request sets none
     price: PriceFn | None = None  # None: the call cannot be priced (no model, or pricing failed)
+    model: str | None = None  # the requested model (a policy's allowed_models); None: the request names none
 
 
 def expected_output_tokens(plan: CallPlan, run_output_tokens: int, run_llm_calls: int) -> int:

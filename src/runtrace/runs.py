@@ -23,11 +23,11 @@ from typing import Any, Literal, TypeVar
 
 from opentelemetry import baggage, context, trace
 
-from . import _config, detect, metrics, projection, semconv
+from . import _config, detect, metrics, policy_enforce, projection, semconv
 from ._errors import record_error
 from ._forksafe import ForkSafeLock
 from ._internal import fail_open
-from .budget import Breach, Budget, BudgetExceeded
+from .budget import Breach, Budget, BudgetExceeded, OnExceed
 
 logger = logging.getLogger("runtrace")
 
@@ -56,6 +56,7 @@ class CallFigures:
     """What one finished LLM call adds to its run's live totals."""
 
     cost_usd: float | None = None  # None: the call could not be priced
+    span_ref: tuple[int, int] | None = None  # (trace id, span id) of the call's span: the policy caps' ledger key
     input_tokens: int = 0
     output_tokens: int = 0
     cached_input_tokens: int = 0
@@ -298,23 +299,33 @@ class Run:
         cost for runs without a cost or input-token limit).
         """
         budget = self.budget
-        return budget is not None and (budget.max_cost_usd is not None or budget.max_input_tokens is not None)
+        return (budget is not None and (budget.max_cost_usd is not None or budget.max_input_tokens is not None)) \
+            or policy_enforce.wants_plan(self)
 
-    def check_budget(self, kind: Literal["llm", "tool"], plan: projection.CallPlan | None = None) -> None:
+    def check_budget(self, kind: Literal["llm", "tool"], plan: projection.CallPlan | None = None, *,
+                     tool_name: str | None = None) -> None:
         """Called before every LLM (kind="llm") and tool call; may raise BudgetExceeded.
 
         ``plan`` is what the LLM call about to be sent is expected to use; with
         it, a call is refused when it would cross ``max_cost_usd`` or
         ``max_input_tokens`` (the rule is in :class:`Budget`'s docstring).
+        ``tool_name`` names the tool about to run (``Budget.allowed_tools``).
+        Then the rules of the instrument()'s policy (``runtrace.policy``), if any.
         """
         budget = self.budget
-        if budget is None:
-            return
-        breach = self._find_breach(budget, kind, plan)
-        if breach is not None:
-            self._handle_breach(budget, breach)
+        if budget is not None:
+            breach = self._find_breach(budget, kind, plan, tool_name)
+            if breach is not None:
+                self._handle_breach(budget, breach)
+        policy_enforce.check(self, kind, plan, tool_name)
 
-    def _find_breach(self, budget: Budget, kind: str, plan: projection.CallPlan | None = None) -> Breach | None:
+    def _find_breach(self, budget: Budget, kind: str, plan: projection.CallPlan | None = None,
+                     tool_name: str | None = None) -> Breach | None:
+        if kind == "tool" and tool_name is not None and budget.allowed_tools is not None \
+                and tool_name not in budget.allowed_tools:
+            return Breach(semconv.STOP_TOOL_NOT_ALLOWED, 0.0, 0.0, detail=(
+                f"tool {tool_name!r} is not in the run's allowed tools "
+                f"({', '.join(sorted(budget.allowed_tools)) or 'none'})"))
         with self._lock:
             t = self.totals
             spent, input_tokens, output_tokens, llm_calls = t.cost_usd, t.input_tokens, t.output_tokens, t.llm_calls
@@ -348,7 +359,10 @@ class Run:
         return None
 
     def _handle_breach(self, budget: Budget, breach: Breach) -> None:
-        action = budget.on_exceed
+        self.apply_breach(breach, budget.on_exceed)
+
+    def apply_breach(self, breach: Breach, action: OnExceed) -> None:
+        """Stop (BudgetExceeded, outcome budget_stopped) or warn about ``breach``, as ``action`` says."""
         go_on = False
         if callable(action):
             decision = action(self, breach)
@@ -375,6 +389,7 @@ class Run:
                 semconv.BUDGET_LIMIT: breach.limit, semconv.BUDGET_LIMIT_VALUE: breach.limit_value,
                 semconv.BUDGET_OBSERVED: breach.observed, semconv.BUDGET_PROJECTED: breach.projected,
                 semconv.BUDGET_ACTION: action,
+                **({semconv.BUDGET_REASON: breach.detail} if breach.detail is not None else {}),
             })
 
     def record_llm_call(self, figures: CallFigures) -> None:
@@ -389,6 +404,7 @@ class Run:
             t.output_tokens += figures.output_tokens
             t.cached_input_tokens += figures.cached_input_tokens
             t.reasoning_tokens += figures.reasoning_tokens
+        policy_enforce.note_call(self, figures)
 
     def mark_loop(self) -> None:
         with self._lock:

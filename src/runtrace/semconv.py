@@ -115,6 +115,7 @@ BUDGET_MAX_TOOL_CALLS: Final = "runtrace.budget.max_tool_calls"
 BUDGET_MAX_SECONDS: Final = "runtrace.budget.max_seconds"
 BUDGET_MAX_INPUT_TOKENS: Final = "runtrace.budget.max_input_tokens"
 BUDGET_ON_EXCEED: Final = "runtrace.budget.on_exceed"
+BUDGET_ALLOWED_TOOLS: Final = "runtrace.budget.allowed_tools"  # string array, sorted
 # Marks what a span is to runtrace: "run", "outcome" (a late verdict); LLM and
 # tool spans are recognised by gen_ai.operation.name.
 SPAN_ROLE: Final = "runtrace.span.role"
@@ -195,6 +196,27 @@ BUDGET_LIMIT_VALUE: Final = "runtrace.budget.limit_value"
 BUDGET_OBSERVED: Final = "runtrace.budget.observed"
 BUDGET_PROJECTED: Final = "runtrace.budget.projected"  # what the refused call was projected to add
 BUDGET_ACTION: Final = "runtrace.budget.action"
+BUDGET_REASON: Final = "runtrace.budget.reason"  # the sentence naming a policy rule that was broken
+
+# --- runtrace: policies (runtrace.policy) -------------------------------------
+# Stop reasons (the run's stop_reason and Breach.limit) of the rules of a Policy and of
+# Budget.allowed_tools. Caps read "<scope>_<window>_usd" / "<scope>_daily_runs".
+STOP_PROJECT_DAILY_USD: Final = "project_daily_usd"
+STOP_PROJECT_WEEKLY_USD: Final = "project_weekly_usd"
+STOP_PROJECT_MONTHLY_USD: Final = "project_monthly_usd"
+STOP_PROJECT_DAILY_RUNS: Final = "project_daily_runs"
+STOP_OWNER_DAILY_USD: Final = "owner_daily_usd"
+STOP_OWNER_WEEKLY_USD: Final = "owner_weekly_usd"
+STOP_OWNER_MONTHLY_USD: Final = "owner_monthly_usd"
+STOP_OWNER_DAILY_RUNS: Final = "owner_daily_runs"
+STOP_TOOL_NOT_ALLOWED: Final = "tool_not_allowed"
+STOP_MODEL_NOT_ALLOWED: Final = "model_not_allowed"
+STOP_MODEL_TOO_DEAR: Final = "model_too_dear_for_small_call"
+POLICY_STOP_REASONS: Final = frozenset({
+    STOP_PROJECT_DAILY_USD, STOP_PROJECT_WEEKLY_USD, STOP_PROJECT_MONTHLY_USD, STOP_PROJECT_DAILY_RUNS,
+    STOP_OWNER_DAILY_USD, STOP_OWNER_WEEKLY_USD, STOP_OWNER_MONTHLY_USD, STOP_OWNER_DAILY_RUNS,
+    STOP_TOOL_NOT_ALLOWED, STOP_MODEL_NOT_ALLOWED, STOP_MODEL_TOO_DEAR,
+})
 
 # --- metrics -----------------------------------------------------------------
 METRIC_TOKEN_USAGE: Final = "gen_ai.client.token.usage"
@@ -211,6 +233,7 @@ DURATION_BUCKETS: Final = (0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56,
 # --- environment -------------------------------------------------------------
 ENV_STORE: Final = "RUNTRACE_STORE"
 ENV_PRICES: Final = "RUNTRACE_PRICES"
+ENV_POLICY: Final = "RUNTRACE_POLICY"  # a policy TOML file (runtrace.policy)
 ENV_CAPTURE_CONTENT: Final = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
 ENV_SERVE_TOKEN: Final = "RUNTRACE_TOKEN"  # bearer token of `runtrace serve`
 

@@ -51,8 +51,16 @@ def _store_path(store: str | None) -> str:
     return str(Path(store).expanduser().resolve()) if store else str(default_path().resolve())
 
 
-def _budget(budget_usd: float | None, max_tool_calls: int | None, max_seconds: float | None) -> Budget:
-    return Budget(max_cost_usd=budget_usd, max_tool_calls=max_tool_calls, max_seconds=max_seconds)
+def _budget(budget_usd: float | None, max_tool_calls: int | None, max_seconds: float | None,
+            allowed_tools: str | None = None) -> Budget:
+    tools = None
+    if allowed_tools is not None:
+        tools = frozenset(t.strip() for t in allowed_tools.split(",") if t.strip())
+        if not tools:
+            raise click.BadParameter("give tool names separated by commas, e.g. Read,Grep,Glob",
+                                     param_hint="--allowed-tools")
+    return Budget(max_cost_usd=budget_usd, max_tool_calls=max_tool_calls, max_seconds=max_seconds,
+                  allowed_tools=tools)
 
 
 BUDGET_OPTIONS = [
@@ -62,6 +70,15 @@ BUDGET_OPTIONS = [
                  "tool calls."),
     click.option("--max-seconds", type=click.FloatRange(min=0, min_open=True), help="Claude Code: stop "
                  "tool calls once the session is this old."),
+    click.option("--allowed-tools", metavar="NAMES", help="Claude Code: deny every tool but these "
+                 "(comma-separated, e.g. Read,Grep,Glob)."),
+]
+POLICY_OPTIONS = [
+    click.option("--policy", "policy_path", type=click.Path(dir_okay=False), envvar=sc.ENV_POLICY,
+                 show_envvar=True, help="Claude Code: also apply the allowed_tools of this policy file "
+                 "(docs/policies.md) for the session's project and owner."),
+    click.option("--project", "policy_project", help="Claude Code: the session's project for --policy when "
+                 "its telemetry names none."),
 ]
 HOME_OPTION = click.option("--home", type=click.Path(file_okay=False), help="Home directory whose agent "
                            "settings to write [default: $HOME].")
@@ -102,9 +119,9 @@ def agents() -> None:
 @_with(BUDGET_OPTIONS)
 def setup(agent: str, project: str | None, owner: str | None, endpoint: str | None, details: bool,
           traces: bool, write: bool, home: str | None, store_path: str | None, budget_usd: float | None,
-          max_tool_calls: int | None, max_seconds: float | None) -> None:
+          max_tool_calls: int | None, max_seconds: float | None, allowed_tools: str | None) -> None:
     """Print (or with --write apply) the settings that point AGENT at runtrace."""
-    budget = _budget(budget_usd, max_tool_calls, max_seconds)
+    budget = _budget(budget_usd, max_tool_calls, max_seconds, allowed_tools)
     if budget.is_set() and agent != "claude":
         raise click.UsageError("budgets (--budget-usd, --max-tool-calls, --max-seconds) need a hook the "
                                "agent runs before each tool call; only Claude Code has one (use `claude`)")
@@ -189,16 +206,22 @@ def _shell(value: str) -> str:
 @HOME_OPTION
 @STORE_OPTION
 @_with(BUDGET_OPTIONS)
+@_with(POLICY_OPTIONS)
 def hook(agent: str, home: str | None, store_path: str | None, budget_usd: float | None,
-         max_tool_calls: int | None, max_seconds: float | None) -> None:
+         max_tool_calls: int | None, max_seconds: float | None, allowed_tools: str | None,
+         policy_path: str | None, policy_project: str | None) -> None:
     """Install Claude Code's PreToolUse budget hook in ~/.claude/settings.json (replaces an older one)."""
-    budget = _budget(budget_usd, max_tool_calls, max_seconds)
-    if not budget.is_set():
-        raise click.UsageError("give at least one limit: --budget-usd, --max-tool-calls or --max-seconds")
+    budget = _budget(budget_usd, max_tool_calls, max_seconds, allowed_tools)
+    if not budget.is_set() and policy_path is None:
+        raise click.UsageError("give at least one limit: --budget-usd, --max-tool-calls, --max-seconds, "
+                               "--allowed-tools or --policy")
+    if policy_path is not None:
+        _load_policy(policy_path)  # a bad file fails here, not in every hook run
     path = settings_path(agent, _home(home))
     try:
         merged = merge_claude_settings(read_json_settings(path), {},
-                                       claude_hook_command(_store_path(store_path), budget))
+                                       claude_hook_command(_store_path(store_path), budget, policy=policy_path,
+                                                           project=policy_project))
         if not merged["env"]:
             del merged["env"]
         _report_write(path, write_with_backup(path, json.dumps(merged, indent=2, ensure_ascii=False) + "\n"))
@@ -212,14 +235,18 @@ def hook(agent: str, home: str | None, store_path: str | None, budget_usd: float
 @click.argument("agent", type=click.Choice(["claude"]))
 @STORE_OPTION
 @_with(BUDGET_OPTIONS)
+@_with(POLICY_OPTIONS)
 def check(agent: str, store_path: str | None, budget_usd: float | None, max_tool_calls: int | None,
-          max_seconds: float | None) -> None:
-    """The PreToolUse hook: read the hook's JSON on stdin, deny the tool call when the session is over budget.
+          max_seconds: float | None, allowed_tools: str | None, policy_path: str | None,
+          policy_project: str | None) -> None:
+    """The PreToolUse hook: read the hook's JSON on stdin, deny the tool call when the session is over budget
+    or the tool is not an allowed one.
 
     Never fails Claude Code: on any error the call is allowed (exit 0) and the error goes to stderr.
     """
     try:
-        decision = _check(store_path, _budget(budget_usd, max_tool_calls, max_seconds))
+        decision = _check(store_path, _budget(budget_usd, max_tool_calls, max_seconds, allowed_tools),
+                          policy_path, policy_project)
     except Exception as exc:  # the hook must never break the agent
         click.echo(f"runtrace budget hook: {type(exc).__name__}: {exc}; allowing the tool call", err=True)
         return
@@ -227,8 +254,19 @@ def check(agent: str, store_path: str | None, budget_usd: float | None, max_tool
         click.echo(decision)
 
 
-def _check(store_path: str | None, budget: Budget) -> str | None:
+def _load_policy(path: str) -> Any:
+    from ..policy import PolicyError, load_policy
+
+    try:
+        return load_policy(path)
+    except PolicyError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _check(store_path: str | None, budget: Budget, policy_path: str | None = None,
+           project: str | None = None) -> str | None:
     from ..agents_budget import check_session, deny_output
+    from ..policy import load_policy
     from ..store.db import Store
     from ..store.errors import StoreNotFoundError
 
@@ -236,17 +274,23 @@ def _check(store_path: str | None, budget: Budget) -> str | None:
     session_id = payload.get("session_id") if isinstance(payload, dict) else None
     if not isinstance(session_id, str) or not session_id:
         raise ValueError("hook input has no session_id")
-    if not budget.is_set():
+    policy = load_policy(policy_path) if policy_path else None
+    if not budget.is_set() and policy is None:
         return None
+    tool_name = payload.get("tool_name")
+    tool_name = tool_name if isinstance(tool_name, str) and tool_name else None
     path = store_path or os.environ.get(sc.ENV_STORE)
     try:
-        store = Store.open(path, create=False)
+        store: Store | None = Store.open(path, create=False)
     except StoreNotFoundError:
-        return None  # nothing recorded yet: nothing to stop
+        store = None  # nothing recorded yet: only the tool lists apply
     try:
-        decision = check_session(store, session_id, budget)
+        decision = check_session(store, session_id, budget, tool_name=tool_name, policy=policy, project=project)
     finally:
-        store.close()
+        if store is not None:
+            store.close()
+    if decision.warning is not None:
+        click.echo(f"runtrace budget hook: warning (allowed, on_exceed=warn): {decision.warning}", err=True)
     if decision.allow or decision.reason is None:
         return None
     click.echo(f"runtrace budget hook: denied {payload.get('tool_name', 'a tool call')}: {decision.reason}",

@@ -337,8 +337,9 @@ class LLMCall:
         if run is None:
             return
         with fail_open("llm span: run totals"):
+            ctx = span.get_span_context()
             run.record_llm_call(runs.CallFigures(
-                cost_usd=cost,
+                cost_usd=cost, span_ref=(ctx.trace_id, ctx.span_id),
                 input_tokens=usage.input_tokens if usage else 0,
                 output_tokens=usage.output_tokens if usage else 0,
                 cached_input_tokens=usage.cache_read_tokens if usage else 0,
@@ -459,7 +460,7 @@ def plan_call(request: Request) -> projection.CallPlan:
         usage = pricing.TokenUsage(input_tokens=input_tokens, output_tokens=output_tokens)
         return pricing.default_pricer().price(usage, model=model, provider=provider, service_tier=tier).total_usd
 
-    return projection.CallPlan(input_tokens=input_tokens, max_output_tokens=cap, price=price)
+    return projection.CallPlan(input_tokens=input_tokens, max_output_tokens=cap, price=price, model=model)
 
 
 def begin_call(integration: str, tracer_name: str, build: Build, instance: Any,

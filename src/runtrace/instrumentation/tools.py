@@ -56,7 +56,7 @@ class ToolCall:
         self.arguments = dict(arguments)
         self.run = runs.current_run()
         if self.run is not None:
-            self.run.check_budget("tool")  # may raise BudgetExceeded: before the tool runs
+            self.run.check_budget("tool", tool_name=name)  # may raise BudgetExceeded: before the tool runs
         self.settings = _config.settings()
         self.span: trace.Span = trace.INVALID_SPAN
         self.args_hash = ""

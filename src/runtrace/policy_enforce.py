@@ -1,0 +1,238 @@
+"""Applying the process's :class:`~runtrace.policy.Policy` before each LLM and tool call.
+
+``Run.check_budget`` calls :func:`check` after the run's own budget: the
+approved tools, the approved models, the small-call routing rule, then the
+caps (spend per UTC day/week/month and runs per day, per project and per
+owner, read through ``policy_spend``). A breach is handled like a budget's:
+``raise`` stops the run (:class:`~runtrace.BudgetExceeded` before the request
+is sent, outcome ``budget_stopped``, the stop reason naming the rule) and
+``warn`` records a ``runtrace.budget.exceeded`` event on the run span with the
+reason, logs once per rule and run, and lets the call through. A call that
+passes the caps is reserved at its projected cost until it is recorded
+(:func:`note_call`), the check and the reservation under one lock, so the
+process's threads cannot both take the last of a cap.
+
+Only runs name a project or an owner, so calls outside a run are under no
+policy. Working out a breach never breaks the caller: an error in it is logged
+once (``fail_open``) and the call goes ahead; a store that cannot be read
+leaves the caps unchecked for that call, and says so once.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import sqlite3
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal, cast
+
+from . import projection, semconv
+from ._forksafe import ForkSafeLock
+from ._internal import fail_open
+from .budget import Breach
+from .policy import WINDOWS, Policy, PolicyError, Rules, load_policy, stop_reason
+from .policy_spend import NANO, SpendBook
+
+if TYPE_CHECKING:
+    from .budget import OnExceed
+    from .runs import CallFigures, Run
+
+logger = logging.getLogger("runtrace")
+
+__all__ = ["check", "configure", "note_call", "resolve", "wants_plan"]
+
+WINDOW_WORDS = {"daily": "today", "weekly": "this week", "monthly": "this month"}
+
+
+@dataclass
+class _Active:
+    policy: Policy
+    book: SpendBook | None  # None: no local store, so no caps
+
+
+_active: _Active | None = None
+_lock = ForkSafeLock()
+_check_lock = ForkSafeLock()  # a cap check and its reservation are one step for the process's threads
+_store_error_logged = False
+
+
+def resolve(policies: Policy | str | os.PathLike[str] | None) -> Policy | None:
+    """The policy ``instrument(policies=...)`` means: a Policy, a TOML path, else ``RUNTRACE_POLICY``.
+
+    Raises :class:`~runtrace.policy.PolicyError` for a bad file (configuration, not instrumentation).
+    """
+    if isinstance(policies, Policy):
+        return policies
+    if policies is not None:
+        if not isinstance(policies, (str, os.PathLike)):
+            raise PolicyError(f"instrument(policies=...) takes a runtrace.Policy or the path of a policy "
+                              f"TOML file, got {type(policies).__name__}")
+        return load_policy(policies)
+    env = os.environ.get(semconv.ENV_POLICY)
+    return load_policy(env) if env else None
+
+
+def configure(policy: Policy | None, store_path: str | None) -> None:
+    """Make ``policy`` the process's (None: none); caps read ``store_path``'s runs."""
+    global _active, _store_error_logged
+    with _lock:
+        if _active is not None and _active.book is not None:
+            with fail_open("policy: close the spend reader"):
+                _active.book.close()
+        _active = None
+        _store_error_logged = False
+        if policy is None:
+            return
+        book = None
+        if policy.has_caps:
+            if store_path is None:
+                logger.error(
+                    "runtrace: %s sets spending or run caps (%s), but this process keeps no local store "
+                    "(store=False, or the store could not be opened): caps need a store to read the spend so "
+                    "far from, so they are NOT enforced. Allowed tools and models still are.",
+                    policy.source, ", ".join(policy.cap_names()))
+            else:
+                book = SpendBook(store_path, cache_seconds=policy.cache_seconds, clock=policy.clock)
+        _active = _Active(policy, book)
+
+
+def wants_plan(run: Run) -> bool:
+    """True when a rule for the run needs the next call's plan (its model, tokens, projected cost)."""
+    active = _active
+    return active is not None and any(
+        rules.has_caps or rules.allowed_models is not None or rules.has_small_call_rule
+        for _scope, _name, rules in active.policy.scopes(run.project, run.owner))
+
+
+def check(run: Run, kind: Literal["llm", "tool"], plan: projection.CallPlan | None,
+          tool_name: str | None) -> None:
+    """Apply the policy to the call about to start; may raise BudgetExceeded (never anything else)."""
+    active = _active
+    if active is None:
+        return
+    found: list[tuple[Breach, str]] = []
+    reserve: float | None = None
+    with _check_lock:
+        with fail_open("policy: check the call"):
+            found, reserve = _breaches(active, run, kind, plan, tool_name)
+        if reserve is not None and active.book is not None and all(a == "warn" for _b, a in found):
+            with fail_open("policy: reserve the call"):
+                active.book.reserve(run.id, run.project, run.owner, reserve)  # released by note_call
+    for breach, action in found:
+        run.apply_breach(breach, cast("OnExceed", action))  # "raise" or "warn"
+
+
+def note_call(run: Run, figures: CallFigures) -> None:
+    """Count a finished call of the run at once (the store sees it only after the export)."""
+    active = _active
+    if active is None or active.book is None:
+        return
+    with fail_open("policy: note the call's cost"):
+        if not any(rules.has_caps for _scope, _name, rules in active.policy.scopes(run.project, run.owner)):
+            return
+        active.book.release(run.id)
+        if figures.cost_usd and figures.span_ref is not None:
+            trace_id, span_id = figures.span_ref  # hex, as the store keeps them
+            active.book.note_call((f"{trace_id:032x}", f"{span_id:016x}"), run.id, run.project, run.owner,
+                                  figures.cost_usd, figures.output_tokens)
+
+
+def _breaches(active: _Active, run: Run, kind: str, plan: projection.CallPlan | None,
+              tool_name: str | None) -> tuple[list[tuple[Breach, str]], float | None]:
+    """The rules the call breaks (with their action), and the cost to reserve (None: no caps checked)."""
+    policy = active.policy
+    scopes = policy.scopes(run.project, run.owner)
+    out: list[tuple[Breach, str]] = []
+    for scope, name, rules in scopes:
+        action = policy.action(rules)
+        if kind == "tool":
+            if tool_name is not None and not rules.tool_allowed(tool_name):
+                assert rules.allowed_tools is not None
+                out.append((Breach(semconv.STOP_TOOL_NOT_ALLOWED, 0.0, 0.0, detail=(
+                    f"tool {tool_name!r} is not in the allowed tools of {scope} {name!r} "
+                    f"({', '.join(sorted(rules.allowed_tools)) or 'none'})")), action))
+            continue
+        if plan is not None:
+            breach = _model_breach(scope, name, rules, plan)
+            if breach is not None:
+                out.append((breach, action))
+    reserve: float | None = None
+    if kind == "llm" and active.book is not None:
+        for scope, name, rules in scopes:
+            if rules.has_caps:
+                breaches, projected = _cap_breaches(active.book, run, scope, name, rules, plan)
+                out += [(b, policy.action(rules)) for b in breaches]
+                if projected is not None:
+                    reserve = projected if reserve is None else max(reserve, projected)
+    return out, reserve
+
+
+def _model_breach(scope: str, name: str, rules: Rules, plan: projection.CallPlan) -> Breach | None:
+    model = plan.model
+    if model is not None and not rules.model_allowed(model):
+        assert rules.allowed_models is not None
+        return Breach(semconv.STOP_MODEL_NOT_ALLOWED, 0.0, 0.0, detail=(
+            f"model {model!r} is not allowed for {scope} {name!r} "
+            f"(allowed_models: {', '.join(rules.allowed_models) or 'none'})"))
+    if rules.has_small_call_rule and plan.price is not None:
+        assert rules.small_call_max_input_tokens is not None and rules.small_call_max_usd_per_mtok is not None
+        if plan.input_tokens < rules.small_call_max_input_tokens:
+            # Priced at 1,000 tokens, scaled: a million would hit long-context tiers some models have.
+            thousand = plan.price(1_000, 0)
+            per_mtok = None if thousand is None else thousand * 1_000
+            limit = rules.small_call_max_usd_per_mtok
+            if per_mtok is not None and math.isfinite(per_mtok) and round(per_mtok * 1e9) > round(limit * 1e9):
+                return Breach(semconv.STOP_MODEL_TOO_DEAR, limit, per_mtok, detail=(
+                    f"model {model!r} costs ${per_mtok:g} / MTok input, above the ${limit:g} that {scope} "
+                    f"{name!r} allows for small calls (this one: about {plan.input_tokens} input tokens, "
+                    f"fewer than {rules.small_call_max_input_tokens}); use a cheaper model for small work"))
+    return None
+
+
+def _cap_breaches(book: SpendBook, run: Run, scope: str, name: str, rules: Rules,
+                  plan: projection.CallPlan | None) -> tuple[list[Breach], float | None]:
+    """The caps the call would break, and its projected cost (None: the caps could not be read)."""
+    global _store_error_logged
+    from .store.errors import StoreError
+
+    if rules.runs_per_day is not None:
+        book.note_run(run.id, run.project, run.owner)  # this run counts among today's
+    try:
+        figures = book.figures(scope, name)
+    except (sqlite3.Error, StoreError) as exc:
+        if not _store_error_logged:
+            _store_error_logged = True
+            logger.error("runtrace: policy caps of %s %r not checked: cannot read the store %s (%s); "
+                         "the call goes ahead", scope, name, book.store_path, exc)
+        return [], None
+    out: list[Breach] = []
+    if rules.runs_per_day is not None and figures.runs_today > rules.runs_per_day:
+        out.append(Breach(stop_reason(scope, "runs"), float(rules.runs_per_day), float(figures.runs_today),
+                          detail=(f"{scope} {name!r} started {figures.runs_today} runs today (UTC), over its "
+                                  f"runs_per_day = {rules.runs_per_day}")))
+    projected = 0.0
+    if plan is not None:
+        totals = run.figures()
+        run_calls = int(totals["llm_calls"])
+        output = projection.expected_output_tokens(plan, int(totals["output_tokens"]), run_calls)
+        if plan.max_output_tokens is None and run_calls == 0:
+            # A run's first call without an output cap: the scope's mean output per call this month
+            # (a run budget projects it at its input only; across runs there is a history to go by).
+            output = figures.mean_output_tokens
+        projected = projection.projected_cost(plan, output)
+    for window in WINDOWS:
+        cap = rules.usd_cap(window)
+        if cap is None:
+            continue
+        spent = figures.usd[window]
+        key = f"{window}_usd"
+        when = WINDOW_WORDS[window]
+        if round(spent * NANO) >= round(cap * NANO):
+            out.append(Breach(stop_reason(scope, window), cap, spent, detail=(
+                f"{scope} {name!r} {key} = {cap:g} reached (${spent:g} spent {when}, UTC)")))
+        elif round((spent + projected) * NANO) > round(cap * NANO):
+            out.append(Breach(stop_reason(scope, window), cap, spent, projected, detail=(
+                f"{scope} {name!r} {key} = {cap:g} would be crossed by the next call "
+                f"(${spent:g} spent {when}, UTC, + ${projected:g} projected)")))
+    return out, projected
