@@ -13,6 +13,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable
 
+from .. import semconv as sc
 from .errors import ForeignStoreError, StoreVersionError
 
 # PRAGMA application_id of every runtrace store ("RTRC"): how a foreign SQLite file is told apart.
@@ -155,6 +156,24 @@ def m003_refused_tool_calls(conn: sqlite3.Connection) -> None:
     not tool calls), and the agent's own cost figure (Claude Code's ``cost_usd``) beside runtrace's."""
     conn.execute("ALTER TABLE runs ADD COLUMN refused_tool_calls INTEGER NOT NULL DEFAULT 0")
     conn.execute("ALTER TABLE runs ADD COLUMN agent_cost_nusd INTEGER NOT NULL DEFAULT 0")
+
+
+# m004 and m005 come from other branches; this is m006 whatever its position on this branch.
+@migration
+def m006_run_errors(conn: sqlite3.Connection) -> None:
+    """Errors per run: model calls that finally failed (API errors) and tool calls that failed."""
+    conn.execute("ALTER TABLE runs ADD COLUMN api_errors INTEGER NOT NULL DEFAULT 0")
+    conn.execute("ALTER TABLE runs ADD COLUMN tool_errors INTEGER NOT NULL DEFAULT 0")
+    # Runs stored before: recount from their spans (the same rule as store/aggregate.py).
+    duplicate = f"json_extract(s.attributes, '$.\"{sc.DUPLICATE_OF}\"') IS NULL"
+    conn.execute(f"""
+        UPDATE runs SET
+            tool_errors = (SELECT count(*) FROM spans s WHERE s.run_id = runs.id AND s.status_code = 'ERROR'
+                           AND s.kind = 'tool' AND {duplicate}),
+            api_errors = (SELECT count(*) FROM spans s WHERE s.run_id = runs.id AND s.status_code = 'ERROR'
+                          AND {duplicate}
+                          AND (s.kind = 'llm' OR (s.kind = 'other' AND s.span_kind = 'CLIENT'
+                                                  AND s.provider IS NOT NULL)))""")
 
 
 def schema_version() -> int:
