@@ -35,7 +35,7 @@ CLAUDE_MODEL = "claude-opus-4-8"
 CODEX_MODEL = "gpt-5-codex"
 PROMPT = "read README.md and fix the typo"
 RESUME_PROMPT = "check README.md once more"
-FIGURES = ("name", "service", "cost_usd", "agent_cost_usd", "unpriced_calls", "input_tokens", "output_tokens",
+FIGURES = ("name", "project", "owner", "service", "cost_usd", "agent_cost_usd", "unpriced_calls", "input_tokens", "output_tokens",
            "cached_input_tokens", "reasoning_tokens", "llm_calls", "tool_calls", "refused_tool_calls",
            "repeated_reads", "loop_detected", "errors", "api_errors", "tool_errors")
 
@@ -65,7 +65,7 @@ def _sums(usages: list[Usage]) -> dict[str, int]:
 def _claude(steps: list[int], **figures: Any) -> dict[str, Any]:
     usages = [_claude_usage(k) for k in steps]
     cost = _price(usages, CLAUDE_MODEL, "anthropic")
-    return {"service": "claude-code", "cost_usd": pytest.approx(cost, abs=1e-9),
+    return {"project": None, "owner": None, "service": "claude-code", "cost_usd": pytest.approx(cost, abs=1e-9),
             # Claude Code prices at the same list prices: its own figure equals runtrace's here
             "agent_cost_usd": pytest.approx(cost, abs=1e-9) if steps else None,
             "unpriced_calls": 0, **_sums(usages), "reasoning_tokens": 0, "llm_calls": len(steps),
@@ -87,6 +87,11 @@ EXPECTED: dict[str, tuple[str, dict[str, Any]]] = {
     "claude-apierror": ("37a40272-3be9-404a-97ef-32234932ba74", _claude(
         [], name=PROMPT, tool_calls=0, refused_tool_calls=0, repeated_reads=0,
         errors=1, api_errors=1, tool_errors=0)),
+    # OTEL_RESOURCE_ATTRIBUTES=runtrace.project=billing,runtrace.owner=alice, which Claude Code also
+    # copies onto every span and event: the prompt still names the run
+    "claude-project": ("d34ec385-a875-4a25-9b18-379204112e9d", _claude(
+        SEVEN, name=PROMPT, project="billing", owner="alice", tool_calls=5, refused_tool_calls=1,
+        repeated_reads=1, errors=1, api_errors=0, tool_errors=1)),
     # no OTEL_LOG_USER_PROMPTS / OTEL_LOG_TOOL_DETAILS: redacted name, no tool input to compare reads
     "claude-defaults": ("5f555fc0-9719-401d-bc15-d23a55af4c2a", _claude(
         SEVEN, name="Claude Code session", tool_calls=5, refused_tool_calls=1, repeated_reads=0,
@@ -96,7 +101,7 @@ EXPECTED: dict[str, tuple[str, dict[str, Any]]] = {
 
 def _codex(steps: list[int], **figures: Any) -> dict[str, Any]:
     usages = [_codex_usage(k) for k in steps]
-    return {"service": "codex_exec", "cost_usd": pytest.approx(_price(usages, CODEX_MODEL, "openai"), abs=1e-9),
+    return {"project": None, "owner": None, "service": "codex_exec", "cost_usd": pytest.approx(_price(usages, CODEX_MODEL, "openai"), abs=1e-9),
             "agent_cost_usd": None, "unpriced_calls": 0, **_sums(usages),
             "reasoning_tokens": sum(55 + k for k in steps), "llm_calls": len(steps), "loop_detected": False,
             **figures}
@@ -116,7 +121,7 @@ EXPECTED.update({
     # `gemini -p -m gemini-2.5-flash --approval-mode auto_edit`: the shell tool is not registered (two
     # failed calls) and the missing file fails too; the fake answers as "gemini-fake": unpriced, never $0.
     "gemini": ("d128c9cc-f3f7-4799-a897-f6679ea8e137", {
-        "name": PROMPT, "service": "gemini-cli", "cost_usd": 0.0, "agent_cost_usd": None, "unpriced_calls": 7,
+        "name": PROMPT, "project": None, "owner": None, "service": "gemini-cli", "cost_usd": 0.0, "agent_cost_usd": None, "unpriced_calls": 7,
         "input_tokens": sum((1100 + k) + (3300 + k) for k in SEVEN), "cached_input_tokens": 23121,
         "output_tokens": sum((440 + k) + (55 + k) for k in SEVEN), "reasoning_tokens": 406, "llm_calls": 7,
         "tool_calls": 6, "refused_tool_calls": 0, "repeated_reads": 1, "loop_detected": False,

@@ -50,6 +50,7 @@ from ._build import (
     to_bool,
     to_int,
     tool_records,
+    without_run_descriptors,
 )
 from .events import LogEvent
 
@@ -86,7 +87,7 @@ def mark_trace_span(record: SpanRecord) -> SpanRecord:
     session = text(record.attributes.get(sc.GEN_AI_CONVERSATION_ID)) or text(record.resource.get(sc.SESSION_ID))
     if counted_by is None and session is None:
         return record
-    attrs: Attributes = dict(record.attributes)
+    attrs = without_run_descriptors(record.attributes)  # only the user_prompt names the run
     if session is not None:
         attrs.setdefault(sc.RUN_ID, session)
     if counted_by is not None:
