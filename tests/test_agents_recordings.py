@@ -303,3 +303,42 @@ def test_m006_counts_the_errors_of_runs_stored_before_it(tmp_path: Path) -> None
         runs = {r["id"]: (r["api_errors"], r["tool_errors"]) for r in list_runs(store, limit=0)}
     assert runs == {EXPECTED["gemini"][0]: (0, 3), EXPECTED["claude-apierror"][0]: (1, 0),
                     EXPECTED["claude-retry"][0]: (0, 1)}
+
+
+def _gemini_tool_events() -> list[Any]:
+    from agent_samples import log_requests
+
+    return [e for request in log_requests("gemini", FIXTURES) for e in request if e.name == "gemini_cli.tool_call"]
+
+
+def _again(event: Any, n: int) -> Any:
+    """The same Gemini tool call made again n minutes later (a new call id)."""
+    import dataclasses
+
+    attributes = {**event.attributes, "gen_ai.tool.call.id": f"again-{n}", "call_id": f"again-{n}"}
+    return dataclasses.replace(event, time_ns=event.time_ns + n * 60 * 10**9, attributes=attributes)
+
+
+@pytest.mark.parametrize("split", [False, True], ids=["one-request", "one-request-each"])
+def test_gemini_reads_across_requests_are_compared_by_path_version(tmp_path: Path, split: bool) -> None:
+    """Gemini sends no file content: a read_file after an edit of the same path (sent in another
+    request) is a new read, an unchanged re-read in another request a repeated read."""
+    from runtrace.agents import records_from_events
+
+    events = _gemini_tool_events()
+    read = next(e for e in events if e.attributes["function_name"] == "read_file" and e.attributes["success"]
+                and "README.md" in e.attributes["function_args"])
+    edit = next(e for e in events if e.attributes["function_name"] == "replace")
+    # the recording (read, read again, missing file, edit, 2 failed shell calls), then README.md read
+    # after the edit (new), and once more (a repeat): 2 repeated reads in all
+    session = [*events, _again(read, 10), _again(read, 11)]
+    assert edit.time_ns < session[-2].time_ns
+    requests = [[e] for e in session] if split else [session]
+    with Store.open(tmp_path / "rt.db") as store:
+        for request in reversed(requests):
+            store.ingest(records_from_events(request))
+        run = get_run(store, EXPECTED["gemini"][0])
+    assert run is not None
+    assert (run["tool_calls"], run["repeated_reads"], run["loop_detected"]) == (8, 2, False)
+    flagged = [s["end"] for s in run["spans"] if s["attributes"].get("runtrace.tool.repeated_read")]
+    assert len(flagged) == 2
