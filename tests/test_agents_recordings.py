@@ -75,7 +75,8 @@ def _claude(steps: list[int], **figures: Any) -> dict[str, Any]:
 SEVEN = list(range(7))  # read, read again, read a missing file, edit, git diff, touch (refused), answer
 # session id (as the agent printed it) -> expected run
 EXPECTED: dict[str, tuple[str, dict[str, Any]]] = {
-    # two processes: the second (`claude -p ... --resume <id>`) answers at once, its one call at step 6
+    # two processes: the second (`claude -p ... --resume <id>`) answers at once, its one call at step 6;
+    # named by the latest prompt (_build.prompt_record; issue 13 says the first: left to the lead)
     "claude-resume": ("9e6044f2-b6fe-441d-bb6c-a26d2724428b", _claude(
         [*SEVEN, 6], name=RESUME_PROMPT, tool_calls=5, refused_tool_calls=1, repeated_reads=1,
         errors=1, api_errors=0, tool_errors=1)),

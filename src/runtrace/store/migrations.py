@@ -162,8 +162,10 @@ def m003_refused_tool_calls(conn: sqlite3.Connection) -> None:
 @migration
 def m006_run_errors(conn: sqlite3.Connection) -> None:
     """Errors per run: model calls that finally failed (API errors) and tool calls that failed."""
-    conn.execute("ALTER TABLE runs ADD COLUMN api_errors INTEGER NOT NULL DEFAULT 0")
-    conn.execute("ALTER TABLE runs ADD COLUMN tool_errors INTEGER NOT NULL DEFAULT 0")
+    present = {row[1] for row in conn.execute("PRAGMA table_info(runs)")}
+    for column in ("api_errors", "tool_errors"):  # tolerant of a file rolled back by hand (tests do)
+        if column not in present:
+            conn.execute(f"ALTER TABLE runs ADD COLUMN {column} INTEGER NOT NULL DEFAULT 0")
     # Runs stored before: recount from their spans (the same rule as store/aggregate.py).
     duplicate = f"json_extract(s.attributes, '$.\"{sc.DUPLICATE_OF}\"') IS NULL"
     conn.execute(f"""
