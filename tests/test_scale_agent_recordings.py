@@ -99,7 +99,8 @@ def test_recorded_sessions_agree_with_the_embedded_store(ch_recorded: ClickHouse
     assert (run["agent_cost_usd"] or None) == (pytest.approx(stored["agent_cost_usd"], abs=1e-9)
                                                if stored["agent_cost_usd"] is not None else None)
     # Claude Code copies OTEL_RESOURCE_ATTRIBUTES onto its spans: they never out-rank the events
-    assert (run["project"], run["owner"], run["outcome"]) == (stored["project"], stored["owner"], stored["outcome"])
+    assert (run["name"], run["project"], run["owner"], run["outcome"]) == (
+        stored["name"], stored["project"], stored["owner"], stored["outcome"])
 
 
 def _panel(title: str) -> str:

@@ -24,6 +24,11 @@
 --               refusals are in its beta traces only (03 reads blocked_on_user decision=reject).
 -- Claude Code's own cost_usd is kept as runtrace.agent.cost_usd; 03 prices every call from
 -- its tokens, as the embedded store does.
+--   prompt      Claude `claude_code.user_prompt`, Codex `codex.user_prompt`, Gemini
+--               `gemini_cli.user_prompt`: a span (scope 'runtrace.otel_logs.prompt', no call)
+--               that alone carries the run's name (the prompt; "<agent> session" while it is
+--               redacted), project and owner, as the adapters' prompt record does: the run is
+--               named by its latest prompt.
 -- Tokens are converted once, here, to runtrace's semantics: input is all input
 -- (Anthropic's excludes cache reads and writes: they are added), output includes
 -- reasoning (Gemini reports thoughts beside the candidates: they are added).
@@ -57,6 +62,14 @@ WITH
     extract(_la['output'], '(?m)^Process exited with code (-?[0-9]+)$') AS _exit_code,
     (_tool != '' AND (lower(_la['success']) = 'false'
                       OR (_tool = 'codex' AND _exit_code NOT IN ('', '0')))) AS _tool_failed,
+    multiIf(_body = 'claude_code.user_prompt', 'claude',
+            _ev = 'codex.user_prompt', 'codex',
+            _ev = 'gemini_cli.user_prompt', 'gemini',
+            '') AS _prompt,
+    multiIf(_prompt = 'claude', if(_la['prompt'] IN ('', '<REDACTED>'), 'Claude Code session', _la['prompt']),
+            _prompt = 'codex', if(_la['prompt'] IN ('', '[REDACTED]'), 'Codex session', _la['prompt']),
+            _prompt = 'gemini', if(_la['prompt'] = '', 'Gemini session', _la['prompt']),
+            '') AS _run_name,
     if(_la['session.id'] != '', _la['session.id'], _la['conversation.id']) AS _run,
     toUInt64OrZero(_la['input_tokens']) AS _c_in,
     toUInt64OrZero(_la['cache_read_tokens']) AS _c_cr,
@@ -91,19 +104,22 @@ SELECT
     '' AS TraceState,
     multiIf(_llm != '' OR _err != '', concat('chat ', if(_la['model'] != '', _la['model'], 'unknown')),
             _refused != '', concat('refused ', _tool_name),
+            _prompt != '', 'user_prompt',
             concat('execute_tool ', _tool_name)) AS SpanName,
     if(_llm != '' OR _err != '', 'Client', 'Internal') AS SpanKind,
     _service AS ServiceName,
     _res AS ResourceAttributes,
-    'runtrace.otel_logs' AS ScopeName,
+    if(_prompt != '', 'runtrace.otel_logs.prompt', 'runtrace.otel_logs') AS ScopeName,
     '' AS ScopeVersion,
     mapFilter((k, v) -> v != '', map(
         'runtrace.run.id', _run,
-        'runtrace.project', _res['runtrace.project'],
-        'runtrace.owner', _res['runtrace.owner'],
+        -- only the prompt names the run: a call or tool span carrying project/owner would out-rank it
+        'runtrace.run.name', _run_name,
+        'runtrace.project', if(_prompt != '', _res['runtrace.project'], ''),
+        'runtrace.owner', if(_prompt != '', _res['runtrace.owner'], ''),
         'runtrace.agent.event', if(_ev != '', _ev, _body),
         'gen_ai.operation.name', multiIf(_llm != '', 'chat', _tool != '', 'execute_tool', ''),
-        'gen_ai.provider.name', if(_refused = '', _provider, ''),
+        'gen_ai.provider.name', if(_refused = '' AND _prompt = '', _provider, ''),
         'gen_ai.request.model', if(_llm != '' OR _err != '', _la['model'], ''),
         'gen_ai.response.model', if(_llm != '', _la['model'], ''),
         'gen_ai.usage.input_tokens', if(_llm != '', toString(_in), ''),
@@ -129,4 +145,4 @@ FROM (
            ResourceAttributes AS _res, LogAttributes AS _la
     FROM otel.otel_logs
 )
-WHERE _run != '' AND (_llm != '' OR _tool != '' OR _err != '' OR _refused != '');
+WHERE _run != '' AND (_llm != '' OR _tool != '' OR _err != '' OR _refused != '' OR _prompt != '');
