@@ -159,6 +159,16 @@ WHERE kind = 'llm' AND $__timeFilter(start)
 GROUP BY prompt_size, model
 ORDER BY prompt_size, model""", w=12,
           description="Prompt size = the call's total input tokens (cached included).")
+    b.add("table", "Spend by service: runtrace's price and the agent's own", f"""
+SELECT ifNull(service, '(none)') AS service, count() AS runs, sum(cost_usd) AS spend,
+       countIf(agent_cost_usd IS NOT NULL) AS runs_with_agent_cost,
+       ifNull(sum(agent_cost_usd), 0) AS agent_reported_cost_usd
+FROM {RUNS}
+WHERE {IN_RANGE}
+GROUP BY service
+ORDER BY spend DESC, service""", w=12,
+          description="A coding agent that prices its own calls (Claude Code's cost_usd) is shown beside "
+                      "runtrace's price, which comes from the tokens as for every run; never summed into it.")
     return dashboard("economics", "runtrace: Run economics", b,
                      description="What agent runs cost, what the accepted ones cost, where the money goes.")
 
@@ -181,6 +191,12 @@ WHERE {IN_RANGE}""", w=8, h=6, unit="percentunit", options=stat_options(),
 SELECT countIf(loop_detected) AS runs_with_loops, countIf(outcome = 'budget_stopped') AS budget_stops
 FROM {RUNS}
 WHERE {IN_RANGE}""", w=8, h=6, options=stat_options())
+    b.add("stat", "Errors and refused tool calls", f"""
+SELECT sum(api_errors) AS api_errors, sum(tool_errors) AS tool_errors, sum(refused_tool_calls) AS refused_tool_calls
+FROM {RUNS}
+WHERE {IN_RANGE}""", w=8, h=6, options=stat_options(),
+          description="Model calls that finally failed (a retried attempt that then succeeded is none), failed "
+                      "tool calls, and tool calls a coding agent's sandbox or user refused (they never ran).")
     b.add("table", "Runs with a runaway loop", f"""
 SELECT run_id, name, project, owner, outcome, stop_reason, tool_calls, cost_usd, trace_id
 FROM {RUNS}
@@ -255,9 +271,9 @@ def explorer() -> dict[str, Any]:
                      "title": "Show this run's spans",
                      "url": "/d/runtrace-explorer?var-run_id=${__value.raw}&${__url_time_range}"}]}]}]
     b.add("table", "Runs", f"""
-SELECT run_id, name, project, owner, service, outcome, stop_reason, cost_usd, unpriced_calls, llm_calls,
-       tool_calls, input_tokens, cached_input_tokens, output_tokens, repeated_reads, loop_detected,
-       started_at, duration_s, trace_id
+SELECT run_id, name, project, owner, service, outcome, stop_reason, cost_usd, agent_cost_usd, unpriced_calls,
+       llm_calls, tool_calls, refused_tool_calls, errors, input_tokens, cached_input_tokens, output_tokens,
+       repeated_reads, loop_detected, started_at, duration_s, trace_id
 FROM {RUNS}
 WHERE {IN_RANGE}
   AND {_all_or("project", "project")}

@@ -114,6 +114,15 @@ EXPECTED: dict[str, list[dict[str, Any]]] = {
         {"prompt_size": "3: over 10k", "model": "claude-sonnet-4-5", "calls": 1, "output_tokens_per_call": 800.0},
         {"prompt_size": "3: over 10k", "model": "gpt-4o", "calls": 1, "output_tokens_per_call": 2000.0},
     ],
+    # r-other runs on billing-bot, the rest on support-agent; the fixture has no coding-agent
+    # session, so no agent figure (test_scale_agent_recordings.py runs this panel on recordings)
+    "Spend by service: runtrace's price and the agent's own": [
+        {"service": "support-agent", "runs": 4, "spend": 0.17484, "runs_with_agent_cost": 0,
+         "agent_reported_cost_usd": 0.0},
+        {"service": "billing-bot", "runs": 1, "spend": 0.0018, "runs_with_agent_cost": 0,
+         "agent_reported_cost_usd": 0.0}],
+    # r-crash's run_tests timed out; r-budget's run span in error is no API or tool error
+    "Errors and refused tool calls": [{"api_errors": 0, "tool_errors": 1, "refused_tool_calls": 0}],
     "Repeated context reads": [{"repeated_reads": 1, "repeated_read_tokens": 350, "reinjected_tokens": 400}],
     # 1 - 17200 cached / 68000 input
     "Uncached input share": [{"uncached_input_share": round(1 - 17200 / 68000, 9)}],

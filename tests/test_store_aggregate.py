@@ -333,3 +333,29 @@ def test_merge_refuses_different_runs() -> None:
         assert str(exc) == "cannot merge contributions to different runs: 'x' and 'y'"
     else:
         raise AssertionError("merge of different runs did not raise")
+
+
+def test_errors_per_run_count_failed_model_and_tool_calls_once_in_any_order(tmp_path: Path) -> None:
+    """api_errors: a failed LLM span, or a failed client span naming a provider (an agent's call that
+    finally failed, no LLM call); tool_errors: a failed tool span; duplicates, run spans and plain
+    spans in error are neither."""
+    failed_call = llm("r1", 1, start_s=0, end_s=1, input_tokens=10, cost=0.01, status="ERROR", message="500")
+    agent_failure = span("r1", 2, start_s=1, end_s=2, name="chat claude-x", kind="CLIENT", status="ERROR",
+                         attrs={sc.GEN_AI_PROVIDER_NAME: "anthropic"})
+    failed_tool = tool("r1", 3, start_s=2, end_s=3, status="ERROR", message="exit code 1")
+    ok_tool = tool("r1", 4, start_s=3, end_s=4)
+    duplicate = span("r1", 5, start_s=1, end_s=2, name="claude_code.llm_request", kind="CLIENT", status="ERROR",
+                     attrs={sc.GEN_AI_PROVIDER_NAME: "anthropic", sc.DUPLICATE_OF: "api_error"})
+    plain = span("r1", 6, start_s=4, end_s=5, name="work", status="ERROR")
+    run = run_span("r1", 7, start_s=0, end_s=6, status="ERROR", message="boom")
+    spans = [failed_call, agent_failure, failed_tool, ok_tool, duplicate, plain, run]
+    deltas = [run_contribution(s) for s in spans]
+    merged = reduce(merge, deltas)
+    assert (merged.api_errors, merged.tool_errors, merged.llm_calls, merged.tool_calls) == (2, 1, 1, 2)
+    assert reduce(merge, reversed(deltas)) == merged
+    with Store.open(tmp_path / "rt.db") as store:
+        for s in reversed(spans):
+            store.ingest([s])
+        row = get_run(store, "r1")
+    assert row is not None
+    assert (row["errors"], row["api_errors"], row["tool_errors"]) == (3, 2, 1)

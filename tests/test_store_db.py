@@ -32,7 +32,7 @@ RUNS_COLUMNS = {
     "cost_nusd": "INTEGER", "unpriced_calls": "INTEGER", "input_tokens": "INTEGER",
     "output_tokens": "INTEGER", "cached_input_tokens": "INTEGER", "reasoning_tokens": "INTEGER",
     "llm_calls": "INTEGER", "tool_calls": "INTEGER", "repeated_reads": "INTEGER",
-    "repeated_read_tokens": "INTEGER", "reinjected_tokens": "INTEGER", "refused_tool_calls": "INTEGER", "agent_cost_nusd": "INTEGER", "loop_detected": "INTEGER",
+    "repeated_read_tokens": "INTEGER", "reinjected_tokens": "INTEGER", "refused_tool_calls": "INTEGER", "agent_cost_nusd": "INTEGER", "api_errors": "INTEGER", "tool_errors": "INTEGER", "loop_detected": "INTEGER",
     "span_count": "INTEGER", "has_run_span": "INTEGER", "started_ns": "INTEGER", "ended_ns": "INTEGER",
 }
 RUN_MODELS_COLUMNS = {
@@ -59,7 +59,7 @@ def test_blank_file_gets_exact_schema_and_version(tmp_path: Path) -> None:
     assert columns(path, "runs") == RUNS_COLUMNS
     assert columns(path, "run_models") == RUN_MODELS_COLUMNS
     assert columns(path, "run_traces") == {"run_id": "TEXT", "trace_id": "TEXT"}
-    assert user_version(path) == len(migrations.MIGRATIONS) == 4
+    assert user_version(path) == len(migrations.MIGRATIONS) == 5
     with sqlite3.connect(path) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         indexes = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index' "
@@ -81,13 +81,13 @@ def test_reopen_is_a_no_op(tmp_path: Path) -> None:
     with Store.open(path) as store:
         assert store.count_spans() == 1
         assert [r["input_tokens"] for r in list_runs(store)] == [5]
-    assert user_version(path) == 4
+    assert user_version(path) == 5
 
 
 def test_migrate_applies_missing_migrations_in_one_transaction(tmp_path: Path) -> None:
     conn = sqlite3.connect(tmp_path / "m.db", isolation_level=None)
     try:
-        assert migrations.migrate(conn) == 4
+        assert migrations.migrate(conn) == 5
         assert conn.in_transaction is False
         assert migrations.migrate(conn) == 0
     finally:
@@ -104,7 +104,7 @@ def test_failed_migration_leaves_the_file_untouched(tmp_path: Path, monkeypatch:
     monkeypatch.setattr(migrations, "MIGRATIONS", [*migrations.MIGRATIONS, m004_broken])
     with pytest.raises(RuntimeError, match="boom in m004"):
         Store.open(path)
-    assert user_version(path) == 4
+    assert user_version(path) == 5
     assert columns(path, "half_done") == {}
 
 
@@ -114,7 +114,7 @@ def test_file_from_the_future_is_refused(tmp_path: Path) -> None:
     with sqlite3.connect(path) as conn:
         conn.execute("PRAGMA user_version = 7")
     with pytest.raises(StoreVersionError, match="schema version 7, but this runtrace understands up to "
-                                                "version 4: upgrade runtrace"):
+                                                "version 5: upgrade runtrace"):
         Store.open(path)
     assert user_version(path) == 7
 

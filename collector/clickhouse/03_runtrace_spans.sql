@@ -71,7 +71,11 @@ CREATE TABLE IF NOT EXISTS otel.runtrace_spans
     `budget_max_cost_usd` Nullable(Float64),
     `budget_max_seconds` Nullable(Float64),
     `has_usage` UInt8,                             -- an LLM span reporting tokens (not a duplicate)
-    `duplicate` UInt8                              -- runtrace.duplicate_of: another SDK's copy of runtrace's call
+    `duplicate` UInt8,                             -- runtrace.duplicate_of: another SDK's copy of runtrace's call
+    `refused` UInt8,                               -- a tool call the agent's sandbox or user refused (never ran)
+    `agent_cost_nusd` Int64,                       -- the agent's own cost figure (Claude Code's cost_usd), kept apart
+    `api_error` UInt8,                             -- a model call that finally failed
+    `tool_error` UInt8                             -- a tool call that failed
 )
 ENGINE = ReplacingMergeTree
 PARTITION BY toYYYYMM(start)
@@ -110,7 +114,20 @@ WITH
             SpanAttributes['llm.request.type'] = 'embedding', 'embeddings',
             '') AS _op,
     SpanAttributes['runtrace.span.role'] AS _role,
-    toUInt8(ParentSpanId = '' AND SpanAttributes['runtrace.run.id'] = '') AS _froot,
+    -- Coding agents' own spans, as the adapters' mark_trace_span treats them (src/runtrace/agents):
+    -- Claude Code's beta spans of a model or tool call are counted by its log events (05b), so
+    -- they are duplicates; its blocked_on_user span with decision=reject is a refused tool call;
+    -- and Claude Code and Gemini CLI copy OTEL_RESOURCE_ATTRIBUTES onto every span, so their
+    -- spans' runtrace.run.name/project/owner are not read (they would out-rank the prompt).
+    (ScopeName = 'com.anthropic.claude_code.tracing') AS _claude_span,
+    (ScopeName IN ('com.anthropic.claude_code.tracing', 'gemini-cli')) AS _agent_span,
+    (SpanAttributes['runtrace.duplicate_of'] != ''
+     OR (_claude_span AND SpanName IN ('claude_code.llm_request', 'claude_code.tool',
+                                       'claude_code.tool.execution'))) AS _dup,
+    (StatusCode IN ('Error', 'STATUS_CODE_ERROR') AND NOT _dup) AS _failed,
+    toFloat64OrZero(SpanAttributes['runtrace.agent.cost_usd']) AS _agent_cost,
+    -- (an agent's own root span is in its session's run, as mark_trace_span stamps it: no foreign root)
+    toUInt8(ParentSpanId = '' AND SpanAttributes['runtrace.run.id'] = '' AND NOT _agent_span) AS _froot,
     multiIf(_role = 'run', 'run',
             _role = 'outcome', 'outcome',
             _op IN ('chat', 'text_completion', 'generate_content', 'embeddings'), 'llm',
@@ -224,12 +241,15 @@ SELECT
             OR (_kind = 'run' AND SpanAttributes['runtrace.run.loop_detected'] = 'true')) AS loop_detected,
     _froot AS foreign_root,
     -- a foreign root: its runtrace.* attributes, else the span's name / the resource's
-    if(_froot AND SpanAttributes['runtrace.run.name'] = '', SpanName, SpanAttributes['runtrace.run.name'])
+    multiIf(_agent_span, '',
+            _froot AND SpanAttributes['runtrace.run.name'] = '', SpanName, SpanAttributes['runtrace.run.name'])
         AS run_name,
-    if(_froot AND SpanAttributes['runtrace.project'] = '', ResourceAttributes['runtrace.project'],
-       SpanAttributes['runtrace.project']) AS project,
-    if(_froot AND SpanAttributes['runtrace.owner'] = '', ResourceAttributes['runtrace.owner'],
-       SpanAttributes['runtrace.owner']) AS owner,
+    multiIf(_agent_span, '',
+            _froot AND SpanAttributes['runtrace.project'] = '', ResourceAttributes['runtrace.project'],
+            SpanAttributes['runtrace.project']) AS project,
+    multiIf(_agent_span, '',
+            _froot AND SpanAttributes['runtrace.owner'] = '', ResourceAttributes['runtrace.owner'],
+            SpanAttributes['runtrace.owner']) AS owner,
     multiIf(_froot, 'open',
             _kind = 'run' AND SpanAttributes['runtrace.run.outcome'] = '', 'open',
             _kind IN ('run', 'outcome'), SpanAttributes['runtrace.run.outcome'],
@@ -241,6 +261,17 @@ SELECT
         AS budget_max_cost_usd,
     if(_kind = 'run', toFloat64OrNull(SpanAttributes['runtrace.budget.max_seconds']), NULL)
         AS budget_max_seconds,
-    toUInt8(SpanAttributes['runtrace.duplicate_of'] != '') AS duplicate,
-    toUInt8(_kind = 'llm' AND NOT duplicate AND _usage_sent) AS has_usage
+    toUInt8(_dup) AS duplicate,
+    toUInt8(_kind = 'llm' AND NOT duplicate AND _usage_sent) AS has_usage,
+    toUInt8(SpanAttributes['runtrace.tool.refused'] = 'true'
+            OR (_claude_span AND SpanName = 'claude_code.tool.blocked_on_user'
+                AND SpanAttributes['decision'] = 'reject')) AS refused,
+    -- the agent's figure, beside runtrace's price (never summed into cost), as store/aggregate.py
+    if(_kind = 'llm' AND NOT _dup AND _agent_cost >= 0 AND _agent_cost < 1e9,
+       toInt64(round(_agent_cost * 1e9)), 0) AS agent_cost_nusd,
+    -- errors (store/aggregate.py): a failed LLM span, or a failed client span naming a provider
+    -- (an agent's model call that finally failed: no LLM call); a failed tool span
+    toUInt8(_failed AND (_kind = 'llm' OR (_kind = 'other' AND SpanKind IN ('Client', 'SPAN_KIND_CLIENT')
+                                           AND _provider != ''))) AS api_error,
+    toUInt8(_failed AND _kind = 'tool') AS tool_error
 FROM otel.otel_traces;

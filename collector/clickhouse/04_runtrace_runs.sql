@@ -98,6 +98,12 @@ AS SELECT
     sum(toUInt64(s.repeated_read)) AS repeated_reads,
     sum(s.repeated_read_tokens) AS repeated_read_tokens,
     countIf(s.status = 'error') AS error_spans,
+    sum(toUInt64(s.api_error)) AS api_errors,
+    sum(toUInt64(s.tool_error)) AS tool_errors,
+    api_errors + tool_errors AS errors,
+    sum(toUInt64(s.refused)) AS refused_tool_calls,
+    -- the agent's own figure (Claude Code's cost_usd); NULL when it reports none, as `--format json`
+    nullIf(sum(s.agent_cost_nusd), 0) / 1e9 AS agent_cost_usd,
     toBool(max(s.loop_detected)) AS loop_detected,
     min(s.start) AS started_at,
     if(countIf(s.kind = 'run' OR s.foreign_root = 1) = 0, NULL,

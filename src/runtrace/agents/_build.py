@@ -83,6 +83,22 @@ def attr_value(value: Any) -> AttrValue | None:
     return str(value)
 
 
+# What names a run: only an agent's prompt record may carry it (prompt_record).
+RUN_DESCRIPTORS: tuple[str, ...] = (sc.RUN_NAME, sc.PROJECT, sc.OWNER)
+
+
+def without_run_descriptors(attributes: Attributes) -> Attributes:
+    """An agent span's attributes without ``runtrace.run.name`` / ``runtrace.project`` / ``runtrace.owner``.
+
+    Claude Code copies ``OTEL_RESOURCE_ATTRIBUTES`` onto every span's attributes,
+    so with ``runtrace.project`` set (as ``runtrace agents setup --project``
+    does) each of its spans would rank as one that names the run, and the
+    session's last span, which carries no name, would win over the prompt:
+    the run lost its name. They stay in the span's resource.
+    """
+    return {k: v for k, v in attributes.items() if k not in RUN_DESCRIPTORS}
+
+
 @dataclass
 class Session:
     """What every record of one session shares: its run and its resource."""

@@ -62,6 +62,7 @@ from ._build import (
     to_bool,
     to_int,
     tool_records,
+    without_run_descriptors,
 )
 from .events import LogEvent
 
@@ -98,7 +99,7 @@ def mark_trace_span(record: SpanRecord) -> SpanRecord:
     session = text(record.attributes.get(sc.SESSION_ID))
     if session is None:
         return record
-    attrs: Attributes = dict(record.attributes)
+    attrs = without_run_descriptors(record.attributes)  # only the user_prompt names the run
     attrs.setdefault(sc.RUN_ID, session)
     counted_by = _COUNTED_BY.get(record.name)
     if counted_by is not None:

@@ -18,7 +18,10 @@ events are complete by default; they are the one counted source:
   refused call (``runtrace.tool.refused``). Gemini does not send the tool's
   output, so a read's result is its path's state: a ``read_file`` of the same
   path with no write to that path in between is a repeated read; the same call
-  with the same outcome 3 times is a loop.
+  with the same outcome 3 times is a loop. A successful ``read_file`` and a
+  successful write carry ``runtrace.tool.path_hash``, so the store's run-wide
+  recount (store/rereads.py) sees a write in one request make a read in a later
+  request new, as for Claude Code.
 
 Gemini's own spans (``llm_call``, ``tool_call``, beta traces) describe the same
 calls. The log events do not carry their ids for the responses, so the log
@@ -50,6 +53,7 @@ from ._build import (
     to_bool,
     to_int,
     tool_records,
+    without_run_descriptors,
 )
 from .events import LogEvent
 
@@ -60,6 +64,7 @@ FALLBACK_NAME = "Gemini session"
 _READ_TOOLS = frozenset({"read_file", "read_many_files", "list_directory", "glob", "grep_search",
                          "search_file_content"})
 _WRITE_TOOLS = frozenset({"replace", "write_file", "edit"})
+_READ_FILE = "read_file"  # one file's content: a repeat of it is a repeated read run-wide (path hash)
 _PATH_KEYS = ("absolute_path", "file_path", "path", "dir_path")
 
 
@@ -86,7 +91,7 @@ def mark_trace_span(record: SpanRecord) -> SpanRecord:
     session = text(record.attributes.get(sc.GEN_AI_CONVERSATION_ID)) or text(record.resource.get(sc.SESSION_ID))
     if counted_by is None and session is None:
         return record
-    attrs: Attributes = dict(record.attributes)
+    attrs = without_run_descriptors(record.attributes)  # only the user_prompt names the run
     if session is not None:
         attrs.setdefault(sc.RUN_ID, session)
     if counted_by is not None:
@@ -176,13 +181,18 @@ def _tool_call(event: LogEvent, versions: dict[str, int]) -> ToolCall:
         args_key = args
         if name in _WRITE_TOOLS and path is not None and success:
             versions[path] += 1
+    extra: Attributes = {}
+    if path is not None and success and (name == _READ_FILE or name in _WRITE_TOOLS):
+        # The store's run-wide recount (store/rereads.py) compares a read_file by its path's
+        # version across requests: an edit sent in one request makes a later read in another new.
+        extra[sc.TOOL_PATH_HASH] = text_hash(path)
     call_id = text(a.get(sc.GEN_AI_TOOL_CALL_ID))
     return ToolCall(
         identity=("tool_call", event.time_ns, name, call_id or a.get(sc.GEMINI_FUNCTION_ARGS)),
         event_name=event.name, end_ns=event.time_ns, duration_ms=to_int(a.get(sc.GEMINI_DURATION_MS)),
         tool_name=name, call_id=call_id, args_hash=stable_hash(args_key), result_hash=text_hash(result),
         success=success, error=error, read=read, result_chars=to_int(a.get(sc.GEMINI_CONTENT_LENGTH)) or 0,
-        args_preview=path or "", refused=refused)
+        args_preview=path or "", refused=refused, extra=extra)
 
 
 def _parse_args(raw: Any) -> Any:

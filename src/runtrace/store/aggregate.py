@@ -23,6 +23,10 @@ Field rules, per span (``semconv`` names):
 - LLM span with ``runtrace.agent.cost_usd`` (the agent's own figure): added to
   ``agent_cost_nusd``, never to the cost runtrace prices.
 - Refused tool record (``runtrace.tool.refused``, an agent's sandbox/user said no): +1 refused tool call.
+- Errors (status ``ERROR``, not a ``runtrace.duplicate_of`` span): a tool span is +1 tool error; an
+  LLM span, or a client span naming a ``gen_ai.provider.name`` (a coding agent's model call that
+  finally failed, which is no LLM call), is +1 API error. A retried attempt that then succeeded is
+  neither: the agents report only the final outcome of a call.
 - A span marked ``runtrace.duplicate_of`` (an agent's own span for a call its log
   events count) counts as no LLM or tool call, whatever it carries.
 - Run span (role ``run``): name/project/owner/service, budget, stop reason, its end
@@ -305,6 +309,8 @@ class RunDelta:
     reinjected_tokens: int = 0
     refused_tool_calls: int = 0
     agent_cost_nusd: int = 0
+    api_errors: int = 0
+    tool_errors: int = 0
     loop_detected: bool = False
     models: Mapping[tuple[str, str], ModelDelta] = field(default_factory=dict)
     trace_ids: frozenset[str] = frozenset()
@@ -316,7 +322,7 @@ class RunDelta:
 
 _SUMS = ("span_count", "llm_calls", "tool_calls", "input_tokens", "output_tokens", "cached_input_tokens",
          "reasoning_tokens", "cost_nusd", "unpriced_calls", "repeated_reads", "repeated_read_tokens",
-         "reinjected_tokens", "refused_tool_calls", "agent_cost_nusd")
+         "reinjected_tokens", "refused_tool_calls", "agent_cost_nusd", "api_errors", "tool_errors")
 _MODEL_SUMS = ("llm_calls", "cost_nusd", "input_tokens", "output_tokens", "cached_input_tokens",
                "unpriced_calls")
 
@@ -410,6 +416,8 @@ class RunTotals:
         self.reinjected_tokens = 0
         self.refused_tool_calls = 0
         self.agent_cost_nusd = 0
+        self.api_errors = 0
+        self.tool_errors = 0
 
     def _outcome(self, mark: OutcomeMark) -> None:
         if self.outcome is None or mark.key > self.outcome.key:
@@ -435,6 +443,12 @@ class RunTotals:
         refused = get(sc.TOOL_REFUSED)
         if refused is not None and as_bool(refused):
             self.refused_tool_calls += 1
+        if record.status_code == "ERROR" and sc.DUPLICATE_OF not in record.attributes:
+            if kind == KIND_TOOL:
+                self.tool_errors += 1
+            elif kind == KIND_LLM or (kind == KIND_OTHER and record.kind == "CLIENT"
+                                      and facts.provider is not None):
+                self.api_errors += 1
         if kind == KIND_LLM:
             if sc.DUPLICATE_OF not in record.attributes:  # the same call as runtrace's own span
                 self.add_llm(record.attributes, facts, 1)

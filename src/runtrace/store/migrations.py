@@ -13,6 +13,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable
 
+from .. import semconv as sc
 from .errors import ForeignStoreError, StoreVersionError
 
 # PRAGMA application_id of every runtrace store ("RTRC"): how a foreign SQLite file is told apart.
@@ -194,6 +195,25 @@ def m004_alerts(conn: sqlite3.Connection) -> None:
             span_rowid INTEGER NOT NULL
         ) WITHOUT ROWID;
     """)
+
+
+@migration
+def m006_run_errors(conn: sqlite3.Connection) -> None:
+    """Errors per run: model calls that finally failed (API errors) and tool calls that failed."""
+    present = {row[1] for row in conn.execute("PRAGMA table_info(runs)")}
+    for column in ("api_errors", "tool_errors"):  # tolerant of a file rolled back by hand (tests do)
+        if column not in present:
+            conn.execute(f"ALTER TABLE runs ADD COLUMN {column} INTEGER NOT NULL DEFAULT 0")
+    # Runs stored before: recount from their spans (the same rule as store/aggregate.py).
+    duplicate = f"json_extract(s.attributes, '$.\"{sc.DUPLICATE_OF}\"') IS NULL"
+    conn.execute(f"""
+        UPDATE runs SET
+            tool_errors = (SELECT count(*) FROM spans s WHERE s.run_id = runs.id AND s.status_code = 'ERROR'
+                           AND s.kind = 'tool' AND {duplicate}),
+            api_errors = (SELECT count(*) FROM spans s WHERE s.run_id = runs.id AND s.status_code = 'ERROR'
+                          AND {duplicate}
+                          AND (s.kind = 'llm' OR (s.kind = 'other' AND s.span_kind = 'CLIENT'
+                                                  AND s.provider IS NOT NULL)))""")
 
 
 def schema_version() -> int:

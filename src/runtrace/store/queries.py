@@ -22,7 +22,7 @@ _RUN_COLUMNS = (
     "id, name, project, owner, service, outcome, outcome_at_ns, outcome_by, outcome_reason, stop_reason, "
     "cost_nusd, unpriced_calls, input_tokens, output_tokens, cached_input_tokens, reasoning_tokens, "
     "llm_calls, tool_calls, repeated_reads, repeated_read_tokens, reinjected_tokens, refused_tool_calls, "
-    "agent_cost_nusd, "
+    "agent_cost_nusd, api_errors, tool_errors, "
     "loop_detected, "
     "span_count, has_run_span, started_ns, ended_ns, budget_max_cost_usd, budget_max_llm_calls, "
     "budget_max_tool_calls, budget_max_seconds, budget_max_input_tokens, budget_on_exceed"
@@ -90,6 +90,10 @@ def _run_dict(row: Any, models: list[dict[str, Any]], trace_ids: list[str]) -> d
         "refused_tool_calls": row["refused_tool_calls"],
         # the agent's own figure (Claude Code's cost_usd); None when it reports none
         "agent_cost_usd": row["agent_cost_nusd"] / NANO if row["agent_cost_nusd"] else None,
+        # errors (DESIGN 8 extra): model calls that finally failed + tool calls that failed
+        "errors": row["api_errors"] + row["tool_errors"],
+        "api_errors": row["api_errors"],
+        "tool_errors": row["tool_errors"],
         "span_count": row["span_count"],
         "has_run_span": bool(row["has_run_span"]),
         "budget": (dict(zip(_BUDGET_KEYS, budget_values, strict=True))
