@@ -384,6 +384,9 @@ SOURCE_INPUT_TOKENS: Final = "runtrace.source.input_tokens"
 # started inside runtrace's own LLM span (the value: runtrace's span id), or a coding
 # agent's own trace span for a call its log events count. Stored, never counted.
 DUPLICATE_OF: Final = "runtrace.duplicate_of"
+# Its value on a foreign span of a call whose runtrace span had not started when the
+# foreign span ended (anthropic's stream managers send at __enter__; _pending.py).
+DUPLICATE_OF_UNSTARTED: Final = "runtrace.call_not_started"
 # OpenLLMetry (opentelemetry-semantic-conventions-ai 0.5.x SpanAttributes).
 OPENLLMETRY_REQUEST_TYPE: Final = "llm.request.type"  # chat | completion | embedding | rerank
 OPENLLMETRY_CACHE_READ_INPUT_TOKENS: Final = "gen_ai.usage.cache_read_input_tokens"
