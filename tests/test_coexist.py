@@ -23,8 +23,15 @@ DRIVER = Path(__file__).with_name("coexist_driver.py")
 ORDERS = ("peer-first", "runtrace-first")
 
 
+def _installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:  # a dotted name whose parent package is absent
+        return False
+
+
 def _needs(module: str) -> pytest.MarkDecorator:
-    return pytest.mark.skipif(importlib.util.find_spec(module) is None,
+    return pytest.mark.skipif(not _installed(module),
                               reason=f"{module} is not installed (pip install 'runtrace[peers]')")
 
 

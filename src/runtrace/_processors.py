@@ -80,6 +80,9 @@ _OPEN_CAP = 4096  # open LLM spans tracked; a leaked (never ended) span must not
 
 def _is_llm_request(span: Span) -> bool:
     """Whether another instrumentation's span, at its start, describes one LLM request."""
+    scope = span.instrumentation_scope
+    if scope is not None and scope.name in semconv.FOREIGN_LLM_SCOPES:
+        return True
     attrs = span.attributes
     if not attrs:
         return False

@@ -265,6 +265,9 @@ RUNTRACE_LLM_SCOPES: Final = frozenset({"runtrace.instrumentation.openai", "runt
 LLM_REQUEST_TYPE: Final = "llm.request.type"
 LLM_REQUEST_TYPES: Final = frozenset({"chat", "completion", "embedding"})
 OPENINFERENCE_LLM_KINDS: Final = frozenset({"LLM", "EMBEDDING"})
+# Scopes whose spans are LLM requests from their start, before any attribute is set:
+# OpenLIT starts its span bare and names the operation only when the response is read.
+FOREIGN_LLM_SCOPES: Final = frozenset({"openlit.instrumentation.openai", "openlit.instrumentation.anthropic"})
 TOOL_DURATION_MS: Final = "runtrace.tool.duration_ms"
 
 # Codex CLI log events and their attributes
