@@ -11,11 +11,15 @@ once, at exact dollars, and OpenLIT's own span of it is stored, marked
 from __future__ import annotations
 
 import importlib.util
+import os
 from pathlib import Path
 
 import pytest
 
 from test_coexist import OPENAI, ORDERS, assert_counted_once, drive
+
+if os.environ.get("RUNTRACE_REQUIRE_OPENLIT") and importlib.util.find_spec("openlit") is None:
+    raise RuntimeError("RUNTRACE_REQUIRE_OPENLIT is set (.ci/run's OpenLIT step) but openlit is not importable")
 
 pytestmark = pytest.mark.skipif(
     importlib.util.find_spec("openlit") is None,
