@@ -4,8 +4,9 @@ after editing; tests/test_scale_grafana.py fails when the JSON is stale, and run
 every panel's SQL on chDB.
 
 Panels read the finished views of collector/clickhouse/ (runtrace_runs_v,
-runtrace_run_models_v, runtrace_tool_calls, and runtrace_spans FINAL, so that a span
-delivered twice counts once), never raw attribute maps, except the span tree, which
+runtrace_run_models_v, runtrace_tool_calls, runtrace_counted_spans for per-call
+figures (each model call once, the store's innermost rule), and runtrace_spans
+FINAL, so that a span delivered twice counts once), never raw attribute maps, except the span tree, which
 is the plugin's trace view over otel_traces.
 Runs are placed in time by their start.
 """
@@ -154,11 +155,12 @@ ORDER BY cost_bucket""", w=12, options={"xField": "cost_bucket"},
 SELECT multiIf(input_tokens <= 1000, '1: up to 1k', input_tokens <= 10000, '2: 1k to 10k', '3: over 10k')
            AS prompt_size,
        model, count() AS calls, avg(output_tokens) AS output_tokens_per_call
-FROM otel.runtrace_spans FINAL
-WHERE kind = 'llm' AND $__timeFilter(start)
+FROM otel.runtrace_counted_spans
+WHERE counted = 1 AND $__timeFilter(start)
 GROUP BY prompt_size, model
 ORDER BY prompt_size, model""", w=12,
-          description="Prompt size = the call's total input tokens (cached included).")
+          description="Prompt size = the call's total input tokens (cached included). Each model call once, "
+                      "as in the run totals: a wrapper's or an aggregate's span over the call's own is left out.")
     b.add("table", "Spend by service: runtrace's price and the agent's own", f"""
 SELECT ifNull(service, '(none)') AS service, count() AS runs, sum(cost_usd) AS spend,
        countIf(agent_cost_usd IS NOT NULL) AS runs_with_agent_cost,

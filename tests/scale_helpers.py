@@ -22,6 +22,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import pytest
 from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
@@ -87,6 +88,11 @@ class ClickHouse:
     """One chDB session (an in-process ClickHouse) with runtrace's schema loaded."""
 
     def __init__(self, path: Path) -> None:
+        # chDB is an optional extra (runtrace[clickhouse]): without it, every test that needs
+        # a ClickHouse (through this class, in a test or a fixture) is skipped, saying why.
+        pytest.importorskip("chdb", exc_type=ImportError,
+                            reason="chdb is not installed (pip install 'runtrace[clickhouse]'): "
+                                   "the ClickHouse tests need an in-process ClickHouse")
         from chdb import session
 
         self.session = session.Session(str(path))

@@ -314,3 +314,83 @@ def test_uninstrument_restores_and_double_instrument_is_one_span(instrumented):
     import anthropic._base_client as base
 
     assert not hasattr(base.start_api_call_span, "_self_runtrace_patch")
+
+
+# --- a peer whose span sits beside runtrace's (OpenLLMetry's anthropic wrapper) --------------
+
+def _peer_beside(method, *, ends_at_call: bool = False):
+    """Wrap a bound SDK method as OpenLLMetry does: a span started, never made current, with usage.
+
+    ``ends_at_call``: the span ends when the method returns (OpenLLMetry's beta.messages.stream(),
+    which reads the manager as a response), before runtrace's span starts at ``__enter__``.
+    """
+    from opentelemetry import trace
+
+    tracer = trace.get_tracer("peer-beside")
+
+    def call(*args, **kwargs):
+        span = tracer.start_span("anthropic.chat", kind=SpanKind.CLIENT,
+                                 attributes={sc.GEN_AI_OPERATION_NAME: "chat", sc.GEN_AI_PROVIDER_NAME: "anthropic"})
+        result = method(*args, **kwargs)
+        span.set_attributes({sc.GEN_AI_REQUEST_MODEL: MODEL, sc.GEN_AI_USAGE_INPUT_TOKENS: 25,
+                             sc.GEN_AI_USAGE_OUTPUT_TOKENS: 10})
+        span.end()
+        return result
+    return call
+
+
+def _peer_spans(instrumented):
+    return [s for s in instrumented.spans() if s.instrumentation_scope.name == "peer-beside"]
+
+
+def test_a_peer_span_beside_runtrace_is_marked_and_counted_once(instrumented):
+    """create() and beta.messages.stream() under a peer whose span is runtrace's sibling: 2 calls, $0.00045."""
+    message = claude_message(usage=ClaudeUsage(25, 10))
+    fake = FakeLLM([json_reply(message), events_reply(claude_events(message))])
+    client = fake.anthropic()
+    client.messages.create = _peer_beside(client.messages.create)
+    client.beta.messages.stream = _peer_beside(client.beta.messages.stream, ends_at_call=True)
+    with runtrace.run("peer beside") as run:
+        client.messages.create(model=MODEL, max_tokens=64, messages=USER)
+        with client.beta.messages.stream(model=MODEL, max_tokens=64, messages=USER) as stream:
+            assert stream.get_final_text() == "Hello from Claude."
+    ours = sorted((s for s in instrumented.llm_spans() if s.instrumentation_scope.name == anthropic_instr.TRACER),
+                  key=lambda s: s.start_time)
+    peer = sorted(_peer_spans(instrumented), key=lambda s: s.start_time)
+    assert len(ours) == len(peer) == 2
+    assert peer[0].parent.span_id == ours[0].parent.span_id  # siblings, not nested
+    assert peer[0].attributes[sc.DUPLICATE_OF] == f"{ours[0].context.span_id:016x}"
+    assert peer[1].attributes[sc.DUPLICATE_OF] == sc.DUPLICATE_OF_UNSTARTED
+    stored = stored_run(instrumented, run.id)
+    assert (stored["llm_calls"], stored["input_tokens"], stored["output_tokens"]) == (2, 50, 20)
+    assert stored["cost_usd"] == pytest.approx(0.00045, abs=1e-12)
+
+
+def test_peer_spans_beside_runtrace_in_two_threads_pair_with_their_own_call(instrumented):
+    """Each thread's peer span is marked with the runtrace span of its own thread's request."""
+    import contextvars
+    import threading
+
+    message = claude_message(usage=ClaudeUsage(25, 10))
+    fake = FakeLLM(default=json_reply(message))
+    client = fake.anthropic()
+    client.messages.create = _peer_beside(client.messages.create)
+    barrier = threading.Barrier(2, timeout=30)
+
+    def one() -> None:
+        barrier.wait()
+        client.messages.create(model=MODEL, max_tokens=64, messages=USER)
+
+    with runtrace.run("two threads"):
+        threads = [threading.Thread(target=contextvars.copy_context().run, args=(one,)) for _ in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+    ours = {s.context.span_id: s for s in instrumented.llm_spans()
+            if s.instrumentation_scope.name == anthropic_instr.TRACER}
+    peer = _peer_spans(instrumented)
+    assert len(ours) == len(peer) == 2
+    marked = {int(p.attributes[sc.DUPLICATE_OF], 16) for p in peer}
+    assert marked == set(ours)
+    assert len({s.parent.span_id for s in ours.values()}) == 1  # both under the run: told apart by thread

@@ -560,6 +560,7 @@ def test_run_detectors_counts_exactly_under_threads() -> None:
     assert run.loop.call_count("read_file", "args", "result") == 2000
 
 
+@pytest.mark.slow
 def test_memory_stays_bounded_over_10000_calls() -> None:
     run = RunDetectors(estimator=CHARS_PER_4)
     tracemalloc.start()

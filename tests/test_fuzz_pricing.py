@@ -56,6 +56,7 @@ def _both(usage: pricing.TokenUsage, provider: str, model: str, tier: str | None
     return fast.price(usage, **kwargs), slow.price(usage, **kwargs)
 
 
+@pytest.mark.slow
 def test_every_model_of_the_price_table_prices_the_same_through_the_fast_path() -> None:
     fast, slow = pricing.Pricer(), SlowPricer()
     compared = priced = 0

@@ -233,6 +233,112 @@ def test_stream_with_usage_chunk(instrumented):
     assert stored["cost_usd"] == pytest.approx(0.00019, abs=1e-12)
 
 
+class _PeerUnderRuntrace:
+    """Another instrumentation under runtrace's span, doing what openai-v2 (opentelemetry.util.genai) does.
+
+    Its span's context is attached when the request is sent (inside runtrace's span) and
+    detached when the stream ends: a ``contextvars`` reset puts back the context of
+    the attach, where runtrace's span was current. Installed on the client's ``post``,
+    which the resources bind at creation, so it runs below runtrace's patched ``create``.
+    """
+
+    def __init__(self, client) -> None:
+        from opentelemetry import context, trace
+
+        real_post = client.post
+        tracer = trace.get_tracer("peer-under-runtrace")
+
+        def post(*args, **kwargs):
+            span = tracer.start_span("peer chat")
+            token = context.attach(trace.set_span_in_context(span))
+            result = real_post(*args, **kwargs)
+            if not kwargs.get("stream"):
+                context.detach(token)
+                span.end()
+                return result
+
+            def chunks():
+                try:
+                    yield from result
+                finally:
+                    context.detach(token)
+                    span.end()
+            return chunks()
+
+        async def apost(*args, **kwargs):
+            span = tracer.start_span("peer chat")
+            token = context.attach(trace.set_span_in_context(span))
+            result = await real_post(*args, **kwargs)
+            if not kwargs.get("stream"):
+                context.detach(token)
+                span.end()
+                return result
+
+            async def chunks():
+                try:
+                    async for chunk in result:
+                        yield chunk
+                finally:
+                    context.detach(token)
+                    span.end()
+            return chunks()
+
+        client.post = apost if isinstance(client, openai.AsyncOpenAI) else post
+
+
+def _peer_stream_replies() -> FakeLLM:
+    return FakeLLM([chat_sse_reply(chat_chunks(usage=ChatUsage(20, 3))),
+                    json_reply(chat_completion(usage=ChatUsage(20, 5)))])
+
+
+def _assert_calls_side_by_side(instrumented, run) -> None:
+    """The call after the stream is the stream's sibling, not its child: both count, $0.00019 + $0.00025."""
+    streamed, plain = sorted(instrumented.llm_spans(), key=lambda s: s.start_time)
+    assert plain.parent.span_id == streamed.parent.span_id != streamed.context.span_id
+    stored = stored_run(instrumented, run.id)
+    assert (stored["llm_calls"], stored["input_tokens"], stored["output_tokens"]) == (2, 40, 8)
+    assert stored["cost_usd"] == pytest.approx(0.00044, abs=1e-12)
+
+
+def test_stream_end_under_a_peer_leaves_the_callers_span_current(instrumented):
+    """openai-v2 patched before runtrace: its detach at the stream's end made runtrace's ended
+    span current, the next call nested under it and the innermost rule uncounted the stream."""
+    from opentelemetry import trace
+
+    fake = _peer_stream_replies()
+    client = fake.openai()
+    _PeerUnderRuntrace(client)
+    with runtrace.run("peer under") as run:
+        before = trace.get_current_span()
+        stream = client.chat.completions.create(model="gpt-5.5", messages=USER, stream=True,
+                                                stream_options={"include_usage": True})
+        assert "".join(c.choices[0].delta.content or "" for c in stream if c.choices) == "Hello!"
+        assert trace.get_current_span() is before
+        client.chat.completions.create(model="gpt-5.5", messages=USER)
+    _assert_calls_side_by_side(instrumented, run)
+
+
+def test_async_stream_end_under_a_peer_leaves_the_callers_span_current(instrumented):
+    from opentelemetry import trace
+
+    fake = _peer_stream_replies()
+
+    async def calls() -> None:
+        client = fake.openai(async_client=True)
+        _PeerUnderRuntrace(client)
+        before = trace.get_current_span()
+        stream = await client.chat.completions.create(model="gpt-5.5", messages=USER, stream=True,
+                                                      stream_options={"include_usage": True})
+        async for _chunk in stream:
+            pass
+        assert trace.get_current_span() is before
+        await client.chat.completions.create(model="gpt-5.5", messages=USER)
+
+    with runtrace.run("peer under, async") as run:
+        asyncio.run(calls())
+    _assert_calls_side_by_side(instrumented, run)
+
+
 def test_stream_without_usage_records_it_missing(instrumented):
     fake = FakeLLM([chat_sse_reply(chat_chunks(usage=None))])
     with runtrace.run("no usage") as run:

@@ -68,6 +68,7 @@ CHILD = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_four_processes_writing_one_store_lose_and_double_nothing(tmp_path: Path) -> None:
     store_path = tmp_path / "shared.db"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "RUNTRACE_"))}

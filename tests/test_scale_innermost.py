@@ -16,8 +16,8 @@ from runtrace.scale import prices
 from runtrace.store.db import Store
 from runtrace.store.queries import list_runs
 from runtrace.store.records import SpanRecord
-from scale_helpers import ClickHouse, insert_spans, split_sql
-from store_helpers import llm, span
+from scale_helpers import ClickHouse, TimeRange, insert_spans, split_sql
+from store_helpers import BASE_NS, S, llm, span
 from test_normalise import dialect_spans
 
 
@@ -115,3 +115,38 @@ def test_dialects_sent_straight_to_clickhouse_give_the_store_figures(
     assert want["d-openlit"] == (1, 13_000, 4_000, 51, 0.028965)
     assert want["d-openinference"] == want["d-openllmetry"] == (1, 12_000, 8_000, 900, 0.029)
     assert want["d-vercel"] == (1, 12_000, 0, 900, 0.039)
+
+
+# --- the per-call Grafana panel counts each model call once too ---------------------------
+
+PANEL = "Output tokens per call by prompt size"
+LATER = 1_000  # seconds after BASE_NS: a window of their own, apart from the spans above
+
+
+def _panel_spans() -> list[SpanRecord]:
+    """A wrapper over the SDK's span, a foreign span marked inside runtrace's, an aggregate over 2 steps."""
+    def at(record: SpanRecord) -> SpanRecord:
+        fields = {f: getattr(record, f) for f in record.__slots__}  # type: ignore[attr-defined]
+        return SpanRecord(**{**fields, "start_ns": record.start_ns + LATER * S, "end_ns": record.end_ns + LATER * S})
+
+    return [at(r) for r in (
+        wrapper("p-wrap", 1), inner("p-wrap", 2, 1),
+        inner("p-dup", 1, None), wrapper("p-dup", 2, parent=1, **{sc.DUPLICATE_OF: f"{1:016x}"}),
+        vercel("p-vercel", 1, "ai.generateText", None, 3_000, 300),
+        vercel("p-vercel", 2, "ai.generateText.doGenerate", 1, 1_000, 100),
+        vercel("p-vercel", 3, "ai.generateText.doGenerate", 1, 2_000, 200),
+    )]
+
+
+def test_per_call_panel_counts_each_model_call_once(ch: ClickHouse) -> None:
+    """4 model calls: the inner of the wrapper (1,000 in / 100 out), runtrace's span and not its
+    marked copy (1,000 / 100), the 2 doGenerate steps and not ai.generateText (1,000 / 100, 2,000 / 200).
+    Reading every LLM span, the panel said 5 calls up to 1k and 2 from 1k (avg 250 output tokens)."""
+    from test_scale_grafana import panel_sql, run_panel
+
+    insert_spans(ch, _panel_spans())
+    rng = TimeRange(BASE_NS + (LATER - 1) * S, BASE_NS + (LATER + 10) * S)
+    assert run_panel(ch, panel_sql(PANEL), rng=rng) == [
+        {"prompt_size": "1: up to 1k", "model": "gpt-4o", "calls": 3, "output_tokens_per_call": 100.0},
+        {"prompt_size": "2: 1k to 10k", "model": "gpt-4o", "calls": 1, "output_tokens_per_call": 200.0},
+    ]

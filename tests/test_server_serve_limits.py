@@ -145,6 +145,7 @@ def test_1200_stalled_clients_do_not_starve_a_normal_request(tmp_path: Path) -> 
         _stop(process)
 
 
+@pytest.mark.slow
 def test_a_client_trickling_its_headers_is_closed_at_the_header_timeout(tmp_path: Path) -> None:
     """uvicorn's keep-alive timer stops at the first byte: one byte a second held a connection forever."""
     port = free_port()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import os
+import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -22,7 +23,7 @@ from opentelemetry import baggage, trace
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
-from . import runs, semconv
+from . import _pending, runs, semconv
 from ._forksafe import ForkSafeLock
 from ._internal import fail_open
 
@@ -79,6 +80,9 @@ _OPEN_CAP = 4096  # open LLM spans tracked; a leaked (never ended) span must not
 
 def _is_llm_request(span: Span) -> bool:
     """Whether another instrumentation's span, at its start, describes one LLM request."""
+    scope = span.instrumentation_scope
+    if scope is not None and scope.name in semconv.FOREIGN_LLM_SCOPES:
+        return True
     attrs = span.attributes
     if not attrs:
         return False
@@ -87,8 +91,46 @@ def _is_llm_request(span: Span) -> bool:
             or attrs.get(semconv.OPENINFERENCE_SPAN_KIND) in semconv.OPENINFERENCE_LLM_KINDS)
 
 
+def _owner() -> tuple[int, int]:
+    """The thread and asyncio task a span starts in: a wrapper and the call it wraps share both."""
+    task = 0
+    asyncio = sys.modules.get("asyncio")
+    if asyncio is not None:
+        try:
+            current = asyncio.current_task()
+        except RuntimeError:  # no running event loop in this thread
+            current = None
+        if current is not None:
+            task = id(current)
+    return threading.get_ident(), task
+
+
+class _Foreign:
+    """Another instrumentation's open LLM span, as the marker sees it."""
+
+    __slots__ = ("span", "parent_id", "inside", "owner", "claim")
+
+    def __init__(self, span: Span, parent_id: int | None, inside: str | None, owner: tuple[int, int]) -> None:
+        self.span = span
+        self.parent_id = parent_id
+        self.inside = inside  # the runtrace hex id it is inside of, if any
+        self.owner = owner
+        # None: not yet matched to a runtrace span; _PENDING: matched to one that starts
+        # later (a stream manager's); _DONE: marked with runtrace's span id.
+        self.claim: str | None = _DONE if inside is not None else None
+
+    def mark(self, value: str, claim: str) -> None:
+        if self.span.is_recording():
+            self.span.set_attribute(semconv.DUPLICATE_OF, value)
+        self.claim = claim
+
+
+_PENDING = "pending"
+_DONE = "done"
+
+
 class DuplicateMarker(SpanProcessor):
-    """Marks a foreign LLM span that wraps, or is wrapped by, runtrace's span of the same request.
+    """Marks a foreign LLM span that wraps, is wrapped by, or sits beside runtrace's span of the same request.
 
     openai-v2, OpenLLMetry, OpenLIT, OpenInference and pydantic-ai each make a span
     per request with its own usage, so next to ``instrument()`` every request
@@ -98,14 +140,25 @@ class DuplicateMarker(SpanProcessor):
     - inside runtrace's span (runtrace patched last): marked at its own start;
     - around runtrace's span (the other patched last): marked, still open, when
       runtrace's span starts under it, up through every open foreign LLM span
-      in the chain (pydantic-ai's span over openai-v2's over runtrace's).
+      in the chain (pydantic-ai's span over openai-v2's over runtrace's);
+    - beside it: OpenLLMetry's anthropic wrapper starts its span without making it
+      current, so runtrace's span is its sibling. When runtrace's span starts, the
+      latest open, unmatched foreign LLM span with the same parent, started in the
+      same thread and asyncio task (the wrapper that is calling runtrace's), is its
+      duplicate;
+    - around a stream manager's set-up (``_pending``): anthropic's ``messages.stream()``
+      sends at ``__enter__``, but OpenLLMetry's span of it starts at ``stream()`` and,
+      for ``beta.messages.stream()``, ends there. A foreign LLM span open around the
+      set-up, or starting inside it, is marked at once with
+      ``semconv.DUPLICATE_OF_UNSTARTED``, replaced by runtrace's span id if it is still
+      open when that span starts.
     """
 
     def __init__(self) -> None:
         self._ours: dict[int, str] = {}  # runtrace LLM span id -> its hex id, while open
-        # foreign LLM span id -> (the span, its parent span id, runtrace hex id it is inside of)
-        self._foreign: dict[int, tuple[Span, int | None, str | None]] = {}
+        self._foreign: dict[int, _Foreign] = {}  # foreign LLM span id -> what is known of it, while open
         self._lock = ForkSafeLock()
+        _pending.listen(self)
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         with fail_open("mark duplicate LLM spans"):
@@ -119,27 +172,52 @@ class DuplicateMarker(SpanProcessor):
         parent = trace.get_current_span(parent_context).get_span_context()
         parent_id = parent.span_id if parent.is_valid else None
         span_id = span.context.span_id
+        owner = _owner()
         with self._lock:
             if ours:
                 hex_id = trace.format_span_id(span_id)
                 self._ours[span_id] = hex_id
                 self._trim(self._ours)
                 outer = self._foreign.get(parent_id) if parent_id is not None else None
+                if outer is None:
+                    beside = self._beside(parent_id, owner, (_PENDING, None))
+                    if beside is not None:
+                        beside.mark(hex_id, _DONE)
                 while outer is not None:
-                    outer_span, outer_parent, _inside = outer
-                    if outer_span.is_recording():
-                        outer_span.set_attribute(semconv.DUPLICATE_OF, hex_id)
-                    outer = self._foreign.get(outer_parent) if outer_parent is not None else None
+                    outer.mark(hex_id, _DONE)
+                    outer = self._foreign.get(outer.parent_id) if outer.parent_id is not None else None
                 return
             inside: str | None = None
             if parent_id is not None:
                 inside = self._ours.get(parent_id)
                 if inside is None and parent_id in self._foreign:
-                    inside = self._foreign[parent_id][2]
-            self._foreign[span_id] = (span, parent_id, inside)
+                    inside = self._foreign[parent_id].inside
+            record = self._foreign[span_id] = _Foreign(span, parent_id, inside, owner)
             self._trim(self._foreign)
         if inside is not None:
             span.set_attribute(semconv.DUPLICATE_OF, inside)
+        elif _pending.SETUP.get():
+            record.mark(semconv.DUPLICATE_OF_UNSTARTED, _PENDING)
+
+    def _beside(self, parent_id: int | None, owner: tuple[int, int],
+                claims: tuple[str | None, ...]) -> _Foreign | None:
+        """The latest open foreign span with this parent and owner, in the first of ``claims`` found."""
+        for claim in claims:
+            for record in reversed(self._foreign.values()):
+                if record.claim == claim and record.parent_id == parent_id and record.owner == owner:
+                    return record
+        return None
+
+    def on_llm_call_setup(self) -> None:
+        """runtrace is setting up a call whose span starts later: claim the foreign span open around it."""
+        if not self._foreign:
+            return
+        parent = trace.get_current_span().get_span_context()
+        parent_id = parent.span_id if parent.is_valid else None
+        with self._lock:
+            beside = self._beside(parent_id, _owner(), (None,))
+            if beside is not None:
+                beside.mark(semconv.DUPLICATE_OF_UNSTARTED, _PENDING)
 
     @staticmethod
     def _trim(open_spans: dict[int, Any]) -> None:

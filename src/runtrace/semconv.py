@@ -288,6 +288,9 @@ RUNTRACE_LLM_SCOPES: Final = frozenset({"runtrace.instrumentation.openai", "runt
 LLM_REQUEST_TYPE: Final = "llm.request.type"
 LLM_REQUEST_TYPES: Final = frozenset({"chat", "completion", "embedding"})
 OPENINFERENCE_LLM_KINDS: Final = frozenset({"LLM", "EMBEDDING"})
+# Scopes whose spans are LLM requests from their start, before any attribute is set:
+# OpenLIT starts its span bare and names the operation only when the response is read.
+FOREIGN_LLM_SCOPES: Final = frozenset({"openlit.instrumentation.openai", "openlit.instrumentation.anthropic"})
 TOOL_DURATION_MS: Final = "runtrace.tool.duration_ms"
 
 # Codex CLI log events and their attributes
@@ -407,6 +410,9 @@ SOURCE_INPUT_TOKENS: Final = "runtrace.source.input_tokens"
 # started inside runtrace's own LLM span (the value: runtrace's span id), or a coding
 # agent's own trace span for a call its log events count. Stored, never counted.
 DUPLICATE_OF: Final = "runtrace.duplicate_of"
+# Its value on a foreign span of a call whose runtrace span had not started when the
+# foreign span ended (anthropic's stream managers send at __enter__; _pending.py).
+DUPLICATE_OF_UNSTARTED: Final = "runtrace.call_not_started"
 # OpenLLMetry (opentelemetry-semantic-conventions-ai 0.5.x SpanAttributes).
 OPENLLMETRY_REQUEST_TYPE: Final = "llm.request.type"  # chat | completion | embedding | rerank
 OPENLLMETRY_CACHE_READ_INPUT_TOKENS: Final = "gen_ai.usage.cache_read_input_tokens"

@@ -11,6 +11,14 @@ span exactly once, whichever comes first:
 - the caller drops it, e.g. after breaking out of the loop (``"abandoned"``,
   from ``__del__``): the most common way peers lose a streamed call's cost.
 
+Reading the stream never changes the caller's current span: another
+instrumentation under runtrace's (openai-v2's ``opentelemetry.util.genai``)
+attaches its span's context while ``create()`` runs, inside runtrace's span,
+and detaches it when the stream ends, which puts back *runtrace's* (ended)
+span as the current one. Every later call in the thread then nested under it,
+and the store's innermost rule uncounted the streamed call (4 calls for 5
+requests). The proxies put the caller's context back when that happens.
+
 Whatever was received until then is recorded: partial text, tool calls, and
 usage only if the usage chunk arrived (otherwise ``runtrace.usage.missing``).
 """
@@ -22,6 +30,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 import wrapt
+from opentelemetry import context, trace
 
 from .. import _internal, semconv
 from .._internal import fail_open
@@ -71,6 +80,16 @@ class _StreamState:
         if not self.call.ended:
             self.call.fail(exc, self._partial() or ResponseData(), ended_by=semconv.STREAM_ENDED_ERROR)
 
+    def keep_context(self, before: context.Context) -> None:
+        """Put ``before`` back if reading the wrapped stream left runtrace's own span current.
+
+        Only that case: it is the leak of an instrumentation under runtrace's that
+        detached, when its stream ended, the context it attached inside runtrace's
+        span. Any other change the wrapped stream makes is left alone.
+        """
+        if context.get_current() is not before and trace.get_current_span() is self.call.span:
+            context.attach(before)  # no detach: this restores the caller's context, it adds nothing
+
 
 def _end_abandoned(state: _StreamState | None) -> None:
     if state is None:
@@ -93,14 +112,19 @@ class StreamProxy(_Proxy):
 
     def __next__(self) -> Any:
         state = self._self_state
+        before = context.get_current()
         try:
             chunk = next(self.__wrapped__)
         except StopIteration:
+            state.keep_context(before)
             state.end(semconv.STREAM_ENDED_EXHAUSTED)
             raise
         except BaseException as exc:
+            state.keep_context(before)
             state.error(exc)
             raise
+        if context.get_current() is not before:
+            state.keep_context(before)
         state.chunk(chunk)
         return chunk
 
@@ -109,15 +133,19 @@ class StreamProxy(_Proxy):
         return self
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> Any:
+        before = context.get_current()
         try:
             return self.__wrapped__.__exit__(exc_type, exc, tb)
         finally:
+            self._self_state.keep_context(before)
             self._self_state.end(semconv.STREAM_ENDED_CLOSED)
 
     def close(self) -> Any:
+        before = context.get_current()
         try:
             return self.__wrapped__.close()
         finally:
+            self._self_state.keep_context(before)
             self._self_state.end(semconv.STREAM_ENDED_CLOSED)
 
     def __del__(self) -> None:
@@ -136,14 +164,19 @@ class AsyncStreamProxy(_Proxy):
 
     async def __anext__(self) -> Any:
         state = self._self_state
+        before = context.get_current()
         try:
             chunk = await self.__wrapped__.__anext__()
         except StopAsyncIteration:
+            state.keep_context(before)
             state.end(semconv.STREAM_ENDED_EXHAUSTED)
             raise
         except BaseException as exc:
+            state.keep_context(before)
             state.error(exc)
             raise
+        if context.get_current() is not before:
+            state.keep_context(before)
         state.chunk(chunk)
         return chunk
 
@@ -152,24 +185,30 @@ class AsyncStreamProxy(_Proxy):
         return self
 
     async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> Any:
+        before = context.get_current()
         try:
             return await self.__wrapped__.__aexit__(exc_type, exc, tb)
         finally:
+            self._self_state.keep_context(before)
             self._self_state.end(semconv.STREAM_ENDED_CLOSED)
 
     async def close(self) -> Any:
+        before = context.get_current()
         try:
             result = self.__wrapped__.close()
             return await result if inspect.isawaitable(result) else result
         finally:
+            self._self_state.keep_context(before)
             self._self_state.end(semconv.STREAM_ENDED_CLOSED)
 
     async def aclose(self) -> Any:
         closer = getattr(self.__wrapped__, "aclose", None) or self.__wrapped__.close
+        before = context.get_current()
         try:
             result = closer()
             return await result if inspect.isawaitable(result) else result
         finally:
+            self._self_state.keep_context(before)
             self._self_state.end(semconv.STREAM_ENDED_CLOSED)
 
     def __del__(self) -> None:

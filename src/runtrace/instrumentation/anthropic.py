@@ -28,7 +28,7 @@ from typing import Any
 
 import anthropic  # noqa: F401 - absent: importing this module fails, so instrument() skips it
 
-from .. import _config, semconv
+from .. import _config, _pending, semconv
 from .._internal import fail_open
 from . import _wrap
 from ._llm import (
@@ -295,22 +295,51 @@ async def _traced_async_stream_request(api_request: Any, instance: Any, kwargs: 
     return wrap_stream(raw, call, MessageAccumulator())
 
 
+_MANAGER_DEPTH = 4  # wrappers looked through for the SDK's manager
+
+
+def _sdk_manager(manager: Any) -> tuple[Any, str] | None:
+    """The SDK's stream manager and the name of its request attribute, under other wrappers.
+
+    The manager keeps its request in a name-mangled attribute; if a release renames
+    it, stream() simply goes untraced. Another instrumentation patched before
+    runtrace may hand back its own wrapper of the manager: OpenLLMetry's
+    ``WrappedMessageStreamManager`` keeps it in ``_stream_manager``, a wrapt proxy in
+    ``__wrapped__``. Looked through, or that stream() went untraced (and the SDK's
+    own span of it counted instead).
+    """
+    obj = manager
+    for _ in range(_MANAGER_DEPTH):
+        attr = f"_{type(obj).__name__}__api_request"
+        if getattr(obj, attr, None) is not None:
+            return obj, attr
+        inner = vars(obj).get("_stream_manager") if hasattr(obj, "__dict__") else None
+        if inner is None:
+            inner = getattr(obj, "__wrapped__", None)
+        if inner is None or inner is obj:
+            return None
+        obj = inner
+    return None
+
+
 def _stream_helper(is_async: bool) -> Any:
     def make() -> Any:
         def wrapper(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-            manager = wrapped(*args, **kwargs)
             if not _wrap.is_active(INTEGRATION) or _wrap.IN_LLM_CALL.get():
-                return manager
+                return wrapped(*args, **kwargs)
+            # The call's span starts at __enter__: another instrumentation's span of it
+            # starts here, and may end here too (_pending).
+            with _pending.llm_call_setup():
+                manager = wrapped(*args, **kwargs)
             with fail_open("anthropic: messages.stream"):
-                # The manager keeps its request in a name-mangled attribute; if a
-                # release renames it, stream() simply goes untraced.
-                attr = f"_{type(manager).__name__}__api_request"
-                original = getattr(manager, attr, None)
-                if original is not None:
+                found = _sdk_manager(manager)
+                if found is not None:
+                    sdk_manager, attr = found
+                    original = getattr(sdk_manager, attr)
                     if is_async:
-                        setattr(manager, attr, _traced_async_stream_request(original, instance, dict(kwargs)))
+                        setattr(sdk_manager, attr, _traced_async_stream_request(original, instance, dict(kwargs)))
                     else:
-                        setattr(manager, attr, _traced_stream_request(original, instance, dict(kwargs)))
+                        setattr(sdk_manager, attr, _traced_stream_request(original, instance, dict(kwargs)))
             return manager
         return wrapper
     return make
