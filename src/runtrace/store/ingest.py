@@ -12,7 +12,8 @@ held as briefly as possible:
 2. inside one ``BEGIN IMMEDIATE``: hold back verdicts for runs the store does
    not hold yet, and fold earlier such verdicts into a run's first row
    (``verdicts.settle``: a verdict never creates a run), then insert the spans
-   with one executemany and add each run's contribution with one upsert, then take
+   with one executemany, index them for search (:mod:`.search`, one ``INSERT ...
+   SELECT``), add each run's contribution with one upsert, then take
    back the calls that the innermost rule finds counted twice (:mod:`.innermost`:
    a usage span with a usage span nested below it). If the insert meets a span
    stored already, that transaction is rolled back and a second one finds the
@@ -40,6 +41,7 @@ from .normalise import normalise
 from .records import SpanRecord
 from .rereads import recount as recount_rereads
 from .rereads import runs_to_recount
+from .search import index_keys, index_new_rows, max_rowid
 from .values import dumps, events_json
 from .verdicts import settle
 
@@ -176,7 +178,9 @@ def ingest(conn: sqlite3.Connection, records: Iterable[SpanRecord]) -> int:
     try:
         with _write_transaction(conn):
             deltas = settle(conn, batch.spans, deltas)  # before the insert: sees earlier batches only
+            last = max_rowid(conn)
             conn.executemany(INSERT_SPAN_SQL, batch.rows)
+            index_new_rows(conn, last, batch.keys)  # the search index, in the same transaction
             apply_deltas(conn, deltas)
             apply_deltas(conn, recount(conn, batch.spans))
             if rereads:
@@ -191,6 +195,7 @@ def ingest(conn: sqlite3.Connection, records: Iterable[SpanRecord]) -> int:
             kept = [batch.spans[i] for i in keep]
             deltas = settle(conn, kept, aggregate(kept))
             conn.executemany(INSERT_SPAN_SQL, [batch.rows[i] for i in keep])
+            index_keys(conn, [batch.keys[i] for i in keep])
             apply_deltas(conn, deltas)
             apply_deltas(conn, recount(conn, kept))
             if rereads:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable
 
+from . import rollup, search
 from .errors import ForeignStoreError, StoreVersionError
 
 # PRAGMA application_id of every runtrace store ("RTRC"): how a foreign SQLite file is told apart.
@@ -155,6 +156,21 @@ def m003_refused_tool_calls(conn: sqlite3.Connection) -> None:
     not tool calls), and the agent's own cost figure (Claude Code's ``cost_usd``) beside runtrace's."""
     conn.execute("ALTER TABLE runs ADD COLUMN refused_tool_calls INTEGER NOT NULL DEFAULT 0")
     conn.execute("ALTER TABLE runs ADD COLUMN agent_cost_nusd INTEGER NOT NULL DEFAULT 0")
+
+
+@migration
+def m005_search_fts(conn: sqlite3.Connection) -> None:
+    """Search and the report by model without scans (issue 14).
+
+    ``span_search``: an FTS5 index of span names, attribute values and captured text
+    (store/search.py), filled here for every stored span and at ingest for new ones.
+    ``report_rollup``: the report by model/provider per day and outcome, kept by
+    triggers (store/rollup.py), filled here from the stored runs. Numbered 5: 4 is
+    another branch's migration, merged before this one.
+    """
+    search.create(conn)
+    search.index_all(conn)
+    rollup.create(conn)
 
 
 def schema_version() -> int:
