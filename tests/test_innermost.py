@@ -235,6 +235,10 @@ def test_a_version_1_file_keeps_its_counts_and_then_follows_the_rule(tmp_path: P
         conn.execute("ALTER TABLE spans DROP COLUMN counted")
         conn.execute("ALTER TABLE runs DROP COLUMN refused_tool_calls")  # migration 3's columns
         conn.execute("ALTER TABLE runs DROP COLUMN agent_cost_nusd")
+        for (trigger,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'").fetchall():
+            conn.execute(f"DROP TRIGGER {trigger}")  # migration 5's search index and report rollup
+        conn.execute("DROP TABLE span_search")
+        conn.execute("DROP TABLE report_rollup")
         conn.execute("PRAGMA user_version = 1")
     finally:
         conn.close()
