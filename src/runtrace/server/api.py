@@ -7,18 +7,19 @@ import math
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+import orjson
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from ..store.errors import UnknownRunError
-from ..store.queries import list_runs
+from ..store.errors import AmbiguousRunIdError, UnknownRunError
+from ..store.queries import get_run, get_span, list_runs
 from ..store.verdicts import list_pending, record_verdict
 from .metrics import CONTENT_TYPE, render_metrics
-from .pages import FILTER_PARAMS, bad_request, check_params, load_run, parse_filter
+from .pages import FILTER_PARAMS, bad_request, check_params, parse_filter
 
-__all__ = ["metrics", "outcome", "pending_outcomes", "run", "runs"]
+__all__ = ["metrics", "outcome", "pending_outcomes", "run", "runs", "span"]
 
 MAX_LIMIT = 1000
 MAX_VERDICT_BYTES = 64 * 1024
@@ -78,8 +79,46 @@ async def runs(request: Request) -> Response:
 
 
 async def run(request: Request) -> Response:
-    """``GET /api/runs/{id}``: one run with its spans; the id may be a unique prefix."""
-    return _json(await load_run(request))
+    """``GET /api/runs/{id}``: one run with its spans; the id may be a unique prefix.
+
+    ``offset`` and ``limit`` return a page of the spans (``span_count`` has them all).
+    Encoded with orjson (NaN and infinities as null, like :func:`_finite`): the
+    stdlib encoder took longer than reading a 5,000-span run out of the store.
+    """
+    check_params(request, ("offset", "limit"))
+    offset = _int(request, "offset", 0, low=0, high=10**9)
+    limit = _int(request, "limit", -1, low=0, high=10**9) if request.query_params.get("limit") else None
+    run_id = request.path_params["run_id"]
+    store = request.app.state.store
+
+    def load() -> dict[str, Any] | None:
+        try:
+            return get_run(store, run_id, offset=offset, limit=limit)
+        except AmbiguousRunIdError as exc:
+            raise bad_request(str(exc)) from None
+
+    data = await run_in_threadpool(load)
+    if data is None:
+        raise HTTPException(404, f"no run {run_id!r} in this store")
+    try:
+        body = orjson.dumps(data)
+    except TypeError:  # an integer beyond 64 bits in some attribute
+        return _json(data)
+    return Response(body, media_type="application/json")
+
+
+async def span(request: Request) -> Response:
+    """``GET /api/runs/{id}/spans/{span_id}``: one span's details (the run's full id), for a page that opens it."""
+    check_params(request, ())
+    run_id, span_id = request.path_params["run_id"], request.path_params["span_id"]
+    store = request.app.state.store
+    data = await run_in_threadpool(get_span, store, run_id, span_id)
+    if data is None:
+        raise HTTPException(404, f"no span {span_id!r} in run {run_id!r}")
+    try:
+        return Response(orjson.dumps(data), media_type="application/json")
+    except TypeError:
+        return _json(data)
 
 
 async def metrics(request: Request) -> Response:

@@ -79,6 +79,7 @@ def create_app(store_path: str | os.PathLike[str] | Store | None = None, *, toke
         Route("/metrics", api.metrics, name="metrics"),
         Route("/api/runs", api.runs, name="api_runs"),
         Route("/api/runs/{run_id}", api.run, name="api_run"),
+        Route("/api/runs/{run_id}/spans/{span_id}", api.span, name="api_span"),
         Route("/api/runs/{run_id}/outcome", api.outcome, methods=["POST"], name="api_run_outcome"),
         Route("/api/outcomes/pending", api.pending_outcomes, name="api_pending_outcomes"),
         Route("/v1/traces", receive_traces, methods=["POST"], name="otlp_traces"),

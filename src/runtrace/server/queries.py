@@ -215,7 +215,9 @@ def filter_options(store: Store, cap: int = 500) -> dict[str, list[str]]:
     return {
         "project": distinct("SELECT DISTINCT project FROM runs WHERE project IS NOT NULL ORDER BY 1 LIMIT ?"),
         "owner": distinct("SELECT DISTINCT owner FROM runs WHERE owner IS NOT NULL ORDER BY 1 LIMIT ?"),
-        "model": distinct("SELECT DISTINCT model FROM run_models WHERE model != '' ORDER BY 1 LIMIT ?"),
+        # from the report rollup (store/rollup.py): a few rows per model and day, not one per run
+        "model": distinct("SELECT grp FROM report_rollup WHERE dim = 'model' AND grp != '(none)' "
+                          "GROUP BY grp HAVING sum(runs) > 0 ORDER BY 1 LIMIT ?"),
     }
 
 
