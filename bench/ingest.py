@@ -114,6 +114,7 @@ def minimal_rows(spans: list[Any]) -> list[tuple[Any, ...]]:
             a.get(sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS), a.get(sc.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS),
             a.get(sc.COST_USD), a.get(sc.GEN_AI_TOOL_NAME), dumps(dict(a)), res, "[]",
             s.instrumentation_scope.name, s.instrumentation_scope.version,
+            0, 0,  # usage_below, counted (m002): the minimal path keeps no innermost state
         ))
     return rows
 

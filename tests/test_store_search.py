@@ -47,6 +47,14 @@ def with_attrs(record: SpanRecord, **attrs: Any) -> SpanRecord:
     return dataclasses.replace(record, attributes={**record.attributes, **attrs})
 
 
+def indexed(store: Store) -> list[int]:
+    """Every span rowid the index holds (each span's name has the word of its kind in it)."""
+    found: set[int] = set()
+    for word in ("run", "execute", "chat", "step"):
+        found.update(rowids(store, word, "name"))
+    return sorted(found)
+
+
 def sample_spans() -> list[SpanRecord]:
     return [
         run_span("r1", 1, start_s=0, end_s=9, name="fix the flaky test"),
@@ -61,7 +69,8 @@ def sample_spans() -> list[SpanRecord]:
 def test_ingest_indexes_names_attribute_values_and_captured_text(tmp_path: Path) -> None:
     with Store.open(tmp_path / "s.db") as store:
         assert store.ingest(sample_spans()) == 4
-        assert store.execute(f"SELECT count(*) FROM {search.TABLE}")[0][0] == 4
+        assert indexed(store) == [1, 2, 3, 4]  # under the spans' own rowids
+        assert [r[0] for r in store.execute("SELECT rowid FROM spans ORDER BY rowid")] == [1, 2, 3, 4]
         two, three, four = f"{2:016x}", f"{3:016x}", f"{4:016x}"
         assert span_ids(store, "needle-7f3a9c") == [two]  # an attribute value
         assert span_ids(store, "git_diff", "name") == [two]  # the tool, in the name column
@@ -71,10 +80,11 @@ def test_ingest_indexes_names_attribute_values_and_captured_text(tmp_path: Path)
         assert span_ids(store, "connection refused") == [four]  # the status message
         assert span_ids(store, "flaky tes") == [f"{1:016x}"]  # the last word is a prefix
         assert span_ids(store, "100") == []  # numbers (token counts) are not indexed
+        assert span_ids(store, "stop") == [three]  # list values (finish reasons) are
         # a span sent again is not indexed twice; a batch mixing old and new spans indexes the new one
         assert store.ingest(sample_spans()[:2]) == 0
         assert store.ingest([*sample_spans()[:2], tool("r2", 5, start_s=7, end_s=8, tool_name="grep_needle")]) == 1
-        assert store.execute(f"SELECT count(*) FROM {search.TABLE}")[0][0] == 5
+        assert indexed(store) == [1, 2, 3, 4, 5]
         assert span_ids(store, "needle") == [f"{2:016x}", f"{5:016x}"]
 
 
@@ -119,7 +129,7 @@ def test_m005_indexes_the_spans_of_an_older_store(tmp_path: Path) -> None:
     with sqlite3.connect(path) as conn:
         assert conn.execute("SELECT count(*) FROM sqlite_master WHERE name = ?", (search.TABLE,)).fetchone()[0] == 0
     with Store.open(path) as store:
-        assert store.execute(f"SELECT count(*) FROM {search.TABLE}")[0][0] == 4
+        assert indexed(store) == [1, 2, 3, 4]
         assert [h.run_id for h in ui.search(store, "needle-7f3a9c")] == ["r1"]
         assert [tuple(r) for r in store.execute(
             "SELECT grp, outcome, runs, cost_nusd FROM report_rollup WHERE dim = 'model'")] == [

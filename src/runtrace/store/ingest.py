@@ -12,8 +12,7 @@ held as briefly as possible:
 2. inside one ``BEGIN IMMEDIATE``: hold back verdicts for runs the store does
    not hold yet, and fold earlier such verdicts into a run's first row
    (``verdicts.settle``: a verdict never creates a run), then insert the spans
-   with one executemany, index them for search (:mod:`.search`, one ``INSERT ...
-   SELECT``), add each run's contribution with one upsert, then take
+   with one executemany, index their words for search under the same rowids (:mod:`.search`), add each run's contribution with one upsert, then take
    back the calls that the innermost rule finds counted twice (:mod:`.innermost`:
    a usage span with a usage span nested below it). If the insert meets a span
    stored already, that transaction is rolled back and a second one finds the
@@ -41,7 +40,8 @@ from .normalise import normalise
 from .records import SpanRecord
 from .rereads import recount as recount_rereads
 from .rereads import runs_to_recount
-from .search import index_keys, index_new_rows, max_rowid
+from .search import INSERT_SQL as INSERT_SEARCH_SQL
+from .search import Texts, max_rowid, texts
 from .values import dumps, events_json
 from .verdicts import settle
 
@@ -52,6 +52,9 @@ SPAN_COLUMNS = (
     "scope_name", "scope_version", "usage_below", "counted",
 )
 INSERT_SPAN_SQL = f"INSERT INTO spans ({', '.join(SPAN_COLUMNS)}) VALUES ({', '.join('?' * len(SPAN_COLUMNS))})"
+# with the rowid given: the search index's row for the span is inserted under the same one
+_INSERT_SPAN_ROWID_SQL = (f"INSERT INTO spans (rowid, {', '.join(SPAN_COLUMNS)}) "
+                          f"VALUES (?, {', '.join('?' * len(SPAN_COLUMNS))})")
 
 # The usage counts pricing reads; a span with none of them cannot be priced.
 _USAGE_KEYS = (sc.GEN_AI_USAGE_INPUT_TOKENS, sc.GEN_AI_USAGE_OUTPUT_TOKENS, sc.GEN_AI_USAGE_PROMPT_TOKENS,
@@ -93,6 +96,7 @@ class Prepared(NamedTuple):
     keys: list[tuple[str, str]]
     rows: list[tuple[Any, ...]]
     spans: list[tuple[SpanRecord, SpanFacts]]
+    texts: list[Texts]  # what the search index holds of each row (store/search.py)
 
 
 def prepare(records: Iterable[SpanRecord]) -> Prepared:
@@ -103,6 +107,7 @@ def prepare(records: Iterable[SpanRecord]) -> Prepared:
     keys: list[tuple[str, str]] = []
     rows: list[tuple[Any, ...]] = []
     spans: list[tuple[SpanRecord, SpanFacts]] = []
+    found: list[Texts] = []
     seen: set[tuple[str, str]] = set()
     resource_json: dict[int, str] = {}  # records of a batch share resource dicts
     encode = dumps
@@ -139,7 +144,9 @@ def prepare(records: Iterable[SpanRecord]) -> Prepared:
             events_json(events) if events else "[]", record.scope_name, record.scope_version,
             int(carries_usage(record, facts)), int(eligible(record, kind)),
         ))
-    return Prepared(keys, rows, spans)
+        found.append(texts(record.name, tool, model, record.attributes, record.status_message,
+                           ((e.name, e.attributes) for e in events) if events else ()))
+    return Prepared(keys, rows, spans, found)
 
 
 def _existing(conn: sqlite3.Connection, keys: list[tuple[str, str]]) -> set[tuple[str, str]]:
@@ -178,9 +185,7 @@ def ingest(conn: sqlite3.Connection, records: Iterable[SpanRecord]) -> int:
     try:
         with _write_transaction(conn):
             deltas = settle(conn, batch.spans, deltas)  # before the insert: sees earlier batches only
-            last = max_rowid(conn)
-            conn.executemany(INSERT_SPAN_SQL, batch.rows)
-            index_new_rows(conn, last, batch.keys)  # the search index, in the same transaction
+            _insert(conn, batch.rows, batch.texts)
             apply_deltas(conn, deltas)
             apply_deltas(conn, recount(conn, batch.spans))
             if rereads:
@@ -194,13 +199,19 @@ def ingest(conn: sqlite3.Connection, records: Iterable[SpanRecord]) -> int:
         if keep:
             kept = [batch.spans[i] for i in keep]
             deltas = settle(conn, kept, aggregate(kept))
-            conn.executemany(INSERT_SPAN_SQL, [batch.rows[i] for i in keep])
-            index_keys(conn, [batch.keys[i] for i in keep])
+            _insert(conn, [batch.rows[i] for i in keep], [batch.texts[i] for i in keep])
             apply_deltas(conn, deltas)
             apply_deltas(conn, recount(conn, kept))
             if rereads:
                 recount_rereads(conn, rereads)
     return len(keep)
+
+
+def _insert(conn: sqlite3.Connection, rows: list[tuple[Any, ...]], found: list[Texts]) -> None:
+    """Insert the spans under rowids of our own choosing, and their search rows under the same ones."""
+    first = max_rowid(conn) + 1  # we hold the write lock: nobody else takes these
+    conn.executemany(_INSERT_SPAN_ROWID_SQL, [(first + i, *row) for i, row in enumerate(rows)])
+    conn.executemany(INSERT_SEARCH_SQL, [(first + i, *t) for i, t in enumerate(found)])
 
 
 @contextmanager

@@ -12,13 +12,16 @@ Shape (``span_search``, rowid = the span's ``spans.rowid``):
 - ``text``: captured prompts, completions, system instructions, tool arguments
   and results (the ``gen_ai.*`` content attributes).
 
-Numbers and booleans are not indexed (token counts and costs are not words).
-The table is contentless (``content=''``) with ``detail=column``: it stores
-which span and column hold a word, not where in it, which keeps it small and
-its inserts cheap; so a query is an AND of words (the last one a prefix), never
-a phrase. Rows are filled by one ``INSERT ... SELECT`` that reads the new spans'
-JSON with SQLite's ``json_each`` (C, no Python per span), the same statement at
-ingest (inside the ingest transaction) and in migration m005 for older rows.
+Numbers and booleans are not indexed (token counts and costs are not words),
+nor runtrace's own hashes (``NOT_INDEXED``). The table is contentless
+(``content=''``, ``columnsize=0``) with ``detail=column``: it stores which span
+and column hold a word, not where in it, which keeps it small and its inserts
+cheap; so a query is an AND of words (the last one a prefix), never a phrase.
+The text of each span is built by :func:`texts` from the attributes ingest
+already holds (outside the write lock), and inserted with the span's rowid in
+the ingest transaction; migration m005 runs the same function over the stored
+spans. (Reading the stored JSON back with SQLite's ``json_each`` instead cost
+twice as much per span.)
 
 Words are what SQLite's ``unicode61`` tokenizer makes: runs of letters and
 digits; ``git_diff`` is the two words ``git`` and ``diff``, and case and
@@ -30,68 +33,76 @@ from __future__ import annotations
 
 import re
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from .. import semconv as sc
+from .values import loads
 
-__all__ = ["CONTENT_KEYS", "COLUMNS", "TABLE", "create", "index_new_rows", "match_expression", "words"]
+__all__ = ["COLUMNS", "CONTENT_KEYS", "INSERT_SQL", "TABLE", "create", "index_all", "match_expression", "texts",
+           "words"]
 
 TABLE = "span_search"
 COLUMNS = ("name", "attrs", "text")
 CONTENT_KEYS = (sc.GEN_AI_INPUT_MESSAGES, sc.GEN_AI_OUTPUT_MESSAGES, sc.GEN_AI_SYSTEM_INSTRUCTIONS,
                 sc.GEN_AI_TOOL_CALL_ARGUMENTS, sc.GEN_AI_TOOL_CALL_RESULT)
-_CONTENT_SQL = ", ".join("'" + k.replace("'", "''") + "'" for k in CONTENT_KEYS)
-_INDEXED_TYPES = "('text', 'array', 'object')"
-
-# One row of the index per span, read from the stored row itself (so the migration and
-# ingest index exactly the same text). ``{where}`` selects the spans to index.
-_INDEX_SQL = (
-    f"INSERT INTO {TABLE} (rowid, name, attrs, text) "
-    "SELECT s.rowid, "
-    "s.name || coalesce(' ' || s.tool_name, '') || coalesce(' ' || s.model, ''), "
-    f"coalesce((SELECT group_concat(j.value, ' ') FROM json_each(s.attributes) j WHERE j.type IN {_INDEXED_TYPES} "
-    f"AND j.key NOT IN ({_CONTENT_SQL})), '') || coalesce(' ' || s.status_message, '') || "
-    "CASE WHEN s.events != '[]' THEN coalesce(' ' || (SELECT group_concat(e.value, ' ') FROM json_tree(s.events) e "
-    "WHERE e.type = 'text'), '') ELSE '' END, "
-    "(SELECT group_concat(j.value, ' ') FROM json_each(s.attributes) j "
-    f"WHERE j.key IN ({_CONTENT_SQL})) "
-    "FROM spans s WHERE {where}"
-)
+# runtrace's own hashes: unique hex per span, never searched for, and the costliest words to index
+NOT_INDEXED = frozenset({sc.TOOL_ARGS_HASH, sc.TOOL_RESULT_HASH, sc.TOOL_PATH_HASH, sc.CONTEXT_FINGERPRINT})
+_CONTENT = frozenset(CONTENT_KEYS)
+INSERT_SQL = f"INSERT INTO {TABLE} (rowid, name, attrs, text) VALUES (?, ?, ?, ?)"
 _WORD = re.compile(r"[^\W_]+")  # unicode61's tokens: letters and digits; "_" separates
 MAX_WORDS = 16
-_ROWID_MAX = 2**63 - 1
+_BACKFILL_CHUNK = 5_000
+
+Texts = tuple[str, str, str]
+
+
+def texts(name: str, tool_name: str | None, model: str | None, attributes: Mapping[str, Any],
+          status_message: str | None, events: Iterable[tuple[str, Mapping[str, Any]]]) -> Texts:
+    """The (name, attrs, text) a span is indexed under: strings and lists of its attributes, no numbers.
+
+    Called once per span at ingest (outside the write lock) and by the migration
+    for stored spans, so both index the same words.
+    """
+    attrs: list[str] = []
+    text: list[str] = []
+    for key, value in attributes.items():
+        if isinstance(value, str):
+            if key in _CONTENT:
+                text.append(value)
+            elif key not in NOT_INDEXED:
+                attrs.append(value)
+        elif isinstance(value, (tuple, list)):
+            attrs.extend(v for v in value if isinstance(v, str))
+    if status_message:
+        attrs.append(status_message)
+    for event_name, event_attributes in events:
+        attrs.append(event_name)
+        attrs.extend(v for v in event_attributes.values() if isinstance(v, str))
+    head = name if tool_name is None and model is None else " ".join(x for x in (name, tool_name, model) if x)
+    return head, " ".join(attrs), " ".join(text)
 
 
 def create(conn: sqlite3.Connection) -> None:
     """Create the index table (empty); call inside the migration's transaction."""
     conn.execute(f"CREATE VIRTUAL TABLE {TABLE} USING fts5(name, attrs, text, content='', detail=column, "
-                 "tokenize='unicode61')")
+                 "columnsize=0, tokenize='unicode61')")
 
 
 def index_all(conn: sqlite3.Connection) -> None:
-    """Index every stored span (the migration's backfill)."""
-    conn.execute(_INDEX_SQL.format(where="1"))
-
-
-def index_new_rows(conn: sqlite3.Connection, after_rowid: int, keys: list[tuple[str, str]]) -> None:
-    """Index the spans just inserted in this transaction, ``keys``; ``after_rowid`` is the largest
-    rowid before the insert (:func:`max_rowid`).
-
-    SQLite gives a new row the largest rowid plus one, and the caller holds the write
-    transaction, so the batch is exactly the rows above ``after_rowid``: one statement
-    indexes them all. Only a table whose rowids are about to reach 2**63 (where SQLite
-    picks random free ones) is indexed key by key instead.
-    """
-    if after_rowid >= _ROWID_MAX - len(keys):
-        index_keys(conn, keys)
-        return
-    conn.execute(_INDEX_SQL.format(where="s.rowid > ?"), (after_rowid,))
-
-
-def index_keys(conn: sqlite3.Connection, keys: Iterable[tuple[str, str]]) -> None:
-    """Index the spans with these (trace_id, span_id) keys (the slow, always-right path)."""
-    sql = _INDEX_SQL.format(where="s.trace_id = ? AND s.span_id = ?")
-    conn.executemany(sql, list(keys))
+    """Index every stored span (the migration's backfill), a chunk of rows at a time."""
+    after = 0
+    while True:
+        rows = conn.execute(
+            "SELECT rowid, name, tool_name, model, attributes, status_message, events FROM spans "
+            "WHERE rowid > ? ORDER BY rowid LIMIT ?", (after, _BACKFILL_CHUNK)).fetchall()
+        if not rows:
+            return
+        conn.executemany(INSERT_SQL, [
+            (r[0], *texts(r[1], r[2], r[3], loads(r[4]), r[5],
+                          ((e["name"], e.get("attributes") or {}) for e in loads(r[6])) if r[6] != "[]" else ()))
+            for r in rows])
+        after = rows[-1][0]
 
 
 def max_rowid(conn: sqlite3.Connection) -> int:
