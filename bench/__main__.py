@@ -135,20 +135,26 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.readme and args.quick:
         parser.error("--readme shows full runs only; run it without --quick")
+    failed: list[str] = []
     for name in args.only or [n for n in BENCHMARKS if not (args.quick and n in QUICK_SKIPS)]:
         print(f"== {name}", file=sys.stderr)
         extra = ["--quick"] if args.quick else []
         if name == "overhead" and args.venv:
             extra += ["--venv", args.venv]
-        BENCHMARKS[name].main(extra)
-    results = {name: _common.load(name, quick=args.quick) for name in BENCHMARKS}
+        try:
+            BENCHMARKS[name].main(extra)
+        except (Exception, SystemExit) as exc:  # one benchmark failing leaves the others' figures
+            print(f"== {name} failed: {exc}", file=sys.stderr)
+            failed.append(name)
+    # a benchmark that failed in this run shows as not measured, never with an older run's figures
+    results = {name: None if name in failed else _common.load(name, quick=args.quick) for name in BENCHMARKS}
     print()
     print(_common.table(HEADERS, summary_rows(results)))
     print("\nIssue 14's targets (today = the latest run of each benchmark above):\n")
     print(_common.table(targets.HEADERS, targets.rows(results)))
     if args.readme:
         print(f"\nwrote {write_readme(results)}", file=sys.stderr)
-    return 0
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

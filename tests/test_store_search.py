@@ -263,3 +263,17 @@ def test_get_run_pages_its_spans_and_get_span_reads_one(tmp_path: Path) -> None:
         assert get_span(store, "r1", "nope") is None
         with pytest.raises(ValueError, match="offset and limit must be >= 0"):
             get_run(store, "r1", offset=-1)
+
+
+def test_every_word_must_be_in_one_value_and_accents_do_not_matter(tmp_path: Path) -> None:
+    with Store.open(tmp_path / "s.db") as store:
+        store.ingest([
+            *sample_spans(),
+            with_attrs(span("r3", 7, start_s=1, end_s=2, name="split"), **{"a.one": "alpha", "a.two": "beta"}),
+            with_attrs(span("r4", 8, start_s=1, end_s=2, name="together"), **{"a.one": "alpha and beta"}),
+        ])
+        assert [(h.run_id, h.matched, h.snippet) for h in ui.search(store, "alpha beta")] == [
+            ("r4", "attribute a.one", "alpha and beta")]
+        resume = ui.search(store, "resume ready", field="text")
+        assert [(h.run_id, h.matched) for h in resume] == [("r1", f"captured text {sc.GEN_AI_OUTPUT_MESSAGES}")]
+        assert ui.search(store, "resume", field="attribute") == []

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+import unicodedata
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any
@@ -332,9 +333,16 @@ def _word_at(lowered: str, word: str) -> int:
     return found.start() if found else -1
 
 
+def _plain(text: str) -> str:
+    """Lower case without accents, as the index's unicode61 tokenizer compares words."""
+    decomposed = unicodedata.normalize("NFKD", text.lower())
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
+
+
 def _has_words(text: str, found: list[str]) -> bool:
-    lowered = text.lower()
-    return all(_word_at(lowered, w) >= 0 for w in found)
+    """Whether one value holds every word (so a query's words are not matched across two attributes)."""
+    plain = _plain(text)
+    return all(_word_at(plain, _plain(w)) >= 0 for w in found)
 
 
 def _text(value: Any) -> str:
@@ -382,8 +390,7 @@ def _what_matched(r: Any, needle: str, field: str) -> tuple[str, str] | None:
             return "status message", _snippet(r["status_message"], needle)
         if r["events"] != "[]" and _has_words(r["events"], found):
             return "event", _snippet(r["events"], needle)
-    # The index matched across several values, or by a letter without its accent: say so.
-    return ("span" if field == "any" else SEARCH_FIELDS[field]), r["name"]
+    return None  # the words are in the span, but not together in one value
 
 
 def _id_hits(store: Store, needle: str, field: str, limit: int) -> list[SearchHit]:
