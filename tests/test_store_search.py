@@ -277,3 +277,19 @@ def test_every_word_must_be_in_one_value_and_accents_do_not_matter(tmp_path: Pat
         resume = ui.search(store, "resume ready", field="text")
         assert [(h.run_id, h.matched) for h in resume] == [("r1", f"captured text {sc.GEN_AI_OUTPUT_MESSAGES}")]
         assert ui.search(store, "resume", field="attribute") == []
+
+
+def test_spans_past_the_largest_rowid_are_indexed_by_key(tmp_path: Path) -> None:
+    """Once a rowid reached 2**63 - 1, SQLite gives new rows random free rowids: the index follows them."""
+    path = tmp_path / "s.db"
+    with Store.open(path) as store:
+        store.ingest(sample_spans())
+    with sqlite3.connect(path) as conn:
+        conn.execute("UPDATE spans SET rowid = 9223372036854775807 WHERE rowid = 4")
+    with Store.open(path) as store:
+        store.ingest([tool("r5", 20, start_s=1, end_s=2, tool_name="past_the_end"),
+                      tool("r5", 21, start_s=2, end_s=3, tool_name="also_past")])
+        stored = {r[0]: r[1] for r in store.execute("SELECT span_id, rowid FROM spans WHERE run_id = 'r5'")}
+        assert rowids(store, "past_the_end", "name") == [stored[f"{20:016x}"]]
+        assert rowids(store, "also_past", "name") == [stored[f"{21:016x}"]]
+        assert [h.run_id for h in ui.search(store, "also_past", field="tool")] == ["r5"]

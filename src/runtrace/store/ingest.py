@@ -52,9 +52,6 @@ SPAN_COLUMNS = (
     "scope_name", "scope_version", "usage_below", "counted",
 )
 INSERT_SPAN_SQL = f"INSERT INTO spans ({', '.join(SPAN_COLUMNS)}) VALUES ({', '.join('?' * len(SPAN_COLUMNS))})"
-# with the rowid given: the search index's row for the span is inserted under the same one
-_INSERT_SPAN_ROWID_SQL = (f"INSERT INTO spans (rowid, {', '.join(SPAN_COLUMNS)}) "
-                          f"VALUES (?, {', '.join('?' * len(SPAN_COLUMNS))})")
 
 # The usage counts pricing reads; a span with none of them cannot be priced.
 _USAGE_KEYS = (sc.GEN_AI_USAGE_INPUT_TOKENS, sc.GEN_AI_USAGE_OUTPUT_TOKENS, sc.GEN_AI_USAGE_PROMPT_TOKENS,
@@ -185,7 +182,7 @@ def ingest(conn: sqlite3.Connection, records: Iterable[SpanRecord]) -> int:
     try:
         with _write_transaction(conn):
             deltas = settle(conn, batch.spans, deltas)  # before the insert: sees earlier batches only
-            _insert(conn, batch.rows, batch.texts)
+            _insert(conn, batch.keys, batch.rows, batch.texts)
             apply_deltas(conn, deltas)
             apply_deltas(conn, recount(conn, batch.spans))
             if rereads:
@@ -199,7 +196,8 @@ def ingest(conn: sqlite3.Connection, records: Iterable[SpanRecord]) -> int:
         if keep:
             kept = [batch.spans[i] for i in keep]
             deltas = settle(conn, kept, aggregate(kept))
-            _insert(conn, [batch.rows[i] for i in keep], [batch.texts[i] for i in keep])
+            _insert(conn, [batch.keys[i] for i in keep], [batch.rows[i] for i in keep],
+                    [batch.texts[i] for i in keep])
             apply_deltas(conn, deltas)
             apply_deltas(conn, recount(conn, kept))
             if rereads:
@@ -207,11 +205,23 @@ def ingest(conn: sqlite3.Connection, records: Iterable[SpanRecord]) -> int:
     return len(keep)
 
 
-def _insert(conn: sqlite3.Connection, rows: list[tuple[Any, ...]], found: list[Texts]) -> None:
-    """Insert the spans under rowids of our own choosing, and their search rows under the same ones."""
-    first = max_rowid(conn) + 1  # we hold the write lock: nobody else takes these
-    conn.executemany(_INSERT_SPAN_ROWID_SQL, [(first + i, *row) for i, row in enumerate(rows)])
-    conn.executemany(INSERT_SEARCH_SQL, [(first + i, *t) for i, t in enumerate(found)])
+def _insert(conn: sqlite3.Connection, keys: list[tuple[str, str]], rows: list[tuple[Any, ...]],
+            found: list[Texts]) -> None:
+    """Insert the spans, and their search rows under the same rowids.
+
+    We hold the write lock, and SQLite gives each new row the largest rowid plus
+    one, so the batch takes ``first`` .. ``first + n - 1``; the largest rowid
+    afterwards proves it. Only a table whose rowids reached 2**63 (where SQLite
+    picks random free ones) needs them read back by key.
+    """
+    first = max_rowid(conn) + 1
+    conn.executemany(INSERT_SPAN_SQL, rows)
+    if max_rowid(conn) == first + len(rows) - 1:
+        conn.executemany(INSERT_SEARCH_SQL, [(first + i, *t) for i, t in enumerate(found)])
+        return
+    for key, t in zip(keys, found, strict=True):
+        rowid = conn.execute("SELECT rowid FROM spans WHERE trace_id = ? AND span_id = ?", key).fetchone()[0]
+        conn.execute(INSERT_SEARCH_SQL, (rowid, *t))
 
 
 @contextmanager

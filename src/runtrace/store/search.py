@@ -66,21 +66,31 @@ def texts(name: str, tool_name: str | None, model: str | None, attributes: Mappi
     """
     attrs: list[str] = []
     text: list[str] = []
-    for key, value in attributes.items():
-        if isinstance(value, str):
-            if key in _CONTENT:
+    add = attrs.append
+    content, skipped = _CONTENT, NOT_INDEXED
+    for key, value in attributes.items():  # the hot loop of ingest's search work: exact type checks
+        kind = type(value)
+        if kind is str:
+            if key in content:
                 text.append(value)
-            elif key not in NOT_INDEXED:
-                attrs.append(value)
-        elif isinstance(value, (tuple, list)):
-            attrs.extend(v for v in value if isinstance(v, str))
+            elif key not in skipped:
+                add(value)
+        elif kind is tuple or kind is list:
+            for item in value:
+                if type(item) is str:
+                    add(item)
+        elif kind is not int and kind is not float and kind is not bool and isinstance(value, str):
+            add(value)  # a str subclass
     if status_message:
-        attrs.append(status_message)
+        add(status_message)
     for event_name, event_attributes in events:
-        attrs.append(event_name)
-        attrs.extend(v for v in event_attributes.values() if isinstance(v, str))
-    head = name if tool_name is None and model is None else " ".join(x for x in (name, tool_name, model) if x)
-    return head, " ".join(attrs), " ".join(text)
+        add(event_name)
+        for item in event_attributes.values():
+            if isinstance(item, str):
+                add(item)
+    if tool_name is None and model is None:
+        return name, " ".join(attrs), " ".join(text)
+    return " ".join([x for x in (name, tool_name, model) if x]), " ".join(attrs), " ".join(text)
 
 
 def create(conn: sqlite3.Connection) -> None:
