@@ -58,6 +58,7 @@ def rows_from_body(body: bytes) -> list[tuple[Any, ...]]:
                     a.get(sc.GEN_AI_USAGE_OUTPUT_TOKENS), a.get(sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS),
                     a.get(sc.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS), a.get(sc.COST_USD), a.get(sc.GEN_AI_TOOL_NAME),
                     dumps(a), resource_json, "[]", ss.scope.name or None, ss.scope.version or None,
+                    0, 0,  # usage_below, counted (m002): the minimal path keeps no innermost state
                 ))
     return rows
 

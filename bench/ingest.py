@@ -114,6 +114,7 @@ def minimal_rows(spans: list[Any]) -> list[tuple[Any, ...]]:
             a.get(sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS), a.get(sc.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS),
             a.get(sc.COST_USD), a.get(sc.GEN_AI_TOOL_NAME), dumps(dict(a)), res, "[]",
             s.instrumentation_scope.name, s.instrumentation_scope.version,
+            0, 0,  # usage_below, counted (m002): the minimal path keeps no innermost state
         ))
     return rows
 
@@ -300,17 +301,17 @@ def rows(data: dict[str, Any]) -> list[list[str]]:
     r, q = data["rates"], data["ratios"]
     return [
         ["in-process: StoreSpanExporter (rows, dedup, pricing, run aggregation)", f"{r['exporter']:,.0f}",
-         f"{q['exporter']:.2f}", "met" if q["exporter"] >= 0.5 else "missed"],
+         f"{q['exporter']:.2f}", "met" if q["exporter"] >= 0.7 else "missed"],
         ["in-process: minimal (spans -> rows, one executemany per batch)", f"{r['minimal_sdk']:,.0f}", "1.00", ""],
         ["OTLP/HTTP: runtrace serve", f"{r['serve']:,.0f}", f"{q['serve']:.2f}",
-         "met" if q["serve"] >= 0.5 else "missed"],
+         "met" if q["serve"] >= 0.7 else "missed"],
         ["OTLP/HTTP: minimal receiver (parse, rows, executemany)", f"{r['minimal_http']:,.0f}", "1.00", ""],
         ["Store.ingest on prebuilt records (ingest_store.py)", f"{r['store_ingest']:,.0f}", "", ""],
         ["ceiling: bare executemany of prebuilt rows", f"{r['bare']:,.0f}", "", ""],
     ]
 
 
-HEADERS = ["path", "spans/s", "vs minimal", "target >= 0.50"]
+HEADERS = ["path", "spans/s", "vs minimal", "target >= 0.70"]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -13,12 +13,14 @@ calls on five models, tool calls on ten tools) over 30 days, 10 projects and
 - the runs list (``list_runs``, newest 50) and the ``runtrace serve`` runs page
   (``GET /`` through the ASGI app: headline figures, one page, filter options),
   plain, filtered by model, and sorted by cost;
-- run detail of the 5,000-span run (``get_run``) and its serve page;
+- run detail of the 5,000-span run (``get_run``, ``/api/runs/{id}``, a page of
+  200 spans, one span) and its serve page;
 - search: a run-id prefix, a frequent word (a tool name) and a rare word
   (a value found in one span's attributes);
 - the report (``build_report``), in total and by model.
 
-Target: p50 under 100 ms each.
+Target: p50 under 100 ms each; under 50 ms for run detail (get_run and
+/api/runs/{id}), the rare-word search and the report by model (issue 14).
 """
 
 from __future__ import annotations
@@ -56,6 +58,15 @@ def run_id(index: int) -> str:
 
 BIG_RUN_ID = run_id(0)
 RARE = "needle-7f3a9c"
+
+# the rows the issue's targets table (bench/targets.py) reads, and each row's target
+RUN_PAGE = "serve run page, 5,000 spans"
+BIG_RUN_DETAIL = "run detail, 5,000 spans (get_run)"
+API_RUN = "serve /api/runs/{id}, 5,000 spans"
+RARE_SEARCH = "search: rare word (one span)"
+SEARCH_PAGE = "serve search page (rare word)"
+REPORT_BY_MODEL = "report by model"
+TARGET_MS = {BIG_RUN_DETAIL: 50.0, API_RUN: 50.0, RARE_SEARCH: 50.0, REPORT_BY_MODEL: 50.0}  # others: 100
 
 
 def _run_sizes() -> list[int]:
@@ -165,7 +176,7 @@ def run(*, repeat: int, rebuild: bool) -> dict[str, Any]:
     from runtrace.server import queries as ui
     from runtrace.store.db import Store
     from runtrace.store.migrations import schema_version
-    from runtrace.store.queries import get_run, list_runs
+    from runtrace.store.queries import get_run, get_span, list_runs
 
     path = store_path(rebuild)
     store = Store.open(path)
@@ -198,14 +209,19 @@ def run(*, repeat: int, rebuild: bool) -> dict[str, Any]:
         "serve runs page (GET /)": page("/"),
         "serve runs page, model filter": page("/?model=claude-haiku-4-5"),
         "serve runs page, sorted by cost": page("/?sort=cost"),
-        "run detail, 5,000 spans (get_run)": check_detail,
-        "serve run page, 5,000 spans": page(f"/runs/{BIG_RUN_ID}"),
+        BIG_RUN_DETAIL: check_detail,
+        API_RUN: page(f"/api/runs/{BIG_RUN_ID}"),
+        "run detail, a page of 200 of 5,000 spans (get_run offset/limit)":
+            lambda: get_run(store, BIG_RUN_ID, offset=2_400, limit=200),
+        "one span of a 5,000-span run (get_span)": lambda: get_span(store, BIG_RUN_ID, f"{1:08x}{2_500:08x}"),
+        RUN_PAGE: page(f"/runs/{BIG_RUN_ID}"),
         "search: run id prefix": search(run_id(12_345)[:10]),
         "search: frequent word (tool name)": search("git_diff"),
-        "search: rare word (one span)": search(RARE, expect=1),
-        "serve search page (rare word)": page(f"/search?q={RARE}"),
+        RARE_SEARCH: search(RARE, expect=1),
+        SEARCH_PAGE: page(f"/search?q={RARE}"),
+        "serve search page (frequent word, 20 runs)": page("/search?q=git_diff"),
         "report (total)": lambda: build_report(store),
-        "report by model": lambda: build_report(store, by="model"),
+        REPORT_BY_MODEL: lambda: build_report(store, by="model"),
     }
     results: dict[str, dict[str, float]] = {}
     for name, fn in queries.items():
@@ -224,11 +240,12 @@ def ms(value: float) -> str:
 
 
 def rows(data: dict[str, Any]) -> list[list[str]]:
-    return [[name, ms(r["p50_ms"]), ms(r["p95_ms"]), "met" if r["p50_ms"] < 100 else "missed"]
+    return [[name, ms(r["p50_ms"]), ms(r["p95_ms"]), f"< {TARGET_MS.get(name, 100.0):.0f}",
+             "met" if r["p50_ms"] < TARGET_MS.get(name, 100.0) else "missed"]
             for name, r in data["results"].items()]
 
 
-HEADERS = ["query (1M spans, 20k runs)", "p50 ms", "p95 ms", "target p50 < 100 ms"]
+HEADERS = ["query (1M spans, 20k runs)", "p50 ms", "p95 ms", "target p50 ms", "met?"]
 
 
 def main(argv: list[str] | None = None) -> int:

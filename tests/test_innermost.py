@@ -235,6 +235,14 @@ def test_a_version_1_file_keeps_its_counts_and_then_follows_the_rule(tmp_path: P
         conn.execute("ALTER TABLE spans DROP COLUMN counted")
         conn.execute("ALTER TABLE runs DROP COLUMN refused_tool_calls")  # migration 3's columns
         conn.execute("ALTER TABLE runs DROP COLUMN agent_cost_nusd")
+        conn.execute("DROP TABLE alerts")  # migration 4's
+        conn.execute("DROP TABLE alert_cursor")
+        for (trigger,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'").fetchall():
+            conn.execute(f"DROP TRIGGER {trigger}")  # migration 5's search index and report rollup
+        conn.execute("DROP TABLE span_search")
+        conn.execute("DROP TABLE report_rollup")
+        conn.execute("ALTER TABLE runs DROP COLUMN api_errors")  # migration 6's
+        conn.execute("ALTER TABLE runs DROP COLUMN tool_errors")
         conn.execute("PRAGMA user_version = 1")
     finally:
         conn.close()

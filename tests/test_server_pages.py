@@ -130,7 +130,8 @@ def test_bad_parameters_are_a_400_naming_them(base: str, query: str, message: st
     ("/spend?until=2262-04-11", "until=&#39;2262-04-11&#39; is out of range"),
     ("/spend?since=2026-01-01&until=99999", "until=&#39;99999&#39; is not a date"),
     ("/spend?from=2026-01-01", "unknown query parameter &#39;from&#39; (did you mean since?)"),
-    ("/search?q=x&page=2", "unknown query parameter &#39;page&#39;: this page takes field, q"),
+    ("/search?q=x&page=2", "unknown query parameter &#39;page&#39; (did you mean after?): this page takes after, "
+                           "field, model, outcome, period, project, q, since, until"),
 ])
 def test_bad_parameters_on_the_other_pages_are_a_400(base: str, path: str, message: str) -> None:
     page = httpx.get(base + path)

@@ -59,7 +59,10 @@ def test_blank_file_gets_exact_schema_and_version(tmp_path: Path) -> None:
     assert columns(path, "runs") == RUNS_COLUMNS
     assert columns(path, "run_models") == RUN_MODELS_COLUMNS
     assert columns(path, "run_traces") == {"run_id": "TEXT", "trace_id": "TEXT"}
-    assert user_version(path) == len(migrations.MIGRATIONS) == 5
+    assert user_version(path) == len(migrations.MIGRATIONS) == migrations.schema_version()
+    assert [m.__name__ for m in migrations.MIGRATIONS] == [
+        "m001_initial", "m002_innermost_counts", "m003_refused_tool_calls", "m004_alerts", "m005_search_fts",
+        "m006_run_errors"]
     with sqlite3.connect(path) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         indexes = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index' "
@@ -81,13 +84,13 @@ def test_reopen_is_a_no_op(tmp_path: Path) -> None:
     with Store.open(path) as store:
         assert store.count_spans() == 1
         assert [r["input_tokens"] for r in list_runs(store)] == [5]
-    assert user_version(path) == 5
+    assert user_version(path) == migrations.schema_version()
 
 
 def test_migrate_applies_missing_migrations_in_one_transaction(tmp_path: Path) -> None:
     conn = sqlite3.connect(tmp_path / "m.db", isolation_level=None)
     try:
-        assert migrations.migrate(conn) == 5
+        assert migrations.migrate(conn) == len(migrations.MIGRATIONS)
         assert conn.in_transaction is False
         assert migrations.migrate(conn) == 0
     finally:
@@ -95,16 +98,17 @@ def test_migrate_applies_missing_migrations_in_one_transaction(tmp_path: Path) -
 
 
 def test_failed_migration_leaves_the_file_untouched(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    def m004_broken(conn: sqlite3.Connection) -> None:
+    def m099_broken(conn: sqlite3.Connection) -> None:
         conn.execute("CREATE TABLE half_done (x)")
-        raise RuntimeError("boom in m004")
+        raise RuntimeError("boom in m099")
 
     path = tmp_path / "f.db"
     Store.open(path).close()
-    monkeypatch.setattr(migrations, "MIGRATIONS", [*migrations.MIGRATIONS, m004_broken])
-    with pytest.raises(RuntimeError, match="boom in m004"):
+    version = migrations.schema_version()
+    monkeypatch.setattr(migrations, "MIGRATIONS", [*migrations.MIGRATIONS, m099_broken])
+    with pytest.raises(RuntimeError, match="boom in m099"):
         Store.open(path)
-    assert user_version(path) == 5
+    assert user_version(path) == version
     assert columns(path, "half_done") == {}
 
 
@@ -114,7 +118,7 @@ def test_file_from_the_future_is_refused(tmp_path: Path) -> None:
     with sqlite3.connect(path) as conn:
         conn.execute("PRAGMA user_version = 7")
     with pytest.raises(StoreVersionError, match="schema version 7, but this runtrace understands up to "
-                                                "version 5: upgrade runtrace"):
+                                                f"version {migrations.schema_version()}: upgrade runtrace"):
         Store.open(path)
     assert user_version(path) == 7
 

@@ -22,6 +22,7 @@ from . import semconv
 from .store.aggregate import NANO
 from .store.db import Store
 from .store.queries import iso, to_ns
+from .store.rollup import DAY_NS, day_of
 
 __all__ = ["GROUPINGS", "OUTCOME_ORDER", "Report", "ReportRow", "build_report"]
 
@@ -118,12 +119,74 @@ def build_report(store: Store, *, since: datetime | None = None, until: datetime
             f"sum(runs.llm_calls), {sums}, sum(runs.unpriced_calls) FROM runs{clause} GROUP BY g", params)
         groups = [_row(r[0], tuple(r)[1:]) for r in rows]
     elif by in ("model", "provider"):
-        # One row per (run, group) first: a run with two models of one provider counts once for it.
-        rows = store.execute(
-            f"WITH rm AS (SELECT run_id, coalesce(nullif({by}, ''), '{NONE_LABEL}') AS g, total(cost_nusd) AS c, "
-            "sum(llm_calls) AS l, sum(unpriced_calls) AS u FROM run_models GROUP BY run_id, g) "
-            f"SELECT rm.g, count(*), {_OUTCOME_SUMS}, total(rm.c), sum(rm.l), {sums}, sum(rm.u) "
-            f"FROM rm JOIN runs ON runs.id = rm.run_id{clause} GROUP BY rm.g", params)
-        groups = [_row(r[0], tuple(r)[1:]) for r in rows]
+        groups = _by_model_or_provider(store, by, to_ns(since) if since is not None else None,
+                                       to_ns(until) if until is not None else None)
     groups.sort(key=lambda g: (-g.cost_usd, g.group or ""))
     return Report(by=by, since=since, until=until, groups=groups, total=total)
+
+
+def _exact_groups(store: Store, by: str, since_ns: int | None, until_ns: int | None) -> list[ReportRow]:
+    """By model/provider from ``run_models`` joined to ``runs`` (for a part of a day the rollup cannot split)."""
+    where: list[str] = []
+    params: list[Any] = []
+    if since_ns is not None:
+        where.append("runs.started_ns >= ?")
+        params.append(since_ns)
+    if until_ns is not None:
+        where.append("runs.started_ns < ?")
+        params.append(until_ns)
+    clause = (" WHERE " + " AND ".join(where)) if where else ""
+    sums = "coalesce(sum(runs.tool_calls), 0), coalesce(sum(runs.repeated_reads), 0)"
+    # One row per (run, group) first: a run with two models of one provider counts once for it.
+    rows = store.execute(
+        f"WITH rm AS (SELECT run_id, coalesce(nullif({by}, ''), '{NONE_LABEL}') AS g, total(cost_nusd) AS c, "
+        "sum(llm_calls) AS l, sum(unpriced_calls) AS u FROM run_models GROUP BY run_id, g) "
+        f"SELECT rm.g, count(*), {_OUTCOME_SUMS}, total(rm.c), sum(rm.l), {sums}, sum(rm.u) "
+        f"FROM rm JOIN runs ON runs.id = rm.run_id{clause} GROUP BY rm.g", params)
+    return [_row(r[0], tuple(r)[1:]) for r in rows]
+
+
+_ROLLUP_OUTCOMES = ", ".join(f"coalesce(sum(CASE WHEN outcome = '{o}' THEN runs END), 0)" for o in OUTCOME_ORDER)
+
+
+def _rollup_groups(store: Store, by: str, first_day: int | None, end_day: int | None) -> list[ReportRow]:
+    """By model/provider for runs that started on whole UTC days [first_day, end_day), from ``report_rollup``."""
+    where: list[str] = ["dim = ?"]
+    params: list[Any] = [by]
+    if first_day is not None:
+        where.append("day >= ?")
+        params.append(first_day)
+    if end_day is not None:
+        where.append("day < ?")
+        params.append(end_day)
+    rows = store.execute(
+        f"SELECT grp, sum(runs), {_ROLLUP_OUTCOMES}, total(cost_nusd), sum(llm_calls), sum(tool_calls), "
+        f"sum(repeated_reads), sum(unpriced_calls) FROM report_rollup WHERE {' AND '.join(where)} "
+        "GROUP BY grp HAVING sum(runs) > 0", params)
+    return [_row(r[0], tuple(r)[1:]) for r in rows]
+
+
+def _add(a: ReportRow, b: ReportRow) -> ReportRow:
+    return ReportRow(group=a.group, runs=a.runs + b.runs,
+                     outcomes={o: a.outcomes[o] + b.outcomes[o] for o in OUTCOME_ORDER},
+                     cost_usd=a.cost_usd + b.cost_usd, llm_calls=a.llm_calls + b.llm_calls,
+                     tool_calls=a.tool_calls + b.tool_calls, repeated_reads=a.repeated_reads + b.repeated_reads,
+                     unpriced_calls=a.unpriced_calls + b.unpriced_calls)
+
+
+def _by_model_or_provider(store: Store, by: str, since_ns: int | None, until_ns: int | None) -> list[ReportRow]:
+    """Whole days from the rollup, the partial days at either end of the period from the join."""
+    first_day = None if since_ns is None else -(-since_ns // DAY_NS)  # the first whole day in the period
+    end_day = None if until_ns is None else day_of(until_ns)
+    if first_day is not None and end_day is not None and first_day >= end_day:
+        return _exact_groups(store, by, since_ns, until_ns)  # less than a whole day
+    parts = [_rollup_groups(store, by, first_day, end_day)]
+    if since_ns is not None and first_day is not None and since_ns < first_day * DAY_NS:
+        parts.append(_exact_groups(store, by, since_ns, first_day * DAY_NS))
+    if until_ns is not None and end_day is not None and end_day * DAY_NS < until_ns:
+        parts.append(_exact_groups(store, by, end_day * DAY_NS, until_ns))
+    merged: dict[str | None, ReportRow] = {}
+    for part in parts:
+        for row in part:
+            merged[row.group] = _add(merged[row.group], row) if row.group in merged else row
+    return list(merged.values())

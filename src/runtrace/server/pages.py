@@ -27,6 +27,7 @@ from .. import semconv
 from ..store.errors import AmbiguousRunIdError, StoreError
 from ..store.queries import get_run
 from . import charts, format, queries
+from .highlight import highlight
 from .runview import build_run_view
 from .spanview import PAGE_SPANS
 
@@ -40,7 +41,7 @@ KIND_LABELS = {"llm": "LLM call", "tool": "tool call", "run": "run", "outcome": 
 env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=True, undefined=StrictUndefined,
                   trim_blocks=True, lstrip_blocks=True)
 env.filters.update(money=format.money, tokens=format.tokens, duration=format.duration, when=format.when,
-                   when_short=format.when_short,
+                   when_short=format.when_short, highlight=highlight,
                    short_id=format.short_id)
 env.globals.update(percent=format.percent, FLAGS=queries.FLAGS, SORTS=queries.SORTS, PERIODS=list(PERIODS),
                    OUTCOMES=sorted(semconv.OUTCOMES), VERDICTS=semconv.VERDICTS, KIND_LABELS=KIND_LABELS,
@@ -126,7 +127,7 @@ def time_range(request: Request, default_period: str = "all") -> tuple[str, int 
 
 FILTER_PARAMS = ("project", "owner", "outcome", "model", "flag", "q", "period", "since", "until")
 RUNS_PARAMS = (*FILTER_PARAMS, "sort", "order", "after")
-SEARCH_PARAMS = ("q", "field")
+SEARCH_PARAMS = ("q", "field", "project", "model", "outcome", "period", "since", "until", "after")
 SPEND_PARAMS = ("by", "bucket", "period", "since", "until")
 
 
@@ -212,14 +213,33 @@ async def run_page(request: Request) -> Response:
 
 
 async def search_page(request: Request) -> Response:
+    """Matches grouped by run, newest first, filtered by project, model, outcome and time; paged by ``after``."""
     check_params(request, SEARCH_PARAMS)
     q = _param(request, "q") or ""
     field = _param(request, "field") or "any"
     if field not in queries.SEARCH_FIELDS:
         raise bad_request(f"field={field!r} is not one of {', '.join(queries.SEARCH_FIELDS)}")
+    outcome = _param(request, "outcome")
+    if outcome is not None and outcome not in semconv.OUTCOMES:
+        raise bad_request(f"outcome={outcome!r} is not one of {', '.join(sorted(semconv.OUTCOMES))}")
+    period, since_ns, until_ns = time_range(request)
+    flt = queries.SearchFilter(project=_param(request, "project"), model=_param(request, "model"),
+                               outcome=outcome, since_ns=since_ns, until_ns=until_ns)
+    after = _param(request, "after")
     store = request.app.state.store
-    hits = await run_in_threadpool(queries.search, store, q, field=field) if q else []
-    return render(request, "search.html", q=q, field=field, hits=hits, groups=queries.group_hits(hits))
+
+    def load() -> tuple[queries.SearchResults, dict[str, list[str]]]:
+        try:
+            results = queries.search_runs(store, q, field=field, flt=flt, after=after)
+        except ValueError as exc:
+            raise bad_request(str(exc)) from None
+        return results, queries.filter_options(store)
+
+    results, options = await run_in_threadpool(load)
+    return render(request, "search.html", q=q, field=field, results=results, options=options, flt=flt,
+                  period=period, since=_param(request, "since") or "", until=_param(request, "until") or "",
+                  next_url=url_with(request, after=results.next_cursor) if results.next_cursor else None,
+                  first_url=url_with(request, after=None) if after else None)
 
 
 async def spend_page(request: Request) -> Response:

@@ -12,18 +12,21 @@ from __future__ import annotations
 import base64
 import json
 import re
+import unicodedata
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any
 
 from .. import semconv
+from ..store import search as fts
 from ..store.aggregate import NANO
 from ..store.db import Store
 from ..store.queries import iso
 
 __all__ = [
     "FLAGS", "SORTS", "Headline", "RunFilter", "RunsPage", "SearchHit", "SpendChart",
-    "filter_options", "headline", "runs_page", "search", "spend",
+    "RunHits", "SearchFilter", "SearchResults", "filter_options", "headline", "runs_page", "search",
+    "search_runs", "spend",
 ]
 
 # flag name -> (label, SQL condition on runs)
@@ -213,7 +216,9 @@ def filter_options(store: Store, cap: int = 500) -> dict[str, list[str]]:
     return {
         "project": distinct("SELECT DISTINCT project FROM runs WHERE project IS NOT NULL ORDER BY 1 LIMIT ?"),
         "owner": distinct("SELECT DISTINCT owner FROM runs WHERE owner IS NOT NULL ORDER BY 1 LIMIT ?"),
-        "model": distinct("SELECT DISTINCT model FROM run_models WHERE model != '' ORDER BY 1 LIMIT ?"),
+        # from the report rollup (store/rollup.py): a few rows per model and day, not one per run
+        "model": distinct("SELECT grp FROM report_rollup WHERE dim = 'model' AND grp != '(none)' "
+                          "GROUP BY grp HAVING sum(runs) > 0 ORDER BY 1 LIMIT ?"),
     }
 
 
@@ -229,9 +234,13 @@ SEARCH_FIELDS: dict[str, str] = {
     "attribute": "attribute value",
     "text": "captured text",
 }
-_CONTENT_KEYS = (semconv.GEN_AI_INPUT_MESSAGES, semconv.GEN_AI_OUTPUT_MESSAGES, semconv.GEN_AI_SYSTEM_INSTRUCTIONS,
-                 semconv.GEN_AI_TOOL_CALL_ARGUMENTS, semconv.GEN_AI_TOOL_CALL_RESULT)
+# which column of the search index (store/search.py) each field reads
+_FIELD_COLUMN = {"any": None, "name": "name", "tool": "name", "model": "name", "attribute": "attrs", "text": "text"}
+_CONTENT_KEYS = frozenset(fts.CONTENT_KEYS)
 _HEX = re.compile(r"^[0-9a-fA-F]{1,32}$")
+SEARCH_RUNS_PER_PAGE = 20
+SEARCH_HITS_PER_RUN = 5
+SEARCH_SCAN = 2_000  # index matches read per page at most (newest first)
 
 
 @dataclass(frozen=True)
@@ -245,12 +254,95 @@ class SearchHit:
     snippet: str
 
 
+@dataclass(frozen=True)
+class SearchFilter:
+    """What search results narrow by: the run's project, a model the run used, its outcome, the span's time."""
+
+    project: str | None = None
+    model: str | None = None
+    outcome: str | None = None
+    since_ns: int | None = None
+    until_ns: int | None = None
+
+    def where(self) -> tuple[list[str], list[Any]]:
+        clauses: list[str] = []
+        params: list[Any] = []
+        if self.project is not None:
+            clauses.append("r.project = ?")
+            params.append(self.project)
+        if self.outcome is not None:
+            clauses.append("r.outcome = ?")
+            params.append(self.outcome)
+        if self.model is not None:
+            clauses.append("EXISTS (SELECT 1 FROM run_models m WHERE m.run_id = s.run_id AND m.model = ?)")
+            params.append(self.model)
+        if self.since_ns is not None:
+            clauses.append("s.start_ns >= ?")
+            params.append(self.since_ns)
+        if self.until_ns is not None:
+            clauses.append("s.start_ns < ?")
+            params.append(self.until_ns)
+        return clauses, params
+
+
+@dataclass(frozen=True)
+class RunHits:
+    """One run of the results: what the run is, and its matching spans (newest first)."""
+
+    run_id: str | None
+    name: str | None
+    outcome: str | None
+    cost_usd: float | None
+    started_at: str | None
+    hits: list[SearchHit]
+    more: bool  # more matching spans of this run than shown
+
+
+@dataclass(frozen=True)
+class SearchResults:
+    groups: list[RunHits]
+    next_cursor: str | None  # pass back as ``after`` for older matches
+    scanned_all: bool  # False when the page stopped at SEARCH_SCAN matches without filling up
+    words: list[str] = field(default_factory=list)  # what the index searched for (for highlighting)
+
+    @property
+    def hit_count(self) -> int:
+        return sum(len(g.hits) for g in self.groups)
+
+
 def _snippet(text: str, needle: str, width: int = 70) -> str:
-    at = text.lower().find(needle.lower())
+    """``text`` cut to ``width`` characters either side of the first match of ``needle`` (or its first word)."""
+    lowered = text.lower()
+    at = lowered.find(needle.lower())
+    length = len(needle)
+    if at < 0:
+        for word in fts.words(needle):
+            at = _word_at(lowered, word)
+            if at >= 0:
+                length = len(word)
+                break
     if at < 0:
         return text[:2 * width] + ("..." if len(text) > 2 * width else "")
-    start, end = max(0, at - width), min(len(text), at + len(needle) + width)
+    start, end = max(0, at - width), min(len(text), at + length + width)
     return ("..." if start else "") + text[start:end] + ("..." if end < len(text) else "")
+
+
+def _word_at(lowered: str, word: str) -> int:
+    """Where ``word`` starts a word of ``lowered`` (as the index matches it: by prefix), or -1."""
+    found = re.search(r"(?<![^\W_])" + re.escape(word.lower()), lowered)
+    return found.start() if found else -1
+
+
+def _plain(text: str) -> str:
+    """Lower case without accents, as the index's unicode61 tokenizer compares words."""
+    decomposed = unicodedata.normalize("NFKD", text.lower())
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
+
+
+def _has_words(text: str, found: list[str]) -> bool:
+    """Whether one value holds every word (so a query's words are not matched across two attributes)."""
+    plain = _plain(text)
+    return all(_word_at(plain, _plain(w)) >= 0 for w in found)
 
 
 def _text(value: Any) -> str:
@@ -258,86 +350,201 @@ def _text(value: Any) -> str:
 
 
 def _attribute_match(attributes: dict[str, Any], needle: str, want: str) -> tuple[str, str] | None:
-    lowered = needle.lower()
+    """The first attribute value holding every word of ``needle``: (label, snippet)."""
+    found = fts.words(needle)
     for key, value in attributes.items():
         is_content = key in _CONTENT_KEYS
         if (want == "text" and not is_content) or (want == "attribute" and is_content):
             continue
+        if isinstance(value, (bool, int, float)):
+            continue  # numbers are not indexed
         text = _text(value)
-        if lowered in text.lower():
+        if _has_words(text, found):
             label = "captured text" if is_content else "attribute"
             return f"{label} {key}", _snippet(text, needle)
     return None
 
 
+def _what_matched(r: Any, needle: str, field: str) -> tuple[str, str] | None:
+    """Why the index returned span row ``r``: (label, snippet); None when the field does not hold the words."""
+    found = fts.words(needle)
+    attributes: dict[str, Any] | None = None
+    for label, column in (("tool", "tool_name"), ("model", "model"), ("span name", "name")):
+        wanted = field == "any" or (field == "name" and column == "name") or field == column.split("_")[0]
+        if wanted and r[column] and _has_words(r[column], found):
+            if column == "tool_name":  # show what it was called with, when that was captured
+                attributes = json.loads(r["attributes"])
+                args = attributes.get(semconv.GEN_AI_TOOL_CALL_ARGUMENTS)
+                if args is not None:
+                    return label, _snippet(f"{r[column]}({_text(args)})", needle)
+            return label, r[column]
+    if field in ("tool", "model", "name"):
+        return None  # the words were in another part of the name column
+    if attributes is None:
+        attributes = json.loads(r["attributes"])
+    matched = _attribute_match(attributes, needle, field)
+    if matched is not None:
+        return matched
+    if field in ("any", "attribute"):
+        if r["status_message"] and _has_words(r["status_message"], found):
+            return "status message", _snippet(r["status_message"], needle)
+        if r["events"] != "[]" and _has_words(r["events"], found):
+            return "event", _snippet(r["events"], needle)
+    return None  # the words are in the span, but not together in one value
+
+
+def _id_hits(store: Store, needle: str, field: str, limit: int) -> list[SearchHit]:
+    hits: list[SearchHit] = []
+    if field in ("any", "run"):
+        for r in store.execute("SELECT id, name FROM runs WHERE id >= ? AND id < ? ORDER BY id LIMIT ?",
+                               (needle, needle + "\U0010ffff", limit)):
+            hits.append(SearchHit(r["id"], r["name"], "", None, None, "run id", r["id"]))
+    if field in ("any", "trace") and _HEX.match(needle):
+        for r in store.execute(
+                "SELECT s.trace_id, s.run_id, runs.name FROM spans s LEFT JOIN runs ON runs.id = s.run_id "
+                "WHERE s.trace_id >= ? AND s.trace_id < ? GROUP BY s.trace_id, s.run_id LIMIT ?",
+                (needle.lower(), needle.lower() + "g", limit)):
+            hits.append(SearchHit(r["run_id"], r["name"], r["trace_id"], None, None, "trace id", r["trace_id"]))
+    return hits
+
+
+_SPAN_HIT_SQL = (
+    f"SELECT {fts.TABLE}.rowid AS rid, s.trace_id, s.span_id, s.run_id, s.name, s.tool_name, s.model, "
+    "s.attributes, s.status_message, s.events, r.name AS run_name "
+    f"FROM {fts.TABLE} JOIN spans s ON s.rowid = {fts.TABLE}.rowid LEFT JOIN runs r ON r.id = s.run_id "
+    f"WHERE {fts.TABLE} MATCH ?"
+)
+
+
+def _span_rows(store: Store, needle: str, field: str, flt: SearchFilter, before: int | None,
+               limit: int) -> list[Any]:
+    """Spans whose indexed text holds every word of ``needle``, newest stored first."""
+    column = _FIELD_COLUMN.get(field)
+    expression = fts.match_expression(needle, column)
+    if expression is None:
+        return []
+    clauses, params = flt.where()
+    if before is not None:
+        clauses.append(f"{fts.TABLE}.rowid < ?")
+        params.append(before)
+    sql = _SPAN_HIT_SQL + "".join(f" AND {c}" for c in clauses) + f" ORDER BY {fts.TABLE}.rowid DESC LIMIT ?"
+    return store.execute(sql, [expression, *params, limit])
+
+
 def search(store: Store, query: str, *, field: str = "any", limit: int = 100) -> list[SearchHit]:
     """Spans and runs matching ``query``, newest first; every hit names the run it belongs to.
 
-    Ids match exactly or by prefix; names, tools and models as substrings; attribute
-    values and captured text as case-insensitive substrings of the stored JSON, which
-    is a scan of the spans table (bounded by ``limit``).
+    Ids match exactly or by prefix (from the indexes); names, tools, models,
+    attribute values and captured text by words, from the full-text index
+    (store/search.py): every word of the query must appear, the last one may be
+    the start of a word. FTS syntax in the query is plain text.
     """
     needle = query.strip()
     if not needle:
         return []
     if field not in SEARCH_FIELDS:
         raise ValueError(f"unknown search field {field!r}; choose one of {', '.join(SEARCH_FIELDS)}")
-    hits: list[SearchHit] = []
-    seen: set[tuple[str | None, str | None]] = set()
-
-    def add(hit: SearchHit) -> None:
-        key = (hit.run_id, hit.span_id)
-        if key not in seen and len(hits) < limit:
-            seen.add(key)
-            hits.append(hit)
-
-    if field in ("any", "run"):
-        for r in store.execute("SELECT id, name FROM runs WHERE id >= ? AND id < ? ORDER BY id LIMIT ?",
-                               (needle, needle + "\U0010ffff", limit)):
-            add(SearchHit(r["id"], r["name"], "", None, None, "run id", r["id"]))
-    if field in ("any", "trace") and _HEX.match(needle):
-        for r in store.execute(
-                "SELECT s.trace_id, s.run_id, runs.name FROM spans s LEFT JOIN runs ON runs.id = s.run_id "
-                "WHERE s.trace_id >= ? AND s.trace_id < ? GROUP BY s.trace_id, s.run_id LIMIT ?",
-                (needle.lower(), needle.lower() + "g", limit)):
-            add(SearchHit(r["run_id"], r["name"], r["trace_id"], None, None, "trace id", r["trace_id"]))
-    if hits and field == "any" and _HEX.match(needle) and len(needle) >= 6:
+    hits = _id_hits(store, needle, field, limit)
+    if (hits and field == "any" and _HEX.match(needle) and len(needle) >= 6) or field in ("run", "trace"):
         # An id-shaped query that names runs or traces is a lookup: answer from the indexes
-        # instead of also scanning every span's text for the same hex string.
-        return hits
-    columns = {"name": "s.name", "tool": "s.tool_name", "model": "s.model"}
-    conditions = []
-    if field == "any":
-        conditions = [f"{c} LIKE ? ESCAPE '\\'" for c in columns.values()] + ["s.attributes LIKE ? ESCAPE '\\'"]
-    elif field in columns:
-        conditions = [f"{columns[field]} LIKE ? ESCAPE '\\'"]
-    elif field in ("attribute", "text"):
-        conditions = ["s.attributes LIKE ? ESCAPE '\\'"]
-    if conditions and len(hits) < limit:
-        pattern = _like(needle)
-        rows = store.execute(
-            "SELECT s.trace_id, s.span_id, s.run_id, s.name, s.tool_name, s.model, s.attributes, "
-            "runs.name AS run_name FROM spans s LEFT JOIN runs ON runs.id = s.run_id "
-            f"WHERE {' OR '.join(conditions)} ORDER BY s.start_ns DESC LIMIT ?",
-            [*([pattern] * len(conditions)), limit * 4])
-        lowered = needle.lower()
-        for r in rows:
-            matched: tuple[str, str] | None = None
-            for label, column in (("tool", "tool_name"), ("model", "model"), ("span name", "name")):
-                wanted = field in ("any",) or columns.get(field) == f"s.{column}"
-                if wanted and r[column] and lowered in r[column].lower():
-                    matched = (label, r[column])
-                    if column == "tool_name":  # show what it was called with, when that was captured
-                        args = json.loads(r["attributes"]).get(semconv.GEN_AI_TOOL_CALL_ARGUMENTS)
-                        if args is not None:
-                            matched = (label, _snippet(f"{r[column]}({_text(args)})", needle))
-                    break
-            if matched is None and field in ("any", "attribute", "text"):
-                matched = _attribute_match(json.loads(r["attributes"]), needle,
-                                           field if field != "any" else "any")
-            if matched is not None:
-                add(SearchHit(r["run_id"], r["run_name"], r["trace_id"], r["span_id"], r["name"], *matched))
+        # instead of also searching every span's text for the same hex string.
+        return hits[:limit]
+    seen = {(h.run_id, h.span_id) for h in hits}
+    for r in _span_rows(store, needle, field, SearchFilter(), None, limit * 2):
+        if len(hits) >= limit:
+            break
+        matched = _what_matched(r, needle, field)
+        if matched is not None and (r["run_id"], r["span_id"]) not in seen:
+            seen.add((r["run_id"], r["span_id"]))
+            hits.append(SearchHit(r["run_id"], r["run_name"], r["trace_id"], r["span_id"], r["name"], *matched))
     return hits
+
+
+def search_runs(store: Store, query: str, *, field: str = "any", flt: SearchFilter | None = None,
+                after: str | None = None, runs_per_page: int = SEARCH_RUNS_PER_PAGE,
+                hits_per_run: int = SEARCH_HITS_PER_RUN) -> SearchResults:
+    """The search page: matches grouped by run (name, outcome, cost), newest first, a page of runs at a time.
+
+    ``after`` is the previous page's ``next_cursor``: the page holds matches stored
+    before it. A run whose matches straddle two pages appears on both.
+    """
+    needle = query.strip()
+    flt = flt or SearchFilter()
+    if field not in SEARCH_FIELDS:
+        raise ValueError(f"unknown search field {field!r}; choose one of {', '.join(SEARCH_FIELDS)}")
+    before = _search_cursor(after) if after else None
+    if not needle:
+        return SearchResults([], None, True)
+    order: list[str | None] = []
+    per_run: dict[str | None, list[SearchHit]] = {}
+    more: set[str | None] = set()
+    if before is None:  # ids only on the first page; they are not in the index's order
+        for hit in _id_hits(store, needle, field, runs_per_page):
+            key = hit.run_id or f"trace:{hit.trace_id}"
+            if key not in per_run:
+                order.append(key)
+                per_run[key] = []
+            per_run[key].append(hit)
+    lookup = bool(order) and field == "any" and _HEX.match(needle) is not None and len(needle) >= 6
+    next_cursor: str | None = None
+    scanned = 0
+    done = lookup or field in ("run", "trace")
+    while not done and scanned < SEARCH_SCAN:
+        rows = _span_rows(store, needle, field, flt, before, min(500, SEARCH_SCAN - scanned))
+        scanned += len(rows)
+        for r in rows:
+            key = r["run_id"] or f"trace:{r['trace_id']}"
+            if key not in per_run:
+                if len(order) >= runs_per_page:
+                    next_cursor = _encode_search_cursor(r["rid"] + 1)
+                    done = True
+                    break
+                order.append(key)
+                per_run[key] = []
+            before = r["rid"]
+            if len(per_run[key]) >= hits_per_run:
+                more.add(key)
+                continue
+            matched = _what_matched(r, needle, field)
+            if matched is not None:
+                per_run[key].append(SearchHit(r["run_id"], r["run_name"], r["trace_id"], r["span_id"], r["name"],
+                                              *matched))
+        if len(rows) < 500 or done:
+            break
+    scanned_all = done or scanned < SEARCH_SCAN
+    if not done and scanned >= SEARCH_SCAN and before is not None:
+        next_cursor = _encode_search_cursor(before)
+    groups = [g for g in (_run_hits(store, key, per_run[key], key in more) for key in order) if g.hits]
+    return SearchResults(groups, next_cursor, scanned_all, fts.words(needle))
+
+
+def _run_hits(store: Store, key: str | None, hits: list[SearchHit], more: bool) -> RunHits:
+    run_id = hits[0].run_id if hits else None
+    if run_id is None:
+        return RunHits(None, None, None, None, None, hits, more)
+    rows = store.execute("SELECT name, outcome, cost_nusd, started_ns FROM runs WHERE id = ?", (run_id,))
+    if not rows:
+        return RunHits(run_id, hits[0].run_name, None, None, None, hits, more)
+    r = rows[0]
+    return RunHits(run_id, r["name"], r["outcome"], r["cost_nusd"] / NANO, iso(r["started_ns"]), hits, more)
+
+
+def _encode_search_cursor(rowid: int) -> str:
+    return base64.urlsafe_b64encode(json.dumps(["s", rowid]).encode()).decode().rstrip("=")
+
+
+def _search_cursor(cursor: str) -> int:
+    """The index position an ``after`` names; ValueError for anything that is not one of ours."""
+    shown = repr(cursor) if len(cursor) <= 80 else repr(cursor[:80]) + "..."
+    if len(cursor) > _MAX_CURSOR:
+        raise ValueError(f"bad page cursor {shown}: longer than any page link")
+    try:
+        tag, rowid = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"bad page cursor {shown}") from exc
+    if tag != "s" or not isinstance(rowid, int) or isinstance(rowid, bool) or not 0 < rowid < 2**63:
+        raise ValueError(f"bad page cursor {shown}")
+    return rowid
 
 
 def group_hits(hits: list[SearchHit]) -> list[tuple[str | None, str | None, list[SearchHit]]]:

@@ -12,7 +12,7 @@ held as briefly as possible:
 2. inside one ``BEGIN IMMEDIATE``: hold back verdicts for runs the store does
    not hold yet, and fold earlier such verdicts into a run's first row
    (``verdicts.settle``: a verdict never creates a run), then insert the spans
-   with one executemany and add each run's contribution with one upsert, then take
+   with one executemany, index their words for search under the same rowids (:mod:`.search`), add each run's contribution with one upsert, then take
    back the calls that the innermost rule finds counted twice (:mod:`.innermost`:
    a usage span with a usage span nested below it). If the insert meets a span
    stored already, that transaction is rolled back and a second one finds the
@@ -40,6 +40,8 @@ from .normalise import normalise
 from .records import SpanRecord
 from .rereads import recount as recount_rereads
 from .rereads import runs_to_recount
+from .search import INSERT_SQL as INSERT_SEARCH_SQL
+from .search import Texts, max_rowid, texts
 from .values import dumps, events_json
 from .verdicts import settle
 
@@ -91,6 +93,7 @@ class Prepared(NamedTuple):
     keys: list[tuple[str, str]]
     rows: list[tuple[Any, ...]]
     spans: list[tuple[SpanRecord, SpanFacts]]
+    texts: list[Texts]  # what the search index holds of each row (store/search.py)
 
 
 def prepare(records: Iterable[SpanRecord]) -> Prepared:
@@ -101,6 +104,7 @@ def prepare(records: Iterable[SpanRecord]) -> Prepared:
     keys: list[tuple[str, str]] = []
     rows: list[tuple[Any, ...]] = []
     spans: list[tuple[SpanRecord, SpanFacts]] = []
+    found: list[Texts] = []
     seen: set[tuple[str, str]] = set()
     resource_json: dict[int, str] = {}  # records of a batch share resource dicts
     encode = dumps
@@ -137,7 +141,9 @@ def prepare(records: Iterable[SpanRecord]) -> Prepared:
             events_json(events) if events else "[]", record.scope_name, record.scope_version,
             int(carries_usage(record, facts)), int(eligible(record, kind)),
         ))
-    return Prepared(keys, rows, spans)
+        found.append(texts(record.name, tool, model, record.attributes, record.status_message,
+                           ((e.name, e.attributes) for e in events) if events else ()))
+    return Prepared(keys, rows, spans, found)
 
 
 def _existing(conn: sqlite3.Connection, keys: list[tuple[str, str]]) -> set[tuple[str, str]]:
@@ -176,7 +182,7 @@ def ingest(conn: sqlite3.Connection, records: Iterable[SpanRecord]) -> int:
     try:
         with _write_transaction(conn):
             deltas = settle(conn, batch.spans, deltas)  # before the insert: sees earlier batches only
-            conn.executemany(INSERT_SPAN_SQL, batch.rows)
+            _insert(conn, batch.keys, batch.rows, batch.texts)
             apply_deltas(conn, deltas)
             apply_deltas(conn, recount(conn, batch.spans))
             if rereads:
@@ -190,12 +196,32 @@ def ingest(conn: sqlite3.Connection, records: Iterable[SpanRecord]) -> int:
         if keep:
             kept = [batch.spans[i] for i in keep]
             deltas = settle(conn, kept, aggregate(kept))
-            conn.executemany(INSERT_SPAN_SQL, [batch.rows[i] for i in keep])
+            _insert(conn, [batch.keys[i] for i in keep], [batch.rows[i] for i in keep],
+                    [batch.texts[i] for i in keep])
             apply_deltas(conn, deltas)
             apply_deltas(conn, recount(conn, kept))
             if rereads:
                 recount_rereads(conn, rereads)
     return len(keep)
+
+
+def _insert(conn: sqlite3.Connection, keys: list[tuple[str, str]], rows: list[tuple[Any, ...]],
+            found: list[Texts]) -> None:
+    """Insert the spans, and their search rows under the same rowids.
+
+    We hold the write lock, and SQLite gives each new row the largest rowid plus
+    one, so the batch takes ``first`` .. ``first + n - 1``; the largest rowid
+    afterwards proves it. Only a table whose rowids reached 2**63 (where SQLite
+    picks random free ones) needs them read back by key.
+    """
+    first = max_rowid(conn) + 1
+    conn.executemany(INSERT_SPAN_SQL, rows)
+    if max_rowid(conn) == first + len(rows) - 1:
+        conn.executemany(INSERT_SEARCH_SQL, [(first + i, *t) for i, t in enumerate(found)])
+        return
+    for key, t in zip(keys, found, strict=True):
+        rowid = conn.execute("SELECT rowid FROM spans WHERE trace_id = ? AND span_id = ?", key).fetchone()[0]
+        conn.execute(INSERT_SEARCH_SQL, (rowid, *t))
 
 
 @contextmanager

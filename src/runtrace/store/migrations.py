@@ -14,6 +14,7 @@ import sqlite3
 from collections.abc import Callable
 
 from .. import semconv as sc
+from . import rollup, search
 from .errors import ForeignStoreError, StoreVersionError
 
 # PRAGMA application_id of every runtrace store ("RTRC"): how a foreign SQLite file is told apart.
@@ -195,6 +196,20 @@ def m004_alerts(conn: sqlite3.Connection) -> None:
             span_rowid INTEGER NOT NULL
         ) WITHOUT ROWID;
     """)
+
+
+@migration
+def m005_search_fts(conn: sqlite3.Connection) -> None:
+    """Search and the report by model without scans (issue 14).
+
+    ``span_search``: an FTS5 index of span names, attribute values and captured text
+    (store/search.py), filled here for every stored span and at ingest for new ones.
+    ``report_rollup``: the report by model/provider per day and outcome, kept by
+    triggers (store/rollup.py), filled here from the stored runs.
+    """
+    search.create(conn)
+    search.index_all(conn)
+    rollup.create(conn)
 
 
 @migration
