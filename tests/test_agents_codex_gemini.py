@@ -194,8 +194,15 @@ def test_codex_resumed_session_continues_the_run(tmp_path: Path) -> None:
         _ingest_logs(store, codex.to_records, resumed)
         assert [r["id"] for r in list_runs(store)] == [CODEX_ID]
         run = _run(store, CODEX_ID)
+    first = next(e.attributes["prompt"] for request in log_requests("codex") for e in request
+                 if e.name == sc.CODEX_EV_USER_PROMPT)
+    assert first != "now add a test"
     assert (run["llm_calls"], run["tool_calls"], run["input_tokens"]) == (14, 12, 2 * 30842)
-    assert run["name"] == "now add a test"  # the latest prompt names the run
+    assert run["name"] == first  # the first prompt names the session (issue 13), not the resumed one
+    with _store(tmp_path / "reversed") as store:  # whatever order the two processes' records arrive in
+        _ingest_logs(store, codex.to_records, resumed)
+        _ingest_logs(store, codex.to_records, log_requests("codex"))
+        assert _run(store, CODEX_ID)["name"] == first
 
 
 # --- Gemini ------------------------------------------------------------------------

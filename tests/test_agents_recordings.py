@@ -76,9 +76,9 @@ SEVEN = list(range(7))  # read, read again, read a missing file, edit, git diff,
 # session id (as the agent printed it) -> expected run
 EXPECTED: dict[str, tuple[str, dict[str, Any]]] = {
     # two processes: the second (`claude -p ... --resume <id>`) answers at once, its one call at step 6;
-    # named by the latest prompt (_build.prompt_record; issue 13 says the first: left to the lead)
+    # named by the first prompt, not the resumed one's (RESUME_PROMPT)
     "claude-resume": ("9e6044f2-b6fe-441d-bb6c-a26d2724428b", _claude(
-        [*SEVEN, 6], name=RESUME_PROMPT, tool_calls=5, refused_tool_calls=1, repeated_reads=1,
+        [*SEVEN, 6], name=PROMPT, tool_calls=5, refused_tool_calls=1, repeated_reads=1,
         errors=1, api_errors=0, tool_errors=1)),
     # the first model call got a 529 and was retried: one call, no error
     "claude-retry": ("28848fec-cd00-4776-862a-96449450c24e", _claude(
@@ -117,7 +117,7 @@ EXPECTED.update({
         errors=3, api_errors=0, tool_errors=3)),
     # `codex exec` then `codex exec resume --last`: the same thread, one more call at step 6
     "codex-resume": ("01a2316c-582b-74d2-a99c-b2d6caf0bc83", _codex(
-        [*SEVEN, 6], name=RESUME_PROMPT, tool_calls=6, refused_tool_calls=0, repeated_reads=1,
+        [*SEVEN, 6], name=PROMPT, tool_calls=6, refused_tool_calls=0, repeated_reads=1,
         errors=1, api_errors=0, tool_errors=1)),
     # `gemini -p -m gemini-2.5-flash --approval-mode auto_edit`: the shell tool is not registered (two
     # failed calls) and the missing file fails too; the fake answers as "gemini-fake": unpriced, never $0.

@@ -68,8 +68,11 @@ AS SELECT
            -- run's first spans carry them), never an unnamed span: as in the embedded store
            (multiIf(s.kind = 'run' OR s.foreign_root = 1, 2,
                     s.run_name != '' OR s.project != '' OR s.owner != '', 1, 0),
-            if(s.foreign_root = 1, -toUnixTimestamp64Nano(s.start), toUnixTimestamp64Nano(s.end)),
-            if(s.foreign_root = 1, translate(s.span_id, '0123456789abcdef', 'fedcba9876543210'), s.span_id)))
+            -- a foreign root and a coding agent's prompt: the earliest wins (its first prompt names a session)
+            if(s.foreign_root = 1 OR (s.name = 'user_prompt' AND s.run_name != ''),
+               -toUnixTimestamp64Nano(s.start), toUnixTimestamp64Nano(s.end)),
+            if(s.foreign_root = 1 OR (s.name = 'user_prompt' AND s.run_name != ''),
+               translate(s.span_id, '0123456789abcdef', 'fedcba9876543210'), s.span_id)))
         AS _d,
     argMaxIf((s.outcome, s.outcome_by, s.outcome_reason), (s.end, s.outcome, s.outcome_by, s.outcome_reason),
              s.kind = 'run' OR s.foreign_root = 1 OR (s.kind = 'outcome' AND s.outcome != '')) AS _v,

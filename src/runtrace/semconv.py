@@ -276,6 +276,7 @@ UNPRICED_OUT_OF_RANGE: Final = "out_of_range"
 PROVIDER_GCP_GEMINI: Final = "gcp.gemini"
 EVENT_NAME: Final = "event.name"
 AGENT_EVENT: Final = "runtrace.agent.event"  # the agent event a record was made from
+AGENT_PROMPT_SPAN: Final = "user_prompt"  # the span name of a coding agent's prompt record (the first names the run)
 TOOL_REFUSED: Final = "runtrace.tool.refused"  # bool: the agent's sandbox/user refused the tool call
 TOOL_READ: Final = "runtrace.tool.read"  # bool: the call only reads (candidate for a repeated read)
 

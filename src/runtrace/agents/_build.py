@@ -122,11 +122,11 @@ def prompt_record(session: Session, *, identity: Iterable[object], event_name: s
                   name: str, scope_name: str | None = None) -> SpanRecord:
     """A user prompt: the one record that carries the run's name, project and owner.
 
-    The store takes a run's name from the latest span carrying name/project/owner
-    (a run span outranks them); only prompt records carry them, so the rest of
-    a turn, in whatever request it arrives, never overrides the name. The run
-    is named by its latest prompt (for ``codex exec`` / ``gemini -p`` sessions
-    the only one).
+    Only prompt records carry name/project/owner, so the rest of a turn, in
+    whatever request it arrives, never overrides the name; among prompts the
+    store takes the earliest, so a session is named by its first prompt, also
+    after ``claude --resume`` / ``codex exec resume`` and whatever order the
+    records arrive in.
     """
     attrs: Attributes = {**session.run_attributes(), sc.RUN_NAME: name, sc.AGENT_EVENT: event_name}
     for key in (sc.PROJECT, sc.OWNER):
@@ -135,7 +135,7 @@ def prompt_record(session: Session, *, identity: Iterable[object], event_name: s
             attrs[key] = value
     return SpanRecord(
         trace_id=session.trace_id, span_id=session.span_id(*identity), parent_span_id=None,
-        name="user_prompt", kind="INTERNAL", start_ns=time_ns, end_ns=time_ns, status_code="UNSET",
+        name=sc.AGENT_PROMPT_SPAN, kind="INTERNAL", start_ns=time_ns, end_ns=time_ns, status_code="UNSET",
         status_message=None, attributes=attrs, resource=session.resource, scope_name=scope_name)
 
 

@@ -181,6 +181,9 @@ def _desc_key(record: SpanRecord, kind: str) -> tuple[int, int, str]:
     if record.parent_span_id is None and _is_foreign_root(record):
         # max over (-start, flipped id) = min over (start, id): the earliest root, in any order
         return (RANK_ROOT, -record.start_ns, record.span_id.translate(_FLIP_HEX))
+    if record.name == sc.AGENT_PROMPT_SPAN and sc.AGENT_EVENT in record.attributes:
+        # A coding agent's prompts: the first names the session, also after a resume.
+        return (_rank(kind, record.attributes), -record.start_ns, record.span_id.translate(_FLIP_HEX))
     return (_rank(kind, record.attributes), record.end_ns, record.span_id)
 
 
@@ -362,7 +365,7 @@ def _descriptor(record: SpanRecord, facts: SpanFacts) -> Descriptor:
                           owner=as_str(get(sc.OWNER)) or as_str(res(sc.OWNER)),
                           service=facts.service)
     if facts.kind != KIND_RUN:
-        return Descriptor(_rank(facts.kind, record.attributes), record.end_ns, record.span_id,
+        return Descriptor(*_desc_key(record, facts.kind),
                           name=as_str(get(sc.RUN_NAME)),
                           project=as_str(get(sc.PROJECT)), owner=as_str(get(sc.OWNER)),
                           service=facts.service)
