@@ -14,6 +14,7 @@ caller's result.
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -27,7 +28,6 @@ from opentelemetry.trace import SpanKind
 
 from .. import _config, detect, metrics, pricing, projection, runs, semconv
 from .._errors import record_error
-from .._forksafe import ForkSafeLock
 from .._internal import fail_open
 from . import _wrap
 
@@ -265,7 +265,9 @@ class LLMCall:
         self.run = runs.current_run()
         self.started = datetime.now(timezone.utc)
         self._t0 = time.monotonic()
-        self._lock = ForkSafeLock()
+        # Claimed by the first next(): atomic under the GIL, and unlike a lock per call
+        # (a ForkSafeLock is registered in a WeakSet for fork) it costs nothing to make.
+        self._claims = itertools.count()
         self._ended = False
         self._first_chunk_s: float | None = None
         attrs = dict(request.attributes)
@@ -314,11 +316,10 @@ class LLMCall:
             self._first_chunk_s = time.monotonic() - self._t0
 
     def _claim(self) -> bool:
-        with self._lock:
-            if self._ended:
-                return False
-            self._ended = True
-            return True
+        if next(self._claims):
+            return False
+        self._ended = True
+        return True
 
     def finish(self, data: ResponseData | None, *, ended_by: str | None = None) -> None:
         """End the span with what the response said (``data`` None: nothing could be read)."""

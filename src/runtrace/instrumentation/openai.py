@@ -278,8 +278,10 @@ class ChatAccumulator:
 
     def add(self, chunk: Any) -> None:
         head = self.head
-        head.response_id = head.response_id or as_str(get(chunk, "id"))
-        head.response_model = head.response_model or as_str(get(chunk, "model"))
+        if head.response_id is None:  # the first chunk names them; later ones are not read again
+            head.response_id = as_str(get(chunk, "id"))
+        if head.response_model is None:
+            head.response_model = as_str(get(chunk, "model"))
         head.service_tier = as_str(get(chunk, "service_tier")) or head.service_tier
         raw_usage = get(chunk, "usage")  # only the last chunk carries it
         usage = chat_usage(raw_usage) if raw_usage is not None else None
