@@ -315,10 +315,10 @@ def target_ratios(data: dict[str, Any]) -> dict[str, float | None]:
     ``chat``/``stream``: µs runtrace adds per call over µs openai-v2 adds (same
     pipeline, same openai release). ``tool``: µs ``@runtrace.tool`` adds over µs a
     hand-written ``execute_tool`` span adds (the span openai-v2's process makes:
-    a plain SDK tracer, nothing of runtrace installed). ``store``: CPU of the
-    calling thread per chat call with the store on over the same with it off (the
+    a plain SDK tracer, nothing of runtrace installed). ``store``: µs a chat call adds
+    with the store on over µs it adds with it off, in CPU of the calling thread (the
     store works on its exporter thread, which the agent does not wait for; the
-    all-threads figure is in ``overhead_us``). None when a figure is missing or
+    all-threads figures are in ``overhead_us``). None when a figure is missing or
     the reference is not above the noise.
     """
     r = data["results"]
@@ -327,8 +327,9 @@ def target_ratios(data: dict[str, Any]) -> dict[str, float | None]:
         return ours / ref if ref > 0 else None
 
     ours, v2 = r["runtrace"], r["openai-v2"]
-    store_on = r["runtrace+store"]["caller_overhead_us"]["chat"] + r["runtrace+store"]["baseline_us_per_call"]["chat"]
-    store_off = ours["caller_overhead_us"]["chat"] + ours["baseline_us_per_call"]["chat"]
+    # As the issue counts it (+435 over +320 µs: +36%): µs added with the store over µs added without.
+    store_on = r["runtrace+store"]["caller_overhead_us"]["chat"]
+    store_off = ours["caller_overhead_us"]["chat"]
     return {
         "chat": ratio(ours["overhead_us"]["chat"], v2["overhead_us"]["chat"]),
         "stream": ratio(ours["overhead_us"]["stream"], v2["overhead_us"]["stream"]),
