@@ -124,3 +124,26 @@ def _env() -> dict[str, str]:
     import os
 
     return {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "RUNTRACE_", "PYTEST_"))}
+
+
+def test_duplicate_marker_does_not_inspect_runtrace_run_and_tool_spans(
+        instrumented, monkeypatch: pytest.MonkeyPatch) -> None:
+    from runtrace import _processors
+
+    inspected: list[str] = []
+    real = _processors._is_llm_request
+
+    def counting(span: object) -> bool:
+        inspected.append(getattr(span, "name", ""))
+        return real(span)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(_processors, "_is_llm_request", counting)
+    fake = FakeLLM(default=json_reply(chat_completion(model="gpt-4o-mini", usage=ChatUsage(100, 10))))
+    client = fake.openai()
+    read_file = runtrace.tool(name="read_file")(lambda path: "x = 1")
+    with runtrace.run("inspected"):
+        read_file(path="a.py")
+        client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
+    assert inspected == []  # the run and tool spans are never LLM requests; the chat span is runtrace's own
+    assert len(instrumented.llm_spans()) == 1
+    assert sc.DUPLICATE_OF not in (instrumented.llm_spans()[0].attributes or {})
