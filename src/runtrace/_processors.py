@@ -166,7 +166,10 @@ class DuplicateMarker(SpanProcessor):
 
     def _on_start(self, span: Span, parent_context: Context | None) -> None:
         scope = span.instrumentation_scope
-        ours = scope is not None and scope.name in semconv.RUNTRACE_LLM_SCOPES
+        name = scope.name if scope is not None else None
+        if name in semconv.RUNTRACE_NON_LLM_SCOPES:
+            return  # a run or tool span: never a request, and never in the chains below
+        ours = name in semconv.RUNTRACE_LLM_SCOPES
         if not ours and not _is_llm_request(span):
             return
         parent = trace.get_current_span(parent_context).get_span_context()

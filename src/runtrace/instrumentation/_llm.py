@@ -14,6 +14,7 @@ caller's result.
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -27,7 +28,6 @@ from opentelemetry.trace import SpanKind
 
 from .. import _config, detect, metrics, pricing, projection, runs, semconv
 from .._errors import record_error
-from .._forksafe import ForkSafeLock
 from .._internal import fail_open
 from . import _wrap
 
@@ -90,13 +90,38 @@ _server_attributes: dict[str, dict[str, Any]] = {}  # base URL -> its attributes
 
 def server_attributes(client: Any) -> dict[str, Any]:
     """server.address / server.port from an SDK client's ``base_url``."""
+    return dict(shared_server_attributes(client))
+
+
+_server_by_url_object: dict[int, tuple[Any, dict[str, Any]]] = {}  # id(base_url) -> (base_url, attrs)
+
+
+def shared_server_attributes(client: Any) -> Mapping[str, Any]:
+    """:func:`server_attributes` without the copy, for callers that only read it (every request).
+
+    A client keeps one ``base_url`` object, so the attributes are found by that
+    object's identity before ``str()`` of an httpx URL (a few us) is paid. The
+    URL object is held in the cache, so its id cannot be reused by another object.
+    """
     base_url = get(client, "base_url")
     if base_url is None:
         return {}
-    url = str(base_url)
+    if type(base_url) is str:  # a fresh string each time: found by value
+        return _server_attributes_of(base_url)
+    hit = _server_by_url_object.get(id(base_url))
+    if hit is not None and hit[0] is base_url:
+        return hit[1]
+    attrs = _server_attributes_of(str(base_url))
+    if len(_server_by_url_object) >= 256:
+        _server_by_url_object.clear()
+    _server_by_url_object[id(base_url)] = (base_url, attrs)
+    return attrs
+
+
+def _server_attributes_of(url: str) -> dict[str, Any]:
     cached = _server_attributes.get(url)
     if cached is not None:
-        return dict(cached)
+        return cached
     parts = urlsplit(url)
     attrs: dict[str, Any] = {}
     if parts.hostname:
@@ -107,7 +132,7 @@ def server_attributes(client: Any) -> dict[str, Any]:
     if len(_server_attributes) >= 256:  # bounded: programs talk to a handful of endpoints
         _server_attributes.clear()
     _server_attributes[url] = attrs
-    return dict(attrs)
+    return attrs
 
 
 def put(attrs: dict[str, Any], key: str, value: Any) -> None:
@@ -201,6 +226,23 @@ def _tracer(settings: _config.Settings, name: str) -> trace.Tracer:
         _tracers[name] = (settings, tracer)
     return tracer
 
+def stamp_run(run: runs.Run | None, attrs: dict[str, Any]) -> bool:
+    """Put ``run``'s id, and its name/project/owner while it needs them, into a span's start attributes.
+
+    This is RunStampProcessor's work done by the span's maker, who knows the run
+    already (the processor then leaves the span alone). True when the name went
+    in: the caller marks the run attributed once that span has ended.
+    """
+    if run is None:
+        return False
+    attrs[semconv.RUN_ID] = run.id
+    named = run.attribution()
+    if named:
+        attrs.update(named)
+        return True
+    return False
+
+
 class LLMCall:
     """The span of one LLM request; ``finish``/``fail`` end it exactly once, from any thread."""
 
@@ -215,7 +257,9 @@ class LLMCall:
         self.run = runs.current_run()
         self.started = datetime.now(timezone.utc)
         self._t0 = time.monotonic()
-        self._lock = ForkSafeLock()
+        # Claimed by the first next(): atomic under the GIL, and unlike a lock per call
+        # (a ForkSafeLock is registered in a WeakSet for fork) it costs nothing to make.
+        self._claims = itertools.count()
         self._ended = False
         self._first_chunk_s: float | None = None
         attrs = dict(request.attributes)
@@ -224,6 +268,9 @@ class LLMCall:
         put(attrs, semconv.GEN_AI_REQUEST_MODEL, request.model)
         if request.stream:
             attrs[semconv.GEN_AI_REQUEST_STREAM] = True
+        # The run's id (and, on its first spans, its name) go in with the span's start, so
+        # RunStampProcessor does not look the id up in baggage and set it in a second pass.
+        self._names_run = stamp_run(self.run, attrs)
         name = f"{request.operation} {request.model}" if request.model else request.operation
         # Everything known before the request goes in with the span's start: one pass over the attributes.
         if request.prompt is not None:
@@ -261,11 +308,10 @@ class LLMCall:
             self._first_chunk_s = time.monotonic() - self._t0
 
     def _claim(self) -> bool:
-        with self._lock:
-            if self._ended:
-                return False
-            self._ended = True
-            return True
+        if next(self._claims):
+            return False
+        self._ended = True
+        return True
 
     def finish(self, data: ResponseData | None, *, ended_by: str | None = None) -> None:
         """End the span with what the response said (``data`` None: nothing could be read)."""
@@ -274,7 +320,12 @@ class LLMCall:
         try:
             self._record(data, ended_by)
         finally:
-            self.span.end()
+            self._end()
+
+    def _end(self) -> None:
+        self.span.end()
+        if self._names_run and self.run is not None:
+            self.run.mark_attributed()  # what RunStampProcessor does for the spans it names
 
     def fail(self, exc: BaseException, partial: ResponseData | None = None, *,
              ended_by: str | None = None) -> None:
@@ -298,7 +349,7 @@ class LLMCall:
                 # Anything else (a timeout, a lost connection) may have been, so it stays unpriced.
                 self._record(None, ended_by, not_billed=status_code is not None, error_type=error_type)
         finally:
-            self.span.end()
+            self._end()
 
     # -- the shared bookkeeping -------------------------------------------------
     def _record(self, data: ResponseData | None, ended_by: str | None, *, not_billed: bool = False,

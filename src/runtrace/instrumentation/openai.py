@@ -34,7 +34,7 @@ from ._llm import (
     get,
     given,
     put,
-    server_attributes,
+    shared_server_attributes,
     stop_sequences,
     tool_call_part,
     traced,
@@ -50,12 +50,31 @@ TRACER = "runtrace.instrumentation.openai"
 # --- requests ----------------------------------------------------------------------------
 
 def provider(instance: Any) -> str:
-    """gen_ai.provider.name of the client behind a resource (Azure, DeepSeek, local, ... or openai)."""
-    return endpoints.provider_of_client(get(instance, "_client"))
+    """gen_ai.provider.name of the client behind a resource (Azure, DeepSeek, local, ... or openai).
+
+    Remembered per (client class, ``base_url`` object): matching a URL against
+    the provider patterns costs tens of us, and a client asks the same every call.
+    """
+    client = get(instance, "_client")
+    base_url = getattr(client, "base_url", None) if client is not None else None
+    if base_url is None or type(base_url) is str:
+        return endpoints.provider_of_client(client)
+    hit = _providers.get(id(base_url))
+    if hit is not None and hit[0] is base_url and hit[1] is type(client):
+        return hit[2]
+    found = endpoints.provider_of_client(client)
+    if len(_providers) >= 256:  # bounded: a program has a handful of clients
+        _providers.clear()
+    _providers[id(base_url)] = (base_url, type(client), found)
+    return found
+
+
+# id(base_url) -> (that base_url, the client's class, provider); the URL is held, so its id is not reused
+_providers: dict[int, tuple[Any, type, str]] = {}
 
 
 def _common_request(instance: Any, kwargs: dict[str, Any], attrs: dict[str, Any]) -> None:
-    attrs.update(server_attributes(get(instance, "_client")))
+    attrs.update(shared_server_attributes(get(instance, "_client")))
     put(attrs, semconv.GEN_AI_REQUEST_TEMPERATURE, kwargs.get("temperature"))
     put(attrs, semconv.GEN_AI_REQUEST_TOP_P, kwargs.get("top_p"))
     tier = kwargs.get("service_tier")
@@ -75,6 +94,11 @@ def _output_type(fmt: Any) -> str | None:
 
 
 def _chat_message(message: Any) -> tuple[str, str]:
+    if type(message) is dict:  # the common case, read without the generic walk
+        content = message.get("content")
+        if type(content) is str and not message.get("tool_calls"):
+            role = message.get("role")
+            return (role if type(role) is str and role else "user"), content
     role = as_str(get(message, "role")) or "user"
     text = flatten_text(get(message, "content"))
     calls = [f"{get(c, 'function', 'name')}({get(c, 'function', 'arguments') or ''})"
@@ -186,7 +210,7 @@ def responses_request(instance: Any, kwargs: dict[str, Any]) -> Request:
 
 def embeddings_request(instance: Any, kwargs: dict[str, Any]) -> Request:
     attrs: dict[str, Any] = {}
-    attrs.update(server_attributes(get(instance, "_client")))
+    attrs.update(shared_server_attributes(get(instance, "_client")))
     fmt = kwargs.get("encoding_format")
     if isinstance(fmt, str):
         attrs[semconv.GEN_AI_REQUEST_ENCODING_FORMATS] = [fmt]
@@ -254,8 +278,10 @@ class ChatAccumulator:
 
     def add(self, chunk: Any) -> None:
         head = self.head
-        head.response_id = head.response_id or as_str(get(chunk, "id"))
-        head.response_model = head.response_model or as_str(get(chunk, "model"))
+        if head.response_id is None:  # the first chunk names them; later ones are not read again
+            head.response_id = as_str(get(chunk, "id"))
+        if head.response_model is None:
+            head.response_model = as_str(get(chunk, "model"))
         head.service_tier = as_str(get(chunk, "service_tier")) or head.service_tier
         raw_usage = get(chunk, "usage")  # only the last chunk carries it
         usage = chat_usage(raw_usage) if raw_usage is not None else None

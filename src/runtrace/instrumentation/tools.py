@@ -20,6 +20,7 @@ from opentelemetry.trace import SpanKind
 from .. import _config, detect, runs, semconv
 from .._errors import record_error
 from .._internal import fail_open
+from ._llm import stamp_run
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -60,6 +61,7 @@ class ToolCall:
         self.settings = _config.settings()
         self.span: trace.Span = trace.INVALID_SPAN
         self.args_hash = ""
+        self._names_run = False
         self._token: object = None
         with fail_open("tool span start"):
             self.args_hash = detect.stable_hash(self.arguments)
@@ -76,6 +78,7 @@ class ToolCall:
                 attrs[semconv.GEN_AI_TOOL_DESCRIPTION] = description
             if self.settings.capture_content:
                 attrs[semconv.GEN_AI_TOOL_CALL_ARGUMENTS] = detect.canonical_json(self.arguments)
+            self._names_run = stamp_run(self.run, attrs)
             self.span = self.settings.tracer("runtrace.tools").start_span(
                 f"{semconv.OP_EXECUTE_TOOL} {name}", kind=SpanKind.INTERNAL, attributes=attrs)
 
@@ -89,21 +92,30 @@ class ToolCall:
         self._cm.__exit__(*exc_info)
 
     def finish(self, result: Any) -> None:
+        attrs: dict[str, Any] = {}
+        events: list[tuple[str, dict[str, Any]]] = []
         with fail_open("tool span end"):
             result_hash = detect.stable_hash(result)
             text = result if isinstance(result, str) else detect.canonical_json(result)
             tokens = detect.estimate_tokens(text)
-            self.span.set_attribute(semconv.TOOL_RESULT_HASH, result_hash)
+            attrs[semconv.TOOL_RESULT_HASH] = result_hash
             if self.settings.capture_content:
-                self.span.set_attribute(semconv.GEN_AI_TOOL_CALL_RESULT, text)
+                attrs[semconv.GEN_AI_TOOL_CALL_RESULT] = text
             if self.run is not None:
-                attrs, events = self.run.observe_tool_call(
+                seen, events = self.run.observe_tool_call(
                     self.name, self.args_hash, result_hash, tokens,
                     args_preview=self._args_preview())
-                self.span.set_attributes(attrs)
-                for event_name, event_attrs in events:
-                    self.span.add_event(event_name, event_attrs)
+                attrs.update(seen)
+        with fail_open("tool span attributes"):
+            self.span.set_attributes(attrs)  # one pass over the SDK's attribute lock, not three
+            for event_name, event_attrs in events:
+                self.span.add_event(event_name, event_attrs)
+        self._end()
+
+    def _end(self) -> None:
         self.span.end()
+        if self._names_run and self.run is not None:
+            self.run.mark_attributed()  # what RunStampProcessor does for the spans it names
 
     def fail(self, exc: BaseException) -> None:
         with fail_open("tool span error"):
@@ -113,7 +125,7 @@ class ToolCall:
                 # A failed call still counts as a tool call; its "result" is the error.
                 self.run.observe_tool_call(self.name, self.args_hash, detect.stable_hash(repr(exc)), 0,
                                            args_preview=self._args_preview())
-        self.span.end()
+        self._end()
 
     def _args_preview(self) -> str:
         """The arguments as detection sentences show them: only when content capture is on.

@@ -1,0 +1,149 @@
+"""What the per-call hot path does once instead of every call (issue 14), and that it records the same.
+
+- LLM and tool spans carry ``runtrace.run.id`` (and the run's name on its first
+  spans) from their start, so a sampler or a processor placed before runtrace's
+  sees them, and ``RunStampProcessor`` has no baggage lookup or second attribute
+  pass left to do;
+- the provider and server attributes of an openai client are worked out once per
+  client, and again when its ``base_url`` changes.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+import runtrace
+from llm_fakes import ChatUsage, FakeLLM, chat_completion, json_reply
+from runtrace import semconv as sc
+from runtrace.instrumentation import endpoints
+
+TESTS = Path(__file__).resolve().parent
+
+_SAMPLER_CHILD = textwrap.dedent('''
+    import json, sys
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.sampling import ALWAYS_ON, Sampler
+
+    seen = {}
+
+    class Recording(Sampler):
+        """What a user's sampler is given: the span's start attributes."""
+        def should_sample(self, parent_context, trace_id, name, kind=None, attributes=None, links=None,
+                          trace_state=None):
+            seen[name] = dict(attributes or {})
+            return ALWAYS_ON.should_sample(parent_context, trace_id, name, kind, attributes, links, trace_state)
+        def get_description(self):
+            return "recording"
+
+    trace.set_tracer_provider(TracerProvider(sampler=Recording()))
+    import runtrace
+    from llm_fakes import ChatUsage, FakeLLM, chat_completion, json_reply
+
+    runtrace.instrument(store=False)
+    fake = FakeLLM(default=json_reply(chat_completion(model="gpt-4o-mini", usage=ChatUsage(100, 10))))
+    client = fake.openai()
+    read_file = runtrace.tool(name="read_file")(lambda path: "x = 1")
+    with runtrace.run("sampled", project="billing", owner="alice") as run:
+        client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
+        read_file(path="a.py")
+        client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "again"}])
+    runtrace.uninstrument()
+    print(json.dumps({"run_id": run.id, "seen": seen}))
+''')
+
+
+def test_sampler_sees_run_id_and_name_at_the_start_of_llm_and_tool_spans() -> None:
+    # A fresh process: the sampler belongs to the TracerProvider, one per process.
+    proc = subprocess.run([sys.executable, "-c", _SAMPLER_CHILD], capture_output=True, text=True, timeout=120,
+                          env={**_env(), "PYTHONPATH": f"{TESTS.parent / 'src'}:{TESTS}"}, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    seen, run_id = out["seen"], out["run_id"]
+    assert sorted(seen) == ["chat gpt-4o-mini", "execute_tool read_file", "run sampled"]
+    for name in ("chat gpt-4o-mini", "execute_tool read_file"):
+        assert seen[name][sc.RUN_ID] == run_id
+    # The name/project/owner ride on the run's spans until one carrying them has ended:
+    # the first LLM span ended before the tool started, so the tool span and the second call
+    # (the last one recorded under its name) do not carry them.
+    assert {k: seen["execute_tool read_file"].get(k) for k in (sc.RUN_NAME, sc.PROJECT, sc.OWNER)} == \
+        {sc.RUN_NAME: None, sc.PROJECT: None, sc.OWNER: None}
+
+
+def test_llm_and_tool_spans_keep_the_run_stamp_and_first_span_naming(instrumented) -> None:
+    fake = FakeLLM(default=json_reply(chat_completion(model="gpt-4o-mini", usage=ChatUsage(100, 10))))
+    client = fake.openai()
+    read_file = runtrace.tool(name="read_file")(lambda path: "x = 1")
+    with runtrace.run("stamped", project="billing", owner="alice") as run:
+        read_file(path="a.py")
+        client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
+        read_file(path="b.py")
+    spans = {s.name + str(i): dict(s.attributes or {}) for i, s in enumerate(instrumented.spans())}
+    assert [k for k in spans] == ["execute_tool read_file0", "chat gpt-4o-mini1", "execute_tool read_file2",
+                                  "run stamped3"]
+    assert {v[sc.RUN_ID] for v in spans.values()} == {run.id}
+    named = {k: (v.get(sc.RUN_NAME), v.get(sc.PROJECT), v.get(sc.OWNER)) for k, v in spans.items()}
+    assert named == {"execute_tool read_file0": ("stamped", "billing", "alice"),
+                     "chat gpt-4o-mini1": (None, None, None),
+                     "execute_tool read_file2": (None, None, None),
+                     "run stamped3": ("stamped", "billing", "alice")}
+    tool_attrs = spans["execute_tool read_file0"]
+    assert (tool_attrs[sc.TOOL_REPEAT_COUNT], tool_attrs[sc.TOOL_RESULT_TOKENS]) == (1, 2)
+    assert len(tool_attrs[sc.TOOL_RESULT_HASH]) == 16
+
+
+def test_provider_of_a_client_is_worked_out_once_and_again_when_its_url_changes(
+        instrumented, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[str] = []
+    real = endpoints.provider_of_client
+
+    def counting(client: object) -> str:
+        calls.append(str(getattr(client, "base_url", "")))
+        return real(client)
+
+    monkeypatch.setattr(endpoints, "provider_of_client", counting)
+    fake = FakeLLM(default=json_reply(chat_completion(model="gpt-4o-mini", usage=ChatUsage(100, 10))))
+    client = fake.openai(base_url="https://api.openai.test/v1")
+    for _ in range(3):
+        client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
+    client.base_url = "https://api.deepseek.com/v1"  # the SDK makes a new URL object: asked again
+    client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
+    assert calls == ["https://api.openai.test/v1/", "https://api.deepseek.com/v1/"]
+    spans = instrumented.llm_spans()
+    assert [(s.attributes or {})[sc.GEN_AI_PROVIDER_NAME] for s in spans] == ["openai"] * 3 + ["deepseek"]
+    assert [(s.attributes or {})[sc.SERVER_ADDRESS] for s in spans] == ["api.openai.test"] * 3 + ["api.deepseek.com"]
+
+
+def _env() -> dict[str, str]:
+    import os
+
+    return {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "RUNTRACE_", "PYTEST_"))}
+
+
+def test_duplicate_marker_does_not_inspect_runtrace_run_and_tool_spans(
+        instrumented, monkeypatch: pytest.MonkeyPatch) -> None:
+    from runtrace import _processors
+
+    inspected: list[str] = []
+    real = _processors._is_llm_request
+
+    def counting(span: object) -> bool:
+        inspected.append(getattr(span, "name", ""))
+        return real(span)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(_processors, "_is_llm_request", counting)
+    fake = FakeLLM(default=json_reply(chat_completion(model="gpt-4o-mini", usage=ChatUsage(100, 10))))
+    client = fake.openai()
+    read_file = runtrace.tool(name="read_file")(lambda path: "x = 1")
+    with runtrace.run("inspected"):
+        read_file(path="a.py")
+        client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
+    assert inspected == []  # the run and tool spans are never LLM requests; the chat span is runtrace's own
+    assert len(instrumented.llm_spans()) == 1
+    assert sc.DUPLICATE_OF not in (instrumented.llm_spans()[0].attributes or {})
