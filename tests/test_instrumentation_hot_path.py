@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import subprocess
 import sys
@@ -147,3 +148,15 @@ def test_duplicate_marker_does_not_inspect_runtrace_run_and_tool_spans(
     assert inspected == []  # the run and tool spans are never LLM requests; the chat span is runtrace's own
     assert len(instrumented.llm_spans()) == 1
     assert sc.DUPLICATE_OF not in (instrumented.llm_spans()[0].attributes or {})
+
+
+def test_every_runtrace_llm_instrumentation_is_known_to_the_duplicate_marker() -> None:
+    """A provider's own span must count as runtrace's (its tracer is named after its module), or a
+    peer's span around it is never marked a duplicate: gemini, bedrock, mistral and litellm were not."""
+    from runtrace import _setup, semconv
+
+    llm = {module for name, module, _client in _setup.INSTRUMENTATIONS if name != "mcp"}
+    assert llm == set(semconv.RUNTRACE_LLM_SCOPES)
+    for module in llm:
+        source = Path(importlib.import_module(module).__file__).read_text()  # type: ignore[arg-type]
+        assert f'"{module}"' in source

@@ -282,7 +282,8 @@ TOOL_READ: Final = "runtrace.tool.read"  # bool: the call only reads (candidate 
 
 # --- other GenAI instrumentations in the same process (_processors.DuplicateMarker) ---
 # The instrumentation scopes of runtrace's own LLM spans.
-RUNTRACE_LLM_SCOPES: Final = frozenset({"runtrace.instrumentation.openai", "runtrace.instrumentation.anthropic"})
+RUNTRACE_LLM_SCOPES: Final = frozenset({f"runtrace.instrumentation.{client}" for client in (
+    "openai", "anthropic", "litellm", "gemini", "bedrock", "mistral")})
 # runtrace's scopes whose spans are never an LLM request (runs, verdicts, tools): DuplicateMarker skips them.
 RUNTRACE_NON_LLM_SCOPES: Final = frozenset({"runtrace", "runtrace.tools"})
 # What marks another instrumentation's span as one LLM request: OpenLLMetry/traceloop
