@@ -239,7 +239,11 @@ def _span_text(span: ReadableSpan) -> str:
 def _store_text(path: Path) -> str:
     parts: list[str] = []
     with sqlite3.connect(path) as db:
-        tables = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        # Every real table, the search index's shadow tables included; the FTS5 virtual table itself
+        # cannot be scanned (its rows are the spans table's, scanned here, and its terms live in the
+        # shadow tables).
+        tables = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table' "
+                                           "AND sql NOT LIKE 'CREATE VIRTUAL TABLE%'")]
         for table in tables:
             for row in db.execute(f'SELECT * FROM "{table}"'):  # noqa: S608 - names from sqlite_master
                 for cell in row:
