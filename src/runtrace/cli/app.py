@@ -9,7 +9,9 @@ from __future__ import annotations
 import json
 import re
 import sys
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
+from types import ModuleType
 from typing import Any
 
 import click
@@ -276,13 +278,40 @@ def _demo_runs_in(store_path: str | None) -> int:
         return 0  # missing (created by the demo) or broken (the demo's own open says why)
 
 
+def _serve_module() -> ModuleType:
+    from . import serve
+
+    return serve
+
+
+def _scale_module() -> ModuleType:
+    from . import scale
+
+    return scale
+
+
+def _outcome_module() -> ModuleType:
+    from . import outcome
+
+    return outcome
+
+
+def _agents_module() -> ModuleType:
+    from . import agents
+
+    return agents
+
+
+_OPTIONAL_COMMANDS: tuple[tuple[Callable[[], ModuleType], tuple[str, ...]], ...] = (
+    (_serve_module, ("serve", "report", "reprice")), (_scale_module, ("prices", "forward")),
+    (_outcome_module, ("outcome",)), (_agents_module, ("agents",)))
+
+
 def _attach_optional_commands() -> None:
-    """Commands in modules of their own; one that cannot load still lists and says why."""
-    for module, names in (("runtrace.cli.serve", ("serve", "report", "reprice")),
-                          ("runtrace.cli.scale", ("prices", "forward")),
-                          ("runtrace.cli.outcome", ("outcome",)), ("runtrace.cli.agents", ("agents",))):
+    """Commands in modules of their own; one whose dependencies fail to import still lists and says why."""
+    for load, names in _OPTIONAL_COMMANDS:
         try:
-            mod = __import__(module, fromlist=list(names))
+            mod = load()
         except ImportError as exc:
             missing = str(exc)
             for name in names:
