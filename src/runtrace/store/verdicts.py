@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .. import semconv as sc
-from .aggregate import KIND_OUTCOME, RunDelta, RunTotals, SpanFacts, span_facts
+from .aggregate import KIND_OUTCOME, RunAccumulator, RunDelta, SpanFacts, span_facts
 from .errors import UnknownRunError
 from .records import SpanRecord
 from .values import attributes_from_json, events_from_json
@@ -102,7 +102,7 @@ def settle(conn: sqlite3.Connection, spans: Sequence[tuple[SpanRecord, SpanFacts
         if not pending:
             out.append(d)
             continue
-        totals = RunTotals(d.run_id)
+        totals = RunAccumulator(d.run_id)
         totals.add(d)
         for record in pending:
             totals.add_span(record, span_facts(record))
