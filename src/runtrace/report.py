@@ -21,8 +21,8 @@ from typing import Any
 from . import semconv
 from .store.aggregate import NANO
 from .store.db import Store
-from .store.queries import iso, to_ns
 from .store.rollup import DAY_NS, day_of
+from .store.timespec import iso, to_ns
 
 __all__ = ["GROUPINGS", "OUTCOME_ORDER", "Report", "ReportRow", "build_report"]
 

@@ -21,7 +21,7 @@ from .. import semconv
 from ..store import search as fts
 from ..store.aggregate import NANO
 from ..store.db import Store
-from ..store.queries import iso
+from ..store.timespec import iso
 
 __all__ = [
     "FLAGS", "SORTS", "Headline", "RunFilter", "RunsPage", "SearchHit", "SpendChart",

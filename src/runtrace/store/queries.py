@@ -9,13 +9,14 @@ UTC strings ending in ``Z``.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 from .. import semconv
 from .aggregate import NANO
 from .db import Store
 from .errors import AmbiguousRunIdError
+from .timespec import iso, to_ns
 from .values import loads
 
 _RUN_COLUMNS = (
@@ -30,47 +31,6 @@ _RUN_COLUMNS = (
 _BUDGET_KEYS = ("max_cost_usd", "max_llm_calls", "max_tool_calls", "max_seconds", "max_input_tokens",
                 "on_exceed")
 _PREFIX_CANDIDATES = 11
-
-
-def iso(ns: int | None) -> str | None:
-    """Nanoseconds since the epoch as ISO-8601 UTC with microseconds and a ``Z``.
-
-    Arithmetic on the time of day and a cache of day strings: a run of 5,000
-    spans formats 10,000 of these, and ``datetime.strftime`` was a third of the
-    run detail's time.
-    """
-    if ns is None:
-        return None
-    seconds, rest = divmod(ns, 1_000_000_000)
-    day, second = divmod(seconds, 86_400)
-    date = _DAYS.get(day)
-    if date is None:
-        if len(_DAYS) > 4096:
-            _DAYS.clear()
-        moment = datetime.fromtimestamp(day * 86_400, tz=timezone.utc)
-        date = _DAYS[day] = moment.strftime("%Y-%m-%d")
-    hour, second = divmod(second, 3600)
-    minute, second = divmod(second, 60)
-    return f"{date}T{hour:02d}:{minute:02d}:{second:02d}.{rest // 1000:06d}Z"
-
-
-_DAYS: dict[int, str] = {}
-
-
-_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
-
-
-def to_ns(moment: datetime) -> int:
-    """An aware datetime (naive ones are taken as UTC) as integer nanoseconds since the epoch.
-
-    Clamped to SQLite's 64-bit integers (years 1677-2262), so any date works as a
-    query bound: ``since=datetime(3000, 1, 1)`` simply matches nothing.
-    """
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    delta = moment - datetime(1970, 1, 1, tzinfo=timezone.utc)
-    ns = (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1_000
-    return min(max(ns, _INT64_MIN), _INT64_MAX)
 
 
 def _run_dict(row: Any, models: list[dict[str, Any]], trace_ids: list[str]) -> dict[str, Any]:

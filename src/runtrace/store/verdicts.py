@@ -173,7 +173,7 @@ def count_pending(store: Store) -> int:
 
 def list_pending(store: Store, *, limit: int = 100) -> list[dict[str, Any]]:
     """The pending verdicts, newest first: run id, outcome, by, reason, at (ISO-8601 UTC)."""
-    from .queries import iso
+    from .timespec import iso
 
     rows = store.execute(f"SELECT s.run_id, s.end_ns, s.attributes FROM spans s WHERE {_PENDING_WHERE} "
                          "ORDER BY s.end_ns DESC, s.span_id LIMIT ?", (limit if limit else -1,))
