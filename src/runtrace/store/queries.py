@@ -16,7 +16,9 @@ from .. import semconv
 from .aggregate import NANO
 from .db import Store
 from .errors import AmbiguousRunIdError
-from .timespec import iso, to_ns
+from .filters import RunFilter
+from .timespec import iso as iso  # re-exported: callers on other branches import it from here
+from .timespec import to_ns as to_ns
 from .values import loads
 
 _RUN_COLUMNS = (
@@ -118,28 +120,10 @@ def list_runs(store: Store, *, project: str | None = None, owner: str | None = N
     """
     if limit < 0 or offset < 0:
         raise ValueError(f"limit and offset must be >= 0, got limit={limit}, offset={offset}")
-    where: list[str] = []
-    params: list[Any] = []
-    for column, value in (("project", project), ("owner", owner), ("outcome", outcome)):
-        if value is not None:
-            where.append(f"{column} = ?")
-            params.append(value)
-    if model is not None:
-        where.append("EXISTS (SELECT 1 FROM run_models m WHERE m.run_id = runs.id AND m.model = ?)")
-        params.append(model)
-    if since is not None:
-        where.append("started_ns >= ?")
-        params.append(to_ns(since))
-    if until is not None:
-        where.append("started_ns < ?")
-        params.append(to_ns(until))
-    if text:
-        pattern = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        where.append("(" + " OR ".join(f"{c} LIKE ? ESCAPE '\\'" for c in ("id", "name", "project", "owner"))
-                     + ")")
-        params.extend([pattern] * 4)
-    sql = (f"SELECT {_RUN_COLUMNS} FROM runs" + (f" WHERE {' AND '.join(where)}" if where else "")
-           + " ORDER BY started_ns DESC, id DESC LIMIT ? OFFSET ?")
+    where, params = RunFilter(project=project, owner=owner, outcome=outcome, model=model,
+                              since_ns=None if since is None else to_ns(since),
+                              until_ns=None if until is None else to_ns(until), text=text).where()
+    sql = f"SELECT {_RUN_COLUMNS} FROM runs{where} ORDER BY started_ns DESC, id DESC LIMIT ? OFFSET ?"
     params.extend([limit if limit else -1, offset])
     rows = store.execute(sql, params)
     models, traces = _models_and_traces(store, [r["id"] for r in rows])

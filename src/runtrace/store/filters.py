@@ -1,0 +1,69 @@
+"""One run filter (issue 10): the project/owner/outcome/model/flag/since/until/text narrowing of ``runs``.
+
+``runtrace runs`` (via :func:`runtrace.store.queries.list_runs`), the web UI's
+runs page, its headline figures and /api/runs all build the same WHERE clause
+from a :class:`RunFilter`, so "since 2026-11-01" or ``--outcome accepted``
+select the same runs everywhere. Times are epoch nanoseconds (store/timespec.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from .. import semconv
+
+__all__ = ["FLAGS", "RunFilter"]
+
+# flag name -> (label, SQL condition on runs)
+FLAGS: dict[str, tuple[str, str]] = {
+    "loop": ("loop detected", "loop_detected = 1"),
+    "repeated_reads": ("repeated reads", "repeated_reads > 0"),
+    "budget_stopped": ("stopped by budget", f"outcome = '{semconv.OUTCOME_BUDGET_STOPPED}'"),
+    "unpriced": ("unpriced calls", "unpriced_calls > 0"),
+    "error": ("error", f"outcome = '{semconv.OUTCOME_ERROR}'"),
+}
+
+
+def _like(text: str) -> str:
+    return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+@dataclass(frozen=True)
+class RunFilter:
+    """What a list of runs is narrowed by (None = any): `runtrace runs`, the runs page, its headline, /api/runs."""
+
+    project: str | None = None
+    owner: str | None = None
+    outcome: str | None = None
+    model: str | None = None
+    flag: str | None = None
+    since_ns: int | None = None
+    until_ns: int | None = None
+    text: str | None = None
+
+    def where(self) -> tuple[str, list[Any]]:
+        """The SQL ``" WHERE ..."`` (or ``""``) over ``runs`` and its parameters; ``since`` inclusive, ``until`` not."""
+        clauses: list[str] = []
+        params: list[Any] = []
+        for column in ("project", "owner", "outcome"):
+            value = getattr(self, column)
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                params.append(value)
+        if self.model is not None:
+            clauses.append("EXISTS (SELECT 1 FROM run_models m WHERE m.run_id = runs.id AND m.model = ?)")
+            params.append(self.model)
+        if self.flag is not None:
+            clauses.append(FLAGS[self.flag][1])
+        if self.since_ns is not None:
+            clauses.append("started_ns >= ?")
+            params.append(self.since_ns)
+        if self.until_ns is not None:
+            clauses.append("started_ns < ?")
+            params.append(self.until_ns)
+        if self.text:
+            clauses.append("(" + " OR ".join(f"{c} LIKE ? ESCAPE '\\'" for c in ("id", "name", "project", "owner"))
+                           + ")")
+            params.extend([_like(self.text)] * 4)
+        return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
