@@ -54,3 +54,11 @@ def test_list_runs_and_the_runs_page_agree(store: Store) -> None:
     assert cli == ["r-c", "r-b"]
     assert [r["id"] for r in page.rows] == cli
     assert [r["id"] for r in list_runs(store, project="billing", model="o3")] == ["r-a"]
+
+
+def test_the_time_window_is_since_inclusive_until_exclusive() -> None:
+    from runtrace.store.filters import started_between
+
+    assert started_between(None, None) == ([], [])
+    assert started_between(5, None, column="runs.started_ns") == (["runs.started_ns >= ?"], [5])
+    assert started_between(5, 9) == (["started_ns >= ?", "started_ns < ?"], [5, 9])

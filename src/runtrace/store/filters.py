@@ -13,7 +13,7 @@ from typing import Any
 
 from .. import semconv
 
-__all__ = ["FLAGS", "RunFilter"]
+__all__ = ["FLAGS", "RunFilter", "started_between"]
 
 # flag name -> (label, SQL condition on runs)
 FLAGS: dict[str, tuple[str, str]] = {
@@ -23,6 +23,23 @@ FLAGS: dict[str, tuple[str, str]] = {
     "unpriced": ("unpriced calls", "unpriced_calls > 0"),
     "error": ("error", f"outcome = '{semconv.OUTCOME_ERROR}'"),
 }
+
+
+def started_between(since_ns: int | None, until_ns: int | None, *,
+                    column: str = "started_ns") -> tuple[list[str], list[Any]]:
+    """The clauses and parameters for ``since <= column < until`` (either bound may be None).
+
+    The one time window on runs: RunFilter, ``runtrace report`` and its exact by-model groups use it.
+    """
+    clauses: list[str] = []
+    params: list[Any] = []
+    if since_ns is not None:
+        clauses.append(f"{column} >= ?")
+        params.append(since_ns)
+    if until_ns is not None:
+        clauses.append(f"{column} < ?")
+        params.append(until_ns)
+    return clauses, params
 
 
 def _like(text: str) -> str:
@@ -56,12 +73,9 @@ class RunFilter:
             params.append(self.model)
         if self.flag is not None:
             clauses.append(FLAGS[self.flag][1])
-        if self.since_ns is not None:
-            clauses.append("started_ns >= ?")
-            params.append(self.since_ns)
-        if self.until_ns is not None:
-            clauses.append("started_ns < ?")
-            params.append(self.until_ns)
+        window, bounds = started_between(self.since_ns, self.until_ns)
+        clauses.extend(window)
+        params.extend(bounds)
         if self.text:
             clauses.append("(" + " OR ".join(f"{c} LIKE ? ESCAPE '\\'" for c in ("id", "name", "project", "owner"))
                            + ")")
