@@ -173,7 +173,7 @@ def run(*, repeat: int, rebuild: bool) -> dict[str, Any]:
 
     from runtrace.report import build_report
     from runtrace.server import create_app
-    from runtrace.server import queries as ui
+    from runtrace.server import reads as ui
     from runtrace.store.db import Store
     from runtrace.store.migrations import schema_version
     from runtrace.store.queries import get_run, get_span, list_runs

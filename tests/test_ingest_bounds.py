@@ -21,7 +21,7 @@ from llm_fakes import ChatUsage, FakeLLM, chat_completion, json_reply
 from runtrace import semconv as sc
 from runtrace.report import build_report
 from runtrace.server import create_app
-from runtrace.server.queries import RunFilter, headline
+from runtrace.server.reads import RunFilter, headline
 from runtrace.store import bounds
 from runtrace.store.db import Store
 from runtrace.store.queries import get_run

@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from runtrace.server import queries
+from runtrace.server import reads
 from runtrace.server.app import create_app
 from runtrace.server.headers import CSP
 from runtrace.store.db import Store
@@ -107,7 +107,7 @@ def test_headline_follows_the_filters(base: str) -> None:
     ("since=yesterday", "since=&#39;yesterday&#39; is not a date"),
     ("after=bm9wZQ", "bad page cursor"),
     # A cursor whose position does not fit SQLite's 64-bit integers (was a 500: OverflowError).
-    ("after=" + queries.encode_cursor(10**30, "r1"),
+    ("after=" + reads.encode_cursor(10**30, "r1"),
      "bad page cursor &#39;WzEwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAsInIxIl0&#39;: its position is out of range"),
     ("after=" + "A" * 20_000, "bad page cursor &#39;" + "A" * 80 + "&#39;... (20,000 characters): longer than"),
     # Dates past what int64 nanoseconds hold (were a 500).
@@ -161,12 +161,12 @@ def test_the_widest_dates_still_work(base: str) -> None:
 def test_keyset_paging_walks_every_run_once_in_order(store: Store) -> None:
     for sort, descending in [("started", True), ("started", False), ("cost", True), ("duration", False),
                              ("llm_calls", True), ("tool_calls", False), ("tokens", True)]:
-        flt = queries.RunFilter()
-        whole = queries.runs_page(store, flt, sort=sort, descending=descending, limit=100)
+        flt = reads.RunFilter()
+        whole = reads.runs_page(store, flt, sort=sort, descending=descending, limit=100)
         seen: list[str] = []
         after = None
         while True:
-            page = queries.runs_page(store, flt, sort=sort, descending=descending, after=after, limit=2)
+            page = reads.runs_page(store, flt, sort=sort, descending=descending, after=after, limit=2)
             seen.extend(r["id"] for r in page.rows)
             if page.next_cursor is None:
                 break
@@ -176,7 +176,7 @@ def test_keyset_paging_walks_every_run_once_in_order(store: Store) -> None:
 
 
 def test_next_page_link_continues_where_the_first_page_ended(base: str, store: Store) -> None:
-    page = queries.runs_page(store, queries.RunFilter(), limit=3)
+    page = reads.runs_page(store, reads.RunFilter(), limit=3)
     assert [r["id"] for r in page.rows] == ALL_NEWEST_FIRST[:3]
     rest = httpx.get(f"{base}/?after={page.next_cursor}")
     assert run_ids(rest.text) == ALL_NEWEST_FIRST[3:]
@@ -184,8 +184,8 @@ def test_next_page_link_continues_where_the_first_page_ended(base: str, store: S
 
 
 def test_default_order_and_keyset_page_read_the_start_index(store: Store) -> None:
-    page = queries.runs_page(store, queries.RunFilter(), limit=2)
-    cursor_value, cursor_id = queries.decode_cursor(page.next_cursor or "")
+    page = reads.runs_page(store, reads.RunFilter(), limit=2)
+    cursor_value, cursor_id = reads.decode_cursor(page.next_cursor or "")
     plan = store.execute(
         "EXPLAIN QUERY PLAN SELECT id FROM runs WHERE (started_ns < ? OR (started_ns = ? AND id > ?)) "
         "ORDER BY started_ns DESC, id ASC LIMIT 51", (cursor_value, cursor_value, cursor_id))
@@ -260,16 +260,16 @@ def test_search_finds_runs_and_links_to_them(base: str, query: str, matched: str
 
 
 def test_search_hits_name_the_span_they_matched(store: Store) -> None:
-    hits = queries.search(store, "read_file", field="tool")
+    hits = reads.search(store, "read_file", field="tool")
     assert [(h.run_id, h.matched, h.span_name) for h in hits] == [("r1-fix-flaky", "tool", "execute_tool read_file")] * 3
     assert hits[0].snippet == 'read_file({"path": "src/app.py"})'  # the captured arguments
-    grouped = queries.group_hits(hits)
+    grouped = reads.group_hits(hits)
     assert [(run_id, len(run_hits)) for run_id, _name, run_hits in grouped] == [("r1-fix-flaky", 3)]
-    assert queries.search(store, "no such thing anywhere") == []
+    assert reads.search(store, "no such thing anywhere") == []
 
 
 def test_spend_buckets_cost_per_hour_and_group(store: Store) -> None:
-    chart = queries.spend(store, "project", since_ns=None, until_ns=None, now_ns=at(48))
+    chart = reads.spend(store, "project", since_ns=None, until_ns=None, now_ns=at(48))
     assert chart.bucket == "hour"
     assert chart.labels == [f"11-20 {h}h" for h in range(10, 17)]
     series = dict(chart.series)
@@ -278,11 +278,11 @@ def test_spend_buckets_cost_per_hour_and_group(store: Store) -> None:
     assert series["web"] == pytest.approx([0, 0, 0, 0, 0.012, 0, 0.00021], abs=1e-12)
     assert [(g, round(usd, 9), runs, unpriced) for g, usd, runs, unpriced in chart.totals] == [
         ("billing", 0.2575, 2, 0), ("support", 0.14848, 3, 0), ("web", 0.01221, 2, 1)]
-    by_model = queries.spend(store, "model", since_ns=None, until_ns=None, now_ns=at(48))
+    by_model = reads.spend(store, "model", since_ns=None, until_ns=None, now_ns=at(48))
     assert [(g, round(usd, 9), runs) for g, usd, runs, _u in by_model.totals] == [
         ("gpt-4o", 0.2225, 3), ("claude-sonnet-4-20250514", 0.195, 2), ("gpt-4o-mini", 0.00069, 2),
         ("my-local-llm", 0.0, 1)]
-    days = queries.spend(store, "owner", since_ns=at(-24 * 6), until_ns=None, now_ns=at(24))
+    days = reads.spend(store, "owner", since_ns=at(-24 * 6), until_ns=None, now_ns=at(24))
     assert days.bucket == "day"
     assert len(days.labels) == 8
 

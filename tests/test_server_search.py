@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from runtrace import semconv as sc
-from runtrace.server.queries import search
+from runtrace.server.reads import search
 from runtrace.store.db import Store
 from test_server_support import at, run_span, tool_span, trace_id
 

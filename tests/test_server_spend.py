@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from runtrace import semconv as sc
-from runtrace.server import queries
+from runtrace.server import reads
 from runtrace.server.app import create_app
 from runtrace.store.db import Store
 from test_server_support import (
@@ -71,12 +71,12 @@ def snapshots_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     ("(unknown)", "(unknown)"),
 ])
 def test_model_family_drops_the_snapshot_suffix(model: str, family: str) -> None:
-    assert queries.model_family(model) == family
+    assert reads.model_family(model) == family
 
 
 def test_family_groups_snapshots_and_counts_each_run_once(snapshots_path: Path) -> None:
     with Store.open(snapshots_path, create=False) as store:
-        chart = queries.spend(store, "family", since_ns=None, until_ns=None, now_ns=at(30 * DAY))
+        chart = reads.spend(store, "family", since_ns=None, until_ns=None, now_ns=at(30 * DAY))
     assert chart.bucket == "day"
     assert [(g, round(usd, 9), runs, u) for g, usd, runs, u in chart.totals] == [
         ("gpt-5.5", 0.75, 3, 0), ("claude-sonnet-4", 0.30, 1, 0)]
@@ -86,16 +86,16 @@ def test_family_groups_snapshots_and_counts_each_run_once(snapshots_path: Path) 
     assert (round(chart.total[0], 9), chart.total[1], chart.total[2]) == (1.05, 4, 0)
     # "by model" still splits them, as before.
     with Store.open(snapshots_path, create=False) as store:
-        by_model = queries.spend(store, "model", since_ns=None, until_ns=None, now_ns=at(30 * DAY))
+        by_model = reads.spend(store, "model", since_ns=None, until_ns=None, now_ns=at(30 * DAY))
     assert [g for g, *_rest in by_model.totals] == ["gpt-5.5-2026-03-01", "claude-sonnet-4-20250514",
                                                     "gpt-5.5-2026-01-15", "gpt-5.5"]
 
 
 def test_bars_per_week_start_on_mondays(snapshots_path: Path) -> None:
     with Store.open(snapshots_path, create=False) as store:
-        weeks = queries.spend(store, "family", since_ns=None, until_ns=None, now_ns=at(30 * DAY), bucket="week")
-        days = queries.spend(store, "project", since_ns=None, until_ns=None, now_ns=at(30 * DAY), bucket="day")
-        hours = queries.spend(store, "project", since_ns=None, until_ns=None, now_ns=at(30 * DAY), bucket="hour")
+        weeks = reads.spend(store, "family", since_ns=None, until_ns=None, now_ns=at(30 * DAY), bucket="week")
+        days = reads.spend(store, "project", since_ns=None, until_ns=None, now_ns=at(30 * DAY), bucket="day")
+        hours = reads.spend(store, "project", since_ns=None, until_ns=None, now_ns=at(30 * DAY), bucket="hour")
     # 2026-11-20 is a Friday: its week began on Monday 11-16; the last run (12-09) is in the week of 12-07.
     assert weeks.bucket == "week"
     assert weeks.labels == ["2026-11-16", "2026-11-23", "2026-11-30", "2026-12-07"]
@@ -106,19 +106,19 @@ def test_bars_per_week_start_on_mondays(snapshots_path: Path) -> None:
 
 
 def test_auto_buckets_follow_the_range(store: Store) -> None:
-    assert queries.spend(store, "project", since_ns=None, until_ns=None, now_ns=at(48)).bucket == "hour"
-    assert queries.spend(store, "project", since_ns=at(-30 * DAY), until_ns=None, now_ns=at(48)).bucket == "day"
-    long = queries.spend(store, "project", since_ns=at(-200 * DAY), until_ns=None, now_ns=at(48))
+    assert reads.spend(store, "project", since_ns=None, until_ns=None, now_ns=at(48)).bucket == "hour"
+    assert reads.spend(store, "project", since_ns=at(-30 * DAY), until_ns=None, now_ns=at(48)).bucket == "day"
+    long = reads.spend(store, "project", since_ns=at(-200 * DAY), until_ns=None, now_ns=at(48))
     assert (long.bucket, len(long.labels)) == ("week", 29)  # Monday 2026-05-04 to the week of 11-16
     assert (long.labels[0], long.labels[-1]) == ("2026-05-04", "2026-11-16")
-    many = queries.spend(store, "project", since_ns=at(-200 * DAY), until_ns=None, now_ns=at(48), bucket="hour")
+    many = reads.spend(store, "project", since_ns=at(-200 * DAY), until_ns=None, now_ns=at(48), bucket="hour")
     assert len(many.labels) == 400  # the newest 400 hours
     with pytest.raises(ValueError, match="unknown bucket 'month'; choose one of auto, hour, day, week"):
-        queries.spend(store, "project", since_ns=None, until_ns=None, now_ns=at(48), bucket="month")
+        reads.spend(store, "project", since_ns=None, until_ns=None, now_ns=at(48), bucket="month")
 
 
 def test_the_totals_row_is_the_whole_period(store: Store) -> None:
-    chart = queries.spend(store, "provider", since_ns=None, until_ns=None, now_ns=at(48))
+    chart = reads.spend(store, "provider", since_ns=None, until_ns=None, now_ns=at(48))
     assert chart.total[0] == pytest.approx(FIXTURE_TOTAL_USD, abs=1e-12)
     assert chart.total[1:] == (7, 1)
 

@@ -10,7 +10,8 @@ import pytest
 
 from runtrace.store.db import Store
 from runtrace.store.errors import AmbiguousRunIdError
-from runtrace.store.queries import get_run, iso, list_runs, resolve_run_id, to_ns
+from runtrace.store.queries import get_run, list_runs, resolve_run_id
+from runtrace.store.timespec import iso, to_ns
 from store_helpers import BASE_NS, S, llm, outcome_span, run_span, tool
 
 BASE = datetime.fromtimestamp(BASE_NS // S, tz=timezone.utc)

@@ -17,7 +17,7 @@ import pytest
 
 from runtrace import semconv as sc
 from runtrace.report import build_report
-from runtrace.server import queries as ui
+from runtrace.server import reads as ui
 from runtrace.store import migrations, search
 from runtrace.store.db import Store
 from runtrace.store.queries import get_run, get_span

@@ -18,7 +18,7 @@ from typing import Any
 from . import semconv
 from .display import duration, money, tokens, when
 
-__all__ = ["Detection", "Gauge", "Unpriced", "detections", "explain_event", "gauges", "headline", "tree_order",
+__all__ = ["Finding", "Gauge", "Unpriced", "detections", "explain_event", "gauges", "headline", "tree_order",
            "unpriced", "verdict", "why_unpriced"]
 
 
@@ -33,7 +33,7 @@ def ns(iso_text: str | None) -> int | None:
 # --- detections ------------------------------------------------------------------
 
 @dataclass(frozen=True)
-class Detection:
+class Finding:
     kind: str  # loop | repeated_read | budget
     sentence: str
     span_id: str
@@ -73,7 +73,7 @@ def _figure(limit: Any, value: Any) -> str:
     return tokens(value) if float(value).is_integer() else str(value)
 
 
-def explain_event(event: Mapping[str, Any], span: Mapping[str, Any]) -> Detection | None:
+def explain_event(event: Mapping[str, Any], span: Mapping[str, Any]) -> Finding | None:
     """One detection event on a span, as a sentence a person reads (None if not a detection).
 
     Same-call and repeated-read sentences name argument values only when content
@@ -96,12 +96,12 @@ def explain_event(event: Mapping[str, Any], span: Mapping[str, Any]) -> Detectio
             sentence = f"The model returned the same completion {count} times."
         else:
             sentence = f"{tool} was called {count} times with the same arguments and returned the same result."
-        return Detection("loop", sentence, span["span_id"], span["name"])
+        return Finding("loop", sentence, span["span_id"], span["name"])
     if name == semconv.EVENT_REPEATED_READ:
         description = attrs.get(semconv.LOOP_DESCRIPTION) if _captured(span) else None
         count = attrs.get(semconv.TOOL_REPEAT_COUNT)
         sentence = _sentence(str(description)) if description else _repeated_read_sentence(tool, count)
-        return Detection("repeated_read", sentence, span["span_id"], span["name"])
+        return Finding("repeated_read", sentence, span["span_id"], span["name"])
     if name == semconv.EVENT_BUDGET:
         limit = attrs.get(semconv.BUDGET_LIMIT, "a limit")
         value, observed = attrs.get(semconv.BUDGET_LIMIT_VALUE), attrs.get(semconv.BUDGET_OBSERVED)
@@ -111,7 +111,7 @@ def explain_event(event: Mapping[str, Any], span: Mapping[str, Any]) -> Detectio
         else:
             figures = f"{observed} against a limit of {value}"
         then = {"stop": "the run was stopped", "continue": "the run went on"}.get(str(action), f"action {action}")
-        return Detection("budget", f"The budget {limit} was exceeded: {figures}; {then}.",
+        return Finding("budget", f"The budget {limit} was exceeded: {figures}; {then}.",
                          span["span_id"], span["name"])
     return None
 
@@ -137,15 +137,15 @@ def tree_order(spans: Sequence[dict[str, Any]]) -> list[tuple[dict[str, Any], in
     return out
 
 
-def detections(spans: Sequence[Mapping[str, Any]]) -> list[Detection]:
+def detections(spans: Sequence[Mapping[str, Any]]) -> list[Finding]:
     """Every detection on the spans, in the order given (the run page and ``show`` pass tree order)."""
-    out: list[Detection] = []
+    out: list[Finding] = []
     for span in spans:
         attrs = span.get("attributes") or {}
         found = [d for d in (explain_event(e, span) for e in span.get("events") or []) if d is not None]
         if not any(d.kind == "repeated_read" for d in found) and attrs.get(semconv.TOOL_REPEATED_READ):
             count = attrs.get(semconv.TOOL_REPEAT_COUNT, "several")
-            found.append(Detection("repeated_read",
+            found.append(Finding("repeated_read",
                                    _repeated_read_sentence(span.get("tool_name") or span["name"], count),
                                    span["span_id"], span["name"]))
         out.extend(found)

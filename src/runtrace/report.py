@@ -21,8 +21,9 @@ from typing import Any
 from . import semconv
 from .store.aggregate import NANO
 from .store.db import Store
-from .store.queries import iso, to_ns
+from .store.filters import started_between
 from .store.rollup import DAY_NS, day_of
+from .store.timespec import iso, to_ns
 
 __all__ = ["GROUPINGS", "OUTCOME_ORDER", "Report", "ReportRow", "build_report"]
 
@@ -98,14 +99,8 @@ def build_report(store: Store, *, since: datetime | None = None, until: datetime
     """The report for runs that started in [since, until)."""
     if by is not None and by not in GROUPINGS:
         raise ValueError(f"cannot group by {by!r}; choose one of {', '.join(GROUPINGS)}")
-    where: list[str] = []
-    params: list[Any] = []
-    if since is not None:
-        where.append("runs.started_ns >= ?")
-        params.append(to_ns(since))
-    if until is not None:
-        where.append("runs.started_ns < ?")
-        params.append(to_ns(until))
+    where, params = started_between(None if since is None else to_ns(since), None if until is None else to_ns(until),
+                                    column="runs.started_ns")
     clause = (" WHERE " + " AND ".join(where)) if where else ""
     sums = ("coalesce(sum(runs.tool_calls), 0), coalesce(sum(runs.repeated_reads), 0)")
     total_row = store.execute(
@@ -127,14 +122,7 @@ def build_report(store: Store, *, since: datetime | None = None, until: datetime
 
 def _exact_groups(store: Store, by: str, since_ns: int | None, until_ns: int | None) -> list[ReportRow]:
     """By model/provider from ``run_models`` joined to ``runs`` (for a part of a day the rollup cannot split)."""
-    where: list[str] = []
-    params: list[Any] = []
-    if since_ns is not None:
-        where.append("runs.started_ns >= ?")
-        params.append(since_ns)
-    if until_ns is not None:
-        where.append("runs.started_ns < ?")
-        params.append(until_ns)
+    where, params = started_between(since_ns, until_ns, column="runs.started_ns")
     clause = (" WHERE " + " AND ".join(where)) if where else ""
     sums = "coalesce(sum(runs.tool_calls), 0), coalesce(sum(runs.repeated_reads), 0)"
     # One row per (run, group) first: a run with two models of one provider counts once for it.

@@ -34,7 +34,7 @@ from . import semconv
 from .price_parts import CLASS_LABELS, CLASSES, TOKEN_CLASSES, price_parts, split_tokens
 from .pricing import Pricer, TokenUsage, default_pricer
 from .store.db import Store
-from .store.queries import to_ns
+from .store.timespec import to_ns
 
 __all__ = ["BUCKETS", "ClassTotal", "OutputStats", "RepriceResult", "RepricedRun", "RoutingCandidate", "bucket_of",
            "reprice"]

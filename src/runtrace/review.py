@@ -18,7 +18,7 @@ from .report import Report, ReportRow, build_report
 from .reprice import reprice
 from .store.aggregate import NANO
 from .store.db import Store
-from .store.queries import to_ns
+from .store.timespec import to_ns
 
 __all__ = ["DEFAULT_BASE_URL", "DEFAULT_SMALL_WORK_MODEL", "DEAREST_LIMIT", "FlaggedRun", "Review", "SmallWork",
            "build_review"]

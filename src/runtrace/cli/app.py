@@ -7,10 +7,9 @@ Data goes to stdout, messages to stderr; every user error is a one-line
 from __future__ import annotations
 
 import json
-import re
 import sys
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from types import ModuleType
 from typing import Any
 
@@ -29,22 +28,17 @@ FORMAT_OPTION = click.option("--format", "fmt", type=click.Choice(["table", "jso
 RUNS_FORMAT_OPTION = click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table",
                                   show_default=True, help="Output format (csv: one row per run, full ids).")
 
-_RELATIVE = re.compile(r"^(\d+)\s*([smhdw])$")
-_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
-
-
 def parse_when(value: str | None) -> datetime | None:
-    """'24h', '7d', '30m' (ago), or an ISO date/time (UTC when no zone is given)."""
+    """'24h', '7d', '30m' (ago), or an ISO date/time (UTC when no zone is given); see store/timespec.py."""
+    from ..store.timespec import TimeSpecError
+    from ..store.timespec import parse_when as parse
+
     if value is None:
         return None
-    match = _RELATIVE.match(value.strip())
-    if match:
-        return datetime.now(timezone.utc) - timedelta(**{_UNITS[match[2]]: int(match[1])})
     try:
-        when = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is neither a duration like 24h / 7d nor an ISO date") from None
-    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+        return parse(value)
+    except TimeSpecError as exc:
+        raise click.BadParameter(str(exc)) from None
 
 
 def open_store(store_path: str | None) -> Any:

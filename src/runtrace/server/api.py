@@ -16,8 +16,8 @@ from starlette.responses import JSONResponse, Response
 from ..store.errors import AmbiguousRunIdError, UnknownRunError
 from ..store.queries import first_span_start_ns, get_run, get_span, list_runs, resolve_run_id, span_outline
 from ..store.verdicts import list_pending, record_verdict
-from .metrics import CONTENT_TYPE, render_metrics
 from .pages import FILTER_PARAMS, bad_request, check_params, parse_filter
+from .prometheus import CONTENT_TYPE, render_metrics
 from .spanview import PAGE_SPANS, outline_page, span_detail
 
 __all__ = ["metrics", "outcome", "pending_outcomes", "run", "run_span", "run_spans", "runs"]

@@ -26,7 +26,8 @@ from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, R
 from .. import semconv
 from ..store.errors import AmbiguousRunIdError, StoreError
 from ..store.queries import get_run
-from . import charts, format, queries
+from . import charts, format
+from . import reads as queries
 from .highlight import highlight
 from .runview import build_run_view
 from .spanview import PAGE_SPANS

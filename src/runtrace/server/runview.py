@@ -15,7 +15,7 @@ from typing import Any
 
 from .. import semconv
 from ..explain import (
-    Detection,
+    Finding,
     Gauge,
     Unpriced,
     detections,
@@ -29,7 +29,7 @@ from ..explain import (
 )
 from .spanview import row_flags, tool_subject
 
-__all__ = ["CONTENT_KEYS", "Detection", "Gauge", "RunView", "SpanRow", "Unpriced", "build_run_view",
+__all__ = ["CONTENT_KEYS", "Finding", "Gauge", "RunView", "SpanRow", "Unpriced", "build_run_view",
            "explain_event"]
 
 CONTENT_KEYS = (semconv.GEN_AI_SYSTEM_INSTRUCTIONS, semconv.GEN_AI_INPUT_MESSAGES, semconv.GEN_AI_OUTPUT_MESSAGES,
@@ -57,7 +57,7 @@ class RunView:
     total_s: float
     curve: list[tuple[float, float]]  # (seconds since start, cumulative USD) at each priced call's end
     gauges: list[Gauge]
-    detections: list[Detection]
+    detections: list[Finding]
     verdict: str | None
     headline: list[str]  # what ended the run: its error, or its budget stop
     unpriced: list[Unpriced]  # why each kind of unpriced call is unpriced, and how to fix it

@@ -37,7 +37,7 @@ from ..reprice import BUCKETS, OutputStats, RepricedRun, RepriceResult, reprice
 from ..store.db import Store
 from ..store.errors import AmbiguousRunIdError
 from ..store.queries import resolve_run_id
-from . import charts, format, pages, queries
+from . import charts, format, pages, reads
 
 __all__ = ["COMMON_PROVIDERS", "TIERS", "ModelChoice", "ProviderChoice", "WhatIfForm", "model_catalog",
            "models_of", "parse_form", "provider_choices", "direction", "signed_money", "signed_percent",
@@ -218,11 +218,11 @@ def direction(value: float | None) -> str:
 
 _BAR, _BAR_GAP, _GROUP_GAP = 13, 3, 12
 _V_LEFT, _V_RIGHT, _V_TOP, _V_BOTTOM = 200, 56, 8, 26
-VERBOSITYwIDTH = 760
+VERBOSITY_WIDTH = 760
 _NAME_CHARS = 30
 
 
-def verbosity_chart(stats: Sequence[OutputStats], *, width: int = VERBOSITYwIDTH) -> Markup:
+def verbosity_chart(stats: Sequence[OutputStats], *, width: int = VERBOSITY_WIDTH) -> Markup:
     """Mean output tokens per call, one bar per prompt-size bucket, grouped by recorded model.
 
     Horizontal, so a long model name has room at the left; each bucket keeps its
@@ -307,7 +307,7 @@ async def whatif_page(request: Request) -> Response:
     elsewhere = await run_in_threadpool(_suggested_elsewhere)
 
     def load() -> _Loaded:
-        loaded = _Loaded(projects=queries.filter_options(store)["project"])
+        loaded = _Loaded(projects=reads.filter_options(store)["project"])
         if form.run:
             try:
                 loaded.run_id = resolve_run_id(store, form.run)

@@ -115,7 +115,8 @@ def as_bool(value: Any) -> bool:
     return False
 
 
-def as_str(value: Any) -> str | None:
+def to_text(value: Any) -> str | None:
+    """Any non-empty attribute value as text (numbers stringified); not ``_llm.as_str``, which keeps only strings."""
     if value is None or value == "":
         return None
     return value if isinstance(value, str) else str(value)
@@ -154,7 +155,7 @@ def _session_id(attributes: Mapping[str, Any]) -> str | None:
     for key in sc.SESSION_KEYS:
         value = attributes.get(key)
         if value is not None:
-            text = as_str(value)
+            text = to_text(value)
             if text is not None:  # as the agent or SDK wrote it (the ClickHouse views: != '')
                 return text
     return None
@@ -162,7 +163,7 @@ def _session_id(attributes: Mapping[str, Any]) -> str | None:
 
 def run_id_of(record: SpanRecord) -> str:
     """The run a span belongs to: run id, else session (span before resource), else trace (docs/architecture.md, "How spans become runs")."""
-    run_id = as_str(record.attributes.get(sc.RUN_ID))
+    run_id = to_text(record.attributes.get(sc.RUN_ID))
     if run_id is not None:
         return run_id
     return _session_id(record.attributes) or _session_id(record.resource) or record.trace_id
@@ -170,7 +171,7 @@ def run_id_of(record: SpanRecord) -> str:
 
 def _is_foreign_root(record: SpanRecord) -> bool:
     """A root span (no parent) without ``runtrace.run.id``: it stands for its run's run span."""
-    return record.parent_span_id is None and as_str(record.attributes.get(sc.RUN_ID)) is None
+    return record.parent_span_id is None and to_text(record.attributes.get(sc.RUN_ID)) is None
 
 
 _FLIP_HEX = str.maketrans("0123456789abcdef", "fedcba9876543210")
@@ -227,15 +228,15 @@ def span_facts(record: SpanRecord) -> SpanFacts:
     return SpanFacts(
         run_id,
         kind,
-        service if type(service) is str and service else as_str(service),
-        model if type(model) is str and model else as_str(model),
-        provider if type(provider) is str and provider else as_str(provider),
+        service if type(service) is str and service else to_text(service),
+        model if type(model) is str and model else to_text(model),
+        provider if type(provider) is str and provider else to_text(provider),
         input_tokens if type(input_tokens) is int or input_tokens is None else as_int(input_tokens),
         output_tokens if type(output_tokens) is int or output_tokens is None else as_int(output_tokens),
         cached if type(cached) is int or cached is None else as_int(cached),
         reasoning if type(reasoning) is int or reasoning is None else as_int(reasoning),
         cost if type(cost) is float and math.isfinite(cost) else (None if cost is None else as_float(cost)),
-        tool if type(tool) is str and tool else as_str(tool),
+        tool if type(tool) is str and tool else to_text(tool),
     )
 
 
@@ -360,29 +361,29 @@ def _descriptor(record: SpanRecord, facts: SpanFacts) -> Descriptor:
         rank, end_key, id_key = _desc_key(record, facts.kind)
         res = record.resource.get
         return Descriptor(rank, end_key, id_key,
-                          name=as_str(get(sc.RUN_NAME)) or as_str(record.name),
-                          project=as_str(get(sc.PROJECT)) or as_str(res(sc.PROJECT)),
-                          owner=as_str(get(sc.OWNER)) or as_str(res(sc.OWNER)),
+                          name=to_text(get(sc.RUN_NAME)) or to_text(record.name),
+                          project=to_text(get(sc.PROJECT)) or to_text(res(sc.PROJECT)),
+                          owner=to_text(get(sc.OWNER)) or to_text(res(sc.OWNER)),
                           service=facts.service)
     if facts.kind != KIND_RUN:
         return Descriptor(*_desc_key(record, facts.kind),
-                          name=as_str(get(sc.RUN_NAME)),
-                          project=as_str(get(sc.PROJECT)), owner=as_str(get(sc.OWNER)),
+                          name=to_text(get(sc.RUN_NAME)),
+                          project=to_text(get(sc.PROJECT)), owner=to_text(get(sc.OWNER)),
                           service=facts.service)
     return Descriptor(
         RANK_RUN, record.end_ns, record.span_id,
-        name=as_str(get(sc.RUN_NAME)), project=as_str(get(sc.PROJECT)), owner=as_str(get(sc.OWNER)),
-        service=facts.service, stop_reason=as_str(get(sc.RUN_STOP_REASON)),
+        name=to_text(get(sc.RUN_NAME)), project=to_text(get(sc.PROJECT)), owner=to_text(get(sc.OWNER)),
+        service=facts.service, stop_reason=to_text(get(sc.RUN_STOP_REASON)),
         budget_max_cost_usd=as_float(get(sc.BUDGET_MAX_COST_USD)),
         budget_max_llm_calls=as_int(get(sc.BUDGET_MAX_LLM_CALLS)),
         budget_max_tool_calls=as_int(get(sc.BUDGET_MAX_TOOL_CALLS)),
         budget_max_seconds=as_float(get(sc.BUDGET_MAX_SECONDS)),
         budget_max_input_tokens=as_int(get(sc.BUDGET_MAX_INPUT_TOKENS)),
-        budget_on_exceed=as_str(get(sc.BUDGET_ON_EXCEED)),
+        budget_on_exceed=to_text(get(sc.BUDGET_ON_EXCEED)),
     )
 
 
-class RunTotals:
+class RunAccumulator:
     """The running sum of contributions to one run (the mutable form of RunDelta).
 
     Ingest adds a batch's spans here one by one (cheap: no object per span) and
@@ -472,13 +473,13 @@ class RunTotals:
             self.has_run_span = True
             if as_bool(get(sc.RUN_LOOP_DETECTED)):
                 self.loop_detected = True
-            self._outcome(OutcomeMark(record.end_ns, as_str(get(sc.RUN_OUTCOME)) or sc.OUTCOME_OPEN,
-                                      as_str(get(sc.RUN_OUTCOME_BY)), as_str(get(sc.RUN_OUTCOME_REASON))))
+            self._outcome(OutcomeMark(record.end_ns, to_text(get(sc.RUN_OUTCOME)) or sc.OUTCOME_OPEN,
+                                      to_text(get(sc.RUN_OUTCOME_BY)), to_text(get(sc.RUN_OUTCOME_REASON))))
         elif kind == KIND_OUTCOME:
-            verdict = as_str(get(sc.RUN_OUTCOME))
+            verdict = to_text(get(sc.RUN_OUTCOME))
             if verdict is not None:
-                self._outcome(OutcomeMark(record.end_ns, verdict, as_str(get(sc.RUN_OUTCOME_BY)),
-                                          as_str(get(sc.RUN_OUTCOME_REASON))))
+                self._outcome(OutcomeMark(record.end_ns, verdict, to_text(get(sc.RUN_OUTCOME_BY)),
+                                          to_text(get(sc.RUN_OUTCOME_REASON))))
 
     def add_llm(self, attributes: Mapping[str, Any], facts: SpanFacts, sign: int) -> None:
         """Add (sign 1) or take back (sign -1) what one LLM call contributes.
@@ -558,7 +559,7 @@ def run_contribution(record: SpanRecord, facts: SpanFacts | None = None) -> RunD
     """What one span adds to its run (every span has one: :func:`run_id_of`)."""
     if facts is None:
         facts = span_facts(record)
-    totals = RunTotals(facts.run_id)
+    totals = RunAccumulator(facts.run_id)
     totals.add_span(record, facts)
     return totals.freeze()
 
@@ -572,7 +573,7 @@ def uncount_delta(run_id: str, start_ns: int, attributes: Mapping[str, Any], fac
     It adds no span and no trace, starts no earlier than the span itself did
     (already part of the run) and ranks below every span, so only the LLM sums move.
     """
-    totals = RunTotals(run_id)
+    totals = RunAccumulator(run_id)
     totals.started_ns = start_ns
     totals._desc_key = (RANK_CORRECTION, 0, "")
     totals._desc = Descriptor(RANK_CORRECTION, 0, "")
@@ -584,7 +585,7 @@ def merge(a: RunDelta, b: RunDelta) -> RunDelta:
     """Combine two contributions to the same run (associative and commutative)."""
     if a.run_id != b.run_id:
         raise ValueError(f"cannot merge contributions to different runs: {a.run_id!r} and {b.run_id!r}")
-    totals = RunTotals(a.run_id)
+    totals = RunAccumulator(a.run_id)
     totals.add(a)
     totals.add(b)
     return totals.freeze()
@@ -592,12 +593,12 @@ def merge(a: RunDelta, b: RunDelta) -> RunDelta:
 
 def aggregate(spans: Iterable[tuple[SpanRecord, SpanFacts]]) -> list[RunDelta]:
     """One merged contribution per run for a batch of spans."""
-    totals: dict[str, RunTotals] = {}
+    totals: dict[str, RunAccumulator] = {}
     for record, facts in spans:
         run_id = facts.run_id
         t = totals.get(run_id)
         if t is None:
-            t = totals[run_id] = RunTotals(run_id)
+            t = totals[run_id] = RunAccumulator(run_id)
         t.add_span(record, facts)
     return [t.freeze() for t in totals.values()]
 

@@ -53,7 +53,7 @@ from collections.abc import Mapping
 from typing import Final
 
 from .. import semconv as sc
-from .aggregate import as_int, as_str
+from .aggregate import as_int, to_text
 from .records import Attributes, AttrValue, SpanRecord
 
 _OPENINFERENCE_OPERATIONS: Final = {"LLM": sc.OP_CHAT, "EMBEDDING": sc.OP_EMBEDDINGS}
@@ -102,7 +102,7 @@ def _count(attrs: Mapping[str, AttrValue], *names: str) -> int | None:
 
 def _text(attrs: Mapping[str, AttrValue], *names: str) -> str | None:
     for name in names:
-        text = as_str(attrs.get(name))
+        text = to_text(attrs.get(name))
         if text is not None:
             return text
     return None

@@ -9,13 +9,16 @@ UTC strings ending in ``Z``.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 from .. import semconv
 from .aggregate import NANO
 from .db import Store
 from .errors import AmbiguousRunIdError
+from .filters import RunFilter
+from .timespec import iso as iso  # re-exported: callers on other branches import it from here
+from .timespec import to_ns as to_ns
 from .values import loads
 
 _RUN_COLUMNS = (
@@ -30,47 +33,6 @@ _RUN_COLUMNS = (
 _BUDGET_KEYS = ("max_cost_usd", "max_llm_calls", "max_tool_calls", "max_seconds", "max_input_tokens",
                 "on_exceed")
 _PREFIX_CANDIDATES = 11
-
-
-def iso(ns: int | None) -> str | None:
-    """Nanoseconds since the epoch as ISO-8601 UTC with microseconds and a ``Z``.
-
-    Arithmetic on the time of day and a cache of day strings: a run of 5,000
-    spans formats 10,000 of these, and ``datetime.strftime`` was a third of the
-    run detail's time.
-    """
-    if ns is None:
-        return None
-    seconds, rest = divmod(ns, 1_000_000_000)
-    day, second = divmod(seconds, 86_400)
-    date = _DAYS.get(day)
-    if date is None:
-        if len(_DAYS) > 4096:
-            _DAYS.clear()
-        moment = datetime.fromtimestamp(day * 86_400, tz=timezone.utc)
-        date = _DAYS[day] = moment.strftime("%Y-%m-%d")
-    hour, second = divmod(second, 3600)
-    minute, second = divmod(second, 60)
-    return f"{date}T{hour:02d}:{minute:02d}:{second:02d}.{rest // 1000:06d}Z"
-
-
-_DAYS: dict[int, str] = {}
-
-
-_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
-
-
-def to_ns(moment: datetime) -> int:
-    """An aware datetime (naive ones are taken as UTC) as integer nanoseconds since the epoch.
-
-    Clamped to SQLite's 64-bit integers (years 1677-2262), so any date works as a
-    query bound: ``since=datetime(3000, 1, 1)`` simply matches nothing.
-    """
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    delta = moment - datetime(1970, 1, 1, tzinfo=timezone.utc)
-    ns = (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1_000
-    return min(max(ns, _INT64_MIN), _INT64_MAX)
 
 
 def _run_dict(row: Any, models: list[dict[str, Any]], trace_ids: list[str]) -> dict[str, Any]:
@@ -158,28 +120,10 @@ def list_runs(store: Store, *, project: str | None = None, owner: str | None = N
     """
     if limit < 0 or offset < 0:
         raise ValueError(f"limit and offset must be >= 0, got limit={limit}, offset={offset}")
-    where: list[str] = []
-    params: list[Any] = []
-    for column, value in (("project", project), ("owner", owner), ("outcome", outcome)):
-        if value is not None:
-            where.append(f"{column} = ?")
-            params.append(value)
-    if model is not None:
-        where.append("EXISTS (SELECT 1 FROM run_models m WHERE m.run_id = runs.id AND m.model = ?)")
-        params.append(model)
-    if since is not None:
-        where.append("started_ns >= ?")
-        params.append(to_ns(since))
-    if until is not None:
-        where.append("started_ns < ?")
-        params.append(to_ns(until))
-    if text:
-        pattern = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        where.append("(" + " OR ".join(f"{c} LIKE ? ESCAPE '\\'" for c in ("id", "name", "project", "owner"))
-                     + ")")
-        params.extend([pattern] * 4)
-    sql = (f"SELECT {_RUN_COLUMNS} FROM runs" + (f" WHERE {' AND '.join(where)}" if where else "")
-           + " ORDER BY started_ns DESC, id DESC LIMIT ? OFFSET ?")
+    where, params = RunFilter(project=project, owner=owner, outcome=outcome, model=model,
+                              since_ns=None if since is None else to_ns(since),
+                              until_ns=None if until is None else to_ns(until), text=text).where()
+    sql = f"SELECT {_RUN_COLUMNS} FROM runs{where} ORDER BY started_ns DESC, id DESC LIMIT ? OFFSET ?"
     params.extend([limit if limit else -1, offset])
     rows = store.execute(sql, params)
     models, traces = _models_and_traces(store, [r["id"] for r in rows])

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .. import semconv as sc
-from .aggregate import KIND_OUTCOME, RunDelta, RunTotals, SpanFacts, span_facts
+from .aggregate import KIND_OUTCOME, RunAccumulator, RunDelta, SpanFacts, span_facts
 from .errors import UnknownRunError
 from .records import SpanRecord
 from .values import attributes_from_json, events_from_json
@@ -102,7 +102,7 @@ def settle(conn: sqlite3.Connection, spans: Sequence[tuple[SpanRecord, SpanFacts
         if not pending:
             out.append(d)
             continue
-        totals = RunTotals(d.run_id)
+        totals = RunAccumulator(d.run_id)
         totals.add(d)
         for record in pending:
             totals.add_span(record, span_facts(record))
@@ -173,7 +173,7 @@ def count_pending(store: Store) -> int:
 
 def list_pending(store: Store, *, limit: int = 100) -> list[dict[str, Any]]:
     """The pending verdicts, newest first: run id, outcome, by, reason, at (ISO-8601 UTC)."""
-    from .queries import iso
+    from .timespec import iso
 
     rows = store.execute(f"SELECT s.run_id, s.end_ns, s.attributes FROM spans s WHERE {_PENDING_WHERE} "
                          "ORDER BY s.end_ns DESC, s.span_id LIMIT ?", (limit if limit else -1,))

@@ -21,7 +21,9 @@ from .. import semconv
 from ..store import search as fts
 from ..store.aggregate import NANO
 from ..store.db import Store
-from ..store.queries import iso
+from ..store.filters import FLAGS as FLAGS  # re-exported: the pages list them
+from ..store.filters import RunFilter as RunFilter
+from ..store.timespec import iso
 
 __all__ = [
     "FLAGS", "SORTS", "Headline", "RunFilter", "RunsPage", "SearchHit", "SpendChart",
@@ -29,14 +31,6 @@ __all__ = [
     "search_runs", "spend",
 ]
 
-# flag name -> (label, SQL condition on runs)
-FLAGS: dict[str, tuple[str, str]] = {
-    "loop": ("loop detected", "loop_detected = 1"),
-    "repeated_reads": ("repeated reads", "repeated_reads > 0"),
-    "budget_stopped": ("stopped by budget", f"outcome = '{semconv.OUTCOME_BUDGET_STOPPED}'"),
-    "unpriced": ("unpriced calls", "unpriced_calls > 0"),
-    "error": ("error", f"outcome = '{semconv.OUTCOME_ERROR}'"),
-}
 # sort name -> (label, SQL expression; never NULL so row-value keyset comparisons hold)
 SORTS: dict[str, tuple[str, str]] = {
     "started": ("start", "started_ns"),
@@ -51,49 +45,6 @@ _MAX_CURSOR = 4096  # characters
 _RUN_FIELDS = ("id, name, project, owner, outcome, stop_reason, cost_nusd, unpriced_calls, input_tokens, "
                "output_tokens, cached_input_tokens, llm_calls, tool_calls, repeated_reads, loop_detected, "
                "started_ns, ended_ns")
-
-
-def _like(text: str) -> str:
-    return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-
-
-@dataclass(frozen=True)
-class RunFilter:
-    """What the runs page, its headline figures and /api/runs narrow by (None = any)."""
-
-    project: str | None = None
-    owner: str | None = None
-    outcome: str | None = None
-    model: str | None = None
-    flag: str | None = None
-    since_ns: int | None = None
-    until_ns: int | None = None
-    text: str | None = None
-
-    def where(self) -> tuple[str, list[Any]]:
-        clauses: list[str] = []
-        params: list[Any] = []
-        for column in ("project", "owner", "outcome"):
-            value = getattr(self, column)
-            if value is not None:
-                clauses.append(f"{column} = ?")
-                params.append(value)
-        if self.model is not None:
-            clauses.append("EXISTS (SELECT 1 FROM run_models m WHERE m.run_id = runs.id AND m.model = ?)")
-            params.append(self.model)
-        if self.flag is not None:
-            clauses.append(FLAGS[self.flag][1])
-        if self.since_ns is not None:
-            clauses.append("started_ns >= ?")
-            params.append(self.since_ns)
-        if self.until_ns is not None:
-            clauses.append("started_ns < ?")
-            params.append(self.until_ns)
-        if self.text:
-            clauses.append("(" + " OR ".join(f"{c} LIKE ? ESCAPE '\\'" for c in ("id", "name", "project", "owner"))
-                           + ")")
-            params.extend([_like(self.text)] * 4)
-        return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
 
 
 # --- headline figures ---------------------------------------------------------------

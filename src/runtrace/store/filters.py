@@ -1,0 +1,83 @@
+"""One run filter (issue 10): the project/owner/outcome/model/flag/since/until/text narrowing of ``runs``.
+
+``runtrace runs`` (via :func:`runtrace.store.queries.list_runs`), the web UI's
+runs page, its headline figures and /api/runs all build the same WHERE clause
+from a :class:`RunFilter`, so "since 2026-11-01" or ``--outcome accepted``
+select the same runs everywhere. Times are epoch nanoseconds (store/timespec.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from .. import semconv
+
+__all__ = ["FLAGS", "RunFilter", "started_between"]
+
+# flag name -> (label, SQL condition on runs)
+FLAGS: dict[str, tuple[str, str]] = {
+    "loop": ("loop detected", "loop_detected = 1"),
+    "repeated_reads": ("repeated reads", "repeated_reads > 0"),
+    "budget_stopped": ("stopped by budget", f"outcome = '{semconv.OUTCOME_BUDGET_STOPPED}'"),
+    "unpriced": ("unpriced calls", "unpriced_calls > 0"),
+    "error": ("error", f"outcome = '{semconv.OUTCOME_ERROR}'"),
+}
+
+
+def started_between(since_ns: int | None, until_ns: int | None, *,
+                    column: str = "started_ns") -> tuple[list[str], list[Any]]:
+    """The clauses and parameters for ``since <= column < until`` (either bound may be None).
+
+    The one time window on runs: RunFilter, ``runtrace report`` and its exact by-model groups use it.
+    """
+    clauses: list[str] = []
+    params: list[Any] = []
+    if since_ns is not None:
+        clauses.append(f"{column} >= ?")
+        params.append(since_ns)
+    if until_ns is not None:
+        clauses.append(f"{column} < ?")
+        params.append(until_ns)
+    return clauses, params
+
+
+def _like(text: str) -> str:
+    return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+@dataclass(frozen=True)
+class RunFilter:
+    """What a list of runs is narrowed by (None = any): `runtrace runs`, the runs page, its headline, /api/runs."""
+
+    project: str | None = None
+    owner: str | None = None
+    outcome: str | None = None
+    model: str | None = None
+    flag: str | None = None
+    since_ns: int | None = None
+    until_ns: int | None = None
+    text: str | None = None
+
+    def where(self) -> tuple[str, list[Any]]:
+        """The SQL ``" WHERE ..."`` (or ``""``) over ``runs`` and its parameters; ``since`` inclusive, ``until`` not."""
+        clauses: list[str] = []
+        params: list[Any] = []
+        for column in ("project", "owner", "outcome"):
+            value = getattr(self, column)
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                params.append(value)
+        if self.model is not None:
+            clauses.append("EXISTS (SELECT 1 FROM run_models m WHERE m.run_id = runs.id AND m.model = ?)")
+            params.append(self.model)
+        if self.flag is not None:
+            clauses.append(FLAGS[self.flag][1])
+        window, bounds = started_between(self.since_ns, self.until_ns)
+        clauses.extend(window)
+        params.extend(bounds)
+        if self.text:
+            clauses.append("(" + " OR ".join(f"{c} LIKE ? ESCAPE '\\'" for c in ("id", "name", "project", "owner"))
+                           + ")")
+            params.extend([_like(self.text)] * 4)
+        return (" WHERE " + " AND ".join(clauses) if clauses else ""), params

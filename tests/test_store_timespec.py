@@ -1,0 +1,47 @@
+"""store/timespec.py: the one place "7d" / ISO strings, datetimes and epoch ns meet."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from runtrace.store.timespec import TimeSpecError, iso, parse_when, to_ns
+
+NOW = datetime(2026, 12, 1, 13, 0, tzinfo=timezone.utc)
+MIDNIGHT_NS = 1_796_083_200 * 1_000_000_000  # 2026-12-01T00:00:00Z
+
+
+def test_a_bare_date_is_utc_midnight() -> None:
+    when = parse_when("2026-12-01")
+    assert when == datetime(2026, 12, 1, tzinfo=timezone.utc)
+    assert to_ns(when) == MIDNIGHT_NS
+    assert iso(MIDNIGHT_NS) == "2026-12-01T00:00:00.000000Z"
+
+
+@pytest.mark.parametrize(("text", "ago"), [("7d", timedelta(days=7)), ("24h", timedelta(hours=24)),
+                                           ("30m", timedelta(minutes=30)), ("2w", timedelta(weeks=2)),
+                                           (" 90 s ", timedelta(seconds=90))])
+def test_durations_count_back_from_now(text: str, ago: timedelta) -> None:
+    assert parse_when(text, now=NOW) == NOW - ago
+
+
+def test_an_iso_time_with_an_offset_keeps_its_instant() -> None:
+    when = parse_when("2026-12-01T02:00:00+02:00")
+    assert to_ns(when) == MIDNIGHT_NS
+    assert to_ns(parse_when("2026-12-01T00:00:00Z")) == MIDNIGHT_NS
+    assert to_ns(parse_when("2026-12-01T00:00:00.000001")) == MIDNIGHT_NS + 1_000
+
+
+@pytest.mark.parametrize("text", ["yesterday", "7x", "2026-13-01", ""])
+def test_bad_input_names_the_value(text: str) -> None:
+    with pytest.raises(TimeSpecError) as caught:
+        parse_when(text)
+    assert str(caught.value) == f"{text!r} is neither a duration like 24h / 7d nor an ISO date"
+    assert isinstance(caught.value, ValueError)
+
+
+def test_to_ns_clamps_to_sqlite_integers_and_takes_naive_as_utc() -> None:
+    assert to_ns(datetime(3000, 1, 1)) == 2**63 - 1
+    assert to_ns(datetime(1, 1, 1, tzinfo=timezone.utc)) == -(2**63)
+    assert to_ns(datetime(2026, 12, 1)) == MIDNIGHT_NS
+    assert iso(None) is None
