@@ -33,13 +33,12 @@ lost for one value).
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import math
 from typing import Any, Final
 
 from .. import semconv as sc
-from .records import AttrValue, SpanRecord
+from .records import AttrValue, SpanRecord, with_attributes
 
 INT64_MAX: Final = 2**63 - 1  # SQLite INTEGER ceiling
 MAX_TOKENS: Final = 10**12
@@ -144,7 +143,7 @@ def drop_out_of_range(record: SpanRecord) -> SpanRecord:
             kept.pop(key, None)
         kept[sc.COST_SOURCE] = sc.SOURCE_UNKNOWN
         kept[sc.COST_UNPRICED_REASON] = sc.UNPRICED_OUT_OF_RANGE
-    return dataclasses.replace(record, attributes=kept)
+    return with_attributes(record, kept)
 
 
 def clamp_int64(value: int) -> int:

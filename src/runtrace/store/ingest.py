@@ -24,7 +24,6 @@ file at once serialise on SQLite's write lock (busy_timeout waits for it).
 
 from __future__ import annotations
 
-import dataclasses
 import sqlite3
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -37,7 +36,7 @@ from .aggregate import SpanFacts, aggregate, apply_deltas, span_facts
 from .bounds import BOUNDED, drop_out_of_range
 from .innermost import carries_usage, eligible, recount
 from .normalise import normalise
-from .records import SpanRecord
+from .records import SpanRecord, with_attributes
 from .rereads import recount as recount_rereads
 from .rereads import runs_to_recount
 from .search import INSERT_SQL as INSERT_SEARCH_SQL
@@ -84,7 +83,7 @@ def price_at_ingest(record: SpanRecord) -> SpanRecord:
         return record
     attributes = {**record.attributes, **cost}
     attributes[sc.COST_PRICED_AT_INGEST] = True
-    return dataclasses.replace(record, attributes=attributes)
+    return with_attributes(record, attributes)
 
 
 class Prepared(NamedTuple):

@@ -54,7 +54,7 @@ from typing import Final
 
 from .. import semconv as sc
 from .aggregate import as_int, to_text
-from .records import Attributes, AttrValue, SpanRecord
+from .records import Attributes, AttrValue, SpanRecord, with_attributes
 
 _OPENINFERENCE_OPERATIONS: Final = {"LLM": sc.OP_CHAT, "EMBEDDING": sc.OP_EMBEDDINGS}
 _OPENLLMETRY_OPERATIONS: Final = {"chat": sc.OP_CHAT, "completion": sc.OP_TEXT_COMPLETION,
@@ -262,4 +262,4 @@ def normalise(record: SpanRecord) -> SpanRecord:
     if not added:
         return record
     added[sc.SOURCE_DIALECT] = usage.dialect
-    return dataclasses.replace(record, attributes={**attrs, **added})
+    return with_attributes(record, {**attrs, **added})

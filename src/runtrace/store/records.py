@@ -59,3 +59,15 @@ class LogEvent:
     trace_id: str | None
     span_id: str | None
     body: Any
+
+
+def with_attributes(record: SpanRecord, attributes: Attributes) -> SpanRecord:
+    """``record`` with other attributes: ``dataclasses.replace`` without its per-field walk.
+
+    Ingest rebuilds a record this way up to three times per span (dialects read,
+    numbers past a bound dropped, a price added); ``replace`` costs about 5.8 us a
+    call here, this positional constructor about 2.7 (load 4).
+    """
+    return SpanRecord(record.trace_id, record.span_id, record.parent_span_id, record.name, record.kind,
+                      record.start_ns, record.end_ns, record.status_code, record.status_message, attributes,
+                      record.resource, record.events, record.scope_name, record.scope_version)
