@@ -21,6 +21,7 @@ from typing import Any
 import httpx
 import pytest
 
+from runtrace import semconv as sc
 from runtrace.server.app import create_app
 from runtrace.server.pages import load_run_view
 from runtrace.server.runview import RunView, build_run_view
@@ -30,8 +31,16 @@ from runtrace.store.db import Store
 from runtrace.store.queries import get_run, list_runs
 from runtrace.store.runpage import FACT_KEYS, span_facts
 from test_server_spans import BIG_RUN, BIG_SPANS, build_big_store, page_span_ids
-from runtrace import semconv as sc
-from test_server_support import SEC, at, build_fixture_store, llm_span, run_span, running_server, span, tool_span, trace_id
+from test_server_support import (
+    SEC,
+    at,
+    build_fixture_store,
+    llm_span,
+    running_server,
+    span,
+    tool_span,
+    trace_id,
+)
 
 
 def _counting(monkeypatch: pytest.MonkeyPatch, name: str) -> list[int]:

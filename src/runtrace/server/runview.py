@@ -167,8 +167,11 @@ def build_view(run: dict[str, Any], spans: Sequence[dict[str, Any]],
     priced = [s for s in spans if s["kind"] == "llm" and s["cost_usd"] is not None and s["cost_usd"] > 0]
     dearest = max(priced, key=lambda s: s["cost_usd"]) if priced else None
     explained = {**run, "spans": list(spans)}
+    # detections() finds nothing on a span without events or a repeated-read mark: skip those
     return RunView(run=run, rows=rows, total_s=total_s, curve=curve, gauges=gauges(run, total_s),
-                   detections=detections([s for s, _ in ordered]), verdict=verdict(run),
+                   detections=detections([s for s, _ in ordered if s.get("events")
+                                          or (s.get("attributes") or {}).get(semconv.TOOL_REPEATED_READ)]),
+                   verdict=verdict(run),
                    headline=headline(explained), unpriced=unpriced(explained),
                    notes=_notes(run, spans), row_total=len(ordered),
                    agent_cost_usd=run.get("agent_cost_usd"), dearest=dearest)

@@ -34,20 +34,29 @@ def _path(key: str) -> str:
     return f"'$.\"{key}\"'"
 
 
-def _fact_columns() -> str:
-    """Per fact key its JSON type and value, computed only when the key's text is in the span's JSON at all.
+def _marked(key: str) -> str:
+    """The span carries ``key`` with any value but a literal compact ``false`` (the store writes compact JSON;
+    a value written with spaces is merely parsed, never skipped)."""
+    return (f"(instr(attributes, '\"{key}\"') > 0 AND instr(attributes, '\"{key}\":false') = 0)")
 
-    ``instr`` is a cheap substring test that skips the JSON parse for the many
-    spans that carry none of these keys. json_type restores booleans, which
-    json_extract returns as 1 and 0.
+
+_NEEDED = (f"kind = 'llm' AND cost_usd IS NULL OR status_code = 'ERROR' "
+           f"OR {_marked(semconv.TOOL_REPEATED_READ)} OR {_marked(semconv.TOOL_DETAILS_MISSING)}")
+
+
+def _fact_columns() -> str:
+    """The fact keys' values as one JSON array (null where absent), and whether the arguments were captured.
+
+    One ``json_extract`` with every path parses a span's JSON once (a call per
+    key parsed it once per key: a quarter of a second on 5,000 spans), and only
+    for the spans a sentence can be about: unpriced LLM calls, errors, and
+    spans that carry a repeated-read or missing-details mark. ``instr`` is a
+    cheap substring test that skips the parse for the others.
     """
-    columns = []
-    for key in FACT_KEYS:
-        found = f"instr(attributes, '\"{key}\"') > 0"
-        columns.append(f"CASE WHEN {found} THEN json_type(attributes, {_path(key)}) END")
-        columns.append(f"CASE WHEN {found} THEN json_extract(attributes, {_path(key)}) END")
+    paths = ", ".join(_path(key) for key in FACT_KEYS)
+    columns = [f"CASE WHEN {_NEEDED} THEN json_extract(attributes, {paths}) END"]
     for key in _PRESENCE_KEYS:
-        columns.append(f"CASE WHEN instr(attributes, '\"{key}\"') > 0 "
+        columns.append(f"CASE WHEN events != '[]' AND instr(attributes, '\"{key}\"') > 0 "
                        f"THEN json_type(attributes, {_path(key)}) IS NOT NULL ELSE 0 END")
     return ", ".join(columns)
 
@@ -58,39 +67,30 @@ _FACTS_SQL = ("SELECT rowid, span_id, parent_span_id, name, kind, model, cost_us
 _BASE = 14  # columns before the fact columns
 
 
-def _value(json_type: str | None, value: Any) -> Any:
-    if json_type == "true":
-        return True
-    if json_type == "false":
-        return False
-    if json_type in ("object", "array"):
-        return loads(value)
-    return value
-
-
 def span_facts(store: Store, run_id: str) -> list[dict[str, Any]]:
     """Every span of the run ``run_id`` (a full id) by start time, as ``get_run``'s span dicts, but lighter.
 
     Each dict has the span's identity, tree, timing (``start_ns``/``end_ns``),
     kind, cost, status, model, provider, tool and events (decoded: they are
     what detections are made of), a ``rowid`` for :func:`spans_by_rowid`, and
-    ``attributes`` holding only :data:`FACT_KEYS` (the ones the span carries)
-    plus ``gen_ai.tool.call.arguments`` as ``True`` when it was captured.
+    ``attributes`` holding only :data:`FACT_KEYS` (the ones the span carries,
+    read for unpriced LLM calls, errors and spans marked as a repeated read or
+    as missing tool details: no sentence reads them of any other span) plus
+    ``gen_ai.tool.call.arguments`` as ``True`` when it was captured on a span
+    with events (only a detection event's sentence asks).
     """
     cursor = store.reader().execute(_FACTS_SQL, (run_id,))
     cursor.row_factory = None
     out = []
-    n_keys = len(FACT_KEYS)
     for row in cursor.fetchall():
         (rowid, span_id, parent, name, kind, model, cost, tool, start, end, status, status_message, provider,
          events) = row[:_BASE]
         attributes: dict[str, Any] = {}
-        for i, key in enumerate(FACT_KEYS):
-            json_type = row[_BASE + 2 * i]
-            if json_type is not None:
-                attributes[key] = _value(json_type, row[_BASE + 2 * i + 1])
+        facts = row[_BASE]
+        if facts is not None:
+            attributes = {k: v for k, v in zip(FACT_KEYS, loads(facts), strict=True) if v is not None}
         for j, key in enumerate(_PRESENCE_KEYS):
-            if row[_BASE + 2 * n_keys + j]:
+            if row[_BASE + 1 + j]:
                 attributes[key] = True
         out.append({"rowid": rowid, "span_id": span_id, "parent_span_id": parent, "name": name, "kind": kind,
                     "model": model, "cost_usd": cost, "tool_name": tool, "start_ns": start, "end_ns": end,
