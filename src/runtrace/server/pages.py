@@ -24,12 +24,14 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 
 from .. import semconv
+from ..store.db import Store
 from ..store.errors import AmbiguousRunIdError, StoreError
 from ..store.queries import get_run
+from ..store.runpage import span_facts, spans_by_rowid
 from . import charts, format
 from . import reads as queries
 from .highlight import highlight
-from .runview import build_run_view
+from .runview import RunView, build_view
 from .spanview import PAGE_SPANS
 
 __all__ = ["EXCEPTION_HANDLERS", "env", "parse_filter", "run_page", "runs_page", "search_page", "spend_page"]
@@ -205,9 +207,32 @@ async def load_run(request: Request) -> dict[str, Any]:
     return run
 
 
+def load_run_view(store: Store, run_id: str) -> tuple[dict[str, Any], RunView] | None:
+    """The run page's run (totals, no spans) and view, reading whole spans only for the rows it renders.
+
+    A 5,000-span run's page used to decode every span's attributes (``get_run``);
+    now the sentences and the tree come from :func:`span_facts` and only the
+    first :data:`PAGE_SPANS` rows are read whole. None when no run matches.
+    """
+    try:
+        run = get_run(store, run_id, limit=0)
+    except AmbiguousRunIdError as exc:
+        raise bad_request(str(exc)) from None
+    if run is None:
+        return None
+    facts = span_facts(store, run["id"])
+    view = build_view(run, facts, lambda chosen: spans_by_rowid(store, [s["rowid"] for s in chosen]),
+                      row_limit=PAGE_SPANS)
+    return run, view
+
+
 async def run_page(request: Request) -> Response:
-    run = await load_run(request)
-    view = build_run_view(run, row_limit=PAGE_SPANS)
+    run_id = request.path_params["run_id"]
+    store = request.app.state.store
+    loaded = await run_in_threadpool(lambda: load_run_view(store, run_id))
+    if loaded is None:
+        raise HTTPException(404, f"no run {run_id!r} in this store")
+    run, view = loaded
     curve = charts.cost_curve(view.curve, duration_s=view.total_s,
                               budget_usd=(run.get("budget") or {}).get("max_cost_usd"))
     return render(request, "run.html", run=run, view=view, curve=curve, axis=charts.time_axis(view.total_s))

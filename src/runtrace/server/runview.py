@@ -9,7 +9,7 @@ which come from :mod:`runtrace.explain` so ``runtrace show`` says the same.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,7 +30,7 @@ from ..explain import (
 from .spanview import row_flags, tool_subject
 
 __all__ = ["CONTENT_KEYS", "Finding", "Gauge", "RunView", "SpanRow", "Unpriced", "build_run_view",
-           "explain_event"]
+           "build_view", "explain_event"]
 
 CONTENT_KEYS = (semconv.GEN_AI_SYSTEM_INSTRUCTIONS, semconv.GEN_AI_INPUT_MESSAGES, semconv.GEN_AI_OUTPUT_MESSAGES,
                 semconv.GEN_AI_TOOL_CALL_ARGUMENTS, semconv.GEN_AI_TOOL_CALL_RESULT)
@@ -107,22 +107,44 @@ def _pretty(value: Any) -> str:
     return json.dumps(value, indent=2, ensure_ascii=False)
 
 
-def build_run_view(run: dict[str, Any], *, row_limit: int | None = None) -> RunView:
-    """The run page's data; only the first ``row_limit`` timeline rows are built (the page fetches the rest).
+def _time_ns(span: Mapping[str, Any], key: str) -> int:
+    """A span's start or end in ns, to the microsecond as the ISO text of ``get_run`` gives it.
 
-    Detections, the cost curve and the gauges still read every span.
+    The run page placed its bars from that text; light span dicts carry the
+    exact ``start_ns``/``end_ns``, cut to the same microsecond so the page stays the same.
     """
+    exact = span.get(f"{key}_ns")
+    if exact is not None:
+        return int(exact) - int(exact) % 1000
+    return ns(span.get(key)) or 0
+
+
+def build_run_view(run: dict[str, Any], *, row_limit: int | None = None) -> RunView:
+    """The run page's data from a whole ``get_run`` dict; only the first ``row_limit`` timeline rows are built."""
     spans = run["spans"]
-    starts = [ns(s["start"]) or 0 for s in spans]
-    ends = [ns(s["end"]) or 0 for s in spans]
+    return build_view(run, spans, lambda chosen: chosen, row_limit=row_limit)
+
+
+def build_view(run: dict[str, Any], spans: Sequence[dict[str, Any]],
+               details: Callable[[list[dict[str, Any]]], list[dict[str, Any]]], *,
+               row_limit: int | None = None) -> RunView:
+    """The run page's data from the run's spans by start time, whole (``get_run``) or light (``span_facts``).
+
+    The sentences, the curve and the tree read only what light spans carry;
+    ``details`` turns the spans of the rendered rows into whole spans (the page
+    shows their attributes), so a long run's other spans are never decoded.
+    """
+    starts = [_time_ns(s, "start") for s in spans]
+    ends = [_time_ns(s, "end") for s in spans]
     t0 = min(starts) if starts else 0
     t1 = max(ends) if ends else 0
     total_ns = max(t1 - t0, 1)
     rows = []
     by_id = {s["span_id"]: (st, en) for s, st, en in zip(spans, starts, ends, strict=True)}
-    ordered = tree_order(spans)
-    for span, depth in ordered[:row_limit]:
-        st, en = by_id[span["span_id"]]
+    ordered = tree_order(list(spans))
+    shown = ordered[:row_limit]
+    for (light, depth), span in zip(shown, details([s for s, _ in shown]), strict=True):
+        st, en = by_id[light["span_id"]]
         attrs = span["attributes"]
         rows.append(SpanRow(
             span=span, depth=depth,
@@ -136,15 +158,20 @@ def build_run_view(run: dict[str, Any], *, row_limit: int | None = None) -> RunV
         ))
     curve: list[tuple[float, float]] = []
     total = 0.0
-    for span, en in sorted(((s, e) for s, e in zip(spans, ends, strict=True) if s["kind"] == "llm" and s["cost_usd"] is not None),
+    for span, en in sorted(((s, e) for s, e in zip(spans, ends, strict=True)
+                            if s["kind"] == "llm" and s["cost_usd"] is not None),
                            key=lambda pair: pair[1]):
         total += span["cost_usd"]
         curve.append(((en - t0) / 1e9, total))
     total_s = (t1 - t0) / 1e9
     priced = [s for s in spans if s["kind"] == "llm" and s["cost_usd"] is not None and s["cost_usd"] > 0]
     dearest = max(priced, key=lambda s: s["cost_usd"]) if priced else None
+    explained = {**run, "spans": list(spans)}
+    # detections() finds nothing on a span without events or a repeated-read mark: skip those
     return RunView(run=run, rows=rows, total_s=total_s, curve=curve, gauges=gauges(run, total_s),
-                   detections=detections([s for s, _ in ordered]), verdict=verdict(run),
-                   headline=headline(run), unpriced=unpriced(run),
+                   detections=detections([s for s, _ in ordered if s.get("events")
+                                          or (s.get("attributes") or {}).get(semconv.TOOL_REPEATED_READ)]),
+                   verdict=verdict(run),
+                   headline=headline(explained), unpriced=unpriced(explained),
                    notes=_notes(run, spans), row_total=len(ordered),
                    agent_cost_usd=run.get("agent_cost_usd"), dearest=dearest)
