@@ -335,8 +335,11 @@ def test_codex_and_gemini_over_serve_match_their_adapters_and_traces_count_nothi
     keys = [k for k in FIGURES if k != "refused_tool_calls"]
     assert {k: served[k] for k in keys} == {k: direct[k] for k in keys}
     # The agents' own spans join the session's run and count nowhere: Gemini's 17 (stamped by the
-    # adapter), and the 27 Codex spans that carry conversation.id themselves (DESIGN 6b's session rule).
-    assert served["span_count"] == direct["span_count"] + (17 if sample == "gemini-autoedit" else 27)
+    # adapter), and all 341 Codex spans (only 27 carry conversation.id; codex.join_sessions puts the
+    # thread_id-only and id-less ones of the same process in the session too).
+    assert served["span_count"] == direct["span_count"] + (17 if sample == "gemini-autoedit" else 341)
+    with Store.open(path, create=False) as store:
+        assert [r["id"] for r in list_runs(store, limit=0)] == [run_id]
 
 
 def test_logs_need_the_token_like_traces(tmp_path: Path) -> None:

@@ -377,3 +377,23 @@ def test_other_agents_events_are_dropped() -> None:
     gemini_events = _gemini_events()
     assert codex.to_records(gemini_events) == []
     assert gemini.to_records(_codex_events()) == []
+
+
+def _codex_span(trace: str, span: str, service: str = "codex_exec", **attrs: Any) -> SpanRecord:
+    return SpanRecord(trace * 32, span * 16, None, "s", "INTERNAL", 1, 2, "UNSET", None, dict(attrs),
+                      {"service.name": service})
+
+
+def test_codex_spans_join_the_one_session_of_their_trace_or_request_and_never_guess() -> None:
+    def run_ids(records: list[SpanRecord]) -> list[Any]:
+        return [r.attributes.get(sc.RUN_ID) for r in codex.join_sessions(records)]
+
+    one = [_codex_span("a", "1", **{"conversation.id": "S"}), _codex_span("b", "2", thread_id="S"),
+           _codex_span("b", "3"), _codex_span("c", "4"), _codex_span("c", "5", service="other")]
+    assert run_ids(one) == ["S", "S", "S", "S", None]
+    # two sessions in one request: a trace naming one joins it, an id-less trace stays a run of its own
+    two = [_codex_span("a", "1", **{"conversation.id": "S"}), _codex_span("b", "2", thread_id="T"),
+           _codex_span("b", "3"), _codex_span("c", "4")]
+    assert run_ids(two) == ["S", "T", "T", None]
+    # a span already in a run keeps it
+    assert run_ids([_codex_span("a", "1", **{"runtrace.run.id": "R", "thread_id": "S"})]) == ["R"]

@@ -172,6 +172,26 @@ def test_each_recording_is_one_run_with_exact_figures(serve: tuple[str, Path], r
     assert _figures(path, run_id) == expected
 
 
+@pytest.mark.parametrize("protocol", ["json", "protobuf"])
+@pytest.mark.parametrize("recording", ["codex-readonly", "codex-resume"])
+def test_every_codex_span_is_in_its_sessions_run(serve: tuple[str, Path], recording: str, protocol: str) -> None:
+    """Codex spans without conversation.id (thread_id only, or no id: handle_responses, codex.exec) once
+    made 4 (readonly) and 8 (resume) unnamed per-trace runs beside the session's."""
+    base, path = serve
+    run_id, expected = EXPECTED[recording]
+    _replay(base, recording, protocol)
+    traces = [b for b in raw_requests(recording, "traces", FIXTURES) if "_trimmed" not in b]
+    sent = [s for b in traces for rs in b["resourceSpans"] for ss in rs["scopeSpans"] for s in ss["spans"]]
+    with Store.open(path, create=False) as store:
+        runs = list_runs(store)
+        in_run = {(row[0], row[1]) for row in store.execute(
+            "SELECT trace_id, span_id FROM spans WHERE run_id = ?", (run_id,))}
+    assert [(r["id"], r["name"]) for r in runs] == [(run_id, "read README.md and fix the typo")]
+    assert len(sent) == {"codex-readonly": 49, "codex-resume": 57}[recording]
+    assert {(s["traceId"], s["spanId"]) for s in sent} <= in_run
+    assert _figures(path, run_id) == expected
+
+
 def test_the_same_recording_sent_twice_counts_once(serve: tuple[str, Path]) -> None:
     base, path = serve
     run_id, expected = EXPECTED["claude-resume"]

@@ -19,7 +19,7 @@ import pytest
 pytest.importorskip("chdb")
 
 from agent_samples import FIXTURES, raw_requests  # noqa: E402
-from runtrace.agents import mark_trace_span, records_from_events  # noqa: E402
+from runtrace.agents import mark_trace_spans, records_from_events  # noqa: E402
 from runtrace.store.db import Store  # noqa: E402
 from runtrace.store.otlp import decode_otlp_json  # noqa: E402
 from runtrace.store.otlp_logs import decode_logs_json  # noqa: E402
@@ -59,7 +59,7 @@ def _store_run(name: str, run_id: str, tmp_path: Path) -> dict[str, Any]:
         for body in _recorded_requests(name, "logs"):
             store.ingest(records_from_events(decode_logs_json(json.dumps(body))))
         for body in _recorded_requests(name, "traces"):
-            store.ingest([mark_trace_span(r) for r in decode_otlp_json(json.dumps(body))])
+            store.ingest(mark_trace_spans(decode_otlp_json(json.dumps(body))))
         run = get_run(store, run_id)
     assert run is not None
     return run
@@ -86,6 +86,22 @@ def test_refusals_errors_and_agent_cost_per_run(ch_recorded: ClickHouse, name: s
                                                 figures: dict[str, Any]) -> None:
     run = run_row(ch_recorded, run_id)
     assert {k: run[k] for k in figures} == figures
+
+
+def test_each_codex_recording_is_one_run(ch_recorded: ClickHouse) -> None:
+    """Codex spans with thread_id only or no id (handle_responses, the process's codex.exec root) once
+    made 4 + 8 per-trace runs beside the two sessions'."""
+    runs = ch_recorded.rows("SELECT run_id, name, outcome FROM otel.runtrace_runs_v"
+                            " WHERE service = 'codex_exec' ORDER BY run_id")
+    assert runs == [{"run_id": EXPECTED[n][0], "name": "read README.md and fix the typo", "outcome": "unfinished"}
+                    for n in ("codex-readonly", "codex-resume")]
+    # every Codex span the exporter wrote is in one of the two sessions' runs
+    in_runs = ch_recorded.rows("SELECT run_id, uniqExact(trace_id, span_id) AS n FROM otel.runtrace_counted_spans"
+                               " WHERE (trace_id, span_id) IN (SELECT TraceId, SpanId FROM otel.otel_traces"
+                               " WHERE ServiceName = 'codex_exec') GROUP BY run_id ORDER BY run_id")
+    assert [r["run_id"] for r in in_runs] == [EXPECTED[n][0] for n in ("codex-readonly", "codex-resume")]
+    assert sum(r["n"] for r in in_runs) == ch_recorded.scalar(
+        "SELECT uniqExact(TraceId, SpanId) FROM otel.otel_traces WHERE ServiceName = 'codex_exec'")
 
 
 @pytest.mark.parametrize("name", RECORDED)
@@ -118,7 +134,7 @@ def test_grafana_panels_show_agent_cost_errors_and_refusals(ch_recorded: ClickHo
             for body in _recorded_requests(name, "logs"):
                 store.ingest(records_from_events(decode_logs_json(json.dumps(body))))
             for body in _recorded_requests(name, "traces"):
-                store.ingest([mark_trace_span(r) for r in decode_otlp_json(json.dumps(body))])
+                store.ingest(mark_trace_spans(decode_otlp_json(json.dumps(body))))
         runs = list_runs(store, limit=0)
     day = TimeRange(1796083200 * 10**9, 1796169600 * 10**9, interval_s=3600)  # 2026-12-01, the recordings' day
     errors = ch_recorded.rows(expand_macros(_panel("Errors and refused tool calls"), day))

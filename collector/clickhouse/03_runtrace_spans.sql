@@ -121,13 +121,18 @@ WITH
     -- spans' runtrace.run.name/project/owner are not read (they would out-rank the prompt).
     (ScopeName = 'com.anthropic.claude_code.tracing') AS _claude_span,
     (ScopeName IN ('com.anthropic.claude_code.tracing', 'gemini-cli')) AS _agent_span,
+    -- Codex's spans (src/runtrace/agents/codex.py join_sessions): many carry its session id as
+    -- thread_id only, many no id at all; runtrace_counted_spans (04) joins those to the session.
+    -- None is a foreign root: the first prompt names a Codex session, never a span.
+    (ServiceName IN ('codex_exec', 'codex_cli_rs', 'codex_vscode')) AS _codex_span,
     (SpanAttributes['runtrace.duplicate_of'] != ''
      OR (_claude_span AND SpanName IN ('claude_code.llm_request', 'claude_code.tool',
                                        'claude_code.tool.execution'))) AS _dup,
     (StatusCode IN ('Error', 'STATUS_CODE_ERROR') AND NOT _dup) AS _failed,
     toFloat64OrZero(SpanAttributes['runtrace.agent.cost_usd']) AS _agent_cost,
     -- (an agent's own root span is in its session's run, as mark_trace_span stamps it: no foreign root)
-    toUInt8(ParentSpanId = '' AND SpanAttributes['runtrace.run.id'] = '' AND NOT _agent_span) AS _froot,
+    toUInt8(ParentSpanId = '' AND SpanAttributes['runtrace.run.id'] = '' AND NOT _agent_span AND NOT _codex_span)
+        AS _froot,
     multiIf(_role = 'run', 'run',
             _role = 'outcome', 'outcome',
             _op IN ('chat', 'text_completion', 'generate_content', 'embeddings'), 'llm',
@@ -194,6 +199,7 @@ SELECT
     coalesce(nullIf(SpanAttributes['runtrace.run.id'], ''),
              nullIf(SpanAttributes['session.id'], ''), nullIf(SpanAttributes['conversation.id'], ''),
              nullIf(SpanAttributes['gen_ai.conversation.id'], ''),
+             if(_codex_span, nullIf(SpanAttributes['thread_id'], ''), NULL),
              nullIf(ResourceAttributes['session.id'], ''), nullIf(ResourceAttributes['conversation.id'], ''),
              nullIf(ResourceAttributes['gen_ai.conversation.id'], ''),
              TraceId) AS run_id,

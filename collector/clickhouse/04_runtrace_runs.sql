@@ -50,12 +50,43 @@ AS SELECT trace_id, span_id FROM
 )
 GROUP BY trace_id, span_id;
 
--- The spans with `counted`: 1 for an LLM call the run totals include.
+-- A Codex process's spans without conversation.id (src/runtrace/agents/codex.py join_sessions)
+-- spread over several traces: each Codex trace whose spans name exactly one session (03 reads
+-- conversation.id and thread_id) is that session's; a trace naming none (the process's
+-- codex.exec root, initialize, ...) is the one session whose spans in some trace start
+-- first within the trace's time span, for the same service. Zero or several candidates
+-- (concurrent sessions): the trace stays a run of its own. The embedded store joins by
+-- OTLP request (one export request = one process); both give one run per recording.
+CREATE VIEW IF NOT EXISTS otel.runtrace_codex_sessions
+AS SELECT trace_id, session FROM
+(
+    SELECT trace_id, any(run_id) AS session
+    FROM otel.runtrace_spans FINAL
+    WHERE service IN ('codex_exec', 'codex_cli_rs', 'codex_vscode') AND run_id != trace_id
+    GROUP BY trace_id
+    HAVING uniqExact(run_id) = 1
+    UNION ALL
+    SELECT o.trace_id AS trace_id, any(p.session) AS session
+    FROM (SELECT trace_id, service, min(start) AS first, max(end) AS last FROM otel.runtrace_spans FINAL
+          WHERE service IN ('codex_exec', 'codex_cli_rs', 'codex_vscode')
+          GROUP BY trace_id, service HAVING countIf(run_id != trace_id) = 0) AS o
+    INNER JOIN (SELECT run_id AS session, trace_id, service, min(start) AS first FROM otel.runtrace_spans FINAL
+                WHERE service IN ('codex_exec', 'codex_cli_rs', 'codex_vscode') AND run_id != trace_id
+                GROUP BY run_id, trace_id, service) AS p
+        ON o.service = p.service
+    WHERE p.first >= o.first AND p.first <= o.last
+    GROUP BY o.trace_id
+    HAVING uniqExact(p.session) = 1
+);
+
+-- The spans with `counted`: 1 for an LLM call the run totals include; a Codex span in its session's run.
 CREATE VIEW IF NOT EXISTS otel.runtrace_counted_spans
-AS SELECT *,
-    toUInt8(kind = 'llm' AND duplicate = 0
-            AND (trace_id, span_id) NOT IN (SELECT trace_id, span_id FROM otel.runtrace_outer_spans)) AS counted
-FROM otel.runtrace_spans FINAL;
+AS SELECT s.* REPLACE (if(c.session != '' AND s.service IN ('codex_exec', 'codex_cli_rs', 'codex_vscode'),
+                          c.session, s.run_id) AS run_id),
+    toUInt8(s.kind = 'llm' AND s.duplicate = 0
+            AND (s.trace_id, s.span_id) NOT IN (SELECT trace_id, span_id FROM otel.runtrace_outer_spans)) AS counted
+FROM otel.runtrace_spans AS s FINAL
+LEFT JOIN otel.runtrace_codex_sessions AS c ON s.trace_id = c.trace_id;
 
 -- One finished row per run, with the field names of `runtrace runs --format json`
 -- (DESIGN section 8) plus a few more: what the dashboards and alerts read.

@@ -300,6 +300,7 @@ TOOL_DURATION_MS: Final = "runtrace.tool.duration_ms"
 # Codex CLI log events and their attributes
 CODEX_SERVICE_NAMES: Final = frozenset({"codex_exec", "codex_cli_rs", "codex_vscode"})
 CODEX_CONVERSATION_ID: Final = "conversation.id"
+CODEX_THREAD_ID: Final = "thread_id"  # == conversation.id, on Codex spans that lack it
 CODEX_EV_USER_PROMPT: Final = "codex.user_prompt"
 CODEX_EV_SSE_EVENT: Final = "codex.sse_event"
 CODEX_EV_API_REQUEST: Final = "codex.api_request"

@@ -20,7 +20,7 @@ from ..store.records import SpanRecord
 from . import claude, codex, gemini
 from .events import LogEvent
 
-__all__ = ["LogEvent", "mark_trace_span", "records_from_events"]
+__all__ = ["LogEvent", "mark_trace_span", "mark_trace_spans", "records_from_events"]
 
 _ADAPTERS: dict[str, Callable[[Sequence[LogEvent]], list[SpanRecord]]] = {
     name: module.to_records for module in (claude, codex, gemini) for name in module.SERVICE_NAMES
@@ -48,3 +48,8 @@ def mark_trace_span(record: SpanRecord) -> SpanRecord:
         if marked is not record:
             return marked
     return record
+
+
+def mark_trace_spans(records: Sequence[SpanRecord]) -> list[SpanRecord]:
+    """:func:`mark_trace_span` for one OTLP request's spans, then Codex's id-less spans joined to their session."""
+    return codex.join_sessions([mark_trace_span(r) for r in records])

@@ -30,6 +30,16 @@ count every call already, so :func:`mark_trace_span` (the traces path calls it
 for every span) marks each Codex span that carries usage with
 ``runtrace.duplicate_of``: kept, never counted, priced or made an LLM call,
 so "logs only" and "logs + traces" give the same run.
+
+Most Codex spans lack ``conversation.id``: some carry the same id as
+``thread_id``, many carry neither (``handle_responses``, ``codex.exec``,
+``initialize``...), and one process's spans spread over several traces. Its
+resource has no per-process attribute either. So :func:`join_sessions` (the
+traces path calls it per OTLP request) stamps ``runtrace.run.id`` on every
+Codex span: its own ``conversation.id`` / ``thread_id``, else the one session
+of its trace in the request, else the one session of the request's Codex spans
+(one export request comes from one process). Without that each recording gave
+4-8 unnamed per-trace runs beside the session's.
 """
 
 from __future__ import annotations
@@ -99,6 +109,38 @@ def mark_trace_span(record: SpanRecord) -> SpanRecord:
     if session is not None:
         attrs.setdefault(sc.RUN_ID, session)
     return dataclasses.replace(record, attributes=attrs)
+
+
+def _session_of(record: SpanRecord) -> str | None:
+    a = record.attributes
+    return text(a.get(sc.CODEX_CONVERSATION_ID)) or text(a.get(sc.CODEX_THREAD_ID))
+
+
+def join_sessions(records: Sequence[SpanRecord]) -> list[SpanRecord]:
+    """One OTLP request's spans, each Codex span stamped with its session's run id (module docstring)."""
+    codex = [r for r in records if r.resource.get(sc.SERVICE_NAME) in SERVICE_NAMES]
+    if not codex:
+        return list(records)
+    by_trace: dict[str, set[str]] = defaultdict(set)
+    for record in codex:
+        session = _session_of(record)
+        if session is not None:
+            by_trace[record.trace_id].add(session)
+    in_request = set().union(*by_trace.values())
+    out: list[SpanRecord] = []
+    for record in records:
+        if record.resource.get(sc.SERVICE_NAME) not in SERVICE_NAMES or sc.RUN_ID in record.attributes:
+            out.append(record)
+            continue
+        session = _session_of(record)
+        if session is None:
+            candidates = by_trace.get(record.trace_id) or in_request
+            session = next(iter(candidates)) if len(candidates) == 1 else None
+        if session is None:
+            out.append(record)  # ambiguous or no id in sight: a run of its trace, as any span
+            continue
+        out.append(dataclasses.replace(record, attributes={**record.attributes, sc.RUN_ID: session}))
+    return out
 
 
 def _session_records(session_id: str, events: list[LogEvent]) -> list[SpanRecord]:

@@ -5,7 +5,7 @@ encodings, bounds and errors below apply to each. ``/v1/logs`` turns the log
 events of known coding agents (:mod:`runtrace.agents`) into span records that
 go through the same ingest as spans; every other log record is accepted and
 dropped. ``/v1/metrics`` is validated and dropped (no run figure lives only in
-metrics). Spans at ``/v1/traces`` pass through :func:`runtrace.agents.mark_trace_span`
+metrics). Spans at ``/v1/traces`` pass through :func:`runtrace.agents.mark_trace_spans`
 so an agent's own spans join its session's run without being counted twice.
 
 - ``application/x-protobuf`` and ``application/json`` bodies, optionally
@@ -82,7 +82,7 @@ _MEDIA = (PROTOBUF, JSON)
 
 def _traces(body: bytes, media: str) -> list[SpanRecord]:
     records = decode_otlp_protobuf(body) if media == PROTOBUF else decode_otlp_json(body)
-    return [agents.mark_trace_span(r) for r in records]
+    return agents.mark_trace_spans(records)
 
 
 def _logs(body: bytes, media: str) -> list[SpanRecord]:
