@@ -55,7 +55,7 @@ IMPLEMENTATIONS = ("none", "runtrace", "runtrace+store", "openai-v2", "openllmet
 PEERS = ("openai-v2", "openllmetry")
 SCENARIOS = ("chat", "stream", "responses", "tool")
 BATCH = 50  # calls per timed batch (and per run, for runtrace)
-QUICK_BATCHES = 5  # --quick: 5 timed pairs a process (was 8); python -m bench --quick must stay under 5 minutes
+QUICK_BATCHES = 5  # --quick: 5 timed pairs a process (was 8; 4 gave looser medians), for the 5-minute budget
 INPUT_KEYS = ("gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens")
 
 
