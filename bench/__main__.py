@@ -16,9 +16,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import _common, agent_logs, foreign, ingest, memory, overhead, query, targets  # noqa: E402
+from bench import _common, agent_logs, foreign, ingest, memory, overhead, providers, query, targets  # noqa: E402
 
-BENCHMARKS = {"overhead": overhead, "ingest": ingest, "foreign": foreign, "agent_logs": agent_logs, "query": query,
+BENCHMARKS = {"overhead": overhead, "providers": providers, "ingest": ingest, "foreign": foreign, "agent_logs": agent_logs, "query": query,
               "memory": memory}
 QUICK_SKIPS = {"memory"}  # not in the targets table; a full run measures it
 BEGIN, END = "<!-- bench:begin (python -m bench --readme writes this part) -->", "<!-- bench:end -->"
@@ -139,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in args.only or [n for n in BENCHMARKS if not (args.quick and n in QUICK_SKIPS)]:
         print(f"== {name}", file=sys.stderr)
         extra = ["--quick"] if args.quick else []
-        if name == "overhead" and args.venv:
+        if name in ("overhead", "providers") and args.venv:
             extra += ["--venv", args.venv]
         try:
             BENCHMARKS[name].main(extra)

@@ -55,6 +55,7 @@ IMPLEMENTATIONS = ("none", "runtrace", "runtrace+store", "openai-v2", "openllmet
 PEERS = ("openai-v2", "openllmetry")
 SCENARIOS = ("chat", "stream", "responses", "tool")
 BATCH = 50  # calls per timed batch (and per run, for runtrace)
+QUICK_BATCHES = 5  # --quick: 5 timed pairs a process (was 8; 4 gave looser medians), for the 5-minute budget
 INPUT_KEYS = ("gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens")
 
 
@@ -344,7 +345,7 @@ def measure_ratios(*, quick: bool = True, venv: str | None = None) -> dict[str, 
     For ``python -m bench --quick``'s summary table; the full figures are saved like ``main`` saves them.
     """
     chosen = venv if venv is not None else os.environ.get("RUNTRACE_BENCH_VENV", "/work/venv-bench")
-    data = run(rounds=2 if quick else 5, batches=8 if quick else 30, venv=chosen)
+    data = run(rounds=2 if quick else 5, batches=QUICK_BATCHES if quick else 30, venv=chosen)
     _common.save("overhead", data, quick=quick)
     return dict(data["targets"])
 
@@ -383,7 +384,7 @@ HEADERS = ["implementation", "call", "baseline µs", "overhead µs", "vs openai-
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="per-call overhead of runtrace and its peers")
-    parser.add_argument("--quick", action="store_true", help="2 rounds of 400 calls per scenario")
+    parser.add_argument("--quick", action="store_true", help="2 rounds of 250 calls per scenario")
     parser.add_argument("--rounds", type=int, default=None)
     parser.add_argument("--batches", type=int, default=None, help="timed batches of 50 calls per scenario")
     parser.add_argument("--venv", default=os.environ.get("RUNTRACE_BENCH_VENV", "/work/venv-bench"),
@@ -394,7 +395,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(child(args.child, args.batches or 8)))
         return 0
     rounds = args.rounds or (2 if args.quick else 5)
-    batches = args.batches or (8 if args.quick else 30)
+    batches = args.batches or (QUICK_BATCHES if args.quick else 30)
     data = run(rounds=rounds, batches=batches, venv=args.venv)
     _common.save("overhead", data, quick=args.quick)
     print(f"openai {data['versions']['openai']}, {rounds} rounds x {batches * BATCH} calls per scenario, "

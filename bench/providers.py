@@ -199,7 +199,7 @@ def rows(data: dict[str, Any]) -> list[list[str]]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="overhead of one call of each newer provider client")
-    parser.add_argument("--quick", action="store_true", help="2 rounds of 200 calls")
+    parser.add_argument("--quick", action="store_true", help="2 rounds of 100 calls")
     parser.add_argument("--rounds", type=int, default=None)
     parser.add_argument("--batches", type=int, default=None)
     parser.add_argument("--venv", default=os.environ.get("RUNTRACE_BENCH_VENV", "/work/venv-bench"))
@@ -209,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(child(args.child, args.batches or 8)))
         return 0
     rounds = args.rounds or (2 if args.quick else 5)
-    batches = args.batches or (8 if args.quick else 20)
+    batches = args.batches or (4 if args.quick else 20)
     data = run(rounds=rounds, batches=batches, venv=args.venv)
     _common.save("providers", data, quick=args.quick)
     print(_common.table(HEADERS, rows(data)))

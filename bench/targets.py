@@ -98,7 +98,19 @@ def _ingest_rows(i: dict[str, Any] | None, logs: dict[str, Any] | None,
     return rows
 
 
+def _provider_rows(p: dict[str, Any] | None) -> list[list[str]]:
+    """The newer providers' µs added per call against their bare clients: tracked, no target (issue 14's "Also")."""
+    label = "µs added per call: gemini / mistral / bedrock / litellm, vs the bare client"
+    if p is None:
+        return [[label, "not measured", "(tracked)", "-"]]
+    found = p.get("results", {})
+    shown = " / ".join(f"{found[name]['overhead_us']:+.0f}" if name in found else "-"
+                       for name in ("gemini", "mistral", "bedrock", "litellm"))
+    return [[label, shown, "(tracked)", "-"]]
+
+
 def rows(results: dict[str, dict[str, Any] | None]) -> list[list[str]]:
     """The issue's table, in its order."""
-    return (_overhead_rows(results.get("overhead")) + _query_rows(results.get("query"))
+    return (_overhead_rows(results.get("overhead")) + _provider_rows(results.get("providers"))
+            + _query_rows(results.get("query"))
             + _ingest_rows(results.get("ingest"), results.get("agent_logs"), results.get("foreign")))
