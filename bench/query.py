@@ -152,7 +152,11 @@ def build_store(path: Path) -> None:
 
 def store_path(rebuild: bool = False) -> Path:
     CACHE.mkdir(parents=True, exist_ok=True)
-    path = CACHE / f"query-{SPANS // 1000}k-v{GENERATOR_VERSION}.db"
+    # The schema version is in the name: a store cached by older code (or another branch) is
+    # never migrated under a benchmark, which failed with "table span_search already exists".
+    from runtrace.store.migrations import schema_version
+
+    path = CACHE / f"query-{SPANS // 1000}k-v{GENERATOR_VERSION}-schema{schema_version()}.db"
     if rebuild or not path.exists():
         build_store(path)
     return path
