@@ -234,7 +234,7 @@ def test_claude_api_error_is_printed_and_counted(serve: tuple[str, Path]) -> Non
     assert (printed["is_error"], printed["api_error_status"], printed["session_id"]) == (True, 400, run_id)
     with Store.open(path, create=False) as store:
         run = get_run(store, run_id)
-    assert run is not None
+    assert run is not None and (run["id"], run["api_errors"]) == (run_id, 1)
     failed = [s for s in run["spans"] if s["status"] == "ERROR" and "runtrace.duplicate_of" not in s["attributes"]]
     assert [(s["name"], s["status"], s["attributes"]["error.type"]) for s in failed] == [
         ("chat claude-opus-4-8[1m]", "ERROR", "400")]

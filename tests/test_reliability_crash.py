@@ -11,6 +11,7 @@ consistent (each batch's spans and their run contribution commit together).
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
@@ -89,7 +90,7 @@ def _start(tmp_path: Path, mode: str, flushed: int, schedule_delay_ms: int) -> t
 
 
 def _line(proc: subprocess.Popen[str]) -> str:
-    assert proc.stdout is not None
+    assert isinstance(proc.stdout, io.TextIOWrapper)  # Popen(stdout=PIPE, text=True)
     line = proc.stdout.readline()
     if not line:
         _, err = proc.communicate(timeout=LINE_LIMIT_S)
@@ -131,7 +132,7 @@ def test_after_kill_9_the_flushed_spans_are_stored_and_the_run_is_unfinished_wit
     with Store.open(store_path, create=False) as store:
         assert store.execute("PRAGMA integrity_check")[0][0] == "ok"
         run = get_run(store, reported["run_id"])
-        assert run is not None
+        assert run is not None and run["id"] == reported["run_id"]
         assert store.count_spans() == 2 * flushed  # exactly what was flushed: no run span, nothing later
         from_spans = _run_from_spans(store, run["id"])
     assert run["outcome"] == sc.OUTCOME_UNFINISHED
@@ -159,7 +160,7 @@ def test_a_kill_9_during_continuous_writes_leaves_runs_consistent_with_their_spa
     with Store.open(store_path, create=False) as store:
         assert store.execute("PRAGMA integrity_check")[0][0] == "ok"
         run = get_run(store, last["run_id"])
-        assert run is not None
+        assert run is not None and run["id"] == last["run_id"]
         from_spans = _run_from_spans(store, run["id"])
     assert run["outcome"] == sc.OUTCOME_UNFINISHED
     assert run["llm_calls"] >= last["llm_calls"] and run["tool_calls"] >= last["tool_calls"]
@@ -182,7 +183,7 @@ def test_after_kill_9_the_unfinished_run_keeps_its_name_project_and_owner(tmp_pa
         run = get_run(store, reported["run_id"])
         named = store.execute("SELECT count(*) FROM spans WHERE run_id = ? AND attributes LIKE ?",
                               (reported["run_id"], '%"runtrace.run.name"%'))[0][0]
-    assert run is not None
+    assert run is not None and run["id"] == reported["run_id"]
     assert (run["outcome"], run["name"], run["project"], run["owner"], run["service"]) == (
         sc.OUTCOME_UNFINISHED, "doomed", "crash", "ci", "crashy-agent")
     assert named == 1  # the first span only: it had ended before the next one started
