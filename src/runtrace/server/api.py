@@ -16,6 +16,7 @@ from starlette.responses import JSONResponse, Response
 from ..store.errors import AmbiguousRunIdError, UnknownRunError
 from ..store.queries import first_span_start_ns, get_run, get_span, list_runs, resolve_run_id, span_outline
 from ..store.verdicts import list_pending, record_verdict
+from .guard import require_same_site_json
 from .pages import FILTER_PARAMS, bad_request, check_params, parse_filter
 from .prometheus import CONTENT_TYPE, render_metrics
 from .spanview import PAGE_SPANS, outline_page, span_detail
@@ -170,13 +171,7 @@ async def outcome(request: Request) -> Response:
     a page elsewhere cannot set a verdict through a logged-in browser. A
     request whose ``Origin`` names another host is refused for the same reason.
     """
-    content_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
-    if content_type != "application/json":
-        raise HTTPException(415, f"send the verdict as JSON (Content-Type: application/json), not "
-                                 f"{content_type or 'no content type'}")
-    origin = request.headers.get("origin")
-    if origin is not None and origin.partition("://")[2].rstrip("/") != request.headers.get("host", ""):
-        raise HTTPException(403, f"cross-site request from {origin!r} refused")
+    require_same_site_json(request, "the verdict")
     body = await request.body()
     if len(body) > MAX_VERDICT_BYTES:
         raise HTTPException(413, f"a verdict body is at most {MAX_VERDICT_BYTES} bytes")
