@@ -10,7 +10,9 @@ is sent, outcome ``budget_stopped``, the stop reason naming the rule) and
 reason, logs once per rule and run, and lets the call through. A call that
 passes the caps is reserved at its projected cost until it is recorded
 (:func:`note_call`), the check and the reservation under one lock, so the
-process's threads cannot both take the last of a cap.
+process's threads cannot both take the last of a cap, and in one write
+transaction of the store that writes the reservation's row, so the processes
+sharing the store cannot either (``policy_shared``).
 
 Only runs name a project or an owner, so calls outside a run are under no
 policy. Working out a breach never breaks the caller: an error in it is logged

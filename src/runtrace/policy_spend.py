@@ -4,10 +4,9 @@ Every process that shares a store sees the others' runs there, so the figures
 are read from the store's ``runs`` table (the cost and the count of the runs
 of that project or owner *started* in the window: a run is counted in the
 window it began in, through an index, never by scanning spans). A read is kept
-for ``cache_seconds``: the enforcement lag, during which calls of other
-processes are not seen (nor are theirs until their exporter has written them:
-runtrace's store exporter batches for up to ``OTEL_BSP_SCHEDULE_DELAY``, 5 s by
-default; ``runtrace.flush()`` writes at once).
+for ``cache_seconds``: the enforcement lag for other processes' calls that were
+stored meanwhile (their in-flight and not-yet-exported calls are counted through
+``cap_reservations``, below, read at every check).
 
 This process's own calls count at once: a call that passed the caps counts at
 its projected cost while it is in flight (so two threads cannot both take the
