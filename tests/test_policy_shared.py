@@ -10,7 +10,6 @@ a hard timeout, so a regression fails instead of hanging.
 
 from __future__ import annotations
 
-import json
 import os
 import sqlite3
 import subprocess
@@ -18,14 +17,13 @@ import sys
 import textwrap
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 import runtrace
 from llm_fakes import FakeLLM
 from runtrace.store.db import Store
-from test_policy import PROMPT_3000, THREE_CENTS, Env, cap_policy, chars_per_4, env  # noqa: F401 - fixtures
+from test_policy import PROMPT_3000, THREE_CENTS, Env, cap_policy, chars_per_4, env, finish  # noqa: F401 - fixtures
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -105,18 +103,6 @@ def start(tmp_path: Path, role: str, store: Path, sync: Path) -> subprocess.Pope
     return subprocess.Popen([sys.executable, str(script), role, str(store), str(sync), str(REPO / "src"),
                              str(REPO / "tests")], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env=environ)
-
-
-def finish(proc: subprocess.Popen[str]) -> dict[str, Any]:
-    try:
-        out, err = proc.communicate(timeout=90)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        out, err = proc.communicate()
-        pytest.fail(f"policy worker hung: {err[-2000:]}")
-    assert proc.returncode == 0, err[-3000:]
-    result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
-    return result
 
 
 def test_two_processes_make_exactly_one_call_while_one_is_in_flight(tmp_path: Path) -> None:
