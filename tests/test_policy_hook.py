@@ -213,3 +213,13 @@ def test_the_installed_hook_runs_before_prompts_too(tmp_path: Path) -> None:
     assert again.exit_code == 0
     hooks = json.loads((tmp_path / ".claude" / "settings.json").read_text())["hooks"]
     assert (len(hooks["PreToolUse"]), len(hooks["UserPromptSubmit"])) == (1, 1)  # replaced, not added
+
+
+def test_another_hook_event_is_allowed_and_said_so(tmp_path: Path) -> None:
+    path = two_sessions(tmp_path / "rt.db")
+    policy = policy_file(tmp_path, "[project.checkout-agent]\ndaily_usd = 0.05\n")
+    payload = {**pre_tool_use(), "hook_event_name": "PostToolUse"}
+    assert hook(path, payload, "--policy", str(policy)) == (
+        0, "", "runtrace budget hook: 'PostToolUse' is not an event it checks (PreToolUse, UserPromptSubmit); "
+               "allowing\n")
+    assert outcomes(path) == []
