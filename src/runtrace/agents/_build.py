@@ -1,4 +1,4 @@
-"""What the Codex and Gemini adapters share: ids, record shapes, waste flags.
+"""What the agent adapters share: ids, record shapes, waste flags.
 
 Ids are deterministic from an event's identity, so an OTLP request sent twice
 (an exporter retry) yields the same (trace_id, span_id) pairs and the store
@@ -15,13 +15,12 @@ across requests are compared too.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
 
 from .. import semconv as sc
 from ..detect import LoopDetector, RepeatedReads, estimate_tokens
-from ..store.records import Attributes, AttrValue, EventRecord, SpanRecord
+from ..store.records import Attributes, EventRecord, SpanRecord
 
 
 def hex_id(nbytes: int, *parts: object) -> str:
@@ -33,70 +32,6 @@ def hex_id(nbytes: int, *parts: object) -> str:
 
 def session_trace_id(agent: str, session: str) -> str:
     return hex_id(16, agent, "session", session)
-
-
-def to_int(value: Any) -> int | None:
-    """A count the agents send as int, digit string or float (never bool)."""
-    if isinstance(value, bool) or value is None:
-        return None
-    if isinstance(value, int):
-        return value
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return int(number) if number == number and abs(number) != float("inf") else None
-
-
-def to_bool(value: Any) -> bool | None:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
-        return value.strip().lower() == "true"
-    return None
-
-
-def text(value: Any) -> str | None:
-    if value is None or value == "":
-        return None
-    return value if isinstance(value, str) else str(value)
-
-
-def clean_resource(resource: Mapping[str, Any]) -> Attributes:
-    """The resource as record attributes: scalars and flat sequences, None dropped."""
-    out: Attributes = {}
-    for key, value in resource.items():
-        v = attr_value(value)
-        if v is not None:
-            out[key] = v
-    return out
-
-
-def attr_value(value: Any) -> AttrValue | None:
-    if isinstance(value, (str, bool, int, float)):
-        return value
-    if isinstance(value, (list, tuple)):
-        items = tuple(v for v in value if isinstance(v, (str, bool, int, float)))
-        return items if len(items) == len(value) else str(list(value))
-    if value is None:
-        return None
-    return str(value)
-
-
-# What names a run: only an agent's prompt record may carry it (prompt_record).
-RUN_DESCRIPTORS: tuple[str, ...] = (sc.RUN_NAME, sc.PROJECT, sc.OWNER)
-
-
-def without_run_descriptors(attributes: Attributes) -> Attributes:
-    """An agent span's attributes without ``runtrace.run.name`` / ``runtrace.project`` / ``runtrace.owner``.
-
-    Claude Code copies ``OTEL_RESOURCE_ATTRIBUTES`` onto every span's attributes,
-    so with ``runtrace.project`` set (as ``runtrace agents setup --project``
-    does) each of its spans would rank as one that names the run, and the
-    session's last span, which carries no name, would win over the prompt:
-    the run lost its name. They stay in the span's resource.
-    """
-    return {k: v for k, v in attributes.items() if k not in RUN_DESCRIPTORS}
 
 
 @dataclass

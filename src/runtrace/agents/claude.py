@@ -46,25 +46,13 @@ import dataclasses
 import json
 from collections import defaultdict
 from collections.abc import Sequence
-from typing import Any
 
 from .. import semconv as sc
 from ..detect import stable_hash, text_hash
 from ..store.records import Attributes, SpanRecord
-from ._build import (
-    Session,
-    ToolCall,
-    clean_resource,
-    error_record,
-    llm_record,
-    prompt_record,
-    text,
-    to_bool,
-    to_int,
-    tool_records,
-    without_run_descriptors,
-)
-from .events import LogEvent
+from ._build import Session, ToolCall, error_record, llm_record, prompt_record, tool_records
+from ._values import clean_resource, parse_json, text, to_bool, to_float, to_int, without_run_descriptors
+from .events import LogEvent, records_by_session
 
 SERVICE_NAMES: frozenset[str] = sc.CLAUDE_SERVICE_NAMES
 AGENT = "claude"
@@ -79,17 +67,11 @@ _COUNTED_BY = {sc.CLAUDE_SPAN_LLM_REQUEST: sc.CLAUDE_EV_API_REQUEST,
 
 def to_records(events: Sequence[LogEvent]) -> list[SpanRecord]:
     """The run records of every Claude Code session among ``events`` (others are dropped)."""
-    by_session: dict[str, list[LogEvent]] = defaultdict(list)
-    for event in events:
-        session = text(event.attributes.get(sc.SESSION_ID))
-        if session is not None:
-            by_session[session].append(event)
-    records: list[SpanRecord] = []
-    for session_id, session_events in by_session.items():
-        ordered = sorted(session_events, key=lambda e: (e.time_ns, to_int(e.attributes.get(
-            sc.CLAUDE_EVENT_SEQUENCE)) or 0))
-        records.extend(_session_records(session_id, ordered))
-    return records
+    return records_by_session(events, lambda e: text(e.attributes.get(sc.SESSION_ID)), _order, _session_records)
+
+
+def _order(event: LogEvent) -> tuple[int, int]:
+    return event.time_ns, to_int(event.attributes.get(sc.CLAUDE_EVENT_SEQUENCE)) or 0
 
 
 def mark_trace_span(record: SpanRecord) -> SpanRecord:
@@ -154,15 +136,8 @@ def _llm_call(session: Session, event: LogEvent) -> SpanRecord:
     uncached = to_int(a.get(sc.CLAUDE_INPUT_TOKENS)) or 0
     cache_read = to_int(a.get(sc.CLAUDE_CACHE_READ_TOKENS)) or 0
     cache_write = to_int(a.get(sc.CLAUDE_CACHE_CREATION_TOKENS)) or 0
-    extra: Attributes = {}
-    cost = a.get(sc.CLAUDE_COST_USD)
-    if isinstance(cost, (int, float)) and not isinstance(cost, bool):
-        extra[sc.AGENT_COST_USD] = float(cost)
-    elif isinstance(cost, str):
-        try:
-            extra[sc.AGENT_COST_USD] = float(cost)
-        except ValueError:
-            pass
+    cost = to_float(a.get(sc.CLAUDE_COST_USD))
+    extra: Attributes = {} if cost is None else {sc.AGENT_COST_USD: cost}
     return llm_record(
         session, identity=_identity("api_request", event), event_name=event.name, end_ns=event.time_ns,
         duration_ms=to_int(a.get(sc.CLAUDE_DURATION_MS)), provider=sc.PROVIDER_ANTHROPIC,
@@ -172,22 +147,13 @@ def _llm_call(session: Session, event: LogEvent) -> SpanRecord:
         reasoning_tokens=0, extra=extra, scope_name=event.scope_name)
 
 
-def _parse(raw: Any) -> Any:
-    if isinstance(raw, str):
-        try:
-            return json.loads(raw)
-        except ValueError:
-            return raw
-    return raw
-
-
 def _tool_call(event: LogEvent, writes: dict[str, int]) -> ToolCall:
     a = event.attributes
     name = text(a.get(sc.CLAUDE_TOOL_NAME)) or "unknown"
     call_id = text(a.get(sc.CLAUDE_TOOL_USE_ID))
     success = to_bool(a.get(sc.CLAUDE_SUCCESS)) is not False
     raw_input = a.get(sc.CLAUDE_TOOL_INPUT)
-    tool_input = _parse(raw_input) if raw_input not in (None, "") else None
+    tool_input = parse_json(raw_input) if raw_input not in (None, "") else None
     path = tool_input.get("file_path") if isinstance(tool_input, dict) else None
     path = path if isinstance(path, str) and path else None
     identity = ("tool_result", call_id or event.time_ns)

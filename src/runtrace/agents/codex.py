@@ -45,7 +45,6 @@ of its trace in the request, else the one session of the request's Codex spans
 from __future__ import annotations
 
 import dataclasses
-import json
 import re
 import shlex
 from collections import defaultdict
@@ -55,18 +54,9 @@ from typing import Any
 from .. import semconv as sc
 from ..detect import stable_hash, text_hash
 from ..store.records import SpanRecord
-from ._build import (
-    Session,
-    ToolCall,
-    clean_resource,
-    llm_record,
-    prompt_record,
-    text,
-    to_bool,
-    to_int,
-    tool_records,
-)
-from .events import LogEvent
+from ._build import Session, ToolCall, llm_record, prompt_record, tool_records
+from ._values import clean_resource, parse_json, text, to_bool, to_int
+from .events import LogEvent, records_by_session
 
 SERVICE_NAMES: frozenset[str] = sc.CODEX_SERVICE_NAMES
 AGENT = "codex"
@@ -85,15 +75,8 @@ _READ_GIT = frozenset({"diff", "status", "log", "show", "blame", "ls-files"})
 
 def to_records(events: Sequence[LogEvent]) -> list[SpanRecord]:
     """The run records of every Codex session among ``events`` (others are dropped)."""
-    by_session: dict[str, list[LogEvent]] = defaultdict(list)
-    for event in events:
-        session = text(event.attributes.get(sc.CODEX_CONVERSATION_ID))
-        if session is not None:
-            by_session[session].append(event)
-    records: list[SpanRecord] = []
-    for session_id, session_events in by_session.items():
-        records.extend(_session_records(session_id, sorted(session_events, key=lambda e: e.time_ns)))
-    return records
+    return records_by_session(events, lambda e: text(e.attributes.get(sc.CODEX_CONVERSATION_ID)),
+                              lambda e: e.time_ns, _session_records)
 
 
 def mark_trace_span(record: SpanRecord) -> SpanRecord:
@@ -190,7 +173,7 @@ def _tool_call(event: LogEvent) -> ToolCall:
     a = event.attributes
     name = text(a.get(sc.CODEX_TOOL_NAME)) or "unknown"
     call_id = text(a.get(sc.CODEX_CALL_ID))
-    args = _parse_args(a.get(sc.CODEX_ARGUMENTS))
+    args = parse_json(a.get(sc.CODEX_ARGUMENTS))
     command = _command(args)
     output = text(a.get(sc.CODEX_OUTPUT)) or ""
     result = _VOLATILE_LINE.sub("", output)
@@ -216,15 +199,6 @@ def _refusal(event: LogEvent) -> ToolCall | None:
         identity=("sandbox_outcome", call_id or event.time_ns), event_name=event.name, end_ns=event.time_ns,
         duration_ms=None, tool_name=text(a.get(sc.CODEX_TOOL_NAME)) or "unknown", call_id=call_id,
         args_hash="", result_hash="", success=False, refused=True)
-
-
-def _parse_args(raw: Any) -> Any:
-    if isinstance(raw, str):
-        try:
-            return json.loads(raw)
-        except ValueError:
-            return raw
-    return raw
 
 
 def _command(args: Any) -> str | None:

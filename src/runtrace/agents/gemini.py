@@ -34,7 +34,6 @@ Gemini's spans: kept in the run, never counted, so "logs only" and
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
@@ -42,20 +41,9 @@ from typing import Any
 from .. import semconv as sc
 from ..detect import stable_hash, text_hash
 from ..store.records import Attributes, SpanRecord
-from ._build import (
-    Session,
-    ToolCall,
-    clean_resource,
-    error_record,
-    llm_record,
-    prompt_record,
-    text,
-    to_bool,
-    to_int,
-    tool_records,
-    without_run_descriptors,
-)
-from .events import LogEvent
+from ._build import Session, ToolCall, error_record, llm_record, prompt_record, tool_records
+from ._values import clean_resource, parse_json, text, to_bool, to_int, without_run_descriptors
+from .events import LogEvent, records_by_session
 
 SERVICE_NAMES: frozenset[str] = sc.GEMINI_SERVICE_NAMES
 AGENT = "gemini"
@@ -70,15 +58,11 @@ _PATH_KEYS = ("absolute_path", "file_path", "path", "dir_path")
 
 def to_records(events: Sequence[LogEvent]) -> list[SpanRecord]:
     """The run records of every Gemini CLI session among ``events`` (others are dropped)."""
-    by_session: dict[str, list[LogEvent]] = defaultdict(list)
-    for event in events:
-        session = text(event.attributes.get(sc.SESSION_ID)) or text(event.resource.get(sc.SESSION_ID))
-        if session is not None:
-            by_session[session].append(event)
-    records: list[SpanRecord] = []
-    for session_id, session_events in by_session.items():
-        records.extend(_session_records(session_id, sorted(session_events, key=lambda e: e.time_ns)))
-    return records
+    return records_by_session(events, _session_of, lambda e: e.time_ns, _session_records)
+
+
+def _session_of(event: LogEvent) -> str | None:
+    return text(event.attributes.get(sc.SESSION_ID)) or text(event.resource.get(sc.SESSION_ID))
 
 
 def mark_trace_span(record: SpanRecord) -> SpanRecord:
@@ -165,7 +149,7 @@ def _api_error(session: Session, event: LogEvent, request_model: str | None) -> 
 def _tool_call(event: LogEvent, versions: dict[str, int]) -> ToolCall:
     a = event.attributes
     name = text(a.get(sc.GEMINI_FUNCTION_NAME)) or "unknown"
-    args = _parse_args(a.get(sc.GEMINI_FUNCTION_ARGS))
+    args = parse_json(a.get(sc.GEMINI_FUNCTION_ARGS))
     path = _path(args)
     success = to_bool(a.get(sc.GEMINI_SUCCESS)) is True
     error = text(a.get(sc.GEMINI_ERROR))
@@ -193,15 +177,6 @@ def _tool_call(event: LogEvent, versions: dict[str, int]) -> ToolCall:
         tool_name=name, call_id=call_id, args_hash=stable_hash(args_key), result_hash=text_hash(result),
         success=success, error=error, read=read, result_chars=to_int(a.get(sc.GEMINI_CONTENT_LENGTH)) or 0,
         args_preview=path or "", refused=refused, extra=extra)
-
-
-def _parse_args(raw: Any) -> Any:
-    if isinstance(raw, str):
-        try:
-            return json.loads(raw)
-        except ValueError:
-            return raw
-    return raw
 
 
 def _path(args: Any) -> str | None:
