@@ -495,6 +495,14 @@ GEMINI_SUCCESS: Final = "success"
 CLAUDE_TOOL_RESULT_SIZE: Final = "tool_result_size_bytes"
 CODEX_OUTPUT: Final = "output"  # the full output text
 GEMINI_CONTENT_LENGTH: Final = "content_length"
+# Which MCP server a tool call went to (Claude's only with OTEL_LOG_TOOL_DETAILS=1).
+CLAUDE_TOOL_PARAMETERS: Final = "tool_parameters"  # JSON: mcp_server_name, mcp_tool_name; Bash's full_command
+CLAUDE_MCP_SERVER_NAME: Final = "mcp_server_name"  # in tool_parameters
+CLAUDE_MCP_TOOL_NAME: Final = "mcp_tool_name"  # in tool_parameters
+CODEX_MCP_SERVER: Final = "mcp_server"  # "" for a built-in tool
+GEMINI_TOOL_TYPE: Final = "tool_type"  # native | mcp
+GEMINI_TOOL_TYPE_MCP: Final = "mcp"
+GEMINI_MCP_SERVER_NAME: Final = "mcp_server_name"
 # A refused tool call: Codex's sandbox, Gemini's decision, Claude Code's (a span's) decision.
 CODEX_OUTCOME: Final = "outcome"
 CODEX_OUTCOME_DENIED: Final = "denied"

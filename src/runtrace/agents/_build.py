@@ -15,7 +15,8 @@ across requests are compared too.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+import json
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from .. import semconv as sc
@@ -119,6 +120,28 @@ def error_record(session: Session, *, identity: Iterable[object], event_name: st
         status_message=message, attributes=attrs, resource=session.resource, scope_name=scope_name)
 
 
+# A recorded tool argument (a command line, a path, a pattern) longer than this is cut, ending in "…".
+ARGUMENT_CHARS = 500
+
+
+def tool_arguments(values: Mapping[str, object]) -> str | None:
+    """What a tool call acted on, as runtrace records it: ``gen_ai.tool.call.arguments`` JSON, or None.
+
+    Only the values an adapter picked (the file, the command, the pattern, the
+    MCP server: never an edit's old/new text), only when the agent sent them
+    (its detail flag: Claude's ``OTEL_LOG_TOOL_DETAILS``, Gemini's
+    ``logPrompts``), each cut at :data:`ARGUMENT_CHARS`. The attribute is
+    runtrace's mark that content was captured (as ``capture_content`` writes it
+    in-process), so the run page names the file or command only then; the waste
+    detectors compare the hashes of the agent's whole input, never this text.
+    """
+    kept: dict[str, str] = {}
+    for key, value in values.items():
+        if isinstance(value, str) and value.strip():
+            kept[key] = value if len(value) <= ARGUMENT_CHARS else value[:ARGUMENT_CHARS - 1] + "…"
+    return json.dumps(kept, ensure_ascii=False) if kept else None
+
+
 @dataclass
 class ToolCall:
     """One executed (or refused) tool call, before the waste flags are set."""
@@ -138,6 +161,7 @@ class ToolCall:
     result_text: str | None = None  # for the token estimate of a repeated read
     args_preview: str = ""
     refused: bool = False
+    arguments: str | None = None  # gen_ai.tool.call.arguments (tool_arguments): the file, command, pattern
     extra: Attributes = field(default_factory=dict)
 
 
@@ -161,6 +185,8 @@ def tool_records(session: Session, calls: Iterable[ToolCall], scope_name: str | 
             attrs[sc.GEN_AI_TOOL_CALL_ID] = call.call_id
         if call.duration_ms is not None:
             attrs[sc.TOOL_DURATION_MS] = call.duration_ms
+        if call.arguments is not None:
+            attrs[sc.GEN_AI_TOOL_CALL_ARGUMENTS] = call.arguments
         attrs.update(call.extra)
         events: list[EventRecord] = []
         status, message = ("OK", None) if call.success else ("ERROR", call.error or "tool call failed")

@@ -46,11 +46,12 @@ import dataclasses
 import json
 from collections import defaultdict
 from collections.abc import Sequence
+from typing import Any
 
 from .. import semconv as sc
 from ..detect import stable_hash, text_hash
 from ..store.records import Attributes, SpanRecord
-from ._build import Session, ToolCall, error_record, llm_record, prompt_record, tool_records
+from ._build import Session, ToolCall, error_record, llm_record, prompt_record, tool_arguments, tool_records
 from ._values import clean_resource, parse_json, text, to_bool, to_float, to_int, without_run_descriptors
 from .events import LogEvent, records_by_session
 
@@ -60,6 +61,8 @@ FALLBACK_NAME = "Claude Code session"
 _REDACTED = "<REDACTED>"
 _READ_TOOLS = frozenset({"Read", "Glob", "Grep", "LS"})
 _WRITE_TOOLS = frozenset({"Edit", "MultiEdit", "Write", "NotebookEdit"})
+# What the run page names a tool call by (tool_input keys of Read/Edit/Write, Glob/Grep, Bash, WebFetch/WebSearch).
+_SUBJECT_KEYS = ("file_path", "notebook_path", "path", "pattern", "glob", "command", "url", "query")
 _COUNTED_BY = {sc.CLAUDE_SPAN_LLM_REQUEST: sc.CLAUDE_EV_API_REQUEST,
                sc.CLAUDE_SPAN_TOOL: sc.CLAUDE_EV_TOOL_RESULT,
                sc.CLAUDE_SPAN_TOOL_EXECUTION: sc.CLAUDE_EV_TOOL_RESULT}
@@ -182,4 +185,15 @@ def _tool_call(event: LogEvent, writes: dict[str, int]) -> ToolCall:
         args_hash=stable_hash(tool_input), result_hash=text_hash(result), success=success,
         error=None if success else (text(a.get(sc.CLAUDE_ERROR)) or "tool call failed"), read=read,
         result_chars=to_int(a.get(sc.CLAUDE_TOOL_RESULT_SIZE)) or 0,
-        args_preview=command if isinstance(command, str) else (path or ""), extra=extra)
+        args_preview=command if isinstance(command, str) else (path or ""),
+        arguments=_subject(tool_input, parse_json(a.get(sc.CLAUDE_TOOL_PARAMETERS))), extra=extra)
+
+
+def _subject(tool_input: Any, parameters: Any) -> str | None:
+    """The file, command, pattern or MCP tool a call acted on, from what Claude Code sent (tool details only)."""
+    values: dict[str, object] = {}
+    if isinstance(tool_input, dict):
+        values.update((k, tool_input.get(k)) for k in _SUBJECT_KEYS)
+    if isinstance(parameters, dict):
+        values.update((k, parameters.get(k)) for k in (sc.CLAUDE_MCP_SERVER_NAME, sc.CLAUDE_MCP_TOOL_NAME))
+    return tool_arguments(values)

@@ -54,7 +54,7 @@ from typing import Any
 from .. import semconv as sc
 from ..detect import stable_hash, text_hash
 from ..store.records import SpanRecord
-from ._build import Session, ToolCall, llm_record, prompt_record, tool_records
+from ._build import Session, ToolCall, llm_record, prompt_record, tool_arguments, tool_records
 from ._values import clean_resource, parse_json, text, to_bool, to_int
 from .events import LogEvent, records_by_session
 
@@ -147,8 +147,15 @@ def _session_records(session_id: str, events: list[LogEvent]) -> list[SpanRecord
             refused = _refusal(event)
             if refused is not None:
                 calls.append(refused)
-    records.extend(tool_records(session, calls))
+    records.extend(tool_records(session, _name_refusals(calls)))
     return records
+
+
+def _name_refusals(calls: list[ToolCall]) -> list[ToolCall]:
+    """A sandbox refusal carries only the call id: it names what was refused from its attempt's tool_result."""
+    attempts = {c.call_id: c.arguments for c in calls if not c.refused and c.call_id and c.arguments}
+    return [dataclasses.replace(c, arguments=attempts.get(c.call_id)) if c.refused and c.call_id in attempts else c
+            for c in calls]
 
 
 def _llm_call(session: Session, event: LogEvent) -> SpanRecord | None:
@@ -187,7 +194,15 @@ def _tool_call(event: LogEvent) -> ToolCall:
         args_hash=stable_hash(args), result_hash=text_hash(result), success=success,
         error=None if success else (f"exit code {exit_code.group(1)}" if exit_code else "tool call failed"),
         read=command is not None and is_read_only(command), result_text=result,
-        args_preview=command or "")
+        args_preview=command or "", arguments=_subject(args, command, text(a.get(sc.CODEX_MCP_SERVER))))
+
+
+def _subject(args: Any, command: str | None, mcp_server: str | None) -> str | None:
+    """The command, file or MCP server a call acted on (Codex sends its arguments whatever its prompt flag)."""
+    values: dict[str, object] = {"command": command, "mcp_server": mcp_server}
+    if isinstance(args, dict):
+        values.update((k, args.get(k)) for k in ("path", "file_path", "pattern", "query"))
+    return tool_arguments(values)
 
 
 def _refusal(event: LogEvent) -> ToolCall | None:

@@ -35,13 +35,13 @@ from __future__ import annotations
 
 import dataclasses
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .. import semconv as sc
 from ..detect import stable_hash, text_hash
 from ..store.records import Attributes, SpanRecord
-from ._build import Session, ToolCall, error_record, llm_record, prompt_record, tool_records
+from ._build import Session, ToolCall, error_record, llm_record, prompt_record, tool_arguments, tool_records
 from ._values import clean_resource, parse_json, text, to_bool, to_int, without_run_descriptors
 from .events import LogEvent, records_by_session
 
@@ -176,7 +176,18 @@ def _tool_call(event: LogEvent, versions: dict[str, int]) -> ToolCall:
         event_name=event.name, end_ns=event.time_ns, duration_ms=to_int(a.get(sc.GEMINI_DURATION_MS)),
         tool_name=name, call_id=call_id, args_hash=stable_hash(args_key), result_hash=text_hash(result),
         success=success, error=error, read=read, result_chars=to_int(a.get(sc.GEMINI_CONTENT_LENGTH)) or 0,
-        args_preview=path or "", refused=refused, extra=extra)
+        args_preview=path or "", refused=refused, arguments=_subject(args, path, a), extra=extra)
+
+
+def _subject(args: Any, path: str | None, a: Mapping[str, Any]) -> str | None:
+    """The file, command, pattern or MCP server a call acted on (function_args only with logPrompts)."""
+    if not isinstance(args, dict):
+        return None
+    values: dict[str, object] = {"file_path": path}
+    values.update((k, args.get(k)) for k in ("pattern", "command", "url", "query"))
+    if text(a.get(sc.GEMINI_TOOL_TYPE)) == sc.GEMINI_TOOL_TYPE_MCP:
+        values["mcp_server"] = text(a.get(sc.GEMINI_MCP_SERVER_NAME))
+    return tool_arguments(values)
 
 
 def _path(args: Any) -> str | None:
