@@ -71,8 +71,8 @@ def _args(**values: str) -> str:
 def test_claude_code_with_tool_details_names_each_file_and_command(base: str) -> None:
     readme, missing = f"{SCRATCH}/s3a-claude-project/README.md", f"{SCRATCH}/s3a-claude-project/CONTRIBUTING.md"
     assert _tool_rows(base, "claude-project") == [
-        # the -p auto-denial: only Claude Code's span tells of it, and that span carries no input
-        ("claude_code.tool.blocked_on_user", None, ["refused"], None),
+        # the -p auto-denial: only Claude Code's span tells of it, named from its claude_code.tool parent
+        ("claude_code.tool.blocked_on_user", "touch denied.txt", ["refused"], _args(command="touch denied.txt")),
         ("execute_tool Read", readme, [], _args(file_path=readme)),
         ("execute_tool Read", readme, ["repeated read"], _args(file_path=readme)),
         ("execute_tool Read", missing, ["error"], _args(file_path=missing)),

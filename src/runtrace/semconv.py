@@ -510,6 +510,9 @@ GEMINI_DECISION: Final = "decision"
 GEMINI_DECISION_REJECT: Final = "reject"
 CLAUDE_DECISION: Final = "decision"
 CLAUDE_DECISION_REJECT: Final = "reject"
+# What the claude_code.tool span says the call acted on (only with OTEL_LOG_TOOL_DETAILS=1).
+CLAUDE_SPAN_FILE_PATH: Final = "file_path"
+CLAUDE_SPAN_FULL_COMMAND: Final = "full_command"
 
 # The agents' own spans, which describe calls their events count already (kept, never counted).
 CLAUDE_SPAN_LLM_REQUEST: Final = "claude_code.llm_request"

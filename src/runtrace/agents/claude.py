@@ -95,6 +95,27 @@ def mark_trace_span(record: SpanRecord) -> SpanRecord:
     return dataclasses.replace(record, attributes=attrs)
 
 
+def name_refusals(records: Sequence[SpanRecord]) -> list[SpanRecord]:
+    """One OTLP request's spans, each refusal named by the file or command of its ``claude_code.tool`` parent.
+
+    The refused call's own span (``blocked_on_user``) carries no input; its parent
+    does, with ``OTEL_LOG_TOOL_DETAILS=1``, and ends with it, so both come in one
+    request. Without tool details, or with the parent in another request, the
+    refusal stays unnamed.
+    """
+    tools = {r.span_id: r for r in records
+             if r.name == sc.CLAUDE_SPAN_TOOL and r.scope_name == sc.CLAUDE_TRACING_SCOPE}
+    out: list[SpanRecord] = []
+    for record in records:
+        parent = tools.get(record.parent_span_id or "") if record.attributes.get(sc.TOOL_REFUSED) else None
+        arguments = None if parent is None else tool_arguments({
+            "file_path": parent.attributes.get(sc.CLAUDE_SPAN_FILE_PATH),
+            "command": parent.attributes.get(sc.CLAUDE_SPAN_FULL_COMMAND)})
+        out.append(record if arguments is None else dataclasses.replace(
+            record, attributes={**record.attributes, sc.GEN_AI_TOOL_CALL_ARGUMENTS: arguments}))
+    return out
+
+
 def _identity(kind: str, event: LogEvent) -> tuple[object, ...]:
     a = event.attributes
     return (kind, text(a.get(sc.CLAUDE_PROMPT_ID)), text(a.get(sc.CLAUDE_EVENT_SEQUENCE)), event.time_ns)
