@@ -29,6 +29,7 @@ import genai_prices
 import pytest
 from genai_prices import Usage
 
+from runtrace import semconv as sc
 from runtrace.store.db import Store
 from runtrace.store.queries import get_run
 from test_agents_live import KIT, KIT_WORK, _env, _shim
@@ -90,6 +91,12 @@ def _live_session(tmp_path: Path, agent: str, runner: str, command: str) -> tupl
             shutil.rmtree(KIT_WORK / folder / name, ignore_errors=True)
 
 
+def _subjects(run: dict[str, Any]) -> list[tuple[str, dict[str, str]]]:
+    """(span name, what it acted on: the arguments the timeline row and the panel show) of each executed tool call."""
+    return [(s["name"], json.loads(s["attributes"].get(sc.GEN_AI_TOOL_CALL_ARGUMENTS) or "{}"))
+            for s in sorted(run["spans"], key=lambda s: s["start"]) if s["kind"] == "tool"]
+
+
 def _run(store: Path, run_id: str, log: str) -> dict[str, Any]:
     with Store.open(store, create=False) as opened:
         run = get_run(opened, run_id)
@@ -122,6 +129,9 @@ def test_a_live_codex_session_is_a_run_in_runtrace_serve(tmp_path: Path) -> None
                       for u in usages), Decimal(0)))
     assert run["cost_usd"] == pytest.approx(cost, abs=1e-9)
     assert run["agent_cost_usd"] is None  # Codex reports no cost
+    assert _subjects(run) == [("execute_tool exec_command", {"command": command}) for command in (
+        "cat README.md", "cat README.md", "cat CONTRIBUTING.md", "sed -i 's/teh/the/' README.md",
+        "git diff --stat", "touch denied.txt")]
     # What Codex itself printed at the end of the turn: the same tokens.
     usage = next(p["usage"] for p in printed if p.get("type") == "turn.completed")
     assert (usage["input_tokens"], usage["cached_input_tokens"], usage["output_tokens"],
@@ -151,6 +161,12 @@ def test_a_live_gemini_cli_session_is_a_run_in_runtrace_serve(tmp_path: Path) ->
         # the fake answers as "gemini-fake", a model no price list knows: unpriced, never $0 a call
         "unpriced_calls": 7, "loop_detected": False}
     assert run["cost_usd"] == 0.0 and run["agent_cost_usd"] is None
+    scratch = KIT_WORK / "scratch" / f"runtrace-live-gemini-{os.getpid()}"
+    readme, missing = {"file_path": f"{scratch}/README.md"}, {"file_path": f"{scratch}/CONTRIBUTING.md"}
+    assert _subjects(run) == [
+        ("execute_tool read_file", readme), ("execute_tool read_file", readme), ("execute_tool read_file", missing),
+        ("execute_tool replace", readme), ("execute_tool run_shell_command", {"command": "git diff --stat"}),
+        ("execute_tool run_shell_command", {"command": "touch denied.txt"})]
     # What Gemini itself printed: the same calls, tokens and tool calls.
     model = printed["stats"]["models"]["gemini-fake"]
     assert (model["api"]["totalRequests"], model["tokens"]["prompt"], model["tokens"]["cached"],
