@@ -32,7 +32,7 @@ from genai_prices import Usage
 from runtrace import semconv as sc
 from runtrace.store.db import Store
 from runtrace.store.queries import get_run
-from test_agents_live import KIT, KIT_WORK, _env, _shim
+from test_agents_live import KIT, KIT_WORK, _env, _shim, skip_unless_agent
 
 PROMPT = "read README.md and fix the typo"
 STEPS = range(7)  # read, read again, read a missing file, edit, git diff, touch, answer
@@ -51,22 +51,13 @@ exec {command}
 """
 
 
-def _skip_unless(binary: str, runner: str) -> None:
-    if not (KIT / runner).exists() or not (KIT / "netns_run.sh").exists():
-        pytest.skip(f"agent kit not found at {KIT} (set RUNTRACE_AGENT_KIT)")
-    if not (KIT_WORK / "node_modules" / ".bin" / binary).exists():
-        pytest.skip(f"{binary} not installed in {KIT_WORK} (run {KIT}/install.sh; set AGENT_KIT_WORK)")
-    if not (KIT_WORK / "venv" / "bin" / "python").exists():
-        pytest.skip(f"the kit's venv is missing in {KIT_WORK} (run {KIT}/install.sh)")
-    if shutil.which("unshare") is None or shutil.which("ip") is None:
-        pytest.skip("unshare or ip not available: the kit needs a loopback-only network namespace")
-    probe = subprocess.run(["unshare", "-n", "-m", "true"], capture_output=True, text=True, timeout=30)
-    if probe.returncode != 0:
-        pytest.skip(f"unshare -n -m is not permitted here (needs root): {probe.stderr.strip()}")
+def _live_session(tmp_path: Path, agent: str, label: str, command: str) -> tuple[str, str, Path]:
+    """Run one session through the kit: (agent stdout, runtrace serve's log, the store). Cleans the kit's folders.
 
-
-def _live_session(tmp_path: Path, agent: str, runner: str, command: str) -> tuple[str, str, Path]:
-    """Run one session through the kit: (agent stdout, runtrace serve's log, the store). Cleans the kit's folders."""
+    Skips, saying why, when the kit, the agent or unshare is absent.
+    """
+    runner = f"run_{agent}.sh"
+    skip_unless_agent(agent, runner, label)
     name = f"runtrace-live-{agent}-{os.getpid()}"
     store = tmp_path / "rt.db"
     bin_dir = _shim(tmp_path / "bin")
@@ -106,9 +97,8 @@ def _run(store: Path, run_id: str, log: str) -> dict[str, Any]:
 
 @pytest.mark.slow
 def test_a_live_codex_session_is_a_run_in_runtrace_serve(tmp_path: Path) -> None:
-    _skip_unless("codex", "run_codex.sh")
     stdout, log, store = _live_session(
-        tmp_path, "codex", "run_codex.sh",
+        tmp_path, "codex", "Codex CLI",
         f'codex exec --json --skip-git-repo-check --dangerously-bypass-approvals-and-sandbox "{PROMPT}"')
     printed = [json.loads(line) for line in stdout.splitlines() if line.startswith("{")]
     thread = next(p["thread_id"] for p in printed if p.get("type") == "thread.started")
@@ -141,9 +131,8 @@ def test_a_live_codex_session_is_a_run_in_runtrace_serve(tmp_path: Path) -> None
 
 @pytest.mark.slow
 def test_a_live_gemini_cli_session_is_a_run_in_runtrace_serve(tmp_path: Path) -> None:
-    _skip_unless("gemini", "run_gemini.sh")
     stdout, log, store = _live_session(
-        tmp_path, "gemini", "run_gemini.sh",
+        tmp_path, "gemini", "Gemini CLI",
         f'gemini -p "{PROMPT}" --output-format json --approval-mode auto_edit -m gemini-2.5-flash')
     printed = json.loads(stdout)
     session = printed["session_id"]

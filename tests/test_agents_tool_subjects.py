@@ -14,7 +14,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -38,17 +40,23 @@ SCRATCH = "/root/.cache/agent-kit/scratch"  # where the kit ran each recorded se
 pytestmark = pytest.mark.skipif(not FIXTURES.is_dir(), reason=f"recordings not found in {FIXTURES}")
 
 
-@pytest.fixture(scope="module")
-def base(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    path = tmp_path_factory.mktemp("agent-subjects") / "rt.db"
+@contextmanager
+def serving_recordings(path: Path, recordings: Iterable[str]) -> Iterator[str]:
+    """A real ``runtrace serve`` on a new store at ``path``, each recording's logs and traces sent to it as OTLP/JSON."""
     Store.open(path).close()
     with running_server(create_app(path)) as url:
-        for recording in IDS:
+        for recording in recordings:
             for signal in ("logs", "traces"):
                 for body in raw_requests(recording, signal, FIXTURES):
                     answer = httpx.post(f"{url}/v1/{signal}", content=json.dumps(body),
                                         headers={"Content-Type": "application/json"}, timeout=60)
                     assert answer.status_code == 200, answer.text
+        yield url
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with serving_recordings(tmp_path_factory.mktemp("agent-subjects") / "rt.db", IDS) as url:
         yield url
 
 

@@ -7,19 +7,15 @@ read as a person sees it. Screenshots land in the test's tmp path.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
-from agent_samples import FIXTURES, raw_requests
-from browser_support import Page
-from runtrace.server import create_app
-from runtrace.store.db import Store
-from test_server_support import running_server
+from agent_samples import FIXTURES
+from browser_support import Page, checked_page
+from test_agents_tool_subjects import serving_recordings
 
 pytestmark = [pytest.mark.browser,
               pytest.mark.skipif(not FIXTURES.is_dir(), reason=f"recordings not found in {FIXTURES}")]
@@ -31,25 +27,15 @@ README = "/root/.cache/agent-kit/scratch/s3a-claude-project/README.md"
 
 @pytest.fixture(scope="module")
 def base(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    path = tmp_path_factory.mktemp("agent-browser") / "rt.db"
-    Store.open(path).close()
-    with running_server(create_app(path)) as url:
-        for recording in ("claude-project", "codex-readonly"):
-            for signal in ("logs", "traces"):
-                for body in raw_requests(recording, signal, FIXTURES):
-                    answer = httpx.post(f"{url}/v1/{signal}", content=json.dumps(body),
-                                        headers={"Content-Type": "application/json"}, timeout=60)
-                    assert answer.status_code == 200, answer.text
+    with serving_recordings(tmp_path_factory.mktemp("agent-browser") / "rt.db",
+                            ("claude-project", "codex-readonly")) as url:
         yield url
 
 
 @pytest.fixture
 def page(browser: Any) -> Iterator[Page]:
-    opened = Page(browser)
-    yield opened
-    assert opened.errors == []
-    assert opened.dialogs == []
-    opened.close()
+    with checked_page(browser) as opened:
+        yield opened
 
 
 def _rows(p: Any) -> list[list[str]]:
