@@ -12,6 +12,7 @@ repeated-read detector still compares the hash of the agent's whole input.
 from __future__ import annotations
 
 import dataclasses
+import html
 import json
 import re
 from collections.abc import Iterable, Iterator
@@ -185,3 +186,13 @@ def test_an_mcp_call_names_its_server_and_tool() -> None:
         ("execute_tool search_issues", {"mcp_server": "github", "query": "is:open"})]
     assert [tool_subject(r.attributes[sc.GEN_AI_TOOL_CALL_ARGUMENTS]) for r in tools] == [
         "is:open label:bug", "is:open"]
+
+
+def test_search_finds_an_agent_tool_call_by_its_file(base: str) -> None:
+    """The search page finds the Codex session's tool call by the file its command named."""
+    page = httpx.get(f"{base}/search", params={"q": "CONTRIBUTING"}, timeout=30).text
+    text = " ".join(html.unescape(re.sub(r"<[^>]+>", " ", page)).split())
+    codex = text[text.index(IDS["codex-readonly"][:8]):]
+    assert codex.startswith(f"{IDS['codex-readonly'][:8]} unfinished $0.0436 ")
+    assert ('captured text gen_ai.tool.call.arguments execute_tool exec_command {"command": "cat CONTRIBUTING .md"}'
+            in codex)
