@@ -25,6 +25,11 @@ events are complete without the beta traces, so they are the one source of figur
   run-wide recount (store/rereads.py) sees an Edit in one request invalidate a
   Read in another. Without tool details the record says so (``runtrace.tool.details_missing``)
   and nothing can be compared.
+- what a tool call acted on (``file_path``, ``command``, ``pattern``..., the MCP
+  server and tool of ``tool_parameters``) is recorded as ``gen_ai.tool.call.arguments``
+  (``_build.tool_arguments``), so the run page names it: with tool details only,
+  never an edit's old/new text. A refusal is named from its parent span
+  (:func:`name_refusals`).
 
 Ids are deterministic from (session, ``prompt.id``, ``event.sequence``, time)
 or ``tool_use_id``, so a request sent twice counts once.

@@ -22,6 +22,10 @@ events are complete without any beta flag, so they are the one source:
   is a failed call (an error), whatever Codex's ``success`` says.
 - ``codex.sandbox_outcome`` with ``outcome=denied``: a refused tool call
   (``runtrace.tool.refused``); the failed attempt itself arrives as a tool_result.
+- the command (and MCP server) of a call is recorded as ``gen_ai.tool.call.arguments``
+  (``_build.tool_arguments``) for the run page; Codex sends its arguments whatever
+  ``log_user_prompt`` says, the output is never kept. A refusal is named by its
+  attempt's command (same ``call_id``, same request).
 
 Codex's own spans (traces exporter): ``session_task.turn`` carries turn totals
 under ``codex.turn.token_usage.*`` (never read), and ``handle_responses`` one

@@ -22,6 +22,9 @@ events are complete by default; they are the one counted source:
   successful write carry ``runtrace.tool.path_hash``, so the store's run-wide
   recount (store/rereads.py) sees a write in one request make a read in a later
   request new, as for Claude Code.
+- the file, command or pattern of a call (and the MCP server) is recorded as
+  ``gen_ai.tool.call.arguments`` for the run page; Gemini sends ``function_args``
+  only with ``telemetry.logPrompts``, so without it nothing is named.
 
 Gemini's own spans (``llm_call``, ``tool_call``, beta traces) describe the same
 calls. The log events do not carry their ids for the responses, so the log
