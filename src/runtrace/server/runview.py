@@ -27,7 +27,7 @@ from ..explain import (
     unpriced,
     verdict,
 )
-from .spanview import row_flags, tool_subject
+from .spanview import is_tool_call, row_flags, tool_subject
 
 __all__ = ["CONTENT_KEYS", "Finding", "Gauge", "RunView", "SpanRow", "Unpriced", "build_run_view",
            "build_view", "explain_event"]
@@ -154,7 +154,7 @@ def build_view(run: dict[str, Any], spans: Sequence[dict[str, Any]],
             content=[(k, _pretty(attrs[k])) for k in CONTENT_KEYS if k in attrs],
             attributes=[(k, _text(v)) for k, v in sorted(attrs.items()) if k not in CONTENT_KEYS],
             flags=row_flags(span),
-            subject=tool_subject(attrs.get(semconv.GEN_AI_TOOL_CALL_ARGUMENTS)) if span["kind"] == "tool" else None,
+            subject=tool_subject(attrs.get(semconv.GEN_AI_TOOL_CALL_ARGUMENTS)) if is_tool_call(span) else None,
         ))
     curve: list[tuple[float, float]] = []
     total = 0.0

@@ -18,7 +18,7 @@ from .. import semconv
 from ..display import duration, money, tokens, when
 from ..explain import ns, tree_order, why_unpriced
 
-__all__ = ["PAGE_SPANS", "chat", "outline_page", "row_flags", "span_detail", "tool_subject"]
+__all__ = ["PAGE_SPANS", "chat", "is_tool_call", "outline_page", "row_flags", "span_detail", "tool_subject"]
 
 PAGE_SPANS = 200  # timeline rows per page: the first page is in the HTML, the rest come from the API
 _MIN_BAR_PCT = 0.4
@@ -121,6 +121,11 @@ def tool_subject(arguments: Any) -> str | None:
     return None
 
 
+def is_tool_call(span: Mapping[str, Any]) -> bool:
+    """A tool call, executed or refused (a coding agent's refused call is no execute_tool span): it has a subject."""
+    return span.get("kind") == "tool" or bool((span.get("attributes") or {}).get(semconv.TOOL_REFUSED))
+
+
 def row_flags(span: Mapping[str, Any]) -> list[str]:
     """The flags a timeline row shows beside the span's name."""
     attrs = span.get("attributes") or {}
@@ -180,7 +185,7 @@ def outline_page(spans: Sequence[dict[str, Any]], *, offset: int, limit: int) ->
             "duration_text": duration(span.get("duration_s")), "offset_text": duration((st - t0) / 1e9),
             "cost_text": _cost_text(span),
             "flags": row_flags(span),
-            "subject": tool_subject(span.get("arguments")) if span.get("kind") == "tool" else None,
+            "subject": tool_subject(span.get("arguments")) if is_tool_call(span) else None,
         })
     return {"total": len(ordered), "offset": offset, "limit": limit, "rows": rows}
 
