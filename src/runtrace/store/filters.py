@@ -29,7 +29,8 @@ def started_between(since_ns: int | None, until_ns: int | None, *,
                     column: str = "started_ns") -> tuple[list[str], list[Any]]:
     """The clauses and parameters for ``since <= column < until`` (either bound may be None).
 
-    The one time window on runs: RunFilter, ``runtrace report`` and its exact by-model groups use it.
+    The one time window: RunFilter, ``runtrace report`` (runs, its exact by-model groups, its rollup days)
+    and the store's span replay (``Store.iter_span_records``) use it.
     """
     clauses: list[str] = []
     params: list[Any] = []
