@@ -13,10 +13,10 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from ..store.errors import AmbiguousRunIdError, UnknownRunError
+from ..store.errors import UnknownRunError
 from ..store.queries import first_span_start_ns, get_run, get_span, list_runs, resolve_run_id, span_outline
 from ..store.verdicts import list_pending, record_verdict
-from .pages import FILTER_PARAMS, bad_request, check_params, parse_filter
+from .pages import FILTER_PARAMS, bad_request, check_params, find_run, parse_filter
 from .prometheus import CONTENT_TYPE, render_metrics
 from .spanview import PAGE_SPANS, outline_page, span_detail
 
@@ -89,18 +89,7 @@ async def run(request: Request) -> Response:
     check_params(request, ("offset", "limit"))
     offset = _int(request, "offset", 0, low=0, high=10**9)
     limit = _int(request, "limit", -1, low=0, high=10**9) if request.query_params.get("limit") else None
-    run_id = request.path_params["run_id"]
-    store = request.app.state.store
-
-    def load() -> dict[str, Any] | None:
-        try:
-            return get_run(store, run_id, offset=offset, limit=limit)
-        except AmbiguousRunIdError as exc:
-            raise bad_request(str(exc)) from None
-
-    data = await run_in_threadpool(load)
-    if data is None:
-        raise HTTPException(404, f"no run {run_id!r} in this store")
+    data = await find_run(request, lambda store, run_id: get_run(store, run_id, offset=offset, limit=limit))
     try:
         body = orjson.dumps(data)
     except TypeError:  # an integer beyond 64 bits in some attribute
@@ -110,19 +99,7 @@ async def run(request: Request) -> Response:
 
 async def _run_id(request: Request) -> str:
     """The full id of the run ``{run_id}`` names (an id or a unique prefix): 400 when ambiguous, 404 when absent."""
-    run_id = request.path_params["run_id"]
-    store = request.app.state.store
-
-    def resolve() -> str | None:
-        try:
-            return resolve_run_id(store, run_id)
-        except AmbiguousRunIdError as exc:
-            raise bad_request(str(exc)) from None
-
-    full = await run_in_threadpool(resolve)
-    if full is None:
-        raise HTTPException(404, f"no run {run_id!r} in this store")
-    return full
+    return await find_run(request, resolve_run_id)
 
 
 async def run_spans(request: Request) -> Response:

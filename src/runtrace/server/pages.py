@@ -11,10 +11,10 @@ from __future__ import annotations
 import logging
 import sqlite3
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlencode
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
@@ -34,9 +34,10 @@ from .highlight import highlight
 from .runview import RunView, build_view
 from .spanview import PAGE_SPANS
 
-__all__ = ["EXCEPTION_HANDLERS", "env", "parse_filter", "run_page", "runs_page", "search_page", "spend_page"]
+__all__ = ["EXCEPTION_HANDLERS", "env", "find_run", "parse_filter", "run_page", "runs_page", "search_page", "spend_page"]
 
 logger = logging.getLogger("runtrace.server")
+T = TypeVar("T")
 TEMPLATES = Path(__file__).parent / "templates"
 PERIODS = {"24h": 86_400, "7d": 7 * 86_400, "30d": 30 * 86_400, "90d": 90 * 86_400, "all": None}
 KIND_LABELS = {"llm": "LLM call", "tool": "tool call", "run": "run", "outcome": "verdict", "other": "other"}
@@ -190,21 +191,25 @@ async def runs_page(request: Request) -> Response:
                   first_url=url_with(request, after=None) if after else None)
 
 
-async def load_run(request: Request) -> dict[str, Any]:
-    """The run ``{run_id}`` names (an id or a unique prefix): 400 when ambiguous, 404 when absent."""
+async def find_run(request: Request, fetch: Callable[[Store, str], T | None]) -> T:
+    """``fetch(store, id)`` for the run ``{run_id}`` names (an id or a unique prefix), in a worker thread.
+
+    The one answer every page and API route gives: 400 when the prefix names
+    several runs, 404 when it names none (``fetch`` returned None).
+    """
     run_id = request.path_params["run_id"]
     store = request.app.state.store
 
-    def load() -> dict[str, Any] | None:
+    def load() -> T | None:
         try:
-            return get_run(store, run_id)
+            return fetch(store, run_id)
         except AmbiguousRunIdError as exc:
             raise bad_request(str(exc)) from None
 
-    run = await run_in_threadpool(load)
-    if run is None:
+    found = await run_in_threadpool(load)
+    if found is None:
         raise HTTPException(404, f"no run {run_id!r} in this store")
-    return run
+    return found
 
 
 def load_run_view(store: Store, run_id: str) -> tuple[dict[str, Any], RunView] | None:
@@ -227,12 +232,7 @@ def load_run_view(store: Store, run_id: str) -> tuple[dict[str, Any], RunView] |
 
 
 async def run_page(request: Request) -> Response:
-    run_id = request.path_params["run_id"]
-    store = request.app.state.store
-    loaded = await run_in_threadpool(lambda: load_run_view(store, run_id))
-    if loaded is None:
-        raise HTTPException(404, f"no run {run_id!r} in this store")
-    run, view = loaded
+    run, view = await find_run(request, load_run_view)
     curve = charts.cost_curve(view.curve, duration_s=view.total_s,
                               budget_usd=(run.get("budget") or {}).get("max_cost_usd"))
     return render(request, "run.html", run=run, view=view, curve=curve, axis=charts.time_axis(view.total_s))
