@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import orjson
@@ -15,6 +14,7 @@ from starlette.responses import JSONResponse, Response
 
 from ..store.errors import UnknownRunError
 from ..store.queries import first_span_start_ns, get_run, get_span, list_runs, resolve_run_id, span_outline
+from ..store.timespec import from_ns
 from ..store.verdicts import list_pending, record_verdict
 from .pages import FILTER_PARAMS, bad_request, check_params, find_run, parse_filter
 from .prometheus import CONTENT_TYPE, render_metrics
@@ -25,7 +25,6 @@ __all__ = ["metrics", "outcome", "pending_outcomes", "run", "run_span", "run_spa
 MAX_LIMIT = 1000
 MAX_VERDICT_BYTES = 64 * 1024
 _VERDICT_KEYS = ("outcome", "by", "reason")
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
 def _finite(value: Any) -> Any:
@@ -68,13 +67,10 @@ async def runs(request: Request) -> Response:
                           "model, period, since, until, q, limit and offset")
     limit = _int(request, "limit", 50, low=1, high=MAX_LIMIT)
     offset = _int(request, "offset", 0, low=0, high=10**9)
-    def moment(ns: int | None) -> datetime | None:
-        return None if ns is None else _EPOCH + timedelta(microseconds=ns // 1000)
-
     store = request.app.state.store
     rows = await run_in_threadpool(
         lambda: list_runs(store, project=flt.project, owner=flt.owner, outcome=flt.outcome, model=flt.model,
-                          since=moment(flt.since_ns), until=moment(flt.until_ns), text=flt.text, limit=limit,
+                          since=from_ns(flt.since_ns), until=from_ns(flt.until_ns), text=flt.text, limit=limit,
                           offset=offset))
     return _json(rows)
 
