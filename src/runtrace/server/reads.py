@@ -23,6 +23,7 @@ from ..store.aggregate import NANO
 from ..store.db import Store
 from ..store.filters import FLAGS as FLAGS  # re-exported: the pages list them
 from ..store.filters import RunFilter as RunFilter
+from ..store.filters import matching, model_used, started_between
 from ..store.timespec import iso
 from ..totals import CONTRACT_TOTALS, json_totals
 
@@ -213,24 +214,13 @@ class SearchFilter:
     until_ns: int | None = None
 
     def where(self) -> tuple[list[str], list[Any]]:
-        clauses: list[str] = []
-        params: list[Any] = []
-        if self.project is not None:
-            clauses.append("r.project = ?")
-            params.append(self.project)
-        if self.outcome is not None:
-            clauses.append("r.outcome = ?")
-            params.append(self.outcome)
+        """The clauses over the search's spans ``s`` and their runs ``r`` (store/filters.py's pieces)."""
+        clauses, params = matching((("r.project", self.project), ("r.outcome", self.outcome)))
         if self.model is not None:
-            clauses.append("EXISTS (SELECT 1 FROM run_models m WHERE m.run_id = s.run_id AND m.model = ?)")
+            clauses.append(model_used("s.run_id"))
             params.append(self.model)
-        if self.since_ns is not None:
-            clauses.append("s.start_ns >= ?")
-            params.append(self.since_ns)
-        if self.until_ns is not None:
-            clauses.append("s.start_ns < ?")
-            params.append(self.until_ns)
-        return clauses, params
+        window, bounds = started_between(self.since_ns, self.until_ns, column="s.start_ns")
+        return clauses + window, params + bounds
 
 
 @dataclass(frozen=True)

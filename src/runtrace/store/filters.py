@@ -8,12 +8,13 @@ select the same runs everywhere. Times are epoch nanoseconds (store/timespec.py)
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from .. import semconv
 
-__all__ = ["FLAGS", "RunFilter", "started_between"]
+__all__ = ["FLAGS", "RunFilter", "matching", "model_used", "started_between"]
 
 # flag name -> (label, SQL condition on runs)
 FLAGS: dict[str, tuple[str, str]] = {
@@ -43,6 +44,22 @@ def started_between(since_ns: int | None, until_ns: int | None, *,
     return clauses, params
 
 
+def matching(pairs: Iterable[tuple[str, Any]]) -> tuple[list[str], list[Any]]:
+    """``column = ?`` and its parameter for each (column, value) whose value is not None."""
+    clauses: list[str] = []
+    params: list[Any] = []
+    for column, value in pairs:
+        if value is not None:
+            clauses.append(f"{column} = ?")
+            params.append(value)
+    return clauses, params
+
+
+def model_used(run_id_column: str) -> str:
+    """The condition "the run ``run_id_column`` names used the model ``?``" (run_models' index)."""
+    return f"EXISTS (SELECT 1 FROM run_models m WHERE m.run_id = {run_id_column} AND m.model = ?)"
+
+
 def _like(text: str) -> str:
     return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
@@ -62,15 +79,9 @@ class RunFilter:
 
     def where(self) -> tuple[str, list[Any]]:
         """The SQL ``" WHERE ..."`` (or ``""``) over ``runs`` and its parameters; ``since`` inclusive, ``until`` not."""
-        clauses: list[str] = []
-        params: list[Any] = []
-        for column in ("project", "owner", "outcome"):
-            value = getattr(self, column)
-            if value is not None:
-                clauses.append(f"{column} = ?")
-                params.append(value)
+        clauses, params = matching((("project", self.project), ("owner", self.owner), ("outcome", self.outcome)))
         if self.model is not None:
-            clauses.append("EXISTS (SELECT 1 FROM run_models m WHERE m.run_id = runs.id AND m.model = ?)")
+            clauses.append(model_used("runs.id"))
             params.append(self.model)
         if self.flag is not None:
             clauses.append(FLAGS[self.flag][1])
