@@ -48,7 +48,9 @@ env.filters.update(money=format.money, tokens=format.tokens, duration=format.dur
                    when_short=format.when_short, highlight=highlight,
                    short_id=format.short_id)
 env.globals.update(percent=format.percent, FLAGS=reads.FLAGS, SORTS=reads.SORTS, PERIODS=list(PERIODS),
-                   OUTCOMES=sorted(semconv.OUTCOMES), VERDICTS=semconv.VERDICTS, KIND_LABELS=KIND_LABELS,
+                   OUTCOMES=sorted(semconv.OUTCOMES),
+                   OUTCOME_LABELS={o: o.replace("_", " ") for o in semconv.OUTCOMES},
+                   FLAG_LABELS={key: label for key, (label, _sql) in reads.FLAGS.items()}, VERDICTS=semconv.VERDICTS, KIND_LABELS=KIND_LABELS,
                    SEARCH_FIELDS=reads.SEARCH_FIELDS, SPEND_DIMENSIONS=reads.SPEND_DIMENSIONS,
                    SPEND_BUCKETS=reads.SPEND_BUCKETS,
                    PALETTE_SIZE=charts.PALETTE_SIZE)
