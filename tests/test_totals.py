@@ -182,3 +182,12 @@ def test_the_live_totals_and_the_run_span_carry_the_span_totals(instrumented) ->
     figures = run.figures()
     assert {k: figures[k] for k in ("cost_usd", "tool_calls", "repeated_reads")} == \
         {"cost_usd": 0.3, "tool_calls": 2, "repeated_reads": 1}
+
+
+def test_the_csv_columns_are_the_section_8_fields_in_json_order(fixture_store: Store) -> None:
+    from runtrace.cli.tables import CSV_FIELDS
+
+    run = list_runs(fixture_store, limit=1)[0]
+    keys = list(run)
+    assert list(CSV_FIELDS) == [*keys[:keys.index("duration_s") + 1]]
+    assert CSV_FIELDS[7:17] == tuple(f.name for f in CONTRACT_TOTALS)
