@@ -89,7 +89,9 @@ FROM otel.runtrace_spans AS s FINAL
 LEFT JOIN otel.runtrace_codex_sessions AS c ON s.trace_id = c.trace_id;
 
 -- One finished row per run, with the field names of `runtrace runs --format json`
--- (DESIGN section 8) plus a few more: what the dashboards and alerts read.
+-- (DESIGN section 8) plus a few more: what the dashboards and alerts read. Its totals
+-- are the ones src/runtrace/totals.py declares, written into the block below by
+-- `python -m runtrace.scale.views collector/clickhouse/04_runtrace_runs.sql`.
 CREATE VIEW IF NOT EXISTS otel.runtrace_runs_v
 AS SELECT
     s.run_id AS run_id,

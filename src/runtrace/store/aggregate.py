@@ -10,7 +10,9 @@ greatest key (so "latest wins" does not depend on arrival order).
 The same rules exist three times and must agree: :func:`merge` (Python, used
 within a batch), :data:`UPSERT_RUN_SQL` (SQLite, across batches) and the
 ClickHouse views of the scale path. Cost is added as integer nano-dollars so
-that sums are exact in every order.
+that sums are exact in every order. Which totals a run has, and how each
+combines (sum or max), is declared once in :mod:`runtrace.totals`; the sums
+and the upsert below are derived from it, the per-span rules are here.
 
 Field rules, per span (``semconv`` names):
 - LLM span (``gen_ai.operation.name`` in ``LLM_OPERATIONS``): +1 llm call; tokens
