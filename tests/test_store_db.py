@@ -210,3 +210,31 @@ def test_stored_spans_read_back_as_the_same_records(tmp_path: Path) -> None:
         store.ingest(records)
         assert list(store.iter_span_records()) == records
         assert list(store.iter_span_records(run_id="nope")) == []
+
+
+@pytest.mark.parametrize("readonly", [False, True])
+def test_an_interrupted_open_leaves_no_connection_open(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                       readonly: bool) -> None:
+    """Ctrl-C (or any error) in the middle of opening a store closes what was opened: every step alike."""
+    from runtrace.store import db
+
+    path = tmp_path / "runtrace.db"
+    Store.open(path).close()
+    opened: list[sqlite3.Connection] = []
+    real_connect = db.connect
+
+    def recording_connect(*args: object, **kwargs: object) -> sqlite3.Connection:
+        conn = real_connect(*args, **kwargs)  # type: ignore[arg-type]
+        opened.append(conn)
+        return conn
+
+    def interrupted(conn: sqlite3.Connection) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(db, "connect", recording_connect)
+    monkeypatch.setattr(db, "check_readable" if readonly else "migrate", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        Store.open(path, readonly=readonly)
+    assert len(opened) == 1
+    with pytest.raises(sqlite3.ProgrammingError, match="closed database"):
+        opened[0].execute("SELECT 1")

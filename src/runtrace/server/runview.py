@@ -22,11 +22,11 @@ from ..explain import (
     explain_event,
     gauges,
     headline,
-    ns,
     tree_order,
     unpriced,
     verdict,
 )
+from ..store.timespec import from_iso
 from .spanview import is_tool_call, row_flags, tool_subject
 
 __all__ = ["CONTENT_KEYS", "Finding", "Gauge", "RunView", "SpanRow", "Unpriced", "build_run_view",
@@ -116,7 +116,7 @@ def _time_ns(span: Mapping[str, Any], key: str) -> int:
     exact = span.get(f"{key}_ns")
     if exact is not None:
         return int(exact) - int(exact) % 1000
-    return ns(span.get(key)) or 0
+    return from_iso(span.get(key)) or 0
 
 
 def build_run_view(run: dict[str, Any], *, row_limit: int | None = None) -> RunView:

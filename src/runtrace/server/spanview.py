@@ -16,7 +16,8 @@ from typing import Any
 
 from .. import semconv
 from ..display import duration, money, tokens, when
-from ..explain import ns, tree_order, why_unpriced
+from ..explain import tree_order, why_unpriced
+from ..store.timespec import from_iso
 
 __all__ = ["PAGE_SPANS", "chat", "is_tool_call", "outline_page", "row_flags", "span_detail", "tool_subject"]
 
@@ -146,13 +147,13 @@ def row_flags(span: Mapping[str, Any]) -> list[str]:
 def _start_ns(span: Mapping[str, Any]) -> int:
     if "start_ns" in span:
         return int(span["start_ns"])
-    return ns(span.get("start")) or 0
+    return from_iso(span.get("start")) or 0
 
 
 def _end_ns(span: Mapping[str, Any]) -> int:
     if "end_ns" in span:
         return int(span["end_ns"])
-    return ns(span.get("end")) or 0
+    return from_iso(span.get("end")) or 0
 
 
 def _cost_text(span: Mapping[str, Any]) -> str:
