@@ -90,3 +90,30 @@ def test_the_per_class_split_of_a_tiered_price_is_genai_prices_arithmetic() -> N
     assert parts.usd == {"input": 0.5, "cache_read": 0.0125, "output": 0.12}
     assert parts.total_usd == 0.6325
     assert parts.charged_as == {"reasoning": "output"}
+
+
+class _CalcPricePricer(Pricer):
+    """genai-prices' calc_price on every call: the reference the learned forms must equal."""
+
+    def _calc(self, kwargs: dict[str, int], model_price: object) -> object:  # type: ignore[override]
+        return model_price.calc_price(self._usage(kwargs, model_price))  # type: ignore[attr-defined]
+
+
+def test_tiered_prices_are_priced_through_a_learned_form_per_tier_region() -> None:
+    """Prices tiered by prompt length are affine between two thresholds: one form a region, the same Decimals."""
+    fast, slow = Pricer(), _CalcPricePricer()
+    checked = 0
+    for model, provider in (("gemini-2.5-pro", "google"), ("claude-sonnet-4-5", "anthropic")):
+        for total in (0, 1, 3_000, 199_999, 200_000, 200_001, 203_001, 250_000, 1_000_000):
+            for usage in (TokenUsage(total, 900), TokenUsage(total, 900, cache_read_tokens=total // 2,
+                                                             reasoning_tokens=300),
+                          TokenUsage(total, 7, cache_write_tokens=total // 3, cache_write_5m_tokens=total // 3)):
+                a = fast.price(usage, model=model, provider=provider, when=NOV)
+                assert a == slow.price(usage, model=model, provider=provider, when=NOV), (model, usage)
+                checked += a.total_usd is not None
+    assert checked == 2 * 9 * 3
+    # gemini-2.5-pro above 200k: $2.50 in, $15 out per million, on every token.
+    assert fast.price(TokenUsage(250_000, 900), model="gemini-2.5-pro", provider="google",
+                      when=NOV).total_usd == 0.6385
+    regions = {key[1] for key, form in fast._linear.items() if form is not None}
+    assert regions == {0, 1}  # below and above the 200k threshold, each learned

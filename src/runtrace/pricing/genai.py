@@ -20,6 +20,7 @@ learned from ``calc_price`` itself.
 from __future__ import annotations
 
 import warnings
+from bisect import bisect_left
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -33,7 +34,7 @@ from genai_prices.types import CalcPrice, ModelInfo, ModelPrice, TieredPrices
 from genai_prices.units import UnitDef, UnitRegistry
 
 __all__ = ["GENAI_PRICES_TABLE", "LinearForm", "PriceSet", "apply_form", "learn_form", "matched_context_keys",
-           "price_set", "split_by_unit", "table", "usage_for"]
+           "price_set", "region", "split_by_unit", "table", "usage_for"]
 
 GENAI_PRICES_TABLE: Final = f"genai-prices {genai_prices.__version__}"
 
@@ -59,13 +60,24 @@ class PriceSet:
 
     ``flat`` when every price is a plain Decimal (no tiers by prompt length):
     then ``calc_price`` is affine in the token counts for a given usage shape.
+    ``affine`` also for tiered prices (``TieredPrices``, public: a base and
+    tiers starting at a total input count, each applying to *all* tokens once
+    crossed): between two of its ``thresholds`` every price is constant, so
+    ``calc_price`` is affine there too, region by region.
     """
 
     prices: ModelPrice  # genai-prices' own object, as first seen
     values: tuple[tuple[str, Decimal | TieredPrices], ...]  # price key -> price, the keys it prices
     flat: bool
+    affine: bool
+    thresholds: tuple[int, ...]  # the tiers' starts, ascending: total input above one changes the prices
     usage_keys: frozenset[str]  # the reportable usage keys it prices
     dimensions: Mapping[str, Mapping[str, str]]  # price key -> the unit's dimensions
+
+
+def _plain_tiers(value: object) -> bool:
+    return (isinstance(value, TieredPrices) and type(value.base) is Decimal
+            and all(type(t.start) is int and t.start >= 0 and type(t.price) is Decimal for t in value.tiers))
 
 
 _by_id: dict[int, tuple[ModelPrice, PriceSet]] = {}  # kept with its object, so an id stays its own
@@ -84,10 +96,13 @@ def price_set(prices: ModelPrice) -> PriceSet:
         values = tuple((unit.price_key, value) for unit in _UNITS
                        if (value := getattr(prices, unit.price_key, None)) is not None)
         priced = {key for key, _ in values}
+        tiered = [value for _, value in values if isinstance(value, TieredPrices)]
         known = PriceSet(
             prices=prices,
             values=values,
-            flat=all(type(value) is Decimal for _, value in values),
+            flat=not tiered and all(type(value) is Decimal for _, value in values),
+            affine=all(type(value) is Decimal or _plain_tiers(value) for _, value in values),
+            thresholds=tuple(sorted({tier.start for value in tiered for tier in value.tiers})),
             usage_keys=frozenset(u.usage_key for u in _UNITS if u.price_key in priced and u.usage_key in _REPORTABLE),
             dimensions={u.price_key: u.dimensions for u in _UNITS if u.price_key in priced},
         )
@@ -152,18 +167,35 @@ def apply_form(form: LinearForm, kwargs: Mapping[str, int]) -> CalcPrice:
     return {"input_price": input_usd, "output_price": output_usd, "total_price": total}
 
 
-def learn_form(kwargs: Mapping[str, int], calc: Callable[[dict[str, int]], CalcPrice]) -> LinearForm | None:
-    """The affine form of ``calc`` (a flat price set's ``calc_price``) for the shape of ``kwargs``.
+def region(prices: PriceSet, input_tokens: int) -> int:
+    """How many of the price set's tier thresholds a call's total input is above (0 for flat prices)."""
+    return bisect_left(prices.thresholds, input_tokens) if prices.thresholds else 0
+
+
+def learn_form(kwargs: Mapping[str, int], calc: Callable[[dict[str, int]], CalcPrice],
+               thresholds: tuple[int, ...] = ()) -> LinearForm | None:
+    """The affine form of ``calc`` (an affine price set's ``calc_price``) for the shape and tier region of ``kwargs``.
 
     Learned at one base point and one step per positive count, then checked on
-    another point; None when a probe fails or the check disagrees (then the
-    caller keeps calling ``calc_price``, which raises what it raises).
+    another point, all inside the region of total input that ``kwargs`` is in;
+    None when the region is too narrow for the probes, a probe fails or the
+    check disagrees (then the caller keeps calling ``calc_price``, which raises
+    what it raises).
     """
     positive = [k for k, v in kwargs.items() if v > 0]
     if any(k not in _PROBE_BASE for k in positive):
         return None
     base = {k: _PROBE_BASE[k] if v > 0 else 0 for k, v in kwargs.items()}
     check = {k: _PROBE_CHECK[k] if v > 0 else 0 for k, v in kwargs.items()}
+    region_of = bisect_left(thresholds, kwargs.get("input_tokens", 0)) if thresholds else 0
+    if region_of:  # above a threshold: probe just above it, and stay below the next one
+        low = thresholds[region_of - 1]
+        base["input_tokens"] += low
+        check["input_tokens"] += low
+        if region_of < len(thresholds) and check["input_tokens"] > thresholds[region_of]:
+            return None
+    elif thresholds and check["input_tokens"] > thresholds[0]:
+        return None
 
     def point(usage: dict[str, int]) -> tuple[Decimal, Decimal, Decimal]:
         out = calc(usage)

@@ -22,7 +22,16 @@ from genai_prices.types import CalcPrice, ModelInfo, ModelPrice, Provider
 
 from .. import semconv
 from .attributes import already_priced, cost_attributes
-from .genai import LinearForm, apply_form, learn_form, matched_context_keys, price_set, table, usage_for
+from .genai import (
+    LinearForm,
+    apply_form,
+    learn_form,
+    matched_context_keys,
+    price_set,
+    region,
+    table,
+    usage_for,
+)
 from .overrides import STANDARD_TIERS, Rates, decimal, norm_tier, parse_multipliers, parse_overrides
 from .types import ModelOverride, Price, TokenUsage
 
@@ -227,24 +236,26 @@ class Pricer:
 
         ``calc_price`` resolves and validates the model's prices and decomposes the
         usage on every call (about 70 us, most of runtrace's per-call cost). With
-        flat (untiered) prices its result is an affine function of the token
-        counts for a given set of reported counts, so the form is learned once
-        per (price set, usage shape) from ``calc_price`` itself, checked on one
+        flat prices its result is an affine function of the token counts for a
+        given set of reported counts, and with tiered prices within each region
+        between two tier thresholds; so the form is learned once per (price set,
+        tier region, usage shape) from ``calc_price`` itself, checked on one
         more point, and applied in exact Decimal arithmetic: the very same
-        Decimals. Tiered prices, and shapes whose probes fail or disagree, keep
-        calling ``calc_price`` (which raises what it raises).
+        Decimals. Shapes whose probes fail or disagree keep calling
+        ``calc_price`` (which raises what it raises).
         """
         prices = price_set(model_price)
-        if not prices.flat or getcontext().prec < 28:
+        if not prices.affine or getcontext().prec < 28:
             return model_price.calc_price(self._usage(kwargs, model_price))
-        key = (prices, tuple(k for k, v in kwargs.items() if v > 0), tuple(kwargs))
+        key = (prices, region(prices, kwargs.get("input_tokens", 0)), tuple(k for k, v in kwargs.items() if v > 0),
+               tuple(kwargs))
         try:
             form = self._linear[key]
         except KeyError:
             if len(self._linear) > 4096:  # bounded: a program prices a handful of models
                 self._linear.clear()
             form = self._linear[key] = learn_form(
-                kwargs, lambda usage: model_price.calc_price(self._usage(usage, model_price)))
+                kwargs, lambda usage: model_price.calc_price(self._usage(usage, model_price)), prices.thresholds)
         if form is None:
             return model_price.calc_price(self._usage(kwargs, model_price))
         return apply_form(form, kwargs)
