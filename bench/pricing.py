@@ -25,9 +25,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from bench._common import REPO, machine, median, save, table
-
 import runtrace.pricing as current
+from bench._common import REPO, machine, median, save, table
 
 WHEN = datetime(2026, 11, 1, tzinfo=timezone.utc)
 

@@ -47,14 +47,9 @@ def test_pricing_reads_only_genai_prices_public_api() -> None:
 
 def test_price_attributes_reads_the_openllmetry_cache_and_reasoning_spellings() -> None:
     """One reader for span usage: what the store's normaliser reads, pricing a span directly reads too."""
-    attrs = {
-        semconv.GEN_AI_OPERATION_NAME: "chat",
-        semconv.GEN_AI_PROVIDER_NAME: "openai",
-        semconv.GEN_AI_RESPONSE_MODEL: "gpt-4o-mini",
-        semconv.GEN_AI_USAGE_INPUT_TOKENS: 10_000,
-        semconv.OPENLLMETRY_CACHE_READ_INPUT_TOKENS: 8_000,
-        semconv.GEN_AI_USAGE_OUTPUT_TOKENS: 1_000,
-    }
+    attrs = {semconv.GEN_AI_OPERATION_NAME: "chat", semconv.GEN_AI_PROVIDER_NAME: "openai",
+             semconv.GEN_AI_RESPONSE_MODEL: "gpt-4o-mini", semconv.GEN_AI_USAGE_INPUT_TOKENS: 10_000,
+             semconv.OPENLLMETRY_CACHE_READ_INPUT_TOKENS: 8_000, semconv.GEN_AI_USAGE_OUTPUT_TOKENS: 1_000}
     got = Pricer().price_attributes(attrs, when=NOV)
     # gpt-4o-mini: $0.15 in, $0.075 cached, $0.60 out per million: 2,000 uncached + 8,000 cached + 1,000 out.
     assert (got[semconv.COST_USD], got[semconv.COST_INPUT_USD], got[semconv.COST_OUTPUT_USD]) == (

@@ -58,9 +58,7 @@ from . import default as _default_module
 from .attributes import needs_pricing
 from .default import default_pricer, load_prices_file, set_default_pricer
 from .genai import GENAI_PRICES_TABLE
-from .pricer import PROVIDER_ALIASES as _PROVIDER_ALIASES
 from .pricer import Pricer
-from .pricer import genai_provider as _genai_provider
 from .types import ModelOverride, Price, TokenUsage
 
 __all__ = [
@@ -93,4 +91,3 @@ class _Package(_types.ModuleType):
 
 
 sys.modules[__name__].__class__ = _Package
-_ = (_PROVIDER_ALIASES, _genai_provider)  # re-exported for scale/prices.py, which maps provider names as pricing does

@@ -57,6 +57,19 @@ class SpanUsage:
     reasoning_tokens: int | None = None
     source_input_tokens: int | None = None  # set when the source's input count was converted
 
+    def canonical_attributes(self) -> dict[str, str | int]:
+        """The canonical attributes this usage stands for (None fields left out): what the reader reads first."""
+        values = (self.operation, self.provider, self.request_model, self.response_model, self.input_tokens,
+                  self.output_tokens, self.cache_read_tokens, self.cache_write_tokens, self.reasoning_tokens)
+        return {key: value for key, value in zip(_CANONICAL, values, strict=True) if value is not None}
+
+
+# The names SpanUsage.canonical_attributes writes, in its fields' order.
+_CANONICAL: Final = (sc.GEN_AI_OPERATION_NAME, sc.GEN_AI_PROVIDER_NAME, sc.GEN_AI_REQUEST_MODEL,
+                     sc.GEN_AI_RESPONSE_MODEL, sc.GEN_AI_USAGE_INPUT_TOKENS, sc.GEN_AI_USAGE_OUTPUT_TOKENS,
+                     sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS, sc.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS,
+                     sc.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS)
+
 
 def first(attrs: Mapping[str, object], names: tuple[str, ...], convert: Callable[[object], T | None]) -> T | None:
     """The first of ``names`` whose value ``convert`` accepts."""

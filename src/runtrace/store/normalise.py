@@ -55,7 +55,7 @@ from typing import Final
 from .. import semconv as sc
 from ..pricing.attributes import SpanUsage, first, read_genai
 from .aggregate import as_int, to_text
-from .records import Attributes, AttrValue, SpanRecord, with_attributes
+from .records import AttrValue, SpanRecord, with_attributes
 
 _OPENINFERENCE_OPERATIONS: Final = {"LLM": sc.OP_CHAT, "EMBEDDING": sc.OP_EMBEDDINGS}
 # Vercel span operations that are model calls (the aggregates too: see the module docstring).
@@ -182,22 +182,6 @@ def read_usage(attrs: Mapping[str, AttrValue], scope_name: str | None = None, sp
     return _genai(attrs, dialect)
 
 
-def canonical_attributes(usage: Usage) -> Attributes:
-    """The canonical attributes a usage view stands for (None fields left out)."""
-    pairs: tuple[tuple[str, AttrValue | None], ...] = (
-        (sc.GEN_AI_OPERATION_NAME, usage.operation),
-        (sc.GEN_AI_PROVIDER_NAME, usage.provider),
-        (sc.GEN_AI_REQUEST_MODEL, usage.request_model),
-        (sc.GEN_AI_RESPONSE_MODEL, usage.response_model),
-        (sc.GEN_AI_USAGE_INPUT_TOKENS, usage.input_tokens),
-        (sc.GEN_AI_USAGE_OUTPUT_TOKENS, usage.output_tokens),
-        (sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS, usage.cache_read_tokens),
-        (sc.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS, usage.cache_write_tokens),
-        (sc.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS, usage.reasoning_tokens),
-    )
-    return {key: value for key, value in pairs if value is not None}
-
-
 def normalise(record: SpanRecord) -> SpanRecord:
     """Add runtrace's canonical attributes to a span from another SDK (else return it unchanged).
 
@@ -211,7 +195,7 @@ def normalise(record: SpanRecord) -> SpanRecord:
     usage = read_usage(attrs, record.scope_name, record.name)
     if usage is None:
         return record
-    added = {key: value for key, value in canonical_attributes(usage).items() if key not in attrs}
+    added = {key: value for key, value in usage.canonical_attributes().items() if key not in attrs}
     if usage.source_input_tokens is not None and usage.input_tokens is not None:
         added[sc.GEN_AI_USAGE_INPUT_TOKENS] = usage.input_tokens
         added[sc.SOURCE_INPUT_TOKENS] = usage.source_input_tokens
