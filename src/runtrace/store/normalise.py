@@ -48,7 +48,6 @@ The coding agents' spans (Claude Code, Codex, Gemini CLI) are read with the codi
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
 from typing import Final
 
@@ -112,7 +111,7 @@ def _openlit(attrs: Mapping[str, AttrValue]) -> Usage:
         return usage
     # Anthropic's input_tokens excludes cache reads and writes; OpenLIT passes it on as is.
     total = usage.input_tokens + (usage.cache_read_tokens or 0) + (usage.cache_write_tokens or 0)
-    return dataclasses.replace(usage, input_tokens=total, source_input_tokens=usage.input_tokens)
+    return usage._replace(input_tokens=total, source_input_tokens=usage.input_tokens)
 
 
 def _openinference(attrs: Mapping[str, AttrValue]) -> Usage:
