@@ -372,7 +372,7 @@ PROVIDER_LITELLM: Final = "litellm"  # LiteLLM's own name, when it does not say 
 # A model served on this machine or the local network (Ollama, vLLM, LM Studio, llama.cpp):
 # not a semconv value; unpriced unless a price override names it.
 PROVIDER_LOCAL: Final = "local"
-# gen_ai.provider.name -> genai-prices provider id, where the two differ (pricing/pricer.py).
+# gen_ai.provider.name -> genai-prices provider id, where the two differ (pricing.py).
 GENAI_PRICES_PROVIDER_IDS: Final = {
     PROVIDER_AZURE_OPENAI: "azure",
     "azure.ai.inference": "azure",
