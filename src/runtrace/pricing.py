@@ -59,7 +59,7 @@ import genai_prices
 from genai_prices import Usage, data_snapshot
 from genai_prices.types import CalcPrice, ModelInfo, ModelPrice, Provider
 
-from . import semconv
+from . import _state, semconv
 from ._forksafe import ForkSafeLock
 
 if sys.version_info >= (3, 11):
@@ -788,8 +788,14 @@ _default_lock = ForkSafeLock()
 
 
 def default_pricer() -> Pricer:
-    """The shared Pricer: ``RUNTRACE_PRICES`` if set, else plain genai-prices. Built once."""
+    """The Pricer in effect: ``instrument(prices=...)``'s while instrumented (``_state``).
+
+    Otherwise the process's own: ``RUNTRACE_PRICES`` if set, else plain genai-prices, built once.
+    """
     global _default
+    installed = _state.current()
+    if installed is not None:
+        return installed.pricer
     pricer = _default
     if pricer is not None:
         return pricer
@@ -801,7 +807,7 @@ def default_pricer() -> Pricer:
 
 
 def set_default_pricer(pricer: Pricer) -> None:
-    """Replace the shared Pricer (``instrument(prices=...)`` does this)."""
+    """Replace the process's own Pricer (used while not instrumented; ``instrument(prices=...)`` wins)."""
     global _default
     if not isinstance(pricer, Pricer):
         raise TypeError(f"expected a Pricer, got {type(pricer).__name__}")
