@@ -15,6 +15,7 @@ import logging
 import os
 import sys
 import time
+import weakref
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -230,10 +231,14 @@ def _patch_hook(name: str, module: str, client: str, installed: _state.Installed
     happens before ``_lock`` is taken (which waits for a half-done import of the client to
     finish), and ``_lock`` is never held while waiting for an import lock of a client.
     A hook of an earlier ``instrument()`` (wrapt cannot take one back) finds its state
-    swapped out and stands down.
+    swapped out and stands down; it holds that state weakly, so the hooks of clients never
+    imported do not keep an old configuration alive.
     """
+    ref = weakref.ref(installed)
+    del installed
+
     def patch(_client: Any) -> None:
-        if _state.current() is not installed:
+        if _state.current() is None or _state.current() is not ref():
             return
         with fail_open(f"instrument {name}"):
             try:
@@ -243,7 +248,8 @@ def _patch_hook(name: str, module: str, client: str, installed: _state.Installed
                 logger.debug("runtrace: %s not instrumented: %s", name, exc)
                 return
             with _lock:
-                if _state.current() is not installed or name in installed.patched:
+                installed = ref()
+                if installed is None or _state.current() is not installed or name in installed.patched:
                     return
                 if mod.instrument():
                     installed.patched.append(name)

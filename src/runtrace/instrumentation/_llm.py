@@ -238,6 +238,8 @@ class LLMCall:
         # in a proxy offering both ``__next__`` and ``__anext__``.
         self.is_async = is_async
         self.capture_content = settings.capture_content
+        # Priced with the pricer in effect when the call started, also if uninstrument() comes first.
+        self._pricer = pricing.default_pricer()
         self.run = runs.current_run()
         self.started = datetime.now(timezone.utc)
         self._t0 = time.monotonic()
@@ -421,7 +423,7 @@ class LLMCall:
 
     def _price(self, data: ResponseData | None, usage: Usage | None) -> pricing.Price:
         token_usage = usage  # the one usage type: priced as it is, no copy
-        pricer = pricing.default_pricer()
+        pricer = self._pricer
         tier = data.service_tier if data is not None else None
         duration = time.monotonic() - self._t0
         served = data.response_model if data is not None else None
