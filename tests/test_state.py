@@ -9,6 +9,7 @@ child process with a hard timeout, so a deadlock fails instead of hanging.
 
 from __future__ import annotations
 
+import ast
 import json
 import pydoc
 import subprocess
@@ -153,3 +154,17 @@ def test_run_shows_only_its_documented_api() -> None:
                  "attribution", "mark_attributed", "projects_calls"):
         assert hook not in page, hook
         assert callable(getattr(run._live, hook)) or hook == "projects_calls"  # the instrumentation's side
+
+
+def test_the_state_module_imports_nothing_of_runtrace_at_run_time() -> None:
+    """pricing, metrics, runs and the instrumentations all read ``_state``: it must not import them back."""
+    tree = ast.parse((SRC / "runtrace" / "_state.py").read_text(encoding="utf-8"))
+    type_only: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING":
+            type_only.update(id(inner) for inner in ast.walk(node))
+    at_run_time = sorted(
+        f"{'.' * node.level}{node.module or ''}" for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom) and id(node) not in type_only
+        and (node.level > 0 or (node.module or "").startswith(("runtrace", "opentelemetry"))))
+    assert at_run_time == []

@@ -1,9 +1,10 @@
 """Applying the process's :class:`~runtrace.policy.Policy` before each LLM and tool call.
 
-The run's budget check (``runs._RunState.check_budget``) calls :func:`check` after the run's own budget: the
-approved tools, the approved models, the small-call routing rule, then the
-caps (spend per UTC day/week/month and runs per day, per project and per
-owner, read through ``policy_spend``). A breach is handled like a budget's:
+The run's budget check (``RunState.check_budget``, on ``run._live``) calls
+:func:`check` after the run's own budget: the approved tools, the approved
+models, the small-call routing rule, then the caps (spend per UTC
+day/week/month and runs per day, per project and per owner, read through
+``policy_spend``). A breach is handled like a budget's:
 ``raise`` stops the run (:class:`~runtrace.BudgetExceeded` before the request
 is sent, outcome ``budget_stopped``, the stop reason naming the rule) and
 ``warn`` records a ``runtrace.budget.exceeded`` event on the run span with the
