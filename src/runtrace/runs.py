@@ -154,6 +154,7 @@ class Run:
 
     # -- context manager / decorator ------------------------------------------
     def __enter__(self) -> Run:
+        """Start the run: its span opens and it becomes the current run of this thread or task."""
         if self._active is not None or self._ended:
             raise RuntimeError(f"run {self.name!r} ({self.id}) was already entered; make a new runtrace.run()")
         attrs: dict[str, Any] = {
@@ -179,6 +180,7 @@ class Run:
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: Any) -> None:
+        """End the run: an exception sets its outcome (budget_stopped, error, abandoned); totals go on its span."""
         active = self._active
         if active is None:
             return
