@@ -268,3 +268,45 @@ def test_runtrace_makes_its_locks_fork_safe() -> None:
              if p.parts[-2] not in ("store", "server") and p.name != "_forksafe.py"
              and ("threading.Lock(" in p.read_text() or "threading.RLock(" in p.read_text())]
     assert plain == []
+
+
+FIRST_USE = """
+    import json, os, sys, threading, time
+    import runtrace
+    from runtrace import _forksafe
+
+    runtrace.instrument(store=False)
+    lazy = [m for m in ("genai_prices.data", "genai_prices.decompose", "genai_prices.validation")
+            if m not in sys.modules]  # imported by instrument(), not by the first price on some thread
+
+    inside, leave = threading.Event(), threading.Event()
+    left_at = []
+
+    def slow_first_use():  # stands for a thread importing tiktoken when the program forks
+        with _forksafe.first_use():
+            inside.set()
+            leave.wait(10)
+            left_at.append(time.monotonic())
+
+    t = threading.Thread(target=slow_first_use)
+    t.start()
+    inside.wait(10)
+    threading.Timer(0.5, leave.set).start()
+    pid = os.fork()
+    if pid == 0:
+        with _forksafe.first_use():  # the child can enter (the parent's thread's hold is not copied)
+            pass
+        os._exit(0)
+    forked_at = time.monotonic()
+    _, status = os.waitpid(pid, 0)
+    t.join(10)
+    print(json.dumps({"lazy_left": lazy, "fork_waited": forked_at >= left_at[0],
+                      "child_exit": os.waitstatus_to_exitcode(status)}))
+"""
+
+
+def test_a_fork_waits_for_a_first_use_running_on_another_thread(tmp_path) -> None:
+    # A child forked while a parent thread was importing genai-prices' data on its first price
+    # hung at its own first price, on the import lock the copied-but-gone thread held.
+    result = run_script(FIRST_USE, tmp_path, timeout=60)
+    assert result == {"lazy_left": [], "fork_waited": True, "child_exit": 0}

@@ -13,7 +13,8 @@ from __future__ import annotations
 import os
 import threading
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from types import TracebackType
 
 
@@ -51,10 +52,41 @@ def fork_safe_rlock() -> ForkSafeLock:
 _locks: weakref.WeakSet[ForkSafeLock] = weakref.WeakSet()
 
 
+# A fork while another thread is importing a module leaves that module's import
+# lock held in the child, and the child's first use of the module hangs. Python
+# cannot undo that after the fact, so runtrace's lazy first uses (loading
+# tiktoken, genai-prices' data) run inside ``first_use()`` and ``fork()`` waits
+# for them, up to FIRST_USE_FORK_WAIT_S: a slow load delays a fork, never hangs it.
+FIRST_USE_FORK_WAIT_S = 10.0
+_first_use = threading.RLock()
+_first_use_taken: list[bool] = []
+
+
+@contextmanager
+def first_use() -> Iterator[None]:
+    """Hold off ``os.fork()`` while a lazy import or load runs (see above)."""
+    gate = _first_use  # the object entered is the one released, even across a fork
+    with gate:
+        yield
+
+
+def _before_fork() -> None:
+    _first_use_taken.append(_first_use.acquire(timeout=FIRST_USE_FORK_WAIT_S))
+
+
+def _after_fork_in_parent() -> None:
+    if _first_use_taken and _first_use_taken.pop():
+        _first_use.release()
+
+
 def _reset_in_child() -> None:
+    global _first_use
+    _first_use = threading.RLock()
+    _first_use_taken.clear()
     for lock in list(_locks):
         lock._reset()
 
 
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_reset_in_child)
+    os.register_at_fork(before=_before_fork, after_in_parent=_after_fork_in_parent,
+                        after_in_child=_reset_in_child)

@@ -152,6 +152,8 @@ def instrument(*, service_name: str | None = None, store: str | os.PathLike[str]
             pricer = pricing.Pricer(prices) if isinstance(prices, Mapping) else pricing.load_prices_file(prices)
         else:
             pricer = pricing.default_pricer()
+        with fail_open("import genai-prices' price data"):
+            pricing.import_lazy_modules()  # no first import left for a thread to be inside at fork
         policy = policy_enforce.resolve(policies)
         current = _sdk_provider(trace.get_tracer_provider())
         owns = current is None

@@ -55,7 +55,7 @@ from collections import OrderedDict, deque
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
-from ._forksafe import ForkSafeLock
+from ._forksafe import ForkSafeLock, first_use
 
 __all__ = [
     "CALL_KEYS_CAP", "COMPLETION_KEYS_CAP", "PENDING_COMPLETIONS_CAP", "CHARS_PER_4", "ContextTracker", "DETECTIONS_CAP",
@@ -269,7 +269,7 @@ def token_estimator() -> TokenEstimator:
     """The process's estimator, probed once on first use (not at import)."""
     global _estimator
     if _estimator is None:
-        with _estimator_lock:
+        with _estimator_lock, first_use():  # tiktoken's import and load hold off a fork
             if _estimator is None:
                 _estimator = _probe_estimator()
     return _estimator

@@ -57,7 +57,7 @@ import types as _types
 from . import default as _default_module
 from .attributes import needs_pricing
 from .default import default_pricer, load_prices_file, set_default_pricer
-from .genai import GENAI_PRICES_TABLE
+from .genai import GENAI_PRICES_TABLE, import_lazy_modules
 from .pricer import Pricer
 from .types import ModelOverride, Price, TokenUsage
 
@@ -68,6 +68,7 @@ __all__ = [
     "Pricer",
     "TokenUsage",
     "default_pricer",
+    "import_lazy_modules",
     "load_prices_file",
     "needs_pricing",
     "set_default_pricer",

@@ -19,6 +19,7 @@ learned from ``calc_price`` itself.
 
 from __future__ import annotations
 
+import importlib
 import warnings
 from bisect import bisect_left
 from collections.abc import Callable, Mapping
@@ -32,6 +33,8 @@ from genai_prices import Usage, data_snapshot
 from genai_prices.data_units import unit_data
 from genai_prices.types import CalcPrice, ModelInfo, ModelPrice, TieredPrices
 from genai_prices.units import UnitDef, UnitRegistry
+
+from .._forksafe import first_use
 
 __all__ = ["GENAI_PRICES_TABLE", "LinearForm", "PriceSet", "apply_form", "learn_form", "matched_context_keys",
            "price_set", "region", "split_by_unit", "table", "usage_for"]
@@ -263,3 +266,19 @@ def table() -> str:
     if snapshot.from_auto_update:
         return f"{GENAI_PRICES_TABLE} (data of {snapshot.timestamp.isoformat(timespec='seconds')})"
     return GENAI_PRICES_TABLE
+
+
+# genai-prices imports these on its first price, from whichever thread prices first.
+_LAZY_MODULES: Final = ("genai_prices.data", "genai_prices.decompose", "genai_prices.validation")
+
+
+def import_lazy_modules() -> None:
+    """Import what genai-prices would import on its first price, now and in this thread.
+
+    A program that forks while another thread prices its first call would leave
+    a child with a module's import lock held and hang it at its first price
+    (``_forksafe.first_use``); ``instrument()`` calls this so no first import is left.
+    """
+    with first_use():
+        for name in _LAZY_MODULES:
+            importlib.import_module(name)
