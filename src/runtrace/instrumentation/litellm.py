@@ -27,22 +27,9 @@ import litellm  # noqa: F401 - absent: importing this module fails, so instrumen
 from .. import _config, semconv
 from .._internal import fail_open
 from . import _wrap, endpoints
-from ._llm import (
-    LLMCall,
-    Request,
-    ResponseData,
-    Usage,
-    as_int,
-    as_str,
-    get,
-    given,
-    put,
-    server_attributes,
-    stop_sequences,
-    traced,
-    traced_async,
-)
-from ._stream import AsyncStreamProxy, StreamProxy
+from ._llm import Request, ResponseData, Usage
+from ._provider import Method, Provider
+from ._read import as_int, as_str, get, given, listed, put, server_attributes, stop_sequences
 from .openai import ChatAccumulator, chat_message_parts, chat_response
 
 INTEGRATION = "litellm"
@@ -137,10 +124,9 @@ def completion_request(instance: Any, kwargs: dict[str, Any]) -> Request:
     tier = kwargs.get("service_tier")
     if isinstance(tier, str) and tier and tier != "auto":
         attrs[semconv.OPENAI_REQUEST_SERVICE_TIER] = tier
-    messages = kwargs.get("messages")
-    listed = list(messages) if isinstance(messages, (list, tuple)) else None
+    messages = listed(kwargs.get("messages"))
     capture = _config.settings().capture_content
-    prompt, content = chat_message_parts(listed, capture) if listed is not None else (None, None)
+    prompt, content = chat_message_parts(messages, capture) if messages is not None else (None, None)
     return Request(provider=provider, operation=semconv.OP_CHAT, model=model, attributes=attrs,
                    stream=kwargs.get("stream") is True, prompt=prompt, input_messages=content)
 
@@ -185,20 +171,6 @@ class LiteLLMAccumulator(ChatAccumulator):
                 self.head.usage = dataclasses.replace(self.head.usage, cache_write_tokens=written)
 
 
-def _sync_result(result: Any, call: LLMCall) -> Any:
-    if call.request.stream:
-        return StreamProxy(result, call, LiteLLMAccumulator())
-    call.finish(litellm_response(result))
-    return result
-
-
-def _async_result(result: Any, call: LLMCall) -> Any:
-    if call.request.stream:
-        return AsyncStreamProxy(result, call, LiteLLMAccumulator())
-    call.finish(litellm_response(result))
-    return result
-
-
 def _with_stream_usage(kwargs: dict[str, Any]) -> dict[str, Any]:
     """``instrument(stream_usage=True)``: ask for the usage chunk unless the caller chose stream_options."""
     if (kwargs.get("stream") is True and _config.settings().stream_usage
@@ -210,7 +182,8 @@ def _with_stream_usage(kwargs: dict[str, Any]) -> dict[str, Any]:
 _POSITIONAL: Final = ("model", "messages")
 
 
-def _keywords(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
+def _keywords(instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+              ) -> tuple[tuple[Any, ...], dict[str, Any]]:
     """``completion("gpt-4o", msgs)`` as keywords, so the request builder sees the model and messages."""
     if not args:
         return args, kwargs
@@ -220,37 +193,23 @@ def _keywords(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[tuple[Any,
     return args[len(named):], {**named, **kwargs}
 
 
-def _sync() -> _wrap.Wrapper:
-    inner = traced(INTEGRATION, TRACER, completion_request, _sync_result, _with_stream_usage)
-
-    def wrapper(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        if kwargs.get("acompletion") is True:  # returns a coroutine: not traced (see the docstring)
-            return wrapped(*args, **kwargs)
-        args, kwargs = _keywords(args, kwargs)
-        return inner(wrapped, instance, args, kwargs)
-
-    return wrapper
-
-
-def _async() -> _wrap.Wrapper:
-    inner = traced_async(INTEGRATION, TRACER, completion_request, _async_result, _with_stream_usage)
-
-    def wrapper(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        args, kwargs = _keywords(args, kwargs)
-        return inner(wrapped, instance, args, kwargs)
-
-    return wrapper
+def _sync_keywords(instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+                   ) -> tuple[tuple[Any, ...], dict[str, Any]] | None:
+    if kwargs.get("acompletion") is True:  # returns a coroutine: traced by acompletion, which made it
+        return None
+    return _keywords(instance, args, kwargs)
 
 
 # litellm.completion is the public dispatcher (native or Python); litellm.main.completion
 # is the Python implementation, which some code calls directly. A call through both
 # makes one span: the inner one passes through (IN_LLM_CALL).
-PATCHES: tuple[_wrap.Patch, ...] = (
-    _wrap.Patch("litellm", "completion", _sync),
-    _wrap.Patch("litellm", "acompletion", _async),
-    _wrap.Patch("litellm.main", "completion", _sync),
-    _wrap.Patch("litellm.main", "acompletion", _async),
+PROVIDER = Provider(
+    name=INTEGRATION, tracer=TRACER, modules=("litellm", "litellm.main"),
+    methods=(Method("completion", adapt=_sync_keywords, prepare=_with_stream_usage),
+             Method("acompletion", is_async=True, adapt=_keywords, prepare=_with_stream_usage)),
+    request=completion_request, response=litellm_response, accumulator=LiteLLMAccumulator,
 )
+PATCHES: tuple[_wrap.Patch, ...] = PROVIDER.patches()
 
 _integration = _wrap.Integration(INTEGRATION, PATCHES)
 instrument = _integration.instrument
