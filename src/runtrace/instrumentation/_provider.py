@@ -102,9 +102,18 @@ class Provider:
     def integration(self) -> _wrap.Integration:
         return _wrap.Integration(self.name, self.patches())
 
+    def module_api(self) -> tuple[tuple[_wrap.Patch, ...], Callable[[], bool], Callable[[], None],
+                                  Callable[[], list[str]]]:
+        """What a provider module exposes to ``instrument()``: its patch table and the three functions on it.
+
+        ``PATCHES, instrument, uninstrument, patched_methods = PROVIDER.module_api()``
+        """
+        integration = self.integration()
+        return integration.patches, integration.instrument, integration.uninstrument, integration.patched_methods
+
 
 def _factory(endpoint: Endpoint) -> Callable[[], _wrap.Wrapper]:
-    return lambda: async_wrapper(endpoint) if endpoint.is_async else sync_wrapper(endpoint)
+    return lambda: wrapper(endpoint)
 
 
 def standard_result(response: ReadResponse, accumulator: Callable[[], Accumulator],
@@ -120,6 +129,17 @@ def standard_result(response: ReadResponse, accumulator: Callable[[], Accumulato
         return result
 
     return on_result
+
+
+def whole_response(accumulator: Callable[[], Accumulator]) -> ReadResponse:
+    """A response reader for SDKs whose whole response reads like one stream chunk (Gemini, Mistral)."""
+
+    def read(response: Any) -> ResponseData:
+        acc = accumulator()
+        acc.add(response)
+        return acc.result()
+
+    return read
 
 
 # --- the lifecycle -------------------------------------------------------------------
@@ -209,29 +229,17 @@ def _adapted(endpoint: Endpoint, instance: Any, args: tuple[Any, ...], kwargs: d
     return endpoint.adapt(instance, args, kwargs)
 
 
-def sync_wrapper(endpoint: Endpoint) -> _wrap.Wrapper:
-    """The wrapt wrapper of a sync SDK method."""
+def wrapper(endpoint: Endpoint) -> _wrap.Wrapper:
+    """The wrapt wrapper of an SDK method: ``call_sync``, or ``call_async`` for an ``async def`` one."""
+    call: Callable[..., Any] = call_async if endpoint.is_async else call_sync
+    integration = endpoint.integration
 
-    def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...],
-                kwargs: dict[str, Any]) -> Any:
-        adapted = _adapted(endpoint, instance, args, kwargs) if _wrap.is_active(endpoint.integration) else None
+    def wrapped_call(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...],
+                     kwargs: dict[str, Any]) -> Any:
+        adapted = _adapted(endpoint, instance, args, kwargs) if _wrap.is_active(integration) else None
         if adapted is None:
             return wrapped(*args, **kwargs)
         args, kwargs = adapted
-        return call_sync(endpoint, instance, kwargs, lambda sent: wrapped(*args, **sent))
+        return call(endpoint, instance, kwargs, lambda sent: wrapped(*args, **sent))
 
-    return wrapper
-
-
-def async_wrapper(endpoint: Endpoint) -> _wrap.Wrapper:
-    """The wrapt wrapper of an ``async def`` SDK method."""
-
-    def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...],
-                kwargs: dict[str, Any]) -> Any:
-        adapted = _adapted(endpoint, instance, args, kwargs) if _wrap.is_active(endpoint.integration) else None
-        if adapted is None:
-            return wrapped(*args, **kwargs)
-        args, kwargs = adapted
-        return call_async(endpoint, instance, kwargs, lambda sent: wrapped(*args, **sent))
-
-    return wrapper
+    return wrapped_call

@@ -308,9 +308,4 @@ PROVIDER = Provider(
              for module in (_MESSAGES, _BETA_MESSAGES) for target in ("Messages.stream", "AsyncMessages.stream")),
            _wrap.Patch("anthropic._base_client", "start_api_call_span", _sdk_span_gate)),
 )
-PATCHES: tuple[_wrap.Patch, ...] = PROVIDER.patches()
-
-_integration = _wrap.Integration(INTEGRATION, PATCHES)
-instrument = _integration.instrument
-uninstrument = _integration.uninstrument
-patched_methods = _integration.patched_methods
+PATCHES, instrument, uninstrument, patched_methods = PROVIDER.module_api()

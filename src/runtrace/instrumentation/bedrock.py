@@ -30,7 +30,7 @@ import botocore.client  # noqa: F401 - absent: importing this module fails, so i
 from botocore.response import StreamingBody
 
 from .. import _config, semconv
-from . import _usage, _wrap
+from . import _usage
 from ._llm import LLMCall, Request, RequestedToolCall, ResponseData, ToolCallPieces, Usage, assistant_message
 from ._provider import Method, Provider
 from ._read import as_int, as_list, as_str, flatten_text, get, put, server_attributes, stop_sequences, to_json
@@ -312,9 +312,4 @@ PROVIDER = Provider(
     methods=(Method("BaseClient._make_api_call", adapt=_runtime_calls, on_result=_on_result),),
     request=bedrock_request, response=converse_response, accumulator=lambda: ConverseAccumulator(None),
 )
-PATCHES: tuple[_wrap.Patch, ...] = PROVIDER.patches()
-
-_integration = _wrap.Integration(INTEGRATION, PATCHES)
-instrument = _integration.instrument
-uninstrument = _integration.uninstrument
-patched_methods = _integration.patched_methods
+PATCHES, instrument, uninstrument, patched_methods = PROVIDER.module_api()

@@ -21,9 +21,9 @@ from typing import Any
 import google.genai.models  # noqa: F401 - absent: importing this module fails, so instrument() skips it
 
 from .. import _config, semconv
-from . import _usage, _wrap
+from . import _usage
 from ._llm import Request, RequestedToolCall, ResponseData, Usage, assistant_message
-from ._provider import Method, Provider
+from ._provider import Method, Provider, whole_response
 from ._read import as_int, as_list, as_str, dump, get, put, server_attributes, stop_sequences, to_json
 
 INTEGRATION = "gemini"
@@ -146,10 +146,7 @@ class ContentAccumulator:
         return assistant_message(out, "".join(self.texts), self.finish)
 
 
-def content_response(response: Any) -> ResponseData:
-    acc = ContentAccumulator()
-    acc.add(response)
-    return acc.result()
+content_response = whole_response(ContentAccumulator)  # a whole response is read as one chunk
 
 
 PROVIDER = Provider(
@@ -159,9 +156,4 @@ PROVIDER = Provider(
              Method("AsyncModels._generate_content_stream", is_async=True, stream=True)),
     request=content_request, response=content_response, accumulator=ContentAccumulator,
 )
-PATCHES: tuple[_wrap.Patch, ...] = PROVIDER.patches()
-
-_integration = _wrap.Integration(INTEGRATION, PATCHES)
-instrument = _integration.instrument
-uninstrument = _integration.uninstrument
-patched_methods = _integration.patched_methods
+PATCHES, instrument, uninstrument, patched_methods = PROVIDER.module_api()

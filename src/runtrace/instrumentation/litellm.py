@@ -26,11 +26,11 @@ import litellm  # noqa: F401 - absent: importing this module fails, so instrumen
 
 from .. import _config, semconv
 from .._internal import fail_open
-from . import _wrap, endpoints
+from . import endpoints
 from ._llm import Request, ResponseData, Usage
 from ._provider import Method, Provider
-from ._read import as_int, as_str, get, given, listed, put, server_attributes, stop_sequences
-from .openai import ChatAccumulator, chat_message_parts, chat_response
+from ._read import as_int, as_str, get, given, listed, put, server_attributes
+from .openai import ChatAccumulator, chat_message_parts, chat_parameters, chat_response
 
 INTEGRATION = "litellm"
 TRACER = "runtrace.instrumentation.litellm"
@@ -111,16 +111,7 @@ def completion_request(instance: Any, kwargs: dict[str, Any]) -> Request:
         attrs.update(server_attributes({"base_url": api_base}))
     put(attrs, semconv.GEN_AI_REQUEST_TEMPERATURE, kwargs.get("temperature"))
     put(attrs, semconv.GEN_AI_REQUEST_TOP_P, kwargs.get("top_p"))
-    max_tokens = kwargs.get("max_completion_tokens")
-    put(attrs, semconv.GEN_AI_REQUEST_MAX_TOKENS,
-        max_tokens if given(max_tokens) else kwargs.get("max_tokens"))
-    put(attrs, semconv.GEN_AI_REQUEST_FREQUENCY_PENALTY, kwargs.get("frequency_penalty"))
-    put(attrs, semconv.GEN_AI_REQUEST_PRESENCE_PENALTY, kwargs.get("presence_penalty"))
-    put(attrs, semconv.GEN_AI_REQUEST_SEED, kwargs.get("seed"))
-    put(attrs, semconv.GEN_AI_REQUEST_STOP_SEQUENCES, stop_sequences(kwargs.get("stop")))
-    n = as_int(kwargs.get("n"))
-    if n is not None and n != 1:
-        attrs[semconv.GEN_AI_REQUEST_CHOICE_COUNT] = n
+    chat_parameters(kwargs, attrs)
     tier = kwargs.get("service_tier")
     if isinstance(tier, str) and tier and tier != "auto":
         attrs[semconv.OPENAI_REQUEST_SERVICE_TIER] = tier
@@ -209,9 +200,4 @@ PROVIDER = Provider(
              Method("acompletion", is_async=True, adapt=_keywords, prepare=_with_stream_usage)),
     request=completion_request, response=litellm_response, accumulator=LiteLLMAccumulator,
 )
-PATCHES: tuple[_wrap.Patch, ...] = PROVIDER.patches()
-
-_integration = _wrap.Integration(INTEGRATION, PATCHES)
-instrument = _integration.instrument
-uninstrument = _integration.uninstrument
-patched_methods = _integration.patched_methods
+PATCHES, instrument, uninstrument, patched_methods = PROVIDER.module_api()

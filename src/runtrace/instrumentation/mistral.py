@@ -15,9 +15,9 @@ import importlib
 from typing import Any
 
 from .. import _config, semconv
-from . import _usage, _wrap
+from . import _usage
 from ._llm import Request, ResponseData, ToolCallPieces, assistant_message
-from ._provider import Method, Provider
+from ._provider import Method, Provider, whole_response
 from ._read import (
     as_int,
     as_list,
@@ -111,10 +111,7 @@ class ChatAccumulator:
         return assistant_message(out, "".join(self.texts), self.finish)
 
 
-def chat_response(response: Any) -> ResponseData:
-    acc = ChatAccumulator()
-    acc.add(response)
-    return acc.result()
+chat_response = whole_response(ChatAccumulator)  # a whole response is read as one chunk
 
 
 PROVIDER = Provider(
@@ -123,9 +120,4 @@ PROVIDER = Provider(
              Method("Chat.complete_async", is_async=True), Method("Chat.stream_async", is_async=True, stream=True)),
     request=chat_request, response=chat_response, accumulator=ChatAccumulator,
 )
-PATCHES: tuple[_wrap.Patch, ...] = PROVIDER.patches()
-
-_integration = _wrap.Integration(INTEGRATION, PATCHES)
-instrument = _integration.instrument
-uninstrument = _integration.uninstrument
-patched_methods = _integration.patched_methods
+PATCHES, instrument, uninstrument, patched_methods = PROVIDER.module_api()

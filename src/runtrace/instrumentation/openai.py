@@ -20,7 +20,7 @@ from typing import Any
 import openai  # noqa: F401 - absent: importing this module fails, so instrument() skips it
 
 from .. import _config, semconv
-from . import _wrap, endpoints
+from . import _wrap, endpoints  # noqa: F401 - _wrap: the patch-table rows PATCHES holds
 from ._llm import (
     Request,
     RequestedToolCall,
@@ -129,9 +129,8 @@ def _chat_content(message: Any) -> dict[str, Any]:
     return {"role": role, "parts": parts}
 
 
-def chat_request(instance: Any, kwargs: dict[str, Any]) -> Request:
-    attrs: dict[str, Any] = {}
-    _common_request(instance, kwargs, attrs)
+def chat_parameters(kwargs: dict[str, Any], attrs: dict[str, Any]) -> None:
+    """The sampling parameters of a chat completion request; shared with LiteLLM, which takes OpenAI's."""
     max_tokens = kwargs.get("max_completion_tokens")
     put(attrs, semconv.GEN_AI_REQUEST_MAX_TOKENS, max_tokens if given(max_tokens) else kwargs.get("max_tokens"))
     put(attrs, semconv.GEN_AI_REQUEST_FREQUENCY_PENALTY, kwargs.get("frequency_penalty"))
@@ -141,6 +140,12 @@ def chat_request(instance: Any, kwargs: dict[str, Any]) -> Request:
     n = as_int(kwargs.get("n"))
     if n is not None and n != 1:
         attrs[semconv.GEN_AI_REQUEST_CHOICE_COUNT] = n
+
+
+def chat_request(instance: Any, kwargs: dict[str, Any]) -> Request:
+    attrs: dict[str, Any] = {}
+    _common_request(instance, kwargs, attrs)
+    chat_parameters(kwargs, attrs)
     put(attrs, semconv.GEN_AI_OUTPUT_TYPE, _output_type(kwargs.get("response_format")))
     messages = listed(kwargs.get("messages"))  # never a generator the SDK has yet to send
     capture = _config.settings().capture_content
@@ -497,9 +502,4 @@ PROVIDER = Provider(
                     response=embeddings_response)),
     request=chat_request, response=chat_response, accumulator=ChatAccumulator, raw_responses=True,
 )
-PATCHES: tuple[_wrap.Patch, ...] = PROVIDER.patches()
-
-_integration = _wrap.Integration(INTEGRATION, PATCHES)
-instrument = _integration.instrument
-uninstrument = _integration.uninstrument
-patched_methods = _integration.patched_methods
+PATCHES, instrument, uninstrument, patched_methods = PROVIDER.module_api()
