@@ -184,14 +184,10 @@ def _deliver(endpoint: Endpoint, result: Any, call: LLMCall) -> Any:
     return out
 
 
-def _traces(endpoint: Endpoint) -> bool:
-    return _wrap.is_active(endpoint.integration) and not _wrap.IN_LLM_CALL.get()
-
-
 def call_sync(endpoint: Endpoint, instance: Any, kwargs: dict[str, Any],
               send: Callable[[dict[str, Any]], Any]) -> Any:
     """One sync request through the lifecycle; ``send(kwargs)`` makes it."""
-    if not _traces(endpoint):
+    if not _wrap.is_active(endpoint.integration) or _wrap.IN_LLM_CALL.get():
         return send(kwargs)
     call = begin_call(endpoint, instance, kwargs)
     if call is None:
@@ -206,7 +202,7 @@ async def call_async(endpoint: Endpoint, instance: Any, kwargs: dict[str, Any],
                      send: Callable[[dict[str, Any]], Awaitable[Any]],
                      discard: Callable[[], Any] | None = None) -> Any:
     """The same for an async request; ``discard()`` drops a request made ahead that will not be sent."""
-    if not _traces(endpoint):
+    if not _wrap.is_active(endpoint.integration) or _wrap.IN_LLM_CALL.get():
         return await send(kwargs)
     try:
         call = begin_call(endpoint, instance, kwargs)
@@ -222,24 +218,20 @@ async def call_async(endpoint: Endpoint, instance: Any, kwargs: dict[str, Any],
     return _deliver(endpoint, result, call)
 
 
-def _adapted(endpoint: Endpoint, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
-             ) -> tuple[tuple[Any, ...], dict[str, Any]] | None:
-    if endpoint.adapt is None:
-        return args, kwargs
-    return endpoint.adapt(instance, args, kwargs)
-
-
 def wrapper(endpoint: Endpoint) -> _wrap.Wrapper:
     """The wrapt wrapper of an SDK method: ``call_sync``, or ``call_async`` for an ``async def`` one."""
     call: Callable[..., Any] = call_async if endpoint.is_async else call_sync
-    integration = endpoint.integration
+    integration, adapt = endpoint.integration, endpoint.adapt
 
     def wrapped_call(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...],
                      kwargs: dict[str, Any]) -> Any:
-        adapted = _adapted(endpoint, instance, args, kwargs) if _wrap.is_active(integration) else None
-        if adapted is None:
+        if not _wrap.is_active(integration):
             return wrapped(*args, **kwargs)
-        args, kwargs = adapted
+        if adapt is not None:
+            adapted = adapt(instance, args, kwargs)
+            if adapted is None:  # not a call to trace
+                return wrapped(*args, **kwargs)
+            args, kwargs = adapted
         return call(endpoint, instance, kwargs, lambda sent: wrapped(*args, **sent))
 
     return wrapped_call
