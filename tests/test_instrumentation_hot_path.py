@@ -160,3 +160,63 @@ def test_every_runtrace_llm_instrumentation_is_known_to_the_duplicate_marker() -
     for module in llm:
         source = Path(importlib.import_module(module).__file__).read_text()  # type: ignore[arg-type]
         assert f'"{module}"' in source
+
+
+# --- no per-call work that can be done once (issue 14, issue 11 item 1) --------------------
+
+def test_a_tool_call_does_not_bind_its_signature_and_records_what_bind_would(instrumented, monkeypatch):
+    """``inspect.Signature.bind`` costs several us a call; a plain signature is matched once, at decoration."""
+    import inspect
+
+    from runtrace import detect
+
+    class Repo:
+        @runtrace.tool(name="read")
+        def read(self, path: str, start: int = 0, *, encoding: str = "utf-8", tool_call_id: str = "") -> str:
+            return f"{path}:{start}:{encoding}"
+
+    binds = []
+    real_bind = inspect.Signature.bind
+    monkeypatch.setattr(inspect.Signature, "bind", lambda self, *a, **k: binds.append(1) or real_bind(self, *a, **k))
+    repo = Repo()
+    with runtrace.run("tools"):
+        repo.read("a.py")
+        repo.read("a.py", 3, encoding="latin-1")
+        repo.read(encoding="latin-1", start=3, path="a.py", tool_call_id="call_7")
+    assert binds == []
+    spans = [s for s in instrumented.spans() if s.attributes.get(sc.GEN_AI_TOOL_NAME) == "read"]
+    hashes = [s.attributes[sc.TOOL_ARGS_HASH] for s in spans]
+    # what Signature.bind named, without self, the call id or the defaults left out
+    assert hashes == [detect.stable_hash({"path": "a.py"}),
+                      detect.stable_hash({"path": "a.py", "start": 3, "encoding": "latin-1"}),
+                      detect.stable_hash({"path": "a.py", "start": 3, "encoding": "latin-1"})]
+    assert spans[2].attributes[sc.GEN_AI_TOOL_CALL_ID] == "call_7"
+
+
+def test_a_call_that_does_not_bind_still_reaches_the_function(instrumented):
+    @runtrace.tool
+    def add(a: int, b: int) -> int:
+        return a + b
+
+    with pytest.raises(TypeError):
+        add(1)  # the function says what is wrong, as without runtrace
+    assert add(1, b=2) == 3
+
+
+def test_the_span_is_made_current_without_use_span(instrumented, monkeypatch):
+    """``trace.use_span`` is a generator context manager (a few us); the lifecycle attaches the context itself."""
+    from opentelemetry import trace
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("trace.use_span on the hot path")
+
+    monkeypatch.setattr(trace, "use_span", refuse)
+    seen = []
+    read_file = runtrace.tool(name="read_file")(lambda path: seen.append(trace.get_current_span()) or "x = 1")
+    fake = FakeLLM(default=json_reply(chat_completion(model="gpt-4o-mini", usage=ChatUsage(100, 10))))
+    with runtrace.run("current"):
+        read_file(path="a.py")
+        fake.openai().chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
+    tool_span = next(s for s in instrumented.spans() if s.name == "execute_tool read_file")
+    assert seen[0].get_span_context().span_id == tool_span.context.span_id  # current while the tool ran
+    assert len(instrumented.llm_spans()) == 1

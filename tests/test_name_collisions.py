@@ -13,8 +13,9 @@ from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "runtrace"
 
-# _llm.ToolCall vs tools.ToolCall is left for the instrumentation owners (issue 10).
 ONE_DEFINITION = ("RunTotals", "Detection", "as_str")
+# The tool span (tools.ToolCall) and the tool call a model asked for (_llm.RequestedToolCall).
+ONE_DEFINITION_IN_INSTRUMENTATION = ("ToolCall",)
 ONE_FILE = ("queries.py", "metrics.py")
 
 
@@ -32,6 +33,13 @@ def test_each_listed_name_is_defined_in_one_module() -> None:
     where = _definitions()
     doubled = {name: where[name] for name in ONE_DEFINITION if len(where[name]) > 1}
     assert doubled == {}
+
+
+def test_the_instrumentation_has_one_tool_call_class() -> None:
+    where = _definitions()
+    doubled = {name: [p for p in where[name] if p.startswith("instrumentation/")]
+               for name in ONE_DEFINITION_IN_INSTRUMENTATION}
+    assert doubled == {"ToolCall": ["instrumentation/tools.py"]}
 
 
 def test_each_listed_file_name_exists_once() -> None:

@@ -1,9 +1,9 @@
 """One LLM call as a span: what every provider instrumentation shares.
 
-A provider module turns its SDK's request into request attributes and its
-response (a model object, a raw JSON body, or an accumulated stream) into a
-:class:`ResponseData`; :class:`LLMCall` does the rest the same way for all of
-them: usage attributes (input is always the *total* input, cache reads and
+A provider module (declared on :mod:`._provider`'s contract) turns its SDK's
+request into a :class:`Request` and its response (a model object, a raw JSON
+body, or an accumulated stream) into a :class:`ResponseData`; :class:`LLMCall`
+does the rest the same way for all of them: usage attributes (input is always the *total* input, cache reads and
 writes included), pricing, the run's live totals and detectors, content when
 capture is on, and ending the span exactly once.
 
@@ -17,131 +17,19 @@ from __future__ import annotations
 import itertools
 import json
 import time
-from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from types import TracebackType
 from typing import Any
-from urllib.parse import urlsplit
 
-from opentelemetry import trace
+from opentelemetry import context, trace
 from opentelemetry.trace import SpanKind
 
 from .. import _config, detect, metrics, pricing, projection, runs, semconv
 from .._errors import record_error
 from .._internal import fail_open
 from . import _wrap
-
-_SENTINELS = frozenset({"NotGiven", "Omit", "NoneType"})
-
-
-# --- reading SDK objects and JSON bodies alike ------------------------------------
-
-def given(value: Any) -> bool:
-    """False for None and for the SDKs' ``NOT_GIVEN``/``omit`` sentinels."""
-    return type(value).__name__ not in _SENTINELS
-
-
-def get(obj: Any, *path: str) -> Any:
-    """Walk ``path`` through mappings and attributes alike; None when any step is missing."""
-    for name in path:
-        if obj is None:
-            return None
-        cls = type(obj)
-        mapping = _MAPPING_TYPES.get(cls)
-        if mapping is None:  # the ABC check once per type, not per read (chunks are read field by field)
-            mapping = isinstance(obj, Mapping)
-            if len(_MAPPING_TYPES) < 4096:
-                _MAPPING_TYPES[cls] = mapping
-        obj = obj.get(name) if mapping else getattr(obj, name, None)
-    return obj if given(obj) else None
-
-
-_MAPPING_TYPES: dict[type, bool] = {dict: True}
-
-
-def as_int(value: Any) -> int | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    return int(value)
-
-
-def as_str(value: Any) -> str | None:
-    return value if isinstance(value, str) and value else None
-
-
-def as_list(value: Any) -> list[Any]:
-    """A list of the items of ``value`` when it is a list or tuple; never iterates a generator."""
-    return list(value) if isinstance(value, (list, tuple)) else []
-
-
-def to_json(value: Any) -> str:
-    """Compact JSON for span attributes; SDK models are dumped, unknown objects become strings."""
-    def default(obj: Any) -> Any:
-        dump = getattr(obj, "model_dump", None)
-        if callable(dump):
-            return dump(mode="json", exclude_none=True)
-        return str(obj)
-
-    return json.dumps(value, default=default, ensure_ascii=False, separators=(",", ":"))
-
-
-_server_attributes: dict[str, dict[str, Any]] = {}  # base URL -> its attributes (a client has one)
-
-
-def server_attributes(client: Any) -> dict[str, Any]:
-    """server.address / server.port from an SDK client's ``base_url``."""
-    return dict(shared_server_attributes(client))
-
-
-_server_by_url_object: dict[int, tuple[Any, dict[str, Any]]] = {}  # id(base_url) -> (base_url, attrs)
-
-
-def shared_server_attributes(client: Any) -> Mapping[str, Any]:
-    """:func:`server_attributes` without the copy, for callers that only read it (every request).
-
-    A client keeps one ``base_url`` object, so the attributes are found by that
-    object's identity before ``str()`` of an httpx URL (a few us) is paid. The
-    URL object is held in the cache, so its id cannot be reused by another object.
-    """
-    base_url = get(client, "base_url")
-    if base_url is None:
-        return {}
-    if type(base_url) is str:  # a fresh string each time: found by value
-        return _server_attributes_of(base_url)
-    hit = _server_by_url_object.get(id(base_url))
-    if hit is not None and hit[0] is base_url:
-        return hit[1]
-    attrs = _server_attributes_of(str(base_url))
-    if len(_server_by_url_object) >= 256:
-        _server_by_url_object.clear()
-    _server_by_url_object[id(base_url)] = (base_url, attrs)
-    return attrs
-
-
-def _server_attributes_of(url: str) -> dict[str, Any]:
-    cached = _server_attributes.get(url)
-    if cached is not None:
-        return cached
-    parts = urlsplit(url)
-    attrs: dict[str, Any] = {}
-    if parts.hostname:
-        attrs[semconv.SERVER_ADDRESS] = parts.hostname
-        port = parts.port or {"https": 443, "http": 80}.get(parts.scheme)
-        if port is not None:
-            attrs[semconv.SERVER_PORT] = port
-    if len(_server_attributes) >= 256:  # bounded: programs talk to a handful of endpoints
-        _server_attributes.clear()
-    _server_attributes[url] = attrs
-    return attrs
-
-
-def put(attrs: dict[str, Any], key: str, value: Any) -> None:
-    """Set ``key`` when ``value`` is a real value (not None, not an SDK sentinel)."""
-    if value is not None and given(value):
-        attrs[key] = value
-
-
-# --- the normalised response ----------------------------------------------------------
+from ._read import as_int, as_str, put, to_json
 
 # runtrace's one usage type (input is the total, cache parts included; None: not reported),
 # priced as it is: the name stays for the provider modules.
@@ -149,7 +37,9 @@ Usage = pricing.TokenUsage
 
 
 @dataclass
-class ToolCall:
+class RequestedToolCall:
+    """A tool call the model asked for in its response (the tool's own span is ``tools.ToolCall``)."""
+
     id: str | None
     name: str | None
     arguments: str | None  # JSON text, as the model produced it
@@ -164,7 +54,7 @@ class ResponseData:
     finish_reasons: list[str] = field(default_factory=list)
     usage: Usage | None = None
     service_tier: str | None = None  # the tier the provider says served the call
-    tool_calls: list[ToolCall] = field(default_factory=list)
+    tool_calls: list[RequestedToolCall] = field(default_factory=list)
     text: str = ""  # the completion text (first choice), for loop detection
     output_messages: list[dict[str, Any]] = field(default_factory=list)  # semconv shape, for content capture
 
@@ -199,6 +89,47 @@ def _maybe_json(text: Any) -> Any:
         except ValueError:
             return text
     return text
+
+
+def assistant_message(data: ResponseData, text: str, finish_reason: str | None) -> ResponseData:
+    """Complete ``data`` with the completion's ``text`` and finish reason, and its semconv output message.
+
+    The message's parts are the text and then the tool calls already in ``data``;
+    a response with neither, and no finish reason, has no output message.
+    """
+    data.text = text
+    if finish_reason:
+        data.finish_reasons.append(finish_reason)
+    parts: list[dict[str, Any]] = [{"type": "text", "content": text}] if text else []
+    parts.extend(tool_call_part(c.id, c.name, c.arguments) for c in data.tool_calls)
+    if parts or finish_reason:
+        data.output_messages.append({"role": "assistant", "parts": parts, "finish_reason": finish_reason or ""})
+    return data
+
+
+class ToolCallPieces:
+    """Tool calls a stream sends in pieces (id and name once, the arguments' JSON in slices), by index."""
+
+    __slots__ = ("slots",)
+
+    def __init__(self) -> None:
+        self.slots: dict[int, list[Any]] = {}  # index -> [id, name, argument pieces]
+
+    def add(self, index: int, call_id: str | None, name: str | None, piece: str | None) -> None:
+        slot = self.slots.setdefault(index, [None, None, []])
+        slot[0] = slot[0] or call_id
+        slot[1] = slot[1] or name
+        if piece is not None:
+            slot[2].append(piece)
+
+    def start(self, index: int, call_id: str | None, name: str | None) -> None:
+        """A call that opens at ``index`` (a new content block): what was there before is replaced."""
+        self.slots[index] = [call_id, name, []]
+
+    def calls(self, *, keep_empty: bool = False) -> list[RequestedToolCall]:
+        """The calls by index; arguments None when no piece came (or, unless ``keep_empty``, only empty ones)."""
+        return [RequestedToolCall(i, n, "".join(p) if keep_empty and p else "".join(p) or None)
+                for i, n, p in (self.slots[k] for k in sorted(self.slots))]
 
 
 def completion_text(data: ResponseData) -> str:
@@ -284,10 +215,9 @@ class LLMCall:
     def ended(self) -> bool:
         return self._ended
 
-    def use(self) -> Any:
-        """Make the span current while the SDK sends the request (HTTP spans nest under it)."""
-        return trace.use_span(self.span, end_on_exit=False, record_exception=False,
-                              set_status_on_exception=False)
+    def sending(self) -> _Sending:
+        """The span current while the SDK sends the request (HTTP spans nest under it); fails it on error."""
+        return _Sending(self)
 
     def first_chunk(self) -> None:
         if self._first_chunk_s is None:
@@ -439,45 +369,36 @@ class LLMCall:
         return price
 
 
-def flatten_text(content: Any) -> str:
-    """The text of a message's content: a string, or the text of its parts, in order."""
-    if isinstance(content, str):
-        return content
-    pieces: list[str] = []
-    for part in as_list(content):
-        if isinstance(part, str):
-            pieces.append(part)
-            continue
-        text = get(part, "text")
-        if isinstance(text, str):
-            pieces.append(text)
-            continue
-        nested = get(part, "content")  # tool results carry their own content
-        if nested is not None:
-            pieces.append(flatten_text(nested))
-            continue
-        kind = get(part, "type")
-        if isinstance(kind, str):
-            pieces.append(f"[{kind}]")  # an image or file: counted, not read
-    return "\n".join(pieces)
 
 
-def strings(values: Iterable[Any]) -> list[str]:
-    return [v for v in values if isinstance(v, str)]
+class _Sending:
+    """``with call.sending():`` around the SDK's request: the span is current and ``IN_LLM_CALL`` is set.
+
+    An exception the SDK raises ends the span as failed and goes on to the caller
+    unchanged. A plain attach/detach of the span's context: ``trace.use_span``
+    does the same through a generator context manager, at several times the cost.
+    """
+
+    __slots__ = ("call", "_context", "_in_call")
+
+    def __init__(self, call: LLMCall) -> None:
+        self.call = call
+
+    def __enter__(self) -> None:
+        self._in_call = _wrap.IN_LLM_CALL.set(True)
+        self._context = context.attach(trace.set_span_in_context(self.call.span))
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        context.detach(self._context)
+        try:
+            if exc is not None:
+                self.call.fail(exc)
+        finally:
+            _wrap.IN_LLM_CALL.reset(self._in_call)
 
 
-def stop_sequences(value: Any) -> list[str] | None:
-    if isinstance(value, str):
-        return [value]
-    items = strings(as_list(value))
-    return items or None
-
-
-# --- the call path every patched method shares ----------------------------------------
-
-Build = Callable[[Any, dict[str, Any]], Request]  # (instance, kwargs) -> what the request says
-OnResult = Callable[[Any, LLMCall], Any]  # (SDK result, call) -> what the caller gets
-
+# --- the budget's projection of a request ---------------------------------------------
 
 def plan_call(request: Request) -> projection.CallPlan:
     """What ``request`` is expected to use, for the run's budget (``runtrace.budget.Budget``)."""
@@ -499,87 +420,3 @@ def plan_call(request: Request) -> projection.CallPlan:
 
     return projection.CallPlan(input_tokens=input_tokens, max_output_tokens=cap, price=price, model=model)
 
-
-def begin_call(integration: str, tracer_name: str, build: Build, instance: Any,
-               kwargs: dict[str, Any], *, is_async: bool = False) -> LLMCall | None:
-    request: Request | None = None
-    with fail_open(f"{integration}: read request"):
-        request = build(instance, kwargs)
-    run = runs.current_run()
-    if run is not None:
-        plan: projection.CallPlan | None = None
-        if request is not None and run._live.projects_calls:
-            with fail_open(f"{integration}: project the call's cost"):
-                plan = plan_call(request)
-        run._live.check_budget("llm", plan)  # BudgetExceeded goes to the caller before anything is sent
-    if request is None:
-        return None
-    call: LLMCall | None = None
-    with fail_open(f"{integration}: start span"):
-        call = LLMCall(request, tracer_name, is_async=is_async)
-    return call
-
-
-def _deliver(integration: str, result: Any, call: LLMCall, on_result: OnResult) -> Any:
-    out = result
-    with fail_open(f"{integration}: read response"):
-        out = on_result(result, call)
-    if out is result and not call.ended:  # reading it failed: end the span with what is known
-        call.finish(None)
-    return out
-
-
-def traced(integration: str, tracer_name: str, build: Build, on_result: OnResult,
-           prepare: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> Callable[..., Any]:
-    """A wrapt wrapper for a sync SDK method: budget check, span, call, result handling."""
-
-    def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...],
-                kwargs: dict[str, Any]) -> Any:
-        if not _wrap.is_active(integration) or _wrap.IN_LLM_CALL.get():
-            return wrapped(*args, **kwargs)
-        call = begin_call(integration, tracer_name, build, instance, kwargs)
-        if call is None:
-            return wrapped(*args, **kwargs)
-        if prepare is not None:
-            with fail_open(f"{integration}: prepare request"):
-                kwargs = prepare(kwargs)
-        token = _wrap.IN_LLM_CALL.set(True)
-        try:
-            with call.use():
-                result = wrapped(*args, **kwargs)
-        except BaseException as exc:
-            call.fail(exc)
-            raise
-        finally:
-            _wrap.IN_LLM_CALL.reset(token)
-        return _deliver(integration, result, call, on_result)
-
-    return wrapper
-
-
-def traced_async(integration: str, tracer_name: str, build: Build, on_result: OnResult,
-                 prepare: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> Callable[..., Any]:
-    """The same for an ``async def`` SDK method."""
-
-    async def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...],
-                      kwargs: dict[str, Any]) -> Any:
-        if not _wrap.is_active(integration) or _wrap.IN_LLM_CALL.get():
-            return await wrapped(*args, **kwargs)
-        call = begin_call(integration, tracer_name, build, instance, kwargs, is_async=True)
-        if call is None:
-            return await wrapped(*args, **kwargs)
-        if prepare is not None:
-            with fail_open(f"{integration}: prepare request"):
-                kwargs = prepare(kwargs)
-        token = _wrap.IN_LLM_CALL.set(True)
-        try:
-            with call.use():
-                result = await wrapped(*args, **kwargs)
-        except BaseException as exc:
-            call.fail(exc)
-            raise
-        finally:
-            _wrap.IN_LLM_CALL.reset(token)
-        return _deliver(integration, result, call, on_result)
-
-    return wrapper

@@ -90,6 +90,25 @@ class _StreamState:
         if context.get_current() is not before and trace.get_current_span() is self.call.span:
             context.attach(before)  # no detach: this restores the caller's context, it adds nothing
 
+    def received(self, before: context.Context, chunk: Any) -> Any:
+        """A chunk the caller is about to get: fed to the accumulator."""
+        if context.get_current() is not before:
+            self.keep_context(before)
+        self.chunk(chunk)
+        return chunk
+
+    def stopped(self, before: context.Context, exc: BaseException) -> None:
+        """Reading the next chunk raised ``exc``: the end of the stream, or an error (re-raised by the caller)."""
+        self.keep_context(before)
+        if isinstance(exc, (StopIteration, StopAsyncIteration)):
+            self.end(semconv.STREAM_ENDED_EXHAUSTED)
+        else:
+            self.error(exc)
+
+    def closed(self, before: context.Context) -> None:
+        self.keep_context(before)
+        self.end(semconv.STREAM_ENDED_CLOSED)
+
 
 def _end_abandoned(state: _StreamState | None) -> None:
     if state is None:
@@ -98,6 +117,10 @@ def _end_abandoned(state: _StreamState | None) -> None:
         state.end(semconv.STREAM_ENDED_ABANDONED)
     except Exception:  # noqa: BLE001, S110 - __del__ may run at interpreter exit; never raise from it
         pass
+
+
+async def _awaited(result: Any) -> Any:
+    return await result if inspect.isawaitable(result) else result
 
 
 class StreamProxy(_Proxy):
@@ -111,22 +134,13 @@ class StreamProxy(_Proxy):
         return self
 
     def __next__(self) -> Any:
-        state = self._self_state
         before = context.get_current()
         try:
             chunk = next(self.__wrapped__)
-        except StopIteration:
-            state.keep_context(before)
-            state.end(semconv.STREAM_ENDED_EXHAUSTED)
-            raise
         except BaseException as exc:
-            state.keep_context(before)
-            state.error(exc)
+            self._self_state.stopped(before, exc)
             raise
-        if context.get_current() is not before:
-            state.keep_context(before)
-        state.chunk(chunk)
-        return chunk
+        return self._self_state.received(before, chunk)
 
     def __enter__(self) -> StreamProxy:
         self.__wrapped__.__enter__()
@@ -137,16 +151,14 @@ class StreamProxy(_Proxy):
         try:
             return self.__wrapped__.__exit__(exc_type, exc, tb)
         finally:
-            self._self_state.keep_context(before)
-            self._self_state.end(semconv.STREAM_ENDED_CLOSED)
+            self._self_state.closed(before)
 
     def close(self) -> Any:
         before = context.get_current()
         try:
             return self.__wrapped__.close()
         finally:
-            self._self_state.keep_context(before)
-            self._self_state.end(semconv.STREAM_ENDED_CLOSED)
+            self._self_state.closed(before)
 
     def __del__(self) -> None:
         _end_abandoned(getattr(self, "_self_state", None))
@@ -163,22 +175,13 @@ class AsyncStreamProxy(_Proxy):
         return self
 
     async def __anext__(self) -> Any:
-        state = self._self_state
         before = context.get_current()
         try:
             chunk = await self.__wrapped__.__anext__()
-        except StopAsyncIteration:
-            state.keep_context(before)
-            state.end(semconv.STREAM_ENDED_EXHAUSTED)
-            raise
         except BaseException as exc:
-            state.keep_context(before)
-            state.error(exc)
+            self._self_state.stopped(before, exc)
             raise
-        if context.get_current() is not before:
-            state.keep_context(before)
-        state.chunk(chunk)
-        return chunk
+        return self._self_state.received(before, chunk)
 
     async def __aenter__(self) -> AsyncStreamProxy:
         await self.__wrapped__.__aenter__()
@@ -189,27 +192,20 @@ class AsyncStreamProxy(_Proxy):
         try:
             return await self.__wrapped__.__aexit__(exc_type, exc, tb)
         finally:
-            self._self_state.keep_context(before)
-            self._self_state.end(semconv.STREAM_ENDED_CLOSED)
+            self._self_state.closed(before)
 
     async def close(self) -> Any:
-        before = context.get_current()
-        try:
-            result = self.__wrapped__.close()
-            return await result if inspect.isawaitable(result) else result
-        finally:
-            self._self_state.keep_context(before)
-            self._self_state.end(semconv.STREAM_ENDED_CLOSED)
+        return await self._self_close(lambda: self.__wrapped__.close())
 
     async def aclose(self) -> Any:
-        closer = getattr(self.__wrapped__, "aclose", None) or self.__wrapped__.close
+        return await self._self_close(lambda: (getattr(self.__wrapped__, "aclose", None) or self.__wrapped__.close)())
+
+    async def _self_close(self, closer: Callable[[], Any]) -> Any:
         before = context.get_current()
         try:
-            result = closer()
-            return await result if inspect.isawaitable(result) else result
+            return await _awaited(closer())
         finally:
-            self._self_state.keep_context(before)
-            self._self_state.end(semconv.STREAM_ENDED_CLOSED)
+            self._self_state.closed(before)
 
     def __del__(self) -> None:
         _end_abandoned(getattr(self, "_self_state", None))

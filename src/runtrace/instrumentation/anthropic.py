@@ -23,6 +23,7 @@ and end the span.
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import Any
 
@@ -31,30 +32,12 @@ import anthropic  # noqa: F401 - absent: importing this module fails, so instrum
 from .. import _config, _pending, semconv
 from .._internal import fail_open
 from . import _wrap
-from ._llm import (
-    LLMCall,
-    Request,
-    ResponseData,
-    ToolCall,
-    Usage,
-    as_int,
-    as_list,
-    as_str,
-    begin_call,
-    flatten_text,
-    get,
-    put,
-    server_attributes,
-    stop_sequences,
-    tool_call_part,
-    traced,
-    traced_async,
-)
-from ._stream import is_raw_response, wrap_raw_response, wrap_stream
+from ._llm import Request, RequestedToolCall, ResponseData, Usage, tool_call_part
+from ._provider import Endpoint, Method, Provider, call_async, call_sync
+from ._read import as_int, as_list, as_str, flatten_text, get, listed, put, server_attributes, stop_sequences
 
 INTEGRATION = "anthropic"
 TRACER = "runtrace.instrumentation.anthropic"
-
 
 
 # --- requests ----------------------------------------------------------------------------
@@ -100,13 +83,12 @@ def messages_request(instance: Any, kwargs: dict[str, Any]) -> Request:
     put(attrs, semconv.GEN_AI_REQUEST_STOP_SEQUENCES, stop_sequences(kwargs.get("stop_sequences")))
     if get(kwargs.get("output_config"), "format") is not None or isinstance(kwargs.get("output_format"), type):
         attrs[semconv.GEN_AI_OUTPUT_TYPE] = "json"
-    messages = kwargs.get("messages")
-    listed = list(messages) if isinstance(messages, (list, tuple)) else None  # never consume a generator
+    messages = listed(kwargs.get("messages"))  # never consume a generator
     system = kwargs.get("system")
     system_text = _message_text(system) if system is not None and not isinstance(system, (int, float)) else ""
     prompt: list[tuple[str, str]] | None = None
-    if listed is not None:
-        prompt = [(as_str(get(m, "role")) or "user", _message_text(get(m, "content"))) for m in listed]
+    if messages is not None:
+        prompt = [(as_str(get(m, "role")) or "user", _message_text(get(m, "content"))) for m in messages]
         if system_text:
             prompt.insert(0, ("system", system_text))
     capture = _config.settings().capture_content
@@ -114,13 +96,9 @@ def messages_request(instance: Any, kwargs: dict[str, Any]) -> Request:
         provider=semconv.PROVIDER_ANTHROPIC, operation=semconv.OP_CHAT, model=as_str(kwargs.get("model")),
         attributes=attrs, stream=kwargs.get("stream") is True, prompt=prompt,
         input_messages=[{"role": as_str(get(m, "role")) or "user", "parts": _message_parts(get(m, "content"))}
-                        for m in listed] if listed is not None and capture else None,
+                        for m in messages] if messages is not None and capture else None,
         system_instructions=[{"type": "text", "content": system_text}] if capture and system_text else None,
     )
-
-
-def _stream_request(instance: Any, kwargs: dict[str, Any]) -> Request:
-    return messages_request(instance, {**kwargs, "stream": True})
 
 
 # --- responses ---------------------------------------------------------------------------
@@ -144,9 +122,9 @@ def claude_usage(usage: Any) -> Usage | None:
     )
 
 
-def _tool_use(block: Any) -> ToolCall:
+def _tool_use(block: Any) -> RequestedToolCall:
     args = get(block, "input")
-    return ToolCall(as_str(get(block, "id")), as_str(get(block, "name")),
+    return RequestedToolCall(as_str(get(block, "id")), as_str(get(block, "name")),
                     json.dumps(args, separators=(",", ":"), default=str) if args is not None else None)
 
 
@@ -241,58 +219,21 @@ class MessageAccumulator:
         return _finish(data, content, self.stop_reason)
 
 
-def _on_result(result: Any, call: LLMCall) -> Any:
-    if is_raw_response(result):
-        return wrap_raw_response(result, call, message_response, MessageAccumulator)
-    if call.request.stream:
-        return wrap_stream(result, call, MessageAccumulator())
-    call.finish(message_response(result))
-    return result
-
-
 # --- messages.stream(): trace the request its manager sends on entry -----------------------
 
-def _traced_stream_request(api_request: Any, instance: Any, kwargs: dict[str, Any]) -> Any:
-    def send() -> Any:
-        if not _wrap.is_active(INTEGRATION):
-            return api_request()
-        call = begin_call(INTEGRATION, TRACER, _stream_request, instance, kwargs)
-        if call is None:
-            return api_request()
-        token = _wrap.IN_LLM_CALL.set(True)
-        try:
-            with call.use():
-                raw = api_request()
-        except BaseException as exc:
-            call.fail(exc)
-            raise
-        finally:
-            _wrap.IN_LLM_CALL.reset(token)
-        return wrap_stream(raw, call, MessageAccumulator())
+@functools.cache
+def _stream_endpoint(is_async: bool) -> Endpoint:
+    """The request a stream manager sends: always a stream."""
+    return PROVIDER.endpoint(Method("Messages.stream", is_async=is_async, stream=True))
 
-    return send
+
+def _traced_stream_request(api_request: Any, instance: Any, kwargs: dict[str, Any]) -> Any:
+    return lambda: call_sync(_stream_endpoint(False), instance, kwargs, lambda _sent: api_request())
 
 
 async def _traced_async_stream_request(api_request: Any, instance: Any, kwargs: dict[str, Any]) -> Any:
-    if not _wrap.is_active(INTEGRATION):
-        return await api_request
-    try:
-        call = begin_call(INTEGRATION, TRACER, _stream_request, instance, kwargs, is_async=True)
-    except BaseException:
-        api_request.close()  # never sent: do not leave an un-awaited coroutine behind
-        raise
-    if call is None:
-        return await api_request
-    token = _wrap.IN_LLM_CALL.set(True)
-    try:
-        with call.use():
-            raw = await api_request
-    except BaseException as exc:
-        call.fail(exc)
-        raise
-    finally:
-        _wrap.IN_LLM_CALL.reset(token)
-    return wrap_stream(raw, call, MessageAccumulator())
+    return await call_async(_stream_endpoint(True), instance, kwargs, lambda _sent: api_request,
+                            discard=api_request.close)
 
 
 _MANAGER_DEPTH = 4  # wrappers looked through for the SDK's manager
@@ -354,34 +295,17 @@ def _sdk_span_gate() -> Any:
     return wrapper
 
 
-def _sync() -> Any:
-    return traced(INTEGRATION, TRACER, messages_request, _on_result)
-
-
-def _async() -> Any:
-    return traced_async(INTEGRATION, TRACER, messages_request, _on_result)
-
-
 _MESSAGES = "anthropic.resources.messages"
 _BETA_MESSAGES = "anthropic.resources.beta.messages"
 
-PATCHES: tuple[_wrap.Patch, ...] = (
-    _wrap.Patch(_MESSAGES, "Messages.create", _sync),
-    _wrap.Patch(_MESSAGES, "AsyncMessages.create", _async),
-    _wrap.Patch(_MESSAGES, "Messages.parse", _sync),
-    _wrap.Patch(_MESSAGES, "AsyncMessages.parse", _async),
-    _wrap.Patch(_MESSAGES, "Messages.stream", _stream_helper(False)),
-    _wrap.Patch(_MESSAGES, "AsyncMessages.stream", _stream_helper(True)),
-    _wrap.Patch(_BETA_MESSAGES, "Messages.create", _sync),
-    _wrap.Patch(_BETA_MESSAGES, "AsyncMessages.create", _async),
-    # beta.messages.stream(): its Beta*MessageStreamManager keeps the request the same way.
-    _wrap.Patch(_BETA_MESSAGES, "Messages.stream", _stream_helper(False)),
-    _wrap.Patch(_BETA_MESSAGES, "AsyncMessages.stream", _stream_helper(True)),
-    _wrap.Patch("anthropic._base_client", "start_api_call_span", _sdk_span_gate),
+PROVIDER = Provider(
+    name=INTEGRATION, tracer=TRACER, modules=(_MESSAGES, _BETA_MESSAGES),
+    methods=(Method("Messages.create"), Method("AsyncMessages.create", is_async=True),
+             Method("Messages.parse", module=_MESSAGES), Method("AsyncMessages.parse", module=_MESSAGES, is_async=True)),
+    request=messages_request, response=message_response, accumulator=MessageAccumulator, raw_responses=True,
+    # stream(): its (Beta)MessageStreamManager keeps the request the same way in both modules.
+    extra=(*(_wrap.Patch(module, target, _stream_helper(target.startswith("Async")))
+             for module in (_MESSAGES, _BETA_MESSAGES) for target in ("Messages.stream", "AsyncMessages.stream")),
+           _wrap.Patch("anthropic._base_client", "start_api_call_span", _sdk_span_gate)),
 )
-
-
-_integration = _wrap.Integration(INTEGRATION, PATCHES)
-instrument = _integration.instrument
-uninstrument = _integration.uninstrument
-patched_methods = _integration.patched_methods
+PATCHES, instrument, uninstrument, patched_methods = PROVIDER.module_api()

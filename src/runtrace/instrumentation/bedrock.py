@@ -30,25 +30,10 @@ import botocore.client  # noqa: F401 - absent: importing this module fails, so i
 from botocore.response import StreamingBody
 
 from .. import _config, semconv
-from . import _usage, _wrap
-from ._llm import (
-    LLMCall,
-    Request,
-    ResponseData,
-    ToolCall,
-    Usage,
-    as_int,
-    as_list,
-    as_str,
-    flatten_text,
-    get,
-    put,
-    server_attributes,
-    stop_sequences,
-    to_json,
-    tool_call_part,
-    traced,
-)
+from . import _usage
+from ._llm import LLMCall, Request, RequestedToolCall, ResponseData, ToolCallPieces, Usage, assistant_message
+from ._provider import Method, Provider
+from ._read import as_int, as_list, as_str, flatten_text, get, put, server_attributes, stop_sequences, to_json
 from ._stream import wrap_stream
 
 INTEGRATION = "bedrock"
@@ -152,14 +137,7 @@ def _int_text(value: Any) -> Any:
 
 
 def _finish(data: ResponseData, texts: list[str], stop: str | None) -> ResponseData:
-    data.text = "".join(texts)
-    if stop:
-        data.finish_reasons.append(stop)
-    parts: list[dict[str, Any]] = [{"type": "text", "content": data.text}] if data.text else []
-    parts.extend(tool_call_part(c.id, c.name, c.arguments) for c in data.tool_calls)
-    if parts or stop:
-        data.output_messages.append({"role": "assistant", "parts": parts, "finish_reason": stop or ""})
-    return data
+    return assistant_message(data, "".join(texts), stop)
 
 
 def converse_response(result: Any) -> ResponseData:
@@ -173,7 +151,7 @@ def converse_response(result: Any) -> ResponseData:
         use = get(block, "toolUse")
         if use is not None:
             args = get(use, "input")
-            data.tool_calls.append(ToolCall(as_str(get(use, "toolUseId")), as_str(get(use, "name")),
+            data.tool_calls.append(RequestedToolCall(as_str(get(use, "toolUseId")), as_str(get(use, "name")),
                                             to_json(args) if args is not None else None))
     return _finish(data, texts, as_str(get(result, "stopReason")))
 
@@ -184,7 +162,7 @@ class ConverseAccumulator:
     def __init__(self, response_id: str | None) -> None:
         self.response_id = response_id
         self.texts: list[str] = []
-        self.tools: dict[int, list[Any]] = {}  # block index -> [id, name, input pieces]
+        self.tools = ToolCallPieces()
         self.stop: str | None = None
         self.metadata: Any = None
 
@@ -197,12 +175,12 @@ class ConverseAccumulator:
             piece = get(delta, "toolUse", "input")
             if isinstance(piece, str):
                 index = as_int(get(event, "contentBlockDelta", "contentBlockIndex")) or 0
-                self.tools.setdefault(index, [None, None, []])[2].append(piece)
+                self.tools.add(index, None, None, piece)
         elif "contentBlockStart" in event:
             use = get(event, "contentBlockStart", "start", "toolUse")
             if use is not None:
                 index = as_int(get(event, "contentBlockStart", "contentBlockIndex")) or 0
-                self.tools[index] = [as_str(get(use, "toolUseId")), as_str(get(use, "name")), []]
+                self.tools.start(index, as_str(get(use, "toolUseId")), as_str(get(use, "name")))
         elif "messageStop" in event:
             self.stop = as_str(get(event, "messageStop", "stopReason"))
         elif "metadata" in event:
@@ -211,7 +189,7 @@ class ConverseAccumulator:
     def result(self) -> ResponseData:
         data = ResponseData(response_id=self.response_id,
                             usage=_usage.extract(self.metadata, PRICES_PROVIDER) if self.metadata else None)
-        data.tool_calls = [ToolCall(i, n, "".join(p) or None) for i, n, p in (self.tools[k] for k in sorted(self.tools))]
+        data.tool_calls = self.tools.calls()
         return _finish(data, self.texts, self.stop)
 
 
@@ -225,7 +203,7 @@ def invoke_response(body: Any, headers: Any, response_id: str | None) -> Respons
         if get(block, "type") == "text" and isinstance(get(block, "text"), str):
             texts.append(get(block, "text"))
         elif get(block, "type") == "tool_use":
-            data.tool_calls.append(ToolCall(as_str(get(block, "id")), as_str(get(block, "name")),
+            data.tool_calls.append(RequestedToolCall(as_str(get(block, "id")), as_str(get(block, "name")),
                                             to_json(get(block, "input"))))
     return _finish(data, texts, as_str(get(body, "stop_reason")))
 
@@ -319,26 +297,19 @@ def _on_result(result: Any, call: LLMCall) -> Any:
     return result
 
 
-_traced = traced(INTEGRATION, TRACER, bedrock_request, _on_result)
+def _runtime_calls(instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+                   ) -> tuple[tuple[Any, ...], dict[str, Any]] | None:
+    """Only the bedrock-runtime model calls are traced; every other AWS call passes straight through."""
+    operation = args[0] if args else kwargs.get("operation_name")
+    if operation not in _OPERATIONS or get(instance, "meta", "service_model", "service_name") != SERVICE:
+        return None
+    params = args[1] if len(args) > 1 else kwargs.get("api_params")
+    return (), {"operation_name": operation, "api_params": params}
 
 
-def _make_api_call() -> Any:
-    def wrapper(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        if not _wrap.is_active(INTEGRATION):
-            return wrapped(*args, **kwargs)
-        operation = args[0] if args else kwargs.get("operation_name")
-        if operation not in _OPERATIONS or get(instance, "meta", "service_model", "service_name") != SERVICE:
-            return wrapped(*args, **kwargs)
-        params = args[1] if len(args) > 1 else kwargs.get("api_params")
-        return _traced(wrapped, instance, (), {"operation_name": operation, "api_params": params})
-    return wrapper
-
-
-PATCHES: tuple[_wrap.Patch, ...] = (
-    _wrap.Patch("botocore.client", "BaseClient._make_api_call", _make_api_call),
+PROVIDER = Provider(
+    name=INTEGRATION, tracer=TRACER, modules=("botocore.client",),
+    methods=(Method("BaseClient._make_api_call", adapt=_runtime_calls, on_result=_on_result),),
+    request=bedrock_request, response=converse_response, accumulator=lambda: ConverseAccumulator(None),
 )
-
-_integration = _wrap.Integration(INTEGRATION, PATCHES)
-instrument = _integration.instrument
-uninstrument = _integration.uninstrument
-patched_methods = _integration.patched_methods
+PATCHES, instrument, uninstrument, patched_methods = PROVIDER.module_api()

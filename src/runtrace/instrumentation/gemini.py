@@ -16,32 +16,15 @@ Gemini specifics (all handled by genai-prices' extractor, see ``_usage``):
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 import google.genai.models  # noqa: F401 - absent: importing this module fails, so instrument() skips it
 
 from .. import _config, semconv
-from . import _usage, _wrap
-from ._llm import (
-    LLMCall,
-    Request,
-    ResponseData,
-    ToolCall,
-    Usage,
-    as_int,
-    as_list,
-    as_str,
-    get,
-    put,
-    server_attributes,
-    stop_sequences,
-    to_json,
-    tool_call_part,
-    traced,
-    traced_async,
-)
-from ._stream import wrap_stream
+from . import _usage
+from ._llm import Request, RequestedToolCall, ResponseData, Usage, assistant_message
+from ._provider import Method, Provider, whole_response
+from ._read import as_int, as_list, as_str, dump, get, put, server_attributes, stop_sequences, to_json
 
 INTEGRATION = "gemini"
 TRACER = "runtrace.instrumentation.gemini"
@@ -114,19 +97,13 @@ def content_request(instance: Any, kwargs: dict[str, Any]) -> Request:
     )
 
 
-def _stream_request(instance: Any, kwargs: dict[str, Any]) -> Request:
-    return dataclasses.replace(content_request(instance, kwargs), stream=True)
-
-
 # --- responses ---------------------------------------------------------------------------
 
 def gemini_usage(metadata: Any) -> Usage | None:
     """``usage_metadata`` (an SDK model or its JSON) through genai-prices' Gemini extractor."""
     if metadata is None:
         return None
-    dump = getattr(metadata, "model_dump", None)
-    body = dump(mode="json", by_alias=True, exclude_none=True) if callable(dump) else metadata
-    return _usage.extract({"usageMetadata": body}, PRICES_PROVIDER)
+    return _usage.extract({"usageMetadata": dump(metadata)}, PRICES_PROVIDER)
 
 
 class ContentAccumulator:
@@ -159,62 +136,24 @@ class ContentAccumulator:
             call = get(part, "function_call")
             if call is not None:
                 args = get(call, "args")
-                data.tool_calls.append(ToolCall(as_str(get(call, "id")), as_str(get(call, "name")),
+                data.tool_calls.append(RequestedToolCall(as_str(get(call, "id")), as_str(get(call, "name")),
                                                 to_json(args) if args is not None else None))
 
     def result(self) -> ResponseData:
         data = self.data
         out = ResponseData(response_id=data.response_id, response_model=data.response_model,
-                           usage=gemini_usage(self.metadata), tool_calls=list(data.tool_calls),
-                           text="".join(self.texts))
-        if self.finish:
-            out.finish_reasons.append(self.finish)
-        parts: list[dict[str, Any]] = [{"type": "text", "content": out.text}] if out.text else []
-        parts.extend(tool_call_part(c.id, c.name, c.arguments) for c in out.tool_calls)
-        if parts or self.finish:
-            out.output_messages.append({"role": "assistant", "parts": parts, "finish_reason": self.finish or ""})
-        return out
+                           usage=gemini_usage(self.metadata), tool_calls=list(data.tool_calls))
+        return assistant_message(out, "".join(self.texts), self.finish)
 
 
-def content_response(response: Any) -> ResponseData:
-    acc = ContentAccumulator()
-    acc.add(response)
-    return acc.result()
+content_response = whole_response(ContentAccumulator)  # a whole response is read as one chunk
 
 
-def _on_result(result: Any, call: LLMCall) -> Any:
-    if call.request.stream:
-        return wrap_stream(result, call, ContentAccumulator())
-    call.finish(content_response(result))
-    return result
-
-
-def _sync() -> Any:
-    return traced(INTEGRATION, TRACER, content_request, _on_result)
-
-
-def _sync_stream() -> Any:
-    return traced(INTEGRATION, TRACER, _stream_request, _on_result)
-
-
-def _async() -> Any:
-    return traced_async(INTEGRATION, TRACER, content_request, _on_result)
-
-
-def _async_stream() -> Any:
-    return traced_async(INTEGRATION, TRACER, _stream_request, _on_result)
-
-
-_MODELS = "google.genai.models"
-
-PATCHES: tuple[_wrap.Patch, ...] = (
-    _wrap.Patch(_MODELS, "Models._generate_content", _sync),
-    _wrap.Patch(_MODELS, "Models._generate_content_stream", _sync_stream),
-    _wrap.Patch(_MODELS, "AsyncModels._generate_content", _async),
-    _wrap.Patch(_MODELS, "AsyncModels._generate_content_stream", _async_stream),
+PROVIDER = Provider(
+    name=INTEGRATION, tracer=TRACER, modules=("google.genai.models",),
+    methods=(Method("Models._generate_content"), Method("Models._generate_content_stream", stream=True),
+             Method("AsyncModels._generate_content", is_async=True),
+             Method("AsyncModels._generate_content_stream", is_async=True, stream=True)),
+    request=content_request, response=content_response, accumulator=ContentAccumulator,
 )
-
-_integration = _wrap.Integration(INTEGRATION, PATCHES)
-instrument = _integration.instrument
-uninstrument = _integration.uninstrument
-patched_methods = _integration.patched_methods
+PATCHES, instrument, uninstrument, patched_methods = PROVIDER.module_api()

@@ -26,24 +26,11 @@ import litellm  # noqa: F401 - absent: importing this module fails, so instrumen
 
 from .. import _config, semconv
 from .._internal import fail_open
-from . import _wrap, endpoints
-from ._llm import (
-    LLMCall,
-    Request,
-    ResponseData,
-    Usage,
-    as_int,
-    as_str,
-    get,
-    given,
-    put,
-    server_attributes,
-    stop_sequences,
-    traced,
-    traced_async,
-)
-from ._stream import AsyncStreamProxy, StreamProxy
-from .openai import ChatAccumulator, chat_message_parts, chat_response
+from . import endpoints
+from ._llm import Request, ResponseData, Usage
+from ._provider import Method, Provider
+from ._read import as_int, as_str, get, given, listed, put, server_attributes
+from .openai import ChatAccumulator, chat_message_parts, chat_parameters, chat_response
 
 INTEGRATION = "litellm"
 TRACER = "runtrace.instrumentation.litellm"
@@ -124,23 +111,13 @@ def completion_request(instance: Any, kwargs: dict[str, Any]) -> Request:
         attrs.update(server_attributes({"base_url": api_base}))
     put(attrs, semconv.GEN_AI_REQUEST_TEMPERATURE, kwargs.get("temperature"))
     put(attrs, semconv.GEN_AI_REQUEST_TOP_P, kwargs.get("top_p"))
-    max_tokens = kwargs.get("max_completion_tokens")
-    put(attrs, semconv.GEN_AI_REQUEST_MAX_TOKENS,
-        max_tokens if given(max_tokens) else kwargs.get("max_tokens"))
-    put(attrs, semconv.GEN_AI_REQUEST_FREQUENCY_PENALTY, kwargs.get("frequency_penalty"))
-    put(attrs, semconv.GEN_AI_REQUEST_PRESENCE_PENALTY, kwargs.get("presence_penalty"))
-    put(attrs, semconv.GEN_AI_REQUEST_SEED, kwargs.get("seed"))
-    put(attrs, semconv.GEN_AI_REQUEST_STOP_SEQUENCES, stop_sequences(kwargs.get("stop")))
-    n = as_int(kwargs.get("n"))
-    if n is not None and n != 1:
-        attrs[semconv.GEN_AI_REQUEST_CHOICE_COUNT] = n
+    chat_parameters(kwargs, attrs)
     tier = kwargs.get("service_tier")
     if isinstance(tier, str) and tier and tier != "auto":
         attrs[semconv.OPENAI_REQUEST_SERVICE_TIER] = tier
-    messages = kwargs.get("messages")
-    listed = list(messages) if isinstance(messages, (list, tuple)) else None
+    messages = listed(kwargs.get("messages"))
     capture = _config.settings().capture_content
-    prompt, content = chat_message_parts(listed, capture) if listed is not None else (None, None)
+    prompt, content = chat_message_parts(messages, capture) if messages is not None else (None, None)
     return Request(provider=provider, operation=semconv.OP_CHAT, model=model, attributes=attrs,
                    stream=kwargs.get("stream") is True, prompt=prompt, input_messages=content)
 
@@ -185,20 +162,6 @@ class LiteLLMAccumulator(ChatAccumulator):
                 self.head.usage = dataclasses.replace(self.head.usage, cache_write_tokens=written)
 
 
-def _sync_result(result: Any, call: LLMCall) -> Any:
-    if call.request.stream:
-        return StreamProxy(result, call, LiteLLMAccumulator())
-    call.finish(litellm_response(result))
-    return result
-
-
-def _async_result(result: Any, call: LLMCall) -> Any:
-    if call.request.stream:
-        return AsyncStreamProxy(result, call, LiteLLMAccumulator())
-    call.finish(litellm_response(result))
-    return result
-
-
 def _with_stream_usage(kwargs: dict[str, Any]) -> dict[str, Any]:
     """``instrument(stream_usage=True)``: ask for the usage chunk unless the caller chose stream_options."""
     if (kwargs.get("stream") is True and _config.settings().stream_usage
@@ -210,7 +173,8 @@ def _with_stream_usage(kwargs: dict[str, Any]) -> dict[str, Any]:
 _POSITIONAL: Final = ("model", "messages")
 
 
-def _keywords(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
+def _keywords(instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+              ) -> tuple[tuple[Any, ...], dict[str, Any]]:
     """``completion("gpt-4o", msgs)`` as keywords, so the request builder sees the model and messages."""
     if not args:
         return args, kwargs
@@ -220,39 +184,20 @@ def _keywords(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[tuple[Any,
     return args[len(named):], {**named, **kwargs}
 
 
-def _sync() -> _wrap.Wrapper:
-    inner = traced(INTEGRATION, TRACER, completion_request, _sync_result, _with_stream_usage)
-
-    def wrapper(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        if kwargs.get("acompletion") is True:  # returns a coroutine: not traced (see the docstring)
-            return wrapped(*args, **kwargs)
-        args, kwargs = _keywords(args, kwargs)
-        return inner(wrapped, instance, args, kwargs)
-
-    return wrapper
-
-
-def _async() -> _wrap.Wrapper:
-    inner = traced_async(INTEGRATION, TRACER, completion_request, _async_result, _with_stream_usage)
-
-    def wrapper(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        args, kwargs = _keywords(args, kwargs)
-        return inner(wrapped, instance, args, kwargs)
-
-    return wrapper
+def _sync_keywords(instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+                   ) -> tuple[tuple[Any, ...], dict[str, Any]] | None:
+    if kwargs.get("acompletion") is True:  # returns a coroutine: traced by acompletion, which made it
+        return None
+    return _keywords(instance, args, kwargs)
 
 
 # litellm.completion is the public dispatcher (native or Python); litellm.main.completion
 # is the Python implementation, which some code calls directly. A call through both
 # makes one span: the inner one passes through (IN_LLM_CALL).
-PATCHES: tuple[_wrap.Patch, ...] = (
-    _wrap.Patch("litellm", "completion", _sync),
-    _wrap.Patch("litellm", "acompletion", _async),
-    _wrap.Patch("litellm.main", "completion", _sync),
-    _wrap.Patch("litellm.main", "acompletion", _async),
+PROVIDER = Provider(
+    name=INTEGRATION, tracer=TRACER, modules=("litellm", "litellm.main"),
+    methods=(Method("completion", adapt=_sync_keywords, prepare=_with_stream_usage),
+             Method("acompletion", is_async=True, adapt=_keywords, prepare=_with_stream_usage)),
+    request=completion_request, response=litellm_response, accumulator=LiteLLMAccumulator,
 )
-
-_integration = _wrap.Integration(INTEGRATION, PATCHES)
-instrument = _integration.instrument
-uninstrument = _integration.uninstrument
-patched_methods = _integration.patched_methods
+PATCHES, instrument, uninstrument, patched_methods = PROVIDER.module_api()

@@ -110,14 +110,10 @@ def _make_wrapper(*, outer: bool, inject: bool) -> Any:
         call = ToolCall(name, arguments, source=semconv.TOOL_SOURCE_MCP)  # may raise BudgetExceeded
         token = _in_client_call.set(True) if outer else None
         try:
-            with call:
+            with call:  # an exception fails the span and goes on unchanged
                 if inject:
                     kwargs = _with_trace_context(kwargs)
-                try:
-                    result = await wrapped(*args, **kwargs)
-                except BaseException as exc:
-                    call.fail(exc)
-                    raise
+                result = await wrapped(*args, **kwargs)
         finally:
             if token is not None:
                 _in_client_call.reset(token)
@@ -150,8 +146,8 @@ def _finish(call: ToolCall, result: Any) -> None:
 
 
 def _dump(value: Any) -> Any:
-    dump = getattr(value, "model_dump", None)
-    return dump(mode="json", exclude_none=True) if callable(dump) else value
+    method = getattr(value, "model_dump", None)
+    return method(mode="json", exclude_none=True) if callable(method) else value
 
 
 def _result_payload(result: Any) -> Any:

@@ -20,27 +20,29 @@ from typing import Any
 import openai  # noqa: F401 - absent: importing this module fails, so instrument() skips it
 
 from .. import _config, semconv
-from . import _wrap, endpoints
+from . import _wrap, endpoints  # noqa: F401 - _wrap: the patch-table rows PATCHES holds
 from ._llm import (
-    LLMCall,
     Request,
+    RequestedToolCall,
     ResponseData,
-    ToolCall,
+    ToolCallPieces,
     Usage,
+    assistant_message,
+    tool_call_part,
+)
+from ._provider import Method, Provider
+from ._read import (
     as_int,
     as_list,
     as_str,
     flatten_text,
     get,
     given,
+    listed,
     put,
     shared_server_attributes,
     stop_sequences,
-    tool_call_part,
-    traced,
-    traced_async,
 )
-from ._stream import is_raw_response, wrap_raw_response, wrap_stream
 
 # The SDK's chunk types, read directly by ChatAccumulator (an older openai without them: the generic walk).
 try:
@@ -52,7 +54,6 @@ except ImportError:  # pragma: no cover - every supported openai release has the
 
 INTEGRATION = "openai"
 TRACER = "runtrace.instrumentation.openai"
-
 
 
 # --- requests ----------------------------------------------------------------------------
@@ -128,9 +129,8 @@ def _chat_content(message: Any) -> dict[str, Any]:
     return {"role": role, "parts": parts}
 
 
-def chat_request(instance: Any, kwargs: dict[str, Any]) -> Request:
-    attrs: dict[str, Any] = {}
-    _common_request(instance, kwargs, attrs)
+def chat_parameters(kwargs: dict[str, Any], attrs: dict[str, Any]) -> None:
+    """The sampling parameters of a chat completion request; shared with LiteLLM, which takes OpenAI's."""
     max_tokens = kwargs.get("max_completion_tokens")
     put(attrs, semconv.GEN_AI_REQUEST_MAX_TOKENS, max_tokens if given(max_tokens) else kwargs.get("max_tokens"))
     put(attrs, semconv.GEN_AI_REQUEST_FREQUENCY_PENALTY, kwargs.get("frequency_penalty"))
@@ -140,12 +140,16 @@ def chat_request(instance: Any, kwargs: dict[str, Any]) -> Request:
     n = as_int(kwargs.get("n"))
     if n is not None and n != 1:
         attrs[semconv.GEN_AI_REQUEST_CHOICE_COUNT] = n
+
+
+def chat_request(instance: Any, kwargs: dict[str, Any]) -> Request:
+    attrs: dict[str, Any] = {}
+    _common_request(instance, kwargs, attrs)
+    chat_parameters(kwargs, attrs)
     put(attrs, semconv.GEN_AI_OUTPUT_TYPE, _output_type(kwargs.get("response_format")))
-    messages = kwargs.get("messages")
-    # Only a list or tuple is read: never consume a generator the SDK has yet to send.
-    listed = list(messages) if isinstance(messages, (list, tuple)) else None
+    messages = listed(kwargs.get("messages"))  # never a generator the SDK has yet to send
     capture = _config.settings().capture_content
-    prompt, content = chat_message_parts(listed, capture) if listed is not None else (None, None)
+    prompt, content = chat_message_parts(messages, capture) if messages is not None else (None, None)
     return Request(
         provider=provider(instance), operation=semconv.OP_CHAT, model=as_str(kwargs.get("model")),
         attributes=attrs, stream=kwargs.get("stream") is True, prompt=prompt, input_messages=content,
@@ -249,8 +253,8 @@ def chat_usage(usage: Any) -> Usage | None:
     )
 
 
-def _tool_call(raw: Any) -> ToolCall:
-    return ToolCall(as_str(get(raw, "id")), as_str(get(raw, "function", "name")),
+def _tool_call(raw: Any) -> RequestedToolCall:
+    return RequestedToolCall(as_str(get(raw, "id")), as_str(get(raw, "function", "name")),
                     get(raw, "function", "arguments"))
 
 
@@ -282,7 +286,7 @@ class ChatAccumulator:
         self.head = ResponseData()
         self.texts: dict[int, list[str]] = {}
         self.reasons: dict[int, str] = {}
-        self.calls: dict[int, dict[int, list[Any]]] = {}  # choice -> tool index -> [id, name, args pieces]
+        self.calls: dict[int, ToolCallPieces] = {}  # choice -> its tool calls' pieces
 
     def add(self, chunk: Any) -> None:
         if type(chunk) is _SDKChunk:
@@ -349,13 +353,10 @@ class ChatAccumulator:
         if isinstance(content, str):
             self.texts.setdefault(index, []).append(content)
         for call in as_list(get(delta, "tool_calls")):
-            slot = self.calls.setdefault(index, {}).setdefault(as_int(get(call, "index")) or 0,
-                                                                [None, None, []])
-            slot[0] = slot[0] or as_str(get(call, "id"))
-            slot[1] = slot[1] or as_str(get(call, "function", "name"))
             piece = get(call, "function", "arguments")
-            if isinstance(piece, str):
-                slot[2].append(piece)
+            self.calls.setdefault(index, ToolCallPieces()).add(
+                as_int(get(call, "index")) or 0, as_str(get(call, "id")), as_str(get(call, "function", "name")),
+                piece if isinstance(piece, str) else None)
         reason = as_str(get(choice, "finish_reason"))
         if reason:
             self.reasons[index] = reason
@@ -366,8 +367,8 @@ class ChatAccumulator:
                             usage=head.usage, service_tier=head.service_tier)
         for index in sorted(set(self.texts) | set(self.reasons) | set(self.calls)):
             text = "".join(self.texts.get(index, ()))
-            calls = [ToolCall(c[0], c[1], "".join(c[2]) if c[2] else None)
-                     for _, c in sorted(self.calls.get(index, {}).items())]
+            pieces = self.calls.get(index)
+            calls = pieces.calls(keep_empty=True) if pieces is not None else []
             data.tool_calls.extend(calls)
             reason = self.reasons.get(index)
             if reason:
@@ -417,7 +418,7 @@ def responses_response(body: Any) -> ResponseData:
                     texts.append(text)
                     parts.append({"type": "text", "content": text})
         elif kind == "function_call":
-            call = ToolCall(as_str(get(item, "call_id")), as_str(get(item, "name")), get(item, "arguments"))
+            call = RequestedToolCall(as_str(get(item, "call_id")), as_str(get(item, "name")), get(item, "arguments"))
             data.tool_calls.append(call)
             parts.append(tool_call_part(call.id, call.name, call.arguments))
     data.text = "".join(texts)
@@ -439,7 +440,7 @@ class ResponsesAccumulator:
         self.final: ResponseData | None = None
         self.head = ResponseData()
         self.texts: list[str] = []
-        self.calls: list[ToolCall] = []
+        self.calls: list[RequestedToolCall] = []
 
     def add(self, event: Any) -> None:
         kind = as_str(get(event, "type"))  # any JSON may stand here; only a string names an event
@@ -456,19 +457,15 @@ class ResponsesAccumulator:
         elif kind == "response.output_item.done":
             item = get(event, "item")
             if get(item, "type") == "function_call":
-                self.calls.append(ToolCall(as_str(get(item, "call_id")), as_str(get(item, "name")),
+                self.calls.append(RequestedToolCall(as_str(get(item, "call_id")), as_str(get(item, "name")),
                                            get(item, "arguments")))
 
     def result(self) -> ResponseData:
         if self.final is not None:
             return self.final
         data = ResponseData(response_id=self.head.response_id, response_model=self.head.response_model,
-                            text="".join(self.texts), tool_calls=list(self.calls))
-        parts: list[dict[str, Any]] = [{"type": "text", "content": data.text}] if data.text else []
-        parts.extend(tool_call_part(c.id, c.name, c.arguments) for c in data.tool_calls)
-        if parts:
-            data.output_messages.append({"role": "assistant", "parts": parts, "finish_reason": ""})
-        return data
+                            tool_calls=list(self.calls))
+        return assistant_message(data, "".join(self.texts), None)
 
 
 def embeddings_response(body: Any) -> ResponseData:
@@ -480,53 +477,29 @@ def embeddings_response(body: Any) -> ResponseData:
                         usage=Usage(input_tokens=prompt, output_tokens=0) if prompt is not None else None)
 
 
-def _result_handler(from_body: Any, accumulator: Any) -> Any:
-    def on_result(result: Any, call: LLMCall) -> Any:
-        if is_raw_response(result):
-            return wrap_raw_response(result, call, from_body, accumulator)
-        if call.request.stream:
-            return wrap_stream(result, call, accumulator())
-        call.finish(from_body(result))
-        return result
-
-    return on_result
-
-
-_chat_result = _result_handler(chat_response, ChatAccumulator)
-_responses_result = _result_handler(responses_response, ResponsesAccumulator)
-_embeddings_result = _result_handler(embeddings_response, ChatAccumulator)
-
-
-def _sync(build: Any, on_result: Any, prepare: Any = None) -> Any:
-    return lambda: traced(INTEGRATION, TRACER, build, on_result, prepare)
-
-
-def _async(build: Any, on_result: Any, prepare: Any = None) -> Any:
-    return lambda: traced_async(INTEGRATION, TRACER, build, on_result, prepare)
-
-
 _CHAT = "openai.resources.chat.completions"
-_BETA_CHAT = "openai.resources.beta.chat.completions"
+_BETA_CHAT = "openai.resources.beta.chat.completions"  # openai 1.x: the beta parse
 _RESPONSES = "openai.resources.responses"
 _EMBEDDINGS = "openai.resources.embeddings"
 
-PATCHES: tuple[_wrap.Patch, ...] = (
-    _wrap.Patch(_CHAT, "Completions.create", _sync(chat_request, _chat_result, _with_stream_usage)),
-    _wrap.Patch(_CHAT, "AsyncCompletions.create", _async(chat_request, _chat_result, _with_stream_usage)),
-    _wrap.Patch(_CHAT, "Completions.parse", _sync(chat_request, _chat_result)),
-    _wrap.Patch(_CHAT, "AsyncCompletions.parse", _async(chat_request, _chat_result)),
-    _wrap.Patch(_BETA_CHAT, "Completions.parse", _sync(chat_request, _chat_result)),  # openai 1.x
-    _wrap.Patch(_BETA_CHAT, "AsyncCompletions.parse", _async(chat_request, _chat_result)),
-    _wrap.Patch(_RESPONSES, "Responses.create", _sync(responses_request, _responses_result)),
-    _wrap.Patch(_RESPONSES, "AsyncResponses.create", _async(responses_request, _responses_result)),
-    _wrap.Patch(_RESPONSES, "Responses.parse", _sync(responses_request, _responses_result)),
-    _wrap.Patch(_RESPONSES, "AsyncResponses.parse", _async(responses_request, _responses_result)),
-    _wrap.Patch(_EMBEDDINGS, "Embeddings.create", _sync(embeddings_request, _embeddings_result)),
-    _wrap.Patch(_EMBEDDINGS, "AsyncEmbeddings.create", _async(embeddings_request, _embeddings_result)),
+
+def _rows(module: str, request: Any, *targets: str, **reading: Any) -> tuple[Method, ...]:
+    """One row per target (``Async...`` ones async); ``create`` asks for the stream's usage chunk."""
+    return tuple(Method(target, module=module, is_async=target.startswith("Async"), request=request,
+                        prepare=_with_stream_usage if target.endswith("Completions.create") else None, **reading)
+                 for target in targets)
+
+
+PROVIDER = Provider(
+    name=INTEGRATION, tracer=TRACER, modules=(_CHAT,),
+    methods=(*_rows(_CHAT, chat_request, "Completions.create", "AsyncCompletions.create",
+                    "Completions.parse", "AsyncCompletions.parse"),
+             *_rows(_BETA_CHAT, chat_request, "Completions.parse", "AsyncCompletions.parse"),
+             *_rows(_RESPONSES, responses_request, "Responses.create", "AsyncResponses.create",
+                    "Responses.parse", "AsyncResponses.parse",
+                    response=responses_response, accumulator=ResponsesAccumulator),
+             *_rows(_EMBEDDINGS, embeddings_request, "Embeddings.create", "AsyncEmbeddings.create",
+                    response=embeddings_response)),
+    request=chat_request, response=chat_response, accumulator=ChatAccumulator, raw_responses=True,
 )
-
-
-_integration = _wrap.Integration(INTEGRATION, PATCHES)
-instrument = _integration.instrument
-uninstrument = _integration.uninstrument
-patched_methods = _integration.patched_methods
+PATCHES, instrument, uninstrument, patched_methods = PROVIDER.module_api()

@@ -12,9 +12,10 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Callable, Mapping
+from types import TracebackType
 from typing import Any, TypeVar, overload
 
-from opentelemetry import trace
+from opentelemetry import context, trace
 from opentelemetry.trace import SpanKind
 
 from .. import _config, detect, runs, semconv
@@ -27,15 +28,54 @@ F = TypeVar("F", bound=Callable[..., Any])
 CALL_ID_PARAMETERS = ("tool_call_id", "call_id")
 
 
-def _bound_arguments(signature: inspect.Signature | None, args: tuple[Any, ...],
-                     kwargs: dict[str, Any]) -> dict[str, Any]:
-    if signature is None:
-        return {"args": list(args), **kwargs}
-    try:
-        bound = signature.bind(*args, **kwargs)
-    except TypeError:  # the call itself is wrong; the function will say so
-        return {"args": list(args), **kwargs}
-    return {k: v for k, v in bound.arguments.items() if k not in ("self", "cls") + CALL_ID_PARAMETERS}
+class _Arguments:
+    """A tool's call arguments by parameter name, as ``Signature.bind`` names them, without a bind per call.
+
+    For a function of plain parameters (no ``*args``, ``**kwargs`` or positional-only
+    ones) the names are matched here: positional values to the parameters in order,
+    keywords as given, in the signature's order, defaults left out. Anything else
+    (another shape, a call the function will refuse) goes through ``bind``, or, for
+    a call that does not bind, ``{"args": [...], **kwargs}`` as before.
+    """
+
+    __slots__ = ("signature", "names", "positional", "required")
+
+    def __init__(self, signature: inspect.Signature | None) -> None:
+        self.signature = signature
+        self.names: tuple[str, ...] | None = None
+        self.positional = 0
+        self.required: frozenset[str] = frozenset()
+        if signature is None:
+            return
+        params = list(signature.parameters.values())
+        plain = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+        if any(p.kind not in plain for p in params):
+            return
+        self.names = tuple(p.name for p in params)
+        self.positional = sum(1 for p in params if p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD)
+        self.required = frozenset(p.name for p in params if p.default is inspect.Parameter.empty)
+
+    def __call__(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+        names = self.names
+        if names is not None and len(args) <= self.positional:
+            given = dict(zip(names, args, strict=False))
+            if all(k in names and k not in given for k in kwargs):
+                given.update(kwargs)
+                if self.required.issubset(given):
+                    return {k: given[k] for k in names if k in given and k not in _UNRECORDED}
+        return self._bound(args, kwargs)
+
+    def _bound(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+        if self.signature is None:
+            return {"args": list(args), **kwargs}
+        try:
+            bound = self.signature.bind(*args, **kwargs)
+        except TypeError:  # the call itself is wrong; the function will say so
+            return {"args": list(args), **kwargs}
+        return {k: v for k, v in bound.arguments.items() if k not in _UNRECORDED}
+
+
+_UNRECORDED = frozenset(("self", "cls", *CALL_ID_PARAMETERS))
 
 
 def preview_args(arguments: Mapping[str, Any], limit: int = 80) -> str:
@@ -83,20 +123,26 @@ class ToolCall:
                 f"{semconv.OP_EXECUTE_TOOL} {name}", kind=SpanKind.INTERNAL, attributes=attrs)
 
     def __enter__(self) -> ToolCall:
-        self._cm = trace.use_span(self.span, end_on_exit=False, record_exception=False,
-                                  set_status_on_exception=False)
-        self._cm.__enter__()
+        """The span current while the tool runs (an LLM call inside it nests under it)."""
+        self._context = context.attach(trace.set_span_in_context(self.span))
         return self
 
-    def __exit__(self, *exc_info: Any) -> None:
-        self._cm.__exit__(*exc_info)
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        """An exception the tool raised ends the span as failed, and goes on to the caller unchanged."""
+        context.detach(self._context)
+        if exc is not None:
+            self.fail(exc)
 
     def finish(self, result: Any) -> None:
         attrs: dict[str, Any] = {}
         events: list[tuple[str, dict[str, Any]]] = []
         with fail_open("tool span end"):
-            result_hash = detect.stable_hash(result)
-            text = result if isinstance(result, str) else detect.canonical_json(result)
+            if isinstance(result, str):
+                text, result_hash = result, detect.stable_hash(result)
+            else:  # the hash of the JSON it is shown as: one canonical_json, not two
+                text = detect.canonical_json(result)
+                result_hash = detect.text_hash(text)
             tokens = detect.estimate_tokens(text)
             attrs[semconv.TOOL_RESULT_HASH] = result_hash
             if self.settings.capture_content:
@@ -163,36 +209,27 @@ def tool(func: F | None = None, /, *, name: str | None = None,
     def decorate(fn: F) -> F:
         tool_name = name or fn.__name__
         try:
-            signature: inspect.Signature | None = inspect.signature(fn)
+            arguments = _Arguments(inspect.signature(fn))
         except (TypeError, ValueError):
-            signature = None
+            arguments = _Arguments(None)
         doc = description or (inspect.getdoc(fn) or "").split("\n", 1)[0] or None
+
+        def start(args: tuple[Any, ...], kwargs: dict[str, Any]) -> ToolCall:
+            return ToolCall(tool_name, arguments(args, kwargs), call_id=_call_id(kwargs), description=doc)
 
         if inspect.iscoroutinefunction(fn):
             @functools.wraps(fn)
             async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
-                call = ToolCall(tool_name, _bound_arguments(signature, args, kwargs), call_id=_call_id(kwargs),
-                                description=doc)
-                with call:
-                    try:
-                        result = await fn(*args, **kwargs)
-                    except BaseException as exc:
-                        call.fail(exc)
-                        raise
+                with start(args, kwargs) as call:
+                    result = await fn(*args, **kwargs)
                 call.finish(result)
                 return result
             return async_wrapper  # type: ignore[return-value]
 
         @functools.wraps(fn)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            call = ToolCall(tool_name, _bound_arguments(signature, args, kwargs), call_id=_call_id(kwargs),
-                            description=doc)
-            with call:
-                try:
-                    result = fn(*args, **kwargs)
-                except BaseException as exc:
-                    call.fail(exc)
-                    raise
+            with start(args, kwargs) as call:
+                result = fn(*args, **kwargs)
             call.finish(result)
             return result
         return wrapper  # type: ignore[return-value]
