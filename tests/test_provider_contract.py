@@ -23,6 +23,7 @@ import pytest
 from opentelemetry.trace import StatusCode
 
 import runtrace
+from runtrace import _state
 from runtrace import semconv as sc
 from runtrace.instrumentation._llm import Request, ResponseData, Usage, assistant_message
 from runtrace.instrumentation._provider import Method, Provider
@@ -119,9 +120,13 @@ def patched(instrumented: Any) -> Iterator[Any]:
     originals = dict(vars(Chat))
     integration = PROVIDER.integration()
     assert integration.instrument() is True
+    installed = _state.current()
+    assert installed is not None
+    installed.patched.append(PROVIDER.name)  # what instrument()'s import hook records after patching
     try:
         yield instrumented
     finally:
+        installed.patched.remove(PROVIDER.name)
         integration.uninstrument()
         del sys.modules[MODULE]
         for name in ("complete", "complete_async", "stream", "stream_async"):
