@@ -296,6 +296,11 @@ OPENINFERENCE_LLM_KINDS: Final = frozenset({"LLM", "EMBEDDING"})
 # OpenLIT starts its span bare and names the operation only when the response is read.
 FOREIGN_LLM_SCOPES: Final = frozenset({"openlit.instrumentation.openai", "openlit.instrumentation.anthropic"})
 TOOL_DURATION_MS: Final = "runtrace.tool.duration_ms"
+# Scopes of a client SDK tracing its own calls (the anthropic SDK's ``com.anthropic.sdk.python``):
+# beside a wrapper instrumentation's span of the same call, the SDK's own span counts (store/siblings.py).
+SDK_OWN_SCOPE_PREFIXES: Final = ("com.anthropic.sdk.",)
+# Every scope runtrace names its own spans under ("runtrace", "runtrace.instrumentation.openai", ...).
+RUNTRACE_SCOPE: Final = "runtrace"
 
 # Codex CLI log events and their attributes
 CODEX_SERVICE_NAMES: Final = frozenset({"codex_exec", "codex_cli_rs", "codex_vscode"})
