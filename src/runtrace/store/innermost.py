@@ -145,9 +145,9 @@ def recount(conn: sqlite3.Connection, spans: Iterable[tuple[SpanRecord, SpanFact
                 break  # its ancestors got usage_below when it did
             parent = up[0]
     for key in siblings.losers(conn, carriers):
-        row = state.get(key)
-        if row is not None:
-            state.uncount(key, row)
+        loser = state.get(key)
+        if loser is not None:
+            state.uncount(key, loser)
     if state.changed:
         conn.executemany("UPDATE spans SET usage_below = ?, counted = ? WHERE trace_id = ? AND span_id = ?",
                          [(state.rows[k][1], state.rows[k][2], *k) for k in state.changed])
