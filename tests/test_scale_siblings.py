@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -94,27 +95,29 @@ def blocks(records: list[SpanRecord]) -> list[list[SpanRecord]]:
     return [records[::2], rest[: len(rest) // 2], rest[len(rest) // 2:]]
 
 
-@pytest.fixture(scope="module")
-def ch(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClickHouse]:
-    db = ClickHouse(tmp_path_factory.mktemp("chdb"))
-    for statement in split_sql(prices.to_clickhouse_sql(prices.price_rows())):
-        db.execute(statement)
-    yield db
-    db.close()
-
-
-@pytest.fixture(scope="module")
-def both(tmp_path_factory: pytest.TempPathFactory, ch: ClickHouse) -> tuple[dict[str, dict], ClickHouse]:
-    path = tmp_path_factory.mktemp("store") / "runtrace.db"
+def store_runs(path: Path) -> dict[str, dict]:
+    """Every case through the embedded store, in the same blocks."""
     with Store.open(path) as store:
         for records in cases().values():
             for block in blocks(records):
                 store.ingest(block)
-        stored = {r["id"]: r for r in list_runs(store, limit=0)}
-    for records in cases().values():
-        for block in blocks(records):
-            insert_spans(ch, block)  # as the SDKs sent them, through the collector
-    return stored, ch
+        return {r["id"]: r for r in list_runs(store, limit=0)}
+
+
+@pytest.fixture(scope="module")
+def both(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[dict[str, dict], ClickHouse]]:
+    """The store's runs, and one chDB session holding the same spans (one session per process at a time)."""
+    stored = store_runs(tmp_path_factory.mktemp("store") / "runtrace.db")
+    db = ClickHouse(tmp_path_factory.mktemp("chdb"))
+    try:
+        for statement in split_sql(prices.to_clickhouse_sql(prices.price_rows())):
+            db.execute(statement)
+        for records in cases().values():
+            for block in blocks(records):
+                insert_spans(db, block)  # as the SDKs sent them, through the collector
+        yield stored, db
+    finally:
+        db.close()
 
 
 def run_id_of(name: str) -> str:
@@ -151,7 +154,8 @@ def test_otlp_only_openllmetry_anthropic_costs_four_calls(both: tuple[dict[str, 
         ("2", 0), ("3", 1), ("4", 0), ("5", 1), ("6", 1), ("7", 0), ("8", 1)]
 
 
-def test_sql_model_family_is_the_store_s(ch: ClickHouse) -> None:
+def test_sql_model_family_is_the_store_s(both: tuple[dict[str, dict], ClickHouse]) -> None:
+    ch = both[1]
     names = ["gpt-4o-2024-08-06", "claude-sonnet-4-20250514", "gpt-3.5-turbo-0125", "gemini-1.5-flash-001",
              "anthropic.claude-3-5-sonnet-20240620-v1:0", "gemini-2.0-flash-exp", "claude-3-5-sonnet-latest",
              "o1-preview-2024-09-12", "claude-sonnet-4-6", "GPT-4o", "mistral-large-2411", "gemini-exp-1206",
@@ -167,8 +171,9 @@ def test_sql_model_family_is_the_store_s(ch: ClickHouse) -> None:
     assert got == {i + 1: model_family(name.lower()) for i, name in enumerate(names)}
 
 
-def test_per_call_panel_counts_sibling_spans_once(ch: ClickHouse) -> None:
+def test_per_call_panel_counts_sibling_spans_once(both: tuple[dict[str, dict], ClickHouse]) -> None:
     """The 4 requests of the OTLP-only case, later: 4 calls of 25 in and 10 out, not 7."""
+    ch = both[1]
     from test_scale_grafana import panel_sql, run_panel
 
     insert_spans(ch, as_run(otlp_only_anthropic(), "p-siblings", LATER))

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import random
-import sqlite3
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -23,11 +22,11 @@ from hypothesis import strategies as st
 
 from runtrace import semconv as sc
 from runtrace.store import siblings
-from runtrace.store.db import Store
 from runtrace.store.model_family import SUFFIXES_RE2, model_family
-from runtrace.store.queries import get_run
 from runtrace.store.records import SpanRecord
 from store_helpers import llm, span
+from test_innermost import figures
+from test_innermost import totals as innermost_totals
 
 RUN = "siblings"
 SDK = "com.anthropic.sdk.python"
@@ -51,18 +50,10 @@ def agent(n: int = 1, start_s: float = 0, end_s: float = 100) -> SpanRecord:
 
 
 def totals(path: Path, *batches: list[SpanRecord]) -> tuple[dict[str, Any], dict[str, int]]:
-    with Store.open(path) as store:
-        for batch in batches:
-            store.ingest(batch)
-        run = get_run(store, RUN)
-    assert run is not None
-    with sqlite3.connect(path) as conn:
-        counted = {row[0]: row[1] for row in conn.execute("SELECT span_id, counted FROM spans WHERE kind = 'llm'")}
-    return run, counted
-
-
-def figures(run: dict[str, Any]) -> tuple[int, int, int, float, int]:
-    return run["llm_calls"], run["input_tokens"], run["output_tokens"], run["cost_usd"], run["unpriced_calls"]
+    """The run, and ``counted`` of each LLM span."""
+    run, counted = innermost_totals(path, *batches, run_id=RUN)
+    calls = {s["span_id"] for s in run["spans"] if s["kind"] == "llm"}
+    return run, {span_id: flag for span_id, flag in counted.items() if span_id in calls}
 
 
 def hexid(n: int) -> str:
