@@ -109,6 +109,7 @@ def test_two_wrappers_the_lowest_span_id_counts(tmp_path: Path) -> None:
     dict(scope=OLL, start_s=2.2, end_s=3),  # 0.2 s apart: past the slack
     dict(scope=OLL, start_s=1, end_s=2, model="claude-haiku-4-5"),  # another model
     dict(scope=OLL, start_s=1, end_s=2, parent=None),  # not a sibling: no parent
+    dict(scope=OLL, start_s=-0.5, end_s=9),  # overlapping, but started 1.5 s before
 ])
 def test_spans_that_are_not_one_call_both_count(tmp_path: Path, other: dict[str, Any]) -> None:
     first = call(2, SDK, start_s=1, end_s=2)
