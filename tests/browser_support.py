@@ -7,6 +7,8 @@ Playwright is missing (`.ci/run` installs both).
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -40,6 +42,16 @@ class Page:
 
     def close(self) -> None:
         self.context.close()
+
+
+@contextmanager
+def checked_page(browser: Any) -> Iterator[Page]:
+    """A :class:`Page` that fails the test if it saw a JavaScript or console error, or a dialog."""
+    opened = Page(browser)
+    yield opened
+    assert opened.errors == []
+    assert opened.dialogs == []
+    opened.close()
 
 
 def run_rows(p: Any) -> list[str]:

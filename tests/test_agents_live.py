@@ -82,11 +82,16 @@ def test_the_readme_line_exports_what_claude_code_reads(tmp_path: Path) -> None:
 
 
 def _skip_unless_kit() -> Path:
-    if not (KIT / "run_claude.sh").exists() or not (KIT / "netns_run.sh").exists():
+    return skip_unless_agent("claude", "run_claude.sh", "Claude Code")
+
+
+def skip_unless_agent(binary: str, runner: str, label: str) -> Path:
+    """The agent's binary in the kit's work folder; skips, saying why, when the kit, the agent or unshare is absent."""
+    if not (KIT / runner).exists() or not (KIT / "netns_run.sh").exists():
         pytest.skip(f"agent kit not found at {KIT} (set RUNTRACE_AGENT_KIT)")
-    claude = KIT_WORK / "node_modules" / ".bin" / "claude"
-    if not claude.exists():
-        pytest.skip(f"Claude Code not installed in {KIT_WORK} (run {KIT}/install.sh; set AGENT_KIT_WORK)")
+    agent = KIT_WORK / "node_modules" / ".bin" / binary
+    if not agent.exists():
+        pytest.skip(f"{label} not installed in {KIT_WORK} (run {KIT}/install.sh; set AGENT_KIT_WORK)")
     if not (KIT_WORK / "venv" / "bin" / "python").exists():
         pytest.skip(f"the kit's venv is missing in {KIT_WORK} (run {KIT}/install.sh)")
     if shutil.which("unshare") is None or shutil.which("ip") is None:
@@ -94,7 +99,7 @@ def _skip_unless_kit() -> Path:
     probe = subprocess.run(["unshare", "-n", "-m", "true"], capture_output=True, text=True, timeout=30)
     if probe.returncode != 0:
         pytest.skip(f"unshare -n -m is not permitted here (needs root): {probe.stderr.strip()}")
-    return claude
+    return agent
 
 
 def _expected_cost() -> float:

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from browser_support import Page
+from browser_support import Page, checked_page
 from runtrace import semconv as sc
 from runtrace.server import create_app
 from runtrace.server.spanview import PAGE_SPANS
@@ -47,11 +47,8 @@ def spans(store_path: Path) -> dict[str, list[dict[str, Any]]]:
 
 @pytest.fixture
 def page(browser: Any) -> Iterator[Page]:
-    opened = Page(browser)
-    yield opened
-    assert opened.errors == []
-    assert opened.dialogs == []
-    opened.close()
+    with checked_page(browser) as opened:
+        yield opened
 
 
 def row_ids(p: Any) -> list[str]:

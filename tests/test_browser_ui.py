@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from browser_support import Page, run_rows
+from browser_support import Page, checked_page, run_rows
 from runtrace.server import create_app
 from test_server_support import LOOP_SENTENCE, XSS_NAME, build_fixture_store, running_server
 
@@ -31,11 +31,8 @@ def base(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 @pytest.fixture
 def page(browser: Any) -> Iterator[Page]:
-    opened = Page(browser)
-    yield opened
-    assert opened.errors == []
-    assert opened.dialogs == []
-    opened.close()
+    with checked_page(browser) as opened:
+        yield opened
 
 
 def test_runs_page_lists_the_runs_and_a_filter_narrows_them(base: str, page: Page, tmp_path: Path) -> None:

@@ -45,3 +45,41 @@ def test_to_ns_clamps_to_sqlite_integers_and_takes_naive_as_utc() -> None:
     assert to_ns(datetime(1, 1, 1, tzinfo=timezone.utc)) == -(2**63)
     assert to_ns(datetime(2026, 12, 1)) == MIDNIGHT_NS
     assert iso(None) is None
+
+
+def test_iso_round_trips_through_from_iso_and_from_ns() -> None:
+    from runtrace.store.timespec import from_iso, from_ns
+
+    ns = MIDNIGHT_NS + 3_723_456_789_000  # 01:02:03.456789
+    assert iso(ns) == "2026-12-01T01:02:03.456789Z"
+    assert from_iso(iso(ns)) == ns
+    assert from_iso("2026-12-01T02:02:03.456789+01:00") == ns
+    assert from_iso("2026-12-01T01:02:03.456789") == ns  # naive = UTC
+    assert from_iso(None) is None and from_ns(None) is None
+    assert from_ns(ns + 999) == datetime(2026, 12, 1, 1, 2, 3, 456789, tzinfo=timezone.utc)
+    assert to_ns(from_ns(ns)) == ns  # type: ignore[arg-type]
+
+
+def test_a_typed_date_bound_is_exact_and_says_what_is_wrong() -> None:
+    from runtrace.store.timespec import date_ns
+
+    assert date_ns("2026-12-01") == MIDNIGHT_NS
+    assert date_ns("2026-12-01", end_of_day=True) == MIDNIGHT_NS + 86_400 * 1_000_000_000
+    assert date_ns("2026-12-01T00:00:00Z", end_of_day=True) == MIDNIGHT_NS  # a time is the time itself
+    with pytest.raises(TimeSpecError) as bad:
+        date_ns("yesterday")
+    assert str(bad.value) == "'yesterday' is not a date (YYYY-MM-DD) or ISO date-time"
+    assert bad.value.reason == "is not a date (YYYY-MM-DD) or ISO date-time"
+    for far in ("1600-01-01", "2300-01-01", "0001-01-01T00:00:00+05:00"):
+        with pytest.raises(TimeSpecError) as out:
+            date_ns(far)
+        assert out.value.reason == "is out of range: the store holds times from 1677-09-22 to 2262-04-10 (UTC)"
+
+
+def test_the_pages_and_the_run_sentences_convert_times_only_through_timespec() -> None:
+    """issue 10 item 4: one module for time; the web pages and explain keep no converter of their own."""
+    from runtrace import explain
+    from runtrace.server import pages
+
+    assert not hasattr(explain, "ns") and not hasattr(pages, "_EPOCH") and not hasattr(pages, "queries")
+    assert pages.reads.__name__ == "runtrace.server.reads"

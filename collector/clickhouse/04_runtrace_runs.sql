@@ -54,8 +54,9 @@ GROUP BY trace_id, span_id;
 -- embedded store's sibling rule, store/siblings.py): two usage spans with the same parent,
 -- from different instrumentation scopes (runtrace's scopes are one), of the same model family
 -- (lower-cased, snapshot suffixes stripped: store/model_family.py SUFFIXES_RE2), in the same
--- run, starting within 1 s of each other and overlapping in time with 0.1 s of slack, are one call. The span listed here is one that such a sibling
--- is preferred to, by the smaller (no tokens, not runtrace's, not the SDK's own, span id):
+-- run, starting within 1 s of each other and overlapping in time with 0.1 s of slack, are
+-- one call. The span listed here is one that such a sibling is preferred to, by the smaller
+-- (no tokens, not runtrace's, not the SDK's own, span id):
 -- the span with tokens, runtrace's, the client SDK's own span (com.anthropic.sdk.*), the
 -- lowest span id. Unlike the nested rule this one is exact: both spans are in runtrace_spans.
 -- runtrace_usage_calls: what the rule reads of each usage span.
@@ -123,7 +124,9 @@ FROM otel.runtrace_spans AS s FINAL
 LEFT JOIN otel.runtrace_codex_sessions AS c ON s.trace_id = c.trace_id;
 
 -- One finished row per run, with the field names of `runtrace runs --format json`
--- (DESIGN section 8) plus a few more: what the dashboards and alerts read.
+-- (DESIGN section 8) plus a few more: what the dashboards and alerts read. Its totals
+-- are the ones src/runtrace/totals.py declares, written into the block below by
+-- `python -m runtrace.scale.views collector/clickhouse/04_runtrace_runs.sql`.
 CREATE VIEW IF NOT EXISTS otel.runtrace_runs_v
 AS SELECT
     s.run_id AS run_id,
@@ -153,26 +156,27 @@ AS SELECT
     _d.7 AS budget_max_seconds,
     if(max(if(s.kind = 'run', s.trace_id, '')) != '', max(if(s.kind = 'run', s.trace_id, '')),
        max(if(s.kind != 'outcome', s.trace_id, ''))) AS trace_id,
-    count() AS span_count,
-    countIf(s.counted = 1) AS llm_calls,
-    countIf(s.counted = 1 AND s.priced = 0) AS unpriced_calls,
+    -- run totals: written by runtrace.scale.views from runtrace/totals.py (do not edit by hand)
     sumIf(s.cost_nusd, s.counted = 1) / 1e9 AS cost_usd,
+    countIf(s.counted = 1 AND s.priced = 0) AS unpriced_calls,
     sumIf(s.input_tokens, s.counted = 1) AS input_tokens,
     sumIf(s.output_tokens, s.counted = 1) AS output_tokens,
     sumIf(s.cached_input_tokens, s.counted = 1) AS cached_input_tokens,
     sumIf(s.reasoning_tokens, s.counted = 1) AS reasoning_tokens,
-    sumIf(s.reinjected_tokens, s.counted = 1) AS reinjected_tokens,
+    countIf(s.counted = 1) AS llm_calls,
     countIf(s.kind = 'tool') AS tool_calls,
     sum(toUInt64(s.repeated_read)) AS repeated_reads,
+    toBool(max(s.loop_detected)) AS loop_detected,
     sum(s.repeated_read_tokens) AS repeated_read_tokens,
-    countIf(s.status = 'error') AS error_spans,
+    sumIf(s.reinjected_tokens, s.counted = 1) AS reinjected_tokens,
+    sum(toUInt64(s.refused)) AS refused_tool_calls,
+    nullIf(sum(s.agent_cost_nusd), 0) / 1e9 AS agent_cost_usd,
+    api_errors + tool_errors AS errors,
     sum(toUInt64(s.api_error)) AS api_errors,
     sum(toUInt64(s.tool_error)) AS tool_errors,
-    api_errors + tool_errors AS errors,
-    sum(toUInt64(s.refused)) AS refused_tool_calls,
-    -- the agent's own figure (Claude Code's cost_usd); NULL when it reports none, as `--format json`
-    nullIf(sum(s.agent_cost_nusd), 0) / 1e9 AS agent_cost_usd,
-    toBool(max(s.loop_detected)) AS loop_detected,
+    count() AS span_count,
+    -- end of the run totals
+    countIf(s.status = 'error') AS error_spans,
     min(s.start) AS started_at,
     if(countIf(s.kind = 'run' OR s.foreign_root = 1) = 0, NULL,
        maxIf(s.end, s.kind = 'run' OR s.foreign_root = 1)) AS ended_at,

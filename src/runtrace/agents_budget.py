@@ -20,6 +20,17 @@ denied with the reason, like ``tool_not_allowed`` in an instrumented program
 (``on_exceed = "warn"``: allowed, and said on stderr). Such a denial does not
 end the session, so it records no outcome.
 
+The policy's caps and model rules apply too (:mod:`runtrace.agents_policy`):
+a project or owner at its daily/weekly/monthly spend cap or over its runs per
+day stops the session like its budget (the reason, one ``budget_stopped``
+outcome with the cap's stop reason); a session whose model is not in
+``allowed_models`` is refused until it switches model (no outcome).
+
+The same checks run before each prompt (``UserPromptSubmit``, installed next to
+PreToolUse): a session already stopped is told so before its prompt costs a
+model call, through that event's contract (``decision = "block"`` with the
+reason, which Claude Code shows the user).
+
 The hook must never break Claude Code: any error (no store, a bad payload, a
 locked database) allows the call and says why on stderr.
 """
@@ -38,11 +49,16 @@ from .agents_setup import Budget
 if TYPE_CHECKING:
     from .policy import Policy
 
-__all__ = ["Breach", "Decision", "check_policy_tools", "check_session", "check_tool", "deny_output",
+__all__ = ["EVENTS", "Breach", "Decision", "check_policy_tools", "check_session", "check_tool", "deny_output",
            "find_breach"]
 
 NANO = 1_000_000_000
 STOPPED_BY = "runtrace agents check"
+PRE_TOOL_USE, USER_PROMPT_SUBMIT = "PreToolUse", "UserPromptSubmit"
+# What the reason asks for, by hook event: the model reads a PreToolUse reason, the user a prompt's.
+_TAILS = {PRE_TOOL_USE: "Stop calling tools; summarise what is done and what is left.",
+          USER_PROMPT_SUBMIT: "The prompt was not sent."}
+EVENTS = tuple(_TAILS)
 
 
 @dataclass(frozen=True)
@@ -51,13 +67,13 @@ class Breach:
     observed: float
     limit_value: float
 
-    def message(self, run_id: str) -> str:
+    def message(self, run_id: str, event: str = PRE_TOOL_USE) -> str:
         what = {"max_cost_usd": ("spent", "USD"), "max_tool_calls": ("made", "tool calls"),
                 "max_seconds": ("ran", "seconds")}[self.limit]
         observed = f"{self.observed:.4f}" if self.limit == "max_cost_usd" else f"{self.observed:g}"
         limit = f"{self.limit_value:.4f}" if self.limit == "max_cost_usd" else f"{self.limit_value:g}"
         return (f"runtrace budget reached for this session ({run_id}): {what[0]} {observed} {what[1]}, "
-                f"limit {limit} ({self.limit}). Stop calling tools; summarise what is done and what is left.")
+                f"limit {limit} ({self.limit}). {_TAILS[event]}")
 
 
 @dataclass(frozen=True)
@@ -108,47 +124,73 @@ def find_breach(run: dict[str, Any], budget: Budget, now_ns: int) -> Breach | No
 
 def check_session(store: Any, session_id: str, budget: Budget, *, now_ns: int | None = None,
                   tool_name: str | None = None, policy: Policy | None = None,
-                  project: str | None = None) -> Decision:
-    """Allow or deny the session's next tool call; on the first denial over a limit record ``budget_stopped``.
+                  project: str | None = None, event: str = PRE_TOOL_USE) -> Decision:
+    """Allow or deny the session's next tool call (or prompt); a stop over a limit or cap is recorded once.
 
     ``store`` may be None (no store yet): then only the tool lists apply.
     ``project`` is the session's project when its telemetry does not name one.
+    ``event``: ``PreToolUse`` or ``UserPromptSubmit`` (no tool: the tool lists do not apply).
     """
-    from .store.verdicts import outcome_record
+    from .agents_policy import policy_stops
 
+    now_ns = time.time_ns() if now_ns is None else now_ns
     reason = check_tool(tool_name, budget.allowed_tools, "this session")
     if reason is not None:
         return Decision(False, reason)
     rows = [] if store is None else store.execute(
         "SELECT cost_nusd, tool_calls, started_ns, outcome, project, owner FROM runs WHERE id = ?", (session_id,))
-    warned: Decision | None = None
+    run = dict(rows[0]) if rows else None
+    warnings: list[str] = []
     if policy is not None:
-        known = dict(rows[0]) if rows else {}
-        decided = check_policy_tools(policy, tool_name, known.get("project") or project, known.get("owner"))
+        decided = check_policy_tools(policy, tool_name, (run or {}).get("project") or project,
+                                     (run or {}).get("owner"))
         if decided is not None and not decided.allow:
             return decided
-        warned = decided
-    if not rows or not budget.has_limits():
-        return warned or Decision(True)  # no telemetry for this session yet: nothing to hold it to
-    run = dict(rows[0])
-    breach = find_breach(run, budget, time.time_ns() if now_ns is None else now_ns)
-    if breach is None:
-        return warned or Decision(True)
-    reason = breach.message(session_id)
+        if decided is not None and decided.warning:
+            warnings.append(decided.warning)
+    breach = find_breach(run, budget, now_ns) if run is not None and budget.has_limits() else None
+    if run is not None and breach is not None:
+        return _stop(store, session_id, run, breach.limit, breach.observed, breach.limit_value,
+                     breach.message(session_id, event), f"{breach.limit}: {breach.observed:g} >= "
+                     f"{breach.limit_value:g}", now_ns)
+    if policy is not None and store is not None:
+        for stop in policy_stops(store, policy, session_id, run, (run or {}).get("project") or project,
+                                 (run or {}).get("owner"), now_ns):
+            reason = f"runtrace policy ({stop.stop_reason}): {stop.sentence}. {_TAILS[event]}"
+            if stop.action == "warn":
+                warnings.append(reason)
+            elif stop.ends_session and run is not None:
+                return _stop(store, session_id, run, stop.stop_reason, stop.observed, stop.limit_value, reason,
+                             f"{stop.stop_reason}: {stop.observed:g} >= {stop.limit_value:g}", now_ns)
+            else:
+                return Decision(False, reason, warning="; ".join(warnings) or None)
+    return Decision(True, warning="; ".join(warnings) or None)
+
+
+def _stop(store: Any, session_id: str, run: dict[str, Any], limit: str, observed: float, limit_value: float,
+          reason: str, why: str, now_ns: int) -> Decision:
+    """Deny, and record the session's ``budget_stopped`` outcome unless an earlier denial did."""
+    from .store.verdicts import outcome_record
+
     if run["outcome"] == sc.OUTCOME_BUDGET_STOPPED:
         return Decision(False, reason)  # already recorded by an earlier denial
-    record = outcome_record(session_id, sc.OUTCOME_BUDGET_STOPPED, by=STOPPED_BY,
-                            reason=f"{breach.limit}: {breach.observed:g} >= {breach.limit_value:g}",
+    record = outcome_record(session_id, sc.OUTCOME_BUDGET_STOPPED, by=STOPPED_BY, reason=why,
                             service="runtrace-agents-hook", now_ns=now_ns)
-    record.attributes[sc.RUN_STOP_REASON] = breach.limit
-    record.attributes[sc.BUDGET_LIMIT] = breach.limit
-    record.attributes[sc.BUDGET_OBSERVED] = breach.observed
-    record.attributes[sc.BUDGET_LIMIT_VALUE] = breach.limit_value
+    record.attributes[sc.RUN_STOP_REASON] = limit
+    record.attributes[sc.BUDGET_LIMIT] = limit
+    record.attributes[sc.BUDGET_OBSERVED] = observed
+    record.attributes[sc.BUDGET_LIMIT_VALUE] = limit_value
     store.ingest([record])
     return Decision(False, reason, recorded=True)
 
 
-def deny_output(reason: str) -> str:
-    """Claude Code's PreToolUse JSON contract for a denial: the reason is shown to the model."""
-    return json.dumps({"hookSpecificOutput": {"hookEventName": "PreToolUse", "permissionDecision": "deny",
+def deny_output(reason: str, event: str = PRE_TOOL_USE) -> str:
+    """Claude Code's JSON contract for a denial (exit 0).
+
+    PreToolUse: ``permissionDecision = "deny"``, the reason shown to the model.
+    UserPromptSubmit: ``decision = "block"``, the prompt is not processed and the reason is shown to the user.
+    """
+    if event == USER_PROMPT_SUBMIT:
+        return json.dumps({"decision": "block", "reason": reason})
+    return json.dumps({"hookSpecificOutput": {"hookEventName": PRE_TOOL_USE, "permissionDecision": "deny",
                                               "permissionDecisionReason": reason}})

@@ -193,6 +193,11 @@ def claude_hooks_block(command: str) -> dict[str, Any]:
     return {"matcher": "*", "hooks": [{"type": "command", "command": command, "timeout": 10}]}
 
 
+def claude_prompt_hooks_block(command: str) -> dict[str, Any]:
+    """The ``UserPromptSubmit`` entry (that event takes no matcher): caps hold before a prompt costs a call."""
+    return {"hooks": [{"type": "command", "command": command, "timeout": 10}]}
+
+
 def settings_path(agent: str, home: Path) -> Path:
     return {"claude": home / ".claude" / "settings.json", "codex": home / ".codex" / "config.toml",
             "gemini": home / ".gemini" / "settings.json"}[agent]
@@ -219,7 +224,8 @@ def _read_json_object(path: Path) -> dict[str, Any]:
 
 def merge_claude_settings(current: dict[str, Any], env: Mapping[str, str],
                           hook_command: str | None = None) -> dict[str, Any]:
-    """``current`` with runtrace's env entries set and (optionally) its PreToolUse hook replaced."""
+    """``current`` with runtrace's env entries set and (optionally) its PreToolUse and UserPromptSubmit hook
+    replaced."""
     out = dict(current)
     old_env = out.get("env", {})
     if not isinstance(old_env, dict):
@@ -233,7 +239,12 @@ def merge_claude_settings(current: dict[str, Any], env: Mapping[str, str],
         if not isinstance(pre, list):
             raise SetupError("settings key 'hooks.PreToolUse' must be a list")
         kept = [entry for entry in pre if not _is_runtrace_hook(entry)]
-        out["hooks"] = {**hooks, "PreToolUse": [*kept, claude_hooks_block(hook_command)]}
+        prompt = hooks.get("UserPromptSubmit", [])
+        if not isinstance(prompt, list):
+            raise SetupError("settings key 'hooks.UserPromptSubmit' must be a list")
+        kept_prompt = [entry for entry in prompt if not _is_runtrace_hook(entry)]
+        out["hooks"] = {**hooks, "PreToolUse": [*kept, claude_hooks_block(hook_command)],
+                        "UserPromptSubmit": [*kept_prompt, claude_prompt_hooks_block(hook_command)]}
     return out
 
 

@@ -12,22 +12,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from . import semconv
 from .display import duration, money, tokens, when
+from .store.timespec import from_iso
 
 __all__ = ["Finding", "Gauge", "Unpriced", "detections", "explain_event", "gauges", "headline", "tree_order",
            "unpriced", "verdict", "why_unpriced"]
-
-
-def ns(iso_text: str | None) -> int | None:
-    """An ISO timestamp as epoch nanoseconds (None stays None)."""
-    if iso_text is None:
-        return None
-    moment = datetime.fromisoformat(iso_text.replace("Z", "+00:00"))
-    return int(moment.timestamp()) * 1_000_000_000 + moment.microsecond * 1_000
 
 
 # --- detections ------------------------------------------------------------------
@@ -215,7 +207,7 @@ def verdict(run: Mapping[str, Any]) -> str | None:
     at, ended = run.get("outcome_at"), run.get("ended_at")
     if at:
         parts.append(f"at {when(at)} UTC")
-        at_ns, ended_ns = ns(at), ns(ended)
+        at_ns, ended_ns = from_iso(at), from_iso(ended)
         if at_ns is not None and ended_ns is not None and at_ns - ended_ns > 1_000_000_000:
             parts.append(f"({duration((at_ns - ended_ns) / 1e9)} after the run ended)")
     text = " ".join(parts)

@@ -10,7 +10,9 @@ is sent, outcome ``budget_stopped``, the stop reason naming the rule) and
 reason, logs once per rule and run, and lets the call through. A call that
 passes the caps is reserved at its projected cost until it is recorded
 (:func:`note_call`), the check and the reservation under one lock, so the
-process's threads cannot both take the last of a cap.
+process's threads cannot both take the last of a cap, and in one write
+transaction of the store that writes the reservation's row, so the processes
+sharing the store cannot either (``policy_shared``).
 
 Only runs name a project or an owner, so calls outside a run are under no
 policy. Working out a breach never breaks the caller: an error in it is logged
@@ -112,15 +114,33 @@ def check(run: Run, kind: Literal["llm", "tool"], plan: projection.CallPlan | No
     if active is None:
         return
     found: list[tuple[Breach, str]] = []
-    reserve: float | None = None
     with _check_lock:
-        with fail_open("policy: check the call"):
-            found, reserve = _breaches(active, run, kind, plan, tool_name)
-        if reserve is not None and active.book is not None and all(a == "warn" for _b, a in found):
-            with fail_open("policy: reserve the call"):
-                active.book.reserve(run.id, run.project, run.owner, reserve)  # released by note_call
+        book = active.book
+        if kind == "llm" and book is not None and _has_caps(active, run):
+            with fail_open("policy: check the call with the other processes' calls"):
+                # The check and the reservation are one write transaction: every process's calls in flight count.
+                with book.check_transaction():
+                    found = _check_and_reserve(active, book, run, kind, plan, tool_name)
+        else:
+            found = _check_and_reserve(active, book, run, kind, plan, tool_name)
     for breach, action in found:
         run.apply_breach(breach, cast("OnExceed", action))  # "raise" or "warn"
+
+
+def _has_caps(active: _Active, run: Run) -> bool:
+    return any(rules.has_caps for _scope, _name, rules in active.policy.scopes(run.project, run.owner))
+
+
+def _check_and_reserve(active: _Active, book: SpendBook | None, run: Run, kind: Literal["llm", "tool"],
+                       plan: projection.CallPlan | None, tool_name: str | None) -> list[tuple[Breach, str]]:
+    found: list[tuple[Breach, str]] = []
+    reserve: float | None = None
+    with fail_open("policy: check the call"):
+        found, reserve = _breaches(active, run, kind, plan, tool_name)
+    if reserve is not None and book is not None and all(a == "warn" for _b, a in found):
+        with fail_open("policy: reserve the call"):
+            book.reserve(run.id, run.project, run.owner, reserve)  # released by note_call
+    return found
 
 
 def note_call(run: Run, figures: CallFigures) -> None:
@@ -129,13 +149,15 @@ def note_call(run: Run, figures: CallFigures) -> None:
     if active is None or active.book is None:
         return
     with fail_open("policy: note the call's cost"):
-        if not any(rules.has_caps for _scope, _name, rules in active.policy.scopes(run.project, run.owner)):
+        if not _has_caps(active, run):
             return
-        active.book.release(run.id)
-        if figures.cost_usd and figures.span_ref is not None:
+        key = None
+        if figures.span_ref is not None:
             trace_id, span_id = figures.span_ref  # hex, as the store keeps them
-            active.book.note_call((f"{trace_id:032x}", f"{span_id:016x}"), run.id, run.project, run.owner,
-                                  figures.cost_usd, figures.output_tokens)
+            key = (f"{trace_id:032x}", f"{span_id:016x}")
+        if figures.cost_usd and key is not None:
+            active.book.note_call(key, run.id, run.project, run.owner, figures.cost_usd, figures.output_tokens)
+        active.book.release(run.id, key, figures.cost_usd)  # the store row counts until the span is stored
 
 
 def _breaches(active: _Active, run: Run, kind: str, plan: projection.CallPlan | None,

@@ -4,15 +4,18 @@ Every process that shares a store sees the others' runs there, so the figures
 are read from the store's ``runs`` table (the cost and the count of the runs
 of that project or owner *started* in the window: a run is counted in the
 window it began in, through an index, never by scanning spans). A read is kept
-for ``cache_seconds``: the enforcement lag, during which calls of other
-processes are not seen (nor are theirs until their exporter has written them:
-runtrace's store exporter batches for up to ``OTEL_BSP_SCHEDULE_DELAY``, 5 s by
-default; ``runtrace.flush()`` writes at once).
+for ``cache_seconds``: the enforcement lag for other processes' calls that were
+stored meanwhile (their in-flight and not-yet-exported calls are counted through
+``cap_reservations``, below, read at every check).
 
 This process's own calls count at once: a call that passed the caps counts at
 its projected cost while it is in flight (so two threads cannot both take the
 last of a cap), then each finished LLM call and each run that reached a policy
-check is kept in a ledger here until the store holds it.
+check is kept in a ledger here until the store holds it. Other processes' calls
+in flight (and finished but not yet stored) count through the store's
+``cap_reservations`` rows (``policy_shared``): inside :meth:`SpendBook.check_transaction`
+they are read fresh at every check, in the write transaction that also records
+this process's call, so two processes cannot both take the last of a cap either.
 Whether the store holds a ledger entry is read in the same read transaction as
 the sums, so an entry is counted exactly once, whichever side of the export
 the read falls on. An entry is dropped once the store held it at a read older
@@ -24,12 +27,14 @@ from __future__ import annotations
 import logging
 import sqlite3
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from ._forksafe import ForkSafeLock
 from .policy import WINDOWS, Window, window_bounds
+from .policy_shared import SharedReservations
 
 logger = logging.getLogger("runtrace")
 
@@ -37,6 +42,7 @@ NANO = 1_000_000_000
 LEDGER_MAX = 100_000  # entries the store has not confirmed yet (export dropped them?): oldest go first
 RESERVATION_MAX_S = 600.0  # a call in flight longer than this (or never recorded) stops being counted
 _IN_CHUNK = 500  # ids per IN (...) query
+_shared_error_logged = False
 T = TypeVar("T")
 
 
@@ -78,6 +84,7 @@ class _Reservation:
     at: float
     cost_nusd: int
     made: float  # monotonic
+    row_id: int | None = None  # its cap_reservations row, which other processes count (None: none written)
 
 
 @dataclass
@@ -108,6 +115,8 @@ class SpendBook:
         self._reserved: dict[str, list[_Reservation]] = {}  # run id -> its calls in flight, oldest first
         self._reads: dict[tuple[str, str], _Read] = {}
         self._store: object | None = None
+        self._shared: SharedReservations | None = None  # None: a read-only store (no rows to write)
+        self._txn: sqlite3.Connection | None = None  # set inside check_transaction()
 
     # -- this process's side ------------------------------------------------------
     def note_run(self, run_id: str, project: str | None, owner: str | None) -> float:
@@ -132,21 +141,66 @@ class SpendBook:
             self._bound(self._calls)
 
     def reserve(self, run_id: str, project: str | None, owner: str | None, cost_usd: float) -> None:
-        """Count a call about to be sent at its projected cost until :meth:`release` (it finished)."""
+        """Count a call about to be sent at its projected cost until :meth:`release` (it finished).
+
+        Inside :meth:`check_transaction` the store gets a row of it too, for the other processes.
+        """
         at = self.note_run(run_id, project, owner)
+        nusd = round(cost_usd * NANO)
+        row_id = None
+        if self._txn is not None and self._shared is not None:
+            row_id = self._shared.add(self._txn, project, owner, int(at * NANO), nusd)
         with self._lock:
             self._reserved.setdefault(run_id, []).append(
-                _Reservation(project, owner, at, round(cost_usd * NANO), self._monotonic()))
+                _Reservation(project, owner, at, nusd, self._monotonic(), row_id))
             self._bound(self._reserved)
 
-    def release(self, run_id: str) -> None:
-        """A call of the run finished (its cost is now a ledger entry): drop its oldest reservation."""
+    def release(self, run_id: str, span_key: tuple[str, str] | None = None, cost_usd: float | None = None) -> None:
+        """A call of the run finished (its cost is now a ledger entry): drop its oldest reservation.
+
+        Its store row keeps counting for the other processes at ``cost_usd`` until
+        the span ``span_key`` is stored (no span or no cost: the row goes now).
+        """
         with self._lock:
             held = self._reserved.get(run_id)
-            if held:
-                held.pop(0)
-                if not held:
-                    del self._reserved[run_id]
+            done = held.pop(0) if held else None
+            if held is not None and not held:
+                del self._reserved[run_id]
+        if done is not None and done.row_id is not None and self._shared is not None:
+            self._shared.settle(done.row_id, span_key, round((cost_usd or 0.0) * NANO))
+
+    @contextmanager
+    def check_transaction(self) -> Iterator[None]:
+        """One cap check and its reservation as one write transaction of the store, for every process.
+
+        A store that cannot be opened or locked leaves the check to the in-memory
+        figures (and :meth:`figures` to say why), as before the shared rows existed.
+        """
+        from .store.errors import StoreError
+
+        conn: sqlite3.Connection | None = None
+        try:
+            self._connection()
+            if self._shared is not None:
+                conn = self._shared.begin()
+        except (sqlite3.Error, StoreError) as exc:
+            global _shared_error_logged
+            if not _shared_error_logged:
+                _shared_error_logged = True
+                logger.error("runtrace: policy caps: cannot write the store %s (%s); other processes' calls in "
+                             "flight are not counted", self.store_path, exc)
+        if conn is None or self._shared is None:
+            yield
+            return
+        self._txn = conn
+        try:
+            yield
+        except BaseException:
+            self._txn = None
+            self._shared.end(conn, commit=False)
+            raise
+        self._txn = None
+        self._shared.end(conn, commit=True)
 
     @staticmethod
     def _bound(entries: dict[Any, Any]) -> None:
@@ -169,6 +223,9 @@ class SpendBook:
                 self._reads[(scope, name)] = read
             self._prune(mono, now)
             nusd = dict(read.nusd)
+            if self._txn is not None and self._shared is not None:  # other processes' calls, read now
+                for w, others in self._shared.others(self._txn, scope, name, bounds).items():
+                    nusd[w] += others
             runs_today = read.runs_today
             out_tokens, llm_calls = read.month_output_tokens, read.month_llm_calls
             for call in self._calls.values():
@@ -198,10 +255,15 @@ class SpendBook:
         return Figures({w: nusd[w] / NANO for w in WINDOWS}, runs_today, mean)
 
     def _read(self, scope: str, name: str, bounds: dict[Window, tuple[int, int]], mono: float) -> _Read:
-        """One read transaction: the sums, and which ledger entries the store already holds."""
-        conn = self._connection()
+        """One read transaction: the sums, and which ledger entries the store already holds.
+
+        Inside :meth:`check_transaction` it is part of that (write) transaction.
+        """
+        conn = self._txn or self._connection()
         column = "project" if scope == "project" else "owner"
-        conn.execute("BEGIN")
+        own = self._txn is None
+        if own:
+            conn.execute("BEGIN")
         try:
             # One pass over the index range holding the three windows (a week may begin last month).
             (d0, d1), (w0, w1), (m0, m1) = bounds["daily"], bounds["weekly"], bounds["monthly"]
@@ -221,7 +283,8 @@ class SpendBook:
             stored_calls = frozenset(_stored_spans(conn, calls))
             stored_runs = frozenset(_stored_runs(conn, runs))
         finally:
-            conn.execute("COMMIT")
+            if own:
+                conn.execute("COMMIT")
         for key in stored_calls:
             call = self._calls.get(key)
             if call is not None and call.stored_at is None:
@@ -253,7 +316,9 @@ class SpendBook:
         from .store.db import Store
 
         if self._store is None:
-            self._store = Store.open(self.store_path, create=False, readonly=None)
+            self._store = store = Store.open(self.store_path, create=False, readonly=None)
+            if not store.readonly:
+                self._shared = SharedReservations(str(store.path))
         assert isinstance(self._store, Store)
         return self._store.reader()
 
@@ -261,6 +326,9 @@ class SpendBook:
         from .store.db import Store
 
         store, self._store = self._store, None
+        shared, self._shared = self._shared, None
+        if shared is not None:
+            shared.close()
         if isinstance(store, Store):
             store.close()
 

@@ -35,12 +35,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Final
+from typing import Final
 
 from genai_prices import Usage
-from genai_prices.types import ModelPrice
+from genai_prices.types import ModelPrice, TieredPrices
 
 from .pricing import ModelOverride, Price, Pricer, TokenUsage
+from .pricing.genai import price_set, split_by_unit
 
 __all__ = ["CLASSES", "CLASS_LABELS", "PriceParts", "price_parts", "split_tokens"]
 
@@ -129,7 +130,7 @@ def _genai_parts(price: Price, prices: ModelPrice, usage: TokenUsage, tokens: di
     key = (id(prices), used)
     found = _coverage.get(key)
     if found is None or found[0] is not prices:
-        priced = {k for k, v in vars(prices).items() if v is not None and not k.startswith("_")}
+        priced = set(price_set(prices).dimensions)
         charged: dict[str, str] = {}
         missing: list[str] = []
         for name in used:
@@ -154,7 +155,7 @@ _coverage: dict[tuple[int, tuple[str, ...]], tuple[ModelPrice, dict[str, str], t
 
 # (flat prices) -> (dollars of a call with no tokens, {class: {class charged: dollars per token}})
 _Form = tuple[dict[str, Decimal], dict[str, dict[str, Decimal]]]
-_forms: dict[tuple[Any, ...], _Form] = {}
+_forms: dict[tuple[tuple[str, Decimal | TieredPrices], ...], _Form] = {}
 _form_of: dict[int, tuple[ModelPrice, _Form | None]] = {}  # by id of a price set, kept alive beside it
 _PROBES: Final = {  # a million tokens of one class, as a usage that holds them
     "input": TokenUsage(input_tokens=1_000_000),
@@ -197,9 +198,10 @@ def _split(prices: ModelPrice, usage: TokenUsage, tokens: dict[str, int]) -> dic
 
 def _learn(prices: ModelPrice) -> _Form | None:
     """The split's linear form for a flat price set (shared by equal price sets); None when tiered."""
-    items = tuple(vars(prices).items())
-    if any(k.startswith("_") or (v is not None and type(v) is not Decimal) for k, v in items):
+    found = price_set(prices)
+    if not found.flat:
         return None
+    items = found.values
     form = _forms.get(items)
     if form is None:
         base = _genai_split(prices, TokenUsage())
@@ -215,16 +217,8 @@ def _learn(prices: ModelPrice) -> _Form | None:
 
 
 def _genai_split(prices: ModelPrice, usage: TokenUsage) -> dict[str, Decimal]:
-    """genai-prices' per-unit amounts, by class; {} if its internals are not what this was written for."""
+    """genai-prices' per-unit amounts, by class; {} if genai-prices rejects the usage or its API moved."""
     try:
-        from genai_prices.types import (
-            TieredPrices,
-            _collect_resolved_model_prices,
-            _compute_registry_priced_counts,
-            calc_unit_price,
-        )
-        from genai_prices.units import _get_registry
-
         kwargs: dict[str, int] = {"input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens,
                                   "cache_read_tokens": usage.cache_read_tokens,
                                   "cache_write_tokens": usage.cache_write_tokens or 0}
@@ -234,16 +228,10 @@ def _genai_split(prices: ModelPrice, usage: TokenUsage) -> dict[str, Decimal]:
             kwargs["cache_write_1h_tokens"] = usage.cache_write_1h_tokens
         if usage.reasoning_tokens:
             kwargs["output_reasoning_tokens"] = usage.reasoning_tokens
-        data = Usage(**kwargs)
-        resolved = _collect_resolved_model_prices(prices, _get_registry())
-        counts = _compute_registry_priced_counts(resolved, data)
-        total_input = data.input_tokens if any(isinstance(p, TieredPrices) for _, p in resolved) else 0
         usd: dict[str, Decimal] = {}
-        for unit, unit_price in resolved:
-            amount = calc_unit_price(unit_price, counts.get(unit.usage_key), total_input, unit.per)
-            if amount:
-                name = _class_of(unit.dimensions)
-                usd[name] = usd.get(name, Decimal(0)) + amount
+        for dimensions, amount in split_by_unit(price_set(prices), Usage(**kwargs)):
+            name = _class_of(dimensions)
+            usd[name] = usd.get(name, Decimal(0)) + amount
         return usd
     except Exception:  # noqa: BLE001 - the split is a view; the total stands without it
         logger.debug("runtrace: no per-class split from this genai-prices version", exc_info=True)

@@ -139,14 +139,8 @@ _ROLLUP_OUTCOMES = ", ".join(f"coalesce(sum(CASE WHEN outcome = '{o}' THEN runs 
 
 def _rollup_groups(store: Store, by: str, first_day: int | None, end_day: int | None) -> list[ReportRow]:
     """By model/provider for runs that started on whole UTC days [first_day, end_day), from ``report_rollup``."""
-    where: list[str] = ["dim = ?"]
-    params: list[Any] = [by]
-    if first_day is not None:
-        where.append("day >= ?")
-        params.append(first_day)
-    if end_day is not None:
-        where.append("day < ?")
-        params.append(end_day)
+    window, bounds = started_between(first_day, end_day, column="day")
+    where, params = ["dim = ?", *window], [by, *bounds]
     rows = store.execute(
         f"SELECT grp, sum(runs), {_ROLLUP_OUTCOMES}, total(cost_nusd), sum(llm_calls), sum(tool_calls), "
         f"sum(repeated_reads), sum(unpriced_calls) FROM report_rollup WHERE {' AND '.join(where)} "

@@ -27,21 +27,20 @@ import json
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from typing import Any
 
 from . import semconv
 from .price_parts import CLASS_LABELS, CLASSES, TOKEN_CLASSES, price_parts, split_tokens
 from .pricing import Pricer, TokenUsage, default_pricer
 from .store.db import Store
-from .store.timespec import to_ns
+from .store.timespec import from_ns, to_ns
 
 __all__ = ["BUCKETS", "ClassTotal", "OutputStats", "RepriceResult", "RepricedRun", "RoutingCandidate", "bucket_of",
            "reprice"]
 
 # (label, inclusive upper bound of input tokens)
 BUCKETS: tuple[tuple[str, float], ...] = (("up to 1k", 1_000), ("1k-10k", 10_000), ("over 10k", math.inf))
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _BATCH = 2000
 
 
@@ -319,7 +318,7 @@ def reprice(store: Store, *, model: str, provider: str | None = None, tier: str 
                     reasoning_tokens=min(_scaled(r["reasoning_tokens"], token_ratio), _scaled(out, token_ratio)))
                 duration_s = max(0, r["end_ns"] - r["start_ns"]) / 1e9
                 parts = price_parts(pricer, usage, model=model, provider=provider, service_tier=tier,
-                                    when=_EPOCH + timedelta(microseconds=r["start_ns"] // 1000),
+                                    when=from_ns(r["start_ns"]),
                                     duration_s=duration_s)
                 for name in parts.missing:
                     classes[name].missing_calls += 1

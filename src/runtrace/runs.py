@@ -28,6 +28,7 @@ from ._errors import record_error
 from ._forksafe import ForkSafeLock
 from ._internal import fail_open
 from .budget import Breach, Budget, BudgetExceeded, OnExceed
+from .totals import SPAN_TOTALS, TotalField
 
 logger = logging.getLogger("runtrace")
 
@@ -65,6 +66,8 @@ class CallFigures:
 
 @dataclass
 class RunTotals:
+    """A run's live totals in the process: one field per ``runtrace.totals.SPAN_TOTALS`` entry, same names."""
+
     cost_usd: float = 0.0
     unpriced_calls: int = 0
     input_tokens: int = 0
@@ -77,13 +80,16 @@ class RunTotals:
     loop_detected: bool = False
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "cost_usd": round(self.cost_usd, 10), "unpriced_calls": self.unpriced_calls,
-            "input_tokens": self.input_tokens, "output_tokens": self.output_tokens,
-            "cached_input_tokens": self.cached_input_tokens, "reasoning_tokens": self.reasoning_tokens,
-            "llm_calls": self.llm_calls, "tool_calls": self.tool_calls,
-            "repeated_reads": self.repeated_reads, "loop_detected": self.loop_detected,
-        }
+        """The totals by their JSON names (``runtrace.totals.SPAN_TOTALS``, the fields above), money rounded."""
+        return {f.name: self._value(f) for f in SPAN_TOTALS}
+
+    def span_attributes(self) -> dict[str, Any]:
+        """The same totals as the run span's attributes at its end (``runtrace.run.cost.usd``, ...)."""
+        return {str(f.span_attribute): self._value(f) for f in SPAN_TOTALS}
+
+    def _value(self, total: TotalField) -> Any:
+        value = getattr(self, total.name)
+        return round(value, 10) if total.kind == "usd" else value
 
 
 _default_budget: Budget | None = None
@@ -220,15 +226,7 @@ class Run:
 
     def _end_span(self, span: trace.Span) -> None:
         with self._lock:
-            t = self.totals
-            totals: dict[str, Any] = {
-                semconv.RUN_COST_USD: round(t.cost_usd, 10), semconv.RUN_UNPRICED_CALLS: t.unpriced_calls,
-                semconv.RUN_INPUT_TOKENS: t.input_tokens, semconv.RUN_OUTPUT_TOKENS: t.output_tokens,
-                semconv.RUN_CACHED_INPUT_TOKENS: t.cached_input_tokens,
-                semconv.RUN_REASONING_TOKENS: t.reasoning_tokens, semconv.RUN_LLM_CALLS: t.llm_calls,
-                semconv.RUN_TOOL_CALLS: t.tool_calls, semconv.RUN_REPEATED_READS: t.repeated_reads,
-                semconv.RUN_LOOP_DETECTED: t.loop_detected,
-            }
+            totals = self.totals.span_attributes()
         if self.outcome is not None:
             totals[semconv.RUN_OUTCOME] = self.outcome
         if self.outcome_by is not None:

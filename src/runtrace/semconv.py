@@ -272,14 +272,6 @@ INGEST_DROPPED: Final = "runtrace.ingest.dropped"
 # count was past the store's bounds: unpriced, never $0.
 UNPRICED_OUT_OF_RANGE: Final = "out_of_range"
 
-# --- coding agents (agents/codex.py, agents/gemini.py) -------------------------
-PROVIDER_GCP_GEMINI: Final = "gcp.gemini"
-EVENT_NAME: Final = "event.name"
-AGENT_EVENT: Final = "runtrace.agent.event"  # the agent event a record was made from
-AGENT_PROMPT_SPAN: Final = "user_prompt"  # the span name of a coding agent's prompt record (the first names the run)
-TOOL_REFUSED: Final = "runtrace.tool.refused"  # bool: the agent's sandbox/user refused the tool call
-TOOL_READ: Final = "runtrace.tool.read"  # bool: the call only reads (candidate for a repeated read)
-
 # --- other GenAI instrumentations in the same process (_processors.DuplicateMarker) ---
 # The instrumentation scopes of runtrace's own LLM spans.
 RUNTRACE_LLM_SCOPES: Final = frozenset({f"runtrace.instrumentation.{client}" for client in (
@@ -295,69 +287,11 @@ OPENINFERENCE_LLM_KINDS: Final = frozenset({"LLM", "EMBEDDING"})
 # Scopes whose spans are LLM requests from their start, before any attribute is set:
 # OpenLIT starts its span bare and names the operation only when the response is read.
 FOREIGN_LLM_SCOPES: Final = frozenset({"openlit.instrumentation.openai", "openlit.instrumentation.anthropic"})
-TOOL_DURATION_MS: Final = "runtrace.tool.duration_ms"
 # Scopes of a client SDK tracing its own calls (the anthropic SDK's ``com.anthropic.sdk.python``):
 # beside a wrapper instrumentation's span of the same call, the SDK's own span counts (store/siblings.py).
 SDK_OWN_SCOPE_PREFIXES: Final = ("com.anthropic.sdk.",)
 # Every scope runtrace names its own spans under ("runtrace", "runtrace.instrumentation.openai", ...).
 RUNTRACE_SCOPE: Final = "runtrace"
-
-# Codex CLI log events and their attributes
-CODEX_SERVICE_NAMES: Final = frozenset({"codex_exec", "codex_cli_rs", "codex_vscode"})
-CODEX_CONVERSATION_ID: Final = "conversation.id"
-CODEX_THREAD_ID: Final = "thread_id"  # == conversation.id, on Codex spans that lack it
-CODEX_EV_USER_PROMPT: Final = "codex.user_prompt"
-CODEX_EV_SSE_EVENT: Final = "codex.sse_event"
-CODEX_EV_API_REQUEST: Final = "codex.api_request"
-CODEX_EV_TOOL_RESULT: Final = "codex.tool_result"
-CODEX_EV_SANDBOX_OUTCOME: Final = "codex.sandbox_outcome"
-CODEX_EVENT_KIND: Final = "event.kind"
-CODEX_KIND_COMPLETED: Final = "response.completed"
-CODEX_MODEL: Final = "model"
-CODEX_PROMPT: Final = "prompt"
-CODEX_INPUT_TOKENS: Final = "input_token_count"  # includes cached
-CODEX_CACHED_TOKENS: Final = "cached_token_count"
-CODEX_CACHE_WRITE_TOKENS: Final = "cache_write_token_count"
-CODEX_OUTPUT_TOKENS: Final = "output_token_count"  # includes reasoning
-CODEX_REASONING_TOKENS: Final = "reasoning_token_count"
-CODEX_TOOL_NAME: Final = "tool_name"
-CODEX_CALL_ID: Final = "call_id"
-CODEX_ARGUMENTS: Final = "arguments"
-CODEX_OUTPUT: Final = "output"
-CODEX_SUCCESS: Final = "success"
-CODEX_DURATION_MS: Final = "duration_ms"
-CODEX_OUTCOME: Final = "outcome"
-CODEX_OUTCOME_DENIED: Final = "denied"
-CODEX_ERROR_MESSAGE: Final = "error.message"
-
-# Gemini CLI log events and their attributes
-GEMINI_SERVICE_NAMES: Final = frozenset({"gemini-cli"})
-GEMINI_SCOPE: Final = "gemini-cli"
-GEMINI_EV_USER_PROMPT: Final = "gemini_cli.user_prompt"
-GEMINI_EV_API_REQUEST: Final = "gemini_cli.api_request"
-GEMINI_EV_API_RESPONSE: Final = "gemini_cli.api_response"
-GEMINI_EV_API_ERROR: Final = "gemini_cli.api_error"
-GEMINI_EV_TOOL_CALL: Final = "gemini_cli.tool_call"
-GEMINI_MODEL: Final = "model"
-GEMINI_PROMPT: Final = "prompt"
-GEMINI_PROMPT_ID: Final = "prompt_id"
-GEMINI_INPUT_TOKENS: Final = "input_token_count"  # includes cached
-GEMINI_CACHED_TOKENS: Final = "cached_content_token_count"
-GEMINI_OUTPUT_TOKENS: Final = "output_token_count"  # candidates only
-GEMINI_THOUGHTS_TOKENS: Final = "thoughts_token_count"  # beside the candidates
-GEMINI_DURATION_MS: Final = "duration_ms"
-GEMINI_STATUS_CODE: Final = "status_code"
-GEMINI_FINISH_REASONS: Final = "finish_reasons"
-GEMINI_FUNCTION_NAME: Final = "function_name"
-GEMINI_FUNCTION_ARGS: Final = "function_args"
-GEMINI_SUCCESS: Final = "success"
-GEMINI_DECISION: Final = "decision"
-GEMINI_DECISION_REJECT: Final = "reject"
-GEMINI_ERROR: Final = "error"
-GEMINI_ERROR_TYPE: Final = "error_type"
-GEMINI_CONTENT_LENGTH: Final = "content_length"
-GEMINI_SPAN_LLM_CALL: Final = "llm_call"
-GEMINI_SPAN_TOOL_CALL: Final = "tool_call"
 
 # --- providers behind OpenAI-compatible endpoints (instrumentation/endpoints.py) ----------
 # gen_ai.provider.name well-known values (GenAI semconv) for the providers runtrace
@@ -373,6 +307,7 @@ PROVIDER_COHERE: Final = "cohere"
 PROVIDER_AWS_BEDROCK: Final = "aws.bedrock"
 PROVIDER_GCP_GEN_AI: Final = "gcp.gen_ai"
 PROVIDER_GCP_VERTEX_AI: Final = "gcp.vertex_ai"
+PROVIDER_GCP_GEMINI: Final = "gcp.gemini"  # the Gemini Developer API (Gemini CLI, google-genai)
 PROVIDER_LITELLM: Final = "litellm"  # LiteLLM's own name, when it does not say which backend served
 # A model served on this machine or the local network (Ollama, vLLM, LM Studio, llama.cpp):
 # not a semconv value; unpriced unless a price override names it.
@@ -457,44 +392,137 @@ SCOPE_OPENLIT: Final = "openlit"  # openlit's tracer is get_tracer("openlit.otel
 SCOPE_LOGFIRE: Final = "logfire"  # logfire.openai, logfire.anthropic, ...
 SCOPE_PYDANTIC_AI: Final = "pydantic-ai"
 
-# --- Claude Code (agents/claude.py) -----------------------------------------------
+# --- coding agents (agents/) ---------------------------------------------------------------
+# First what runtrace writes on the records it makes from an agent's events (agents/_build.py),
+# then the agents' own names as each sends them, by subject, the three agents side by side
+# (agents/claude.py, agents/codex.py, agents/gemini.py).
+
+# runtrace's: the records and their run.
+AGENT_EVENT: Final = "runtrace.agent.event"  # the agent event a record was made from
+AGENT_PROMPT_SPAN: Final = "user_prompt"  # the span name of a coding agent's prompt record (the first names the run)
 AGENT_COST_USD: Final = "runtrace.agent.cost_usd"  # the agent's own cost figure for a call (kept, not summed)
+EVENT_NAME: Final = "event.name"  # an OTLP log record's event name, as an attribute
+
+# runtrace's: tool calls.
+TOOL_DURATION_MS: Final = "runtrace.tool.duration_ms"
+TOOL_REFUSED: Final = "runtrace.tool.refused"  # bool: the agent's sandbox/user refused the tool call
+TOOL_READ: Final = "runtrace.tool.read"  # bool: the call only reads (candidate for a repeated read)
 # On a tool record: the agent sent no tool input (Claude Code without OTEL_LOG_TOOL_DETAILS=1),
 # so repeated reads and loops cannot be detected for it.
 TOOL_DETAILS_MISSING: Final = "runtrace.tool.details_missing"
-CLAUDE_SERVICE_NAMES: Final = frozenset({"claude-code"})
-CLAUDE_TRACING_SCOPE: Final = "com.anthropic.claude_code.tracing"
-CLAUDE_PROMPT_ID: Final = "prompt.id"
-CLAUDE_EVENT_SEQUENCE: Final = "event.sequence"
-CLAUDE_EV_USER_PROMPT: Final = "user_prompt"
-CLAUDE_EV_API_REQUEST: Final = "api_request"
-CLAUDE_EV_API_ERROR: Final = "api_error"
-CLAUDE_EV_TOOL_RESULT: Final = "tool_result"
-CLAUDE_PROMPT: Final = "prompt"
-CLAUDE_MODEL: Final = "model"
-CLAUDE_INPUT_TOKENS: Final = "input_tokens"  # uncached only
-CLAUDE_OUTPUT_TOKENS: Final = "output_tokens"
-CLAUDE_CACHE_READ_TOKENS: Final = "cache_read_tokens"
-CLAUDE_CACHE_CREATION_TOKENS: Final = "cache_creation_tokens"
-CLAUDE_COST_USD: Final = "cost_usd"
-CLAUDE_DURATION_MS: Final = "duration_ms"
-CLAUDE_ERROR: Final = "error"
-CLAUDE_STATUS_CODE: Final = "status_code"
-CLAUDE_ATTEMPT: Final = "attempt"
-CLAUDE_TOOL_NAME: Final = "tool_name"
-CLAUDE_TOOL_USE_ID: Final = "tool_use_id"
-CLAUDE_SUCCESS: Final = "success"
-CLAUDE_TOOL_INPUT: Final = "tool_input"
-CLAUDE_TOOL_RESULT_SIZE: Final = "tool_result_size_bytes"
-CLAUDE_SPAN_LLM_REQUEST: Final = "claude_code.llm_request"
-CLAUDE_SPAN_TOOL: Final = "claude_code.tool"
-CLAUDE_SPAN_TOOL_EXECUTION: Final = "claude_code.tool.execution"
-CLAUDE_SPAN_BLOCKED_ON_USER: Final = "claude_code.tool.blocked_on_user"
-CLAUDE_DECISION: Final = "decision"
-CLAUDE_DECISION_REJECT: Final = "reject"
 # On an agent's read record: the estimated tokens of what it read, so a store-side
 # recount over the whole run (store/rereads.py) can size a repeat found across requests.
 TOOL_READ_TOKENS: Final = "runtrace.tool.read_tokens"
 # On an agent's file read or write record: a hash of the file path, so the run-wide
 # recount (store/rereads.py) treats a read after a write to the same file as a new read.
 TOOL_PATH_HASH: Final = "runtrace.tool.path_hash"
+
+# Who sent it: service.name, scope, and the session. The run id is Claude Code's and
+# Gemini's SESSION_ID ("session.id"), Codex's conversation.id.
+CLAUDE_SERVICE_NAMES: Final = frozenset({"claude-code"})
+CODEX_SERVICE_NAMES: Final = frozenset({"codex_exec", "codex_cli_rs", "codex_vscode"})  # the originator
+GEMINI_SERVICE_NAMES: Final = frozenset({"gemini-cli"})
+CLAUDE_TRACING_SCOPE: Final = "com.anthropic.claude_code.tracing"
+GEMINI_SCOPE: Final = "gemini-cli"
+CODEX_CONVERSATION_ID: Final = "conversation.id"
+CODEX_THREAD_ID: Final = "thread_id"  # == conversation.id, on Codex spans that lack it
+# Where in the session: one id per user prompt; Claude numbers its events per process.
+CLAUDE_PROMPT_ID: Final = "prompt.id"
+GEMINI_PROMPT_ID: Final = "prompt_id"
+CLAUDE_EVENT_SEQUENCE: Final = "event.sequence"
+
+# The events runtrace reads (event.name); every other event is accepted and dropped.
+CLAUDE_EV_USER_PROMPT: Final = "user_prompt"
+CLAUDE_EV_API_REQUEST: Final = "api_request"
+CLAUDE_EV_API_ERROR: Final = "api_error"
+CLAUDE_EV_TOOL_RESULT: Final = "tool_result"
+CODEX_EV_USER_PROMPT: Final = "codex.user_prompt"
+CODEX_EV_SSE_EVENT: Final = "codex.sse_event"  # a model call: the one of kind response.completed
+CODEX_EV_API_REQUEST: Final = "codex.api_request"
+CODEX_EV_TOOL_RESULT: Final = "codex.tool_result"
+CODEX_EV_SANDBOX_OUTCOME: Final = "codex.sandbox_outcome"
+GEMINI_EV_USER_PROMPT: Final = "gemini_cli.user_prompt"
+GEMINI_EV_API_REQUEST: Final = "gemini_cli.api_request"
+GEMINI_EV_API_RESPONSE: Final = "gemini_cli.api_response"
+GEMINI_EV_API_ERROR: Final = "gemini_cli.api_error"
+GEMINI_EV_TOOL_CALL: Final = "gemini_cli.tool_call"
+# The user prompt's text (redacted unless the agent's prompt flag is on).
+CLAUDE_PROMPT: Final = "prompt"
+CODEX_PROMPT: Final = "prompt"
+GEMINI_PROMPT: Final = "prompt"
+
+# A model call: its model, then its tokens, whose meaning differs by agent.
+CLAUDE_MODEL: Final = "model"
+CODEX_MODEL: Final = "model"
+GEMINI_MODEL: Final = "model"  # on api_response: the response model
+CODEX_EVENT_KIND: Final = "event.kind"
+CODEX_KIND_COMPLETED: Final = "response.completed"
+CLAUDE_INPUT_TOKENS: Final = "input_tokens"  # uncached only
+CODEX_INPUT_TOKENS: Final = "input_token_count"  # includes cached
+GEMINI_INPUT_TOKENS: Final = "input_token_count"  # includes cached
+CLAUDE_CACHE_READ_TOKENS: Final = "cache_read_tokens"
+CODEX_CACHED_TOKENS: Final = "cached_token_count"
+GEMINI_CACHED_TOKENS: Final = "cached_content_token_count"
+CLAUDE_CACHE_CREATION_TOKENS: Final = "cache_creation_tokens"
+CODEX_CACHE_WRITE_TOKENS: Final = "cache_write_token_count"
+CLAUDE_OUTPUT_TOKENS: Final = "output_tokens"
+CODEX_OUTPUT_TOKENS: Final = "output_token_count"  # includes reasoning
+GEMINI_OUTPUT_TOKENS: Final = "output_token_count"  # candidates only
+CODEX_REASONING_TOKENS: Final = "reasoning_token_count"
+GEMINI_THOUGHTS_TOKENS: Final = "thoughts_token_count"  # beside the candidates
+GEMINI_FINISH_REASONS: Final = "finish_reasons"
+CLAUDE_COST_USD: Final = "cost_usd"  # only Claude Code prices its calls
+# How long a model or tool call took (all three say duration_ms).
+CLAUDE_DURATION_MS: Final = "duration_ms"
+CODEX_DURATION_MS: Final = "duration_ms"
+GEMINI_DURATION_MS: Final = "duration_ms"
+# A model call that failed.
+CLAUDE_ERROR: Final = "error"
+CLAUDE_STATUS_CODE: Final = "status_code"
+CLAUDE_ATTEMPT: Final = "attempt"
+CODEX_ERROR_MESSAGE: Final = "error.message"
+GEMINI_ERROR: Final = "error"  # also a failed tool call's
+GEMINI_ERROR_TYPE: Final = "error_type"
+GEMINI_STATUS_CODE: Final = "status_code"
+
+# A tool call: its name and id, what it was given, what came of it.
+CLAUDE_TOOL_NAME: Final = "tool_name"
+CODEX_TOOL_NAME: Final = "tool_name"
+GEMINI_FUNCTION_NAME: Final = "function_name"
+CLAUDE_TOOL_USE_ID: Final = "tool_use_id"
+CODEX_CALL_ID: Final = "call_id"
+CLAUDE_TOOL_INPUT: Final = "tool_input"  # JSON, only with OTEL_LOG_TOOL_DETAILS=1
+CODEX_ARGUMENTS: Final = "arguments"  # JSON, always sent
+GEMINI_FUNCTION_ARGS: Final = "function_args"  # JSON, only with telemetry.logPrompts
+CLAUDE_SUCCESS: Final = "success"
+CODEX_SUCCESS: Final = "success"
+GEMINI_SUCCESS: Final = "success"
+CLAUDE_TOOL_RESULT_SIZE: Final = "tool_result_size_bytes"
+CODEX_OUTPUT: Final = "output"  # the full output text
+GEMINI_CONTENT_LENGTH: Final = "content_length"
+# Which MCP server a tool call went to (Claude's only with OTEL_LOG_TOOL_DETAILS=1).
+CLAUDE_TOOL_PARAMETERS: Final = "tool_parameters"  # JSON: mcp_server_name, mcp_tool_name; Bash's full_command
+CLAUDE_MCP_SERVER_NAME: Final = "mcp_server_name"  # in tool_parameters
+CLAUDE_MCP_TOOL_NAME: Final = "mcp_tool_name"  # in tool_parameters
+CODEX_MCP_SERVER: Final = "mcp_server"  # "" for a built-in tool
+GEMINI_TOOL_TYPE: Final = "tool_type"  # native | mcp
+GEMINI_TOOL_TYPE_MCP: Final = "mcp"
+GEMINI_MCP_SERVER_NAME: Final = "mcp_server_name"
+# A refused tool call: Codex's sandbox, Gemini's decision, Claude Code's (a span's) decision.
+CODEX_OUTCOME: Final = "outcome"
+CODEX_OUTCOME_DENIED: Final = "denied"
+GEMINI_DECISION: Final = "decision"
+GEMINI_DECISION_REJECT: Final = "reject"
+CLAUDE_DECISION: Final = "decision"
+CLAUDE_DECISION_REJECT: Final = "reject"
+# What the claude_code.tool span says the call acted on (only with OTEL_LOG_TOOL_DETAILS=1).
+CLAUDE_SPAN_FILE_PATH: Final = "file_path"
+CLAUDE_SPAN_FULL_COMMAND: Final = "full_command"
+
+# The agents' own spans, which describe calls their events count already (kept, never counted).
+CLAUDE_SPAN_LLM_REQUEST: Final = "claude_code.llm_request"
+CLAUDE_SPAN_TOOL: Final = "claude_code.tool"
+CLAUDE_SPAN_TOOL_EXECUTION: Final = "claude_code.tool.execution"
+CLAUDE_SPAN_BLOCKED_ON_USER: Final = "claude_code.tool.blocked_on_user"  # the one that carries a refusal
+GEMINI_SPAN_LLM_CALL: Final = "llm_call"
+GEMINI_SPAN_TOOL_CALL: Final = "tool_call"

@@ -51,5 +51,6 @@ def mark_trace_span(record: SpanRecord) -> SpanRecord:
 
 
 def mark_trace_spans(records: Sequence[SpanRecord]) -> list[SpanRecord]:
-    """:func:`mark_trace_span` for one OTLP request's spans, then Codex's id-less spans joined to their session."""
-    return codex.join_sessions([mark_trace_span(r) for r in records])
+    """:func:`mark_trace_span` for one OTLP request's spans, then what takes the whole request: Claude Code's
+    refusals named by their parent span, Codex's id-less spans joined to their session."""
+    return codex.join_sessions(claude.name_refusals([mark_trace_span(r) for r in records]))

@@ -1,4 +1,4 @@
-"""What the Codex and Gemini adapters share: ids, record shapes, waste flags.
+"""What the agent adapters share: ids, record shapes, waste flags.
 
 Ids are deterministic from an event's identity, so an OTLP request sent twice
 (an exporter retry) yields the same (trace_id, span_id) pairs and the store
@@ -15,13 +15,13 @@ across requests are compared too.
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 from .. import semconv as sc
 from ..detect import LoopDetector, RepeatedReads, estimate_tokens
-from ..store.records import Attributes, AttrValue, EventRecord, SpanRecord
+from ..store.records import Attributes, EventRecord, SpanRecord
 
 
 def hex_id(nbytes: int, *parts: object) -> str:
@@ -33,70 +33,6 @@ def hex_id(nbytes: int, *parts: object) -> str:
 
 def session_trace_id(agent: str, session: str) -> str:
     return hex_id(16, agent, "session", session)
-
-
-def to_int(value: Any) -> int | None:
-    """A count the agents send as int, digit string or float (never bool)."""
-    if isinstance(value, bool) or value is None:
-        return None
-    if isinstance(value, int):
-        return value
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return int(number) if number == number and abs(number) != float("inf") else None
-
-
-def to_bool(value: Any) -> bool | None:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
-        return value.strip().lower() == "true"
-    return None
-
-
-def text(value: Any) -> str | None:
-    if value is None or value == "":
-        return None
-    return value if isinstance(value, str) else str(value)
-
-
-def clean_resource(resource: Mapping[str, Any]) -> Attributes:
-    """The resource as record attributes: scalars and flat sequences, None dropped."""
-    out: Attributes = {}
-    for key, value in resource.items():
-        v = attr_value(value)
-        if v is not None:
-            out[key] = v
-    return out
-
-
-def attr_value(value: Any) -> AttrValue | None:
-    if isinstance(value, (str, bool, int, float)):
-        return value
-    if isinstance(value, (list, tuple)):
-        items = tuple(v for v in value if isinstance(v, (str, bool, int, float)))
-        return items if len(items) == len(value) else str(list(value))
-    if value is None:
-        return None
-    return str(value)
-
-
-# What names a run: only an agent's prompt record may carry it (prompt_record).
-RUN_DESCRIPTORS: tuple[str, ...] = (sc.RUN_NAME, sc.PROJECT, sc.OWNER)
-
-
-def without_run_descriptors(attributes: Attributes) -> Attributes:
-    """An agent span's attributes without ``runtrace.run.name`` / ``runtrace.project`` / ``runtrace.owner``.
-
-    Claude Code copies ``OTEL_RESOURCE_ATTRIBUTES`` onto every span's attributes,
-    so with ``runtrace.project`` set (as ``runtrace agents setup --project``
-    does) each of its spans would rank as one that names the run, and the
-    session's last span, which carries no name, would win over the prompt:
-    the run lost its name. They stay in the span's resource.
-    """
-    return {k: v for k, v in attributes.items() if k not in RUN_DESCRIPTORS}
 
 
 @dataclass
@@ -184,6 +120,28 @@ def error_record(session: Session, *, identity: Iterable[object], event_name: st
         status_message=message, attributes=attrs, resource=session.resource, scope_name=scope_name)
 
 
+# A recorded tool argument (a command line, a path, a pattern) longer than this is cut, ending in "…".
+ARGUMENT_CHARS = 500
+
+
+def tool_arguments(values: Mapping[str, object]) -> str | None:
+    """What a tool call acted on, as runtrace records it: ``gen_ai.tool.call.arguments`` JSON, or None.
+
+    Only the values an adapter picked (the file, the command, the pattern, the
+    MCP server: never an edit's old/new text), only when the agent sent them
+    (its detail flag: Claude's ``OTEL_LOG_TOOL_DETAILS``, Gemini's
+    ``logPrompts``), each cut at :data:`ARGUMENT_CHARS`. The attribute is
+    runtrace's mark that content was captured (as ``capture_content`` writes it
+    in-process), so the run page names the file or command only then; the waste
+    detectors compare the hashes of the agent's whole input, never this text.
+    """
+    kept: dict[str, str] = {}
+    for key, value in values.items():
+        if isinstance(value, str) and value.strip():
+            kept[key] = value if len(value) <= ARGUMENT_CHARS else value[:ARGUMENT_CHARS - 1] + "…"
+    return json.dumps(kept, ensure_ascii=False) if kept else None
+
+
 @dataclass
 class ToolCall:
     """One executed (or refused) tool call, before the waste flags are set."""
@@ -203,6 +161,7 @@ class ToolCall:
     result_text: str | None = None  # for the token estimate of a repeated read
     args_preview: str = ""
     refused: bool = False
+    arguments: str | None = None  # gen_ai.tool.call.arguments (tool_arguments): the file, command, pattern
     extra: Attributes = field(default_factory=dict)
 
 
@@ -226,6 +185,8 @@ def tool_records(session: Session, calls: Iterable[ToolCall], scope_name: str | 
             attrs[sc.GEN_AI_TOOL_CALL_ID] = call.call_id
         if call.duration_ms is not None:
             attrs[sc.TOOL_DURATION_MS] = call.duration_ms
+        if call.arguments is not None:
+            attrs[sc.GEN_AI_TOOL_CALL_ARGUMENTS] = call.arguments
         attrs.update(call.extra)
         events: list[EventRecord] = []
         status, message = ("OK", None) if call.success else ("ERROR", call.error or "tool call failed")

@@ -25,6 +25,11 @@ events are complete without the beta traces, so they are the one source of figur
   run-wide recount (store/rereads.py) sees an Edit in one request invalidate a
   Read in another. Without tool details the record says so (``runtrace.tool.details_missing``)
   and nothing can be compared.
+- what a tool call acted on (``file_path``, ``command``, ``pattern``..., the MCP
+  server and tool of ``tool_parameters``) is recorded as ``gen_ai.tool.call.arguments``
+  (``_build.tool_arguments``), so the run page names it: with tool details only,
+  never an edit's old/new text. A refusal is named from its parent span
+  (:func:`name_refusals`).
 
 Ids are deterministic from (session, ``prompt.id``, ``event.sequence``, time)
 or ``tool_use_id``, so a request sent twice counts once.
@@ -51,20 +56,9 @@ from typing import Any
 from .. import semconv as sc
 from ..detect import stable_hash, text_hash
 from ..store.records import Attributes, SpanRecord
-from ._build import (
-    Session,
-    ToolCall,
-    clean_resource,
-    error_record,
-    llm_record,
-    prompt_record,
-    text,
-    to_bool,
-    to_int,
-    tool_records,
-    without_run_descriptors,
-)
-from .events import LogEvent
+from ._build import Session, ToolCall, error_record, llm_record, prompt_record, tool_arguments, tool_records
+from ._values import clean_resource, parse_json, text, to_bool, to_float, to_int, without_run_descriptors
+from .events import LogEvent, records_by_session
 
 SERVICE_NAMES: frozenset[str] = sc.CLAUDE_SERVICE_NAMES
 AGENT = "claude"
@@ -72,6 +66,8 @@ FALLBACK_NAME = "Claude Code session"
 _REDACTED = "<REDACTED>"
 _READ_TOOLS = frozenset({"Read", "Glob", "Grep", "LS"})
 _WRITE_TOOLS = frozenset({"Edit", "MultiEdit", "Write", "NotebookEdit"})
+# What the run page names a tool call by (tool_input keys of Read/Edit/Write, Glob/Grep, Bash, WebFetch/WebSearch).
+_SUBJECT_KEYS = ("file_path", "notebook_path", "path", "pattern", "glob", "command", "url", "query")
 _COUNTED_BY = {sc.CLAUDE_SPAN_LLM_REQUEST: sc.CLAUDE_EV_API_REQUEST,
                sc.CLAUDE_SPAN_TOOL: sc.CLAUDE_EV_TOOL_RESULT,
                sc.CLAUDE_SPAN_TOOL_EXECUTION: sc.CLAUDE_EV_TOOL_RESULT}
@@ -79,17 +75,11 @@ _COUNTED_BY = {sc.CLAUDE_SPAN_LLM_REQUEST: sc.CLAUDE_EV_API_REQUEST,
 
 def to_records(events: Sequence[LogEvent]) -> list[SpanRecord]:
     """The run records of every Claude Code session among ``events`` (others are dropped)."""
-    by_session: dict[str, list[LogEvent]] = defaultdict(list)
-    for event in events:
-        session = text(event.attributes.get(sc.SESSION_ID))
-        if session is not None:
-            by_session[session].append(event)
-    records: list[SpanRecord] = []
-    for session_id, session_events in by_session.items():
-        ordered = sorted(session_events, key=lambda e: (e.time_ns, to_int(e.attributes.get(
-            sc.CLAUDE_EVENT_SEQUENCE)) or 0))
-        records.extend(_session_records(session_id, ordered))
-    return records
+    return records_by_session(events, lambda e: text(e.attributes.get(sc.SESSION_ID)), _order, _session_records)
+
+
+def _order(event: LogEvent) -> tuple[int, int]:
+    return event.time_ns, to_int(event.attributes.get(sc.CLAUDE_EVENT_SEQUENCE)) or 0
 
 
 def mark_trace_span(record: SpanRecord) -> SpanRecord:
@@ -108,6 +98,27 @@ def mark_trace_span(record: SpanRecord) -> SpanRecord:
             and attrs.get(sc.CLAUDE_DECISION) == sc.CLAUDE_DECISION_REJECT):
         attrs[sc.TOOL_REFUSED] = True
     return dataclasses.replace(record, attributes=attrs)
+
+
+def name_refusals(records: Sequence[SpanRecord]) -> list[SpanRecord]:
+    """One OTLP request's spans, each refusal named by the file or command of its ``claude_code.tool`` parent.
+
+    The refused call's own span (``blocked_on_user``) carries no input; its parent
+    does, with ``OTEL_LOG_TOOL_DETAILS=1``, and ends with it, so both come in one
+    request. Without tool details, or with the parent in another request, the
+    refusal stays unnamed.
+    """
+    tools = {r.span_id: r for r in records
+             if r.name == sc.CLAUDE_SPAN_TOOL and r.scope_name == sc.CLAUDE_TRACING_SCOPE}
+    out: list[SpanRecord] = []
+    for record in records:
+        parent = tools.get(record.parent_span_id or "") if record.attributes.get(sc.TOOL_REFUSED) else None
+        arguments = None if parent is None else tool_arguments({
+            "file_path": parent.attributes.get(sc.CLAUDE_SPAN_FILE_PATH),
+            "command": parent.attributes.get(sc.CLAUDE_SPAN_FULL_COMMAND)})
+        out.append(record if arguments is None else dataclasses.replace(
+            record, attributes={**record.attributes, sc.GEN_AI_TOOL_CALL_ARGUMENTS: arguments}))
+    return out
 
 
 def _identity(kind: str, event: LogEvent) -> tuple[object, ...]:
@@ -154,15 +165,8 @@ def _llm_call(session: Session, event: LogEvent) -> SpanRecord:
     uncached = to_int(a.get(sc.CLAUDE_INPUT_TOKENS)) or 0
     cache_read = to_int(a.get(sc.CLAUDE_CACHE_READ_TOKENS)) or 0
     cache_write = to_int(a.get(sc.CLAUDE_CACHE_CREATION_TOKENS)) or 0
-    extra: Attributes = {}
-    cost = a.get(sc.CLAUDE_COST_USD)
-    if isinstance(cost, (int, float)) and not isinstance(cost, bool):
-        extra[sc.AGENT_COST_USD] = float(cost)
-    elif isinstance(cost, str):
-        try:
-            extra[sc.AGENT_COST_USD] = float(cost)
-        except ValueError:
-            pass
+    cost = to_float(a.get(sc.CLAUDE_COST_USD))
+    extra: Attributes = {} if cost is None else {sc.AGENT_COST_USD: cost}
     return llm_record(
         session, identity=_identity("api_request", event), event_name=event.name, end_ns=event.time_ns,
         duration_ms=to_int(a.get(sc.CLAUDE_DURATION_MS)), provider=sc.PROVIDER_ANTHROPIC,
@@ -172,22 +176,13 @@ def _llm_call(session: Session, event: LogEvent) -> SpanRecord:
         reasoning_tokens=0, extra=extra, scope_name=event.scope_name)
 
 
-def _parse(raw: Any) -> Any:
-    if isinstance(raw, str):
-        try:
-            return json.loads(raw)
-        except ValueError:
-            return raw
-    return raw
-
-
 def _tool_call(event: LogEvent, writes: dict[str, int]) -> ToolCall:
     a = event.attributes
     name = text(a.get(sc.CLAUDE_TOOL_NAME)) or "unknown"
     call_id = text(a.get(sc.CLAUDE_TOOL_USE_ID))
     success = to_bool(a.get(sc.CLAUDE_SUCCESS)) is not False
     raw_input = a.get(sc.CLAUDE_TOOL_INPUT)
-    tool_input = _parse(raw_input) if raw_input not in (None, "") else None
+    tool_input = parse_json(raw_input) if raw_input not in (None, "") else None
     path = tool_input.get("file_path") if isinstance(tool_input, dict) else None
     path = path if isinstance(path, str) and path else None
     identity = ("tool_result", call_id or event.time_ns)
@@ -216,4 +211,15 @@ def _tool_call(event: LogEvent, writes: dict[str, int]) -> ToolCall:
         args_hash=stable_hash(tool_input), result_hash=text_hash(result), success=success,
         error=None if success else (text(a.get(sc.CLAUDE_ERROR)) or "tool call failed"), read=read,
         result_chars=to_int(a.get(sc.CLAUDE_TOOL_RESULT_SIZE)) or 0,
-        args_preview=command if isinstance(command, str) else (path or ""), extra=extra)
+        args_preview=command if isinstance(command, str) else (path or ""),
+        arguments=_subject(tool_input, parse_json(a.get(sc.CLAUDE_TOOL_PARAMETERS))), extra=extra)
+
+
+def _subject(tool_input: Any, parameters: Any) -> str | None:
+    """The file, command, pattern or MCP tool a call acted on, from what Claude Code sent (tool details only)."""
+    values: dict[str, object] = {}
+    if isinstance(tool_input, dict):
+        values.update((k, tool_input.get(k)) for k in _SUBJECT_KEYS)
+    if isinstance(parameters, dict):
+        values.update((k, parameters.get(k)) for k in (sc.CLAUDE_MCP_SERVER_NAME, sc.CLAUDE_MCP_TOOL_NAME))
+    return tool_arguments(values)

@@ -22,6 +22,10 @@ events are complete without any beta flag, so they are the one source:
   is a failed call (an error), whatever Codex's ``success`` says.
 - ``codex.sandbox_outcome`` with ``outcome=denied``: a refused tool call
   (``runtrace.tool.refused``); the failed attempt itself arrives as a tool_result.
+- the command (and MCP server) of a call is recorded as ``gen_ai.tool.call.arguments``
+  (``_build.tool_arguments``) for the run page; Codex sends its arguments whatever
+  ``log_user_prompt`` says, the output is never kept. A refusal is named by its
+  attempt's command (same ``call_id``, same request).
 
 Codex's own spans (traces exporter): ``session_task.turn`` carries turn totals
 under ``codex.turn.token_usage.*`` (never read), and ``handle_responses`` one
@@ -45,7 +49,6 @@ of its trace in the request, else the one session of the request's Codex spans
 from __future__ import annotations
 
 import dataclasses
-import json
 import re
 import shlex
 from collections import defaultdict
@@ -55,18 +58,9 @@ from typing import Any
 from .. import semconv as sc
 from ..detect import stable_hash, text_hash
 from ..store.records import SpanRecord
-from ._build import (
-    Session,
-    ToolCall,
-    clean_resource,
-    llm_record,
-    prompt_record,
-    text,
-    to_bool,
-    to_int,
-    tool_records,
-)
-from .events import LogEvent
+from ._build import Session, ToolCall, llm_record, prompt_record, tool_arguments, tool_records
+from ._values import clean_resource, parse_json, text, to_bool, to_int
+from .events import LogEvent, records_by_session
 
 SERVICE_NAMES: frozenset[str] = sc.CODEX_SERVICE_NAMES
 AGENT = "codex"
@@ -85,15 +79,8 @@ _READ_GIT = frozenset({"diff", "status", "log", "show", "blame", "ls-files"})
 
 def to_records(events: Sequence[LogEvent]) -> list[SpanRecord]:
     """The run records of every Codex session among ``events`` (others are dropped)."""
-    by_session: dict[str, list[LogEvent]] = defaultdict(list)
-    for event in events:
-        session = text(event.attributes.get(sc.CODEX_CONVERSATION_ID))
-        if session is not None:
-            by_session[session].append(event)
-    records: list[SpanRecord] = []
-    for session_id, session_events in by_session.items():
-        records.extend(_session_records(session_id, sorted(session_events, key=lambda e: e.time_ns)))
-    return records
+    return records_by_session(events, lambda e: text(e.attributes.get(sc.CODEX_CONVERSATION_ID)),
+                              lambda e: e.time_ns, _session_records)
 
 
 def mark_trace_span(record: SpanRecord) -> SpanRecord:
@@ -164,8 +151,15 @@ def _session_records(session_id: str, events: list[LogEvent]) -> list[SpanRecord
             refused = _refusal(event)
             if refused is not None:
                 calls.append(refused)
-    records.extend(tool_records(session, calls))
+    records.extend(tool_records(session, _name_refusals(calls)))
     return records
+
+
+def _name_refusals(calls: list[ToolCall]) -> list[ToolCall]:
+    """A sandbox refusal carries only the call id: it names what was refused from its attempt's tool_result."""
+    attempts = {c.call_id: c.arguments for c in calls if not c.refused and c.call_id and c.arguments}
+    return [dataclasses.replace(c, arguments=attempts.get(c.call_id)) if c.refused and c.call_id in attempts else c
+            for c in calls]
 
 
 def _llm_call(session: Session, event: LogEvent) -> SpanRecord | None:
@@ -190,7 +184,7 @@ def _tool_call(event: LogEvent) -> ToolCall:
     a = event.attributes
     name = text(a.get(sc.CODEX_TOOL_NAME)) or "unknown"
     call_id = text(a.get(sc.CODEX_CALL_ID))
-    args = _parse_args(a.get(sc.CODEX_ARGUMENTS))
+    args = parse_json(a.get(sc.CODEX_ARGUMENTS))
     command = _command(args)
     output = text(a.get(sc.CODEX_OUTPUT)) or ""
     result = _VOLATILE_LINE.sub("", output)
@@ -204,7 +198,15 @@ def _tool_call(event: LogEvent) -> ToolCall:
         args_hash=stable_hash(args), result_hash=text_hash(result), success=success,
         error=None if success else (f"exit code {exit_code.group(1)}" if exit_code else "tool call failed"),
         read=command is not None and is_read_only(command), result_text=result,
-        args_preview=command or "")
+        args_preview=command or "", arguments=_subject(args, command, text(a.get(sc.CODEX_MCP_SERVER))))
+
+
+def _subject(args: Any, command: str | None, mcp_server: str | None) -> str | None:
+    """The command, file or MCP server a call acted on (Codex sends its arguments whatever its prompt flag)."""
+    values: dict[str, object] = {"command": command, "mcp_server": mcp_server}
+    if isinstance(args, dict):
+        values.update((k, args.get(k)) for k in ("path", "file_path", "pattern", "query"))
+    return tool_arguments(values)
 
 
 def _refusal(event: LogEvent) -> ToolCall | None:
@@ -216,15 +218,6 @@ def _refusal(event: LogEvent) -> ToolCall | None:
         identity=("sandbox_outcome", call_id or event.time_ns), event_name=event.name, end_ns=event.time_ns,
         duration_ms=None, tool_name=text(a.get(sc.CODEX_TOOL_NAME)) or "unknown", call_id=call_id,
         args_hash="", result_hash="", success=False, refused=True)
-
-
-def _parse_args(raw: Any) -> Any:
-    if isinstance(raw, str):
-        try:
-            return json.loads(raw)
-        except ValueError:
-            return raw
-    return raw
 
 
 def _command(args: Any) -> str | None:

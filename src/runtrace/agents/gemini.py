@@ -22,6 +22,9 @@ events are complete by default; they are the one counted source:
   successful write carry ``runtrace.tool.path_hash``, so the store's run-wide
   recount (store/rereads.py) sees a write in one request make a read in a later
   request new, as for Claude Code.
+- the file, command or pattern of a call (and the MCP server) is recorded as
+  ``gen_ai.tool.call.arguments`` for the run page; Gemini sends ``function_args``
+  only with ``telemetry.logPrompts``, so without it nothing is named.
 
 Gemini's own spans (``llm_call``, ``tool_call``, beta traces) describe the same
 calls. The log events do not carry their ids for the responses, so the log
@@ -34,28 +37,16 @@ Gemini's spans: kept in the run, never counted, so "logs only" and
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .. import semconv as sc
 from ..detect import stable_hash, text_hash
 from ..store.records import Attributes, SpanRecord
-from ._build import (
-    Session,
-    ToolCall,
-    clean_resource,
-    error_record,
-    llm_record,
-    prompt_record,
-    text,
-    to_bool,
-    to_int,
-    tool_records,
-    without_run_descriptors,
-)
-from .events import LogEvent
+from ._build import Session, ToolCall, error_record, llm_record, prompt_record, tool_arguments, tool_records
+from ._values import clean_resource, parse_json, text, to_bool, to_int, without_run_descriptors
+from .events import LogEvent, records_by_session
 
 SERVICE_NAMES: frozenset[str] = sc.GEMINI_SERVICE_NAMES
 AGENT = "gemini"
@@ -70,15 +61,11 @@ _PATH_KEYS = ("absolute_path", "file_path", "path", "dir_path")
 
 def to_records(events: Sequence[LogEvent]) -> list[SpanRecord]:
     """The run records of every Gemini CLI session among ``events`` (others are dropped)."""
-    by_session: dict[str, list[LogEvent]] = defaultdict(list)
-    for event in events:
-        session = text(event.attributes.get(sc.SESSION_ID)) or text(event.resource.get(sc.SESSION_ID))
-        if session is not None:
-            by_session[session].append(event)
-    records: list[SpanRecord] = []
-    for session_id, session_events in by_session.items():
-        records.extend(_session_records(session_id, sorted(session_events, key=lambda e: e.time_ns)))
-    return records
+    return records_by_session(events, _session_of, lambda e: e.time_ns, _session_records)
+
+
+def _session_of(event: LogEvent) -> str | None:
+    return text(event.attributes.get(sc.SESSION_ID)) or text(event.resource.get(sc.SESSION_ID))
 
 
 def mark_trace_span(record: SpanRecord) -> SpanRecord:
@@ -165,7 +152,7 @@ def _api_error(session: Session, event: LogEvent, request_model: str | None) -> 
 def _tool_call(event: LogEvent, versions: dict[str, int]) -> ToolCall:
     a = event.attributes
     name = text(a.get(sc.GEMINI_FUNCTION_NAME)) or "unknown"
-    args = _parse_args(a.get(sc.GEMINI_FUNCTION_ARGS))
+    args = parse_json(a.get(sc.GEMINI_FUNCTION_ARGS))
     path = _path(args)
     success = to_bool(a.get(sc.GEMINI_SUCCESS)) is True
     error = text(a.get(sc.GEMINI_ERROR))
@@ -192,16 +179,18 @@ def _tool_call(event: LogEvent, versions: dict[str, int]) -> ToolCall:
         event_name=event.name, end_ns=event.time_ns, duration_ms=to_int(a.get(sc.GEMINI_DURATION_MS)),
         tool_name=name, call_id=call_id, args_hash=stable_hash(args_key), result_hash=text_hash(result),
         success=success, error=error, read=read, result_chars=to_int(a.get(sc.GEMINI_CONTENT_LENGTH)) or 0,
-        args_preview=path or "", refused=refused, extra=extra)
+        args_preview=path or "", refused=refused, arguments=_subject(args, path, a), extra=extra)
 
 
-def _parse_args(raw: Any) -> Any:
-    if isinstance(raw, str):
-        try:
-            return json.loads(raw)
-        except ValueError:
-            return raw
-    return raw
+def _subject(args: Any, path: str | None, a: Mapping[str, Any]) -> str | None:
+    """The file, command, pattern or MCP server a call acted on (function_args only with logPrompts)."""
+    if not isinstance(args, dict):
+        return None
+    values: dict[str, object] = {"file_path": path}
+    values.update((k, args.get(k)) for k in ("pattern", "command", "url", "query"))
+    if text(a.get(sc.GEMINI_TOOL_TYPE)) == sc.GEMINI_TOOL_TYPE_MCP:
+        values["mcp_server"] = text(a.get(sc.GEMINI_MCP_SERVER_NAME))
+    return tool_arguments(values)
 
 
 def _path(args: Any) -> str | None:

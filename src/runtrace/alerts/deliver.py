@@ -22,7 +22,8 @@ from dataclasses import dataclass
 
 from .config import Webhook
 
-__all__ = ["DELIVERED", "FAILED", "PENDING", "Attempt", "backoff_seconds", "claim_due", "deliver_due", "next_due_ns", "post"]
+__all__ = ["DELIVERED", "FAILED", "PENDING", "Attempt", "NotRetryableError", "UnknownAlertError", "backoff_seconds", "claim_due",
+           "deliver_due", "next_due_ns", "post", "retry_failed"]
 
 PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
 _SECOND = 1_000_000_000
@@ -77,11 +78,13 @@ def post(webhook: Webhook, body: bytes) -> str | None:
     return None if 200 <= status < 300 else f"HTTP {status}"
 
 
-def _settle(conn: sqlite3.Connection, webhook: Webhook, attempt: Attempt, error: str | None, now_ns: int) -> None:
+def _settle(conn: sqlite3.Connection, webhook: Webhook, attempt: Attempt, error: str | None, now_ns: int,
+            *, last: bool = False) -> None:
+    """Record how the attempt went; ``last``: a failure is final (a retry asked for by hand is one attempt)."""
     if error is None:
         conn.execute("UPDATE alerts SET status = ?, delivered_ns = ?, last_error = NULL WHERE id = ?",
                      (DELIVERED, now_ns, attempt.alert_id))
-    elif attempt.attempts >= webhook.max_attempts:
+    elif last or attempt.attempts >= webhook.max_attempts:
         conn.execute("UPDATE alerts SET status = ?, last_error = ? WHERE id = ?",
                      (FAILED, error[:_ERROR_CHARS], attempt.alert_id))
     else:
@@ -99,6 +102,48 @@ def deliver_due(conn: sqlite3.Connection, webhook: Webhook, clock_ns: Callable[[
             _settle(conn, webhook, attempt, error, clock_ns())
             delivered += error is None
     return delivered
+
+
+class NotRetryableError(ValueError):
+    """The alert asked to be retried is pending or delivered, not failed: says which."""
+
+
+class UnknownAlertError(LookupError):
+    """No alert has the id asked to be retried."""
+
+
+def retry_failed(conn: sqlite3.Connection, webhook: Webhook, alert_id: int, clock_ns: Callable[[], int]) -> str | None:
+    """Post one ``failed`` firing again now, as one more recorded attempt; None when it was delivered.
+
+    Why through the queue's own steps: the row is claimed under the same lease as
+    :func:`claim_due` (so a second click, or another server, cannot post it twice at
+    once), posted by :func:`post` and settled by :func:`_settle`, so the page shows
+    the new attempt, its error or its delivery time like any other. A failure leaves
+    the row ``failed`` (no new backoff series: the retry was asked for by hand).
+    Raises :class:`UnknownAlertError` (a LookupError) for an unknown id and
+    :class:`NotRetryableError` (a ValueError) for an alert that is not failed.
+    """
+    now_ns = clock_ns()
+    lease_ns = int((webhook.timeout_seconds + _LEASE_MARGIN_S) * _SECOND)
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        row = conn.execute("SELECT status, attempts, payload FROM alerts WHERE id = ?", (alert_id,)).fetchone()
+        if row is None:
+            raise UnknownAlertError(f"no alert {alert_id} in this store")
+        if row[0] != FAILED:
+            raise NotRetryableError(f"alert {alert_id} is {row[0]}, not failed: only a failed alert is retried "
+                                    "by hand (a pending one is retried on its own)")
+        conn.execute("UPDATE alerts SET status = ?, attempts = attempts + 1, next_attempt_ns = ? WHERE id = ?",
+                     (PENDING, now_ns + lease_ns, alert_id))
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    attempt = Attempt(alert_id, int(row[1]) + 1, str(row[2]).encode())
+    error = post(webhook, attempt.payload)
+    _settle(conn, webhook, attempt, error, clock_ns(), last=True)
+    return error
 
 
 def next_due_ns(conn: sqlite3.Connection) -> int | None:

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from ..store.db import connect
 from .config import AlertsConfig
-from .deliver import deliver_due, next_due_ns
+from .deliver import deliver_due, next_due_ns, retry_failed
 from .rules import evaluate, start_cursor
 
 __all__ = ["AlertEngine"]
@@ -65,6 +65,18 @@ class AlertEngine:
     def notify(self) -> None:
         """Spans were committed: evaluate soon. Never blocks."""
         self._changed.set()
+
+    def retry(self, alert_id: int) -> str | None:
+        """Post one failed firing again now, on a connection of its own (None: delivered, else the error).
+
+        Raises LookupError for an unknown id, ValueError for an alert that is not failed
+        (:mod:`.deliver`'s ``UnknownAlertError`` / ``NotRetryableError``).
+        """
+        conn = self._connection()
+        try:
+            return retry_failed(conn, self.config.webhook, alert_id, self.clock_ns)
+        finally:
+            conn.close()
 
     def stop(self, timeout: float = 5.0) -> None:
         """Stop both threads; a post in flight is left to its lease (retried at the next start)."""

@@ -3,8 +3,9 @@
 ``setup AGENT`` prints exactly what to set (stdout: the settings; stderr: the
 privacy note of each detail flag); ``--write`` merges it into the agent's own
 settings file, keeping the user's other keys and a backup of the old file.
-``hook claude`` installs the PreToolUse budget hook; ``check claude`` is that
-hook (Claude Code runs it before every tool call).
+``hook claude`` installs the budget hook (PreToolUse and UserPromptSubmit);
+``check claude`` is that hook (Claude Code runs it before every tool call and
+every prompt).
 """
 
 from __future__ import annotations
@@ -75,8 +76,8 @@ BUDGET_OPTIONS = [
 ]
 POLICY_OPTIONS = [
     click.option("--policy", "policy_path", type=click.Path(dir_okay=False), envvar=sc.ENV_POLICY,
-                 show_envvar=True, help="Claude Code: also apply the allowed_tools of this policy file "
-                 "(docs/policies.md) for the session's project and owner."),
+                 show_envvar=True, help="Claude Code: also apply this policy file's caps, allowed_models and "
+                 "allowed_tools (docs/policies.md) for the session's project and owner."),
     click.option("--project", "policy_project", help="Claude Code: the session's project for --policy when "
                  "its telemetry names none."),
 ]
@@ -210,7 +211,8 @@ def _shell(value: str) -> str:
 def hook(agent: str, home: str | None, store_path: str | None, budget_usd: float | None,
          max_tool_calls: int | None, max_seconds: float | None, allowed_tools: str | None,
          policy_path: str | None, policy_project: str | None) -> None:
-    """Install Claude Code's PreToolUse budget hook in ~/.claude/settings.json (replaces an older one)."""
+    """Install Claude Code's budget hook (PreToolUse and UserPromptSubmit) in ~/.claude/settings.json
+    (replaces an older one)."""
     budget = _budget(budget_usd, max_tool_calls, max_seconds, allowed_tools)
     if not budget.is_set() and policy_path is None:
         raise click.UsageError("give at least one limit: --budget-usd, --max-tool-calls, --max-seconds, "
@@ -239,8 +241,9 @@ def hook(agent: str, home: str | None, store_path: str | None, budget_usd: float
 def check(agent: str, store_path: str | None, budget_usd: float | None, max_tool_calls: int | None,
           max_seconds: float | None, allowed_tools: str | None, policy_path: str | None,
           policy_project: str | None) -> None:
-    """The PreToolUse hook: read the hook's JSON on stdin, deny the tool call when the session is over budget
-    or the tool is not an allowed one.
+    """The PreToolUse / UserPromptSubmit hook: read the hook's JSON on stdin, deny the tool call (or block the
+    prompt) when the session is over budget, its project or owner over a policy cap, its model not an allowed
+    one, or the tool not an allowed one.
 
     Never fails Claude Code: on any error the call is allowed (exit 0) and the error goes to stderr.
     """
@@ -265,7 +268,7 @@ def _load_policy(path: str) -> Any:
 
 def _check(store_path: str | None, budget: Budget, policy_path: str | None = None,
            project: str | None = None) -> str | None:
-    from ..agents_budget import check_session, deny_output
+    from ..agents_budget import EVENTS, PRE_TOOL_USE, check_session, deny_output
     from ..policy import load_policy
     from ..store.db import Store
     from ..store.errors import StoreNotFoundError
@@ -274,10 +277,15 @@ def _check(store_path: str | None, budget: Budget, policy_path: str | None = Non
     session_id = payload.get("session_id") if isinstance(payload, dict) else None
     if not isinstance(session_id, str) or not session_id:
         raise ValueError("hook input has no session_id")
+    event = payload.get("hook_event_name") or PRE_TOOL_USE
+    if event not in EVENTS:
+        click.echo(f"runtrace budget hook: {event!r} is not an event it checks ({', '.join(EVENTS)}); allowing",
+                   err=True)
+        return None
     policy = load_policy(policy_path) if policy_path else None
     if not budget.is_set() and policy is None:
         return None
-    tool_name = payload.get("tool_name")
+    tool_name = payload.get("tool_name") if event == PRE_TOOL_USE else None
     tool_name = tool_name if isinstance(tool_name, str) and tool_name else None
     path = store_path or os.environ.get(sc.ENV_STORE)
     try:
@@ -285,7 +293,8 @@ def _check(store_path: str | None, budget: Budget, policy_path: str | None = Non
     except StoreNotFoundError:
         store = None  # nothing recorded yet: only the tool lists apply
     try:
-        decision = check_session(store, session_id, budget, tool_name=tool_name, policy=policy, project=project)
+        decision = check_session(store, session_id, budget, tool_name=tool_name, policy=policy, project=project,
+                                 event=event)
     finally:
         if store is not None:
             store.close()
@@ -293,6 +302,6 @@ def _check(store_path: str | None, budget: Budget, policy_path: str | None = Non
         click.echo(f"runtrace budget hook: warning (allowed, on_exceed=warn): {decision.warning}", err=True)
     if decision.allow or decision.reason is None:
         return None
-    click.echo(f"runtrace budget hook: denied {payload.get('tool_name', 'a tool call')}: {decision.reason}",
-               err=True)
-    return deny_output(decision.reason)
+    what = payload.get("tool_name", "a tool call") if event == PRE_TOOL_USE else "the prompt"
+    click.echo(f"runtrace budget hook: denied {what}: {decision.reason}", err=True)
+    return deny_output(decision.reason, event)

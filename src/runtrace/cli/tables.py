@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ..totals import CONTRACT_TOTALS
 from .output import safe
 
 __all__ = ["CSV_FIELDS", "csv_rows", "id_prefix_length", "runs_table"]
@@ -25,9 +26,9 @@ MIN_ID = 8
 # rich's default box: "│ " before each cell, " " after, and one closing "│".
 _CELL_OVERHEAD = 3
 
-CSV_FIELDS = ("id", "name", "project", "owner", "service", "outcome", "stop_reason", "cost_usd", "unpriced_calls",
-              "input_tokens", "output_tokens", "cached_input_tokens", "reasoning_tokens", "llm_calls",
-              "tool_calls", "repeated_reads", "loop_detected", "started_at", "ended_at", "duration_s")
+# the section-8 fields of `--format json`, in its order (the totals from runtrace/totals.py)
+CSV_FIELDS = ("id", "name", "project", "owner", "service", "outcome", "stop_reason",
+              *(f.name for f in CONTRACT_TOTALS), "started_at", "ended_at", "duration_s")
 
 
 def money(value: float | None) -> str:

@@ -18,7 +18,6 @@ stops the forward with a message naming it.
 
 from __future__ import annotations
 
-import sqlite3
 import time
 import urllib.error
 import urllib.request
@@ -31,10 +30,9 @@ from urllib.parse import urlsplit, urlunsplit
 from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
-from ..store.db import Store, connect
+from ..store.db import RECORD_COLUMNS, Store, connect, record_from_row
 from ..store.otlp import encode_otlp_protobuf
 from ..store.records import SpanRecord
-from ..store.values import attributes_from_json, events_from_json
 
 __all__ = ["ForwardError", "ForwardResult", "Forwarder", "traces_url"]
 
@@ -47,8 +45,7 @@ CREATE TABLE IF NOT EXISTS forward_checkpoints (
     spans_sent INTEGER NOT NULL,
     updated_ns INTEGER NOT NULL
 )"""
-_SPAN_COLUMNS = ("rowid, trace_id, span_id, parent_span_id, name, span_kind, start_ns, end_ns, status_code, "
-                 "status_message, attributes, resource, events, scope_name, scope_version")
+_SPAN_COLUMNS = f"rowid, {RECORD_COLUMNS}"
 
 
 class ForwardError(RuntimeError):
@@ -74,19 +71,6 @@ def traces_url(url: str) -> str:
     if not path.endswith("/v1/traces"):
         path += "/v1/traces"
     return urlunsplit((parts.scheme, parts.netloc, path, parts.query, ""))
-
-
-def _record(row: sqlite3.Row, resources: dict[str, Any]) -> SpanRecord:
-    res = resources.get(row["resource"])
-    if res is None:
-        res = resources[row["resource"]] = attributes_from_json(row["resource"])
-    return SpanRecord(
-        trace_id=row["trace_id"], span_id=row["span_id"], parent_span_id=row["parent_span_id"],
-        name=row["name"], kind=row["span_kind"], start_ns=row["start_ns"], end_ns=row["end_ns"],
-        status_code=row["status_code"], status_message=row["status_message"],
-        attributes=attributes_from_json(row["attributes"]), resource=res,
-        events=events_from_json(row["events"]), scope_name=row["scope_name"], scope_version=row["scope_version"],
-    )
 
 
 def _retry_after(value: str | None) -> float | None:
@@ -174,7 +158,7 @@ class Forwarder:
             if not rows:
                 return
             after = rows[-1]["rowid"]
-            yield after, [_record(r, resources) for r in rows]
+            yield after, [record_from_row(r, resources) for r in rows]
 
     def _post(self, body: bytes) -> bytes:
         delay = self.backoff_s

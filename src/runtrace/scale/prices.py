@@ -48,6 +48,7 @@ from genai_prices.types import (
 from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as _g
 
 from .. import pricing
+from ..pricing.pricer import PROVIDER_ALIASES, genai_provider
 
 __all__ = ["PriceRow", "TABLE", "price_rows", "provider_names", "to_clickhouse_sql", "to_tsv", "to_dnf"]
 
@@ -147,7 +148,7 @@ def to_dnf(clause: object) -> list[list[str]]:
 
 def _known_provider_names() -> set[str]:
     names = {v.value for v in _g.GenAiProviderNameValues} | {v.value for v in _g.GenAiSystemValues}
-    names |= set(pricing._PROVIDER_ALIASES)
+    names |= set(PROVIDER_ALIASES)
     return {n.lower() for n in names}
 
 
@@ -156,7 +157,7 @@ def provider_names(providers: Sequence[Provider]) -> dict[str, tuple[str, ...]]:
     candidates = _known_provider_names() | {p.id.lower() for p in providers}
     out: dict[str, set[str]] = {p.id: set() for p in providers}
     for name in candidates:
-        gp_name = pricing._genai_provider(name)
+        gp_name = genai_provider(name)
         found = find_provider_by_id(list(providers), gp_name) if gp_name else None
         if found is not None:
             out[found.id].add(name)

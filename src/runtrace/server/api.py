@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import orjson
@@ -13,10 +12,12 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from ..store.errors import AmbiguousRunIdError, UnknownRunError
+from ..store.errors import UnknownRunError
 from ..store.queries import first_span_start_ns, get_run, get_span, list_runs, resolve_run_id, span_outline
+from ..store.timespec import from_ns
 from ..store.verdicts import list_pending, record_verdict
-from .pages import FILTER_PARAMS, bad_request, check_params, parse_filter
+from .guard import require_same_site_json
+from .pages import FILTER_PARAMS, bad_request, check_params, find_run, parse_filter
 from .prometheus import CONTENT_TYPE, render_metrics
 from .spanview import PAGE_SPANS, outline_page, span_detail
 
@@ -25,7 +26,6 @@ __all__ = ["metrics", "outcome", "pending_outcomes", "run", "run_span", "run_spa
 MAX_LIMIT = 1000
 MAX_VERDICT_BYTES = 64 * 1024
 _VERDICT_KEYS = ("outcome", "by", "reason")
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
 def _finite(value: Any) -> Any:
@@ -68,13 +68,10 @@ async def runs(request: Request) -> Response:
                           "model, period, since, until, q, limit and offset")
     limit = _int(request, "limit", 50, low=1, high=MAX_LIMIT)
     offset = _int(request, "offset", 0, low=0, high=10**9)
-    def moment(ns: int | None) -> datetime | None:
-        return None if ns is None else _EPOCH + timedelta(microseconds=ns // 1000)
-
     store = request.app.state.store
     rows = await run_in_threadpool(
         lambda: list_runs(store, project=flt.project, owner=flt.owner, outcome=flt.outcome, model=flt.model,
-                          since=moment(flt.since_ns), until=moment(flt.until_ns), text=flt.text, limit=limit,
+                          since=from_ns(flt.since_ns), until=from_ns(flt.until_ns), text=flt.text, limit=limit,
                           offset=offset))
     return _json(rows)
 
@@ -89,18 +86,7 @@ async def run(request: Request) -> Response:
     check_params(request, ("offset", "limit"))
     offset = _int(request, "offset", 0, low=0, high=10**9)
     limit = _int(request, "limit", -1, low=0, high=10**9) if request.query_params.get("limit") else None
-    run_id = request.path_params["run_id"]
-    store = request.app.state.store
-
-    def load() -> dict[str, Any] | None:
-        try:
-            return get_run(store, run_id, offset=offset, limit=limit)
-        except AmbiguousRunIdError as exc:
-            raise bad_request(str(exc)) from None
-
-    data = await run_in_threadpool(load)
-    if data is None:
-        raise HTTPException(404, f"no run {run_id!r} in this store")
+    data = await find_run(request, lambda store, run_id: get_run(store, run_id, offset=offset, limit=limit))
     try:
         body = orjson.dumps(data)
     except TypeError:  # an integer beyond 64 bits in some attribute
@@ -110,19 +96,7 @@ async def run(request: Request) -> Response:
 
 async def _run_id(request: Request) -> str:
     """The full id of the run ``{run_id}`` names (an id or a unique prefix): 400 when ambiguous, 404 when absent."""
-    run_id = request.path_params["run_id"]
-    store = request.app.state.store
-
-    def resolve() -> str | None:
-        try:
-            return resolve_run_id(store, run_id)
-        except AmbiguousRunIdError as exc:
-            raise bad_request(str(exc)) from None
-
-    full = await run_in_threadpool(resolve)
-    if full is None:
-        raise HTTPException(404, f"no run {run_id!r} in this store")
-    return full
+    return await find_run(request, resolve_run_id)
 
 
 async def run_spans(request: Request) -> Response:
@@ -170,13 +144,7 @@ async def outcome(request: Request) -> Response:
     a page elsewhere cannot set a verdict through a logged-in browser. A
     request whose ``Origin`` names another host is refused for the same reason.
     """
-    content_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
-    if content_type != "application/json":
-        raise HTTPException(415, f"send the verdict as JSON (Content-Type: application/json), not "
-                                 f"{content_type or 'no content type'}")
-    origin = request.headers.get("origin")
-    if origin is not None and origin.partition("://")[2].rstrip("/") != request.headers.get("host", ""):
-        raise HTTPException(403, f"cross-site request from {origin!r} refused")
+    require_same_site_json(request, "the verdict")
     body = await request.body()
     if len(body) > MAX_VERDICT_BYTES:
         raise HTTPException(413, f"a verdict body is at most {MAX_VERDICT_BYTES} bytes")

@@ -109,6 +109,8 @@ def create_app(store_path: str | os.PathLike[str] | Store | None = None, *, toke
         Route("/api/runs/{run_id}/spans", api.run_spans, name="api_run_spans"),
         Route("/api/runs/{run_id}/spans/{span_id}", api.run_span, name="api_run_span"),
         Route("/api/runs/{run_id}/outcome", api.outcome, methods=["POST"], name="api_run_outcome"),
+        Route("/api/alerts/{alert_id:int}/retry", alerts_page.retry_alert, methods=["POST"],
+              name="api_alert_retry"),
         Route("/api/outcomes/pending", api.pending_outcomes, name="api_pending_outcomes"),
         Route("/v1/traces", receive_traces, methods=["POST"], name="otlp_traces"),
         Route("/v1/logs", receive_logs, methods=["POST"], name="otlp_logs"),

@@ -11,10 +11,9 @@ from __future__ import annotations
 import logging
 import sqlite3
 import time
-from collections.abc import Iterable
-from datetime import datetime, timezone
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlencode
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
@@ -28,15 +27,17 @@ from ..store.db import Store
 from ..store.errors import AmbiguousRunIdError, StoreError
 from ..store.queries import get_run
 from ..store.runpage import span_facts, spans_by_rowid
-from . import charts, format
-from . import reads as queries
+from ..store.timespec import TimeSpecError, date_ns
+from . import charts, format, reads
 from .highlight import highlight
 from .runview import RunView, build_view
 from .spanview import PAGE_SPANS
 
-__all__ = ["EXCEPTION_HANDLERS", "env", "parse_filter", "run_page", "runs_page", "search_page", "spend_page"]
+__all__ = ["EXCEPTION_HANDLERS", "env", "find_run", "parse_filter", "run_page", "runs_page", "search_page",
+           "spend_page"]
 
 logger = logging.getLogger("runtrace.server")
+T = TypeVar("T")
 TEMPLATES = Path(__file__).parent / "templates"
 PERIODS = {"24h": 86_400, "7d": 7 * 86_400, "30d": 30 * 86_400, "90d": 90 * 86_400, "all": None}
 KIND_LABELS = {"llm": "LLM call", "tool": "tool call", "run": "run", "outcome": "verdict", "other": "other"}
@@ -46,10 +47,12 @@ env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=True, undefined
 env.filters.update(money=format.money, tokens=format.tokens, duration=format.duration, when=format.when,
                    when_short=format.when_short, highlight=highlight,
                    short_id=format.short_id)
-env.globals.update(percent=format.percent, FLAGS=queries.FLAGS, SORTS=queries.SORTS, PERIODS=list(PERIODS),
-                   OUTCOMES=sorted(semconv.OUTCOMES), VERDICTS=semconv.VERDICTS, KIND_LABELS=KIND_LABELS,
-                   SEARCH_FIELDS=queries.SEARCH_FIELDS, SPEND_DIMENSIONS=queries.SPEND_DIMENSIONS,
-                   SPEND_BUCKETS=queries.SPEND_BUCKETS,
+env.globals.update(percent=format.percent, FLAGS=reads.FLAGS, SORTS=reads.SORTS, PERIODS=list(PERIODS),
+                   OUTCOMES=sorted(semconv.OUTCOMES),
+                   OUTCOME_LABELS={o: o.replace("_", " ") for o in semconv.OUTCOMES},
+                   FLAG_LABELS={key: label for key, (label, _sql) in reads.FLAGS.items()}, VERDICTS=semconv.VERDICTS, KIND_LABELS=KIND_LABELS,
+                   SEARCH_FIELDS=reads.SEARCH_FIELDS, SPEND_DIMENSIONS=reads.SPEND_DIMENSIONS,
+                   SPEND_BUCKETS=reads.SPEND_BUCKETS,
                    PALETTE_SIZE=charts.PALETTE_SIZE)
 
 
@@ -88,30 +91,13 @@ def check_params(request: Request, allowed: Iterable[str]) -> None:
 
 
 def _date_ns(name: str, value: str | None, *, end_of_day: bool = False) -> int | None:
+    """The ``since``/``until`` parameter ``name`` as epoch ns (store/timespec.py); a 400 naming it when bad."""
     if value is None:
         return None
     try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise bad_request(f"{name}={_shown(value)} is not a date (YYYY-MM-DD) or ISO date-time") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    try:
-        delta = moment - _EPOCH
-    except OverflowError:  # e.g. 0001-01-01 with a positive offset
-        delta = None
-    ns = None if delta is None else (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1000
-    if ns is not None and end_of_day and len(value) == 10:  # a bare date as "until" includes that whole day
-        ns += 86_400 * 1_000_000_000
-    if ns is None or not _INT64_MIN <= ns <= _INT64_MAX:  # SQLite's integers: 1677-09-21 to 2262-04-11
-        raise bad_request(f"{name}={_shown(value)} is out of range: the store holds times from "
-                          f"{_FIRST_DAY} to {_LAST_DAY} (UTC)")
-    return ns
-
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
-_FIRST_DAY, _LAST_DAY = "1677-09-22", "2262-04-10"  # the whole days that fit in int64 nanoseconds
+        return date_ns(value, end_of_day=end_of_day)
+    except TimeSpecError as exc:
+        raise bad_request(f"{name}={_shown(value)} {exc.reason}") from None
 
 
 def time_range(request: Request, default_period: str = "all") -> tuple[str, int | None, int | None]:
@@ -134,14 +120,14 @@ SEARCH_PARAMS = ("q", "field", "project", "model", "outcome", "period", "since",
 SPEND_PARAMS = ("by", "bucket", "period", "since", "until")
 
 
-def parse_filter(request: Request) -> queries.RunFilter:
+def parse_filter(request: Request) -> reads.RunFilter:
     outcome, flag = _param(request, "outcome"), _param(request, "flag")
     if outcome is not None and outcome not in semconv.OUTCOMES:
         raise bad_request(f"outcome={outcome!r} is not one of {', '.join(sorted(semconv.OUTCOMES))}")
-    if flag is not None and flag not in queries.FLAGS:
-        raise bad_request(f"flag={flag!r} is not one of {', '.join(queries.FLAGS)}")
+    if flag is not None and flag not in reads.FLAGS:
+        raise bad_request(f"flag={flag!r} is not one of {', '.join(reads.FLAGS)}")
     _period, since_ns, until_ns = time_range(request)
-    return queries.RunFilter(project=_param(request, "project"), owner=_param(request, "owner"),
+    return reads.RunFilter(project=_param(request, "project"), owner=_param(request, "owner"),
                              outcome=outcome, model=_param(request, "model"), flag=flag,
                              since_ns=since_ns, until_ns=until_ns, text=_param(request, "q"))
 
@@ -165,20 +151,20 @@ async def runs_page(request: Request) -> Response:
     check_params(request, RUNS_PARAMS)
     flt = parse_filter(request)
     sort = _param(request, "sort") or "started"
-    if sort not in queries.SORTS:
-        raise bad_request(f"sort={sort!r} is not one of {', '.join(queries.SORTS)}")
+    if sort not in reads.SORTS:
+        raise bad_request(f"sort={sort!r} is not one of {', '.join(reads.SORTS)}")
     order = _param(request, "order") or "desc"
     if order not in ("asc", "desc"):
         raise bad_request(f"order={order!r} is not asc or desc")
     after = _param(request, "after")
     store = request.app.state.store
 
-    def load() -> tuple[queries.Headline, queries.RunsPage, dict[str, list[str]]]:
+    def load() -> tuple[reads.Headline, reads.RunsPage, dict[str, list[str]]]:
         try:
-            page = queries.runs_page(store, flt, sort=sort, descending=order == "desc", after=after)
+            page = reads.runs_page(store, flt, sort=sort, descending=order == "desc", after=after)
         except ValueError as exc:
             raise bad_request(str(exc)) from None
-        return queries.headline(store, flt), page, queries.filter_options(store)
+        return reads.headline(store, flt), page, reads.filter_options(store)
 
     head, page, options = await run_in_threadpool(load)
     period, _since, _until = time_range(request)
@@ -190,21 +176,25 @@ async def runs_page(request: Request) -> Response:
                   first_url=url_with(request, after=None) if after else None)
 
 
-async def load_run(request: Request) -> dict[str, Any]:
-    """The run ``{run_id}`` names (an id or a unique prefix): 400 when ambiguous, 404 when absent."""
+async def find_run(request: Request, fetch: Callable[[Store, str], T | None]) -> T:
+    """``fetch(store, id)`` for the run ``{run_id}`` names (an id or a unique prefix), in a worker thread.
+
+    The one answer every page and API route gives: 400 when the prefix names
+    several runs, 404 when it names none (``fetch`` returned None).
+    """
     run_id = request.path_params["run_id"]
     store = request.app.state.store
 
-    def load() -> dict[str, Any] | None:
+    def load() -> T | None:
         try:
-            return get_run(store, run_id)
+            return fetch(store, run_id)
         except AmbiguousRunIdError as exc:
             raise bad_request(str(exc)) from None
 
-    run = await run_in_threadpool(load)
-    if run is None:
+    found = await run_in_threadpool(load)
+    if found is None:
         raise HTTPException(404, f"no run {run_id!r} in this store")
-    return run
+    return found
 
 
 def load_run_view(store: Store, run_id: str) -> tuple[dict[str, Any], RunView] | None:
@@ -227,12 +217,7 @@ def load_run_view(store: Store, run_id: str) -> tuple[dict[str, Any], RunView] |
 
 
 async def run_page(request: Request) -> Response:
-    run_id = request.path_params["run_id"]
-    store = request.app.state.store
-    loaded = await run_in_threadpool(lambda: load_run_view(store, run_id))
-    if loaded is None:
-        raise HTTPException(404, f"no run {run_id!r} in this store")
-    run, view = loaded
+    run, view = await find_run(request, load_run_view)
     curve = charts.cost_curve(view.curve, duration_s=view.total_s,
                               budget_usd=(run.get("budget") or {}).get("max_cost_usd"))
     return render(request, "run.html", run=run, view=view, curve=curve, axis=charts.time_axis(view.total_s))
@@ -243,23 +228,23 @@ async def search_page(request: Request) -> Response:
     check_params(request, SEARCH_PARAMS)
     q = _param(request, "q") or ""
     field = _param(request, "field") or "any"
-    if field not in queries.SEARCH_FIELDS:
-        raise bad_request(f"field={field!r} is not one of {', '.join(queries.SEARCH_FIELDS)}")
+    if field not in reads.SEARCH_FIELDS:
+        raise bad_request(f"field={field!r} is not one of {', '.join(reads.SEARCH_FIELDS)}")
     outcome = _param(request, "outcome")
     if outcome is not None and outcome not in semconv.OUTCOMES:
         raise bad_request(f"outcome={outcome!r} is not one of {', '.join(sorted(semconv.OUTCOMES))}")
     period, since_ns, until_ns = time_range(request)
-    flt = queries.SearchFilter(project=_param(request, "project"), model=_param(request, "model"),
+    flt = reads.SearchFilter(project=_param(request, "project"), model=_param(request, "model"),
                                outcome=outcome, since_ns=since_ns, until_ns=until_ns)
     after = _param(request, "after")
     store = request.app.state.store
 
-    def load() -> tuple[queries.SearchResults, dict[str, list[str]]]:
+    def load() -> tuple[reads.SearchResults, dict[str, list[str]]]:
         try:
-            results = queries.search_runs(store, q, field=field, flt=flt, after=after)
+            results = reads.search_runs(store, q, field=field, flt=flt, after=after)
         except ValueError as exc:
             raise bad_request(str(exc)) from None
-        return results, queries.filter_options(store)
+        return results, reads.filter_options(store)
 
     results, options = await run_in_threadpool(load)
     return render(request, "search.html", q=q, field=field, results=results, options=options, flt=flt,
@@ -271,14 +256,14 @@ async def search_page(request: Request) -> Response:
 async def spend_page(request: Request) -> Response:
     check_params(request, SPEND_PARAMS)
     dimension = _param(request, "by") or "project"
-    if dimension not in queries.SPEND_DIMENSIONS:
-        raise bad_request(f"by={dimension!r} is not one of {', '.join(queries.SPEND_DIMENSIONS)}")
+    if dimension not in reads.SPEND_DIMENSIONS:
+        raise bad_request(f"by={dimension!r} is not one of {', '.join(reads.SPEND_DIMENSIONS)}")
     bucket = _param(request, "bucket") or "auto"
-    if bucket not in queries.SPEND_BUCKETS:
-        raise bad_request(f"bucket={bucket!r} is not one of {', '.join(queries.SPEND_BUCKETS)}")
+    if bucket not in reads.SPEND_BUCKETS:
+        raise bad_request(f"bucket={bucket!r} is not one of {', '.join(reads.SPEND_BUCKETS)}")
     period, since_ns, until_ns = time_range(request, default_period="30d")
     store = request.app.state.store
-    chart = await run_in_threadpool(lambda: queries.spend(store, dimension, since_ns=since_ns, until_ns=until_ns,
+    chart = await run_in_threadpool(lambda: reads.spend(store, dimension, since_ns=since_ns, until_ns=until_ns,
                                                           now_ns=time.time_ns(), bucket=bucket))
     svg = charts.stacked_bars(chart.labels, [charts.Series(name, tuple(values)) for name, values in chart.series],
                               label=f"spend per {chart.bucket} by {dimension}")

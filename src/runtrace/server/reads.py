@@ -23,8 +23,10 @@ from ..store.aggregate import NANO
 from ..store.db import Store
 from ..store.filters import FLAGS as FLAGS  # re-exported: the pages list them
 from ..store.filters import RunFilter as RunFilter
+from ..store.filters import matching, model_used, started_between
 from ..store.model_family import model_family as model_family  # re-exported: tests and pages name it here
 from ..store.timespec import iso
+from ..totals import CONTRACT_TOTALS, json_totals
 
 __all__ = [
     "FLAGS", "SORTS", "Headline", "RunFilter", "RunsPage", "SearchHit", "SpendChart",
@@ -43,9 +45,8 @@ SORTS: dict[str, tuple[str, str]] = {
 }
 PAGE_SIZE = 50
 _MAX_CURSOR = 4096  # characters
-_RUN_FIELDS = ("id, name, project, owner, outcome, stop_reason, cost_nusd, unpriced_calls, input_tokens, "
-               "output_tokens, cached_input_tokens, llm_calls, tool_calls, repeated_reads, loop_detected, "
-               "started_ns, ended_ns")
+_RUN_FIELDS = ", ".join(("id", "name", "project", "owner", "outcome", "stop_reason",
+                         *(str(f.column) for f in CONTRACT_TOTALS), "started_ns", "ended_ns"))
 
 
 # --- headline figures ---------------------------------------------------------------
@@ -142,11 +143,8 @@ def runs_page(store: Store, flt: RunFilter, *, sort: str = "started", descending
         started, ended = r["started_ns"], r["ended_ns"]
         out.append({
             "id": r["id"], "name": r["name"], "project": r["project"], "owner": r["owner"],
-            "outcome": r["outcome"], "stop_reason": r["stop_reason"], "cost_usd": r["cost_nusd"] / NANO,
-            "unpriced_calls": r["unpriced_calls"], "input_tokens": r["input_tokens"],
-            "output_tokens": r["output_tokens"], "cached_input_tokens": r["cached_input_tokens"],
-            "llm_calls": r["llm_calls"], "tool_calls": r["tool_calls"], "repeated_reads": r["repeated_reads"],
-            "loop_detected": bool(r["loop_detected"]), "started_at": iso(started), "ended_at": iso(ended),
+            "outcome": r["outcome"], "stop_reason": r["stop_reason"], **json_totals(r, CONTRACT_TOTALS),
+            "started_at": iso(started), "ended_at": iso(ended),
             "started_ns": started,
             "duration_s": (ended - started) / 1e9 if ended is not None else None,
         })
@@ -217,24 +215,13 @@ class SearchFilter:
     until_ns: int | None = None
 
     def where(self) -> tuple[list[str], list[Any]]:
-        clauses: list[str] = []
-        params: list[Any] = []
-        if self.project is not None:
-            clauses.append("r.project = ?")
-            params.append(self.project)
-        if self.outcome is not None:
-            clauses.append("r.outcome = ?")
-            params.append(self.outcome)
+        """The clauses over the search's spans ``s`` and their runs ``r`` (store/filters.py's pieces)."""
+        clauses, params = matching((("r.project", self.project), ("r.outcome", self.outcome)))
         if self.model is not None:
-            clauses.append("EXISTS (SELECT 1 FROM run_models m WHERE m.run_id = s.run_id AND m.model = ?)")
+            clauses.append(model_used("s.run_id"))
             params.append(self.model)
-        if self.since_ns is not None:
-            clauses.append("s.start_ns >= ?")
-            params.append(self.since_ns)
-        if self.until_ns is not None:
-            clauses.append("s.start_ns < ?")
-            params.append(self.until_ns)
-        return clauses, params
+        window, bounds = started_between(self.since_ns, self.until_ns, column="s.start_ns")
+        return clauses + window, params + bounds
 
 
 @dataclass(frozen=True)

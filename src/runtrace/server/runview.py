@@ -22,12 +22,12 @@ from ..explain import (
     explain_event,
     gauges,
     headline,
-    ns,
     tree_order,
     unpriced,
     verdict,
 )
-from .spanview import row_flags, tool_subject
+from ..store.timespec import from_iso
+from .spanview import is_tool_call, row_flags, tool_subject
 
 __all__ = ["CONTENT_KEYS", "Finding", "Gauge", "RunView", "SpanRow", "Unpriced", "build_run_view",
            "build_view", "explain_event"]
@@ -116,7 +116,7 @@ def _time_ns(span: Mapping[str, Any], key: str) -> int:
     exact = span.get(f"{key}_ns")
     if exact is not None:
         return int(exact) - int(exact) % 1000
-    return ns(span.get(key)) or 0
+    return from_iso(span.get(key)) or 0
 
 
 def build_run_view(run: dict[str, Any], *, row_limit: int | None = None) -> RunView:
@@ -154,7 +154,7 @@ def build_view(run: dict[str, Any], spans: Sequence[dict[str, Any]],
             content=[(k, _pretty(attrs[k])) for k in CONTENT_KEYS if k in attrs],
             attributes=[(k, _text(v)) for k, v in sorted(attrs.items()) if k not in CONTENT_KEYS],
             flags=row_flags(span),
-            subject=tool_subject(attrs.get(semconv.GEN_AI_TOOL_CALL_ARGUMENTS)) if span["kind"] == "tool" else None,
+            subject=tool_subject(attrs.get(semconv.GEN_AI_TOOL_CALL_ARGUMENTS)) if is_tool_call(span) else None,
         ))
     curve: list[tuple[float, float]] = []
     total = 0.0

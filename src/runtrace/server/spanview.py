@@ -16,9 +16,10 @@ from typing import Any
 
 from .. import semconv
 from ..display import duration, money, tokens, when
-from ..explain import ns, tree_order, why_unpriced
+from ..explain import tree_order, why_unpriced
+from ..store.timespec import from_iso
 
-__all__ = ["PAGE_SPANS", "chat", "outline_page", "row_flags", "span_detail", "tool_subject"]
+__all__ = ["PAGE_SPANS", "chat", "is_tool_call", "outline_page", "row_flags", "span_detail", "tool_subject"]
 
 PAGE_SPANS = 200  # timeline rows per page: the first page is in the HTML, the rest come from the API
 _MIN_BAR_PCT = 0.4
@@ -121,6 +122,11 @@ def tool_subject(arguments: Any) -> str | None:
     return None
 
 
+def is_tool_call(span: Mapping[str, Any]) -> bool:
+    """A tool call, executed or refused (a coding agent's refused call is no execute_tool span): it has a subject."""
+    return span.get("kind") == "tool" or bool((span.get("attributes") or {}).get(semconv.TOOL_REFUSED))
+
+
 def row_flags(span: Mapping[str, Any]) -> list[str]:
     """The flags a timeline row shows beside the span's name."""
     attrs = span.get("attributes") or {}
@@ -141,13 +147,13 @@ def row_flags(span: Mapping[str, Any]) -> list[str]:
 def _start_ns(span: Mapping[str, Any]) -> int:
     if "start_ns" in span:
         return int(span["start_ns"])
-    return ns(span.get("start")) or 0
+    return from_iso(span.get("start")) or 0
 
 
 def _end_ns(span: Mapping[str, Any]) -> int:
     if "end_ns" in span:
         return int(span["end_ns"])
-    return ns(span.get("end")) or 0
+    return from_iso(span.get("end")) or 0
 
 
 def _cost_text(span: Mapping[str, Any]) -> str:
@@ -180,7 +186,7 @@ def outline_page(spans: Sequence[dict[str, Any]], *, offset: int, limit: int) ->
             "duration_text": duration(span.get("duration_s")), "offset_text": duration((st - t0) / 1e9),
             "cost_text": _cost_text(span),
             "flags": row_flags(span),
-            "subject": tool_subject(span.get("arguments")) if span.get("kind") == "tool" else None,
+            "subject": tool_subject(span.get("arguments")) if is_tool_call(span) else None,
         })
     return {"total": len(ordered), "offset": offset, "limit": limit, "rows": rows}
 

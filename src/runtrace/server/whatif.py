@@ -16,7 +16,6 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
 
 from markupsafe import Markup
 from starlette.concurrency import run_in_threadpool
@@ -37,6 +36,7 @@ from ..reprice import BUCKETS, OutputStats, RepricedRun, RepriceResult, reprice
 from ..store.db import Store
 from ..store.errors import AmbiguousRunIdError
 from ..store.queries import resolve_run_id
+from ..store.timespec import from_ns
 from . import charts, format, pages, reads
 
 __all__ = ["COMMON_PROVIDERS", "TIERS", "ModelChoice", "ProviderChoice", "WhatIfForm", "model_catalog",
@@ -58,7 +58,6 @@ SUGGESTED = (("openai", "gpt-5-mini"), ("anthropic", "claude-haiku-4-5"), ("goog
 SUGGESTED_ELSEWHERE = (("aws", "anthropic.claude-haiku-4-5-20251001-v1:0"),
                        ("aws", "anthropic.claude-sonnet-4-5-20250929-v1:0"),
                        ("deepseek", "deepseek-chat"), ("mistral", "mistral-small-latest"))
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _NO_DIFFERENCE_USD = 5e-10  # below a billionth of a dollar a difference is float noise
 
 
@@ -150,10 +149,6 @@ def parse_form(request: Request) -> WhatIfForm:
         form.errors.append(f"token ratio {form.ratio!r} is not a positive number: 1 means the target's "
                            "tokenizer counts the same tokens, 1.2 means 20% more")
     return form
-
-
-def _moment(ns: int | None) -> datetime | None:
-    return None if ns is None else _EPOCH + timedelta(microseconds=ns // 1000)
 
 
 # --- the figures the page shows --------------------------------------------------
@@ -327,7 +322,7 @@ async def whatif_page(request: Request) -> Response:
             loaded.result = reprice(
                 store, model=model, provider=provider, tier=None if form.tier == "default" else form.tier,
                 token_ratio=ratio, project=None if loaded.run_id else form.project or None,
-                since=_moment(since_ns), until=_moment(until_ns),
+                since=from_ns(since_ns), until=from_ns(until_ns),
                 run_ids=[loaded.run_id] if loaded.run_id else None, small_calls=SMALL_CALLS,
                 small_tokens=SMALL_TOKENS, frontier_ratio=FRONTIER_RATIO)
         except ValueError as exc:

@@ -10,7 +10,9 @@ greatest key (so "latest wins" does not depend on arrival order).
 The same rules exist three times and must agree: :func:`merge` (Python, used
 within a batch), :data:`UPSERT_RUN_SQL` (SQLite, across batches) and the
 ClickHouse views of the scale path. Cost is added as integer nano-dollars so
-that sums are exact in every order.
+that sums are exact in every order. Which totals a run has, and how each
+combines (sum or max), is declared once in :mod:`runtrace.totals`; the sums
+and the upsert below are derived from it, the per-span rules are here.
 
 Field rules, per span (``semconv`` names):
 - LLM span (``gen_ai.operation.name`` in ``LLM_OPERATIONS``): +1 llm call; tokens
@@ -63,10 +65,10 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from .. import semconv as sc
+from ..totals import NANO as NANO  # re-exported: report, review, alerts and the server read it here
+from ..totals import STORED_TOTALS
 from .bounds import INT64_MAX, clamp_int64
 from .records import SpanRecord
-
-NANO = 1_000_000_000  # nano-dollars per dollar
 
 # --- reading attribute values leniently (other SDKs send strings, floats, ...) ---
 
@@ -324,9 +326,9 @@ class RunDelta:
         return self.cost_nusd / NANO
 
 
-_SUMS = ("span_count", "llm_calls", "tool_calls", "input_tokens", "output_tokens", "cached_input_tokens",
-         "reasoning_tokens", "cost_nusd", "unpriced_calls", "repeated_reads", "repeated_read_tokens",
-         "reinjected_tokens", "refused_tool_calls", "agent_cost_nusd", "api_errors", "tool_errors")
+# The summed run totals' columns (runtrace/totals.py declares them); the one "max" total is the loop flag.
+_SUMS = tuple(str(f.column) for f in STORED_TOTALS if f.combine == "sum")
+_MAXES = tuple(str(f.column) for f in STORED_TOTALS if f.combine == "max")
 _MODEL_SUMS = ("llm_calls", "cost_nusd", "input_tokens", "output_tokens", "cached_input_tokens",
                "unpriced_calls")
 
@@ -610,7 +612,7 @@ _DESC_FIELDS = ("name", "project", "owner", "service", "stop_reason", "budget_ma
                 "budget_max_input_tokens", "budget_on_exceed")
 _OUTCOME_COLS = ("outcome", "outcome_at_ns", "outcome_by", "outcome_reason")
 _RUN_COLUMNS = ("id", "desc_rank", "desc_end_ns", "desc_span_id", *_DESC_FIELDS, *_OUTCOME_COLS,
-                *_SUMS, "loop_detected", "has_run_span", "started_ns", "ended_ns")
+                *_SUMS, *_MAXES, "has_run_span", "started_ns", "ended_ns")
 
 _DESC_NEWER = ("(excluded.desc_rank, excluded.desc_end_ns, excluded.desc_span_id)"
                " > (runs.desc_rank, runs.desc_end_ns, runs.desc_span_id)")
@@ -630,7 +632,7 @@ def _build_upsert_run_sql() -> str:
     # int64 ceiling, reached only far past the per-span bounds' margin (see store.bounds).
     sets += [f"{c} = min(runs.{c} + excluded.{c}, {INT64_MAX})" for c in _SUMS]
     sets += [
-        "loop_detected = max(runs.loop_detected, excluded.loop_detected)",
+        *(f"{c} = max(runs.{c}, excluded.{c})" for c in _MAXES),
         "has_run_span = max(runs.has_run_span, excluded.has_run_span)",
         "started_ns = min(runs.started_ns, excluded.started_ns)",
         "ended_ns = coalesce(max(runs.ended_ns, excluded.ended_ns), runs.ended_ns, excluded.ended_ns)",
@@ -656,7 +658,7 @@ def _run_row(d: RunDelta) -> tuple[Any, ...]:
         d.run_id, desc.rank, desc.end_ns, desc.span_id, *(getattr(desc, f) for f in _DESC_FIELDS),
         *((o.outcome, o.at_ns, o.by, o.reason) if o is not None else (sc.OUTCOME_UNFINISHED, None, None, None)),
         *(clamp_int64(getattr(d, f)) for f in _SUMS),
-        int(d.loop_detected), int(d.has_run_span), d.started_ns, d.ended_ns,
+        *(int(getattr(d, f)) for f in _MAXES), int(d.has_run_span), d.started_ns, d.ended_ns,
     )
 
 

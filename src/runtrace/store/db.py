@@ -15,12 +15,13 @@ import sqlite3
 import threading
 import time
 import weakref
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 from .. import semconv as sc
 from .errors import StoreClosedError, StoreError, StoreNotFoundError, StoreReadOnlyError
+from .filters import started_between
 from .ingest import ingest as _ingest
 from .migrations import check_readable, identify, migrate
 from .records import SpanRecord
@@ -28,6 +29,50 @@ from .values import attributes_from_json, events_from_json
 
 BUSY_TIMEOUT_MS = 30_000
 DEFAULT_PATH = Path("~/.runtrace/runtrace.db")
+
+
+def _closing_on_error(conn: sqlite3.Connection, target: Path, step: Callable[[sqlite3.Connection], object],
+                      not_a: str | None) -> None:
+    """Run ``step(conn)`` while opening a store; on any error close ``conn`` first, so no file stays open.
+
+    A StoreError comes back naming ``target``; with ``not_a`` a DatabaseError
+    becomes a StoreError saying the file is not that ("a runtrace store").
+    """
+    try:
+        step(conn)
+    except StoreError as exc:
+        conn.close()
+        raise type(exc)(f"{target}: {exc}") from None
+    except sqlite3.DatabaseError as exc:
+        conn.close()
+        if not_a is None:
+            raise
+        raise StoreError(f"{target} is not {not_a}: {exc}") from exc
+    except BaseException:
+        conn.close()
+        raise
+
+
+# The columns of ``spans`` a SpanRecord is read back from (record_from_row): iter_span_records, forward.
+RECORD_COLUMNS = ("trace_id, span_id, parent_span_id, name, span_kind, start_ns, end_ns, status_code, "
+                  "status_message, attributes, resource, events, scope_name, scope_version")
+
+
+def record_from_row(row: sqlite3.Row, resources: dict[str, Any]) -> SpanRecord:
+    """A stored span back as the SpanRecord it was (selected with RECORD_COLUMNS).
+
+    ``resources`` caches decoded resources by their JSON text: a run's spans share one.
+    """
+    res = resources.get(row["resource"])
+    if res is None:
+        res = resources[row["resource"]] = attributes_from_json(row["resource"])
+    return SpanRecord(
+        trace_id=row["trace_id"], span_id=row["span_id"], parent_span_id=row["parent_span_id"],
+        name=row["name"], kind=row["span_kind"], start_ns=row["start_ns"], end_ns=row["end_ns"],
+        status_code=row["status_code"], status_message=row["status_message"],
+        attributes=attributes_from_json(row["attributes"]), resource=res,
+        events=events_from_json(row["events"]), scope_name=row["scope_name"], scope_version=row["scope_version"],
+    )
 
 
 def default_path() -> Path:
@@ -235,32 +280,20 @@ class Store:
             return cls._open_readonly(target)
         try:
             writer = connect(target, wal=False)
-            try:
-                identify(writer)  # another program's database is left exactly as it was
-                prepare(writer, target)
-            except StoreError as exc:
-                writer.close()
-                raise type(exc)(f"{target}: {exc}") from None
-            except BaseException:
-                writer.close()
-                raise
+
+            def identify_then_prepare(conn: sqlite3.Connection) -> None:
+                identify(conn)  # another program's database is left exactly as it was
+                prepare(conn, target)
+
+            # a DatabaseError goes on to the handlers below (a read-only file falls back to reading)
+            _closing_on_error(writer, target, identify_then_prepare, None)
         except sqlite3.OperationalError as exc:
             if "readonly" in str(exc) and auto:  # a read-only file os.access did not see as one
                 return cls._open_readonly(target)
             raise StoreError(f"cannot open the store {target}: {exc}") from exc
         except sqlite3.DatabaseError as exc:  # "file is not a database", a corrupt header
             raise StoreError(f"{target} is not a runtrace store: {exc}") from exc
-        try:
-            migrate(writer)
-        except StoreError as exc:
-            writer.close()
-            raise type(exc)(f"{target}: {exc}") from None
-        except sqlite3.DatabaseError as exc:
-            writer.close()
-            raise StoreError(f"{target} is not a usable runtrace store: {exc}") from exc
-        except BaseException:
-            writer.close()
-            raise
+        _closing_on_error(writer, target, migrate, "a usable runtrace store")
         return cls(target, writer)
 
     @classmethod
@@ -269,14 +302,7 @@ class Store:
             conn, immutable = _connect_readonly(target)
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"{target} is not a runtrace store: {exc}") from exc
-        try:
-            check_readable(conn)
-        except StoreError as exc:
-            conn.close()
-            raise type(exc)(f"{target}: {exc}") from None
-        except sqlite3.DatabaseError as exc:
-            conn.close()
-            raise StoreError(f"{target} is not a runtrace store: {exc}") from exc
+        _closing_on_error(conn, target, check_readable, "a runtrace store")
         return cls(target, conn, readonly=True, immutable=immutable)
 
     # --- lifecycle ---------------------------------------------------------------
@@ -352,29 +378,14 @@ class Store:
     def iter_span_records(self, *, run_id: str | None = None, since_ns: int | None = None,
                           batch_size: int = 1000) -> Iterator[SpanRecord]:
         """Stored spans back as SpanRecords, oldest first (what ``runtrace forward`` replays)."""
-        where: list[str] = []
-        params: list[Any] = []
+        where, params = started_between(since_ns, None, column="start_ns")
         if run_id is not None:
             where.append("run_id = ?")
             params.append(run_id)
-        if since_ns is not None:
-            where.append("start_ns >= ?")
-            params.append(since_ns)
-        sql = ("SELECT trace_id, span_id, parent_span_id, name, span_kind, start_ns, end_ns, status_code, "
-               "status_message, attributes, resource, events, scope_name, scope_version FROM spans"
-               + (f" WHERE {' AND '.join(where)}" if where else "") + " ORDER BY start_ns, trace_id, span_id")
+        sql = (f"SELECT {RECORD_COLUMNS} FROM spans" + (f" WHERE {' AND '.join(where)}" if where else "")
+               + " ORDER BY start_ns, trace_id, span_id")
         cursor = self.reader().execute(sql, params)
         resources: dict[str, Any] = {}
         while rows := cursor.fetchmany(batch_size):
             for r in rows:
-                res = resources.get(r["resource"])
-                if res is None:
-                    res = resources[r["resource"]] = attributes_from_json(r["resource"])
-                yield SpanRecord(
-                    trace_id=r["trace_id"], span_id=r["span_id"], parent_span_id=r["parent_span_id"],
-                    name=r["name"], kind=r["span_kind"], start_ns=r["start_ns"], end_ns=r["end_ns"],
-                    status_code=r["status_code"], status_message=r["status_message"],
-                    attributes=attributes_from_json(r["attributes"]), resource=res,
-                    events=events_from_json(r["events"]), scope_name=r["scope_name"],
-                    scope_version=r["scope_version"],
-                )
+                yield record_from_row(r, resources)

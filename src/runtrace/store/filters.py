@@ -8,12 +8,13 @@ select the same runs everywhere. Times are epoch nanoseconds (store/timespec.py)
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from .. import semconv
 
-__all__ = ["FLAGS", "RunFilter", "started_between"]
+__all__ = ["FLAGS", "RunFilter", "matching", "model_used", "started_between"]
 
 # flag name -> (label, SQL condition on runs)
 FLAGS: dict[str, tuple[str, str]] = {
@@ -29,7 +30,8 @@ def started_between(since_ns: int | None, until_ns: int | None, *,
                     column: str = "started_ns") -> tuple[list[str], list[Any]]:
     """The clauses and parameters for ``since <= column < until`` (either bound may be None).
 
-    The one time window on runs: RunFilter, ``runtrace report`` and its exact by-model groups use it.
+    The one time window: RunFilter, ``runtrace report`` (runs, its exact by-model groups, its rollup days)
+    and the store's span replay (``Store.iter_span_records``) use it.
     """
     clauses: list[str] = []
     params: list[Any] = []
@@ -40,6 +42,22 @@ def started_between(since_ns: int | None, until_ns: int | None, *,
         clauses.append(f"{column} < ?")
         params.append(until_ns)
     return clauses, params
+
+
+def matching(pairs: Iterable[tuple[str, Any]]) -> tuple[list[str], list[Any]]:
+    """``column = ?`` and its parameter for each (column, value) whose value is not None."""
+    clauses: list[str] = []
+    params: list[Any] = []
+    for column, value in pairs:
+        if value is not None:
+            clauses.append(f"{column} = ?")
+            params.append(value)
+    return clauses, params
+
+
+def model_used(run_id_column: str) -> str:
+    """The condition "the run ``run_id_column`` names used the model ``?``" (run_models' index)."""
+    return f"EXISTS (SELECT 1 FROM run_models m WHERE m.run_id = {run_id_column} AND m.model = ?)"
 
 
 def _like(text: str) -> str:
@@ -61,15 +79,9 @@ class RunFilter:
 
     def where(self) -> tuple[str, list[Any]]:
         """The SQL ``" WHERE ..."`` (or ``""``) over ``runs`` and its parameters; ``since`` inclusive, ``until`` not."""
-        clauses: list[str] = []
-        params: list[Any] = []
-        for column in ("project", "owner", "outcome"):
-            value = getattr(self, column)
-            if value is not None:
-                clauses.append(f"{column} = ?")
-                params.append(value)
+        clauses, params = matching((("project", self.project), ("owner", self.owner), ("outcome", self.outcome)))
         if self.model is not None:
-            clauses.append("EXISTS (SELECT 1 FROM run_models m WHERE m.run_id = runs.id AND m.model = ?)")
+            clauses.append(model_used("runs.id"))
             params.append(self.model)
         if self.flag is not None:
             clauses.append(FLAGS[self.flag][1])

@@ -32,6 +32,8 @@ from typing import Any, NamedTuple
 
 from .. import semconv as sc
 from .._internal import fail_open
+from ..pricing import default_pricer, needs_pricing
+from ..pricing.attributes import cost_attributes
 from .aggregate import SpanFacts, aggregate, apply_deltas, span_facts
 from .bounds import BOUNDED, drop_out_of_range
 from .innermost import carries_usage, eligible, recount
@@ -52,38 +54,26 @@ SPAN_COLUMNS = (
 )
 INSERT_SPAN_SQL = f"INSERT INTO spans ({', '.join(SPAN_COLUMNS)}) VALUES ({', '.join('?' * len(SPAN_COLUMNS))})"
 
-# The usage counts pricing reads; a span with none of them cannot be priced.
-_USAGE_KEYS = (sc.GEN_AI_USAGE_INPUT_TOKENS, sc.GEN_AI_USAGE_OUTPUT_TOKENS, sc.GEN_AI_USAGE_PROMPT_TOKENS,
-               sc.GEN_AI_USAGE_COMPLETION_TOKENS, sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS,
-               sc.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS, sc.GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS)
-_USAGE_KEYS_SET = frozenset(_USAGE_KEYS)
 _LOOKUP_CHUNK = 400  # (trace_id, span_id) pairs per existence query: 800 bound parameters
 
 
-def needs_pricing(attributes: dict[str, Any]) -> bool:
-    """A span from another SDK: usage but neither a cost nor a verdict on its cost."""
-    if sc.COST_USD in attributes or sc.COST_SOURCE in attributes:
-        return False
-    return not _USAGE_KEYS_SET.isdisjoint(attributes)
-
-
 def price_at_ingest(record: SpanRecord) -> SpanRecord:
-    """Add runtrace.cost.* to a span that arrived with usage but no cost (else return it as is)."""
-    if not needs_pricing(record.attributes):
-        return record
+    """Add runtrace.cost.* to a span that :func:`runtrace.pricing.needs_pricing` accepted (usage, no cost).
+
+    The test is made once, by the caller (``prepare``); the Pricer's result
+    already carries ``runtrace.cost.priced_at_ingest``.
+    """
     cost: dict[str, Any] = {}
     with fail_open("store.ingest.pricing"):
-        from ..pricing import default_pricer
-
         seconds, nanos = divmod(record.start_ns, 1_000_000_000)
         when = datetime.fromtimestamp(seconds, tz=timezone.utc).replace(microsecond=nanos // 1000)
         duration = (record.end_ns - record.start_ns) / 1e9 if record.end_ns >= record.start_ns else None
-        cost = default_pricer().price_attributes(record.attributes, when=when, duration_s=duration)
+        cost = cost_attributes(default_pricer(), record.attributes, when=when, duration_s=duration)
     if not cost:
         return record
-    attributes = {**record.attributes, **cost}
-    attributes[sc.COST_PRICED_AT_INGEST] = True
-    return with_attributes(record, attributes)
+    priced = with_attributes(record, {**record.attributes, **cost})
+    # Usage within bounds can still price past the cost bound (a user's price table).
+    return drop_out_of_range(priced) if sc.COST_USD in cost else priced
 
 
 class Prepared(NamedTuple):
@@ -107,9 +97,7 @@ def prepare(records: Iterable[SpanRecord]) -> Prepared:
     seen: set[tuple[str, str]] = set()
     resource_json: dict[int, str] = {}  # records of a batch share resource dicts
     encode = dumps
-    usage_keys = _USAGE_KEYS_SET
     bounded = BOUNDED.keys()
-    cost_key, source_key = sc.COST_USD, sc.COST_SOURCE
     for record in records:
         key = (record.trace_id, record.span_id)
         if key in seen:
@@ -121,9 +109,8 @@ def prepare(records: Iterable[SpanRecord]) -> Prepared:
             # A value past a bound would overflow a sum (or SQLite's int64) and lose the batch.
             record = drop_out_of_range(record)
             a = record.attributes
-        if cost_key not in a and source_key not in a and not usage_keys.isdisjoint(a):
-            # Usage within bounds can still price past the cost bound (a user's price table).
-            record = drop_out_of_range(price_at_ingest(record))
+        if needs_pricing(a):
+            record = price_at_ingest(record)
         facts = span_facts(record)
         run_id, kind, service, model, provider, in_tok, out_tok, cached, reasoning, cost, tool = facts
         resource = record.resource

@@ -231,6 +231,34 @@ def m006_run_errors(conn: sqlite3.Connection) -> None:
                                                   AND s.provider IS NOT NULL)))""")
 
 
+# m007 is reserved for another branch's store work (perfstore); this one is m008 and must stay after it.
+@migration
+def m008_cap_reservations(conn: sqlite3.Connection) -> None:
+    """Policy caps across processes (issue 16): each LLM call that passed a cap, while the store lacks its span.
+
+    A row is written in the same ``BEGIN IMMEDIATE`` transaction as the cap check
+    that let the call through (``policy_shared.py``), at the call's projected cost;
+    at the call's end it gets the real cost and the span's key, and counts until
+    ``spans`` holds that span (then the run's cost has it). ``expires_ns`` (wall
+    clock) is the TTL of a row whose process died: it stops counting then.
+    """
+    script(conn, """
+        CREATE TABLE cap_reservations (
+            id INTEGER PRIMARY KEY,
+            holder TEXT NOT NULL,     -- the process (pid and a random part) that made it
+            project TEXT,
+            owner TEXT,
+            at_ns INTEGER NOT NULL,   -- the policy clock's instant the run counts at: its windows
+            cost_nusd INTEGER NOT NULL,
+            expires_ns INTEGER NOT NULL,
+            trace_id TEXT,            -- set at the call's end: the span that, once stored, replaces the row
+            span_id TEXT
+        );
+        CREATE INDEX cap_reservations_project ON cap_reservations (project, at_ns) WHERE project IS NOT NULL;
+        CREATE INDEX cap_reservations_owner ON cap_reservations (owner, at_ns) WHERE owner IS NOT NULL;
+    """)
+
+
 def schema_version() -> int:
     """The version this code writes: the number of migrations."""
     return len(MIGRATIONS)

@@ -48,17 +48,15 @@ The coding agents' spans (Claude Code, Codex, Gemini CLI) are read with the codi
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
 from typing import Final
 
 from .. import semconv as sc
+from ..pricing.attributes import SpanUsage, first, read_genai
 from .aggregate import as_int, to_text
-from .records import Attributes, AttrValue, SpanRecord, with_attributes
+from .records import AttrValue, SpanRecord, with_attributes
 
 _OPENINFERENCE_OPERATIONS: Final = {"LLM": sc.OP_CHAT, "EMBEDDING": sc.OP_EMBEDDINGS}
-_OPENLLMETRY_OPERATIONS: Final = {"chat": sc.OP_CHAT, "completion": sc.OP_TEXT_COMPLETION,
-                                  "embedding": sc.OP_EMBEDDINGS}
 # Vercel span operations that are model calls (the aggregates too: see the module docstring).
 _VERCEL_OPERATIONS: Final = {
     "ai.generateText": sc.OP_CHAT, "ai.streamText": sc.OP_CHAT, "ai.generateObject": sc.OP_CHAT,
@@ -73,39 +71,15 @@ _DEPRECATED_GENAI: Final = frozenset({
 })
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class Usage:
-    """One model call in runtrace's terms (None: the source did not say)."""
-
-    dialect: str
-    operation: str | None = None
-    provider: str | None = None
-    request_model: str | None = None
-    response_model: str | None = None
-    input_tokens: int | None = None  # all input: uncached + cache reads + cache writes
-    output_tokens: int | None = None  # reasoning included
-    cache_read_tokens: int | None = None
-    cache_write_tokens: int | None = None
-    reasoning_tokens: int | None = None
-    source_input_tokens: int | None = None  # set when the source's input count was converted
+Usage = SpanUsage  # the one usage type of a span's attributes (runtrace.pricing.attributes)
 
 
 def _count(attrs: Mapping[str, AttrValue], *names: str) -> int | None:
-    for name in names:
-        value = attrs.get(name)
-        if value is not None:
-            number = as_int(value)
-            if number is not None:
-                return number
-    return None
+    return first(attrs, names, as_int)
 
 
 def _text(attrs: Mapping[str, AttrValue], *names: str) -> str | None:
-    for name in names:
-        text = to_text(attrs.get(name))
-        if text is not None:
-            return text
-    return None
+    return first(attrs, names, to_text)
 
 
 def dialect_of(attrs: Mapping[str, AttrValue], scope_name: str | None) -> str | None:
@@ -128,26 +102,7 @@ def dialect_of(attrs: Mapping[str, AttrValue], scope_name: str | None) -> str | 
 
 def _genai(attrs: Mapping[str, AttrValue], dialect: str) -> Usage:
     """GenAI semconv, current and deprecated names (also what OpenLLMetry, OpenLIT and Logfire write)."""
-    operation = _text(attrs, sc.GEN_AI_OPERATION_NAME)
-    if operation is None and dialect == sc.DIALECT_OPENLLMETRY:
-        kind = _text(attrs, sc.OPENLLMETRY_REQUEST_TYPE)
-        operation = _OPENLLMETRY_OPERATIONS.get(kind or "")
-    return Usage(
-        dialect=dialect,
-        operation=operation,
-        provider=_text(attrs, sc.GEN_AI_PROVIDER_NAME, sc.GEN_AI_SYSTEM),
-        request_model=_text(attrs, sc.GEN_AI_REQUEST_MODEL),
-        response_model=_text(attrs, sc.GEN_AI_RESPONSE_MODEL),
-        input_tokens=_count(attrs, sc.GEN_AI_USAGE_INPUT_TOKENS, sc.GEN_AI_USAGE_PROMPT_TOKENS),
-        output_tokens=_count(attrs, sc.GEN_AI_USAGE_OUTPUT_TOKENS, sc.GEN_AI_USAGE_COMPLETION_TOKENS),
-        cache_read_tokens=_count(attrs, sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS,
-                                 sc.OPENLLMETRY_CACHE_READ_INPUT_TOKENS),
-        cache_write_tokens=_count(attrs, sc.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS,
-                                  sc.GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS,
-                                  sc.OPENLLMETRY_CACHE_CREATION_INPUT_TOKENS),
-        reasoning_tokens=_count(attrs, sc.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS,
-                                sc.OPENLLMETRY_REASONING_TOKENS, sc.OPENLLMETRY_GEN_AI_REASONING_TOKENS),
-    )
+    return read_genai(attrs, dialect, as_int, to_text)
 
 
 def _openlit(attrs: Mapping[str, AttrValue]) -> Usage:
@@ -156,7 +111,7 @@ def _openlit(attrs: Mapping[str, AttrValue]) -> Usage:
         return usage
     # Anthropic's input_tokens excludes cache reads and writes; OpenLIT passes it on as is.
     total = usage.input_tokens + (usage.cache_read_tokens or 0) + (usage.cache_write_tokens or 0)
-    return dataclasses.replace(usage, input_tokens=total, source_input_tokens=usage.input_tokens)
+    return usage._replace(input_tokens=total, source_input_tokens=usage.input_tokens)
 
 
 def _openinference(attrs: Mapping[str, AttrValue]) -> Usage:
@@ -226,22 +181,6 @@ def read_usage(attrs: Mapping[str, AttrValue], scope_name: str | None = None, sp
     return _genai(attrs, dialect)
 
 
-def canonical_attributes(usage: Usage) -> Attributes:
-    """The canonical attributes a usage view stands for (None fields left out)."""
-    pairs: tuple[tuple[str, AttrValue | None], ...] = (
-        (sc.GEN_AI_OPERATION_NAME, usage.operation),
-        (sc.GEN_AI_PROVIDER_NAME, usage.provider),
-        (sc.GEN_AI_REQUEST_MODEL, usage.request_model),
-        (sc.GEN_AI_RESPONSE_MODEL, usage.response_model),
-        (sc.GEN_AI_USAGE_INPUT_TOKENS, usage.input_tokens),
-        (sc.GEN_AI_USAGE_OUTPUT_TOKENS, usage.output_tokens),
-        (sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS, usage.cache_read_tokens),
-        (sc.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS, usage.cache_write_tokens),
-        (sc.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS, usage.reasoning_tokens),
-    )
-    return {key: value for key, value in pairs if value is not None}
-
-
 def normalise(record: SpanRecord) -> SpanRecord:
     """Add runtrace's canonical attributes to a span from another SDK (else return it unchanged).
 
@@ -255,7 +194,7 @@ def normalise(record: SpanRecord) -> SpanRecord:
     usage = read_usage(attrs, record.scope_name, record.name)
     if usage is None:
         return record
-    added = {key: value for key, value in canonical_attributes(usage).items() if key not in attrs}
+    added = {key: value for key, value in usage.canonical_attributes().items() if key not in attrs}
     if usage.source_input_tokens is not None and usage.input_tokens is not None:
         added[sc.GEN_AI_USAGE_INPUT_TOKENS] = usage.input_tokens
         added[sc.SOURCE_INPUT_TOKENS] = usage.source_input_tokens

@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from .. import semconv
-from .aggregate import NANO
+from ..totals import CONTRACT_TOTALS, EXTRA_TOTALS, NANO, STORED_TOTALS, json_totals
 from .db import Store
 from .errors import AmbiguousRunIdError
 from .filters import RunFilter
@@ -21,17 +21,12 @@ from .timespec import iso as iso  # re-exported: callers on other branches impor
 from .timespec import to_ns as to_ns
 from .values import loads
 
-_RUN_COLUMNS = (
-    "id, name, project, owner, service, outcome, outcome_at_ns, outcome_by, outcome_reason, stop_reason, "
-    "cost_nusd, unpriced_calls, input_tokens, output_tokens, cached_input_tokens, reasoning_tokens, "
-    "llm_calls, tool_calls, repeated_reads, repeated_read_tokens, reinjected_tokens, refused_tool_calls, "
-    "agent_cost_nusd, api_errors, tool_errors, "
-    "loop_detected, "
-    "span_count, has_run_span, started_ns, ended_ns, budget_max_cost_usd, budget_max_llm_calls, "
-    "budget_max_tool_calls, budget_max_seconds, budget_max_input_tokens, budget_on_exceed"
-)
 _BUDGET_KEYS = ("max_cost_usd", "max_llm_calls", "max_tool_calls", "max_seconds", "max_input_tokens",
                 "on_exceed")
+_RUN_COLUMNS = ", ".join((
+    "id", "name", "project", "owner", "service", "outcome", "outcome_at_ns", "outcome_by", "outcome_reason",
+    "stop_reason", *(str(f.column) for f in STORED_TOTALS), "has_run_span", "started_ns", "ended_ns",
+    *(f"budget_{k}" for k in _BUDGET_KEYS)))
 _PREFIX_CANDIDATES = 11
 
 
@@ -46,16 +41,7 @@ def _run_dict(row: Any, models: list[dict[str, Any]], trace_ids: list[str]) -> d
         "service": row["service"],
         "outcome": row["outcome"],
         "stop_reason": row["stop_reason"],
-        "cost_usd": row["cost_nusd"] / NANO,
-        "unpriced_calls": row["unpriced_calls"],
-        "input_tokens": row["input_tokens"],
-        "output_tokens": row["output_tokens"],
-        "cached_input_tokens": row["cached_input_tokens"],
-        "reasoning_tokens": row["reasoning_tokens"],
-        "llm_calls": row["llm_calls"],
-        "tool_calls": row["tool_calls"],
-        "repeated_reads": row["repeated_reads"],
-        "loop_detected": bool(row["loop_detected"]),
+        **json_totals(row, CONTRACT_TOTALS),
         "started_at": iso(started),
         "ended_at": iso(ended),
         "duration_s": (ended - started) / 1e9 if ended is not None else None,
@@ -63,16 +49,7 @@ def _run_dict(row: Any, models: list[dict[str, Any]], trace_ids: list[str]) -> d
         "outcome_by": row["outcome_by"],
         "outcome_reason": row["outcome_reason"],
         "outcome_at": iso(row["outcome_at_ns"]),
-        "repeated_read_tokens": row["repeated_read_tokens"],
-        "reinjected_tokens": row["reinjected_tokens"],
-        "refused_tool_calls": row["refused_tool_calls"],
-        # the agent's own figure (Claude Code's cost_usd); None when it reports none
-        "agent_cost_usd": row["agent_cost_nusd"] / NANO if row["agent_cost_nusd"] else None,
-        # errors (DESIGN 8 extra): model calls that finally failed + tool calls that failed
-        "errors": row["api_errors"] + row["tool_errors"],
-        "api_errors": row["api_errors"],
-        "tool_errors": row["tool_errors"],
-        "span_count": row["span_count"],
+        **json_totals(row, EXTRA_TOTALS),  # repeated-read and re-injected tokens, errors, span count...
         "has_run_span": bool(row["has_run_span"]),
         "budget": (dict(zip(_BUDGET_KEYS, budget_values, strict=True))
                    if any(v is not None for v in budget_values) else None),
