@@ -135,7 +135,7 @@ def test_uninstrument_restores_the_original_methods(instrumented):
     from mcp.client.client import Client
     from mcp.client.session import ClientSession as Session
 
-    assert "mcp" in runtrace._setup._state.patched
+    assert "mcp" in runtrace._state.current().patched
     assert type(Session.__dict__["call_tool"]).__name__ == "FunctionWrapper"
     patched_session, patched_client = Session.__dict__["call_tool"], Client.__dict__["call_tool"]
     originals = (patched_session.__wrapped__, patched_client.__wrapped__)

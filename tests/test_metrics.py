@@ -176,7 +176,7 @@ def test_runs_by_outcome_budget_stops_and_loops(reader):
 def test_nothing_is_recorded_after_uninstrument(reader):
     llm_call()
     runtrace.uninstrument()
-    assert metrics._state is None
+    assert runtrace._state.current() is None  # the state holding the meters is swapped out
     llm_call()  # a no-op, not an error
     with runtrace.run("after"):
         pass
@@ -264,7 +264,7 @@ with runtrace.run("joined", project="p") as run:
 data = reader.get_metrics_data()
 points = [(m.name, dict(p.attributes), p.value) for rm in data.resource_metrics
           for sm in rm.scope_metrics for m in sm.metrics for p in m.data.data_points]
-print(json.dumps({"own_provider": metrics._state.own_provider is not None, "points": points}))
+print(json.dumps({"own_provider": runtrace._state.current().meters.own_provider is not None, "points": points}))
 runtrace.uninstrument()
 """
 

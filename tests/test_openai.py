@@ -161,7 +161,7 @@ def test_tool_call_response_records_requested_tools(instrumented):
     with runtrace.run("tools") as run:
         reply = fake.openai().chat.completions.create(model="gpt-5.5", messages=USER, tools=[])
     # the run remembers which call id the model gave each (tool, arguments), for the tool spans
-    assert run.requested_call_id("run_tests", detect.stable_hash({"target": "tests/"})) == "call_B2"
+    assert run._live.requested_call_id("run_tests", detect.stable_hash({"target": "tests/"})) == "call_B2"
     assert [c.function.name for c in reply.choices[0].message.tool_calls] == ["read_file", "run_tests"]
     a = one_llm_span(instrumented).attributes
     assert a[sc.REQUESTED_TOOL_NAMES] == ("read_file", "run_tests")

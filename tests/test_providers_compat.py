@@ -178,8 +178,8 @@ def test_a_local_server_is_local_and_unpriced(instrumented, base_url):
 
 
 def test_a_local_model_priced_by_an_override_per_token(instrumented, monkeypatch):
-    monkeypatch.setattr(pricing, "_default", pricing.Pricer(
-        {"local:qwen3": {"input_per_mtok": 0.5, "output_per_mtok": 2.0}}))
+    pricer = pricing.Pricer({"local:qwen3": {"input_per_mtok": 0.5, "output_per_mtok": 2.0}})
+    monkeypatch.setattr(pricing, "default_pricer", lambda: pricer)  # as instrument(prices=...) would
     fake = FakeLLM([json_reply(chat_completion(model="qwen3", usage=ChatUsage(1000, 500)))])
     fake.openai(base_url="http://localhost:11434/v1").chat.completions.create(model="qwen3", messages=USER)
     a = dict(one_llm_span(instrumented).attributes)
@@ -188,7 +188,8 @@ def test_a_local_model_priced_by_an_override_per_token(instrumented, monkeypatch
 
 
 def test_a_local_model_priced_by_an_override_per_second(instrumented, monkeypatch):
-    monkeypatch.setattr(pricing, "_default", pricing.Pricer({"qwen3": {"per_second": 0.5}}))
+    pricer = pricing.Pricer({"qwen3": {"per_second": 0.5}})
+    monkeypatch.setattr(pricing, "default_pricer", lambda: pricer)  # as instrument(prices=...) would
     fake = FakeLLM([json_reply(chat_completion(model="qwen3", usage=ChatUsage(1000, 500)))])
     t0 = time.monotonic()
     fake.openai(base_url="http://127.0.0.1:11434/v1").chat.completions.create(model="qwen3", messages=USER)

@@ -225,7 +225,7 @@ HELD_LOCKS_AT_FORK = """
     runtrace.instrument(store=False)
     with runtrace.run("parent") as run:
         marker, stamp = _processors.DuplicateMarker(), _processors.RunStampProcessor()
-        held = [marker._lock, stamp._lock, run._lock, runs._local_runs_lock]
+        held = [marker._lock, stamp._lock, run._live.lock, runs._local_runs_lock]
         taken, release = threading.Event(), threading.Event()
 
         def hold():

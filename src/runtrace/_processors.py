@@ -34,7 +34,7 @@ class RunStampProcessor(SpanProcessor):
     """Stamps the run id on every span of a run, and the run's name/project/owner on its first spans.
 
     The name/project/owner go on every span started in this process's run
-    until one of those spans has ended (``Run.attribution``; an ended span is
+    until one of those spans has ended (``RunState.attribution``; an ended span is
     queued for export before any span that ends later), so a run whose process
     crashed before the run span ended is still named and attributed.
     """
@@ -51,7 +51,7 @@ class RunStampProcessor(SpanProcessor):
             span.set_attribute(semconv.RUN_ID, str(run_id))
             run = runs.current_run()
             if run is not None and run.id == run_id:
-                attrs = run.attribution()
+                attrs = run._live.attribution()
                 if attrs:
                     with fail_open("run stamp: name the run's first spans"):
                         self._name(span, run, attrs)
@@ -72,7 +72,7 @@ class RunStampProcessor(SpanProcessor):
         with self._lock:
             run = self._pending.pop(context.span_id, None)
         if run is not None:
-            run.mark_attributed()
+            run._live.mark_attributed()
 
 
 _OPEN_CAP = 4096  # open LLM spans tracked; a leaked (never ended) span must not grow this

@@ -15,8 +15,8 @@ import logging
 import os
 import sys
 import time
+import weakref
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 
-from . import _config, detect, metrics, policy_enforce, pricing, runs, semconv
+from . import _config, _state, detect, metrics, policy_enforce, pricing, runs, semconv
 from ._forksafe import fork_safe_rlock
 from ._internal import fail_open
 from ._processors import DuplicateMarker, RunStampProcessor, SwitchableProcessor, flush_all, shutdown_all
@@ -52,21 +52,12 @@ INSTRUMENTATIONS: tuple[tuple[str, str, str], ...] = (
 )
 
 
-@dataclass
-class _State:
-    provider: TracerProvider
-    switch: SwitchableProcessor
-    owns_provider: bool
-    store_path: str | None
-    patched: list[str]
-
-
 STORE_QUEUE_SIZE = 65_536  # spans waiting for the local store (about 100 MB at worst)
 
-_lock = fork_safe_rlock()  # re-created unheld in a forked child
-_state: _State | None = None
-_generation = 0  # bumped by uninstrument(), so hooks registered earlier stand down
-_switches: dict[int, SwitchableProcessor] = {}  # one per provider we ever joined
+# What instrument() sets up is one _state.Installed, published whole. What is left here lasts
+# for the process, across instrument()/uninstrument() pairs:
+_lock = fork_safe_rlock()  # instrument()/uninstrument()/patching one at a time; re-created unheld after fork
+_switches: dict[int, SwitchableProcessor] = {}  # one per provider we ever joined (it cannot remove them)
 _atexit_registered = False
 
 
@@ -151,17 +142,16 @@ def instrument(*, service_name: str | None = None, store: str | os.PathLike[str]
       ``RUNTRACE_POLICY``): caps per project and owner, approved tools and models
       (docs/policies.md). A bad file raises :class:`runtrace.policy.PolicyError` here.
     """
-    global _state, _atexit_registered
+    global _atexit_registered
     with _lock:
-        if _state is not None:
+        if _state.current() is not None:
             logger.debug("runtrace.instrument() called again; keeping the first configuration")
             return
         # Bad settings fail here, before anything is attached, and not at the first call.
         if prices is not None:
-            pricing.set_default_pricer(
-                pricing.Pricer(prices) if isinstance(prices, Mapping) else pricing.load_prices_file(prices))
+            pricer = pricing.Pricer(prices) if isinstance(prices, Mapping) else pricing.load_prices_file(prices)
         else:
-            pricing.default_pricer()
+            pricer = pricing.default_pricer()
         policy = policy_enforce.resolve(policies)
         current = _sdk_provider(trace.get_tracer_provider())
         owns = current is None
@@ -206,20 +196,22 @@ def instrument(*, service_name: str | None = None, store: str | os.PathLike[str]
         else:
             switch.replace(processors)
 
-        _config.replace_settings(_config.Settings(
+        settings = _config.Settings(
             capture_content=_config.capture_content_from_env() if capture_content is None else capture_content,
             stream_usage=stream_usage,
             tracer_provider=provider,
-        ))
-        runs.set_default_budget(default_budget)
-        runs.set_loop_thresholds(loop_thresholds)
-        policy_enforce.configure(policy, store_path)
+        )
+        meters: metrics.MeterSinks | None = None
         with fail_open("configure metrics"):
-            metrics.configure(resource=provider.resource, otlp_endpoint=otlp_endpoint,
-                              metric_readers=metric_readers)
-
-        _state = _State(provider, switch, owns, store_path, [])
-        hooks = [(_patch_hook(name, module, client, _generation), client)
+            meters = metrics.configure(resource=provider.resource, otlp_endpoint=otlp_endpoint,
+                                       metric_readers=metric_readers)
+        installed = _state.Installed(
+            settings=settings, pricer=pricer, default_budget=default_budget,
+            loop_thresholds=loop_thresholds or detect.LoopThresholds(),
+            policy=policy_enforce.configure(policy, store_path), meters=meters,
+            provider=provider, switch=switch, owns_provider=owns, store_path=store_path)
+        _state.publish(installed)  # the one assignment that turns it all on
+        hooks = [(_patch_hook(name, module, client, installed), client)
                  for name, module, client in INSTRUMENTATIONS]
         if not _atexit_registered:
             atexit.register(_at_exit)
@@ -230,7 +222,7 @@ def instrument(*, service_name: str | None = None, store: str | os.PathLike[str]
         wrapt.register_post_import_hook(hook, client)
 
 
-def _patch_hook(name: str, module: str, client: str, generation: int) -> Callable[[Any], None]:
+def _patch_hook(name: str, module: str, client: str, installed: _state.Installed) -> Callable[[Any], None]:
     """The post-import hook that patches one client.
 
     A hook runs either in the importing thread, which holds the client's import lock, or
@@ -238,9 +230,15 @@ def _patch_hook(name: str, module: str, client: str, generation: int) -> Callabl
     Both must not wait for ``_lock`` and an import lock in opposite orders, so every import
     happens before ``_lock`` is taken (which waits for a half-done import of the client to
     finish), and ``_lock`` is never held while waiting for an import lock of a client.
+    A hook of an earlier ``instrument()`` (wrapt cannot take one back) finds its state
+    swapped out and stands down; it holds that state weakly, so the hooks of clients never
+    imported do not keep an old configuration alive.
     """
+    ref = weakref.ref(installed)
+    del installed
+
     def patch(_client: Any) -> None:
-        if generation != _generation:
+        if _state.current() is None or _state.current() is not ref():
             return
         with fail_open(f"instrument {name}"):
             try:
@@ -250,17 +248,18 @@ def _patch_hook(name: str, module: str, client: str, generation: int) -> Callabl
                 logger.debug("runtrace: %s not instrumented: %s", name, exc)
                 return
             with _lock:
-                state = _state
-                if state is None or generation != _generation or name in state.patched:
+                installed = ref()
+                if installed is None or _state.current() is not installed or name in installed.patched:
                     return
                 if mod.instrument():
-                    state.patched.append(name)
+                    installed.patched.append(name)
     return patch
 
 
 def instrumented_clients() -> list[str]:
     """The clients patched so far (a client is patched when the program imports it)."""
-    return list(_state.patched) if _state else []
+    installed = _state.current()
+    return list(installed.patched) if installed else []
 
 
 def uninstrument(timeout_millis: int = 30_000) -> None:
@@ -269,13 +268,13 @@ def uninstrument(timeout_millis: int = 30_000) -> None:
     Pending spans are flushed to the store first, waiting at most ``timeout_millis`` in all
     (spans of threads still running go to no runtrace exporter once it returns).
     """
-    global _state, _generation
     deadline = time.monotonic() + max(0, timeout_millis) / 1000
     with _lock:
-        state = _state
+        # Swapped out first, in one assignment: from here every wrapper passes straight through,
+        # and a call already under way finishes with the objects it read at its start.
+        state = _state.publish(None)
         if state is None:
             return
-        _generation += 1
         for name, module, _client in INSTRUMENTATIONS:
             loaded = sys.modules.get(module)  # patched, so loaded: no import under _lock
             if name in state.patched and loaded is not None:
@@ -283,16 +282,12 @@ def uninstrument(timeout_millis: int = 30_000) -> None:
                     loaded.uninstrument()
         # Detached first, so that threads still ending spans cannot keep the flush going.
         processors = state.switch.detach()
-        runs.set_default_budget(None)
-        runs.set_loop_thresholds(None)
-        policy_enforce.configure(None, None)
-        _config.replace_settings(_config.Settings())
-        _state = None
+        policy_enforce.close(state.policy)
         with fail_open("uninstrument flush"):
             flush_all(processors, _remaining_ms(deadline))
             shutdown_all(processors, _remaining_ms(deadline))
         with fail_open("uninstrument metrics"):
-            metrics.shutdown(_remaining_ms(deadline))
+            metrics.shutdown(state.meters, _remaining_ms(deadline))
 
 
 def _remaining_ms(deadline: float) -> int:
@@ -305,7 +300,7 @@ def flush(timeout_millis: int = 30_000) -> bool:
     Returns within ``timeout_millis`` (False when the spans, or the metrics, were not all
     out by then), also while other threads keep making spans.
     """
-    state = _state
+    state = _state.current()
     if state is None:
         return True
     deadline = time.monotonic() + max(0, timeout_millis) / 1000
@@ -314,12 +309,13 @@ def flush(timeout_millis: int = 30_000) -> bool:
 
 
 def is_instrumented() -> bool:
-    return _state is not None
+    return _state.current() is not None
 
 
 def store_path() -> str | None:
     """Where this process writes its spans (None when it keeps none locally)."""
-    return _state.store_path if _state else None
+    installed = _state.current()
+    return installed.store_path if installed else None
 
 
 def _at_exit() -> None:

@@ -1,7 +1,8 @@
 """Budgets: the stop conditions of a run, and the exception that stops it.
 
 Kept apart from ``runs`` so the rules (what a limit is, when it is reached,
-what the caller may decide) read in one place; ``Run.check_budget`` applies them.
+what the caller may decide) read in one place; the run's budget check
+(``RunState.check_budget``, on ``run._live``) applies them.
 """
 
 from __future__ import annotations

@@ -30,8 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from opentelemetry import metrics as metrics_api
 
-from . import _config, semconv
-from ._forksafe import ForkSafeLock
+from . import _config, _state, semconv
 from ._internal import fail_open
 
 if TYPE_CHECKING:
@@ -84,14 +83,12 @@ class _Instruments:
         )
 
 
-@dataclass
-class _State:
+@dataclass(frozen=True)
+class MeterSinks:
+    """Where runtrace's metrics go for one ``instrument()``: part of ``_state.Installed``."""
+
     sinks: tuple[_Instruments, ...]
     own_provider: MeterProvider | None
-
-
-_lock = ForkSafeLock()  # re-created unheld in a forked child
-_state: _State | None = None
 
 
 def otlp_metrics_endpoint(explicit: str | None) -> str | None:
@@ -100,11 +97,10 @@ def otlp_metrics_endpoint(explicit: str | None) -> str | None:
 
 
 def configure(*, resource: Resource | None = None, otlp_endpoint: str | None = None,
-              metric_readers: Sequence[MetricReader] = ()) -> None:
-    """Choose where runtrace's metrics go (see the module docstring); replaces an earlier choice."""
+              metric_readers: Sequence[MetricReader] = ()) -> MeterSinks:
+    """Choose where runtrace's metrics go (see the module docstring); ``instrument()`` installs the result."""
     from opentelemetry.sdk.metrics import MeterProvider
 
-    shutdown()
     global_provider = metrics_api.get_meter_provider()
     joined = isinstance(global_provider, MeterProvider)
     readers: list[MetricReader] = list(metric_readers)
@@ -124,27 +120,26 @@ def configure(*, resource: Resource | None = None, otlp_endpoint: str | None = N
         sinks.append(_Instruments.create(own))
     if joined or own is None:
         sinks.append(_Instruments.create(global_provider))
-    global _state
-    with _lock:
-        _state = _State(tuple(sinks), own)
+    return MeterSinks(tuple(sinks), own)
 
 
-def shutdown(timeout_millis: float = 30_000) -> None:
-    """Stop recording; flush and shut down runtrace's own provider (a joined one is left alone)."""
-    global _state
-    with _lock:
-        state, _state = _state, None
-    if state is not None and state.own_provider is not None:
+def shutdown(meters: MeterSinks | None, timeout_millis: float = 30_000) -> None:
+    """Flush and shut down runtrace's own provider of ``meters`` (a joined one is left alone).
+
+    ``uninstrument()`` calls it after swapping the state out, so nothing records into it any more.
+    """
+    if meters is not None and meters.own_provider is not None:
         with fail_open("metrics shutdown"):
-            state.own_provider.shutdown(timeout_millis=timeout_millis)
+            meters.own_provider.shutdown(timeout_millis=timeout_millis)
 
 
 def force_flush(timeout_millis: int = 30_000) -> bool:
     """Export what runtrace's own provider holds now; True when it succeeded (or there is none)."""
-    state = _state
-    if state is None or state.own_provider is None:
+    installed = _state.current()
+    meters = installed.meters if installed is not None else None
+    if meters is None or meters.own_provider is None:
         return True
-    return bool(state.own_provider.force_flush(timeout_millis))
+    return bool(meters.own_provider.force_flush(timeout_millis))
 
 
 def _attrs(pairs: Iterable[tuple[str, Any]]) -> dict[str, Any]:
@@ -153,8 +148,9 @@ def _attrs(pairs: Iterable[tuple[str, Any]]) -> dict[str, Any]:
 
 
 def _sinks() -> tuple[_Instruments, ...]:
-    state = _state
-    return state.sinks if state is not None else ()
+    installed = _state.current()
+    meters = installed.meters if installed is not None else None
+    return meters.sinks if meters is not None else ()
 
 
 def record_llm_call(*, operation: str, provider: str | None, request_model: str | None,
@@ -214,5 +210,5 @@ def _add(instrument: str, attributes: Mapping[str, Any]) -> None:
             getattr(sink, instrument).add(1, attrs)
 
 
-__all__ = ["configure", "force_flush", "otlp_metrics_endpoint", "record_budget_stop", "record_llm_call",
+__all__ = ["MeterSinks", "configure", "force_flush", "otlp_metrics_endpoint", "record_budget_stop", "record_llm_call",
            "record_loop", "record_run", "shutdown"]

@@ -1,9 +1,10 @@
 """Applying the process's :class:`~runtrace.policy.Policy` before each LLM and tool call.
 
-``Run.check_budget`` calls :func:`check` after the run's own budget: the
-approved tools, the approved models, the small-call routing rule, then the
-caps (spend per UTC day/week/month and runs per day, per project and per
-owner, read through ``policy_spend``). A breach is handled like a budget's:
+The run's budget check (``RunState.check_budget``, on ``run._live``) calls
+:func:`check` after the run's own budget: the approved tools, the approved
+models, the small-call routing rule, then the caps (spend per UTC
+day/week/month and runs per day, per project and per owner, read through
+``policy_spend``). A breach is handled like a budget's:
 ``raise`` stops the run (:class:`~runtrace.BudgetExceeded` before the request
 is sent, outcome ``budget_stopped``, the stop reason naming the rule) and
 ``warn`` records a ``runtrace.budget.exceeded`` event on the run span with the
@@ -29,7 +30,7 @@ import sqlite3
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, cast
 
-from . import projection, semconv
+from . import _state, projection, semconv
 from ._forksafe import ForkSafeLock
 from ._internal import fail_open
 from .budget import Breach
@@ -42,21 +43,26 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("runtrace")
 
-__all__ = ["check", "configure", "note_call", "resolve", "wants_plan"]
+__all__ = ["ActivePolicy", "check", "close", "configure", "note_call", "resolve", "wants_plan"]
 
 WINDOW_WORDS = {"daily": "today", "weekly": "this week", "monthly": "this month"}
 
 
 @dataclass
-class _Active:
+class ActivePolicy:
+    """The policy of one ``instrument()`` and its spend reader: part of ``_state.Installed``."""
+
     policy: Policy
     book: SpendBook | None  # None: no local store, so no caps
+    store_error_logged: bool = False  # a store that cannot be read is said once per instrument()
 
 
-_active: _Active | None = None
-_lock = ForkSafeLock()
 _check_lock = ForkSafeLock()  # a cap check and its reservation are one step for the process's threads
-_store_error_logged = False
+
+
+def _active() -> ActivePolicy | None:
+    installed = _state.current()
+    return installed.policy if installed is not None else None
 
 
 def resolve(policies: Policy | str | os.PathLike[str] | None) -> Policy | None:
@@ -75,33 +81,36 @@ def resolve(policies: Policy | str | os.PathLike[str] | None) -> Policy | None:
     return load_policy(env) if env else None
 
 
-def configure(policy: Policy | None, store_path: str | None) -> None:
-    """Make ``policy`` the process's (None: none); caps read ``store_path``'s runs."""
-    global _active, _store_error_logged
-    with _lock:
-        if _active is not None and _active.book is not None:
-            with fail_open("policy: close the spend reader"):
-                _active.book.close()
-        _active = None
-        _store_error_logged = False
-        if policy is None:
-            return
-        book = None
-        if policy.has_caps:
-            if store_path is None:
-                logger.error(
-                    "runtrace: %s sets spending or run caps (%s), but this process keeps no local store "
-                    "(store=False, or the store could not be opened): caps need a store to read the spend so "
-                    "far from, so they are NOT enforced. Allowed tools and models still are.",
-                    policy.source, ", ".join(policy.cap_names()))
-            else:
-                book = SpendBook(store_path, cache_seconds=policy.cache_seconds, clock=policy.clock)
-        _active = _Active(policy, book)
+def configure(policy: Policy | None, store_path: str | None) -> ActivePolicy | None:
+    """What enforcing ``policy`` takes (None: no policy); caps read ``store_path``'s runs.
+
+    ``instrument()`` puts the result into the state it installs; :func:`close` releases it.
+    """
+    if policy is None:
+        return None
+    book = None
+    if policy.has_caps:
+        if store_path is None:
+            logger.error(
+                "runtrace: %s sets spending or run caps (%s), but this process keeps no local store "
+                "(store=False, or the store could not be opened): caps need a store to read the spend so "
+                "far from, so they are NOT enforced. Allowed tools and models still are.",
+                policy.source, ", ".join(policy.cap_names()))
+        else:
+            book = SpendBook(store_path, cache_seconds=policy.cache_seconds, clock=policy.clock)
+    return ActivePolicy(policy, book)
+
+
+def close(active: ActivePolicy | None) -> None:
+    """Close the spend reader of a policy ``uninstrument()`` swapped out."""
+    if active is not None and active.book is not None:
+        with fail_open("policy: close the spend reader"):
+            active.book.close()
 
 
 def wants_plan(run: Run) -> bool:
     """True when a rule for the run needs the next call's plan (its model, tokens, projected cost)."""
-    active = _active
+    active = _active()
     return active is not None and any(
         rules.has_caps or rules.allowed_models is not None or rules.has_small_call_rule
         for _scope, _name, rules in active.policy.scopes(run.project, run.owner))
@@ -110,7 +119,7 @@ def wants_plan(run: Run) -> bool:
 def check(run: Run, kind: Literal["llm", "tool"], plan: projection.CallPlan | None,
           tool_name: str | None) -> None:
     """Apply the policy to the call about to start; may raise BudgetExceeded (never anything else)."""
-    active = _active
+    active = _active()
     if active is None:
         return
     found: list[tuple[Breach, str]] = []
@@ -124,14 +133,14 @@ def check(run: Run, kind: Literal["llm", "tool"], plan: projection.CallPlan | No
         else:
             found = _check_and_reserve(active, book, run, kind, plan, tool_name)
     for breach, action in found:
-        run.apply_breach(breach, cast("OnExceed", action))  # "raise" or "warn"
+        run._live.apply_breach(breach, cast("OnExceed", action))  # "raise" or "warn"
 
 
-def _has_caps(active: _Active, run: Run) -> bool:
+def _has_caps(active: ActivePolicy, run: Run) -> bool:
     return any(rules.has_caps for _scope, _name, rules in active.policy.scopes(run.project, run.owner))
 
 
-def _check_and_reserve(active: _Active, book: SpendBook | None, run: Run, kind: Literal["llm", "tool"],
+def _check_and_reserve(active: ActivePolicy, book: SpendBook | None, run: Run, kind: Literal["llm", "tool"],
                        plan: projection.CallPlan | None, tool_name: str | None) -> list[tuple[Breach, str]]:
     found: list[tuple[Breach, str]] = []
     reserve: float | None = None
@@ -145,7 +154,7 @@ def _check_and_reserve(active: _Active, book: SpendBook | None, run: Run, kind: 
 
 def note_call(run: Run, figures: CallFigures) -> None:
     """Count a finished call of the run at once (the store sees it only after the export)."""
-    active = _active
+    active = _active()
     if active is None or active.book is None:
         return
     with fail_open("policy: note the call's cost"):
@@ -160,7 +169,7 @@ def note_call(run: Run, figures: CallFigures) -> None:
         active.book.release(run.id, key, figures.cost_usd)  # the store row counts until the span is stored
 
 
-def _breaches(active: _Active, run: Run, kind: str, plan: projection.CallPlan | None,
+def _breaches(active: ActivePolicy, run: Run, kind: str, plan: projection.CallPlan | None,
               tool_name: str | None) -> tuple[list[tuple[Breach, str]], float | None]:
     """The rules the call breaks (with their action), and the cost to reserve (None: no caps checked)."""
     policy = active.policy
@@ -183,7 +192,7 @@ def _breaches(active: _Active, run: Run, kind: str, plan: projection.CallPlan | 
     if kind == "llm" and active.book is not None:
         for scope, name, rules in scopes:
             if rules.has_caps:
-                breaches, projected = _cap_breaches(active.book, run, scope, name, rules, plan)
+                breaches, projected = _cap_breaches(active, active.book, run, scope, name, rules, plan)
                 out += [(b, policy.action(rules)) for b in breaches]
                 if projected is not None:
                     reserve = projected if reserve is None else max(reserve, projected)
@@ -212,10 +221,9 @@ def _model_breach(scope: str, name: str, rules: Rules, plan: projection.CallPlan
     return None
 
 
-def _cap_breaches(book: SpendBook, run: Run, scope: str, name: str, rules: Rules,
+def _cap_breaches(active: ActivePolicy, book: SpendBook, run: Run, scope: str, name: str, rules: Rules,
                   plan: projection.CallPlan | None) -> tuple[list[Breach], float | None]:
     """The caps the call would break, and its projected cost (None: the caps could not be read)."""
-    global _store_error_logged
     from .store.errors import StoreError
 
     if rules.runs_per_day is not None:
@@ -223,8 +231,8 @@ def _cap_breaches(book: SpendBook, run: Run, scope: str, name: str, rules: Rules
     try:
         figures = book.figures(scope, name)
     except (sqlite3.Error, StoreError) as exc:
-        if not _store_error_logged:
-            _store_error_logged = True
+        if not active.store_error_logged:
+            active.store_error_logged = True
             logger.error("runtrace: policy caps of %s %r not checked: cannot read the store %s (%s); "
                          "the call goes ahead", scope, name, book.store_path, exc)
         return [], None

@@ -7,9 +7,9 @@ estimated with the same estimator the detectors use (``detect.token_estimator``:
 tiktoken when its encoding is cached offline, else characters / 4), the
 request's own output cap (``max_tokens``, ``max_completion_tokens``,
 ``max_output_tokens``; times ``n`` choices), and a way to price a usage with
-the same pricer the finished call will be priced with. ``Run.check_budget``
-turns the plan into a projected cost with the run's history (see
-:func:`expected_output_tokens`).
+the same pricer the finished call will be priced with. The run's budget check
+(``RunState.check_budget``, on ``run._live``) turns the plan into a projected
+cost with the run's history (see :func:`expected_output_tokens`).
 
 Pure: no OpenTelemetry, no SDKs; the instrumentation supplies the pieces.
 """

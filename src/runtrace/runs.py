@@ -13,21 +13,21 @@ from __future__ import annotations
 import contextvars
 import functools
 import inspect
-import json
 import logging
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
 from opentelemetry import baggage, context, trace
 
-from . import _config, detect, metrics, policy_enforce, projection, semconv
+from . import _config, _state, detect, metrics, semconv
 from ._errors import record_error
 from ._forksafe import ForkSafeLock
 from ._internal import fail_open
-from .budget import Breach, Budget, BudgetExceeded, OnExceed
+from ._run_state import CallFigures, RunState
+from .budget import Breach, Budget, BudgetExceeded
 from .totals import SPAN_TOTALS, TotalField
 
 logger = logging.getLogger("runtrace")
@@ -50,18 +50,6 @@ def _remember_run(run_id: str) -> None:
         _local_runs[run_id] = None
         if len(_local_runs) > _LOCAL_RUNS_KEPT:
             del _local_runs[next(iter(_local_runs))]
-
-
-@dataclass
-class CallFigures:
-    """What one finished LLM call adds to its run's live totals."""
-
-    cost_usd: float | None = None  # None: the call could not be priced
-    span_ref: tuple[int, int] | None = None  # (trace id, span id) of the call's span: the policy caps' ledger key
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cached_input_tokens: int = 0
-    reasoning_tokens: int = 0
 
 
 @dataclass
@@ -92,22 +80,6 @@ class RunTotals:
         return round(value, 10) if total.kind == "usd" else value
 
 
-_default_budget: Budget | None = None
-_loop_thresholds: detect.LoopThresholds = detect.LoopThresholds()
-
-
-def set_loop_thresholds(thresholds: detect.LoopThresholds | None) -> None:
-    """Thresholds of the runaway-loop detector for runs started from now on."""
-    global _loop_thresholds
-    _loop_thresholds = thresholds or detect.LoopThresholds()
-
-
-def set_default_budget(budget: Budget | None) -> None:
-    """The budget of runs that do not name one (``instrument(default_budget=...)``)."""
-    global _default_budget
-    _default_budget = budget
-
-
 @dataclass
 class _Active:
     span: trace.Span
@@ -121,6 +93,13 @@ class Run:
 
     Works as a context manager (``with``/``async with``) and as a decorator,
     where every call of the decorated function is a run of its own.
+
+    What it offers: its ``id``, ``name``, ``project``, ``owner``, ``budget`` and
+    ``metadata``; the verdict (``accept()``, ``reject()``, ``abandon()``, read back
+    as ``outcome``, ``outcome_reason``, ``outcome_by``) and ``stop_reason``; the live
+    ``totals``, ``figures()``, ``elapsed_s`` and the run's ``span``. What the
+    instrumentations call before and after each LLM and tool call is not part of
+    it (``runtrace._run_state``).
     """
 
     def __init__(self, name: str, *, project: str | None = None, owner: str | None = None,
@@ -128,10 +107,11 @@ class Run:
                  run_id: str | None = None) -> None:
         if not isinstance(name, str) or not name:
             raise ValueError("runtrace.run() needs a non-empty name")
+        installed = _state.current()  # instrument()'s default budget and loop thresholds
         self.name = name
         self.project = project
         self.owner = owner
-        self.budget = budget if budget is not None else _default_budget
+        self.budget = budget if budget is not None else (installed.default_budget if installed else None)
         self.metadata: dict[str, Any] = dict(metadata or {})
         self.id = run_id or uuid.uuid4().hex
         self.outcome: str | None = None
@@ -139,22 +119,22 @@ class Run:
         self.outcome_by: str | None = None
         self.stop_reason: str | None = None
         self.totals = RunTotals()
-        self._lock = ForkSafeLock()
         self._active: _Active | None = None
-        self._warned: set[str] = set()
         self._ended = False
-        self._detectors = detect.RunDetectors(_loop_thresholds)
-        self._requested_calls: dict[tuple[str, str], str] = {}  # (tool name, args hash) -> call id
-        self._attributed = False  # a child span carrying name/project/owner has ended
+        # The instrumentation's side of the run (budget checks, detectors): not the user's API.
+        self._live = RunState(self, installed.loop_thresholds if installed else detect.LoopThresholds())
 
     # -- verdicts -------------------------------------------------------------
     def accept(self, *, by: str | None = None) -> None:
+        """The run did what was asked (``by``: who says so, e.g. "ci" or a reviewer)."""
         self._set_outcome(semconv.OUTCOME_ACCEPTED, None, by)
 
     def reject(self, reason: str | None = None, *, by: str | None = None) -> None:
+        """The run's result was not accepted (``reason``: why, e.g. "wrong fix")."""
         self._set_outcome(semconv.OUTCOME_REJECTED, reason, by)
 
     def abandon(self, reason: str | None = None, *, by: str | None = None) -> None:
+        """The task was given up before a result could be judged."""
         self._set_outcome(semconv.OUTCOME_ABANDONED, reason, by)
 
     def _set_outcome(self, outcome: str, reason: str | None, by: str | None) -> None:
@@ -162,14 +142,17 @@ class Run:
 
     @property
     def span(self) -> trace.Span | None:
+        """The run's span while the run is open (None before and after)."""
         return self._active.span if self._active else None
 
     @property
     def elapsed_s(self) -> float:
+        """Seconds since the run started (0 when it is not open)."""
         return time.monotonic() - self._active.started_monotonic if self._active else 0.0
 
     def figures(self) -> dict[str, Any]:
-        with self._lock:
+        """The run's totals so far with its id, name, project, owner and elapsed seconds."""
+        with self._live.lock:
             data = self.totals.as_dict()
         data.update(id=self.id, name=self.name, project=self.project, owner=self.owner,
                     elapsed_s=round(self.elapsed_s, 3))
@@ -177,6 +160,7 @@ class Run:
 
     # -- context manager / decorator ------------------------------------------
     def __enter__(self) -> Run:
+        """Start the run: its span opens and it becomes the current run of this thread or task."""
         if self._active is not None or self._ended:
             raise RuntimeError(f"run {self.name!r} ({self.id}) was already entered; make a new runtrace.run()")
         attrs: dict[str, Any] = {
@@ -202,6 +186,7 @@ class Run:
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: Any) -> None:
+        """End the run: an exception sets its outcome (budget_stopped, error, abandoned); totals go on its span."""
         active = self._active
         if active is None:
             return
@@ -225,7 +210,7 @@ class Run:
             self._ended = True
 
     def _end_span(self, span: trace.Span) -> None:
-        with self._lock:
+        with self._live.lock:
             totals = self.totals.span_attributes()
         if self.outcome is not None:
             totals[semconv.RUN_OUTCOME] = self.outcome
@@ -267,231 +252,6 @@ class Run:
 
     def __repr__(self) -> str:
         return f"<Run {self.name!r} id={self.id} outcome={self.outcome}>"
-
-    # -- attribution of crashed runs (issue 9, item 15b) ----------------------
-    def attribution(self) -> dict[str, Any] | None:
-        """The run's name/project/owner for a span starting in it; None once one carrying them ended.
-
-        Only the run span carries them otherwise, and a crashed run never sends
-        its run span: so every span started in the run carries them until one
-        of those has ended (and so been exported), then no more spans pay for it.
-        """
-        if self._attributed:
-            return None
-        attrs: dict[str, Any] = {semconv.RUN_NAME: self.name}
-        if self.project is not None:
-            attrs[semconv.PROJECT] = self.project
-        if self.owner is not None:
-            attrs[semconv.OWNER] = self.owner
-        return attrs
-
-    def mark_attributed(self) -> None:
-        self._attributed = True
-
-    # -- hooks the instrumentations call --------------------------------------
-    @property
-    def projects_calls(self) -> bool:
-        """True when the budget has a limit that the next call's projection matters to.
-
-        The instrumentation only estimates a request's tokens when it is (no
-        cost for runs without a cost or input-token limit).
-        """
-        budget = self.budget
-        return (budget is not None and (budget.max_cost_usd is not None or budget.max_input_tokens is not None)) \
-            or policy_enforce.wants_plan(self)
-
-    def check_budget(self, kind: Literal["llm", "tool"], plan: projection.CallPlan | None = None, *,
-                     tool_name: str | None = None) -> None:
-        """Called before every LLM (kind="llm") and tool call; may raise BudgetExceeded.
-
-        ``plan`` is what the LLM call about to be sent is expected to use; with
-        it, a call is refused when it would cross ``max_cost_usd`` or
-        ``max_input_tokens`` (the rule is in :class:`Budget`'s docstring).
-        ``tool_name`` names the tool about to run (``Budget.allowed_tools``).
-        Then the rules of the instrument()'s policy (``runtrace.policy``), if any.
-        """
-        budget = self.budget
-        if budget is not None:
-            breach = self._find_breach(budget, kind, plan, tool_name)
-            if breach is not None:
-                self._handle_breach(budget, breach)
-        policy_enforce.check(self, kind, plan, tool_name)
-
-    def _find_breach(self, budget: Budget, kind: str, plan: projection.CallPlan | None = None,
-                     tool_name: str | None = None) -> Breach | None:
-        if kind == "tool" and tool_name is not None and budget.allowed_tools is not None \
-                and tool_name not in budget.allowed_tools:
-            return Breach(semconv.STOP_TOOL_NOT_ALLOWED, 0.0, 0.0, detail=(
-                f"tool {tool_name!r} is not in the run's allowed tools "
-                f"({', '.join(sorted(budget.allowed_tools)) or 'none'})"))
-        with self._lock:
-            t = self.totals
-            spent, input_tokens, output_tokens, llm_calls = t.cost_usd, t.input_tokens, t.output_tokens, t.llm_calls
-            checks: list[tuple[str, float | None, float]] = [
-                ("max_cost_usd", budget.max_cost_usd, t.cost_usd),
-                ("max_input_tokens", budget.max_input_tokens, t.input_tokens),
-                ("max_seconds", budget.max_seconds, self.elapsed_s),
-            ]
-            if kind == "llm":
-                checks.append(("max_llm_calls", budget.max_llm_calls, t.llm_calls))
-            else:
-                checks.append(("max_tool_calls", budget.max_tool_calls, t.tool_calls))
-            if budget.stop_on_loop and t.loop_detected:
-                return Breach("loop", 1, 1)
-        for limit, value, observed in checks:
-            if value is not None and observed >= value:
-                return Breach(limit, float(value), float(observed))
-        if plan is None or kind != "llm":
-            return None
-        if budget.max_input_tokens is not None and input_tokens + plan.input_tokens > budget.max_input_tokens:
-            return Breach("max_input_tokens", float(budget.max_input_tokens), float(input_tokens),
-                          float(plan.input_tokens))
-        if budget.max_cost_usd is not None:
-            # Priced outside the lock: other threads of the run may finish calls meanwhile,
-            # which only makes this check less strict for that one race, never wrong.
-            output = projection.expected_output_tokens(plan, output_tokens, llm_calls)
-            cost = projection.projected_cost(plan, output)
-            # Compared in nano-dollars, like the store adds costs: 0.03 + 0.03 does not cross 0.06.
-            if round((spent + cost) * 1e9) > round(budget.max_cost_usd * 1e9):
-                return Breach("max_cost_usd", float(budget.max_cost_usd), float(spent), cost)
-        return None
-
-    def _handle_breach(self, budget: Budget, breach: Breach) -> None:
-        self.apply_breach(breach, budget.on_exceed)
-
-    def apply_breach(self, breach: Breach, action: OnExceed) -> None:
-        """Stop (BudgetExceeded, outcome budget_stopped) or warn about ``breach``, as ``action`` says."""
-        go_on = False
-        if callable(action):
-            decision = action(self, breach)
-            go_on = decision == "continue" or (decision is not None and decision is not False
-                                               and decision != "stop")
-        elif action == "warn":
-            go_on = True
-        self._budget_event(breach, "continue" if go_on else "stop")
-        if go_on:
-            if breach.limit not in self._warned:
-                self._warned.add(breach.limit)
-                logger.warning("runtrace: run %s (%s): %s; continuing (on_exceed=%s)", self.id, self.name,
-                               breach.describe(), action if isinstance(action, str) else "callback")
-            return
-        self.stop_reason = breach.limit
-        self.outcome = semconv.OUTCOME_BUDGET_STOPPED
-        metrics.record_budget_stop(reason=breach.limit, project=self.project, owner=self.owner)
-        raise BudgetExceeded(self.id, breach, self.figures())
-
-    def _budget_event(self, breach: Breach, action: str) -> None:
-        span = self.span
-        if span is not None:
-            span.add_event(semconv.EVENT_BUDGET, {
-                semconv.BUDGET_LIMIT: breach.limit, semconv.BUDGET_LIMIT_VALUE: breach.limit_value,
-                semconv.BUDGET_OBSERVED: breach.observed, semconv.BUDGET_PROJECTED: breach.projected,
-                semconv.BUDGET_ACTION: action,
-                **({semconv.BUDGET_REASON: breach.detail} if breach.detail is not None else {}),
-            })
-
-    def record_llm_call(self, figures: CallFigures) -> None:
-        with self._lock:
-            t = self.totals
-            t.llm_calls += 1
-            if figures.cost_usd is None:
-                t.unpriced_calls += 1
-            else:
-                t.cost_usd += figures.cost_usd
-            t.input_tokens += figures.input_tokens
-            t.output_tokens += figures.output_tokens
-            t.cached_input_tokens += figures.cached_input_tokens
-            t.reasoning_tokens += figures.reasoning_tokens
-        policy_enforce.note_call(self, figures)
-
-    def mark_loop(self) -> None:
-        with self._lock:
-            self.totals.loop_detected = True
-
-    # -- detectors (docs/architecture.md) -----------------------------------------
-    def observe_prompt(self, messages: Sequence[tuple[str, str]]) -> dict[str, Any]:
-        """Fingerprint the (role, text) messages of a request; returns the LLM span's context attributes."""
-        obs = self._detectors.observe_prompt(messages)
-        return {
-            semconv.CONTEXT_MESSAGES: obs.messages, semconv.CONTEXT_NEW_MESSAGES: obs.new_messages,
-            semconv.CONTEXT_REINJECTED_MESSAGES: obs.reinjected_messages,
-            semconv.CONTEXT_REINJECTED_TOKENS: obs.reinjected_tokens,
-            semconv.CONTEXT_TOKEN_ESTIMATOR: obs.estimator, semconv.CONTEXT_FINGERPRINT: obs.fingerprint,
-            semconv.CONTEXT_CHARS: obs.chars,
-        }
-
-    def observe_completion(self, text: str) -> list[tuple[str, dict[str, Any]]]:
-        """Remember a completion (it is not re-injection when sent back); returns loop events."""
-        return self._loop_events(self._detectors.observe_completion(text))
-
-    def note_requested_tool_calls(self, calls: Sequence[tuple[str, str, Any]]) -> None:
-        """(call id, tool name, arguments) the model asked for, so tool spans can name their call id."""
-        with self._lock:
-            for call_id, name, arguments in calls:
-                self._requested_calls[(name, detect.stable_hash(_parse_json(arguments)))] = call_id
-                if len(self._requested_calls) > 256:  # bounded: only the recent calls matter
-                    self._requested_calls.pop(next(iter(self._requested_calls)))
-
-    def requested_call_id(self, name: str, args_hash: str) -> str | None:
-        with self._lock:
-            return self._requested_calls.get((name, args_hash))
-
-    def observe_tool_call(self, name: str, args_hash: str, result_hash: str, result_tokens: int,
-                          args_preview: str = "") -> tuple[dict[str, Any], list[tuple[str, dict[str, Any]]]]:
-        """Count a finished tool call; returns the tool span's attributes and its detection events.
-
-        ``args_preview`` goes into the events' sentences: pass one only when content capture is on.
-        """
-        seen = self._detectors.observe_tool_call(name, args_hash, result_hash, result_tokens=result_tokens,
-                                                 args_preview=args_preview)
-        read, found = seen.read, seen.detections
-        with self._lock:
-            self.totals.tool_calls += 1
-            if read.repeat:
-                self.totals.repeated_reads += 1
-        attrs: dict[str, Any] = {semconv.TOOL_REPEAT_COUNT: read.repeat_count,
-                                 semconv.TOOL_REPEATED_READ: read.repeat,
-                                 semconv.TOOL_RESULT_TOKENS: result_tokens}
-        events: list[tuple[str, dict[str, Any]]] = []
-        if read.repeat:
-            attrs[semconv.TOOL_REPEATED_READ_TOKENS] = read.repeated_tokens
-            events.append((semconv.EVENT_REPEATED_READ, {
-                semconv.TOOL_REPEAT_COUNT: read.repeat_count,
-                semconv.LOOP_DESCRIPTION: repeated_read_sentence(name, read.repeat_count, args_preview)}))
-        loop_events = self._loop_events(found)
-        if loop_events:
-            attrs[semconv.LOOP_DETECTED] = True
-        return attrs, events + loop_events
-
-    def _loop_events(self, found: Sequence[detect.Detection]) -> list[tuple[str, dict[str, Any]]]:
-        if not found:
-            return []
-        self.mark_loop()
-        for d in found:
-            metrics.record_loop(kind=d.kind, project=self.project, owner=self.owner)
-        return [(semconv.EVENT_LOOP, {semconv.LOOP_KIND: d.kind, semconv.LOOP_COUNT: d.count,
-                                      semconv.LOOP_DESCRIPTION: d.description}) for d in found]
-
-
-def repeated_read_sentence(name: str, count: int, args_preview: str = "") -> str:
-    """The repeated-read event's description; names argument values only when given a preview.
-
-    Callers pass a preview only when content capture is on (a file path is an
-    argument too); without one the sentence names the tool and the count.
-    """
-    if args_preview:
-        return f"{name}({args_preview}) returned the same result as an earlier read ({count} times so far)"
-    return f"{name} returned content identical to an earlier read ({count} times so far)"
-
-
-def _parse_json(arguments: Any) -> Any:
-    """Tool-call arguments arrive as JSON text from the model and as values in the tool; hash alike."""
-    if isinstance(arguments, str):
-        try:
-            return json.loads(arguments)
-        except ValueError:
-            return arguments
-    return arguments
 
 
 def run(name: str, *, project: str | None = None, owner: str | None = None, budget: Budget | None = None,
@@ -561,4 +321,4 @@ def _check_known(run_id: str) -> None:
 
 
 __all__ = ["Breach", "Budget", "BudgetExceeded", "CallFigures", "Run", "RunTotals", "current_run",
-           "record_outcome", "run", "set_default_budget"]
+           "record_outcome", "run"]

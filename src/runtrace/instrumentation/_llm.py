@@ -210,22 +210,6 @@ def completion_text(data: ResponseData) -> str:
 
 # --- the span --------------------------------------------------------------------------
 
-_tracers: dict[str, tuple[_config.Settings, trace.Tracer]] = {}
-
-
-def _tracer(settings: _config.Settings, name: str) -> trace.Tracer:
-    """``settings.tracer(name)``, kept while the settings last: ``get_tracer`` costs ~10 us a call.
-
-    ``instrument()``/``uninstrument()`` replace the settings object, which drops the cache.
-    """
-    cached = _tracers.get(name)
-    if cached is not None and cached[0] is settings:
-        return cached[1]
-    tracer = settings.tracer(name)
-    if settings.tracer_provider is not None:  # the proxy of a provider set later is not kept
-        _tracers[name] = (settings, tracer)
-    return tracer
-
 def stamp_run(run: runs.Run | None, attrs: dict[str, Any]) -> bool:
     """Put ``run``'s id, and its name/project/owner while it needs them, into a span's start attributes.
 
@@ -236,7 +220,7 @@ def stamp_run(run: runs.Run | None, attrs: dict[str, Any]) -> bool:
     if run is None:
         return False
     attrs[semconv.RUN_ID] = run.id
-    named = run.attribution()
+    named = run._live.attribution()
     if named:
         attrs.update(named)
         return True
@@ -254,6 +238,8 @@ class LLMCall:
         # in a proxy offering both ``__next__`` and ``__anext__``.
         self.is_async = is_async
         self.capture_content = settings.capture_content
+        # Priced with the pricer in effect when the call started, also if uninstrument() comes first.
+        self._pricer = pricing.default_pricer()
         self.run = runs.current_run()
         self.started = datetime.now(timezone.utc)
         self._t0 = time.monotonic()
@@ -284,12 +270,12 @@ class LLMCall:
                 if request.system_instructions:
                     content[semconv.GEN_AI_SYSTEM_INSTRUCTIONS] = to_json(request.system_instructions)
                 attrs.update(content)
-        self.span = _tracer(settings, tracer_name).start_span(name, kind=SpanKind.CLIENT, attributes=attrs)
+        self.span = settings.tracer(tracer_name).start_span(name, kind=SpanKind.CLIENT, attributes=attrs)
 
     def _prompt_attributes(self, prompt: list[tuple[str, str]]) -> dict[str, Any]:
         """The run's detectors judge the prompt; outside a run it is only fingerprinted."""
         if self.run is not None:
-            return self.run.observe_prompt(prompt)
+            return self.run._live.observe_prompt(prompt)
         obs = detect.ContextTracker().observe_prompt(prompt)
         return {semconv.CONTEXT_MESSAGES: obs.messages, semconv.CONTEXT_CHARS: obs.chars,
                 semconv.CONTEXT_FINGERPRINT: obs.fingerprint}
@@ -325,7 +311,7 @@ class LLMCall:
     def _end(self) -> None:
         self.span.end()
         if self._names_run and self.run is not None:
-            self.run.mark_attributed()  # what RunStampProcessor does for the spans it names
+            self.run._live.mark_attributed()  # what RunStampProcessor does for the spans it names
 
     def fail(self, exc: BaseException, partial: ResponseData | None = None, *,
              ended_by: str | None = None) -> None:
@@ -389,7 +375,7 @@ class LLMCall:
             return
         with fail_open("llm span: run totals"):
             ctx = span.get_span_context()
-            run.record_llm_call(runs.CallFigures(
+            run._live.record_llm_call(runs.CallFigures(
                 cost_usd=cost, span_ref=(ctx.trace_id, ctx.span_id),
                 input_tokens=usage.input_tokens if usage else 0,
                 output_tokens=usage.output_tokens if usage else 0,
@@ -401,14 +387,14 @@ class LLMCall:
         text = completion_text(data)
         if text:
             with fail_open("llm span: observe completion"):
-                events = run.observe_completion(text)
+                events = run._live.observe_completion(text)
                 for name, event_attrs in events:
                     span.add_event(name, event_attrs)
                 if any(name == semconv.EVENT_LOOP for name, _ in events):
                     span.set_attribute(semconv.LOOP_DETECTED, True)
         if data.tool_calls:
             with fail_open("llm span: requested tool calls"):
-                run.note_requested_tool_calls([(c.id or "", c.name or "", c.arguments or "") for c in data.tool_calls if c.name])
+                run._live.note_requested_tool_calls([(c.id or "", c.name or "", c.arguments or "") for c in data.tool_calls if c.name])
 
     def _response_attributes(self, data: ResponseData, attrs: dict[str, Any]) -> None:
         put(attrs, semconv.GEN_AI_RESPONSE_ID, data.response_id)
@@ -437,7 +423,7 @@ class LLMCall:
 
     def _price(self, data: ResponseData | None, usage: Usage | None) -> pricing.Price:
         token_usage = usage  # the one usage type: priced as it is, no copy
-        pricer = pricing.default_pricer()
+        pricer = self._pricer
         tier = data.service_tier if data is not None else None
         duration = time.monotonic() - self._t0
         served = data.response_model if data is not None else None
@@ -522,10 +508,10 @@ def begin_call(integration: str, tracer_name: str, build: Build, instance: Any,
     run = runs.current_run()
     if run is not None:
         plan: projection.CallPlan | None = None
-        if request is not None and run.projects_calls:
+        if request is not None and run._live.projects_calls:
             with fail_open(f"{integration}: project the call's cost"):
                 plan = plan_call(request)
-        run.check_budget("llm", plan)  # BudgetExceeded goes to the caller before anything is sent
+        run._live.check_budget("llm", plan)  # BudgetExceeded goes to the caller before anything is sent
     if request is None:
         return None
     call: LLMCall | None = None

@@ -23,6 +23,8 @@ from typing import Any
 
 import wrapt
 
+from .. import _state
+
 logger = logging.getLogger("runtrace")
 
 Wrapper = Callable[[Callable[..., Any], Any, tuple[Any, ...], dict[str, Any]], Any]
@@ -36,18 +38,10 @@ _MARK = "_self_runtrace_patch"
 # then passes through instead of making a second span for the same request.
 IN_LLM_CALL: contextvars.ContextVar[bool] = contextvars.ContextVar("runtrace_in_llm_call", default=False)
 
-_active: set[str] = set()  # the integrations ("openai", "anthropic") currently instrumenting
-
-
 def is_active(integration: str) -> bool:
-    return integration in _active
-
-
-def set_active(integration: str, active: bool) -> None:
-    if active:
-        _active.add(integration)
-    else:
-        _active.discard(integration)
+    """True while ``integration`` ("openai", "anthropic") is among the installed state's patched clients."""
+    installed = _state.current()
+    return installed is not None and integration in installed.patched
 
 
 @dataclass(frozen=True)
@@ -127,12 +121,10 @@ class Integration:
     def instrument(self) -> bool:
         """Patch the installed client; True when at least one method was patched."""
         self.applied.extend(apply(self.patches))
-        set_active(self.name, bool(self.applied))
         return bool(self.applied)
 
     def uninstrument(self) -> None:
         """Restore every patched method (the very objects that were there before)."""
-        set_active(self.name, False)
         revert(self.applied)
         self.applied.clear()
 

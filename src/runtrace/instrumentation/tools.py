@@ -57,7 +57,7 @@ class ToolCall:
         self.arguments = dict(arguments)
         self.run = runs.current_run()
         if self.run is not None:
-            self.run.check_budget("tool", tool_name=name)  # may raise BudgetExceeded: before the tool runs
+            self.run._live.check_budget("tool", tool_name=name)  # may raise BudgetExceeded: before the tool runs
         self.settings = _config.settings()
         self.span: trace.Span = trace.INVALID_SPAN
         self.args_hash = ""
@@ -66,7 +66,7 @@ class ToolCall:
         with fail_open("tool span start"):
             self.args_hash = detect.stable_hash(self.arguments)
             if call_id is None and self.run is not None:
-                call_id = self.run.requested_call_id(name, self.args_hash)
+                call_id = self.run._live.requested_call_id(name, self.args_hash)
             attrs: dict[str, Any] = {
                 semconv.GEN_AI_OPERATION_NAME: semconv.OP_EXECUTE_TOOL, semconv.GEN_AI_TOOL_NAME: name,
                 semconv.GEN_AI_TOOL_TYPE: "function" if source == "decorator" else "extension",
@@ -102,7 +102,7 @@ class ToolCall:
             if self.settings.capture_content:
                 attrs[semconv.GEN_AI_TOOL_CALL_RESULT] = text
             if self.run is not None:
-                seen, events = self.run.observe_tool_call(
+                seen, events = self.run._live.observe_tool_call(
                     self.name, self.args_hash, result_hash, tokens,
                     args_preview=self._args_preview())
                 attrs.update(seen)
@@ -115,7 +115,7 @@ class ToolCall:
     def _end(self) -> None:
         self.span.end()
         if self._names_run and self.run is not None:
-            self.run.mark_attributed()  # what RunStampProcessor does for the spans it names
+            self.run._live.mark_attributed()  # what RunStampProcessor does for the spans it names
 
     def fail(self, exc: BaseException) -> None:
         with fail_open("tool span error"):
@@ -123,7 +123,7 @@ class ToolCall:
             record_error(self.span, exc, capture_content=self.settings.capture_content)
             if self.run is not None:
                 # A failed call still counts as a tool call; its "result" is the error.
-                self.run.observe_tool_call(self.name, self.args_hash, detect.stable_hash(repr(exc)), 0,
+                self.run._live.observe_tool_call(self.name, self.args_hash, detect.stable_hash(repr(exc)), 0,
                                            args_preview=self._args_preview())
         self._end()
 

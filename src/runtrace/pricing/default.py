@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 
-from .. import semconv
+from .. import _state, semconv
 from .._forksafe import ForkSafeLock
 from .overrides import read_prices_file
 from .pricer import Pricer
@@ -27,8 +27,14 @@ def load_prices_file(path: str | os.PathLike[str]) -> Pricer:
 
 
 def default_pricer() -> Pricer:
-    """The shared Pricer: ``RUNTRACE_PRICES`` if set, else plain genai-prices. Built once."""
+    """The Pricer in effect: ``instrument(prices=...)``'s while instrumented (``_state``).
+
+    Otherwise the process's own: ``RUNTRACE_PRICES`` if set, else plain genai-prices, built once.
+    """
     global _default
+    installed = _state.current()
+    if installed is not None:
+        return installed.pricer
     pricer = _default
     if pricer is not None:
         return pricer
@@ -40,7 +46,10 @@ def default_pricer() -> Pricer:
 
 
 def set_default_pricer(pricer: Pricer | None) -> None:
-    """Replace the shared Pricer (``instrument(prices=...)`` does this); None forgets it, to be built again."""
+    """Replace the process's own Pricer (used while not instrumented; ``instrument(prices=...)`` wins).
+
+    None forgets it, to be built again.
+    """
     global _default
     if pricer is not None and not isinstance(pricer, Pricer):
         raise TypeError(f"expected a Pricer, got {type(pricer).__name__}")
