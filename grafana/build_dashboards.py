@@ -5,7 +5,7 @@ every panel's SQL on chDB.
 
 Panels read the finished views of collector/clickhouse/ (runtrace_runs_v,
 runtrace_run_models_v, runtrace_tool_calls, runtrace_counted_spans for per-call
-figures (each model call once, the store's innermost rule), and runtrace_spans
+figures (each model call once, the store's innermost and sibling rules), and runtrace_spans
 FINAL, so that a span delivered twice counts once), never raw attribute maps, except the span tree, which
 is the plugin's trace view over otel_traces.
 Runs are placed in time by their start.
@@ -160,7 +160,8 @@ WHERE counted = 1 AND $__timeFilter(start)
 GROUP BY prompt_size, model
 ORDER BY prompt_size, model""", w=12,
           description="Prompt size = the call's total input tokens (cached included). Each model call once, "
-                      "as in the run totals: a wrapper's or an aggregate's span over the call's own is left out.")
+                      "as in the run totals: a wrapper's or an aggregate's span over the call's own is left out, "
+                      "and of two instrumentations' spans of one call side by side only one counts.")
     b.add("table", "Spend by service: runtrace's price and the agent's own", f"""
 SELECT ifNull(service, '(none)') AS service, count() AS runs, sum(cost_usd) AS spend,
        countIf(agent_cost_usd IS NOT NULL) AS runs_with_agent_cost,
@@ -311,11 +312,13 @@ ORDER BY startTime""", w=24, h=14, fmt="traces",
           description="Every span of the run's traces (a late verdict is a trace of its own). "
                       "Pick a run id in the Runs table or the Run id box.")
     b.add("table", "Spans of the run", f"""
-SELECT start, kind, name, model, input_tokens, cached_input_tokens, output_tokens, cost_usd, cost_source,
+SELECT start, kind, counted, name, model, input_tokens, cached_input_tokens, output_tokens, cost_usd, cost_source,
        tool_name, repeated_read, loop_detected, status, duration_ns / 1e6 AS duration_ms, trace_id, span_id
-FROM otel.runtrace_spans FINAL
+FROM otel.runtrace_counted_spans
 WHERE {picked} AND run_id = ${{run_id:sqlstring}}
-ORDER BY start, span_id""", w=24, h=10, description="Each span once, however often it was delivered.")
+ORDER BY start, span_id""", w=24, h=10,
+          description="Each span once, however often it was delivered. counted = 0 on an LLM span: another span "
+                      "of the same model call counts (one nested below it, or another instrumentation's beside it).")
     return dashboard("explorer", "runtrace: Run explorer", b, variables=variables,
                      description="Find runs by project, owner, outcome, model or text; open their spans.")
 

@@ -3,13 +3,12 @@
 anthropic 2.14 traces itself (scope ``com.anthropic.sdk.python``, span
 ``anthropic.messages.create``), and OpenLLMetry's ``anthropic.chat`` is not its
 parent but its sibling: both are children of the app's span, both carry usage.
-The innermost rule (store/innermost.py) only drops an outer span, so today the
-run counts both: measured here, 4 requests give 7 calls (OpenLLMetry records
-3 of the 4; its ``messages.stream()`` span reports 0 tokens, its stream=True
-span 11 output tokens for the SDK's 10). Not fixed yet (see the strict xfail):
-a sibling rule (same parent, overlapping time, same model, different scopes)
-is still to be written, with its hypothesis proof and the same rule in
-ClickHouse's counted view.
+The innermost rule (store/innermost.py) only drops an outer span, so before the
+sibling rule (store/siblings.py) the run counted both: 4 requests gave 7 calls
+(OpenLLMetry records 3 of the 4; its ``beta.messages.stream()`` span reports 0
+tokens and ends before the SDK's span of that request starts, its stream=True
+span 11 output tokens for the SDK's 10). Now the SDK's own span of each
+request counts and OpenLLMetry's stays in the trace, uncounted.
 """
 
 from __future__ import annotations
@@ -50,7 +49,10 @@ with Store.open(sys.argv[1]) as store:
     run = get_run(store, format(root.get_span_context().trace_id, "032x"))
 print(json.dumps({"requests": len(fake.requests), "scopes": sorted(s.instrumentation_scope.name for s in spans),
                   "parents": len({s.parent.span_id for s in spans if s.parent is not None}),
-                  "run": {k: run[k] for k in ("llm_calls", "input_tokens", "output_tokens")}}))
+                  "run": {k: run[k] for k in ("llm_calls", "input_tokens", "output_tokens", "cost_usd",
+                                               "unpriced_calls")},
+                  "counted": sorted([s["name"], s["counted"], s["input_tokens"], s["output_tokens"]]
+                                    for s in run["spans"] if s["kind"] == "llm")}))
 """
 
 
@@ -74,8 +76,13 @@ def test_openllmetry_and_the_sdk_span_are_siblings(tmp_path: Path) -> None:
     assert result["parents"] == 1  # every LLM span a child of the app's span: siblings, none nested
 
 
-@pytest.mark.xfail(strict=True, reason="sibling spans of one request both count: no sibling rule yet")
 def test_each_request_counted_once(tmp_path: Path) -> None:
-    """Today: 7 calls, 6 x 25 input and 5 x 10 + 11 output tokens."""
+    """4 requests of 25 in, 10 out (the fake's replies) to claude-sonnet-4-6 ($3 in, $15 out per million):
+    4 calls, 100 in, 40 out, 4 x $0.000225. Before the sibling rule: 7 calls, 150 in, 61 out."""
     result = _drive(tmp_path)
-    assert result["run"] == {"llm_calls": 4, "input_tokens": 4 * 25, "output_tokens": 4 * 10}
+    assert result["requests"] == 4
+    assert result["run"] == {"llm_calls": 4, "input_tokens": 4 * 25, "output_tokens": 4 * 10,
+                             "cost_usd": 0.0009, "unpriced_calls": 0}
+    # the SDK's own span of each request counts; OpenLLMetry's stay in the trace, uncounted
+    assert result["counted"] == [["anthropic.chat", False, 0, 0], ["anthropic.chat", False, 25, 10],
+                                 ["anthropic.chat", False, 25, 11]] + [["anthropic.messages.create", True, 25, 10]] * 4

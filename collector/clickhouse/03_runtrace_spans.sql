@@ -16,8 +16,9 @@
 -- time until a merge removes them for good, as the embedded store ignores a span it
 -- already holds.
 --
--- Each model call once (store/innermost.py): has_usage and duplicate feed the
--- innermost rule that runtrace_runs_v applies (04_runtrace_runs.sql).
+-- Each model call once (store/innermost.py, store/siblings.py): has_usage, duplicate
+-- and scope feed the innermost and sibling rules that runtrace_runs_v applies
+-- (04_runtrace_runs.sql).
 --
 -- Cost: runtrace.cost.usd when the SDK priced the call. A span from another SDK
 -- (gen_ai.usage.* but neither runtrace.cost.usd nor runtrace.cost.source) is
@@ -75,7 +76,8 @@ CREATE TABLE IF NOT EXISTS otel.runtrace_spans
     `refused` UInt8,                               -- a tool call the agent's sandbox or user refused (never ran)
     `agent_cost_nusd` Int64,                       -- the agent's own cost figure (Claude Code's cost_usd), kept apart
     `api_error` UInt8,                             -- a model call that finally failed
-    `tool_error` UInt8                             -- a tool call that failed
+    `tool_error` UInt8,                            -- a tool call that failed
+    `scope` LowCardinality(String)                 -- the instrumentation scope (04's sibling rule)
 )
 ENGINE = ReplacingMergeTree
 PARTITION BY toYYYYMM(start)
@@ -279,5 +281,6 @@ SELECT
     -- (an agent's model call that finally failed: no LLM call); a failed tool span
     toUInt8(_failed AND (_kind = 'llm' OR (_kind = 'other' AND SpanKind IN ('Client', 'SPAN_KIND_CLIENT')
                                            AND _provider != ''))) AS api_error,
-    toUInt8(_failed AND _kind = 'tool') AS tool_error
+    toUInt8(_failed AND _kind = 'tool') AS tool_error,
+    ScopeName AS scope
 FROM otel.otel_traces;

@@ -50,6 +50,39 @@ AS SELECT trace_id, span_id FROM
 )
 GROUP BY trace_id, span_id;
 
+-- Each model call counted once when two instrumentations' spans of it are siblings (the
+-- embedded store's sibling rule, store/siblings.py): two usage spans with the same parent,
+-- from different instrumentation scopes (runtrace's scopes are one), of the same model family
+-- (lower-cased, snapshot suffixes stripped: store/model_family.py SUFFIXES_RE2), in the same
+-- run, starting within 1 s of each other and overlapping in time with 0.1 s of slack, are
+-- one call. The span listed here is one that such a sibling is preferred to, by the smaller
+-- (no tokens, not runtrace's, not the SDK's own, span id):
+-- the span with tokens, runtrace's, the client SDK's own span (com.anthropic.sdk.*), the
+-- lowest span id. Unlike the nested rule this one is exact: both spans are in runtrace_spans.
+-- runtrace_usage_calls: what the rule reads of each usage span.
+CREATE VIEW IF NOT EXISTS otel.runtrace_usage_calls
+AS SELECT run_id, trace_id, span_id, parent_span_id,
+    if(scope = 'runtrace' OR startsWith(scope, 'runtrace.'), 'runtrace', scope) AS scope_family,
+    replaceRegexpOne(lower(model), '(-v\\d+(:\\d+)?|[-@]\\d{8}|-\\d{4}-\\d{2}-\\d{2}|-(preview|exp)(-\\d{2,4}){0,3}|-\\d{2}-\\d{2}|-\\d{3,4}|-latest)+$', '') AS _stripped,
+    if(_stripped = '', lower(model), _stripped) AS family,
+    toUnixTimestamp64Nano(start) AS start_ns,
+    toUnixTimestamp64Nano(end) AS end_ns,
+    (toUInt8(input_tokens + output_tokens = 0), toUInt8(scope_family != 'runtrace'),
+     toUInt8(NOT startsWith(scope, 'com.anthropic.sdk.')), span_id) AS preference
+FROM otel.runtrace_spans FINAL
+WHERE has_usage = 1 AND parent_span_id != '' AND model != '';
+
+CREATE VIEW IF NOT EXISTS otel.runtrace_sibling_spans
+AS SELECT a.trace_id AS trace_id, a.span_id AS span_id
+FROM otel.runtrace_usage_calls AS a
+INNER JOIN otel.runtrace_usage_calls AS b
+    ON a.run_id = b.run_id AND a.trace_id = b.trace_id AND a.parent_span_id = b.parent_span_id
+WHERE a.span_id != b.span_id AND a.scope_family != b.scope_family AND a.family = b.family
+  AND abs(a.start_ns - b.start_ns) <= 1000000000
+  AND a.start_ns <= b.end_ns + 100000000 AND b.start_ns <= a.end_ns + 100000000
+  AND b.preference < a.preference
+GROUP BY a.trace_id, a.span_id;
+
 -- A Codex process's spans without conversation.id (src/runtrace/agents/codex.py join_sessions)
 -- spread over several traces: each Codex trace whose spans name exactly one session (03 reads
 -- conversation.id and thread_id) is that session's; a trace naming none (the process's
@@ -79,12 +112,14 @@ AS SELECT trace_id, session FROM
     HAVING uniqExact(p.session) = 1
 );
 
--- The spans with `counted`: 1 for an LLM call the run totals include; a Codex span in its session's run.
+-- The spans with `counted`: 1 for an LLM call the run totals include (neither rule drops it); a Codex
+-- span in its session's run.
 CREATE VIEW IF NOT EXISTS otel.runtrace_counted_spans
 AS SELECT s.* REPLACE (if(c.session != '' AND s.service IN ('codex_exec', 'codex_cli_rs', 'codex_vscode'),
                           c.session, s.run_id) AS run_id),
     toUInt8(s.kind = 'llm' AND s.duplicate = 0
-            AND (s.trace_id, s.span_id) NOT IN (SELECT trace_id, span_id FROM otel.runtrace_outer_spans)) AS counted
+            AND (s.trace_id, s.span_id) NOT IN (SELECT trace_id, span_id FROM otel.runtrace_outer_spans)
+            AND (s.trace_id, s.span_id) NOT IN (SELECT trace_id, span_id FROM otel.runtrace_sibling_spans)) AS counted
 FROM otel.runtrace_spans AS s FINAL
 LEFT JOIN otel.runtrace_codex_sessions AS c ON s.trace_id = c.trace_id;
 

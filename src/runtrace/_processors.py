@@ -152,6 +152,13 @@ class DuplicateMarker(SpanProcessor):
       set-up, or starting inside it, is marked at once with
       ``semconv.DUPLICATE_OF_UNSTARTED``, replaced by runtrace's span id if it is still
       open when that span starts.
+
+    The store's sibling rule (``store/siblings.py``) counts a beside pair once as
+    well (without the last two cases, tests/test_coexist.py's OpenLLMetry anthropic
+    totals stay 4 calls, $0.0009; only its assertions on the marks fail), but the
+    marks stay: they travel with the spans to every backend, they hold for a failed
+    request (no usage, so no sibling rule: two calls, two API errors without them)
+    and for a stream manager entered more than the rule's 1 s after ``stream()``.
     """
 
     def __init__(self) -> None:

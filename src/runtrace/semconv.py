@@ -287,6 +287,11 @@ OPENINFERENCE_LLM_KINDS: Final = frozenset({"LLM", "EMBEDDING"})
 # Scopes whose spans are LLM requests from their start, before any attribute is set:
 # OpenLIT starts its span bare and names the operation only when the response is read.
 FOREIGN_LLM_SCOPES: Final = frozenset({"openlit.instrumentation.openai", "openlit.instrumentation.anthropic"})
+# Scopes of a client SDK tracing its own calls (the anthropic SDK's ``com.anthropic.sdk.python``):
+# beside a wrapper instrumentation's span of the same call, the SDK's own span counts (store/siblings.py).
+SDK_OWN_SCOPE_PREFIXES: Final = ("com.anthropic.sdk.",)
+# Every scope runtrace names its own spans under ("runtrace", "runtrace.instrumentation.openai", ...).
+RUNTRACE_SCOPE: Final = "runtrace"
 
 # --- providers behind OpenAI-compatible endpoints (instrumentation/endpoints.py) ----------
 # gen_ai.provider.name well-known values (GenAI semconv) for the providers runtrace

@@ -24,6 +24,7 @@ from ..store.db import Store
 from ..store.filters import FLAGS as FLAGS  # re-exported: the pages list them
 from ..store.filters import RunFilter as RunFilter
 from ..store.filters import matching, model_used, started_between
+from ..store.model_family import model_family as model_family  # re-exported: tests and pages name it here
 from ..store.timespec import iso
 from ..totals import CONTRACT_TOTALS, json_totals
 
@@ -506,27 +507,6 @@ _WEEK_NS = 7 * _DAY_NS
 _WEEK_SHIFT_NS = 4 * _DAY_NS  # 1970-01-01 was a Thursday: weeks start on Mondays, 1970-01-05 the first
 _MAX_BUCKETS = 400
 TOP_SERIES = 7
-
-# A model's snapshot or version suffixes, stripped one after another to name its family:
-# gpt-4o-2024-08-06 -> gpt-4o, claude-sonnet-4-20250514 -> claude-sonnet-4, gpt-3.5-turbo-0125 -> gpt-3.5-turbo,
-# anthropic.claude-3-5-sonnet-20240620-v1:0 -> anthropic.claude-3-5-sonnet, gemini-1.5-flash-001 -> gemini-1.5-flash.
-_SNAPSHOT_SUFFIXES = tuple(re.compile(p) for p in (
-    r"-v\d+(:\d+)?$", r"[-@]\d{8}$", r"-\d{4}-\d{2}-\d{2}$", r"-(preview|exp)(-\d{2,4}){0,3}$", r"-\d{2}-\d{2}$",
-    r"-\d{3,4}$", r"-latest$"))
-
-
-def model_family(model: str) -> str:
-    """The model without its snapshot date or version suffix: the dated snapshots of one model are one family."""
-    family = model
-    changed = True
-    while changed:
-        changed = False
-        for pattern in _SNAPSHOT_SUFFIXES:
-            stripped = pattern.sub("", family)
-            if stripped != family and stripped:
-                family, changed = stripped, True
-    return family
-
 
 @dataclass(frozen=True)
 class SpendChart:

@@ -30,6 +30,11 @@ checks that with hypothesis over random forests, orders and batches.
 The child check of a batch reads the state before the walks start: a child
 whose ``usage_below`` a walk sets later is on that walk's way up to X anyway.
 Runs inside the ingest transaction, after the batch's rows are inserted.
+
+Siblings: two instrumentations' spans of one call side by side (same parent,
+same time, same model, different scopes) are settled by :mod:`.siblings` in the
+same pass: the span not preferred is uncounted too (``counted = 0``; its
+``usage_below`` stays, so a span over both is still an outer span).
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from .. import semconv as sc
+from . import siblings
 from .aggregate import KIND_LLM, RunDelta, SpanFacts, uncount_delta
 from .records import SpanRecord
 
@@ -95,6 +101,10 @@ class _State:
     def mark(self, key: tuple[str, str], row: list[Any]) -> None:
         """Give the span ``usage_below``, and uncount it if it was counted."""
         row[1] = 1
+        self.uncount(key, row)
+
+    def uncount(self, key: tuple[str, str], row: list[Any]) -> None:
+        """Take the span out of its run's totals, once (both rules may find it)."""
         if row[2]:
             row[2] = 0
             self.uncounted.append(key)
@@ -108,11 +118,14 @@ def recount(conn: sqlite3.Connection, spans: Iterable[tuple[SpanRecord, SpanFact
         return []
     state = _State(conn)
     keys: list[tuple[str, str]] = []
+    carriers: list[tuple[SpanRecord, SpanFacts]] = []
     for record, facts in batch:
         key = (record.trace_id, record.span_id)
         keys.append(key)
-        state.rows[key] = [record.parent_span_id, int(carries_usage(record, facts)),
-                           int(eligible(record, facts.kind))]
+        usage = carries_usage(record, facts)
+        if usage:
+            carriers.append((record, facts))
+        state.rows[key] = [record.parent_span_id, int(usage), int(eligible(record, facts.kind))]
     above_usage = _parents_of_usage(conn, keys)
     for key in keys:
         row = state.rows[key]
@@ -131,6 +144,10 @@ def recount(conn: sqlite3.Connection, spans: Iterable[tuple[SpanRecord, SpanFact
             if had:
                 break  # its ancestors got usage_below when it did
             parent = up[0]
+    for key in siblings.losers(conn, carriers):
+        loser = state.get(key)
+        if loser is not None:
+            state.uncount(key, loser)
     if state.changed:
         conn.executemany("UPDATE spans SET usage_below = ?, counted = ? WHERE trace_id = ? AND span_id = ?",
                          [(state.rows[k][1], state.rows[k][2], *k) for k in state.changed])
