@@ -154,6 +154,11 @@ _SPAN_COLUMNS = ("span_id, parent_span_id, name, kind, model, input_tokens, outp
 _SPAN_ORDER = "ORDER BY start_ns, end_ns DESC, span_id"
 
 
+def _span_order(row: tuple[Any, ...]) -> tuple[int, int, str]:
+    """:data:`_SPAN_ORDER` of a ``_SPAN_COLUMNS`` row (str order is SQLite's BINARY order of UTF-8)."""
+    return row[10], -row[11], row[0]
+
+
 def _events(text: str) -> list[dict[str, Any]]:
     if text == "[]":
         return []
@@ -218,14 +223,19 @@ def get_run(store: Store, run_id: str, *, offset: int = 0, limit: int | None = N
     if run is None:
         return None
     if limit is None and offset == 0:
-        cursor = store.reader().execute(f"SELECT {_SPAN_COLUMNS} FROM spans WHERE run_id = ? {_SPAN_ORDER}",
-                                        (run["id"],))
+        # Sorted here, not by SQLite: its sorter copies every row with its attribute JSON into a
+        # temporary b-tree (6 of ~45 ms for 5,000 spans); Python sorts the 5,000 tuples in ~2.
+        cursor = store.reader().execute(f"SELECT {_SPAN_COLUMNS} FROM spans WHERE run_id = ?", (run["id"],))
+        cursor.row_factory = None  # plain tuples: the Row wrapper costs more than the rest of a span's columns
+        rows = cursor.fetchall()
+        rows.sort(key=_span_order)
     else:  # sort the keys only, then read the page's rows (not every span's JSON for the sort)
         cursor = store.reader().execute(
             f"SELECT {_SPAN_COLUMNS} FROM spans WHERE rowid IN (SELECT rowid FROM spans WHERE run_id = ? "
             f"{_SPAN_ORDER} LIMIT ? OFFSET ?) {_SPAN_ORDER}", (run["id"], -1 if limit is None else limit, offset))
-    cursor.row_factory = None  # plain tuples: the Row wrapper costs more than the rest of a span's columns
-    run["spans"] = [_span_dict(s) for s in cursor.fetchall()]
+        cursor.row_factory = None
+        rows = cursor.fetchall()
+    run["spans"] = [_span_dict(s) for s in rows]
     return run
 
 
