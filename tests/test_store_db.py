@@ -62,14 +62,14 @@ def test_blank_file_gets_exact_schema_and_version(tmp_path: Path) -> None:
     assert user_version(path) == len(migrations.MIGRATIONS) == migrations.schema_version()
     assert [m.__name__ for m in migrations.MIGRATIONS] == [
         "m001_initial", "m002_innermost_counts", "m003_refused_tool_calls", "m004_alerts", "m005_search_fts",
-        "m006_run_errors"]
+        "m006_run_errors", "m007_run_page_indexes"]
     with sqlite3.connect(path) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         indexes = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index' "
                                               "AND name NOT LIKE 'sqlite_autoindex%'")}
     assert indexes == {"spans_run_start", "spans_start", "spans_tool_name", "spans_model", "runs_started",
                        "runs_project", "runs_owner", "runs_outcome", "run_models_model", "spans_usage_parent",
-                       "alerts_due", "alerts_fired"}
+                       "alerts_due", "alerts_fired", "spans_notable"}
 
 
 def test_reopen_is_a_no_op(tmp_path: Path) -> None:
@@ -114,13 +114,14 @@ def test_failed_migration_leaves_the_file_untouched(tmp_path: Path, monkeypatch:
 
 def test_file_from_the_future_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "future.db"
+    future = migrations.schema_version() + 1
     Store.open(path).close()
     with sqlite3.connect(path) as conn:
-        conn.execute("PRAGMA user_version = 7")
-    with pytest.raises(StoreVersionError, match="schema version 7, but this runtrace understands up to "
+        conn.execute(f"PRAGMA user_version = {future}")
+    with pytest.raises(StoreVersionError, match=f"schema version {future}, but this runtrace understands up to "
                                                 f"version {migrations.schema_version()}: upgrade runtrace"):
         Store.open(path)
-    assert user_version(path) == 7
+    assert user_version(path) == future
 
 
 def test_open_missing_without_create(tmp_path: Path) -> None:
