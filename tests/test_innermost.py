@@ -243,6 +243,7 @@ def test_a_version_1_file_keeps_its_counts_and_then_follows_the_rule(tmp_path: P
         conn.execute("DROP TABLE report_rollup")
         conn.execute("ALTER TABLE runs DROP COLUMN api_errors")  # migration 6's
         conn.execute("ALTER TABLE runs DROP COLUMN tool_errors")
+        conn.execute("DROP INDEX spans_notable")  # migration 7's (it also widens spans_run_start)
         conn.execute("DROP TABLE cap_reservations")  # migration 8's (its indexes go with it)
         conn.execute("PRAGMA user_version = 1")
     finally:

@@ -62,14 +62,15 @@ def test_blank_file_gets_exact_schema_and_version(tmp_path: Path) -> None:
     assert user_version(path) == len(migrations.MIGRATIONS) == migrations.schema_version()
     assert [m.__name__ for m in migrations.MIGRATIONS] == [
         "m001_initial", "m002_innermost_counts", "m003_refused_tool_calls", "m004_alerts", "m005_search_fts",
-        "m006_run_errors", "m008_cap_reservations"]
+        "m006_run_errors", "m007_run_page_indexes", "m008_cap_reservations"]
     with sqlite3.connect(path) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         indexes = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index' "
                                               "AND name NOT LIKE 'sqlite_autoindex%'")}
     assert indexes == {"spans_run_start", "spans_start", "spans_tool_name", "spans_model", "runs_started",
                        "runs_project", "runs_owner", "runs_outcome", "run_models_model", "spans_usage_parent",
-                       "alerts_due", "alerts_fired", "cap_reservations_project", "cap_reservations_owner"}
+                       "alerts_due", "alerts_fired", "spans_notable", "cap_reservations_project",
+                       "cap_reservations_owner"}
 
 
 def test_reopen_is_a_no_op(tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -173,3 +174,25 @@ def test_time_helpers() -> None:
     assert to_ns(BASE.astimezone(timezone(timedelta(hours=5)))) == BASE_NS
     assert to_ns(datetime(3000, 1, 1)) == 2**63 - 1
     assert to_ns(datetime(1000, 1, 1)) == -(2**63)
+
+
+def test_get_run_orders_spans_as_sqlite_does_ties_included(tmp_path: Path) -> None:
+    """Whole get_run sorts in Python: by start, longest first at one start, then span id (UTF-8 byte order)."""
+    records = [run_span("rord", 0, start_s=0, end_s=10)]
+    # same start, different ends; same start and end, span ids that sort differently as code points and bytes
+    for n, (start, end) in enumerate([(1, 2), (1, 5), (1, 5), (1, 5), (0, 3), (2, 2), (1, 2)], start=1):
+        records.append(tool("rord", n, start_s=start, end_s=end))
+    ids = ["b", "a", "\u00e9", "Z", "\U0001f600", "a1", "0"]
+    records = [records[0]] + [dataclasses.replace(r, span_id=f"{ids[i]}{i:015x}")
+                              for i, r in enumerate(records[1:])]
+    path = tmp_path / "order.db"
+    with Store.open(path) as store:
+        store.ingest(records)
+        run = get_run(store, "rord")
+        assert run is not None
+        expected = [r[0] for r in store.execute(
+            "SELECT span_id FROM spans WHERE run_id = 'rord' ORDER BY start_ns, end_ns DESC, span_id")]
+        assert [s["span_id"] for s in run["spans"]] == expected
+        assert len(expected) == 8
+        paged = get_run(store, "rord", offset=0, limit=8)
+        assert paged is not None and paged["spans"] == run["spans"]

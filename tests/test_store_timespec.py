@@ -83,3 +83,27 @@ def test_the_pages_and_the_run_sentences_convert_times_only_through_timespec() -
 
     assert not hasattr(explain, "ns") and not hasattr(pages, "_EPOCH") and not hasattr(pages, "queries")
     assert pages.reads.__name__ == "runtrace.server.reads"
+
+
+def _strftime_iso(ns: int) -> str:
+    seconds, rest = divmod(ns, 1_000_000_000)
+    moment = datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(seconds=seconds)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S") + f".{rest // 1000:06d}Z"
+
+
+@pytest.mark.parametrize("ns", [0, 1, 999, 59_999_999_999, 60_000_000_000, 86_399_999_999_999, -1, -999,
+                                -60_000_000_000, -60_000_000_001, MIDNIGHT_NS - 1, 2**63 - 1, -(2**63)])
+def test_iso_agrees_with_strftime_at_minute_day_and_epoch_edges(ns: int) -> None:
+    assert iso(ns) == _strftime_iso(ns)
+
+
+def test_iso_agrees_with_strftime_over_many_times_and_its_minute_cache_stays_bounded() -> None:
+    import random
+
+    from runtrace.store import timespec
+
+    rng = random.Random(14)
+    for _ in range(100_000):
+        ns = rng.randrange(-(2**63), 2**63)
+        assert iso(ns) == _strftime_iso(ns)
+    assert len(timespec._MINUTES) <= timespec._MINUTES_KEPT

@@ -89,6 +89,14 @@ def _notes(run: Mapping[str, Any], spans: Sequence[Mapping[str, Any]]) -> tuple[
 
 
 def _text(value: Any) -> str:
+    """An attribute value as the page shows it: strings as they are, the rest as JSON."""
+    kind = type(value)
+    if kind is str:
+        return value  # type: ignore[no-any-return]
+    if kind is bool:
+        return "true" if value else "false"
+    if kind is int:
+        return int.__repr__(value)  # what json.dumps writes, without its encoder per value
     if isinstance(value, str):
         return value
     return json.dumps(value, ensure_ascii=False)
@@ -112,11 +120,15 @@ def _time_ns(span: Mapping[str, Any], key: str) -> int:
 
     The run page placed its bars from that text; light span dicts carry the
     exact ``start_ns``/``end_ns``, cut to the same microsecond so the page stays the same.
+    ``key`` is ``start`` or ``end``.
     """
-    exact = span.get(f"{key}_ns")
+    exact = span.get(_EXACT_KEYS[key])
     if exact is not None:
         return int(exact) - int(exact) % 1000
     return from_iso(span.get(key)) or 0
+
+
+_EXACT_KEYS = {"start": "start_ns", "end": "end_ns"}
 
 
 def build_run_view(run: dict[str, Any], *, row_limit: int | None = None) -> RunView:

@@ -231,7 +231,37 @@ def m006_run_errors(conn: sqlite3.Connection) -> None:
                                                   AND s.provider IS NOT NULL)))""")
 
 
-# m007 is reserved for another branch's store work (perfstore); this one is m008 and must stay after it.
+def carries_mark(key: str) -> str:
+    """The span carries ``key`` with any value but a literal compact ``false`` (stored JSON is compact)."""
+    return f"(instr(attributes, '\"{key}\"') > 0 AND instr(attributes, '\"{key}\":false') = 0)"
+
+
+#: The spans a run page's sentence can be about (store/runpage.py): with events (detections, budget
+#: stops), unpriced LLM calls, errors, and spans marked as a repeated read or as missing tool details.
+#: The WHERE of m007's partial index, so a query must repeat it word for word to use that index.
+NOTABLE_SPANS = (f"(events != '[]' OR kind = 'llm' AND cost_usd IS NULL OR status_code = 'ERROR' "
+                 f"OR {carries_mark(sc.TOOL_REPEATED_READ)} OR {carries_mark(sc.TOOL_DETAILS_MISSING)})")
+
+
+@migration
+def m007_run_page_indexes(conn: sqlite3.Connection) -> None:
+    """The run page of a long run without reading every span's row (issue 14).
+
+    ``spans_run_start`` grows from (run_id, start_ns) to also cover what the
+    page's outline reads of every span (end, ids, parent, kind, cost), so that
+    read never touches the table: a 5,000-span run's rows are ~5 MB of JSON.
+    ``spans_notable`` holds only the spans a sentence can be about
+    (:data:`NOTABLE_SPANS`), so their details are read without testing every
+    span's attribute text (that test was most of the page's query time). SQLite
+    keeps both in step with every write, whoever makes it.
+    """
+    script(conn, f"""
+        DROP INDEX IF EXISTS spans_run_start;
+        CREATE INDEX spans_run_start ON spans (run_id, start_ns, end_ns DESC, span_id, parent_span_id, kind, cost_usd);
+        CREATE INDEX IF NOT EXISTS spans_notable ON spans (run_id) WHERE {NOTABLE_SPANS};
+    """)
+
+
 @migration
 def m008_cap_reservations(conn: sqlite3.Connection) -> None:
     """Policy caps across processes (issue 16): each LLM call that passed a cap, while the store lacks its span.

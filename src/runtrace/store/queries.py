@@ -8,7 +8,7 @@ UTC strings ending in ``Z``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -19,7 +19,12 @@ from .errors import AmbiguousRunIdError
 from .filters import RunFilter
 from .timespec import iso as iso  # re-exported: callers on other branches import it from here
 from .timespec import to_ns as to_ns
-from .values import loads
+from .values import dumps, loads
+
+try:  # optional (the ``serve`` extra has it): splices stored JSON into a response without decoding it
+    import orjson
+except ImportError:  # pragma: no cover - depends on the environment
+    orjson = None  # type: ignore[assignment]
 
 _BUDGET_KEYS = ("max_cost_usd", "max_llm_calls", "max_tool_calls", "max_seconds", "max_input_tokens",
                 "on_exceed")
@@ -129,6 +134,7 @@ _SPAN_COLUMNS = ("span_id, parent_span_id, name, kind, model, input_tokens, outp
                  "cost_usd, tool_name, start_ns, end_ns, status_code, attributes, trace_id, status_message, "
                  "provider, reasoning_tokens, service, span_kind, counted, events")
 _SPAN_ORDER = "ORDER BY start_ns, end_ns DESC, span_id"
+  # the order of the index spans_run_start (m007)
 
 
 def _events(text: str) -> list[dict[str, Any]]:
@@ -137,7 +143,8 @@ def _events(text: str) -> list[dict[str, Any]]:
     return [{"name": e["name"], "time": iso(e["time_ns"]), "attributes": e["attributes"]} for e in loads(text)]
 
 
-def _span_dict(row: Any) -> dict[str, Any]:
+def _span_dict(row: Any, attributes_from: Callable[[str], Any] | None = None) -> dict[str, Any]:
+    """One span of ``get_run``; ``attributes_from`` (default: decode) turns the stored attribute JSON into its value."""
     (span_id, parent, name, kind, model, in_tok, out_tok, cached, cost, tool, start, end, status, attributes,
      trace_id, status_message, provider, reasoning, service, span_kind, counted, events) = row
     return {
@@ -154,7 +161,7 @@ def _span_dict(row: Any) -> dict[str, Any]:
         "start": iso(start),
         "end": iso(end),
         "status": status,
-        "attributes": loads(attributes),
+        "attributes": loads(attributes) if attributes_from is None else attributes_from(attributes),
         # extras
         "trace_id": trace_id,
         "status_message": status_message,
@@ -181,13 +188,15 @@ def _run_only(store: Store, run_id: str) -> dict[str, Any] | None:
     return _run_dict(rows[0], models[full], traces[full])
 
 
-def get_run(store: Store, run_id: str, *, offset: int = 0, limit: int | None = None) -> dict[str, Any] | None:
+def get_run(store: Store, run_id: str, *, offset: int = 0, limit: int | None = None,
+            attributes_from: Callable[[str], Any] | None = None) -> dict[str, Any] | None:
     """One run with its ``spans`` (by start time); ``run_id`` may be a unique prefix.
 
     ``offset``/``limit`` return one page of the spans (in the same order) for a
     page that shows a long run a part at a time; ``span_count`` says how many
     there are in all. Returns None when no run matches; raises
-    AmbiguousRunIdError when a prefix matches several.
+    AmbiguousRunIdError when a prefix matches several. ``attributes_from``
+    replaces the decoding of each span's stored attribute JSON (see :func:`get_run_json`).
     """
     if offset < 0 or (limit is not None and limit < 0):
         raise ValueError(f"offset and limit must be >= 0, got offset={offset}, limit={limit}")
@@ -195,15 +204,41 @@ def get_run(store: Store, run_id: str, *, offset: int = 0, limit: int | None = N
     if run is None:
         return None
     if limit is None and offset == 0:
+        # In the order of the index spans_run_start (m007): no sorter copying every row's JSON.
         cursor = store.reader().execute(f"SELECT {_SPAN_COLUMNS} FROM spans WHERE run_id = ? {_SPAN_ORDER}",
                                         (run["id"],))
+        cursor.row_factory = None  # plain tuples: the Row wrapper costs more than the rest of a span's columns
+        rows = cursor.fetchall()
     else:  # sort the keys only, then read the page's rows (not every span's JSON for the sort)
         cursor = store.reader().execute(
             f"SELECT {_SPAN_COLUMNS} FROM spans WHERE rowid IN (SELECT rowid FROM spans WHERE run_id = ? "
             f"{_SPAN_ORDER} LIMIT ? OFFSET ?) {_SPAN_ORDER}", (run["id"], -1 if limit is None else limit, offset))
-    cursor.row_factory = None  # plain tuples: the Row wrapper costs more than the rest of a span's columns
-    run["spans"] = [_span_dict(s) for s in cursor.fetchall()]
+        cursor.row_factory = None
+        rows = cursor.fetchall()
+    run["spans"] = [_span_dict(s, attributes_from) for s in rows]
     return run
+
+
+def get_run_json(store: Store, run_id: str, *, offset: int = 0, limit: int | None = None) -> bytes | None:
+    """:func:`get_run` as UTF-8 JSON (``/api/runs/{id}``), each span's attributes spliced in as stored.
+
+    The stored attribute JSON is already the span's attributes in JSON: decoding
+    it into dicts only to encode them again was a quarter of the response's
+    time on a 5,000-span run. The document parses to exactly ``get_run``'s dict
+    (numbers may be spelled differently: ``1e-07`` for ``1e-7`` in text the
+    stdlib encoder stored). None when no run matches.
+    """
+    if orjson is None:  # pragma: no cover - without orjson there is nothing to splice with
+        data = get_run(store, run_id, offset=offset, limit=limit)
+        return None if data is None else dumps(data).encode()
+    data = get_run(store, run_id, offset=offset, limit=limit, attributes_from=orjson.Fragment)
+    if data is None:
+        return None
+    try:
+        return orjson.dumps(data)
+    except TypeError:  # an integer beyond 64 bits in an event's attributes: the stdlib encoder writes it
+        data = get_run(store, run_id, offset=offset, limit=limit)
+        return None if data is None else dumps(data).encode()
 
 
 # --- one span at a time (the run page's side panel and its paged timeline) -----

@@ -4,8 +4,9 @@ The run page shows the run's totals, its sentences (what ended it, detections,
 unpriced calls, notes), the cost curve and the first page of the timeline. Only
 the timeline rows it renders need a span's whole attributes; the sentences read
 a handful of attributes and the events. :func:`span_facts` reads every span's
-columns plus just those attributes, extracted in SQL (a 5,000-span run's
-attribute JSON is megabytes that ``get_run`` would parse only to throw away);
+outline from an index and, for the few spans a sentence can be about, just
+those attributes, extracted in SQL (a 5,000-span run's attribute JSON is
+megabytes that ``get_run`` would parse only to throw away);
 :func:`spans_by_rowid` then reads the whole spans of the rendered rows.
 """
 
@@ -17,6 +18,7 @@ from typing import Any
 from .. import semconv
 from . import queries
 from .db import Store
+from .migrations import NOTABLE_SPANS, carries_mark
 from .values import loads
 
 __all__ = ["FACT_KEYS", "span_facts", "spans_by_rowid"]
@@ -34,14 +36,10 @@ def _path(key: str) -> str:
     return f"'$.\"{key}\"'"
 
 
-def _marked(key: str) -> str:
-    """The span carries ``key`` with any value but a literal compact ``false`` (the store writes compact JSON;
-    a value written with spaces is merely parsed, never skipped)."""
-    return (f"(instr(attributes, '\"{key}\"') > 0 AND instr(attributes, '\"{key}\":false') = 0)")
-
-
+# A span a fact sentence reads the attributes of (a notable span without events or with them);
+# ``carries_mark``: the span carries the key with any value but a literal compact ``false``.
 _NEEDED = (f"kind = 'llm' AND cost_usd IS NULL OR status_code = 'ERROR' "
-           f"OR {_marked(semconv.TOOL_REPEATED_READ)} OR {_marked(semconv.TOOL_DETAILS_MISSING)}")
+           f"OR {carries_mark(semconv.TOOL_REPEATED_READ)} OR {carries_mark(semconv.TOOL_DETAILS_MISSING)}")
 
 
 def _fact_columns() -> str:
@@ -61,30 +59,52 @@ def _fact_columns() -> str:
     return ", ".join(columns)
 
 
-_FACTS_SQL = ("SELECT rowid, span_id, parent_span_id, name, kind, model, cost_usd, tool_name, start_ns, end_ns, "
-              "status_code, status_message, provider, events, " + _fact_columns()
-              + f" FROM spans WHERE run_id = ? {queries._SPAN_ORDER}")
-_BASE = 14  # columns before the fact columns
+# Every span's outline, read from the covering index spans_run_start (m007) in its order, never the table.
+_OUTLINE_SQL = ("SELECT rowid, span_id, parent_span_id, kind, cost_usd, start_ns, end_ns "
+                f"FROM spans WHERE run_id = ? {queries._SPAN_ORDER}")
+# The notable spans' details, through m007's partial index (its WHERE repeated word for word).
+_NOTABLE_SQL = ("SELECT rowid, name, model, tool_name, status_code, status_message, provider, events, "
+                + _fact_columns() + f" FROM spans INDEXED BY spans_notable WHERE run_id = ? AND {NOTABLE_SPANS}")
+_BASE = 8  # columns before the fact columns
 
 
 def span_facts(store: Store, run_id: str) -> list[dict[str, Any]]:
     """Every span of the run ``run_id`` (a full id) by start time, as ``get_run``'s span dicts, but lighter.
 
-    Each dict has the span's identity, tree, timing (``start_ns``/``end_ns``),
-    kind, cost, status, model, provider, tool and events (decoded: they are
-    what detections are made of), a ``rowid`` for :func:`spans_by_rowid`, and
-    ``attributes`` holding only :data:`FACT_KEYS` (the ones the span carries,
-    read for unpriced LLM calls, errors and spans marked as a repeated read or
-    as missing tool details: no sentence reads them of any other span) plus
+    Each dict has the span's identity and tree (``span_id``, ``parent_span_id``),
+    timing (``start_ns``/``end_ns``), kind and cost, a ``rowid`` for
+    :func:`spans_by_rowid`, ``events`` and ``attributes``. Only the spans a
+    sentence can be about (``migrations.NOTABLE_SPANS``: with events, unpriced
+    LLM calls, errors, marked repeated reads or missing tool details) carry the
+    rest: name, status, model, provider, tool, their events (decoded: they are
+    what detections are made of), and ``attributes`` holding only
+    :data:`FACT_KEYS` (the ones the span carries, read for unpriced LLM calls,
+    errors and spans marked as a repeated read or as missing tool details) plus
     ``gen_ai.tool.call.arguments`` as ``True`` when it was captured on a span
-    with events (only a detection event's sentence asks).
+    with events (only a detection event's sentence asks). Every other span has
+    empty events and attributes, as it has in ``get_run`` for what a sentence reads,
+    except that the run's most expensive LLM call is named (the page links to it).
+
+    Two index reads (m007): the outline of every span from a covering index, and
+    the details of the notable few from a partial index. Testing each span's
+    attribute text for the marks, and reading 5,000 table rows for the outline,
+    was most of the page's time.
     """
-    cursor = store.reader().execute(_FACTS_SQL, (run_id,))
+    reader = store.reader()
+    cursor = reader.execute(_OUTLINE_SQL, (run_id,))
     cursor.row_factory = None
+    rows = cursor.fetchall()
     out = []
+    by_rowid: dict[int, dict[str, Any]] = {}
+    for rowid, span_id, parent, kind, cost, start, end in rows:
+        light = {"rowid": rowid, "span_id": span_id, "parent_span_id": parent, "kind": kind, "cost_usd": cost,
+                 "start_ns": start, "end_ns": end, "events": [], "attributes": {}}
+        out.append(light)
+        by_rowid[rowid] = light
+    cursor = reader.execute(_NOTABLE_SQL, (run_id,))
+    cursor.row_factory = None
     for row in cursor.fetchall():
-        (rowid, span_id, parent, name, kind, model, cost, tool, start, end, status, status_message, provider,
-         events) = row[:_BASE]
+        rowid, name, model, tool, status, status_message, provider, events = row[:_BASE]
         attributes: dict[str, Any] = {}
         facts = row[_BASE]
         if facts is not None:
@@ -92,12 +112,25 @@ def span_facts(store: Store, run_id: str) -> list[dict[str, Any]]:
         for j, key in enumerate(_PRESENCE_KEYS):
             if row[_BASE + 1 + j]:
                 attributes[key] = True
-        out.append({"rowid": rowid, "span_id": span_id, "parent_span_id": parent, "name": name, "kind": kind,
-                    "model": model, "cost_usd": cost, "tool_name": tool, "start_ns": start, "end_ns": end,
-                    "status": status, "status_message": status_message, "provider": provider,
-                    "duration_s": (end - start) / 1e9, "events": queries._events(events),
-                    "attributes": attributes})
+        notable = by_rowid.get(rowid)
+        if notable is None:  # written between the two reads (the reader is not in one transaction)
+            continue
+        notable.update(name=name, model=model, tool_name=tool, status=status, status_message=status_message,
+                       provider=provider, events=queries._events(events), attributes=attributes)
+    _name_the_dearest(reader, out)
     return out
+
+
+def _name_the_dearest(reader: Any, spans: list[dict[str, Any]]) -> None:
+    """Give the run's most expensive LLM call its name (the page links to it by name), if it has none yet."""
+    priced = [s for s in spans if s["kind"] == "llm" and s["cost_usd"] is not None and s["cost_usd"] > 0]
+    if not priced:
+        return
+    dearest = max(priced, key=lambda s: s["cost_usd"])  # the first of equals, as the page picks it
+    if "name" not in dearest:
+        row = reader.execute("SELECT name FROM spans WHERE rowid = ?", (dearest["rowid"],)).fetchone()
+        if row is not None:
+            dearest["name"] = row[0]
 
 
 def spans_by_rowid(store: Store, rowids: Sequence[int]) -> list[dict[str, Any]]:

@@ -49,26 +49,34 @@ def parse_when(value: str, *, now: datetime | None = None) -> datetime:
 def iso(ns: int | None) -> str | None:
     """Nanoseconds since the epoch as ISO-8601 UTC with microseconds and a ``Z``.
 
-    Arithmetic on the time of day and a cache of day strings: a run of 5,000
-    spans formats 10,000 of these, and ``datetime.strftime`` was a third of the
-    run detail's time.
+    The text up to the minute comes from a cache of minutes, so a timestamp
+    costs two ``divmod``s and one f-string with one format: a run of 5,000 spans formats
+    10,000 of these for ``get_run``, and ``datetime.strftime`` per call was a
+    third of the run detail's time (a per-day cache with the clock done in
+    arithmetic still cost 29 ms of the 5,000-span run's ~80 ms).
     """
     if ns is None:
         return None
-    seconds, rest = divmod(ns, 1_000_000_000)
-    day, second = divmod(seconds, 86_400)
-    date = _DAYS.get(day)
-    if date is None:
-        if len(_DAYS) > 4096:
-            _DAYS.clear()
-        moment = datetime.fromtimestamp(day * 86_400, tz=timezone.utc)
-        date = _DAYS[day] = moment.strftime("%Y-%m-%d")
-    hour, second = divmod(second, 3600)
-    minute, second = divmod(second, 60)
-    return f"{date}T{hour:02d}:{minute:02d}:{second:02d}.{rest // 1000:06d}Z"
+    minutes, rest = divmod(ns, 60_000_000_000)  # floor division: times before 1970 work too
+    prefix = _MINUTES.get(minutes)
+    if prefix is None:
+        prefix = _minute(minutes)
+    second, micro = divmod(rest // 1000, 1_000_000)
+    return f"{prefix}{_SECONDS[second]}{micro:06d}Z"
 
 
-_DAYS: dict[int, str] = {}
+def _minute(minutes: int) -> str:
+    """``YYYY-MM-DDTHH:MM:`` of a minute since the epoch, remembered (a bounded cache)."""
+    if len(_MINUTES) >= _MINUTES_KEPT:
+        _MINUTES.clear()
+    moment = datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(minutes=minutes)
+    text = _MINUTES[minutes] = moment.strftime("%Y-%m-%dT%H:%M:")
+    return text
+
+
+_MINUTES: dict[int, str] = {}
+_MINUTES_KEPT = 1 << 16  # about 45 days of minutes, a few MiB at most
+_SECONDS = tuple(f"{second:02d}." for second in range(60))
 
 
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
