@@ -271,9 +271,12 @@ def m008_cap_reservations(conn: sqlite3.Connection) -> None:
     at the call's end it gets the real cost and the span's key, and counts until
     ``spans`` holds that span (then the run's cost has it). ``expires_ns`` (wall
     clock) is the TTL of a row whose process died: it stops counting then.
+
+    Safe to run again (``IF NOT EXISTS``): a store written while this migration
+    was the seventh has it already when it is run as the eighth.
     """
     script(conn, """
-        CREATE TABLE cap_reservations (
+        CREATE TABLE IF NOT EXISTS cap_reservations (
             id INTEGER PRIMARY KEY,
             holder TEXT NOT NULL,     -- the process (pid and a random part) that made it
             project TEXT,
@@ -284,8 +287,8 @@ def m008_cap_reservations(conn: sqlite3.Connection) -> None:
             trace_id TEXT,            -- set at the call's end: the span that, once stored, replaces the row
             span_id TEXT
         );
-        CREATE INDEX cap_reservations_project ON cap_reservations (project, at_ns) WHERE project IS NOT NULL;
-        CREATE INDEX cap_reservations_owner ON cap_reservations (owner, at_ns) WHERE owner IS NOT NULL;
+        CREATE INDEX IF NOT EXISTS cap_reservations_project ON cap_reservations (project, at_ns) WHERE project IS NOT NULL;
+        CREATE INDEX IF NOT EXISTS cap_reservations_owner ON cap_reservations (owner, at_ns) WHERE owner IS NOT NULL;
     """)
 
 
