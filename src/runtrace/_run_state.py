@@ -12,7 +12,6 @@ instrumentation's hooks can change without changing it.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from . import detect, metrics, policy_enforce, projection, semconv
 from ._forksafe import ForkSafeLock
+from ._jsontext import parse_json_text
 from .budget import Breach, Budget, BudgetExceeded, OnExceed
 
 if TYPE_CHECKING:
@@ -217,7 +217,7 @@ class RunState:
         """(call id, tool name, arguments) the model asked for, so tool spans can name their call id."""
         with self.lock:
             for call_id, name, arguments in calls:
-                self._requested_calls[(name, detect.stable_hash(_parse_json(arguments)))] = call_id
+                self._requested_calls[(name, detect.stable_hash(parse_json_text(arguments)))] = call_id
                 if len(self._requested_calls) > _REQUESTED_CALLS_KEPT:
                     self._requested_calls.pop(next(iter(self._requested_calls)))
 
@@ -271,16 +271,6 @@ def repeated_read_sentence(name: str, count: int, args_preview: str = "") -> str
     if args_preview:
         return f"{name}({args_preview}) returned the same result as an earlier read ({count} times so far)"
     return f"{name} returned content identical to an earlier read ({count} times so far)"
-
-
-def _parse_json(arguments: Any) -> Any:
-    """Tool-call arguments arrive as JSON text from the model and as values in the tool; hash alike."""
-    if isinstance(arguments, str):
-        try:
-            return json.loads(arguments)
-        except ValueError:
-            return arguments
-    return arguments
 
 
 __all__ = ["CallFigures", "RunState", "repeated_read_sentence"]

@@ -9,7 +9,6 @@ what it should be reads as None).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -97,11 +96,3 @@ def without_run_descriptors(attributes: Attributes) -> Attributes:
 
 
 
-def parse_json(raw: Any) -> Any:
-    """JSON text parsed (tool inputs and arguments arrive as JSON text); anything else, or bad JSON, as it is."""
-    if isinstance(raw, str):
-        try:
-            return json.loads(raw)
-        except ValueError:
-            return raw
-    return raw

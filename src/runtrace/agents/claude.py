@@ -54,10 +54,11 @@ from collections.abc import Sequence
 from typing import Any
 
 from .. import semconv as sc
+from .._jsontext import parse_json_text
 from ..detect import stable_hash, text_hash
 from ..store.records import Attributes, SpanRecord
 from ._build import Session, ToolCall, error_record, llm_record, prompt_record, tool_arguments, tool_records
-from ._values import clean_resource, parse_json, text, to_bool, to_float, to_int, without_run_descriptors
+from ._values import clean_resource, text, to_bool, to_float, to_int, without_run_descriptors
 from .events import LogEvent, records_by_session
 
 SERVICE_NAMES: frozenset[str] = sc.CLAUDE_SERVICE_NAMES
@@ -182,7 +183,7 @@ def _tool_call(event: LogEvent, writes: dict[str, int]) -> ToolCall:
     call_id = text(a.get(sc.CLAUDE_TOOL_USE_ID))
     success = to_bool(a.get(sc.CLAUDE_SUCCESS)) is not False
     raw_input = a.get(sc.CLAUDE_TOOL_INPUT)
-    tool_input = parse_json(raw_input) if raw_input not in (None, "") else None
+    tool_input = parse_json_text(raw_input) if raw_input not in (None, "") else None
     path = tool_input.get("file_path") if isinstance(tool_input, dict) else None
     path = path if isinstance(path, str) and path else None
     identity = ("tool_result", call_id or event.time_ns)
@@ -212,7 +213,7 @@ def _tool_call(event: LogEvent, writes: dict[str, int]) -> ToolCall:
         error=None if success else (text(a.get(sc.CLAUDE_ERROR)) or "tool call failed"), read=read,
         result_chars=to_int(a.get(sc.CLAUDE_TOOL_RESULT_SIZE)) or 0,
         args_preview=command if isinstance(command, str) else (path or ""),
-        arguments=_subject(tool_input, parse_json(a.get(sc.CLAUDE_TOOL_PARAMETERS))), extra=extra)
+        arguments=_subject(tool_input, parse_json_text(a.get(sc.CLAUDE_TOOL_PARAMETERS))), extra=extra)
 
 
 def _subject(tool_input: Any, parameters: Any) -> str | None:

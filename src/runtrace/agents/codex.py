@@ -56,10 +56,11 @@ from collections.abc import Sequence
 from typing import Any
 
 from .. import semconv as sc
+from .._jsontext import parse_json_text
 from ..detect import stable_hash, text_hash
 from ..store.records import SpanRecord
 from ._build import Session, ToolCall, llm_record, prompt_record, tool_arguments, tool_records
-from ._values import clean_resource, parse_json, text, to_bool, to_int
+from ._values import clean_resource, text, to_bool, to_int
 from .events import LogEvent, records_by_session
 
 SERVICE_NAMES: frozenset[str] = sc.CODEX_SERVICE_NAMES
@@ -184,7 +185,7 @@ def _tool_call(event: LogEvent) -> ToolCall:
     a = event.attributes
     name = text(a.get(sc.CODEX_TOOL_NAME)) or "unknown"
     call_id = text(a.get(sc.CODEX_CALL_ID))
-    args = parse_json(a.get(sc.CODEX_ARGUMENTS))
+    args = parse_json_text(a.get(sc.CODEX_ARGUMENTS))
     command = _command(args)
     output = text(a.get(sc.CODEX_OUTPUT)) or ""
     result = _VOLATILE_LINE.sub("", output)

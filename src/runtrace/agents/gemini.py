@@ -42,10 +42,11 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .. import semconv as sc
+from .._jsontext import parse_json_text
 from ..detect import stable_hash, text_hash
 from ..store.records import Attributes, SpanRecord
 from ._build import Session, ToolCall, error_record, llm_record, prompt_record, tool_arguments, tool_records
-from ._values import clean_resource, parse_json, text, to_bool, to_int, without_run_descriptors
+from ._values import clean_resource, text, to_bool, to_int, without_run_descriptors
 from .events import LogEvent, records_by_session
 
 SERVICE_NAMES: frozenset[str] = sc.GEMINI_SERVICE_NAMES
@@ -152,7 +153,7 @@ def _api_error(session: Session, event: LogEvent, request_model: str | None) -> 
 def _tool_call(event: LogEvent, versions: dict[str, int]) -> ToolCall:
     a = event.attributes
     name = text(a.get(sc.GEMINI_FUNCTION_NAME)) or "unknown"
-    args = parse_json(a.get(sc.GEMINI_FUNCTION_ARGS))
+    args = parse_json_text(a.get(sc.GEMINI_FUNCTION_ARGS))
     path = _path(args)
     success = to_bool(a.get(sc.GEMINI_SUCCESS)) is True
     error = text(a.get(sc.GEMINI_ERROR))

@@ -15,7 +15,6 @@ caller's result.
 from __future__ import annotations
 
 import itertools
-import json
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -28,6 +27,7 @@ from opentelemetry.trace import SpanKind
 from .. import _config, detect, metrics, pricing, projection, runs, semconv
 from .._errors import record_error
 from .._internal import fail_open
+from .._jsontext import parse_json_text
 from . import _wrap
 from ._read import as_int, as_str, put, to_json
 
@@ -78,17 +78,8 @@ def tool_call_part(call_id: Any, name: Any, arguments: Any) -> dict[str, Any]:
     if call_id is not None:
         part["id"] = call_id
     if arguments is not None:
-        part["arguments"] = _maybe_json(arguments)
+        part["arguments"] = parse_json_text(arguments)
     return part
-
-
-def _maybe_json(text: Any) -> Any:
-    if isinstance(text, str):
-        try:
-            return json.loads(text)
-        except ValueError:
-            return text
-    return text
 
 
 def assistant_message(data: ResponseData, text: str, finish_reason: str | None) -> ResponseData:

@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .. import semconv
+from .._jsontext import parse_json_text
 from ..display import duration, money, tokens, when
 from ..explain import tree_order, why_unpriced
 from ..store.timespec import from_iso
@@ -27,18 +28,9 @@ _CONTENT_KEYS = (semconv.GEN_AI_SYSTEM_INSTRUCTIONS, semconv.GEN_AI_INPUT_MESSAG
                  semconv.GEN_AI_TOOL_CALL_ARGUMENTS, semconv.GEN_AI_TOOL_CALL_RESULT)
 
 
-def _parse(value: Any) -> Any:
-    if isinstance(value, str):
-        try:
-            return json.loads(value)
-        except ValueError:
-            return value
-    return value
-
-
 def _text(value: Any) -> str:
     """A value as a person reads it: strings as they are, anything else as indented JSON."""
-    value = _parse(value)
+    value = parse_json_text(value)
     if isinstance(value, str):
         return value
     return json.dumps(value, indent=2, ensure_ascii=False)
@@ -60,7 +52,7 @@ def _part(part: Any) -> dict[str, str]:
 
 
 def _messages(value: Any, *, output: bool) -> list[dict[str, Any]]:
-    value = _parse(value)
+    value = parse_json_text(value)
     if value is None or value == "":
         return []
     if not isinstance(value, list):
@@ -88,7 +80,7 @@ def chat(attributes: Mapping[str, Any]) -> list[dict[str, Any]]:
     messages: list[dict[str, Any]] = []
     system = attributes.get(semconv.GEN_AI_SYSTEM_INSTRUCTIONS)
     if system is not None:
-        parsed = _parse(system)
+        parsed = parse_json_text(system)
         parts = parsed if isinstance(parsed, list) else [parsed]
         messages.append({"role": "system", "output": False,
                          "parts": [_part(p if isinstance(p, Mapping) else {"type": "text", "content": p})
@@ -109,7 +101,7 @@ def tool_subject(arguments: Any) -> str | None:
     the timeline shows this beside it. None when the arguments were not
     captured or name none of these.
     """
-    parsed = _parse(arguments)
+    parsed = parse_json_text(arguments)
     if not isinstance(parsed, Mapping):
         return None
     for key in _SUBJECT_KEYS:
