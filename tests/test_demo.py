@@ -137,4 +137,4 @@ def test_the_multi_provider_run_is_skipped_without_its_clients(monkeypatch) -> N
     lines: list[str] = []
     assert _demo_providers.run_multi_provider(lines.append) is None
     assert lines == [f"run: {_demo_providers.NAME} skipped: install google-genai, boto3 "
-                     "(pip install 'runtrace[anthropic,gemini,litellm,bedrock]')"]
+                     "(pip install -e '.[anthropic,gemini,litellm,bedrock]' in a checkout)"]

@@ -122,8 +122,10 @@ def test_a_budget_stopped_run_says_which_limit_stopped_it_at_the_top(page: Any, 
     out = show(runs[0], runs[1]["capped"])
     assert STOPPED + "\noutcome: Budget stopped at " in out
     assert "\nbudget: cost $0.03 of $0.05 (60%)\n" in out
-    assert ("\nbudget breach: The budget max_cost_usd was exceeded: $0.03 against a limit of $0.05; "
-            "the run was stopped. (run capped)\n") in out
+    # $0.03 spent is under the limit: the next call's projection crossed it, and it was never sent
+    assert ("\nbudget breach: The budget max_cost_usd was exceeded by the next call's projected cost: "
+            "$0.03 spent + $0.03 projected, against a limit of $0.05; the run was stopped before that call. "
+            "(run capped)\n") in out
 
 
 def test_unpriced_calls_say_why_and_how_to_fix_it_near_the_top(page: Any) -> None:

@@ -141,7 +141,7 @@ def run_multi_provider(echo: Callable[[str], None] | None = None) -> str | None:
     missing = missing_clients()
     if missing:
         if echo:
-            echo(f"run: {NAME} skipped: install {', '.join(missing)} (pip install 'runtrace[{EXTRAS}]')")
+            echo(f"run: {NAME} skipped: install {', '.join(missing)} (pip install -e '.[{EXTRAS}]' in a checkout)")
         return None
     if echo:
         echo(f"run: {NAME} (review/alice, gpt-5-mini + {CLAUDE} + {GEMINI} + {DEEPSEEK} + LiteLLM {LITELLM_MODEL}"

@@ -98,11 +98,19 @@ def explain_event(event: Mapping[str, Any], span: Mapping[str, Any]) -> Finding 
         limit = attrs.get(semconv.BUDGET_LIMIT, "a limit")
         value, observed = attrs.get(semconv.BUDGET_LIMIT_VALUE), attrs.get(semconv.BUDGET_OBSERVED)
         action = attrs.get(semconv.BUDGET_ACTION)
+        projected = attrs.get(semconv.BUDGET_PROJECTED)
+        then = {"stop": "the run was stopped", "continue": "the run went on"}.get(str(action), f"action {action}")
         if limit == "max_cost_usd" and isinstance(value, (int, float)) and isinstance(observed, (int, float)):
+            if (isinstance(projected, (int, float)) and not isinstance(projected, bool) and projected > 0
+                    and observed < value):
+                # Stopped before the money was spent: what was spent is under the limit, the next call was not.
+                sentence = (f"The budget {limit} was exceeded by the next call's projected cost: "
+                            f"{money(float(observed))} spent + {money(float(projected))} projected, against a "
+                            f"limit of {money(float(value))}; {then} before that call.")
+                return Finding("budget", sentence, span["span_id"], span["name"])
             figures = f"{money(float(observed))} against a limit of {money(float(value))}"
         else:
             figures = f"{observed} against a limit of {value}"
-        then = {"stop": "the run was stopped", "continue": "the run went on"}.get(str(action), f"action {action}")
         return Finding("budget", f"The budget {limit} was exceeded: {figures}; {then}.",
                          span["span_id"], span["name"])
     return None
