@@ -41,9 +41,9 @@ def test_claude_setup_prints_the_exports_and_the_privacy_trade_offs() -> None:
     exports = [line for line in out.splitlines() if line.startswith("export ")]
     assert exports == [f"export {k}={v}" for k, v in CLAUDE_ENV.items()]
     assert "OTEL_LOG_USER_PROMPTS" not in out  # details are off unless asked for
-    assert "privacy: OTEL_LOG_USER_PROMPTS (off): sends the text of every prompt" in err
-    assert "privacy: OTEL_LOG_TOOL_DETAILS (off): sends tool inputs" in err
-    assert "privacy: CLAUDE_CODE_ENHANCED_TELEMETRY_BETA (on)" in err
+    assert "privacy: OTEL_LOG_USER_PROMPTS is off; when on it sends the text of every prompt" in err
+    assert "privacy: OTEL_LOG_TOOL_DETAILS is off; when on it sends tool inputs" in err
+    assert "privacy: CLAUDE_CODE_ENHANCED_TELEMETRY_BETA is on" in err
 
 
 def test_claude_setup_details_adds_both_detail_flags() -> None:

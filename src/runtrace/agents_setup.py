@@ -68,19 +68,19 @@ PRIVACY: Mapping[str, Mapping[str, str]] = {
         "OTEL_LOG_TOOL_DETAILS": "sends tool inputs: file paths, edit old/new strings, full Bash commands "
                                  "(off: tool names, sizes and durations only; repeated-read detection "
                                  "needs the file paths)",
-        "CLAUDE_CODE_ENHANCED_TELEMETRY_BETA": "beta traces: one span per model call and tool call (with "
+        "CLAUDE_CODE_ENHANCED_TELEMETRY_BETA": "sends beta traces: one span per model call and tool call (with "
                                                "OTEL_LOG_USER_PROMPTS the root span carries the prompt)",
     },
     "codex": {
         "log_user_prompt": "sends the text of every prompt (off: [REDACTED]); note that Codex sends tool "
                            "arguments and full tool output in codex.tool_result either way",
-        "trace_exporter": "about 1,500 internal spans per prompt; only a few are model and tool calls",
+        "trace_exporter": "sends about 1,500 internal spans per prompt; only a few are model and tool calls",
     },
     "gemini": {
         "logPrompts": "sends prompts, model responses and tool arguments (off: lengths only); note that "
                       "Gemini puts the full prompt in the resource attribute process.command_args in -p "
                       "mode either way",
-        "traces": "one trace per model call, with system instructions and messages",
+        "traces": "sends one trace per model call, with system instructions and messages (--no-traces: off)",
     },
 }
 
@@ -93,7 +93,7 @@ def privacy_notes(agent: str, *, details: bool, traces: bool = True) -> list[str
     out = []
     for flag, what in PRIVACY[agent].items():
         on = traces if flag in _TRACE_FLAGS else details
-        out.append(f"{flag} ({'on' if on else 'off'}): {what}")
+        out.append(f"{flag} is {'on' if on else 'off'}; when on it {what}")
     return out
 
 
