@@ -53,7 +53,7 @@ def test_claude_setup_details_adds_both_detail_flags() -> None:
     assert "OTEL_TRACES_EXPORTER" not in out
     assert "export OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4318" in out
     assert "OTEL_RESOURCE_ATTRIBUTES" not in out
-    assert "OTEL_LOG_USER_PROMPTS (on)" in err and "CLAUDE_CODE_ENHANCED_TELEMETRY_BETA (off)" in err
+    assert "OTEL_LOG_USER_PROMPTS is on" in err and "CLAUDE_CODE_ENHANCED_TELEMETRY_BETA is off" in err
 
 
 def test_claude_write_merges_env_keeps_other_keys_and_backs_up(tmp_path: Path) -> None:
@@ -172,7 +172,7 @@ def test_codex_print_is_a_valid_otel_section_and_new_file_write(tmp_path: Path) 
     assert tomllib.loads(section)["otel"] == {**EXPECTED_OTEL, "log_user_prompt": True}
     assert "export OTEL_RESOURCE_ATTRIBUTES=runtrace.project=billing" in out
     assert "not verified" in err
-    assert "log_user_prompt (on)" in err
+    assert "log_user_prompt is on" in err
     code, _, err = cli("agents", "setup", "codex", "--write", "--home", str(tmp_path), "--no-traces")
     assert code == 0, err
     otel = tomllib.loads((tmp_path / ".codex" / "config.toml").read_text())["otel"]
@@ -204,4 +204,4 @@ def test_gemini_write_merges_telemetry_and_keeps_the_rest(tmp_path: Path) -> Non
                                 "otlpProtocol": "http", "logPrompts": False, "traces": True,
                                 "outfile": "/tmp/t.log"}
     assert "export OTEL_RESOURCE_ATTRIBUTES=runtrace.owner=bob" in out
-    assert "logPrompts (off)" in err and "process.command_args" in err
+    assert "logPrompts is off" in err and "process.command_args" in err
