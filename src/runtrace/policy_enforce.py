@@ -216,7 +216,7 @@ def _model_breach(scope: str, name: str, rules: Rules, plan: projection.CallPlan
             if per_mtok is not None and math.isfinite(per_mtok) and round(per_mtok * 1e9) > round(limit * 1e9):
                 return Breach(semconv.STOP_MODEL_TOO_DEAR, limit, per_mtok, detail=(
                     f"model {model!r} costs ${per_mtok:g} / MTok input, above the ${limit:g} that {scope} "
-                    f"{name!r} allows for small calls (this one: about {plan.input_tokens} input tokens, "
+                    f"{name!r} allows for small calls (this one: about {plan.input_tokens} input token{'' if plan.input_tokens == 1 else 's'}, "
                     f"fewer than {rules.small_call_max_input_tokens}); use a cheaper model for small work"))
     return None
 
