@@ -398,7 +398,7 @@ def test_a_dear_model_is_refused_for_a_small_call_only(env: Env) -> None:
     assert info.value.limit == "model_too_dear_for_small_call"
     assert (info.value.breach.observed, info.value.breach.limit_value) == (pytest.approx(5.0), 3.0)
     assert "model 'gpt-5.5' costs $5 / MTok input, above the $3 that project 'checkout' allows for small " \
-           "calls (this one: about 1 input tokens, fewer than 2000)" in str(info.value)
+           "calls (this one: about 1 input token, fewer than 2000)" in str(info.value)
     assert env.run_row(run.id)["stop_reason"] == "model_too_dear_for_small_call"
     with runtrace.run("big and small", project="checkout"):
         client.chat.completions.create(model="gpt-5.5", messages=PROMPT_3000)  # 3,000 tokens: not small
