@@ -194,3 +194,52 @@ def test_in_chromium_a_duplicate_is_grey_and_its_link_opens_the_counted_span(bas
         sizes = p.evaluate("() => [document.scrollingElement.scrollWidth, window.innerWidth]")
         assert sizes[0] <= sizes[1], sizes
         p.screenshot(path=str(tmp_path / f"duplicates-{width}.png"), full_page=True)
+
+
+CLAUDE = "d34ec385-a875-4a25-9b18-379204112e9d"  # claude-project: beta traces on, OTEL_LOG_TOOL_DETAILS=1
+
+
+def test_a_claude_code_span_names_the_record_its_log_event_counts(tmp_path: Path) -> None:
+    """Claude Code's own spans (beta traces) are duplicates of the records its log events make.
+
+    A ``claude_code.tool`` span links to the tool call with its ``gen_ai.tool.call.id``,
+    its ``claude_code.tool.execution`` child to the same, a ``claude_code.llm_request``
+    to the LLM call it overlaps that ends nearest to it; the refused call (never
+    run, no ``tool_result``) has no counting span.
+    """
+    from agent_samples import FIXTURES
+    from test_agents_tool_subjects import serving_recordings
+
+    if not (FIXTURES / "claude-project").is_dir():
+        pytest.skip(f"recordings not found in {FIXTURES}")
+    with serving_recordings(tmp_path / "rt.db", ("claude-project",)) as url:
+        run = httpx.get(f"{url}/api/runs/{CLAUDE}", timeout=30).json()
+        page = httpx.get(f"{url}/runs/{CLAUDE}", timeout=30).text
+        rows = httpx.get(f"{url}/api/runs/{CLAUDE}/spans?offset=0&limit=200", timeout=30).json()["rows"]
+    names = {s["span_id"]: s["name"] for s in run["spans"]}
+    links = [(names[r["span_id"]], r["duplicate"]["rule"], names.get(r["duplicate"]["of_span_id"] or ""))
+             for r in rows if r["duplicate"]]
+    tool, execution, request = "claude_code.tool", "claude_code.tool.execution", "claude_code.llm_request"
+    chat = "chat claude-opus-4-8"
+    assert links == [(request, "agent", chat), (tool, "agent", "execute_tool Read"),
+                     (execution, "agent", "execute_tool Read"), (request, "agent", chat),
+                     (tool, "agent", "execute_tool Read"), (execution, "agent", "execute_tool Read"),
+                     (request, "agent", chat), (tool, "agent", "execute_tool Read"),
+                     (execution, "agent", "execute_tool Read"), (request, "agent", chat),
+                     (tool, "agent", "execute_tool Edit"), (execution, "agent", "execute_tool Edit"),
+                     (request, "agent", chat), (tool, "agent", "execute_tool Bash"),
+                     (execution, "agent", "execute_tool Bash"), (request, "agent", chat),
+                     (tool, "agent", None), (request, "agent", chat)]
+    by_id = {s["span_id"]: s for s in run["spans"]}
+    for row in rows:
+        dup = row["duplicate"]
+        if dup and dup["of_span_id"] and by_id[row["span_id"]]["name"] == tool:
+            assert (by_id[dup["of_span_id"]]["attributes"][sc.GEN_AI_TOOL_CALL_ID]
+                    == by_id[row["span_id"]]["attributes"][sc.GEN_AI_TOOL_CALL_ID])
+    # each model call once: 7 calls, and every chat row counted
+    assert run["llm_calls"] == 7 == sum(1 for s in run["spans"] if s["kind"] == "llm" and s["counted"])
+    first = next(r for r in rows if r["duplicate"])
+    assert f'<a href="#span={first["duplicate"]["of_span_id"]}" class="dup-link">{chat}</a>' in page
+    assert first["duplicate"]["sentence"] == ("Not counted: the agent's own trace span of a call that its "
+                                              f"api_request log event counts, as {chat}. Its tokens and cost "
+                                              "are not in the run's totals.")

@@ -14,7 +14,11 @@ so the timeline can grey such a span, name the span that counts the call
   (same parent, same model family, same time) was preferred;
 - ``in-process``: runtrace's own span of the request won when both were made
   in one process (the value of ``runtrace.duplicate_of`` is its span id);
-- ``agent``: a coding agent's own trace span of a call its log events count.
+- ``agent``: a coding agent's own trace span of a call its log events count
+  (the value of ``runtrace.duplicate_of`` is the event's name); the counting
+  span is the tool call with the same ``gen_ai.tool.call.id`` (the span's own
+  or its parent's: Claude Code's ``claude_code.tool.execution`` has none), or
+  for a model call the counted LLM span it overlaps that ends nearest to it.
 
 Read-only and computed per page: the rule itself stays in the store.
 """
@@ -39,6 +43,9 @@ RULE_IN_PROCESS = "in-process"
 RULE_AGENT = "agent"
 RULE_UNKNOWN = "uncounted"
 
+# The agents' log events that count a model call (a span marked with another counts a tool call).
+_MODEL_CALL_EVENTS = frozenset({semconv.CLAUDE_EV_API_REQUEST, semconv.CODEX_EV_SSE_EVENT,
+                                semconv.GEMINI_EV_API_RESPONSE})
 _LEFT_OUT = "Its tokens and cost are not in the run's totals."
 _NAMED_BELOW = 3  # nested calls named in the sentence of an aggregate span; the rest are counted
 
@@ -57,6 +64,16 @@ class Duplicate:
 
 
 @dataclass(frozen=True)
+class _Mark:
+    """A span marked ``runtrace.duplicate_of``: the mark, and what finds an agent's counting span."""
+
+    value: str
+    call_id: str | None
+    start_ns: int
+    end_ns: int
+
+
+@dataclass(frozen=True)
 class _Call:
     span_id: str
     parent_span_id: str | None
@@ -71,9 +88,13 @@ class _Call:
 class Calls:
     """A run's LLM spans with ``counted``, every span's parent and the ``runtrace.duplicate_of`` marks."""
 
-    def __init__(self, parents: Mapping[str, str | None], calls: Iterable[_Call], marks: Mapping[str, str]) -> None:
+    def __init__(self, parents: Mapping[str, str | None], calls: Iterable[_Call], marks: Mapping[str, _Mark],
+                 tools: Mapping[str, tuple[str, str]]) -> None:
+        """``tools``: the run's tool spans by ``gen_ai.tool.call.id``, as (span id, name)."""
         self._calls = {c.span_id: c for c in calls}
         self._marks = dict(marks)
+        self._tools = dict(tools)
+        self._parents = dict(parents)
         self._children: dict[str, list[str]] = {}
         for span_id, parent in parents.items():
             if parent is not None:
@@ -87,17 +108,23 @@ class Calls:
         """From whole span dicts (``get_run``'s ``spans``: they carry ``counted``, model, trace and times)."""
         parents: dict[str, str | None] = {}
         calls: list[_Call] = []
-        marks: dict[str, str] = {}
+        marks: dict[str, _Mark] = {}
+        tools: dict[str, tuple[str, str]] = {}
         for span in spans:
             parents[span["span_id"]] = span.get("parent_span_id")
-            mark = (span.get("attributes") or {}).get(semconv.DUPLICATE_OF)
+            attrs = span.get("attributes") or {}
+            mark = attrs.get(semconv.DUPLICATE_OF)
+            call_id = attrs.get(semconv.GEN_AI_TOOL_CALL_ID)
             if mark is not None:
-                marks[span["span_id"]] = str(mark)
+                marks[span["span_id"]] = _Mark(str(mark), None if call_id is None else str(call_id),
+                                               _ns(span, "start"), _ns(span, "end"))
+            elif span.get("kind") == "tool" and call_id is not None:
+                tools[str(call_id)] = (span["span_id"], str(span.get("name") or ""))
             if span.get("kind") == "llm":
                 calls.append(_Call(span["span_id"], span.get("parent_span_id"), span.get("trace_id"),
                                    str(span.get("name") or ""), span.get("model"), bool(span.get("counted", True)),
                                    _ns(span, "start"), _ns(span, "end")))
-        return cls(parents, calls, marks)
+        return cls(parents, calls, marks, tools)
 
     def uncounted(self) -> set[str]:
         """The LLM spans whose figures are not in the run's totals."""
@@ -112,7 +139,7 @@ class Calls:
         """Why the span ``span_id`` is not counted, or None for a span that counts (or is no call)."""
         mark = self._marks.get(span_id)
         if mark is not None:
-            return self._marked(mark)
+            return self._marked(span_id, mark)
         call = self._calls.get(span_id)
         if call is None or call.counted:
             return None
@@ -135,7 +162,8 @@ class Calls:
                              "counts the call. " + _LEFT_OUT, beside.span_id, beside.name)
         return Duplicate(RULE_UNKNOWN, "Not counted: another span of this run counts this call. " + _LEFT_OUT)
 
-    def _marked(self, mark: str) -> Duplicate:
+    def _marked(self, span_id: str, marked: _Mark) -> Duplicate:
+        mark = marked.value
         target = self._calls.get(mark)
         if target is not None:
             return Duplicate(RULE_IN_PROCESS, f"Not counted: runtrace's own span of the same request, {target.name}, "
@@ -148,8 +176,30 @@ class Calls:
         if len(mark) == 16 and all(ch in "0123456789abcdef" for ch in mark):
             return Duplicate(RULE_IN_PROCESS, f"Not counted: runtrace's own span of the same request (span {mark}, "
                              "not in this store) won in-process. " + _LEFT_OUT)
+        found = self._agent_counterpart(span_id, marked)
+        if found is None:
+            return Duplicate(RULE_AGENT, f"Not counted: the agent's own trace span of a call that its {mark} log "
+                             "event counts. " + _LEFT_OUT)
         return Duplicate(RULE_AGENT, f"Not counted: the agent's own trace span of a call that its {mark} log "
-                         "event counts. " + _LEFT_OUT)
+                         f"event counts, as {found[1]}. " + _LEFT_OUT, found[0], found[1])
+
+    def _agent_counterpart(self, span_id: str, marked: _Mark) -> tuple[str, str] | None:
+        """The (span id, name) that counts an agent span's call: same tool call id, else the LLM call it overlaps."""
+        call_id = marked.call_id
+        if call_id is None:
+            parent = self._parents.get(span_id)
+            parent_mark = None if parent is None else self._marks.get(parent)
+            call_id = None if parent_mark is None else parent_mark.call_id
+        if call_id is not None:
+            return self._tools.get(call_id)
+        if marked.value not in _MODEL_CALL_EVENTS:
+            return None
+        overlapping = [c for c in self._calls.values() if c.counted
+                       and c.start_ns <= marked.end_ns + SLACK_NS and marked.start_ns <= c.end_ns + SLACK_NS]
+        if not overlapping:
+            return None
+        best = min(overlapping, key=lambda c: (abs(c.end_ns - marked.end_ns), c.span_id))
+        return best.span_id, best.name
 
     def _counted_below(self, span_id: str) -> list[_Call]:
         found: list[_Call] = []
@@ -187,16 +237,18 @@ def _ns(span: Mapping[str, Any], key: str) -> int:
     return from_iso(span.get(key)) or 0
 
 
-_DUPLICATE_PATH = f"'$.\"{semconv.DUPLICATE_OF}\"'"
+def _path(key: str) -> str:
+    return f"'$.\"{key}\"'"
 
 
 def read_calls(store: Store, run_id: str) -> Calls:
     """:class:`Calls` of the run ``run_id`` (a full id) from the store.
 
-    Three reads, none of every span's attributes: every span's parent from the
-    covering index ``spans_run_start``, the LLM spans' rows, and the marked
-    spans (``kind = 'other'``: a span marked ``runtrace.duplicate_of`` is never
-    an LLM call), found by a substring test before the JSON is parsed.
+    Four reads, none of every span's attributes: every span's parent from the
+    covering index ``spans_run_start``, the LLM spans' rows, the tool spans'
+    call ids, and the marked spans (``kind = 'other'``: a span marked
+    ``runtrace.duplicate_of`` is never a call), found by a substring test
+    before the JSON is parsed.
     """
     reader = store.reader()
     cursor = reader.execute("SELECT span_id, parent_span_id FROM spans WHERE run_id = ?", (run_id,))
@@ -206,9 +258,16 @@ def read_calls(store: Store, run_id: str) -> Calls:
                             "FROM spans WHERE run_id = ? AND kind = 'llm'", (run_id,))
     cursor.row_factory = None
     calls = [_Call(r[0], r[1], r[2], r[3], r[4], bool(r[5]), r[6], r[7]) for r in cursor.fetchall()]
-    cursor = reader.execute(
-        f"SELECT span_id, json_extract(attributes, {_DUPLICATE_PATH}) FROM spans WHERE run_id = ? "
-        f"AND kind = 'other' AND instr(attributes, '\"{semconv.DUPLICATE_OF}\"') > 0", (run_id,))
+    call_id = f"json_extract(attributes, {_path(semconv.GEN_AI_TOOL_CALL_ID)})"
+    cursor = reader.execute(f"SELECT span_id, name, {call_id} FROM spans WHERE run_id = ? AND kind = 'tool'",
+                            (run_id,))
     cursor.row_factory = None
-    marks = {r[0]: str(r[1]) for r in cursor.fetchall() if r[1] is not None}
-    return Calls(parents, calls, marks)
+    tools = {str(r[2]): (r[0], r[1]) for r in cursor.fetchall() if r[2] is not None}
+    cursor = reader.execute(
+        f"SELECT span_id, json_extract(attributes, {_path(semconv.DUPLICATE_OF)}), {call_id}, start_ns, end_ns "
+        f"FROM spans WHERE run_id = ? AND kind = 'other' AND instr(attributes, '\"{semconv.DUPLICATE_OF}\"') > 0",
+        (run_id,))
+    cursor.row_factory = None
+    marks = {r[0]: _Mark(str(r[1]), None if r[2] is None else str(r[2]), r[3], r[4])
+             for r in cursor.fetchall() if r[1] is not None}
+    return Calls(parents, calls, marks, tools)
