@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from .. import semconv
 from ..store.db import Store
@@ -50,8 +50,7 @@ _LEFT_OUT = "Its tokens and cost are not in the run's totals."
 _NAMED_BELOW = 3  # nested calls named in the sentence of an aggregate span; the rest are counted
 
 
-@dataclass(frozen=True)
-class Duplicate:
+class Duplicate(NamedTuple):
     """Why a span is not counted, and the span that counts its call (None when the store does not hold it)."""
 
     rule: str
@@ -60,7 +59,8 @@ class Duplicate:
     of_name: str | None = None
 
     def as_json(self) -> dict[str, str | None]:
-        return {"rule": self.rule, "sentence": self.sentence, "of_span_id": self.of_span_id, "of_name": self.of_name}
+        """The JSON the side panel and the paged rows carry: rule, sentence, of_span_id, of_name."""
+        return dict(self._asdict())
 
 
 @dataclass(frozen=True)
