@@ -243,3 +243,31 @@ def test_a_claude_code_span_names_the_record_its_log_event_counts(tmp_path: Path
     assert first["duplicate"]["sentence"] == ("Not counted: the agent's own trace span of a call that its "
                                               f"api_request log event counts, as {chat}. Its tokens and cost "
                                               "are not in the run's totals.")
+
+
+def test_the_real_openllmetry_spans_beside_the_sdks_are_named_as_its_duplicates(tmp_path: Path) -> None:
+    """OTLP-only OpenLLMetry over anthropic (tests/test_otlp_only_openllmetry_anthropic.py builds it, in a
+    subprocess with a timeout): each of OpenLLMetry's 3 ``anthropic.chat`` spans is a sibling duplicate of
+    the SDK's own ``anthropic.messages.create`` span of the same request, the one starting nearest to it."""
+    pytest.importorskip("opentelemetry.instrumentation.anthropic")
+    from runtrace.server.duplicates import read_calls
+    from runtrace.store.queries import get_run, list_runs
+    from test_otlp_only_openllmetry_anthropic import _drive
+
+    assert _drive(tmp_path)["run"]["llm_calls"] == 4
+    with Store.open(tmp_path / "rt.db", create=False) as store:
+        (listed,) = list_runs(store)
+        run = get_run(store, listed["id"])
+        assert run is not None
+        calls = read_calls(store, run["id"])
+    spans = {s["span_id"]: s for s in run["spans"]}
+    found = {}
+    for span_id, s in spans.items():
+        dup = calls.duplicate(span_id)
+        if dup is not None:
+            found[span_id] = dup
+            assert (s["name"], s["counted"], dup.rule, dup.of_name) == (
+                "anthropic.chat", False, "sibling", "anthropic.messages.create")
+            assert dup.of_span_id is not None and spans[dup.of_span_id]["counted"] is True
+    assert len(found) == 3
+    assert len({d.of_span_id for d in found.values()}) == 3  # one SDK span per OpenLLMetry span
