@@ -6,13 +6,17 @@
 Runs ``runtrace demo`` into a temporary store, serves it with ``runtrace serve``'s
 app on 127.0.0.1, and shoots the Runs page, the looping run with its most
 expensive call open in the side panel, the Spend page by model family and the
-What-if page. Needs Playwright and a Chromium (Debian's ``/usr/bin/chromium``
-by default, ``--chromium`` to change it); nothing is downloaded.
+What-if page. Then it replays a recorded Claude Code session (with tool details:
+tests/fixtures/agents/claude-project) into a second store, over OTLP/JSON as
+Claude Code sent it, and shoots that session's run page (``claude-session.png``,
+README's "Coding agents"). Needs Playwright and a Chromium (Debian's
+``/usr/bin/chromium`` by default, ``--chromium`` to change it); nothing is downloaded.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import tempfile
 import threading
@@ -29,6 +33,8 @@ CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
         "--disable-component-update", "--disable-sync"]
 LOOPING_RUN = "make invoices test pass"  # the demo's run that loops and re-reads a file
+CLAUDE_RECORDING = ROOT / "tests" / "fixtures" / "agents" / "claude-project"  # OTEL_LOG_TOOL_DETAILS=1
+SIGNALS = ("metrics", "logs", "traces")
 
 
 @contextmanager
@@ -69,12 +75,47 @@ def worst_call(store: Path) -> tuple[str, str]:
     return run_id, max(calls, key=lambda s: s["cost_usd"])["span_id"]
 
 
-def shoot(base: str, store: Path, out: Path, widths: Sequence[int], chromium: str) -> list[Path]:
+def replay_recording(base: str, recording: Path) -> None:
+    """Send a recorded agent session's OTLP/JSON requests to ``base`` as the agent sent them, signal by signal."""
+    import httpx
+
+    for signal in SIGNALS:
+        path = recording / f"{signal}.jsonl"
+        if not path.exists():
+            continue
+        for line in path.read_text(encoding="utf-8").splitlines():
+            body = json.loads(line).get("body")
+            if body is None:  # the trimmer's last {"_trimmed": N} line
+                continue
+            answer = httpx.post(f"{base}/v1/{signal}", content=json.dumps(body),
+                                headers={"Content-Type": "application/json"}, timeout=60)
+            if answer.status_code != 200:
+                raise RuntimeError(f"{path}: POST /v1/{signal} answered {answer.status_code}: {answer.text}")
+
+
+def only_run(store: Path) -> str:
+    """The id of the one run in ``store`` (a replayed session is one run)."""
+    from runtrace.store.db import Store
+    from runtrace.store.queries import list_runs
+
+    with Store.open(store, create=False) as opened:
+        runs = list_runs(opened, limit=2)
+    if len(runs) != 1:
+        raise RuntimeError(f"expected one run in {store}, found {len(runs)}")
+    return str(runs[0]["id"])
+
+
+def demo_pages(store: Path) -> list[tuple[str, str, str | None]]:
+    """(file name, path, what to wait for) of the demo's screenshots."""
+    run_id, span_id = worst_call(store)
+    return [("runs", "/", None), ("run", f"/runs/{run_id}#span={span_id}", "#span-panel dl.facts"),
+            ("spend", "/spend?by=family&period=all", None), ("whatif", "/whatif", None)]
+
+
+def shoot(base: str, pages: Sequence[tuple[str, str, str | None]], out: Path, widths: Sequence[int],
+          chromium: str) -> list[Path]:
     from playwright.sync_api import sync_playwright
 
-    run_id, span_id = worst_call(store)
-    pages = [("runs", "/", None), ("run", f"/runs/{run_id}#span={span_id}", "#span-panel dl.facts"),
-             ("spend", "/spend?by=family&period=all", None), ("whatif", "/whatif", None)]
     written: list[Path] = []
     errors: list[str] = []
     with sync_playwright() as playwright:
@@ -122,7 +163,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         store = Path(tmp) / "demo.db"
         demo.run_demo(store)
         with serving(store) as base:
-            written = shoot(base, store, args.out, widths, args.chromium)
+            written = shoot(base, demo_pages(store), args.out, widths, args.chromium)
+        session = Path(tmp) / "claude.db"
+        from runtrace.store.db import Store
+
+        Store.open(session).close()
+        with serving(session) as base:
+            replay_recording(base, CLAUDE_RECORDING)
+            written += shoot(base, [("claude-session", f"/runs/{only_run(session)}", None)], args.out, widths,
+                             args.chromium)
     for path in written:
         print(path)
     return 0

@@ -171,7 +171,8 @@ def test_codex_print_is_a_valid_otel_section_and_new_file_write(tmp_path: Path) 
     section = "\n".join(line for line in out.splitlines() if not line.startswith(("#", "export ")))
     assert tomllib.loads(section)["otel"] == {**EXPECTED_OTEL, "log_user_prompt": True}
     assert "export OTEL_RESOURCE_ATTRIBUTES=runtrace.project=billing" in out
-    assert "not verified" in err
+    assert "not verified" not in err
+    assert "(the standard OTel variable, which Codex 0.171 reads: project and owner reach the run):" in err
     assert "log_user_prompt is on" in err
     code, _, err = cli("agents", "setup", "codex", "--write", "--home", str(tmp_path), "--no-traces")
     assert code == 0, err

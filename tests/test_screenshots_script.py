@@ -30,11 +30,13 @@ def test_the_script_shoots_every_page_of_the_demo_at_each_width(tmp_path: Path) 
                           capture_output=True, text=True, timeout=240, env=env)
     assert done.returncode == 0, done.stderr
     names = sorted(p.name for p in tmp_path.glob("*.png"))
-    assert names == ["run-800.png", "run.png", "runs-800.png", "runs.png", "spend-800.png", "spend.png",
-                     "whatif-800.png", "whatif.png"]
+    assert names == ["claude-session-800.png", "claude-session.png", "run-800.png", "run.png", "runs-800.png",
+                     "runs.png", "spend-800.png", "spend.png", "whatif-800.png", "whatif.png"]
+    # the demo's pages, then the recorded Claude Code session's run page (README's "Coding agents")
     assert done.stdout.split() == [str(tmp_path / n) for n in ("runs-800.png", "run-800.png", "spend-800.png",
                                                                "whatif-800.png", "runs.png", "run.png",
-                                                               "spend.png", "whatif.png")]
+                                                               "spend.png", "whatif.png", "claude-session-800.png",
+                                                               "claude-session.png")]
     for name in names:
         width, height = png_size(tmp_path / name)
         assert width == (800 if name.endswith("-800.png") else 1200), name

@@ -174,9 +174,10 @@ def _setup_codex(project: str | None, owner: str | None, endpoint: str | None, d
         click.echo(render_codex_otel(table), nl=False)
     if attrs:
         # Codex's [otel] has no resource-attribute setting; its OpenTelemetry SDK reads the standard
-        # variable, which runtrace has not measured (the recorded sessions did not set it).
+        # variable: tests/test_agents_live_cli.py runs Codex 0.171 with it and the run gets project and owner.
         click.echo("# project/owner: Codex's [otel] has no resource-attributes key; export this where codex "
-                   "runs (the standard OTel variable; not verified with Codex 0.171):", err=True)
+                   "runs (the standard OTel variable, which Codex 0.171 reads: project and owner reach the run):",
+                   err=True)
         click.echo(f"export OTEL_RESOURCE_ATTRIBUTES={_shell(attrs)}")
 
 

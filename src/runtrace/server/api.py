@@ -22,6 +22,7 @@ from ..store.queries import (
 )
 from ..store.timespec import from_ns
 from ..store.verdicts import list_pending, record_verdict
+from .duplicates import Calls, read_calls
 from .guard import require_same_site_json
 from .pages import FILTER_PARAMS, bad_request, check_params, find_run, parse_filter
 from .prometheus import CONTENT_TYPE, render_metrics
@@ -112,8 +113,8 @@ async def run_spans(request: Request) -> Response:
     limit = _int(request, "limit", PAGE_SPANS, low=1, high=MAX_LIMIT)
     run_id = await _run_id(request)
     store = request.app.state.store
-    spans = await run_in_threadpool(span_outline, store, run_id)
-    return _json({"run_id": run_id, **outline_page(spans, offset=offset, limit=limit)})
+    spans, calls = await run_in_threadpool(lambda: (span_outline(store, run_id), read_calls(store, run_id)))
+    return _json({"run_id": run_id, **outline_page(spans, offset=offset, limit=limit, calls=calls)})
 
 
 async def run_span(request: Request) -> Response:
@@ -123,13 +124,13 @@ async def run_span(request: Request) -> Response:
     span_id = request.path_params["span_id"]
     store = request.app.state.store
 
-    def load() -> tuple[dict[str, Any] | None, int | None]:
-        return get_span(store, run_id, span_id), first_span_start_ns(store, run_id)
+    def load() -> tuple[dict[str, Any] | None, int | None, Calls]:
+        return get_span(store, run_id, span_id), first_span_start_ns(store, run_id), read_calls(store, run_id)
 
-    span, start = await run_in_threadpool(load)
+    span, start, calls = await run_in_threadpool(load)
     if span is None:
         raise HTTPException(404, f"no span {span_id!r} in run {run_id!r}")
-    return _json(span_detail(span, run_start_ns=start))
+    return _json(span_detail(span, run_start_ns=start, duplicate=calls.duplicate(span_id)))
 
 
 async def metrics(request: Request) -> Response:

@@ -29,6 +29,7 @@ from ..store.queries import get_run
 from ..store.runpage import span_facts, spans_by_rowid
 from ..store.timespec import TimeSpecError, date_ns
 from . import charts, format, reads
+from .duplicates import read_calls
 from .highlight import highlight
 from .runview import RunView, build_view
 from .spanview import PAGE_SPANS
@@ -212,7 +213,7 @@ def load_run_view(store: Store, run_id: str) -> tuple[dict[str, Any], RunView] |
         return None
     facts = span_facts(store, run["id"])
     view = build_view(run, facts, lambda chosen: spans_by_rowid(store, [s["rowid"] for s in chosen]),
-                      row_limit=PAGE_SPANS)
+                      row_limit=PAGE_SPANS, calls=read_calls(store, run["id"]))
     return run, view
 
 

@@ -27,6 +27,7 @@ from ..explain import (
     verdict,
 )
 from ..store.timespec import from_iso
+from .duplicates import Calls, Duplicate
 from .spanview import is_tool_call, row_flags, tool_subject
 
 __all__ = ["CONTENT_KEYS", "Finding", "Gauge", "RunView", "SpanRow", "Unpriced", "build_run_view",
@@ -48,6 +49,7 @@ class SpanRow:
     attributes: list[tuple[str, str]]  # everything else, as text
     flags: list[str]
     subject: str | None = None  # a tool call's file or command, when its arguments were captured
+    duplicate: Duplicate | None = None  # a span of a call another span counts: greyed, not in the totals
 
 
 @dataclass(frozen=True)
@@ -134,18 +136,22 @@ _EXACT_KEYS = {"start": "start_ns", "end": "end_ns"}
 def build_run_view(run: dict[str, Any], *, row_limit: int | None = None) -> RunView:
     """The run page's data from a whole ``get_run`` dict; only the first ``row_limit`` timeline rows are built."""
     spans = run["spans"]
-    return build_view(run, spans, lambda chosen: chosen, row_limit=row_limit)
+    return build_view(run, spans, lambda chosen: chosen, row_limit=row_limit, calls=Calls.from_spans(spans))
 
 
 def build_view(run: dict[str, Any], spans: Sequence[dict[str, Any]],
                details: Callable[[list[dict[str, Any]]], list[dict[str, Any]]], *,
-               row_limit: int | None = None) -> RunView:
+               row_limit: int | None = None, calls: Calls | None = None) -> RunView:
     """The run page's data from the run's spans by start time, whole (``get_run``) or light (``span_facts``).
 
     The sentences, the curve and the tree read only what light spans carry;
     ``details`` turns the spans of the rendered rows into whole spans (the page
     shows their attributes), so a long run's other spans are never decoded.
+    ``calls`` says which spans are duplicates of a call another span counts
+    (:mod:`.duplicates`): their rows are marked, and the cost curve and the
+    most expensive call leave them out, as the run's totals do.
     """
+    uncounted = set() if calls is None else calls.uncounted()
     starts = [_time_ns(s, "start") for s in spans]
     ends = [_time_ns(s, "end") for s in spans]
     t0 = min(starts) if starts else 0
@@ -158,6 +164,7 @@ def build_view(run: dict[str, Any], spans: Sequence[dict[str, Any]],
     for (light, depth), span in zip(shown, details([s for s, _ in shown]), strict=True):
         st, en = by_id[light["span_id"]]
         attrs = span["attributes"]
+        duplicate = None if calls is None else calls.duplicate(span["span_id"])
         rows.append(SpanRow(
             span=span, depth=depth,
             offset_pct=100.0 * (st - t0) / total_ns,
@@ -165,19 +172,24 @@ def build_view(run: dict[str, Any], spans: Sequence[dict[str, Any]],
             offset_s=(st - t0) / 1e9,
             content=[(k, _pretty(attrs[k])) for k in CONTENT_KEYS if k in attrs],
             attributes=[(k, _text(v)) for k, v in sorted(attrs.items()) if k not in CONTENT_KEYS],
-            flags=row_flags(span),
+            flags=row_flags(span, duplicate),
             subject=tool_subject(attrs.get(semconv.GEN_AI_TOOL_CALL_ARGUMENTS)) if is_tool_call(span) else None,
+            duplicate=duplicate,
         ))
     curve: list[tuple[float, float]] = []
     total = 0.0
     for span, en in sorted(((s, e) for s, e in zip(spans, ends, strict=True)
-                            if s["kind"] == "llm" and s["cost_usd"] is not None),
+                            if s["kind"] == "llm" and s["cost_usd"] is not None
+                            and s["span_id"] not in uncounted),
                            key=lambda pair: pair[1]):
         total += span["cost_usd"]
         curve.append(((en - t0) / 1e9, total))
     total_s = (t1 - t0) / 1e9
-    priced = [s for s in spans if s["kind"] == "llm" and s["cost_usd"] is not None and s["cost_usd"] > 0]
+    priced = [s for s in spans if s["kind"] == "llm" and s["cost_usd"] is not None and s["cost_usd"] > 0
+              and s["span_id"] not in uncounted]
     dearest = max(priced, key=lambda s: s["cost_usd"]) if priced else None
+    if dearest is not None and "name" not in dearest and calls is not None:
+        dearest = {**dearest, "name": calls.name_of(dearest["span_id"])}  # a light span: the store named another
     explained = {**run, "spans": list(spans)}
     # detections() finds nothing on a span without events or a repeated-read mark: skip those
     return RunView(run=run, rows=rows, total_s=total_s, curve=curve, gauges=gauges(run, total_s),

@@ -19,6 +19,7 @@ from .._jsontext import parse_json_text
 from ..display import duration, money, tokens, when
 from ..explain import tree_order, why_unpriced
 from ..store.timespec import from_iso
+from .duplicates import Calls, Duplicate
 
 __all__ = ["PAGE_SPANS", "chat", "is_tool_call", "outline_page", "row_flags", "span_detail", "tool_subject"]
 
@@ -119,10 +120,16 @@ def is_tool_call(span: Mapping[str, Any]) -> bool:
     return span.get("kind") == "tool" or bool((span.get("attributes") or {}).get(semconv.TOOL_REFUSED))
 
 
-def row_flags(span: Mapping[str, Any]) -> list[str]:
-    """The flags a timeline row shows beside the span's name."""
+def row_flags(span: Mapping[str, Any], duplicate: Duplicate | None = None) -> list[str]:
+    """The flags a timeline row shows beside the span's name.
+
+    A ``duplicate`` (a span of a call another span counts: :mod:`.duplicates`)
+    is flagged so, never as unpriced: the run's unpriced calls leave it out too.
+    """
     attrs = span.get("attributes") or {}
     flags = []
+    if duplicate is not None:
+        flags.append("duplicate")
     if attrs.get(semconv.LOOP_DETECTED):
         flags.append("loop")
     if attrs.get(semconv.TOOL_REPEATED_READ):
@@ -131,7 +138,7 @@ def row_flags(span: Mapping[str, Any]) -> list[str]:
         flags.append("refused")
     if span.get("status") == "ERROR":
         flags.append("error")
-    if span.get("kind") == "llm" and span.get("cost_usd") is None:
+    if span.get("kind") == "llm" and span.get("cost_usd") is None and duplicate is None:
         flags.append("unpriced")
     return flags
 
@@ -154,12 +161,15 @@ def _cost_text(span: Mapping[str, Any]) -> str:
     return "unpriced" if span.get("cost_usd") is None else money(span.get("cost_usd"))
 
 
-def outline_page(spans: Sequence[dict[str, Any]], *, offset: int, limit: int) -> dict[str, Any]:
+def outline_page(spans: Sequence[dict[str, Any]], *, offset: int, limit: int,
+                 calls: Calls | None = None) -> dict[str, Any]:
     """Rows ``offset`` .. ``offset + limit`` of the timeline, in the run page's tree order.
 
     Each row has what the browser needs to draw it (depth, bar offset and
     width in percent of the run, label, flags); ``total`` is the row count, so
-    the page knows whether there is more.
+    the page knows whether there is more. With ``calls`` (:func:`.duplicates.read_calls`),
+    a span of a call another span counts has ``duplicate`` (rule, sentence, the
+    counting span's id and name), else ``duplicate`` is None.
     """
     starts = [_start_ns(s) for s in spans]
     ends = [_end_ns(s) for s in spans]
@@ -169,6 +179,7 @@ def outline_page(spans: Sequence[dict[str, Any]], *, offset: int, limit: int) ->
     rows = []
     for span, depth in ordered[offset:offset + limit]:
         st, en = _start_ns(span), _end_ns(span)
+        duplicate = None if calls is None else calls.duplicate(span["span_id"])
         rows.append({
             "span_id": span["span_id"], "name": span["name"], "kind": span["kind"], "depth": depth,
             "offset_pct": round(100.0 * (st - t0) / total_ns, 3),
@@ -177,24 +188,29 @@ def outline_page(spans: Sequence[dict[str, Any]], *, offset: int, limit: int) ->
             "cost_usd": span.get("cost_usd"), "model": span.get("model"), "tool_name": span.get("tool_name"),
             "duration_text": duration(span.get("duration_s")), "offset_text": duration((st - t0) / 1e9),
             "cost_text": _cost_text(span),
-            "flags": row_flags(span),
+            "flags": row_flags(span, duplicate),
             "subject": tool_subject(span.get("arguments")) if is_tool_call(span) else None,
+            "duplicate": None if duplicate is None else duplicate.as_json(),
         })
     return {"total": len(ordered), "offset": offset, "limit": limit, "rows": rows}
 
 
-def span_detail(span: Mapping[str, Any], *, run_start_ns: int | None) -> dict[str, Any]:
+def span_detail(span: Mapping[str, Any], *, run_start_ns: int | None,
+                duplicate: Duplicate | None = None) -> dict[str, Any]:
     """The side panel's content for one span: the section-8 span fields plus what a person reads.
 
     ``chat`` is the captured conversation (empty when content capture was off),
     ``tool`` the captured arguments and result of a tool call, ``unpriced`` the
-    sentence saying why an LLM call has no price and how to fix it, and
-    ``attributes`` every other attribute as (name, text) pairs, sorted.
+    sentence saying why an LLM call has no price and how to fix it,
+    ``duplicate`` why a span of a call another span counts is not counted (and
+    which span counts it), and ``attributes`` every other attribute as (name,
+    text) pairs, sorted.
     """
     attrs: Mapping[str, Any] = span.get("attributes") or {}
     detail = dict(span)
     detail["offset_s"] = None if run_start_ns is None else (_start_ns(span) - run_start_ns) / 1e9
-    detail["flags"] = row_flags(span)
+    detail["flags"] = row_flags(span, duplicate)
+    detail["duplicate"] = None if duplicate is None else duplicate.as_json()
     detail["text"] = {  # the figures as the page prints them (runtrace.display), so the panel and the rows agree
         "duration": duration(span.get("duration_s")), "cost": _cost_text(span) or None,
         "offset": None if detail["offset_s"] is None else "+" + duration(detail["offset_s"]),
@@ -204,7 +220,8 @@ def span_detail(span: Mapping[str, Any], *, run_start_ns: int | None) -> dict[st
         "reasoning_tokens": tokens(span.get("reasoning_tokens") or 0),
     }
     detail["cost_source"] = attrs.get(semconv.COST_SOURCE)
-    detail["unpriced"] = why_unpriced(span) if span.get("kind") == "llm" and span.get("cost_usd") is None else None
+    detail["unpriced"] = (why_unpriced(span) if span.get("kind") == "llm" and span.get("cost_usd") is None
+                          and duplicate is None else None)
     detail["chat"] = chat(attrs)
     tool: dict[str, str] = {}
     if semconv.GEN_AI_TOOL_CALL_ARGUMENTS in attrs:

@@ -38,17 +38,35 @@
     // --- the rest of the timeline, on demand -------------------------------------------
     function flagNode(flag) { return el("span", "flag f-" + flag.replace(/ /g, "-"), flag); }
 
+    // "duplicate of <the span that counts the call>": a link that opens that span in the panel
+    function duplicateNode(dup) {
+      var note = el("span", "flag f-duplicate dup-of");
+      if (!dup.of_span_id) { note.textContent = "duplicate, not counted"; return note; }
+      note.appendChild(document.createTextNode("duplicate of "));
+      var link = el("a", "dup-link", dup.of_name || dup.of_span_id);
+      link.href = "#span=" + dup.of_span_id;
+      note.appendChild(link);
+      return note;
+    }
+
     function buildRow(row) {
-      var span = el("div", "wf-span k-" + row.kind);
+      var dup = row.duplicate;
+      var span = el("div", "wf-span k-" + row.kind + (dup ? " dup" : ""));
       span.id = "span-" + row.span_id;
       span.dataset.spanId = row.span_id;
+      if (dup) { span.dataset.dupRule = dup.rule; }
       var line = el("div", "wf-row");
       var name = el("span", "wf-name");
       name.style.paddingLeft = (row.depth * 14) + "px";
       name.title = row.name;
       name.appendChild(document.createTextNode(row.name));
       if (row.subject) { name.appendChild(document.createTextNode(" ")); name.appendChild(el("span", "wf-subject", row.subject)); }
-      row.flags.forEach(function (f) { name.appendChild(document.createTextNode(" ")); name.appendChild(flagNode(f)); });
+      row.flags.forEach(function (f) {
+        if (f === "duplicate") { return; }
+        name.appendChild(document.createTextNode(" "));
+        name.appendChild(flagNode(f));
+      });
+      if (dup) { name.appendChild(document.createTextNode(" ")); name.appendChild(duplicateNode(dup)); }
       var track = el("span", "wf-track");
       var bar = el("span", "wf-bar");
       bar.style.left = row.offset_pct + "%";
@@ -56,7 +74,13 @@
       bar.title = row.kind + " at +" + row.offset_text;
       track.appendChild(bar);
       var cost = el("span", "num");
-      if (row.cost_text === "unpriced") { cost.appendChild(el("span", "unpriced", "unpriced")); } else { cost.textContent = row.cost_text; }
+      if (dup) {
+        if (row.cost_usd !== null && row.cost_usd !== undefined) {
+          var struck = el("s", "not-counted", row.cost_text);
+          struck.title = "not counted: another span counts this call";
+          cost.appendChild(struck);
+        } else { cost.appendChild(el("span", "not-counted", "not counted")); }
+      } else if (row.cost_text === "unpriced") { cost.appendChild(el("span", "unpriced", "unpriced")); } else { cost.textContent = row.cost_text; }
       line.appendChild(name);
       line.appendChild(track);
       line.appendChild(el("span", "num", row.duration_text));
@@ -134,6 +158,16 @@
         body.appendChild(flags);
       }
       if (d.unpriced) { body.appendChild(el("p", "sp-unpriced", d.unpriced)); }
+      if (d.duplicate) {
+        var dup = el("p", "sp-duplicate", d.duplicate.sentence);
+        if (d.duplicate.of_span_id) {
+          dup.appendChild(document.createTextNode(" "));
+          var link = el("a", "dup-link", "Open " + (d.duplicate.of_name || d.duplicate.of_span_id));
+          link.href = "#span=" + d.duplicate.of_span_id;
+          dup.appendChild(link);
+        }
+        body.appendChild(dup);
+      }
       if (d.status === "ERROR") { body.appendChild(el("p", "sp-error", "Error" + (d.status_message ? ": " + d.status_message : ""))); }
       var dl = el("dl", "facts");
       fact(dl, "kind", d.kind);
@@ -141,7 +175,8 @@
       if (d.kind === "llm") {
         fact(dl, "tokens", "in " + d.text.input_tokens + " (cached " + d.text.cached_input_tokens + ") · out " +
              d.text.output_tokens + " (reasoning " + d.text.reasoning_tokens + ")");
-        fact(dl, "cost", d.text.cost + (d.cost_source ? " · source " + d.cost_source : ""));
+        fact(dl, "cost", d.text.cost + (d.cost_source ? " · source " + d.cost_source : "") +
+             (d.duplicate ? " · not counted (duplicate)" : ""));
       }
       fact(dl, "tool", d.tool_name);
       fact(dl, "status", d.status + (d.status_message && d.status !== "ERROR" ? ": " + d.status_message : ""));
@@ -240,6 +275,15 @@
       if (next < 0) { return; }
       select(list[next].dataset.spanId, true);
     }
+
+    // a "duplicate of" link opens the span that counts the call, in the timeline and the panel
+    document.addEventListener("click", function (event) {
+      var link = event.target.closest && event.target.closest("a.dup-link");
+      if (!link) { return; }
+      event.preventDefault();
+      event.stopPropagation();
+      select(decodeURIComponent(link.getAttribute("href").slice(6)), true);
+    }, true);
 
     waterfall.addEventListener("click", function (event) {
       var line = event.target.closest(".wf-span > summary, .wf-span > .wf-row");
