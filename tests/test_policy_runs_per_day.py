@@ -17,9 +17,10 @@ import sys
 import textwrap
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -55,24 +56,42 @@ class Frozen:
 @pytest.fixture
 def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Env]:
     monkeypatch.delenv(sc.ENV_POLICY, raising=False)
-    e = Env(tmp_path)
-    try:
-        yield e
-    finally:
-        runtrace.uninstrument()
+    yield Env(tmp_path)
+    runtrace.uninstrument()
 
 
-def policy(clock: Frozen, n: int, on_exceed: str = "raise") -> Policy:
-    return Policy(projects={"checkout": Rules(runs_per_day=n)}, on_exceed=on_exceed, cache_seconds=0, clock=clock)
+def start(env: Env, clock: Frozen, n: int, on_exceed: str = "raise") -> tuple[FakeLLM, Any]:
+    """Instrument with project checkout's runs_per_day = n; the fake LLM and its openai client."""
+    env.start(Policy(projects={"checkout": Rules(runs_per_day=n)}, on_exceed=on_exceed, cache_seconds=0,
+                     clock=clock))
+    fake = FakeLLM(default=THREE_CENTS)
+    return fake, fake.openai()
 
 
-def in_thread(target: object) -> None:
+def another_run(client: Any, name: str, calls: int, ids: list[str]) -> Callable[[], None]:
+    """A run of the project that makes ``calls`` calls; its id goes to ``ids``."""
+    def body() -> None:
+        with runtrace.run(name, project="checkout") as run:
+            ids.append(run.id)
+            for _ in range(calls):
+                client.chat.completions.create(model="gpt-5.5", messages=SHORT)
+    return body
+
+
+def refused(client: Any, name: str, ids: list[str]) -> runtrace.BudgetExceeded:
+    """Another run, started while the caller's is open: stopped at its first call."""
+    with pytest.raises(runtrace.BudgetExceeded) as info:
+        in_thread(another_run(client, name, 1, ids))
+    return info.value
+
+
+def in_thread(target: Callable[[], None]) -> None:
     """Another run, started while the first is open (a thread starts with no current run)."""
     errors: list[BaseException] = []
 
     def body() -> None:
         try:
-            target()  # type: ignore[operator]
+            target()
         except BaseException as exc:  # noqa: BLE001 - handed to the test
             errors.append(exc)
 
@@ -88,29 +107,16 @@ def test_the_first_runs_of_the_day_go_on_after_later_ones_were_stopped(env: Env)
     clock = Frozen()
     seed(env.store_path, "other-process-today", at=clock.iso(-30), cost=0.01)  # counts: run 1 of the day
     seed(env.store_path, "yesterday", at=clock.iso(-(clock.now % DAY) - 3600), cost=0.01)  # another day: not counted
-    env.start(policy(clock, 2))
-    fake = FakeLLM(default=THREE_CENTS)
-    client = fake.openai()
-    stopped: list[runtrace.BudgetExceeded] = []
-
-    def later_run() -> None:
-        with runtrace.run("third of the day", project="checkout") as late:
-            try:
-                client.chat.completions.create(model="gpt-5.5", messages=SHORT)
-            except runtrace.BudgetExceeded as exc:
-                stopped.append(exc)
-                raise
-        raise AssertionError(f"run {late.id} was not stopped")
-
+    fake, client = start(env, clock, 2)
+    late: list[str] = []
     with runtrace.run("second of the day", project="checkout") as early:
         client.chat.completions.create(model="gpt-5.5", messages=SHORT)
-        with pytest.raises(runtrace.BudgetExceeded):
-            in_thread(later_run)
+        exc = refused(client, "third of the day", late)
         assert len(fake.requests) == 1  # the later run was stopped before its first call
         client.chat.completions.create(model="gpt-5.5", messages=SHORT)  # the earlier run goes on
         client.chat.completions.create(model="gpt-5.5", messages=SHORT)
     assert len(fake.requests) == 3
-    (exc,) = stopped
+    assert env.run_row(late[0])["llm_calls"] == 0
     assert (exc.limit, exc.breach.limit_value, exc.breach.observed) == ("project_daily_runs", 2.0, 3.0)
     assert str(exc).endswith("this run is run 3 of the day: project 'checkout' started 3 runs today (UTC), over its "
                              "runs_per_day = 2")
@@ -126,20 +132,11 @@ def test_the_first_runs_of_the_day_go_on_after_later_ones_were_stopped(env: Env)
 
 def test_warn_mode_warns_the_later_runs_only_and_lets_every_call_through(env: Env) -> None:
     clock = Frozen()
-    env.start(policy(clock, 1, on_exceed="warn"))
-    fake = FakeLLM(default=THREE_CENTS)
-    client = fake.openai()
+    fake, client = start(env, clock, 1, on_exceed="warn")
     late_ids: list[str] = []
-
-    def later_run() -> None:
-        with runtrace.run("second of the day", project="checkout") as late:
-            late_ids.append(late.id)
-            client.chat.completions.create(model="gpt-5.5", messages=SHORT)
-            client.chat.completions.create(model="gpt-5.5", messages=SHORT)
-
     with runtrace.run("first of the day", project="checkout") as first:
         client.chat.completions.create(model="gpt-5.5", messages=SHORT)
-        in_thread(later_run)
+        in_thread(another_run(client, "second of the day", 2, late_ids))
         client.chat.completions.create(model="gpt-5.5", messages=SHORT)
     assert len(fake.requests) == 4
     assert env.budget_events(first.id) == []
@@ -176,21 +173,12 @@ def test_another_processs_runs_count_once_the_store_holds_them(env: Env) -> None
                            env={**os.environ, "PYTHONPATH": f"{REPO / 'src'}{os.pathsep}{REPO / 'tests'}"})
     assert child.returncode == 0, child.stderr
     assert json.loads(child.stdout.strip().splitlines()[-1]) == {"requests": 2}
-    env.start(policy(clock, 3))
-    fake = FakeLLM(default=THREE_CENTS)
-    client = fake.openai()
+    fake, client = start(env, clock, 3)
     fourth: list[str] = []
-
-    def fourth_run() -> None:
-        with runtrace.run("fourth", project="checkout") as run:
-            fourth.append(run.id)
-            client.chat.completions.create(model="gpt-5.5", messages=SHORT)
-
     with runtrace.run("third of the day", project="checkout") as third:
         client.chat.completions.create(model="gpt-5.5", messages=SHORT)
-        with pytest.raises(runtrace.BudgetExceeded) as info:
-            in_thread(fourth_run)
+        exc = refused(client, "fourth", fourth)
         client.chat.completions.create(model="gpt-5.5", messages=SHORT)  # the third run goes on
     assert len(fake.requests) == 2
-    assert info.value.breach.observed == 4.0
+    assert exc.breach.observed == 4.0
     assert (env.run_row(third.id)["llm_calls"], env.run_row(fourth[0])["stop_reason"]) == (2, "project_daily_runs")
