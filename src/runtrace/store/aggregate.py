@@ -262,6 +262,7 @@ class Descriptor:
     project: str | None = None
     owner: str | None = None
     service: str | None = None
+    # The stop reason is no descriptive field (RunDelta.stop_reason): a later span without one never clears it.
     budget_max_cost_usd: float | None = None
     budget_max_llm_calls: int | None = None
     budget_max_tool_calls: int | None = None
