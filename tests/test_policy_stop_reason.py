@@ -116,6 +116,11 @@ def test_a_budget_stop_of_the_hook_is_the_run_rows_stop_reason(tmp_path: Path) -
                                 catch_exceptions=False)
     assert result.exit_code == 0, result.stderr
     assert figures(run_row(path)) == ("rejected", "max_cost_usd", "bob", COST, 7, 5, "billing", "alice")
+    # The session goes on (the user prompts again): still refused, and the verdict is not overwritten.
+    assert hook(path, pre_tool_use("Read"), "--budget-usd", "0.2")["hookSpecificOutput"]["permissionDecision"] == "deny"
+    assert figures(run_row(path)) == ("rejected", "max_cost_usd", "bob", COST, 7, 5, "billing", "alice")
+    with Store.open(path, create=False) as store:
+        assert store.execute("SELECT count(*) FROM spans WHERE kind = 'outcome'")[0][0] == 2  # the stop, the verdict
 
 
 def test_a_cap_stop_reaches_the_row_whether_the_outcome_arrives_before_or_after_the_sessions_spans(
