@@ -15,6 +15,11 @@ process's threads cannot both take the last of a cap, and in one write
 transaction of the store that writes the reservation's row, so the processes
 sharing the store cannot either (``policy_shared``).
 
+``runs_per_day`` lets the first N runs of the UTC day go on: a run takes its
+place among the day's runs at its first LLM call and keeps it
+(``SpendBook.run_place``), so only the runs that came later are refused, from
+their first call on, as the Claude Code hook refuses later sessions.
+
 Only runs name a project or an owner, so calls outside a run are under no
 policy. Working out a breach never breaks the caller: an error in it is logged
 once (``fail_open``) and the call goes ahead; a store that cannot be read
