@@ -267,6 +267,9 @@ def span_pool(draw: st.DrawFn) -> list[SpanRecord]:
                                       outcome=draw(st.sampled_from(("accepted", "rejected", "abandoned"))),
                                       by=draw(st.sampled_from((None, "ci", "alice"))),
                                       reason=draw(st.sampled_from((None, "x", "y")))))
+            stop = draw(st.sampled_from((None, None, "project_daily_usd", "max_cost_usd")))  # the Claude Code hook's
+            if stop is not None:
+                spans[-1].attributes[sc.RUN_STOP_REASON] = stop
         else:
             spans.append(span(run_id, sid, start_s=start, end_s=end,
                               resource={sc.SERVICE_NAME: draw(st.sampled_from(("s1", "s2")))}))
@@ -318,6 +321,7 @@ def test_any_order_any_batches_same_rows(data: st.DataObject, pool: list[SpanRec
             total.repeated_reads, total.span_count, total.loop_detected)
         assert run["outcome"] == (total.outcome.outcome if total.outcome else "unfinished")
         assert run["name"] == total.descriptor.name
+        assert run["stop_reason"] == total.stop_reason
         assert run["started_at"] is not None and total.started_ns >= BASE_NS
         assert run["ended_at"] is None if total.ended_ns is None else run["duration_s"] == (
             (total.ended_ns - total.started_ns) / S)

@@ -264,7 +264,8 @@ SELECT
             '') AS outcome,
     SpanAttributes['runtrace.run.outcome.by'] AS outcome_by,
     SpanAttributes['runtrace.run.outcome.reason'] AS outcome_reason,
-    if(_kind = 'run', SpanAttributes['runtrace.run.stop_reason'], '') AS stop_reason,
+    -- the run span's, or an outcome span's (the Claude Code hook records a stop as one)
+    if(_kind IN ('run', 'outcome'), SpanAttributes['runtrace.run.stop_reason'], '') AS stop_reason,
     if(_kind = 'run', toFloat64OrNull(SpanAttributes['runtrace.budget.max_cost_usd']), NULL)
         AS budget_max_cost_usd,
     if(_kind = 'run', toFloat64OrNull(SpanAttributes['runtrace.budget.max_seconds']), NULL)

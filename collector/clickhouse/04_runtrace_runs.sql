@@ -3,7 +3,7 @@
 -- (src/runtrace/store/aggregate.py), so both give the same totals for the same spans:
 --   every span counts once: the view reads runtrace_spans FINAL (one row per
 --   (run_id, trace_id, span_id), however often the span was delivered);
---   descriptive fields (name, project, owner, service, stop reason, budget) come
+--   descriptive fields (name, project, owner, service, budget) come
 --   from the span with the greatest (is run span, end, span id); in a run without
 --   runtrace.run.id (DESIGN 6b) from its earliest root span, min (start, span id),
 --   written as the greatest (2, -start, flipped span id) as the store does;
@@ -11,6 +11,8 @@
 --   span's (its outcome, 'open' without one), a foreign root's ('open') and run.outcome
 --   spans' (their verdict);
 --   no run span and no verdict = 'unfinished';
+--   the stop reason is the greatest of those the run span and the run.outcome spans carry
+--   (one, but for two hooks racing), never cleared by a later span or verdict;
 --   cost adds up in integer nano-dollars, so sums are exact in any order. Totals come
 --   from the CHILD spans, never from the run span's own totals: a crashed run has no
 --   run span and still shows up.
@@ -131,7 +133,7 @@ CREATE VIEW IF NOT EXISTS otel.runtrace_runs_v
 AS SELECT
     s.run_id AS run_id,
     argMax((s.run_name, s.project, s.owner, s.service,
-            if(s.kind = 'run', s.stop_reason, ''), s.budget_max_cost_usd, s.budget_max_seconds),
+            s.budget_max_cost_usd, s.budget_max_seconds),
            -- the run span wins; else a span stamped with the run's name/project/owner (a crashed
            -- run's first spans carry them), never an unnamed span: as in the embedded store
            (multiIf(s.kind = 'run' OR s.foreign_root = 1, 2,
@@ -151,9 +153,9 @@ AS SELECT
     if(_v.1 = '', 'unfinished', _v.1) AS outcome,
     nullIf(_v.2, '') AS outcome_by,
     nullIf(_v.3, '') AS outcome_reason,
-    nullIf(_d.5, '') AS stop_reason,
-    _d.6 AS budget_max_cost_usd,
-    _d.7 AS budget_max_seconds,
+    nullIf(max(s.stop_reason), '') AS stop_reason,
+    _d.5 AS budget_max_cost_usd,
+    _d.6 AS budget_max_seconds,
     if(max(if(s.kind = 'run', s.trace_id, '')) != '', max(if(s.kind = 'run', s.trace_id, '')),
        max(if(s.kind != 'outcome', s.trace_id, ''))) AS trace_id,
     -- run totals: written by runtrace.scale.views from runtrace/totals.py (do not edit by hand)

@@ -138,7 +138,7 @@ def check_session(store: Any, session_id: str, budget: Budget, *, now_ns: int | 
     if reason is not None:
         return Decision(False, reason)
     rows = [] if store is None else store.execute(
-        "SELECT cost_nusd, tool_calls, started_ns, outcome, project, owner FROM runs WHERE id = ?", (session_id,))
+        "SELECT cost_nusd, tool_calls, started_ns, outcome, stop_reason, project, owner FROM runs WHERE id = ?", (session_id,))
     run = dict(rows[0]) if rows else None
     warnings: list[str] = []
     if policy is not None:
@@ -172,8 +172,9 @@ def _stop(store: Any, session_id: str, run: dict[str, Any], limit: str, observed
     """Deny, and record the session's ``budget_stopped`` outcome unless an earlier denial did."""
     from .store.verdicts import outcome_record
 
-    if run["outcome"] == sc.OUTCOME_BUDGET_STOPPED:
-        return Decision(False, reason)  # already recorded by an earlier denial
+    if run["outcome"] == sc.OUTCOME_BUDGET_STOPPED or run.get("stop_reason") is not None:
+        # Already recorded by an earlier denial; a verdict given since (rejected ...) is not overwritten.
+        return Decision(False, reason)
     record = outcome_record(session_id, sc.OUTCOME_BUDGET_STOPPED, by=STOPPED_BY, reason=why,
                             service="runtrace-agents-hook", now_ns=now_ns)
     record.attributes[sc.RUN_STOP_REASON] = limit

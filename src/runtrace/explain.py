@@ -59,7 +59,7 @@ def _figure(limit: Any, value: Any) -> str:
     """A budget figure in the limit's unit: dollars for cost, seconds for time, a count otherwise."""
     if not isinstance(value, (int, float)) or isinstance(value, bool):
         return str(value)
-    fmt = _LIMIT_FORMAT.get(str(limit))
+    fmt = _LIMIT_FORMAT.get(str(limit)) or (money if str(limit).endswith("_usd") else None)  # policy caps
     if fmt is not None:
         return fmt(float(value))
     return tokens(value) if float(value).is_integer() else str(value)
@@ -236,8 +236,27 @@ def _error_sentence(run: Mapping[str, Any]) -> str | None:
     return f"The run failed with {what}{where}."
 
 
+def _stopped_by(limit: Any) -> str:
+    """A policy's spend or runs cap (project_daily_usd ...) is not the run's own budget."""
+    return "Stopped by a policy cap" if str(limit).startswith(("project_", "owner_")) else "Stopped by its budget"
+
+
+def _stop_figures(limit: Any, attrs: Mapping[str, Any]) -> str:
+    text = (f"{_stopped_by(limit)}: {limit} at {_figure(limit, attrs.get(semconv.BUDGET_OBSERVED))} "
+            f"against a limit of {_figure(limit, attrs.get(semconv.BUDGET_LIMIT_VALUE))}")
+    projected = attrs.get(semconv.BUDGET_PROJECTED)
+    if isinstance(projected, (int, float)) and not isinstance(projected, bool) and projected > 0:
+        text += f"; the next call would have added {_figure(limit, projected)}"
+    return text + "."
+
+
 def _stop_sentence(run: Mapping[str, Any]) -> str:
-    """Why a budget-stopped run stopped: the limit, the figure it reached, and the limit's value."""
+    """Why a budget-stopped run stopped: the limit, the figure it reached, and the limit's value.
+
+    The figures are on the run span's budget event; a stop the Claude Code hook
+    recorded (no run span) has only its stop reason here, and its figures in the
+    verdict's reason (``project_daily_usd: 0.224 >= 0.2``).
+    """
     reason = run.get("stop_reason")
     for span in run["spans"]:
         for event in span.get("events") or []:
@@ -247,18 +266,13 @@ def _stop_sentence(run: Mapping[str, Any]) -> str:
             limit = attrs.get(semconv.BUDGET_LIMIT, reason)
             if limit == "loop":
                 break
-            text = (f"Stopped by its budget: {limit} at {_figure(limit, attrs.get(semconv.BUDGET_OBSERVED))} "
-                    f"against a limit of {_figure(limit, attrs.get(semconv.BUDGET_LIMIT_VALUE))}")
-            projected = attrs.get(semconv.BUDGET_PROJECTED)
-            if isinstance(projected, (int, float)) and not isinstance(projected, bool) and projected > 0:
-                text += f"; the next call would have added {_figure(limit, projected)}"
-            return text + "."
+            return _stop_figures(limit, attrs)
     if reason == "loop":
         return "Stopped by loop detection: the run repeated itself (see below)."
     limit_value = (run.get("budget") or {}).get(str(reason)) if reason else None
     if reason and limit_value is not None:
-        return f"Stopped by its budget: {reason} (a limit of {_figure(reason, limit_value)})."
-    return f"Stopped by its budget: {reason}." if reason else "Stopped by its budget."
+        return f"{_stopped_by(reason)}: {reason} (a limit of {_figure(reason, limit_value)})."
+    return f"{_stopped_by(reason)}: {reason}." if reason else "Stopped by its budget."
 
 
 def headline(run: Mapping[str, Any]) -> list[str]:

@@ -15,6 +15,11 @@ process's threads cannot both take the last of a cap, and in one write
 transaction of the store that writes the reservation's row, so the processes
 sharing the store cannot either (``policy_shared``).
 
+``runs_per_day`` lets the first N runs of the UTC day go on: a run takes its
+place among the day's runs at its first LLM call and keeps it
+(``SpendBook.run_place``), so only the runs that came later are refused, from
+their first call on, as the Claude Code hook refuses later sessions.
+
 Only runs name a project or an owner, so calls outside a run are under no
 policy. Working out a breach never breaks the caller: an error in it is logged
 once (``fail_open``) and the call goes ahead; a store that cannot be read
@@ -237,10 +242,14 @@ def _cap_breaches(active: ActivePolicy, book: SpendBook, run: Run, scope: str, n
                          "the call goes ahead", scope, name, book.store_path, exc)
         return [], None
     out: list[Breach] = []
-    if rules.runs_per_day is not None and figures.runs_today > rules.runs_per_day:
-        out.append(Breach(stop_reason(scope, "runs"), float(rules.runs_per_day), float(figures.runs_today),
-                          detail=(f"{scope} {name!r} started {figures.runs_today} runs today (UTC), over its "
-                                  f"runs_per_day = {rules.runs_per_day}")))
+    if rules.runs_per_day is not None:
+        # The first N runs of the UTC day go on (the place is the run's at its first check, kept);
+        # a later run is refused from its first call on, as the Claude Code hook refuses later sessions.
+        nth = book.run_place(run.id, scope, name, figures.runs_today)
+        if nth > rules.runs_per_day:
+            out.append(Breach(stop_reason(scope, "runs"), float(rules.runs_per_day), float(nth),
+                              detail=(f"this run is run {nth} of the day: {scope} {name!r} started {nth} runs "
+                                      f"today (UTC), over its runs_per_day = {rules.runs_per_day}")))
     projected = 0.0
     if plan is not None:
         totals = run.figures()

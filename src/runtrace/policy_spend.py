@@ -112,6 +112,7 @@ class SpendBook:
         self._calls: dict[tuple[str, str], _Call] = {}
         self._runs: dict[str, _LocalRun] = {}
         self._run_at: dict[str, float] = {}
+        self._places: dict[tuple[str, str, str], int] = {}  # (run id, scope, name) -> its place in its day
         self._reserved: dict[str, list[_Reservation]] = {}  # run id -> its calls in flight, oldest first
         self._reads: dict[tuple[str, str], _Read] = {}
         self._store: object | None = None
@@ -131,6 +132,22 @@ class SpendBook:
             self._bound(self._runs)
             self._bound(self._run_at)
             return at
+
+    def run_place(self, run_id: str, scope: str, name: str, runs_today: int) -> int:
+        """The run's place among the runs of ``scope`` ``name`` of its UTC day, fixed at its first check.
+
+        ``runs_today`` is the count :meth:`figures` gives at that check (the run itself
+        included): the runs before it are those counted then. Kept afterwards, so a run
+        among the first N stays so when later runs start, or when another process's
+        run that began earlier reaches the store late (runs_per_day, docs/policies.md).
+        """
+        key = (run_id, scope, name)
+        with self._lock:
+            place = self._places.get(key)
+            if place is None:
+                place = self._places[key] = runs_today
+                self._bound(self._places)
+            return place
 
     def note_call(self, key: tuple[str, str], run_id: str, project: str | None, owner: str | None,
                   cost_usd: float, output_tokens: int) -> None:

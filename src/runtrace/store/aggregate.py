@@ -31,13 +31,19 @@ Field rules, per span (``semconv`` names):
   neither: the agents report only the final outcome of a call.
 - A span marked ``runtrace.duplicate_of`` (an agent's own span for a call its log
   events count) counts as no LLM or tool call, whatever it carries.
-- Run span (role ``run``): name/project/owner/service, budget, stop reason, its end
-  as ``ended``, and an outcome (``open`` when it carries none) at its end.
+- Run span (role ``run``): name/project/owner/service, budget, its end as ``ended``,
+  and an outcome (``open`` when it carries none) at its end.
 - Descriptive fields (name, project, owner, service, ...) come from the span with
   the greatest (rank, end, span id): rank 1 the run span, 0 a span carrying
   ``runtrace.run.name``/``runtrace.project``/``runtrace.owner``, -1 any other; so
   a crashed run (no run span) keeps the name its first spans carried.
 - Outcome span (role ``outcome``): an outcome at its end.
+- Stop reason (``runtrace.run.stop_reason``): from the run span and from outcome spans
+  (the Claude Code hook records a budget or cap stop as an outcome span, since the
+  session has no run span), whichever arrives first. It is not a descriptive field: a
+  later span without one never clears it, and a verdict given after a stop keeps it.
+  Two records naming different reasons (two hooks racing) keep the greater name, so
+  the row is the same in every arrival order.
 - Every span: its start (``started`` = min), +1 span, loop flag, its trace id.
 
 Which run a span belongs to (docs/architecture.md, :func:`run_id_of`): its ``runtrace.run.id``;
@@ -256,7 +262,7 @@ class Descriptor:
     project: str | None = None
     owner: str | None = None
     service: str | None = None
-    stop_reason: str | None = None
+    # The stop reason is no descriptive field (RunDelta.stop_reason): a later span without one never clears it.
     budget_max_cost_usd: float | None = None
     budget_max_llm_calls: int | None = None
     budget_max_tool_calls: int | None = None
@@ -318,6 +324,7 @@ class RunDelta:
     api_errors: int = 0
     tool_errors: int = 0
     loop_detected: bool = False
+    stop_reason: str | None = None  # join_stop_reason of the run span's and the outcome spans'
     models: Mapping[tuple[str, str], ModelDelta] = field(default_factory=dict)
     trace_ids: frozenset[str] = frozenset()
 
@@ -375,7 +382,7 @@ def _descriptor(record: SpanRecord, facts: SpanFacts) -> Descriptor:
     return Descriptor(
         RANK_RUN, record.end_ns, record.span_id,
         name=to_text(get(sc.RUN_NAME)), project=to_text(get(sc.PROJECT)), owner=to_text(get(sc.OWNER)),
-        service=facts.service, stop_reason=to_text(get(sc.RUN_STOP_REASON)),
+        service=facts.service,
         budget_max_cost_usd=as_float(get(sc.BUDGET_MAX_COST_USD)),
         budget_max_llm_calls=as_int(get(sc.BUDGET_MAX_LLM_CALLS)),
         budget_max_tool_calls=as_int(get(sc.BUDGET_MAX_TOOL_CALLS)),
@@ -394,7 +401,7 @@ class RunAccumulator:
     """
 
     __slots__ = ("run_id", "_desc_key", "_desc", "started_ns", "ended_ns", "has_run_span", "outcome",
-                 "loop_detected", "models", "trace_ids", *_SUMS)
+                 "loop_detected", "stop_reason", "models", "trace_ids", *_SUMS)
 
     def __init__(self, run_id: str) -> None:
         self.run_id = run_id
@@ -405,6 +412,7 @@ class RunAccumulator:
         self.has_run_span = False
         self.outcome: OutcomeMark | None = None
         self.loop_detected = False
+        self.stop_reason: str | None = None
         self.models: dict[tuple[str, str], list[int]] = {}
         self.trace_ids: set[str] = set()
         # the _SUMS, spelled out for the type checker
@@ -477,7 +485,9 @@ class RunAccumulator:
                 self.loop_detected = True
             self._outcome(OutcomeMark(record.end_ns, to_text(get(sc.RUN_OUTCOME)) or sc.OUTCOME_OPEN,
                                       to_text(get(sc.RUN_OUTCOME_BY)), to_text(get(sc.RUN_OUTCOME_REASON))))
+            self.stop_reason = join_stop_reason(self.stop_reason, to_text(get(sc.RUN_STOP_REASON)))
         elif kind == KIND_OUTCOME:
+            self.stop_reason = join_stop_reason(self.stop_reason, to_text(get(sc.RUN_STOP_REASON)))
             verdict = to_text(get(sc.RUN_OUTCOME))
             if verdict is not None:
                 self._outcome(OutcomeMark(record.end_ns, verdict, to_text(get(sc.RUN_OUTCOME_BY)),
@@ -531,6 +541,7 @@ class RunAccumulator:
             self.ended_ns = delta.ended_ns if self.ended_ns is None else max(self.ended_ns, delta.ended_ns)
         self.has_run_span = self.has_run_span or delta.has_run_span
         self.loop_detected = self.loop_detected or delta.loop_detected
+        self.stop_reason = join_stop_reason(self.stop_reason, delta.stop_reason)
         key = delta.descriptor.key
         if self._desc_key is None or key > self._desc_key:
             self._desc_key, self._desc = key, delta.descriptor
@@ -551,10 +562,22 @@ class RunAccumulator:
         return RunDelta(
             run_id=self.run_id, descriptor=desc, started_ns=self.started_ns, ended_ns=self.ended_ns,
             has_run_span=self.has_run_span, outcome=self.outcome, loop_detected=self.loop_detected,
+            stop_reason=self.stop_reason,
             models={k: ModelDelta(*v) for k, v in self.models.items()},
             trace_ids=frozenset(self.trace_ids),
             **{name: getattr(self, name) for name in _SUMS},
         )
+
+
+def join_stop_reason(a: str | None, b: str | None) -> str | None:
+    """The run's stop reason from two contributions: the one there is, else the greater name.
+
+    Commutative, associative and idempotent (the module docstring's rule); the
+    SQL upsert and the ClickHouse view apply the same.
+    """
+    if a is None:
+        return b
+    return a if b is None or a >= b else b
 
 
 def run_contribution(record: SpanRecord, facts: SpanFacts | None = None) -> RunDelta:
@@ -607,11 +630,11 @@ def aggregate(spans: Iterable[tuple[SpanRecord, SpanFacts]]) -> list[RunDelta]:
 
 # --- the SQL side: add a delta into the runs / run_models / run_traces tables -------
 
-_DESC_FIELDS = ("name", "project", "owner", "service", "stop_reason", "budget_max_cost_usd",
+_DESC_FIELDS = ("name", "project", "owner", "service", "budget_max_cost_usd",
                 "budget_max_llm_calls", "budget_max_tool_calls", "budget_max_seconds",
                 "budget_max_input_tokens", "budget_on_exceed")
 _OUTCOME_COLS = ("outcome", "outcome_at_ns", "outcome_by", "outcome_reason")
-_RUN_COLUMNS = ("id", "desc_rank", "desc_end_ns", "desc_span_id", *_DESC_FIELDS, *_OUTCOME_COLS,
+_RUN_COLUMNS = ("id", "desc_rank", "desc_end_ns", "desc_span_id", *_DESC_FIELDS, "stop_reason", *_OUTCOME_COLS,
                 *_SUMS, *_MAXES, "has_run_span", "started_ns", "ended_ns")
 
 _DESC_NEWER = ("(excluded.desc_rank, excluded.desc_end_ns, excluded.desc_span_id)"
@@ -628,6 +651,9 @@ def _build_upsert_run_sql() -> str:
     sets = [f"{c} = CASE WHEN {_DESC_NEWER} THEN excluded.{c} ELSE runs.{c} END"
             for c in (*_DESC_FIELDS, "desc_rank", "desc_end_ns", "desc_span_id")]
     sets += [f"{c} = CASE WHEN {_OUTCOME_NEWER} THEN excluded.{c} ELSE runs.{c} END" for c in _OUTCOME_COLS]
+    # join_stop_reason: SQLite's max() of two texts is NULL when either is, hence the coalesce
+    sets.append("stop_reason = coalesce(max(runs.stop_reason, excluded.stop_reason), runs.stop_reason, "
+                "excluded.stop_reason)")
     # Saturating: SQLite turns an overflowing integer + into a REAL; min() brings it back to the
     # int64 ceiling, reached only far past the per-span bounds' margin (see store.bounds).
     sets += [f"{c} = min(runs.{c} + excluded.{c}, {INT64_MAX})" for c in _SUMS]
@@ -655,7 +681,7 @@ def _run_row(d: RunDelta) -> tuple[Any, ...]:
     desc = d.descriptor
     o = d.outcome
     return (
-        d.run_id, desc.rank, desc.end_ns, desc.span_id, *(getattr(desc, f) for f in _DESC_FIELDS),
+        d.run_id, desc.rank, desc.end_ns, desc.span_id, *(getattr(desc, f) for f in _DESC_FIELDS), d.stop_reason,
         *((o.outcome, o.at_ns, o.by, o.reason) if o is not None else (sc.OUTCOME_UNFINISHED, None, None, None)),
         *(clamp_int64(getattr(d, f)) for f in _SUMS),
         *(int(getattr(d, f)) for f in _MAXES), int(d.has_run_span), d.started_ns, d.ended_ns,
