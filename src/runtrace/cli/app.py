@@ -16,9 +16,10 @@ from typing import Any
 import click
 
 from .. import semconv
+from ..display import money
 from . import output as cli_output
 from . import tables as cli_tables
-from .tables import money, tokens
+from .tables import tokens
 
 STORE_OPTION = click.option(
     "--store", "store_path", type=click.Path(dir_okay=False), envvar=semconv.ENV_STORE, show_envvar=True,
