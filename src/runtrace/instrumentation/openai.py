@@ -240,7 +240,7 @@ def _with_stream_usage(kwargs: dict[str, Any]) -> dict[str, Any]:
 
 # --- responses ---------------------------------------------------------------------------
 
-# Hand-read, not _usage.extract: same numbers (tests/test_usage_extract_parity.py), but extract needs a dumped SDK
+# Hand-read, not _usage.extract: same numbers (tests/test_instrumentation_usage_extract_parity.py), but extract needs a dumped SDK
 # object (~6x this reader per call) and drops a partial usage (a stream broken off) that this one still prices.
 def chat_usage(usage: Any) -> Usage | None:
     prompt, completion = as_int(get(usage, "prompt_tokens")), as_int(get(usage, "completion_tokens"))
