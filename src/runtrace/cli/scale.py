@@ -140,12 +140,12 @@ def forward(url: str, store_path: Path | None, batch_size: int, restart: bool, t
     position is saved in the store, so an interrupted forward picks up where it
     stopped, and a later forward to the same URL sends only what is new.
     """
-    from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from ..scale.forward import Forwarder, ForwardError
     from ..store.db import Store
     from ..store.errors import StoreError
+    from .output import console as cli_console
 
     try:
         store = Store.open(store_path, create=False)
@@ -164,7 +164,7 @@ def forward(url: str, store_path: Path | None, batch_size: int, restart: bool, t
             total = forwarder.pending()
             if last:
                 click.echo(f"resuming: {sent_before} spans already sent to {forwarder.url}", err=True)
-            console = Console(stderr=True)
+            console = cli_console(stderr=True)
             progress = Progress(TextColumn("forwarding"), BarColumn(), MofNCompleteColumn(), TextColumn("spans"),
                                 TimeRemainingColumn(), console=console, transient=False)
             task = progress.add_task("forward", total=total)

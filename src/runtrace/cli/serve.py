@@ -387,8 +387,9 @@ def _list_models(provider: str | None, fmt: str) -> None:
 
 def _with_progress(work: Any) -> Any:
     """Run ``work(progress)``; a bar on stderr appears only for a scan long enough to need one."""
-    from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from .output import console
 
     state: dict[str, Any] = {}
 
@@ -397,7 +398,7 @@ def _with_progress(work: Any) -> Any:
             return
         if "bar" not in state:
             bar = Progress(TextColumn("repricing calls"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                           console=Console(stderr=True), transient=True)
+                           console=console(stderr=True), transient=True)
             bar.start()
             state["bar"], state["task"] = bar, bar.add_task("reprice", total=total)
         state["bar"].update(state["task"], completed=done)
