@@ -157,11 +157,8 @@ def test_one_run_over_six_providers_shows_every_call_once_with_its_provider_and_
     assert run.totals.llm_calls == 6 and run.totals.cost_usd == pytest.approx(TOTAL_USD, abs=1e-12)
 
     # From the SQLite store: the run, its counted LLM spans, and its per-provider split.
-    store = instrumented.open_store()
-    try:
+    with instrumented.open_store() as store:
         stored = queries.get_run(store, run.id)
-    finally:
-        store.close()
     assert stored is not None
     assert (stored["llm_calls"], stored["unpriced_calls"], stored["project"]) == (6, 0, "routing")
     assert stored["cost_usd"] == pytest.approx(TOTAL_USD, abs=1e-9)
