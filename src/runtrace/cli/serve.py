@@ -17,13 +17,11 @@ import click
 
 from .. import semconv
 from ..display import money
+from .options import STORE_OPTION
 from .output import plain, safe
 
 __all__ = ["reprice", "report", "serve"]
 
-_STORE = click.option(
-    "--store", "store_path", type=click.Path(dir_okay=False), envvar=semconv.ENV_STORE, show_envvar=True,
-    help="SQLite store file [default: ~/.runtrace/runtrace.db].")
 _FORMAT = click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table",
                        show_default=True, help="Output format.")
 _SINCE = click.option("--since", help="Runs started since: 24h, 7d, or an ISO date (UTC).")
@@ -78,7 +76,7 @@ def _check_token(ctx: click.Context, param: click.Parameter, value: str | None) 
               help="Address to bind. Anything but loopback exposes your runs to the network and needs --token.")
 @click.option("-p", "--port", type=click.IntRange(0, 65535), default=4318, show_default=True,
               help="Port (4318 is OTLP/HTTP's; 0 picks a free one).")
-@_STORE
+@STORE_OPTION
 @click.option("--token", envvar=semconv.ENV_SERVE_TOKEN, show_envvar=True, callback=_check_token,
               help="Bearer token required for ingest, API and UI (open the UI once with ?token=...).")
 @click.option("--max-body-mb", type=click.IntRange(1, 1024), default=64, show_default=True,
@@ -178,7 +176,7 @@ def _bind(host: str, port: int, backlog: int) -> socket.socket:
 
 
 @click.command("report")
-@_STORE
+@STORE_OPTION
 @_SINCE
 @_UNTIL
 @click.option("--by", type=click.Choice(["project", "owner", "model", "provider"]),
@@ -275,7 +273,7 @@ def _review(store_path: str | None, since: Any, until: Any, by: str | None, fmt:
 @click.option("--tier", help="Service tier: flex, priority, batch ...")
 @click.option("--token-ratio", type=float, default=1.0, show_default=True,
               help="Tokens the target's tokenizer counts per recorded token (1.35 = 35% more).")
-@_STORE
+@STORE_OPTION
 @_SINCE
 @_UNTIL
 @click.option("--project", help="Only runs of this project.")
