@@ -27,7 +27,7 @@ MIN_ID = 8
 # rich's default box: "│ " before each cell, " " after, and one closing "│".
 _CELL_OVERHEAD = 3
 
-# the section-8 fields of `--format json`, in its order (the totals from runtrace/totals.py)
+# the contract fields of `--format json` (README, "The command line"), in its order (the totals from runtrace/totals.py)
 CSV_FIELDS = ("id", "name", "project", "owner", "service", "outcome", "stop_reason",
               *(f.name for f in CONTRACT_TOTALS), "started_at", "ended_at", "duration_s")
 
