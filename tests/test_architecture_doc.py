@@ -31,3 +31,14 @@ def test_the_tree_in_the_architecture_doc_matches_the_source() -> None:
     on_disk = {"src/" + str(p.relative_to(ROOT / "src")) for p in (ROOT / "src" / "runtrace").rglob("*.py")
                if p.name != "__init__.py" or p.parent.name == "runtrace"}
     assert _tree_files() == on_disk
+
+
+def test_every_test_module_has_its_room_in_the_tests_readme() -> None:
+    # Issue 10 item 9: tests/README.md maps the rooms to their test files; a new file lands in a row.
+    import fnmatch
+
+    text = (ROOT / "tests" / "README.md").read_text(encoding="utf-8")
+    patterns = set(re.findall(r"`(test_[\w*]+\.py)`", text))
+    unlisted = sorted(p.name for p in (ROOT / "tests").glob("test_*.py")
+                      if not any(fnmatch.fnmatch(p.name, pattern) for pattern in patterns))
+    assert unlisted == []

@@ -126,7 +126,7 @@ def test_runs_table_at_80_columns_keeps_id_name_outcome_cost_whole(tmp_path: Pat
     rows = [line for line in lines if "accepted" in line]
     # the ids share 8 characters, so the table shows 9: enough to tell them apart
     assert [line.split("│")[1].strip() for line in rows] == ["1234abcdf", "1234abcd0"]
-    assert "refactor billing module" in rows[0] and "$12.5000" in rows[0]
+    assert "refactor billing module" in rows[0] and "$12.50" in rows[0]
     assert "fix the flaky login test" in rows[1] and "$0.0123" in rows[1]
     shown = runner().invoke(main, ["show", "1234abcdf", "--store", str(path), "--format", "json"])
     assert json.loads(shown.stdout)["id"] == "1234abcd" + "f" * 24

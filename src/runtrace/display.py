@@ -9,6 +9,8 @@ from __future__ import annotations
 import math
 from datetime import datetime, timezone
 
+from .store.timespec import from_ns
+
 __all__ = ["duration", "money", "ns_to_iso", "percent", "short_id", "tokens", "when", "when_short"]
 
 DASH = "\u2014"
@@ -58,14 +60,13 @@ def percent(part: float, whole: float) -> str:
 
 
 def ns_to_iso(ns: int | None) -> str | None:
-    if ns is None:
-        return None
-    return datetime.fromtimestamp(ns / 1e9, tz=timezone.utc).isoformat()
+    moment = from_ns(ns)  # the one ns -> datetime conversion (store/timespec.py)
+    return None if moment is None else moment.isoformat()
 
 
 def _moment(value: str | int) -> datetime | None:
     if isinstance(value, int):
-        return datetime.fromtimestamp(value / 1e9, tz=timezone.utc)
+        return from_ns(value)
     try:
         moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
@@ -85,15 +86,9 @@ def when(value: str | int | None) -> str:
     """An ISO string or epoch nanoseconds as 'YYYY-MM-DD HH:MM:SS' UTC."""
     if value is None or value == "":
         return DASH
-    if isinstance(value, int):
-        moment = datetime.fromtimestamp(value / 1e9, tz=timezone.utc)
-    else:
-        try:
-            moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            return str(value)
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(timezone.utc)
+    moment = _moment(value)
+    if moment is None:
+        return str(value)
     return moment.strftime("%Y-%m-%d %H:%M:%S")
 
 

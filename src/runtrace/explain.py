@@ -1,6 +1,6 @@
 """What a run means, in sentences: its failure or budget stop, detections, verdict, budget use, unpriced calls.
 
-Pure functions of one section-8 run dict (``get_run``), shared by the run page
+Pure functions of one `--format json` run dict (``get_run``; README, "The command line"), shared by the run page
 (``server/runview.py``) and ``runtrace show``, so the web and the terminal say
 the same thing in the same words. Sentences name tool argument values only
 when content capture was on for the span (see :func:`explain_event`); an

@@ -21,7 +21,7 @@ from typing import Any
 from . import semconv
 from .store.aggregate import NANO
 from .store.db import Store
-from .store.filters import started_between
+from .store.filters import RunFilter, started_between
 from .store.rollup import DAY_NS, day_of
 from .store.timespec import iso, to_ns
 
@@ -94,14 +94,17 @@ def _row(group: str | None, r: Any) -> ReportRow:
                      repeated_reads=r[4 + n], unpriced_calls=r[5 + n])
 
 
+def _period(since_ns: int | None, until_ns: int | None) -> tuple[str, list[Any]]:
+    """The runs of [since, until): the one RunFilter (store/filters.py), qualified for the run_models join."""
+    return RunFilter(since_ns=since_ns, until_ns=until_ns).where("runs")
+
+
 def build_report(store: Store, *, since: datetime | None = None, until: datetime | None = None,
                  by: str | None = None) -> Report:
     """The report for runs that started in [since, until)."""
     if by is not None and by not in GROUPINGS:
         raise ValueError(f"cannot group by {by!r}; choose one of {', '.join(GROUPINGS)}")
-    where, params = started_between(None if since is None else to_ns(since), None if until is None else to_ns(until),
-                                    column="runs.started_ns")
-    clause = (" WHERE " + " AND ".join(where)) if where else ""
+    clause, params = _period(None if since is None else to_ns(since), None if until is None else to_ns(until))
     sums = ("coalesce(sum(runs.tool_calls), 0), coalesce(sum(runs.repeated_reads), 0)")
     total_row = store.execute(
         f"SELECT count(*), {_OUTCOME_SUMS}, total(runs.cost_nusd), coalesce(sum(runs.llm_calls), 0), "
@@ -122,8 +125,7 @@ def build_report(store: Store, *, since: datetime | None = None, until: datetime
 
 def _exact_groups(store: Store, by: str, since_ns: int | None, until_ns: int | None) -> list[ReportRow]:
     """By model/provider from ``run_models`` joined to ``runs`` (for a part of a day the rollup cannot split)."""
-    where, params = started_between(since_ns, until_ns, column="runs.started_ns")
-    clause = (" WHERE " + " AND ".join(where)) if where else ""
+    clause, params = _period(since_ns, until_ns)
     sums = "coalesce(sum(runs.tool_calls), 0), coalesce(sum(runs.repeated_reads), 0)"
     # One row per (run, group) first: a run with two models of one provider counts once for it.
     rows = store.execute(

@@ -34,6 +34,7 @@ from . import semconv
 from .price_parts import CLASS_LABELS, CLASSES, TOKEN_CLASSES, price_parts, split_tokens
 from .pricing import Pricer, TokenUsage, default_pricer
 from .store.db import Store
+from .store.filters import RunFilter
 from .store.timespec import from_ns, to_ns
 
 __all__ = ["BUCKETS", "ClassTotal", "OutputStats", "RepriceResult", "RepricedRun", "RoutingCandidate", "bucket_of",
@@ -255,16 +256,10 @@ def reprice(store: Store, *, model: str, provider: str | None = None, tier: str 
         result.tier_note = (f"{model} has no {tier!r} tier price of its own: priced at the standard price"
                             f" ({probe.price_table})")
     where = ["s.kind = 'llm'", "s.counted = 1", "s.run_id IS NOT NULL"]  # counted: store/innermost.py
-    params: list[Any] = []
-    if since is not None:
-        where.append("runs.started_ns >= ?")
-        params.append(to_ns(since))
-    if until is not None:
-        where.append("runs.started_ns < ?")
-        params.append(to_ns(until))
-    if project is not None:
-        where.append("runs.project = ?")
-        params.append(project)
+    # The one run filter (store/filters.py), qualified: spans has columns of the same names.
+    runs_where, params = RunFilter(project=project, since_ns=None if since is None else to_ns(since),
+                                   until_ns=None if until is None else to_ns(until)).clauses("runs")
+    where.extend(runs_where)
     if run_ids is not None:
         if isinstance(run_ids, str):
             raise TypeError("run_ids must be a sequence of run ids, not one string")

@@ -34,7 +34,7 @@ Combine = Literal["sum", "max", "parts"]
 class TotalField:
     """One run total: what it is called everywhere, its type, and how two runs' worth combine.
 
-    ``name`` is the JSON key (``runtrace runs --format json``, DESIGN section 8
+    ``name`` is the JSON key (``runtrace runs --format json``, the contract in README "The command line"
     when ``contract``) and the column of the ClickHouse run view. ``kind``:
     ``count`` an integer, ``usd`` money (stored as integer nano-dollars in the
     column ``<name without _usd>_nusd``), ``flag`` a bool (stored 0/1).
@@ -84,7 +84,7 @@ def _counted(column: str) -> str:
 # The order is the order of the JSON keys: the contract block first (after ``stop_reason``),
 # the extras after ``outcome_at``. Changing it changes `--format json` byte for byte.
 RUN_TOTALS: tuple[TotalField, ...] = (
-    # --- DESIGN section 8: in every run dict, and on the run span at its end -------------
+    # --- the --format json contract (README, "The command line"): in every run dict and on the run span
     TotalField("cost_usd", "usd", "sum", True, "sumIf(s.cost_nusd, s.counted = 1) / 1e9", sc.RUN_COST_USD),
     TotalField("unpriced_calls", "count", "sum", True, "countIf(s.counted = 1 AND s.priced = 0)",
                sc.RUN_UNPRICED_CALLS),
@@ -97,7 +97,7 @@ RUN_TOTALS: tuple[TotalField, ...] = (
     TotalField("tool_calls", "count", "sum", True, "countIf(s.kind = 'tool')", sc.RUN_TOOL_CALLS),
     TotalField("repeated_reads", "count", "sum", True, "sum(toUInt64(s.repeated_read))", sc.RUN_REPEATED_READS),
     TotalField("loop_detected", "flag", "max", True, "toBool(max(s.loop_detected))", sc.RUN_LOOP_DETECTED),
-    # --- extras (section 8 allows more fields, never renamed ones) ----------------------
+    # --- extras (the contract allows more fields, never renamed ones) -------------------
     TotalField("repeated_read_tokens", "count", "sum", False, "sum(s.repeated_read_tokens)"),
     TotalField("reinjected_tokens", "count", "sum", False, _counted("reinjected_tokens")),
     TotalField("refused_tool_calls", "count", "sum", False, "sum(toUInt64(s.refused))"),

@@ -38,6 +38,7 @@ from ..agents_setup import (
     settings_path,
     write_with_backup,
 )
+from .options import store_option
 
 __all__ = ["agents"]
 
@@ -83,9 +84,7 @@ POLICY_OPTIONS = [
 ]
 HOME_OPTION = click.option("--home", type=click.Path(file_okay=False), help="Home directory whose agent "
                            "settings to write [default: $HOME].")
-STORE_OPTION = click.option("--store", "store_path", type=click.Path(dir_okay=False), envvar=sc.ENV_STORE,
-                            show_envvar=True, help="SQLite store the budget hook reads "
-                            "[default: ~/.runtrace/runtrace.db].")
+STORE_OPTION = store_option("SQLite store the budget hook reads [default: ~/.runtrace/runtrace.db].")
 
 
 F = TypeVar("F", bound=Callable[..., Any])

@@ -16,13 +16,12 @@ from typing import Any
 import click
 
 from .. import semconv
+from ..display import money
 from . import output as cli_output
 from . import tables as cli_tables
-from .tables import money, tokens
+from .options import STORE_OPTION
+from .tables import tokens
 
-STORE_OPTION = click.option(
-    "--store", "store_path", type=click.Path(dir_okay=False), envvar=semconv.ENV_STORE, show_envvar=True,
-    help="SQLite store file [default: ~/.runtrace/runtrace.db].")
 FORMAT_OPTION = click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
                              show_default=True, help="Output format.")
 RUNS_FORMAT_OPTION = click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table",

@@ -13,6 +13,7 @@ import json
 import click
 
 from .. import semconv
+from .options import STORE_OPTION
 
 __all__ = ["outcome"]
 
@@ -29,8 +30,7 @@ class UnknownRunExit(click.ClickException):
 @click.option("--by", "by", metavar="WHO", help="Who gave the verdict (a person, 'ci', a bot).")
 @click.option("--reason", metavar="TEXT", help="Why (shown with the run).")
 @click.option("--pending", is_flag=True, help="List verdicts waiting for a run this store does not hold yet.")
-@click.option("--store", "store_path", type=click.Path(dir_okay=False), envvar=semconv.ENV_STORE,
-              show_envvar=True, help="SQLite store file [default: ~/.runtrace/runtrace.db].")
+@STORE_OPTION
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True,
               help="Output format of --pending.")
 def outcome(run_id: str | None, verdict: str | None, by: str | None, reason: str | None, pending: bool,

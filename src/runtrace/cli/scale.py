@@ -12,6 +12,7 @@ from pathlib import Path
 import click
 
 from .. import semconv
+from .options import STORE_OPTION
 
 __all__ = ["forward", "prices"]
 
@@ -123,8 +124,7 @@ def list_prices(pattern: str | None, fmt: str) -> None:
 @click.command("forward", context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--to", "url", required=True, metavar="URL",
               help="OTLP/HTTP endpoint, e.g. http://localhost:4318 (/v1/traces is added when missing).")
-@click.option("--store", "store_path", envvar=semconv.ENV_STORE, type=click.Path(dir_okay=False, path_type=Path),
-              help=f"Store file (default ${semconv.ENV_STORE} or ~/.runtrace/runtrace.db).")
+@STORE_OPTION
 @click.option("--batch", "batch_size", type=click.IntRange(1, 100_000), default=500, show_default=True,
               help="Spans per request.")
 @click.option("--restart", is_flag=True, help="Forget where the last forward to this URL stopped; send all.")
@@ -132,7 +132,7 @@ def list_prices(pattern: str | None, fmt: str) -> None:
               help=f"Bearer token for the target (default ${semconv.ENV_SERVE_TOKEN}).")
 @click.option("--timeout", "timeout_s", type=click.FloatRange(min=0.1), default=30.0, show_default=True,
               help="Seconds per request.")
-def forward(url: str, store_path: Path | None, batch_size: int, restart: bool, token: str | None,
+def forward(url: str, store_path: str | None, batch_size: int, restart: bool, token: str | None,
             timeout_s: float) -> None:
     """Replay the store's spans as OTLP to a collector, resumably.
 
@@ -140,12 +140,12 @@ def forward(url: str, store_path: Path | None, batch_size: int, restart: bool, t
     position is saved in the store, so an interrupted forward picks up where it
     stopped, and a later forward to the same URL sends only what is new.
     """
-    from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from ..scale.forward import Forwarder, ForwardError
     from ..store.db import Store
     from ..store.errors import StoreError
+    from .output import console as cli_console
 
     try:
         store = Store.open(store_path, create=False)
@@ -164,7 +164,7 @@ def forward(url: str, store_path: Path | None, batch_size: int, restart: bool, t
             total = forwarder.pending()
             if last:
                 click.echo(f"resuming: {sent_before} spans already sent to {forwarder.url}", err=True)
-            console = Console(stderr=True)
+            console = cli_console(stderr=True)
             progress = Progress(TextColumn("forwarding"), BarColumn(), MofNCompleteColumn(), TextColumn("spans"),
                                 TimeRemainingColumn(), console=console, transient=False)
             task = progress.add_task("forward", total=total)

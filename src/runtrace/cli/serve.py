@@ -16,13 +16,12 @@ from typing import Any
 import click
 
 from .. import semconv
+from ..display import money
+from .options import STORE_OPTION
 from .output import plain, safe
 
 __all__ = ["reprice", "report", "serve"]
 
-_STORE = click.option(
-    "--store", "store_path", type=click.Path(dir_okay=False), envvar=semconv.ENV_STORE, show_envvar=True,
-    help="SQLite store file [default: ~/.runtrace/runtrace.db].")
 _FORMAT = click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table",
                        show_default=True, help="Output format.")
 _SINCE = click.option("--since", help="Runs started since: 24h, 7d, or an ISO date (UTC).")
@@ -37,12 +36,6 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
-
-
-def _money(value: float | None) -> str:
-    from ..server.format import money
-
-    return money(value)
 
 
 def _pct(value: float | None) -> str:
@@ -83,7 +76,7 @@ def _check_token(ctx: click.Context, param: click.Parameter, value: str | None) 
               help="Address to bind. Anything but loopback exposes your runs to the network and needs --token.")
 @click.option("-p", "--port", type=click.IntRange(0, 65535), default=4318, show_default=True,
               help="Port (4318 is OTLP/HTTP's; 0 picks a free one).")
-@_STORE
+@STORE_OPTION
 @click.option("--token", envvar=semconv.ENV_SERVE_TOKEN, show_envvar=True, callback=_check_token,
               help="Bearer token required for ingest, API and UI (open the UI once with ?token=...).")
 @click.option("--max-body-mb", type=click.IntRange(1, 1024), default=64, show_default=True,
@@ -183,7 +176,7 @@ def _bind(host: str, port: int, backlog: int) -> socket.socket:
 
 
 @click.command("report")
-@_STORE
+@STORE_OPTION
 @_SINCE
 @_UNTIL
 @click.option("--by", type=click.Choice(["project", "owner", "model", "provider"]),
@@ -240,7 +233,7 @@ def report(store_path: str | None, since: str | None, until: str | None, by: str
             "[bold]total[/]" if is_total else safe(r.group), f"{r.runs:,}", f"{r.accepted:,}",
             f"{r.outcomes[semconv.OUTCOME_REJECTED]:,}", f"{r.outcomes[semconv.OUTCOME_ABANDONED]:,}",
             f"{r.outcomes[semconv.OUTCOME_BUDGET_STOPPED]:,}", f"{other:,}",
-            _money(r.cost_usd) + ("+?" if r.unpriced_calls else ""), _money(r.cost_per_accepted_run),
+            money(r.cost_usd) + ("+?" if r.unpriced_calls else ""), money(r.cost_per_accepted_run),
             _pct(r.abandoned_rate), f"{r.llm_calls:,}", f"{r.tool_calls:,}", f"{r.repeated_reads:,}",
             f"{r.unpriced_calls:,}", end_section=(i == len(rows) - 2), style="bold" if is_total else None)
     _console().print(table)
@@ -280,7 +273,7 @@ def _review(store_path: str | None, since: Any, until: Any, by: str | None, fmt:
 @click.option("--tier", help="Service tier: flex, priority, batch ...")
 @click.option("--token-ratio", type=float, default=1.0, show_default=True,
               help="Tokens the target's tokenizer counts per recorded token (1.35 = 35% more).")
-@_STORE
+@STORE_OPTION
 @_SINCE
 @_UNTIL
 @click.option("--project", help="Only runs of this project.")
@@ -392,8 +385,9 @@ def _list_models(provider: str | None, fmt: str) -> None:
 
 def _with_progress(work: Any) -> Any:
     """Run ``work(progress)``; a bar on stderr appears only for a scan long enough to need one."""
-    from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from .output import console
 
     state: dict[str, Any] = {}
 
@@ -402,7 +396,7 @@ def _with_progress(work: Any) -> Any:
             return
         if "bar" not in state:
             bar = Progress(TextColumn("repricing calls"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                           console=Console(stderr=True), transient=True)
+                           console=console(stderr=True), transient=True)
             bar.start()
             state["bar"], state["task"] = bar, bar.add_task("reprice", total=total)
         state["bar"].update(state["task"], completed=done)
@@ -427,12 +421,12 @@ def _print_reprice(result: Any, limit: int, frontier_ratio: float) -> None:
     for label in ("", "actual", "repriced", "difference"):
         totals.add_column(label, justify="right" if label else "left")
     comparable = sum(1 for r in result.runs if r.comparable)
-    totals.add_row(f"{comparable:,} runs priced on both sides", _money(result.comparable_actual_usd),
-                   _money(result.comparable_repriced_usd),
+    totals.add_row(f"{comparable:,} runs priced on both sides", money(result.comparable_actual_usd),
+                   money(result.comparable_repriced_usd),
                    _signed(result.comparable_repriced_usd - result.comparable_actual_usd))
     if comparable != len(result.runs):
-        totals.add_row(f"all {len(result.runs):,} runs", _money(result.actual_usd) + f" + {result.actual_unpriced} "
-                       "unpriced", _money(result.repriced_usd) + (f" + {result.repriced_unpriced} unpriced"
+        totals.add_row(f"all {len(result.runs):,} runs", money(result.actual_usd) + f" + {result.actual_unpriced} "
+                       "unpriced", money(result.repriced_usd) + (f" + {result.repriced_unpriced} unpriced"
                                                                    if result.repriced_unpriced else ""), "-")
     console.print(totals)
     if result.by_class:
@@ -447,7 +441,7 @@ def _print_reprice(result: Any, limit: int, frontier_ratio: float) -> None:
             elif c.charged_as:
                 cost = f"charged as {c.charged_as.replace('_', ' ')}"
             else:
-                cost = _money(c.usd)
+                cost = money(c.usd)
             classes.add_row(c.label, used, cost)
         console.print(classes)
     runs = result.runs if limit == 0 else result.runs[:limit]
@@ -462,8 +456,8 @@ def _print_reprice(result: Any, limit: int, frontier_ratio: float) -> None:
     for r in runs:
         table.add_row(escape(r.run_id[:12]), escape(r.name or "-"), escape(", ".join(r.models)), str(r.llm_calls),
                       f"{r.input_tokens:,}", f"{r.output_tokens:,}",
-                      _money(r.actual_usd) + (f" +{r.actual_unpriced}?" if r.actual_unpriced else ""),
-                      _money(r.repriced_usd) + (f" +{r.repriced_unpriced}?" if r.repriced_unpriced else ""),
+                      money(r.actual_usd) + (f" +{r.actual_unpriced}?" if r.actual_unpriced else ""),
+                      money(r.repriced_usd) + (f" +{r.repriced_unpriced}?" if r.repriced_unpriced else ""),
                       "-" if r.difference_usd is None else _signed(r.difference_usd))
     console.print(table)
     routing = Table(header_style="bold", title_justify="left",
@@ -476,10 +470,10 @@ def _print_reprice(result: Any, limit: int, frontier_ratio: float) -> None:
         routing.add_column(label, justify="right")
     for c in result.routing:
         routing.add_row(escape(c.run_id[:12]), escape(c.name or "-"), escape(", ".join(c.models)), str(c.llm_calls),
-                        f"{c.tokens:,}", _money(c.actual_usd), _money(c.repriced_usd), _money(c.saving_usd))
+                        f"{c.tokens:,}", money(c.actual_usd), money(c.repriced_usd), money(c.saving_usd))
     if result.routing:
         routing.add_row("", "[bold]total[/]", "", "", "", "", "",
-                        _money(sum(c.saving_usd for c in result.routing)))
+                        money(sum(c.saving_usd for c in result.routing)))
         console.print(routing)
     else:
         console.print(f"routing: no small run cost {frontier_ratio:g}x or more what {safe(result.model)} would")
@@ -495,4 +489,4 @@ def _print_reprice(result: Any, limit: int, frontier_ratio: float) -> None:
 
 
 def _signed(value: float) -> str:
-    return ("+" if value > 0 else "-" if value < 0 else "") + _money(abs(value))
+    return ("+" if value > 0 else "-" if value < 0 else "") + money(abs(value))

@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ..display import money
 from ..totals import CONTRACT_TOTALS
 from .output import safe
 
@@ -26,15 +27,9 @@ MIN_ID = 8
 # rich's default box: "│ " before each cell, " " after, and one closing "│".
 _CELL_OVERHEAD = 3
 
-# the section-8 fields of `--format json`, in its order (the totals from runtrace/totals.py)
+# the contract fields of `--format json` (README, "The command line"), in its order (the totals from runtrace/totals.py)
 CSV_FIELDS = ("id", "name", "project", "owner", "service", "outcome", "stop_reason",
               *(f.name for f in CONTRACT_TOTALS), "started_at", "ended_at", "duration_s")
-
-
-def money(value: float | None) -> str:
-    if value is None:
-        return "-"
-    return f"${value:,.4f}" if value < 100 else f"${value:,.2f}"
 
 
 def tokens(value: int | None) -> str:

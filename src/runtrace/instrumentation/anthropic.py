@@ -103,6 +103,8 @@ def messages_request(instance: Any, kwargs: dict[str, Any]) -> Request:
 
 # --- responses ---------------------------------------------------------------------------
 
+# Hand-read, not _usage.extract: same numbers (tests/test_instrumentation_usage_extract_parity.py), but the stream merges
+# message_start and message_delta usage on SDK objects, and extract drops a usage that has only one of the two.
 def claude_usage(usage: Any) -> Usage | None:
     """Anthropic usage with input made total: input + cache reads + cache writes."""
     inp, out = as_int(get(usage, "input_tokens")), as_int(get(usage, "output_tokens"))

@@ -240,6 +240,8 @@ def _with_stream_usage(kwargs: dict[str, Any]) -> dict[str, Any]:
 
 # --- responses ---------------------------------------------------------------------------
 
+# Hand-read, not _usage.extract: same numbers (tests/test_instrumentation_usage_extract_parity.py), but extract needs a dumped SDK
+# object (~6x this reader per call) and drops a partial usage (a stream broken off) that this one still prices.
 def chat_usage(usage: Any) -> Usage | None:
     prompt, completion = as_int(get(usage, "prompt_tokens")), as_int(get(usage, "completion_tokens"))
     if prompt is None and completion is None:
@@ -381,12 +383,15 @@ class ChatAccumulator:
         return data
 
 
+# Hand-read for the same reasons as chat_usage (SDK objects, not JSON; partial stream usage).
 def responses_usage(usage: Any) -> Usage | None:
     inp, out = as_int(get(usage, "input_tokens")), as_int(get(usage, "output_tokens"))
     if inp is None and out is None:
         return None
+    cache_write = as_int(get(usage, "input_tokens_details", "cache_write_tokens"))  # as genai-prices reads it
     return Usage(input_tokens=inp or 0, output_tokens=out or 0,
                  cache_read_tokens=as_int(get(usage, "input_tokens_details", "cached_tokens")) or 0,
+                 cache_write_tokens=cache_write if cache_write else None,
                  reasoning_tokens=as_int(get(usage, "output_tokens_details", "reasoning_tokens")))
 
 

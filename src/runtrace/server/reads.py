@@ -13,7 +13,7 @@ import base64
 import json
 import re
 import unicodedata
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
@@ -549,8 +549,7 @@ def spend(store: Store, dimension: str, *, since_ns: int | None, until_ns: int |
         raise ValueError(f"unknown dimension {dimension!r}; choose one of {', '.join(SPEND_DIMENSIONS)}")
     if bucket not in SPEND_BUCKETS:
         raise ValueError(f"unknown bucket {bucket!r}; choose one of {', '.join(SPEND_BUCKETS)}")
-    where, params = replace(RunFilter(), since_ns=since_ns, until_ns=until_ns).where()
-    where = where.replace("started_ns", "runs.started_ns")  # the only columns a time filter names
+    where, params = RunFilter(since_ns=since_ns, until_ns=until_ns).where("runs")
     first_last = store.execute(f"SELECT min(started_ns), max(started_ns), total(cost_nusd), count(*), "
                                f"total(unpriced_calls) FROM runs{where}", params)[0]
     if first_last[0] is None:

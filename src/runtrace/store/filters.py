@@ -16,13 +16,13 @@ from .. import semconv
 
 __all__ = ["FLAGS", "RunFilter", "matching", "model_used", "started_between"]
 
-# flag name -> (label, SQL condition on runs)
+# flag name -> (label, SQL condition on runs; ``{t}`` is where the table qualifier goes)
 FLAGS: dict[str, tuple[str, str]] = {
-    "loop": ("loop detected", "loop_detected = 1"),
-    "repeated_reads": ("repeated reads", "repeated_reads > 0"),
-    "budget_stopped": ("stopped by budget", f"outcome = '{semconv.OUTCOME_BUDGET_STOPPED}'"),
-    "unpriced": ("unpriced calls", "unpriced_calls > 0"),
-    "error": ("error", f"outcome = '{semconv.OUTCOME_ERROR}'"),
+    "loop": ("loop detected", "{t}loop_detected = 1"),
+    "repeated_reads": ("repeated reads", "{t}repeated_reads > 0"),
+    "budget_stopped": ("stopped by budget", "{t}outcome = '" + semconv.OUTCOME_BUDGET_STOPPED + "'"),
+    "unpriced": ("unpriced calls", "{t}unpriced_calls > 0"),
+    "error": ("error", "{t}outcome = '" + semconv.OUTCOME_ERROR + "'"),
 }
 
 
@@ -66,7 +66,11 @@ def _like(text: str) -> str:
 
 @dataclass(frozen=True)
 class RunFilter:
-    """What a list of runs is narrowed by (None = any): `runtrace runs`, the runs page, its headline, /api/runs."""
+    """What a list of runs is narrowed by (None = any).
+
+    Used by `runtrace runs`, the runs page, its headline, /api/runs, the Spend page,
+    ``runtrace report`` and ``runtrace reprice`` (and the What-if page through it).
+    """
 
     project: str | None = None
     owner: str | None = None
@@ -77,19 +81,30 @@ class RunFilter:
     until_ns: int | None = None
     text: str | None = None
 
-    def where(self) -> tuple[str, list[Any]]:
-        """The SQL ``" WHERE ..."`` (or ``""``) over ``runs`` and its parameters; ``since`` inclusive, ``until`` not."""
-        clauses, params = matching((("project", self.project), ("owner", self.owner), ("outcome", self.outcome)))
+    def clauses(self, table: str | None = None) -> tuple[list[str], list[Any]]:
+        """The conditions (joined with AND by the caller) and their parameters.
+
+        ``table`` qualifies every column (``runs.project``) for a query that joins
+        ``runs`` to another table holding columns of the same names (reprice's spans).
+        """
+        t = f"{table}." if table else ""
+        clauses, params = matching(((f"{t}project", self.project), (f"{t}owner", self.owner),
+                                    (f"{t}outcome", self.outcome)))
         if self.model is not None:
-            clauses.append(model_used("runs.id"))
+            clauses.append(model_used(f"{table or 'runs'}.id"))
             params.append(self.model)
         if self.flag is not None:
-            clauses.append(FLAGS[self.flag][1])
-        window, bounds = started_between(self.since_ns, self.until_ns)
+            clauses.append(FLAGS[self.flag][1].format(t=t))
+        window, bounds = started_between(self.since_ns, self.until_ns, column=f"{t}started_ns")
         clauses.extend(window)
         params.extend(bounds)
         if self.text:
-            clauses.append("(" + " OR ".join(f"{c} LIKE ? ESCAPE '\\'" for c in ("id", "name", "project", "owner"))
+            clauses.append("(" + " OR ".join(f"{t}{c} LIKE ? ESCAPE '\\'" for c in ("id", "name", "project", "owner"))
                            + ")")
             params.extend([_like(self.text)] * 4)
+        return clauses, params
+
+    def where(self, table: str | None = None) -> tuple[str, list[Any]]:
+        """The SQL ``" WHERE ..."`` (or ``""``) over ``runs`` and its parameters; ``since`` inclusive, ``until`` not."""
+        clauses, params = self.clauses(table)
         return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
