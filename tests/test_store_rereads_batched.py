@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 from agent_samples import log_requests
-
 from runtrace import agents
 from runtrace import semconv as sc
 from runtrace.store.db import Store
