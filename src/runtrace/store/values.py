@@ -89,6 +89,8 @@ def normalise_attributes(attributes: Mapping[str, Any] | None) -> Attributes:
     for key, value in attributes.items():
         if type(value) in _EXACT:
             out[key] = value
+        elif type(value) is tuple and all(type(v) in _EXACT for v in value):
+            out[key] = value  # the SDK's own form of a list of scalars (finish reasons): kept as is
         else:
             folded = normalise_value(value)
             if folded is not None:
