@@ -18,6 +18,7 @@ import hashlib
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from .. import semconv as sc
 from ..detect import LoopDetector, RepeatedReads, estimate_tokens
@@ -43,8 +44,9 @@ class Session:
     session_id: str
     resource: Attributes
 
-    @property
+    @cached_property
     def trace_id(self) -> str:
+        """One hash per session, not one per record (every record of the session carries it)."""
         return session_trace_id(self.agent, self.session_id)
 
     def run_attributes(self) -> Attributes:

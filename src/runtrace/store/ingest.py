@@ -34,9 +34,9 @@ from .. import semconv as sc
 from .._internal import fail_open
 from ..pricing import default_pricer, needs_pricing
 from ..pricing.attributes import cost_attributes
-from .aggregate import SpanFacts, aggregate, apply_deltas, span_facts
+from .aggregate import KIND_LLM, SpanFacts, aggregate, apply_deltas, span_facts
 from .bounds import BOUNDED, drop_out_of_range
-from .innermost import carries_usage, eligible, recount
+from .innermost import recount
 from .normalise import normalise
 from .records import SpanRecord, with_attributes
 from .rereads import recount as recount_rereads
@@ -113,6 +113,7 @@ def prepare(records: Iterable[SpanRecord]) -> Prepared:
             record = price_at_ingest(record)
         facts = span_facts(record)
         run_id, kind, service, model, provider, in_tok, out_tok, cached, reasoning, cost, tool = facts
+        counts = kind == KIND_LLM and sc.DUPLICATE_OF not in record.attributes  # innermost.eligible
         resource = record.resource
         res = resource_json.get(id(resource))
         if res is None:
@@ -125,7 +126,8 @@ def prepare(records: Iterable[SpanRecord]) -> Prepared:
             record.end_ns, record.status_code, record.status_message, service, model, provider, in_tok,
             out_tok, cached, reasoning, cost, tool, encode(record.attributes), res,
             events_json(events) if events else "[]", record.scope_name, record.scope_version,
-            int(carries_usage(record, facts)), int(eligible(record, kind)),
+            # innermost.carries_usage / eligible, inlined (two calls a span on the hot path)
+            int(counts and (in_tok is not None or out_tok is not None)), int(counts),
         ))
         found.append(texts(record.name, tool, model, record.attributes, record.status_message,
                            ((e.name, e.attributes) for e in events) if events else ()))

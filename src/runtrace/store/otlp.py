@@ -205,41 +205,62 @@ def _check_time(value: int, name: str, where: str) -> int:
 
 
 def _records_from_request(request: ExportTraceServiceRequest) -> list[SpanRecord]:
+    """Every span of a request as a SpanRecord (per span: the hot loop of ``/v1/traces``).
+
+    A span's place (``resourceSpans[r].scopeSpans[s].spans[i]``) is only written
+    out when something in it is wrong: valid kinds, statuses, ids and times are
+    read inline and the checks (:func:`_checked_span`) see only the others, so
+    every error names the same place with the same words as before.
+    """
     out: list[SpanRecord] = []
+    append = out.append
     for r, rs in enumerate(request.resource_spans):
         resource = _attributes(rs.resource.attributes)
         for s, ss in enumerate(rs.scope_spans):
             scope_name = ss.scope.name or None
             scope_version = ss.scope.version or None
             for i, span in enumerate(ss.spans):
-                where = f"resourceSpans[{r}].scopeSpans[{s}].spans[{i}]"
                 kind = _KINDS.get(span.kind)
-                if kind is None:
-                    raise OTLPDecodeError(f"{where}: kind {span.kind} is not a SpanKind (0-5)")
                 status = _STATUS.get(span.status.code)
-                if status is None:
-                    raise OTLPDecodeError(f"{where}: status.code {span.status.code} is not a "
-                                          "StatusCode (0-2)")
-                out.append(SpanRecord(
-                    trace_id=_check_id(span.trace_id, 16, "traceId", where),  # type: ignore[arg-type]
-                    span_id=_check_id(span.span_id, 8, "spanId", where),  # type: ignore[arg-type]
-                    parent_span_id=_check_id(span.parent_span_id, 8, "parentSpanId", where,
-                                             optional=True),
-                    name=span.name,
-                    kind=kind,
-                    start_ns=_check_time(span.start_time_unix_nano, "startTimeUnixNano", where),
-                    end_ns=_check_time(span.end_time_unix_nano, "endTimeUnixNano", where),
-                    status_code=status,
-                    status_message=span.status.message or None,
-                    attributes=_attributes(span.attributes),
-                    resource=resource,
-                    events=tuple(EventRecord(e.name, _check_time(e.time_unix_nano, f"events[{j}].timeUnixNano",
-                                                                 where), _attributes(e.attributes))
-                                 for j, e in enumerate(span.events)),
-                    scope_name=scope_name,
-                    scope_version=scope_version,
+                trace_raw, span_raw, parent_raw = span.trace_id, span.span_id, span.parent_span_id
+                start_ns, end_ns = span.start_time_unix_nano, span.end_time_unix_nano
+                events = span.events
+                if kind is None or status is None or len(trace_raw) != 16 or not any(trace_raw) \
+                        or len(span_raw) != 8 or not any(span_raw) \
+                        or (parent_raw and (len(parent_raw) != 8 or not any(parent_raw))) \
+                        or start_ns > _MAX_NS or end_ns > _MAX_NS \
+                        or (events and any(e.time_unix_nano > _MAX_NS for e in events)):
+                    trace_id, span_id, parent_id, kind, status = _checked_span(
+                        span, f"resourceSpans[{r}].scopeSpans[{s}].spans[{i}]")
+                else:
+                    trace_id, span_id = trace_raw.hex(), span_raw.hex()
+                    parent_id = parent_raw.hex() if parent_raw else None
+                append(SpanRecord(
+                    trace_id, span_id, parent_id, span.name, kind, start_ns, end_ns, status,
+                    span.status.message or None, _attributes(span.attributes), resource,
+                    tuple(EventRecord(e.name, e.time_unix_nano, _attributes(e.attributes)) for e in events)
+                    if events else (),
+                    scope_name, scope_version,
                 ))
     return out
+
+
+def _checked_span(span: Span, where: str) -> tuple[str, str, str | None, str, str]:
+    """(trace id, span id, parent id, kind, status) of a span the fast path doubts; raises naming ``where``."""
+    kind = _KINDS.get(span.kind)
+    if kind is None:
+        raise OTLPDecodeError(f"{where}: kind {span.kind} is not a SpanKind (0-5)")
+    status = _STATUS.get(span.status.code)
+    if status is None:
+        raise OTLPDecodeError(f"{where}: status.code {span.status.code} is not a StatusCode (0-2)")
+    trace_id = _check_id(span.trace_id, 16, "traceId", where)
+    span_id = _check_id(span.span_id, 8, "spanId", where)
+    parent_id = _check_id(span.parent_span_id, 8, "parentSpanId", where, optional=True)
+    _check_time(span.start_time_unix_nano, "startTimeUnixNano", where)
+    _check_time(span.end_time_unix_nano, "endTimeUnixNano", where)
+    for j, e in enumerate(span.events):
+        _check_time(e.time_unix_nano, f"events[{j}].timeUnixNano", where)
+    return trace_id, span_id, parent_id, kind, status  # type: ignore[return-value]
 
 
 # --- encoding (runtrace forward: replay the store to a collector) ---------------

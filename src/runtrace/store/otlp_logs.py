@@ -22,8 +22,8 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsSer
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 
 from .errors import OTLPDecodeError
-from .otlp import _any_value, _attributes, _check_id, _check_time, _list_at, _object, _rewrite_id
-from .records import LogEvent
+from .otlp import _MAX_NS, _any_value, _attributes, _check_id, _check_time, _list_at, _object, _rewrite_id
+from .records import LogEvent, log_event
 
 __all__ = ["decode_logs_json", "decode_logs_protobuf", "decode_metrics_json", "decode_metrics_protobuf"]
 
@@ -87,24 +87,36 @@ def decode_logs_json(body: bytes | str) -> list[LogEvent]:
 
 
 def _events(request: ExportLogsServiceRequest) -> list[LogEvent]:
+    """Every log record of a request as a LogEvent (per record: the hot loop of ``/v1/logs``).
+
+    A record's place (``resourceLogs[r].scopeLogs[s].logRecords[i]``) is only
+    written out when one of its ids or times is wrong; valid ids and times are
+    read inline, and ``_check_id`` / ``_check_time`` see only the others, so
+    every error names the same place with the same words as before.
+    """
     out: list[LogEvent] = []
+    append = out.append
     for r, rl in enumerate(request.resource_logs):
         resource = _attributes(rl.resource.attributes)
         for s, sl in enumerate(rl.scope_logs):
             scope_name = sl.scope.name or None
             for i, lr in enumerate(sl.log_records):
-                where = f"resourceLogs[{r}].scopeLogs[{s}].logRecords[{i}]"
                 attributes = _attributes(lr.attributes)
                 body = _any_value(lr.body) if lr.HasField("body") else None
                 name = attributes.get("event.name") or lr.event_name or (body if isinstance(body, str) else "")
-                time_ns = (_check_time(lr.time_unix_nano, "timeUnixNano", where)
-                           or _check_time(lr.observed_time_unix_nano, "observedTimeUnixNano", where))
-                out.append(LogEvent(
-                    time_ns=time_ns, name=str(name), attributes=dict(attributes), resource=dict(resource),
-                    scope_name=scope_name,
-                    trace_id=_check_id(lr.trace_id, 16, "traceId", where, optional=True),
-                    span_id=_check_id(lr.span_id, 8, "spanId", where, optional=True),
-                    body=body))
+                time_ns, trace_raw, span_raw = lr.time_unix_nano, lr.trace_id, lr.span_id
+                if time_ns > _MAX_NS or not time_ns or (trace_raw and (len(trace_raw) != 16 or not any(trace_raw))) \
+                        or (span_raw and (len(span_raw) != 8 or not any(span_raw))):
+                    where = f"resourceLogs[{r}].scopeLogs[{s}].logRecords[{i}]"
+                    time_ns = (_check_time(time_ns, "timeUnixNano", where)
+                               or _check_time(lr.observed_time_unix_nano, "observedTimeUnixNano", where))
+                    trace_id = _check_id(trace_raw, 16, "traceId", where, optional=True)
+                    span_id = _check_id(span_raw, 8, "spanId", where, optional=True)
+                else:
+                    trace_id = trace_raw.hex() if trace_raw else None
+                    span_id = span_raw.hex() if span_raw else None
+                append(log_event(time_ns, str(name), attributes, dict(resource), scope_name, trace_id, span_id,
+                                 body))
     return out
 
 

@@ -26,6 +26,9 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterable, Sequence
+from itertools import groupby
+from operator import itemgetter
+from typing import Any
 
 from .. import semconv as sc
 from ..detect import LoopDetector, RepeatedReads
@@ -35,11 +38,15 @@ from .values import attributes_from_json, dumps, events_from_json, events_json
 
 __all__ = ["recount", "runs_to_recount"]
 
-_SELECT = (
-    "SELECT trace_id, span_id, tool_name, end_ns, attributes, events FROM spans "
-    "WHERE run_id = ? AND kind = ? AND json_extract(attributes, ?) IS NOT NULL ORDER BY end_ns, span_id"
-)
 _READ_PATH = f'$."{sc.TOOL_READ}"'
+_CHUNK = 500  # run ids per query
+
+
+def _select(n: int) -> str:
+    """The read records of ``n`` runs, each run's in (end time, span id) order: one query for a batch's runs."""
+    return ("SELECT run_id, trace_id, span_id, tool_name, end_ns, attributes, events FROM spans "
+            f"WHERE run_id IN ({','.join('?' * n)}) AND kind = ? AND json_extract(attributes, ?) IS NOT NULL "
+            "ORDER BY run_id, end_ns, span_id")
 
 
 def runs_to_recount(spans: Iterable[tuple[SpanRecord, SpanFacts]]) -> set[str]:
@@ -50,66 +57,88 @@ def runs_to_recount(spans: Iterable[tuple[SpanRecord, SpanFacts]]) -> set[str]:
 
 
 def recount(conn: sqlite3.Connection, run_ids: Sequence[str] | set[str]) -> None:
-    """Redo the repeated reads of each run over all its stored read records (in the write transaction)."""
-    for run_id in sorted(run_ids):
-        reads = RepeatedReads()
-        delta_reads = delta_tokens = 0
-        updates: list[tuple[str, str, str, str]] = []
-        loops = LoopDetector()
-        looped = False
-        versions: dict[str, int] = {}  # path hash -> writes so far in the run
-        for trace_id, span_id, tool, end_ns, attrs_json, events_text in conn.execute(
-                _SELECT, (run_id, KIND_TOOL, _READ_PATH)).fetchall():
-            attrs = dict(attributes_from_json(attrs_json))
-            name, args_hash = str(tool or ""), str(attrs.get(sc.TOOL_ARGS_HASH, ""))
-            path = attrs.get(sc.TOOL_PATH_HASH)
-            is_read = attrs.get(sc.TOOL_READ) is True
-            if not is_read and path is not None:  # a write: later reads of the file are new reads
-                versions[str(path)] = versions.get(str(path), 0) + 1
-            # With a path, the file's version run-wide is a read's result (the agent sent no content).
-            result = (f"{path}@{versions.get(str(path), 0)}" if is_read and path is not None
-                      else str(attrs.get(sc.TOOL_RESULT_HASH, "")))
-            found = loops.observe_tool_call(name, args_hash, result)
-            events = list(events_from_json(events_text))
-            changed = False
-            if found and attrs.get(sc.LOOP_DETECTED) is not True:
-                attrs[sc.LOOP_DETECTED] = True
-                events.extend(EventRecord(sc.EVENT_LOOP, int(end_ns), {
-                    sc.LOOP_KIND: d.kind, sc.LOOP_COUNT: d.count, sc.LOOP_DESCRIPTION: d.description})
-                    for d in found)
-                looped = changed = True
-            if not is_read:
-                if changed:
-                    updates.append((dumps(attrs), events_json(events), trace_id, span_id))
-                continue
-            tokens = as_int(attrs.get(sc.TOOL_READ_TOKENS)) or 0
-            seen = reads.observe(name, args_hash, result, tokens)
-            was = attrs.get(sc.TOOL_REPEATED_READ) is True
-            was_tokens = as_int(attrs.get(sc.TOOL_REPEATED_READ_TOKENS)) or 0
-            if was == seen.repeat and attrs.get(sc.TOOL_REPEAT_COUNT) == seen.repeat_count \
-                    and was_tokens == seen.repeated_tokens:
-                if changed:
-                    updates.append((dumps(attrs), events_json(events), trace_id, span_id))
-                continue
-            delta_reads += int(seen.repeat) - int(was)
-            delta_tokens += seen.repeated_tokens - was_tokens
-            attrs[sc.TOOL_REPEAT_COUNT] = seen.repeat_count
-            events = [e for e in events if e.name != sc.EVENT_REPEATED_READ]
-            if seen.repeat:
-                attrs[sc.TOOL_REPEATED_READ] = True
-                attrs[sc.TOOL_REPEATED_READ_TOKENS] = seen.repeated_tokens
-                events.append(EventRecord(sc.EVENT_REPEATED_READ, int(end_ns),
-                                          {sc.TOOL_REPEAT_COUNT: seen.repeat_count}))
-            else:
-                attrs.pop(sc.TOOL_REPEATED_READ, None)
-                attrs.pop(sc.TOOL_REPEATED_READ_TOKENS, None)
-            updates.append((dumps(attrs), events_json(events), trace_id, span_id))
-        if updates:
-            conn.executemany("UPDATE spans SET attributes = ?, events = ? WHERE trace_id = ? AND span_id = ?",
-                             updates)
-        if looped:
-            conn.execute("UPDATE runs SET loop_detected = 1 WHERE id = ?", (run_id,))
-        if delta_reads or delta_tokens:
-            conn.execute("UPDATE runs SET repeated_reads = repeated_reads + ?, "
-                         "repeated_read_tokens = repeated_read_tokens + ? WHERE id = ?",
-                         (delta_reads, delta_tokens, run_id))
+    """Redo the repeated reads of each run over all its stored read records (in the write transaction).
+
+    The read records of all the runs are read with one query per :data:`_CHUNK`
+    runs (an OTLP request holds many sessions), and every changed record and run
+    is written with one ``executemany`` each; each run is still walked on its own.
+    """
+    ordered = sorted(run_ids)
+    updates: list[tuple[str, str, str, str]] = []
+    looped: list[tuple[str]] = []
+    deltas: list[tuple[int, int, str]] = []
+    for i in range(0, len(ordered), _CHUNK):
+        chunk = ordered[i:i + _CHUNK]
+        rows = conn.execute(_select(len(chunk)), (*chunk, KIND_TOOL, _READ_PATH)).fetchall()
+        for run_id, run_rows in groupby(rows, key=itemgetter(0)):
+            run_looped, delta_reads, delta_tokens = _recount_run(run_rows, updates)
+            if run_looped:
+                looped.append((run_id,))
+            if delta_reads or delta_tokens:
+                deltas.append((delta_reads, delta_tokens, run_id))
+    if updates:
+        conn.executemany("UPDATE spans SET attributes = ?, events = ? WHERE trace_id = ? AND span_id = ?",
+                         updates)
+    if looped:
+        conn.executemany("UPDATE runs SET loop_detected = 1 WHERE id = ?", looped)
+    if deltas:
+        conn.executemany("UPDATE runs SET repeated_reads = repeated_reads + ?, "
+                         "repeated_read_tokens = repeated_read_tokens + ? WHERE id = ?", deltas)
+
+
+def _recount_run(rows: Iterable[Any], updates: list[tuple[str, str, str, str]]) -> tuple[bool, int, int]:
+    """Walk one run's read records in order; add each changed record to ``updates``.
+
+    Returns (a loop was found, repeated reads added, repeated-read tokens added).
+    """
+    reads = RepeatedReads()
+    delta_reads = delta_tokens = 0
+    loops = LoopDetector()
+    looped = False
+    versions: dict[str, int] = {}  # path hash -> writes so far in the run
+    for _run_id, trace_id, span_id, tool, end_ns, attrs_json, events_text in rows:
+        attrs = dict(attributes_from_json(attrs_json))
+        name, args_hash = str(tool or ""), str(attrs.get(sc.TOOL_ARGS_HASH, ""))
+        path = attrs.get(sc.TOOL_PATH_HASH)
+        is_read = attrs.get(sc.TOOL_READ) is True
+        if not is_read and path is not None:  # a write: later reads of the file are new reads
+            versions[str(path)] = versions.get(str(path), 0) + 1
+        # With a path, the file's version run-wide is a read's result (the agent sent no content).
+        result = (f"{path}@{versions.get(str(path), 0)}" if is_read and path is not None
+                  else str(attrs.get(sc.TOOL_RESULT_HASH, "")))
+        found = loops.observe_tool_call(name, args_hash, result)
+        events = list(events_from_json(events_text))
+        changed = False
+        if found and attrs.get(sc.LOOP_DETECTED) is not True:
+            attrs[sc.LOOP_DETECTED] = True
+            events.extend(EventRecord(sc.EVENT_LOOP, int(end_ns), {
+                sc.LOOP_KIND: d.kind, sc.LOOP_COUNT: d.count, sc.LOOP_DESCRIPTION: d.description})
+                for d in found)
+            looped = changed = True
+        if not is_read:
+            if changed:
+                updates.append((dumps(attrs), events_json(events), trace_id, span_id))
+            continue
+        tokens = as_int(attrs.get(sc.TOOL_READ_TOKENS)) or 0
+        seen = reads.observe(name, args_hash, result, tokens)
+        was = attrs.get(sc.TOOL_REPEATED_READ) is True
+        was_tokens = as_int(attrs.get(sc.TOOL_REPEATED_READ_TOKENS)) or 0
+        if was == seen.repeat and attrs.get(sc.TOOL_REPEAT_COUNT) == seen.repeat_count \
+                and was_tokens == seen.repeated_tokens:
+            if changed:
+                updates.append((dumps(attrs), events_json(events), trace_id, span_id))
+            continue
+        delta_reads += int(seen.repeat) - int(was)
+        delta_tokens += seen.repeated_tokens - was_tokens
+        attrs[sc.TOOL_REPEAT_COUNT] = seen.repeat_count
+        events = [e for e in events if e.name != sc.EVENT_REPEATED_READ]
+        if seen.repeat:
+            attrs[sc.TOOL_REPEATED_READ] = True
+            attrs[sc.TOOL_REPEATED_READ_TOKENS] = seen.repeated_tokens
+            events.append(EventRecord(sc.EVENT_REPEATED_READ, int(end_ns),
+                                      {sc.TOOL_REPEAT_COUNT: seen.repeat_count}))
+        else:
+            attrs.pop(sc.TOOL_REPEATED_READ, None)
+            attrs.pop(sc.TOOL_REPEATED_READ_TOKENS, None)
+        updates.append((dumps(attrs), events_json(events), trace_id, span_id))
+    return looped, delta_reads, delta_tokens

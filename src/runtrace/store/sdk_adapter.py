@@ -9,8 +9,8 @@ identical to encoding with the standard OTLP encoder and decoding with
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from .records import Attributes, EventRecord, SpanRecord
 from .values import normalise_attributes
@@ -19,6 +19,20 @@ if TYPE_CHECKING:
     from opentelemetry.sdk.trace import ReadableSpan
 
 _STATUS_NAMES = {0: "UNSET", 1: "OK", 2: "ERROR"}
+
+
+def _attributes_of(span: ReadableSpan) -> Mapping[str, Any] | None:
+    """The finished span's attributes as the plain dict the SDK keeps them in, when it does.
+
+    ``ReadableSpan.attributes`` is a ``mappingproxy`` over the SDK's
+    ``BoundedAttributes``, a ``MutableMapping`` written in Python: copying through
+    both walks the Mapping ABC, one Python ``__iter__`` step and ``__getitem__``
+    per key (about half of ``records_from_sdk``). A finished span's attributes no
+    longer change, so reading the dict inside is the same mapping; any other shape
+    (another SDK release, a span class of its own) takes the public property.
+    """
+    raw = getattr(getattr(span, "_attributes", None), "_dict", None)
+    return raw if type(raw) is dict else span.attributes
 
 
 def records_from_sdk(spans: Sequence[ReadableSpan]) -> list[SpanRecord]:
@@ -47,7 +61,7 @@ def records_from_sdk(spans: Sequence[ReadableSpan]) -> list[SpanRecord]:
             end_ns=span.end_time or 0,
             status_code=_STATUS_NAMES[status.status_code.value],
             status_message=status.description or None,
-            attributes=normalise_attributes(span.attributes),
+            attributes=normalise_attributes(_attributes_of(span)),
             resource=res,
             events=tuple(EventRecord(e.name, e.timestamp, normalise_attributes(e.attributes))
                          for e in events) if events else (),

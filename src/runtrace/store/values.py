@@ -89,6 +89,8 @@ def normalise_attributes(attributes: Mapping[str, Any] | None) -> Attributes:
     for key, value in attributes.items():
         if type(value) in _EXACT:
             out[key] = value
+        elif type(value) is tuple and all(type(v) in _EXACT for v in value):
+            out[key] = value  # the SDK's own form of a list of scalars (finish reasons): kept as is
         else:
             folded = normalise_value(value)
             if folded is not None:
@@ -138,7 +140,7 @@ def attributes_from_json(text: str | None) -> Attributes:
     """Stored attribute JSON back to record attributes (arrays back to tuples)."""
     if not text:
         return {}
-    raw = json.loads(text)
+    raw = loads(text)  # orjson when installed: the re-read recount decodes every read record of a run
     return {k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()}
 
 
@@ -148,4 +150,4 @@ def events_from_json(text: str | None) -> tuple[EventRecord, ...]:
     return tuple(EventRecord(name=e["name"], time_ns=e["time_ns"],
                              attributes={k: tuple(v) if isinstance(v, list) else v
                                          for k, v in e["attributes"].items()})
-                 for e in json.loads(text))
+                 for e in loads(text))
