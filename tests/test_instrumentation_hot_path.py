@@ -220,3 +220,61 @@ def test_the_span_is_made_current_without_use_span(instrumented, monkeypatch):
     tool_span = next(s for s in instrumented.spans() if s.name == "execute_tool read_file")
     assert seen[0].get_span_context().span_id == tool_span.context.span_id  # current while the tool ran
     assert len(instrumented.llm_spans()) == 1
+
+
+# --- metrics: nothing built while nothing listens (issue 14) -------------------------------
+
+_METRICS_CHILD = textwrap.dedent('''
+    import json
+    from opentelemetry import metrics as metrics_api
+    from opentelemetry.metrics._internal import instrument as proxy
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+    import runtrace
+    from llm_fakes import ChatUsage, FakeLLM, chat_completion, json_reply
+
+    calls = []
+    for cls, name in ((proxy._ProxyHistogram, "record"), (proxy._ProxyCounter, "add")):
+        def counting(self, amount, attributes=None, context=None, _real=getattr(cls, name), _name=name):
+            calls.append(_name)
+            return _real(self, amount, attributes, context)
+        setattr(cls, name, counting)
+
+    runtrace.instrument(store=False)  # no reader, no endpoint, no MeterProvider: nothing listens
+    fake = FakeLLM(default=json_reply(chat_completion(model="gpt-4o-mini", usage=ChatUsage(1200, 80))))
+    client = fake.openai()
+    ask = lambda: client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
+    with runtrace.run("quiet", project="p") as run:
+        ask(); ask()
+        run.accept()
+    before = len(calls)
+    memory = InMemoryMetricReader()
+    metrics_api.set_meter_provider(MeterProvider(metric_readers=[memory]))  # the application sets one later
+    with runtrace.run("heard", project="p") as run:
+        ask()
+        run.accept()
+    points = sorted((m.name, dict(p.attributes).get("gen_ai.token.type", ""), getattr(p, "sum", getattr(p, "value", None)))
+                    for rm in memory.get_metrics_data().resource_metrics
+                    for sm in rm.scope_metrics for m in sm.metrics for p in m.data.data_points)
+    runtrace.uninstrument()
+    print(json.dumps({"before": before, "after": calls[before:], "points": points}))
+''')
+
+
+def test_no_metric_is_built_while_no_meter_provider_listens_and_all_once_one_is_set() -> None:
+    """The API's proxy records nothing until a provider is set, so runtrace builds nothing for it
+    (was: four attribute dicts and four calls an LLM call, one a run); a provider set later hears
+    every call from then on. A fresh process: the global MeterProvider is set once per process."""
+    proc = subprocess.run([sys.executable, "-c", _METRICS_CHILD], capture_output=True, text=True, timeout=120,
+                          env={**_env(), "PYTHONPATH": f"{TESTS.parent / 'src'}:{TESTS}"}, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["before"] == 0
+    # one call: input and output tokens, its duration, its cost; then the run's outcome
+    assert out["after"] == ["record", "record", "record", "add", "add"]
+    names = [(name, kind) for name, kind, _value in out["points"]]
+    assert names == [("gen_ai.client.operation.duration", ""), ("gen_ai.client.token.usage", "input"),
+                     ("gen_ai.client.token.usage", "output"), (sc.METRIC_COST, ""), (sc.METRIC_RUNS, "")]
+    values = {(name, kind): value for name, kind, value in out["points"]}
+    assert (values[("gen_ai.client.token.usage", "input")], values[("gen_ai.client.token.usage", "output")],
+            values[(sc.METRIC_RUNS, "")]) == (1200, 80, 1)
