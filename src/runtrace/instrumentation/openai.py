@@ -51,6 +51,14 @@ try:
     from openai.types.chat.chat_completion_chunk import ChoiceDelta as _SDKDelta
 except ImportError:  # pragma: no cover - every supported openai release has them
     _SDKChunk = _SDKChoice = _SDKDelta = None  # type: ignore[assignment,misc]
+# The same for a whole ChatCompletion, read directly by chat_response and chat_usage.
+try:
+    from openai.types.chat import ChatCompletion as _SDKCompletion
+    from openai.types.chat import ChatCompletionMessage as _SDKMessage
+    from openai.types.chat.chat_completion import Choice as _SDKCompletionChoice
+    from openai.types.completion_usage import CompletionUsage as _SDKUsage
+except ImportError:  # pragma: no cover - every supported openai release has them
+    _SDKCompletion = _SDKMessage = _SDKCompletionChoice = _SDKUsage = None  # type: ignore[assignment,misc]
 
 INTEGRATION = "openai"
 TRACER = "runtrace.instrumentation.openai"
@@ -241,6 +249,40 @@ def _with_stream_usage(kwargs: dict[str, Any]) -> dict[str, Any]:
 # --- responses ---------------------------------------------------------------------------
 
 def chat_usage(usage: Any) -> Usage | None:
+    if type(usage) is _SDKUsage:
+        return _sdk_usage(usage)
+    return _any_usage(usage)
+
+
+def _int_or_none(value: Any) -> int | None:
+    """``as_int`` for what the SDK's models hold: an int read as it is, anything else as ``as_int`` reads it."""
+    return value if type(value) is int else as_int(value)
+
+
+def _sdk_usage(usage: Any) -> Usage | None:
+    """The SDK's own ``CompletionUsage`` read by attribute (five ``get()`` walks a call before, issue 14)."""
+    prompt = _int_or_none(getattr(usage, "prompt_tokens", None))
+    completion = _int_or_none(getattr(usage, "completion_tokens", None))
+    if prompt is None and completion is None:
+        return None
+    details = getattr(usage, "prompt_tokens_details", None)
+    cached = cache_write = None
+    if details is not None:
+        if type(details) is dict:  # a field the SDK left raw: the generic walk reads it
+            return _any_usage(usage)
+        cached = _int_or_none(getattr(details, "cached_tokens", None))
+        cache_write = _int_or_none(getattr(details, "cache_write_tokens", None))  # an extra some servers send
+    out = getattr(usage, "completion_tokens_details", None)
+    if type(out) is dict:
+        return _any_usage(usage)
+    return Usage(
+        input_tokens=prompt or 0, output_tokens=completion or 0, cache_read_tokens=cached or 0,
+        cache_write_tokens=cache_write if cache_write else None,
+        reasoning_tokens=_int_or_none(getattr(out, "reasoning_tokens", None)) if out is not None else None,
+    )
+
+
+def _any_usage(usage: Any) -> Usage | None:
     prompt, completion = as_int(get(usage, "prompt_tokens")), as_int(get(usage, "completion_tokens"))
     if prompt is None and completion is None:
         return None
@@ -259,17 +301,37 @@ def _tool_call(raw: Any) -> RequestedToolCall:
 
 
 def chat_response(body: Any) -> ResponseData:
-    """A ``ChatCompletion`` (model or JSON body) as ResponseData."""
-    data = ResponseData(response_id=as_str(get(body, "id")), response_model=as_str(get(body, "model")),
-                        usage=chat_usage(get(body, "usage")), service_tier=as_str(get(body, "service_tier")))
-    for index, choice in enumerate(as_list(get(body, "choices"))):
-        reason = as_str(get(choice, "finish_reason"))
+    """A ``ChatCompletion`` (model or JSON body) as ResponseData.
+
+    The SDK's own ``ChatCompletion`` is read by attribute (issue 14: about fifteen
+    ``get()`` walks a call before); a choice or message of another type, or a
+    message with tool calls, is read by the generic walk, which accepts anything.
+    ``tests/test_openai_response_reader.py`` holds both paths equal.
+    """
+    if type(body) is _SDKCompletion:
+        data = ResponseData(response_id=as_str(getattr(body, "id", None)),
+                            response_model=as_str(getattr(body, "model", None)),
+                            usage=chat_usage(getattr(body, "usage", None)),
+                            service_tier=as_str(getattr(body, "service_tier", None)))
+        choices = getattr(body, "choices", None)
+    else:
+        data = ResponseData(response_id=as_str(get(body, "id")), response_model=as_str(get(body, "model")),
+                            usage=chat_usage(get(body, "usage")), service_tier=as_str(get(body, "service_tier")))
+        choices = get(body, "choices")
+    for index, choice in enumerate(as_list(choices)):
+        message = getattr(choice, "message", None) if type(choice) is _SDKCompletionChoice else None
+        if type(message) is _SDKMessage and not getattr(message, "tool_calls", None):
+            reason = as_str(getattr(choice, "finish_reason", None))
+            text = getattr(message, "content", None)
+            calls: list[RequestedToolCall] = []
+        else:
+            reason = as_str(get(choice, "finish_reason"))
+            message = get(choice, "message")
+            text = get(message, "content")
+            calls = [_tool_call(c) for c in as_list(get(message, "tool_calls"))]
         if reason:
             data.finish_reasons.append(reason)
-        message = get(choice, "message")
-        text = get(message, "content")
         text = text if isinstance(text, str) else ""
-        calls = [_tool_call(c) for c in as_list(get(message, "tool_calls"))]
         data.tool_calls.extend(calls)
         if index == 0:
             data.text = text
