@@ -278,3 +278,21 @@ def test_no_metric_is_built_while_no_meter_provider_listens_and_all_once_one_is_
     values = {(name, kind): value for name, kind, value in out["points"]}
     assert (values[("gen_ai.client.token.usage", "input")], values[("gen_ai.client.token.usage", "output")],
             values[(sc.METRIC_RUNS, "")]) == (1200, 80, 1)
+
+
+def test_a_completion_is_hashed_once_for_both_detectors_that_key_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The loop detector (same completion) and the context tracker (the run's own output sent back)
+    key a completion by the same hash: one sha256 of the text, not one each."""
+    from runtrace import detect
+
+    hashed: list[str] = []
+    real = detect.text_hash
+    monkeypatch.setattr(detect, "text_hash", lambda text: hashed.append(text) or real(text))
+    det = detect.RunDetectors(detect.LoopThresholds(same_completion=2))
+    assert det.observe_completion("Step 1 done.") == ()
+    found = det.observe_completion("Step 1 done.")
+    assert hashed == ["Step 1 done.", "Step 1 done."]  # was four
+    assert [(d.kind, d.count) for d in found] == [(detect.KIND_SAME_COMPLETION, 2)]
+    # still remembered as the run's own output: sent back, the message is not new (twice sent, twice pending)
+    obs = det.observe_prompt([("user", "go on"), ("assistant", "Step 1 done."), ("assistant", "Step 1 done.")])
+    assert (obs.messages, obs.new_messages) == (3, 1)
