@@ -296,3 +296,34 @@ def test_a_completion_is_hashed_once_for_both_detectors_that_key_it(monkeypatch:
     # still remembered as the run's own output: sent back, the message is not new (twice sent, twice pending)
     obs = det.observe_prompt([("user", "go on"), ("assistant", "Step 1 done."), ("assistant", "Step 1 done.")])
     assert (obs.messages, obs.new_messages) == (3, 1)
+
+
+def test_an_llm_call_makes_no_fail_open_guard_and_a_failing_step_still_names_itself(
+        instrumented, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """The call's guards are made once (per module, per endpoint), not nine to twelve a call."""
+    from runtrace import _internal
+    from runtrace.instrumentation import _llm
+
+    made: list[str] = []
+    real_init = _internal.fail_open.__init__
+
+    def counting(self: _internal.fail_open, where: str) -> None:
+        made.append(where)
+        real_init(self, where)
+
+    fake = FakeLLM(default=json_reply(chat_completion(model="gpt-4o-mini", usage=ChatUsage(100, 10))))
+    client = fake.openai()  # patched now: the endpoints (and their guards) are made here, once
+    monkeypatch.setattr(_internal.fail_open, "__init__", counting)
+    with runtrace.run("guarded"):
+        client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
+    assert [w for w in made if w.startswith(("llm span", "openai:"))] == []
+
+    monkeypatch.setenv("RUNTRACE_FAIL_OPEN_IN_TESTS", "1")
+    monkeypatch.setattr(_llm.LLMCall, "_price", lambda self, data, usage: 1 / 0)
+    with caplog.at_level("WARNING", logger="runtrace"), runtrace.run("guarded again"):
+        reply = client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
+    assert reply.usage is not None and reply.usage.prompt_tokens == 100  # the caller's result, untouched
+    assert "runtrace: internal error in llm span: pricing" in caplog.text
+    span = instrumented.llm_spans()[-1]
+    assert (span.attributes or {})[sc.GEN_AI_USAGE_INPUT_TOKENS] == 100
+    assert sc.COST_USD not in (span.attributes or {})

@@ -36,6 +36,19 @@ from ._read import as_int, as_str, put, to_json
 Usage = pricing.TokenUsage
 
 
+# The call's fail_open guards, made once: a guard holds only its label, so one instance serves every
+# call and thread (nine a call were made and dropped before, issue 14).
+_GUARD_OBSERVE_PROMPT = fail_open("llm span: observe prompt")
+_GUARD_INPUT_CONTENT = fail_open("llm span: input content")
+_GUARD_ERROR = fail_open("llm span: error")
+_GUARD_RESPONSE_ATTRIBUTES = fail_open("llm span: response attributes")
+_GUARD_PRICING = fail_open("llm span: pricing")
+_GUARD_METRICS = fail_open("llm span: metrics")
+_GUARD_RUN_TOTALS = fail_open("llm span: run totals")
+_GUARD_OBSERVE_COMPLETION = fail_open("llm span: observe completion")
+_GUARD_REQUESTED_TOOL_CALLS = fail_open("llm span: requested tool calls")
+
+
 @dataclass
 class RequestedToolCall:
     """A tool call the model asked for in its response (the tool's own span is ``tools.ToolCall``)."""
@@ -182,10 +195,10 @@ class LLMCall:
         name = f"{request.operation} {request.model}" if request.model else request.operation
         # Everything known before the request goes in with the span's start: one pass over the attributes.
         if request.prompt is not None:
-            with fail_open("llm span: observe prompt"):
+            with _GUARD_OBSERVE_PROMPT:
                 attrs.update(self._prompt_attributes(request.prompt))
         if self.capture_content:
-            with fail_open("llm span: input content"):
+            with _GUARD_INPUT_CONTENT:
                 content: dict[str, Any] = {}
                 if request.input_messages is not None:
                     content[semconv.GEN_AI_INPUT_MESSAGES] = to_json(request.input_messages)
@@ -242,7 +255,7 @@ class LLMCall:
         status_code = as_int(getattr(exc, "status_code", None))
         error_type = type(exc).__qualname__
         try:
-            with fail_open("llm span: error"):
+            with _GUARD_ERROR:
                 span = self.span
                 # A provider's error message often quotes the request back: kept only with capture on.
                 record_error(span, exc, capture_content=self.capture_content, event=isinstance(exc, Exception))
@@ -264,7 +277,7 @@ class LLMCall:
         span = self.span
         attrs: dict[str, Any] = {}
         usage = data.usage if data is not None else None
-        with fail_open("llm span: response attributes"):
+        with _GUARD_RESPONSE_ATTRIBUTES:
             if ended_by is not None:
                 attrs[semconv.STREAM_ENDED_BY] = ended_by
             if self._first_chunk_s is not None:
@@ -278,13 +291,13 @@ class LLMCall:
             attrs[semconv.COST_USD] = 0.0
             attrs[semconv.COST_SOURCE] = semconv.SOURCE_NOT_BILLED
         else:
-            with fail_open("llm span: pricing"):
+            with _GUARD_PRICING:
                 price = self._price(data, usage)
                 attrs.update(price.attributes())
         span.set_attributes(attrs)
         cost = 0.0 if not_billed else (price.total_usd if price is not None else None)
         run = self.run
-        with fail_open("llm span: metrics"):
+        with _GUARD_METRICS:
             metrics.record_llm_call(
                 operation=self.request.operation, provider=self.request.provider,
                 request_model=self.request.model, response_model=data.response_model if data else None,
@@ -294,7 +307,7 @@ class LLMCall:
                 project=run.project if run is not None else None, owner=run.owner if run is not None else None)
         if run is None:
             return
-        with fail_open("llm span: run totals"):
+        with _GUARD_RUN_TOTALS:
             ctx = span.get_span_context()
             run._live.record_llm_call(runs.CallFigures(
                 cost_usd=cost, span_ref=(ctx.trace_id, ctx.span_id),
@@ -307,14 +320,14 @@ class LLMCall:
             return
         text = completion_text(data)
         if text:
-            with fail_open("llm span: observe completion"):
+            with _GUARD_OBSERVE_COMPLETION:
                 events = run._live.observe_completion(text)
                 for name, event_attrs in events:
                     span.add_event(name, event_attrs)
                 if any(name == semconv.EVENT_LOOP for name, _ in events):
                     span.set_attribute(semconv.LOOP_DETECTED, True)
         if data.tool_calls:
-            with fail_open("llm span: requested tool calls"):
+            with _GUARD_REQUESTED_TOOL_CALLS:
                 run._live.note_requested_tool_calls([(c.id or "", c.name or "", c.arguments or "") for c in data.tool_calls if c.name])
 
     def _response_attributes(self, data: ResponseData, attrs: dict[str, Any]) -> None:
