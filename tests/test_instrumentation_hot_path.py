@@ -313,10 +313,12 @@ def test_an_llm_call_makes_no_fail_open_guard_and_a_failing_step_still_names_its
 
     fake = FakeLLM(default=json_reply(chat_completion(model="gpt-4o-mini", usage=ChatUsage(100, 10))))
     client = fake.openai()  # patched now: the endpoints (and their guards) are made here, once
+    read_file = runtrace.tool(name="read_file")(lambda path: "x = 1")
     monkeypatch.setattr(_internal.fail_open, "__init__", counting)
     with runtrace.run("guarded"):
         client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
-    assert [w for w in made if w.startswith(("llm span", "openai:"))] == []
+        read_file(path="a.py")
+    assert [w for w in made if w.startswith(("llm span", "openai:", "tool span"))] == []
 
     monkeypatch.setenv("RUNTRACE_FAIL_OPEN_IN_TESTS", "1")
     monkeypatch.setattr(_llm.LLMCall, "_price", lambda self, data, usage: 1 / 0)
