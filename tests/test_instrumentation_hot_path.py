@@ -329,3 +329,23 @@ def test_an_llm_call_makes_no_fail_open_guard_and_a_failing_step_still_names_its
     span = instrumented.llm_spans()[-1]
     assert (span.attributes or {})[sc.GEN_AI_USAGE_INPUT_TOKENS] == 100
     assert sc.COST_USD not in (span.attributes or {})
+
+
+def test_a_stream_asks_for_its_first_chunk_time_once_and_records_it(
+        instrumented, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every chunk went through ``first_chunk()`` (and a ``chunk()`` call); only the first needs the clock."""
+    from llm_fakes import chat_chunks, chat_sse_reply
+    from runtrace.instrumentation import _llm
+
+    asked: list[int] = []
+    real = _llm.LLMCall.first_chunk
+    monkeypatch.setattr(_llm.LLMCall, "first_chunk", lambda self: asked.append(1) or real(self))
+    fake = FakeLLM([chat_sse_reply(chat_chunks(model="gpt-4o-mini", pieces=("Hel", "lo", "!"),
+                                               usage=ChatUsage(20, 3)))])
+    stream = fake.openai().chat.completions.create(model="gpt-4o-mini", stream=True,
+                                                   messages=[{"role": "user", "content": "hi"}])
+    chunks = list(stream)
+    assert len(chunks) >= 4 and asked == [1]  # was one per chunk
+    attrs = instrumented.llm_spans()[0].attributes or {}
+    assert attrs[sc.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] >= 0
+    assert (attrs[sc.GEN_AI_USAGE_INPUT_TOKENS], attrs[sc.GEN_AI_USAGE_OUTPUT_TOKENS]) == (20, 3)
