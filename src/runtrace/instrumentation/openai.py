@@ -90,10 +90,15 @@ def provider(instance: Any) -> str:
 _providers: dict[int, tuple[Any, type, str]] = {}
 
 
+_COMMON_SAMPLING = (("temperature", semconv.GEN_AI_REQUEST_TEMPERATURE), ("top_p", semconv.GEN_AI_REQUEST_TOP_P))
+
+
 def _common_request(instance: Any, kwargs: dict[str, Any], attrs: dict[str, Any]) -> None:
     attrs.update(shared_server_attributes(get(instance, "_client")))
-    put(attrs, semconv.GEN_AI_REQUEST_TEMPERATURE, kwargs.get("temperature"))
-    put(attrs, semconv.GEN_AI_REQUEST_TOP_P, kwargs.get("top_p"))
+    for key, attribute in _COMMON_SAMPLING:
+        value = kwargs.get(key)
+        if value is not None:
+            put(attrs, attribute, value)
     tier = kwargs.get("service_tier")
     if not (isinstance(tier, str) and given(tier)):
         tier = get(kwargs.get("extra_body"), "service_tier")
@@ -137,14 +142,21 @@ def _chat_content(message: Any) -> dict[str, Any]:
     return {"role": role, "parts": parts}
 
 
+_SAMPLING = (("frequency_penalty", semconv.GEN_AI_REQUEST_FREQUENCY_PENALTY),
+             ("presence_penalty", semconv.GEN_AI_REQUEST_PRESENCE_PENALTY), ("seed", semconv.GEN_AI_REQUEST_SEED))
+
+
 def chat_parameters(kwargs: dict[str, Any], attrs: dict[str, Any]) -> None:
     """The sampling parameters of a chat completion request; shared with LiteLLM, which takes OpenAI's."""
     max_tokens = kwargs.get("max_completion_tokens")
     put(attrs, semconv.GEN_AI_REQUEST_MAX_TOKENS, max_tokens if given(max_tokens) else kwargs.get("max_tokens"))
-    put(attrs, semconv.GEN_AI_REQUEST_FREQUENCY_PENALTY, kwargs.get("frequency_penalty"))
-    put(attrs, semconv.GEN_AI_REQUEST_PRESENCE_PENALTY, kwargs.get("presence_penalty"))
-    put(attrs, semconv.GEN_AI_REQUEST_SEED, kwargs.get("seed"))
-    put(attrs, semconv.GEN_AI_REQUEST_STOP_SEQUENCES, stop_sequences(kwargs.get("stop")))
+    for key, attribute in _SAMPLING:  # usually absent: a look-up each, no put() call (issue 14)
+        value = kwargs.get(key)
+        if value is not None:
+            put(attrs, attribute, value)
+    stop = kwargs.get("stop")
+    if stop is not None:
+        put(attrs, semconv.GEN_AI_REQUEST_STOP_SEQUENCES, stop_sequences(stop))
     n = as_int(kwargs.get("n"))
     if n is not None and n != 1:
         attrs[semconv.GEN_AI_REQUEST_CHOICE_COUNT] = n
