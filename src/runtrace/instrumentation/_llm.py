@@ -26,7 +26,7 @@ from opentelemetry.trace import SpanKind
 
 from .. import _config, detect, metrics, pricing, projection, runs, semconv
 from .._errors import record_error
-from .._internal import fail_open
+from .._internal import fail_open, log_internal_error
 from .._jsontext import parse_json_text
 from . import _wrap
 from ._read import as_int, as_str, put, to_json
@@ -41,11 +41,6 @@ Usage = pricing.TokenUsage
 _GUARD_OBSERVE_PROMPT = fail_open("llm span: observe prompt")
 _GUARD_INPUT_CONTENT = fail_open("llm span: input content")
 _GUARD_ERROR = fail_open("llm span: error")
-_GUARD_RESPONSE_ATTRIBUTES = fail_open("llm span: response attributes")
-_GUARD_PRICING = fail_open("llm span: pricing")
-_GUARD_METRICS = fail_open("llm span: metrics")
-_GUARD_RUN_TOTALS = fail_open("llm span: run totals")
-_GUARD_OBSERVE_COMPLETION = fail_open("llm span: observe completion")
 _GUARD_REQUESTED_TOOL_CALLS = fail_open("llm span: requested tool calls")
 
 
@@ -274,10 +269,16 @@ class LLMCall:
     # -- the shared bookkeeping -------------------------------------------------
     def _record(self, data: ResponseData | None, ended_by: str | None, *, not_billed: bool = False,
                 error_type: str | None = None) -> None:
+        """The response's attributes, price, metrics, run totals and detectors; each step fails open alone.
+
+        The steps every call takes are ``try``/``except Exception`` with the label
+        ``fail_open`` would log, written out: the guard's ``__enter__``/``__exit__``
+        were two calls a step, ten a call (issue 14).
+        """
         span = self.span
         attrs: dict[str, Any] = {}
         usage = data.usage if data is not None else None
-        with _GUARD_RESPONSE_ATTRIBUTES:
+        try:
             if ended_by is not None:
                 attrs[semconv.STREAM_ENDED_BY] = ended_by
             if self._first_chunk_s is not None:
@@ -286,18 +287,22 @@ class LLMCall:
                 self._response_attributes(data, attrs)
             if usage is None and not not_billed:
                 attrs[semconv.USAGE_MISSING] = True
+        except Exception as exc:  # noqa: BLE001 - fail_open, inlined (the hot path)
+            log_internal_error("llm span: response attributes", exc)
         price: pricing.Price | None = None
         if not_billed:
             attrs[semconv.COST_USD] = 0.0
             attrs[semconv.COST_SOURCE] = semconv.SOURCE_NOT_BILLED
         else:
-            with _GUARD_PRICING:
+            try:
                 price = self._price(data, usage)
                 attrs.update(price.attributes())
+            except Exception as exc:  # noqa: BLE001 - fail_open, inlined (the hot path)
+                log_internal_error("llm span: pricing", exc)
         span.set_attributes(attrs)
         cost = 0.0 if not_billed else (price.total_usd if price is not None else None)
         run = self.run
-        with _GUARD_METRICS:
+        try:
             metrics.record_llm_call(
                 operation=self.request.operation, provider=self.request.provider,
                 request_model=self.request.model, response_model=data.response_model if data else None,
@@ -305,9 +310,11 @@ class LLMCall:
                 output_tokens=usage.output_tokens if usage else None,
                 duration_s=time.monotonic() - self._t0, error_type=error_type, cost_usd=cost,
                 project=run.project if run is not None else None, owner=run.owner if run is not None else None)
+        except Exception as exc:  # noqa: BLE001 - fail_open, inlined (the hot path)
+            log_internal_error("llm span: metrics", exc)
         if run is None:
             return
-        with _GUARD_RUN_TOTALS:
+        try:
             ctx = span.get_span_context()
             run._live.record_llm_call(runs.CallFigures(
                 cost_usd=cost, span_ref=(ctx.trace_id, ctx.span_id),
@@ -316,16 +323,20 @@ class LLMCall:
                 cached_input_tokens=usage.cache_read_tokens if usage else 0,
                 reasoning_tokens=(usage.reasoning_tokens or 0) if usage else 0,
             ))
+        except Exception as exc:  # noqa: BLE001 - fail_open, inlined (the hot path)
+            log_internal_error("llm span: run totals", exc)
         if data is None:
             return
         text = completion_text(data)
         if text:
-            with _GUARD_OBSERVE_COMPLETION:
+            try:
                 events = run._live.observe_completion(text)
                 for name, event_attrs in events:
                     span.add_event(name, event_attrs)
-                if any(name == semconv.EVENT_LOOP for name, _ in events):
+                if events and any(name == semconv.EVENT_LOOP for name, _ in events):
                     span.set_attribute(semconv.LOOP_DETECTED, True)
+            except Exception as exc:  # noqa: BLE001 - fail_open, inlined (the hot path)
+                log_internal_error("llm span: observe completion", exc)
         if data.tool_calls:
             with _GUARD_REQUESTED_TOOL_CALLS:
                 run._live.note_requested_tool_calls([(c.id or "", c.name or "", c.arguments or "") for c in data.tool_calls if c.name])
