@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .. import runs
-from .._internal import fail_open
+from .._internal import fail_open, log_internal_error
 from . import _wrap
 from ._llm import LLMCall, Request, ResponseData, plan_call
 from ._stream import Accumulator, is_raw_response, wrap_raw_response, wrap_stream
@@ -168,10 +168,12 @@ def begin_call(endpoint: Endpoint, instance: Any, kwargs: dict[str, Any]) -> LLM
     """Read the request, check the budget (may raise ``BudgetExceeded``), start the span."""
     guards = endpoint.guards
     request: Request | None = None
-    with guards.read_request:
+    try:  # fail_open, written out on the steps every call takes (a guard's enter/exit is two calls)
         request = endpoint.request(instance, kwargs)
         if endpoint.stream and not request.stream:
             request = dataclasses.replace(request, stream=True)
+    except Exception as exc:  # noqa: BLE001 - a request we cannot read is sent untraced
+        log_internal_error(guards.read_request.where, exc)
     run = runs.current_run()
     if run is not None:
         plan = None
@@ -182,8 +184,10 @@ def begin_call(endpoint: Endpoint, instance: Any, kwargs: dict[str, Any]) -> LLM
     if request is None:
         return None
     call: LLMCall | None = None
-    with guards.start:
+    try:
         call = LLMCall(request, endpoint.tracer, is_async=endpoint.is_async)
+    except Exception as exc:  # noqa: BLE001 - fail_open, written out
+        log_internal_error(guards.start.where, exc)
     return call
 
 
@@ -197,8 +201,10 @@ def _prepared(endpoint: Endpoint, kwargs: dict[str, Any]) -> dict[str, Any]:
 
 def _deliver(endpoint: Endpoint, result: Any, call: LLMCall) -> Any:
     out = result
-    with endpoint.guards.read_response:
+    try:
         out = endpoint.on_result(result, call)
+    except Exception as exc:  # noqa: BLE001 - fail_open, written out: the caller gets its result as it came
+        log_internal_error(endpoint.guards.read_response.where, exc)
     if out is result and not call.ended:  # reading it failed: end the span with what is known
         call.finish(None)
     return out
