@@ -220,3 +220,132 @@ def test_the_span_is_made_current_without_use_span(instrumented, monkeypatch):
     tool_span = next(s for s in instrumented.spans() if s.name == "execute_tool read_file")
     assert seen[0].get_span_context().span_id == tool_span.context.span_id  # current while the tool ran
     assert len(instrumented.llm_spans()) == 1
+
+
+# --- metrics: nothing built while nothing listens (issue 14) -------------------------------
+
+_METRICS_CHILD = textwrap.dedent('''
+    import json
+    from opentelemetry import metrics as metrics_api
+    from opentelemetry.metrics._internal import instrument as proxy
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+    import runtrace
+    from llm_fakes import ChatUsage, FakeLLM, chat_completion, json_reply
+
+    calls = []
+    for cls, name in ((proxy._ProxyHistogram, "record"), (proxy._ProxyCounter, "add")):
+        def counting(self, amount, attributes=None, context=None, _real=getattr(cls, name), _name=name):
+            calls.append(_name)
+            return _real(self, amount, attributes, context)
+        setattr(cls, name, counting)
+
+    runtrace.instrument(store=False)  # no reader, no endpoint, no MeterProvider: nothing listens
+    fake = FakeLLM(default=json_reply(chat_completion(model="gpt-4o-mini", usage=ChatUsage(1200, 80))))
+    client = fake.openai()
+    ask = lambda: client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
+    with runtrace.run("quiet", project="p") as run:
+        ask(); ask()
+        run.accept()
+    before = len(calls)
+    memory = InMemoryMetricReader()
+    metrics_api.set_meter_provider(MeterProvider(metric_readers=[memory]))  # the application sets one later
+    with runtrace.run("heard", project="p") as run:
+        ask()
+        run.accept()
+    points = sorted((m.name, dict(p.attributes).get("gen_ai.token.type", ""), getattr(p, "sum", getattr(p, "value", None)))
+                    for rm in memory.get_metrics_data().resource_metrics
+                    for sm in rm.scope_metrics for m in sm.metrics for p in m.data.data_points)
+    runtrace.uninstrument()
+    print(json.dumps({"before": before, "after": calls[before:], "points": points}))
+''')
+
+
+def test_no_metric_is_built_while_no_meter_provider_listens_and_all_once_one_is_set() -> None:
+    """The API's proxy records nothing until a provider is set, so runtrace builds nothing for it
+    (was: four attribute dicts and four calls an LLM call, one a run); a provider set later hears
+    every call from then on. A fresh process: the global MeterProvider is set once per process."""
+    proc = subprocess.run([sys.executable, "-c", _METRICS_CHILD], capture_output=True, text=True, timeout=120,
+                          env={**_env(), "PYTHONPATH": f"{TESTS.parent / 'src'}:{TESTS}"}, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["before"] == 0
+    # one call: input and output tokens, its duration, its cost; then the run's outcome
+    assert out["after"] == ["record", "record", "record", "add", "add"]
+    names = [(name, kind) for name, kind, _value in out["points"]]
+    assert names == [("gen_ai.client.operation.duration", ""), ("gen_ai.client.token.usage", "input"),
+                     ("gen_ai.client.token.usage", "output"), (sc.METRIC_COST, ""), (sc.METRIC_RUNS, "")]
+    values = {(name, kind): value for name, kind, value in out["points"]}
+    assert (values[("gen_ai.client.token.usage", "input")], values[("gen_ai.client.token.usage", "output")],
+            values[(sc.METRIC_RUNS, "")]) == (1200, 80, 1)
+
+
+def test_a_completion_is_hashed_once_for_both_detectors_that_key_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The loop detector (same completion) and the context tracker (the run's own output sent back)
+    key a completion by the same hash: one sha256 of the text, not one each."""
+    from runtrace import detect
+
+    hashed: list[str] = []
+    real = detect.text_hash
+    monkeypatch.setattr(detect, "text_hash", lambda text: hashed.append(text) or real(text))
+    det = detect.RunDetectors(detect.LoopThresholds(same_completion=2))
+    assert det.observe_completion("Step 1 done.") == ()
+    found = det.observe_completion("Step 1 done.")
+    assert hashed == ["Step 1 done.", "Step 1 done."]  # was four
+    assert [(d.kind, d.count) for d in found] == [(detect.KIND_SAME_COMPLETION, 2)]
+    # still remembered as the run's own output: sent back, the message is not new (twice sent, twice pending)
+    obs = det.observe_prompt([("user", "go on"), ("assistant", "Step 1 done."), ("assistant", "Step 1 done.")])
+    assert (obs.messages, obs.new_messages) == (3, 1)
+
+
+def test_an_llm_call_makes_no_fail_open_guard_and_a_failing_step_still_names_itself(
+        instrumented, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """The call's guards are made once (per module, per endpoint), not nine to twelve a call."""
+    from runtrace import _internal
+    from runtrace.instrumentation import _llm
+
+    made: list[str] = []
+    real_init = _internal.fail_open.__init__
+
+    def counting(self: _internal.fail_open, where: str) -> None:
+        made.append(where)
+        real_init(self, where)
+
+    fake = FakeLLM(default=json_reply(chat_completion(model="gpt-4o-mini", usage=ChatUsage(100, 10))))
+    client = fake.openai()  # patched now: the endpoints (and their guards) are made here, once
+    read_file = runtrace.tool(name="read_file")(lambda path: "x = 1")
+    monkeypatch.setattr(_internal.fail_open, "__init__", counting)
+    with runtrace.run("guarded"):
+        client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
+        read_file(path="a.py")
+    assert [w for w in made if w.startswith(("llm span", "openai:", "tool span", "mark duplicate"))] == []
+
+    monkeypatch.setenv("RUNTRACE_FAIL_OPEN_IN_TESTS", "1")
+    monkeypatch.setattr(_llm.LLMCall, "_price", lambda self, data, usage: 1 / 0)
+    with caplog.at_level("WARNING", logger="runtrace"), runtrace.run("guarded again"):
+        reply = client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
+    assert reply.usage is not None and reply.usage.prompt_tokens == 100  # the caller's result, untouched
+    assert "runtrace: internal error in llm span: pricing" in caplog.text
+    span = instrumented.llm_spans()[-1]
+    assert (span.attributes or {})[sc.GEN_AI_USAGE_INPUT_TOKENS] == 100
+    assert sc.COST_USD not in (span.attributes or {})
+
+
+def test_a_stream_asks_for_its_first_chunk_time_once_and_records_it(
+        instrumented, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every chunk went through ``first_chunk()`` (and a ``chunk()`` call); only the first needs the clock."""
+    from llm_fakes import chat_chunks, chat_sse_reply
+    from runtrace.instrumentation import _llm
+
+    asked: list[int] = []
+    real = _llm.LLMCall.first_chunk
+    monkeypatch.setattr(_llm.LLMCall, "first_chunk", lambda self: asked.append(1) or real(self))
+    fake = FakeLLM([chat_sse_reply(chat_chunks(model="gpt-4o-mini", pieces=("Hel", "lo", "!"),
+                                               usage=ChatUsage(20, 3)))])
+    stream = fake.openai().chat.completions.create(model="gpt-4o-mini", stream=True,
+                                                   messages=[{"role": "user", "content": "hi"}])
+    chunks = list(stream)
+    assert len(chunks) >= 4 and asked == [1]  # was one per chunk
+    attrs = instrumented.llm_spans()[0].attributes or {}
+    assert attrs[sc.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] >= 0
+    assert (attrs[sc.GEN_AI_USAGE_INPUT_TOKENS], attrs[sc.GEN_AI_USAGE_OUTPUT_TOKENS]) == (20, 3)

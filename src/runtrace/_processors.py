@@ -75,6 +75,7 @@ class RunStampProcessor(SpanProcessor):
             run._live.mark_attributed()
 
 
+_GUARD_DUPLICATES = fail_open("mark duplicate LLM spans")  # holds only its label: shared
 _OPEN_CAP = 4096  # open LLM spans tracked; a leaked (never ended) span must not grow this
 
 
@@ -168,7 +169,7 @@ class DuplicateMarker(SpanProcessor):
         _pending.listen(self)
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
-        with fail_open("mark duplicate LLM spans"):
+        with _GUARD_DUPLICATES:  # made once: every span of the process starts through here
             self._on_start(span, parent_context)
 
     def _on_start(self, span: Span, parent_context: Context | None) -> None:

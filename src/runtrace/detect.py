@@ -524,7 +524,10 @@ class ContextTracker:
     def observe_completion_text(self, text: str) -> None:
         if not text:
             return
-        fp = text_hash(text)
+        self.observe_completion_hash(text_hash(text))
+
+    def observe_completion_hash(self, fp: str) -> None:
+        """:meth:`observe_completion_text` for a completion already hashed (``text_hash``; not of "")."""
         _bump(self._pending, fp, PENDING_COMPLETIONS_CAP)
 
     def observe_prompt(self, messages: Sequence[tuple[str, str]]) -> PromptObservation:
@@ -633,9 +636,11 @@ class RunDetectors:
 
     def observe_completion(self, text: str) -> tuple[Detection, ...]:
         """A completion's text: checked for repetition and remembered as the run's own output."""
+        fp = text_hash(text)  # once: the context tracker and the loop detector key it alike
         with self._lock:
-            self.context.observe_completion_text(text)
-            return self._record(self.loop.observe_completion(text_hash(text)))
+            if text:
+                self.context.observe_completion_hash(fp)
+            return self._record(self.loop.observe_completion(fp))
 
     def observe_prompt(self, messages: Sequence[tuple[str, str]]) -> PromptObservation:
         with self._lock:

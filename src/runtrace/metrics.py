@@ -13,7 +13,10 @@ Where the numbers go (``configure``, called by ``instrument()``):
   ``instrument(metric_readers=...)`` or an OTLP endpoint (explicit, or from the
   environment when the application has no SDK MeterProvider);
 - with neither, runtrace records through the global API provider, a no-op
-  until the application installs one.
+  until the application installs one. Until then nothing is built for it at
+  all (no attribute dicts, no record calls): :meth:`MeterSinks.live` leaves the
+  API's proxy instruments out while they have no real instrument behind them,
+  and takes them back the moment a provider is set.
 
 runtrace never sets the global MeterProvider itself: OpenTelemetry allows that
 once per process, and ``uninstrument()`` must be able to shut runtrace's own
@@ -83,12 +86,35 @@ class _Instruments:
         )
 
 
+    def listening(self) -> bool:
+        """False while these are the API's proxy instruments with no MeterProvider set behind them.
+
+        The proxy gives each instrument its real one when the application sets a
+        provider (all at once); an SDK instrument has no ``_real_instrument`` and
+        always listens. A private attribute, read defensively: if a later API
+        renames it, this answers True and recording goes on as before.
+        """
+        return getattr(self.token_usage, "_real_instrument", True) is not None
+
+
 @dataclass(frozen=True)
 class MeterSinks:
     """Where runtrace's metrics go for one ``instrument()``: part of ``_state.Installed``."""
 
     sinks: tuple[_Instruments, ...]
     own_provider: MeterProvider | None
+    proxy: _Instruments | None = None  # the sink on the global API provider, when it is only a proxy
+
+    def live(self) -> tuple[_Instruments, ...]:
+        """The sinks that record now: the proxy's only once a provider is set (hot path: one attribute read).
+
+        Every LLM call asks; recording into a proxy that has nothing behind it
+        would build four attribute dicts and make four calls that do nothing.
+        """
+        proxy = self.proxy
+        if proxy is None or proxy.listening():
+            return self.sinks
+        return self.sinks[:-1]  # the proxy's sink is always the last one (configure)
 
 
 def otlp_metrics_endpoint(explicit: str | None) -> str | None:
@@ -118,9 +144,12 @@ def configure(*, resource: Resource | None = None, otlp_endpoint: str | None = N
         own = (MeterProvider(metric_readers=readers, resource=resource) if resource is not None
                else MeterProvider(metric_readers=readers))
         sinks.append(_Instruments.create(own))
+    proxy: _Instruments | None = None
     if joined or own is None:
         sinks.append(_Instruments.create(global_provider))
-    return MeterSinks(tuple(sinks), own)
+        if not sinks[-1].listening():  # the API's proxy, nothing set behind it yet
+            proxy = sinks[-1]
+    return MeterSinks(tuple(sinks), own, proxy)
 
 
 def shutdown(meters: MeterSinks | None, timeout_millis: float = 30_000) -> None:
@@ -150,7 +179,7 @@ def _attrs(pairs: Iterable[tuple[str, Any]]) -> dict[str, Any]:
 def _sinks() -> tuple[_Instruments, ...]:
     installed = _state.current()
     meters = installed.meters if installed is not None else None
-    return meters.sinks if meters is not None else ()
+    return meters.live() if meters is not None else ()
 
 
 def record_llm_call(*, operation: str, provider: str | None, request_model: str | None,

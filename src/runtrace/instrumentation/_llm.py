@@ -26,7 +26,7 @@ from opentelemetry.trace import SpanKind
 
 from .. import _config, detect, metrics, pricing, projection, runs, semconv
 from .._errors import record_error
-from .._internal import fail_open
+from .._internal import fail_open, log_internal_error
 from .._jsontext import parse_json_text
 from . import _wrap
 from ._read import as_int, as_str, put, to_json
@@ -34,6 +34,14 @@ from ._read import as_int, as_str, put, to_json
 # runtrace's one usage type (input is the total, cache parts included; None: not reported),
 # priced as it is: the name stays for the provider modules.
 Usage = pricing.TokenUsage
+
+
+# The call's fail_open guards, made once: a guard holds only its label, so one instance serves every
+# call and thread (nine a call were made and dropped before, issue 14).
+_GUARD_OBSERVE_PROMPT = fail_open("llm span: observe prompt")
+_GUARD_INPUT_CONTENT = fail_open("llm span: input content")
+_GUARD_ERROR = fail_open("llm span: error")
+_GUARD_REQUESTED_TOOL_CALLS = fail_open("llm span: requested tool calls")
 
 
 @dataclass
@@ -182,10 +190,10 @@ class LLMCall:
         name = f"{request.operation} {request.model}" if request.model else request.operation
         # Everything known before the request goes in with the span's start: one pass over the attributes.
         if request.prompt is not None:
-            with fail_open("llm span: observe prompt"):
+            with _GUARD_OBSERVE_PROMPT:
                 attrs.update(self._prompt_attributes(request.prompt))
         if self.capture_content:
-            with fail_open("llm span: input content"):
+            with _GUARD_INPUT_CONTENT:
                 content: dict[str, Any] = {}
                 if request.input_messages is not None:
                     content[semconv.GEN_AI_INPUT_MESSAGES] = to_json(request.input_messages)
@@ -242,7 +250,7 @@ class LLMCall:
         status_code = as_int(getattr(exc, "status_code", None))
         error_type = type(exc).__qualname__
         try:
-            with fail_open("llm span: error"):
+            with _GUARD_ERROR:
                 span = self.span
                 # A provider's error message often quotes the request back: kept only with capture on.
                 record_error(span, exc, capture_content=self.capture_content, event=isinstance(exc, Exception))
@@ -261,10 +269,16 @@ class LLMCall:
     # -- the shared bookkeeping -------------------------------------------------
     def _record(self, data: ResponseData | None, ended_by: str | None, *, not_billed: bool = False,
                 error_type: str | None = None) -> None:
+        """The response's attributes, price, metrics, run totals and detectors; each step fails open alone.
+
+        The steps every call takes are ``try``/``except Exception`` with the label
+        ``fail_open`` would log, written out: the guard's ``__enter__``/``__exit__``
+        were two calls a step, ten a call (issue 14).
+        """
         span = self.span
         attrs: dict[str, Any] = {}
         usage = data.usage if data is not None else None
-        with fail_open("llm span: response attributes"):
+        try:
             if ended_by is not None:
                 attrs[semconv.STREAM_ENDED_BY] = ended_by
             if self._first_chunk_s is not None:
@@ -273,18 +287,22 @@ class LLMCall:
                 self._response_attributes(data, attrs)
             if usage is None and not not_billed:
                 attrs[semconv.USAGE_MISSING] = True
+        except Exception as exc:  # noqa: BLE001 - fail_open, inlined (the hot path)
+            log_internal_error("llm span: response attributes", exc)
         price: pricing.Price | None = None
         if not_billed:
             attrs[semconv.COST_USD] = 0.0
             attrs[semconv.COST_SOURCE] = semconv.SOURCE_NOT_BILLED
         else:
-            with fail_open("llm span: pricing"):
+            try:
                 price = self._price(data, usage)
                 attrs.update(price.attributes())
+            except Exception as exc:  # noqa: BLE001 - fail_open, inlined (the hot path)
+                log_internal_error("llm span: pricing", exc)
         span.set_attributes(attrs)
         cost = 0.0 if not_billed else (price.total_usd if price is not None else None)
         run = self.run
-        with fail_open("llm span: metrics"):
+        try:
             metrics.record_llm_call(
                 operation=self.request.operation, provider=self.request.provider,
                 request_model=self.request.model, response_model=data.response_model if data else None,
@@ -292,9 +310,11 @@ class LLMCall:
                 output_tokens=usage.output_tokens if usage else None,
                 duration_s=time.monotonic() - self._t0, error_type=error_type, cost_usd=cost,
                 project=run.project if run is not None else None, owner=run.owner if run is not None else None)
+        except Exception as exc:  # noqa: BLE001 - fail_open, inlined (the hot path)
+            log_internal_error("llm span: metrics", exc)
         if run is None:
             return
-        with fail_open("llm span: run totals"):
+        try:
             ctx = span.get_span_context()
             run._live.record_llm_call(runs.CallFigures(
                 cost_usd=cost, span_ref=(ctx.trace_id, ctx.span_id),
@@ -303,18 +323,22 @@ class LLMCall:
                 cached_input_tokens=usage.cache_read_tokens if usage else 0,
                 reasoning_tokens=(usage.reasoning_tokens or 0) if usage else 0,
             ))
+        except Exception as exc:  # noqa: BLE001 - fail_open, inlined (the hot path)
+            log_internal_error("llm span: run totals", exc)
         if data is None:
             return
         text = completion_text(data)
         if text:
-            with fail_open("llm span: observe completion"):
+            try:
                 events = run._live.observe_completion(text)
                 for name, event_attrs in events:
                     span.add_event(name, event_attrs)
-                if any(name == semconv.EVENT_LOOP for name, _ in events):
+                if events and any(name == semconv.EVENT_LOOP for name, _ in events):
                     span.set_attribute(semconv.LOOP_DETECTED, True)
+            except Exception as exc:  # noqa: BLE001 - fail_open, inlined (the hot path)
+                log_internal_error("llm span: observe completion", exc)
         if data.tool_calls:
-            with fail_open("llm span: requested tool calls"):
+            with _GUARD_REQUESTED_TOOL_CALLS:
                 run._live.note_requested_tool_calls([(c.id or "", c.name or "", c.arguments or "") for c in data.tool_calls if c.name])
 
     def _response_attributes(self, data: ResponseData, attrs: dict[str, Any]) -> None:

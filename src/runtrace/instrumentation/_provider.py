@@ -25,11 +25,11 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from .. import runs
-from .._internal import fail_open
+from .._internal import fail_open, log_internal_error
 from . import _wrap
 from ._llm import LLMCall, Request, ResponseData, plan_call
 from ._stream import Accumulator, is_raw_response, wrap_raw_response, wrap_stream
@@ -70,6 +70,26 @@ class Endpoint:
     stream: bool = False
     prepare: Prepare | None = None
     adapt: Adapt | None = None
+    guards: _Guards = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "guards", _Guards(self.integration))
+
+
+class _Guards:
+    """An endpoint's fail_open guards, labelled with its integration once (not an f-string and a guard a step).
+
+    A guard holds only its label, so one instance serves every call and thread.
+    """
+
+    __slots__ = ("read_request", "project", "start", "prepare", "read_response")
+
+    def __init__(self, integration: str) -> None:
+        self.read_request = fail_open(f"{integration}: read request")
+        self.project = fail_open(f"{integration}: project the call's cost")
+        self.start = fail_open(f"{integration}: start span")
+        self.prepare = fail_open(f"{integration}: prepare request")
+        self.read_response = fail_open(f"{integration}: read response")
 
 
 @dataclass(frozen=True)
@@ -146,39 +166,45 @@ def whole_response(accumulator: Callable[[], Accumulator]) -> ReadResponse:
 
 def begin_call(endpoint: Endpoint, instance: Any, kwargs: dict[str, Any]) -> LLMCall | None:
     """Read the request, check the budget (may raise ``BudgetExceeded``), start the span."""
-    integration = endpoint.integration
+    guards = endpoint.guards
     request: Request | None = None
-    with fail_open(f"{integration}: read request"):
+    try:  # fail_open, written out on the steps every call takes (a guard's enter/exit is two calls)
         request = endpoint.request(instance, kwargs)
         if endpoint.stream and not request.stream:
             request = dataclasses.replace(request, stream=True)
+    except Exception as exc:  # noqa: BLE001 - a request we cannot read is sent untraced
+        log_internal_error(guards.read_request.where, exc)
     run = runs.current_run()
     if run is not None:
         plan = None
         if request is not None and run._live.projects_calls:
-            with fail_open(f"{integration}: project the call's cost"):
+            with guards.project:
                 plan = plan_call(request)
         run._live.check_budget("llm", plan)  # BudgetExceeded goes to the caller before anything is sent
     if request is None:
         return None
     call: LLMCall | None = None
-    with fail_open(f"{integration}: start span"):
+    try:
         call = LLMCall(request, endpoint.tracer, is_async=endpoint.is_async)
+    except Exception as exc:  # noqa: BLE001 - fail_open, written out
+        log_internal_error(guards.start.where, exc)
     return call
 
 
 def _prepared(endpoint: Endpoint, kwargs: dict[str, Any]) -> dict[str, Any]:
     prepare = endpoint.prepare
     if prepare is not None:
-        with fail_open(f"{endpoint.integration}: prepare request"):
+        with endpoint.guards.prepare:
             kwargs = prepare(kwargs)
     return kwargs
 
 
 def _deliver(endpoint: Endpoint, result: Any, call: LLMCall) -> Any:
     out = result
-    with fail_open(f"{endpoint.integration}: read response"):
+    try:
         out = endpoint.on_result(result, call)
+    except Exception as exc:  # noqa: BLE001 - fail_open, written out: the caller gets its result as it came
+        log_internal_error(endpoint.guards.read_response.where, exc)
     if out is result and not call.ended:  # reading it failed: end the span with what is known
         call.finish(None)
     return out

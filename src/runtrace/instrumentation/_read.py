@@ -39,7 +39,7 @@ def get(obj: Any, *path: str) -> Any:
             if len(_MAPPING_TYPES) < 4096:
                 _MAPPING_TYPES[cls] = mapping
         obj = obj.get(name) if mapping else getattr(obj, name, None)
-    return obj if given(obj) else None
+    return obj if type(obj).__name__ not in _SENTINELS else None  # given(), inlined: every read ends here
 
 
 _MAPPING_TYPES: dict[type, bool] = {dict: True}
@@ -123,7 +123,7 @@ def _server_attributes_of(url: str) -> dict[str, Any]:
 
 def put(attrs: dict[str, Any], key: str, value: Any) -> None:
     """Set ``key`` when ``value`` is a real value (not None, not an SDK sentinel)."""
-    if value is not None and given(value):
+    if value is not None and type(value).__name__ not in _SENTINELS:  # given(), inlined: ~15 puts a call
         attrs[key] = value
 
 

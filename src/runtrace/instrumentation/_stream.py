@@ -59,13 +59,6 @@ class _StreamState:
         self.call = call
         self.acc = acc
 
-    def chunk(self, chunk: Any) -> None:
-        self.call.first_chunk()
-        try:  # fail_open, inlined: this runs for every chunk of every stream
-            self.acc.add(chunk)
-        except Exception as exc:  # noqa: BLE001 - a chunk we cannot read loses attributes, never the chunk
-            _internal.log_internal_error("stream: chunk", exc)
-
     def _partial(self) -> ResponseData | None:
         data = None
         with fail_open("stream: result"):
@@ -94,7 +87,14 @@ class _StreamState:
         """A chunk the caller is about to get: fed to the accumulator."""
         if context.get_current() is not before:
             self.keep_context(before)
-        self.chunk(chunk)
+        # Written in place, not as calls: this runs for every chunk of every stream (issue 14).
+        call = self.call
+        if call._first_chunk_s is None:  # only the first chunk asks the clock
+            call.first_chunk()
+        try:  # fail_open, inlined
+            self.acc.add(chunk)
+        except Exception as exc:  # noqa: BLE001 - a chunk we cannot read loses attributes, never the chunk
+            _internal.log_internal_error("stream: chunk", exc)
         return chunk
 
     def stopped(self, before: context.Context, exc: BaseException) -> None:

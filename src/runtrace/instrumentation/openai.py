@@ -51,6 +51,14 @@ try:
     from openai.types.chat.chat_completion_chunk import ChoiceDelta as _SDKDelta
 except ImportError:  # pragma: no cover - every supported openai release has them
     _SDKChunk = _SDKChoice = _SDKDelta = None  # type: ignore[assignment,misc]
+# The same for a whole ChatCompletion, read directly by chat_response and chat_usage.
+try:
+    from openai.types.chat import ChatCompletion as _SDKCompletion
+    from openai.types.chat import ChatCompletionMessage as _SDKMessage
+    from openai.types.chat.chat_completion import Choice as _SDKCompletionChoice
+    from openai.types.completion_usage import CompletionUsage as _SDKUsage
+except ImportError:  # pragma: no cover - every supported openai release has them
+    _SDKCompletion = _SDKMessage = _SDKCompletionChoice = _SDKUsage = None  # type: ignore[assignment,misc]
 
 INTEGRATION = "openai"
 TRACER = "runtrace.instrumentation.openai"
@@ -82,10 +90,15 @@ def provider(instance: Any) -> str:
 _providers: dict[int, tuple[Any, type, str]] = {}
 
 
+_COMMON_SAMPLING = (("temperature", semconv.GEN_AI_REQUEST_TEMPERATURE), ("top_p", semconv.GEN_AI_REQUEST_TOP_P))
+
+
 def _common_request(instance: Any, kwargs: dict[str, Any], attrs: dict[str, Any]) -> None:
     attrs.update(shared_server_attributes(get(instance, "_client")))
-    put(attrs, semconv.GEN_AI_REQUEST_TEMPERATURE, kwargs.get("temperature"))
-    put(attrs, semconv.GEN_AI_REQUEST_TOP_P, kwargs.get("top_p"))
+    for key, attribute in _COMMON_SAMPLING:
+        value = kwargs.get(key)
+        if value is not None:
+            put(attrs, attribute, value)
     tier = kwargs.get("service_tier")
     if not (isinstance(tier, str) and given(tier)):
         tier = get(kwargs.get("extra_body"), "service_tier")
@@ -129,14 +142,21 @@ def _chat_content(message: Any) -> dict[str, Any]:
     return {"role": role, "parts": parts}
 
 
+_SAMPLING = (("frequency_penalty", semconv.GEN_AI_REQUEST_FREQUENCY_PENALTY),
+             ("presence_penalty", semconv.GEN_AI_REQUEST_PRESENCE_PENALTY), ("seed", semconv.GEN_AI_REQUEST_SEED))
+
+
 def chat_parameters(kwargs: dict[str, Any], attrs: dict[str, Any]) -> None:
     """The sampling parameters of a chat completion request; shared with LiteLLM, which takes OpenAI's."""
     max_tokens = kwargs.get("max_completion_tokens")
     put(attrs, semconv.GEN_AI_REQUEST_MAX_TOKENS, max_tokens if given(max_tokens) else kwargs.get("max_tokens"))
-    put(attrs, semconv.GEN_AI_REQUEST_FREQUENCY_PENALTY, kwargs.get("frequency_penalty"))
-    put(attrs, semconv.GEN_AI_REQUEST_PRESENCE_PENALTY, kwargs.get("presence_penalty"))
-    put(attrs, semconv.GEN_AI_REQUEST_SEED, kwargs.get("seed"))
-    put(attrs, semconv.GEN_AI_REQUEST_STOP_SEQUENCES, stop_sequences(kwargs.get("stop")))
+    for key, attribute in _SAMPLING:  # usually absent: a look-up each, no put() call (issue 14)
+        value = kwargs.get(key)
+        if value is not None:
+            put(attrs, attribute, value)
+    stop = kwargs.get("stop")
+    if stop is not None:
+        put(attrs, semconv.GEN_AI_REQUEST_STOP_SEQUENCES, stop_sequences(stop))
     n = as_int(kwargs.get("n"))
     if n is not None and n != 1:
         attrs[semconv.GEN_AI_REQUEST_CHOICE_COUNT] = n
@@ -243,6 +263,40 @@ def _with_stream_usage(kwargs: dict[str, Any]) -> dict[str, Any]:
 # Hand-read, not _usage.extract: same numbers (tests/test_instrumentation_usage_extract_parity.py), but extract needs a dumped SDK
 # object (~6x this reader per call) and drops a partial usage (a stream broken off) that this one still prices.
 def chat_usage(usage: Any) -> Usage | None:
+    if type(usage) is _SDKUsage:
+        return _sdk_usage(usage)
+    return _any_usage(usage)
+
+
+def _int_or_none(value: Any) -> int | None:
+    """``as_int`` for what the SDK's models hold: an int read as it is, anything else as ``as_int`` reads it."""
+    return value if type(value) is int else as_int(value)
+
+
+def _sdk_usage(usage: Any) -> Usage | None:
+    """The SDK's own ``CompletionUsage`` read by attribute (five ``get()`` walks a call before, issue 14)."""
+    prompt = _int_or_none(getattr(usage, "prompt_tokens", None))
+    completion = _int_or_none(getattr(usage, "completion_tokens", None))
+    if prompt is None and completion is None:
+        return None
+    details = getattr(usage, "prompt_tokens_details", None)
+    cached = cache_write = None
+    if details is not None:
+        if type(details) is dict:  # a field the SDK left raw: the generic walk reads it
+            return _any_usage(usage)
+        cached = _int_or_none(getattr(details, "cached_tokens", None))
+        cache_write = _int_or_none(getattr(details, "cache_write_tokens", None))  # an extra some servers send
+    out = getattr(usage, "completion_tokens_details", None)
+    if type(out) is dict:
+        return _any_usage(usage)
+    return Usage(
+        input_tokens=prompt or 0, output_tokens=completion or 0, cache_read_tokens=cached or 0,
+        cache_write_tokens=cache_write if cache_write else None,
+        reasoning_tokens=_int_or_none(getattr(out, "reasoning_tokens", None)) if out is not None else None,
+    )
+
+
+def _any_usage(usage: Any) -> Usage | None:
     prompt, completion = as_int(get(usage, "prompt_tokens")), as_int(get(usage, "completion_tokens"))
     if prompt is None and completion is None:
         return None
@@ -261,17 +315,37 @@ def _tool_call(raw: Any) -> RequestedToolCall:
 
 
 def chat_response(body: Any) -> ResponseData:
-    """A ``ChatCompletion`` (model or JSON body) as ResponseData."""
-    data = ResponseData(response_id=as_str(get(body, "id")), response_model=as_str(get(body, "model")),
-                        usage=chat_usage(get(body, "usage")), service_tier=as_str(get(body, "service_tier")))
-    for index, choice in enumerate(as_list(get(body, "choices"))):
-        reason = as_str(get(choice, "finish_reason"))
+    """A ``ChatCompletion`` (model or JSON body) as ResponseData.
+
+    The SDK's own ``ChatCompletion`` is read by attribute (issue 14: about fifteen
+    ``get()`` walks a call before); a choice or message of another type, or a
+    message with tool calls, is read by the generic walk, which accepts anything.
+    ``tests/test_openai_response_reader.py`` holds both paths equal.
+    """
+    if type(body) is _SDKCompletion:
+        data = ResponseData(response_id=as_str(getattr(body, "id", None)),
+                            response_model=as_str(getattr(body, "model", None)),
+                            usage=chat_usage(getattr(body, "usage", None)),
+                            service_tier=as_str(getattr(body, "service_tier", None)))
+        choices = getattr(body, "choices", None)
+    else:
+        data = ResponseData(response_id=as_str(get(body, "id")), response_model=as_str(get(body, "model")),
+                            usage=chat_usage(get(body, "usage")), service_tier=as_str(get(body, "service_tier")))
+        choices = get(body, "choices")
+    for index, choice in enumerate(as_list(choices)):
+        message = getattr(choice, "message", None) if type(choice) is _SDKCompletionChoice else None
+        if type(message) is _SDKMessage and not getattr(message, "tool_calls", None):
+            reason = as_str(getattr(choice, "finish_reason", None))
+            text = getattr(message, "content", None)
+            calls: list[RequestedToolCall] = []
+        else:
+            reason = as_str(get(choice, "finish_reason"))
+            message = get(choice, "message")
+            text = get(message, "content")
+            calls = [_tool_call(c) for c in as_list(get(message, "tool_calls"))]
         if reason:
             data.finish_reasons.append(reason)
-        message = get(choice, "message")
-        text = get(message, "content")
         text = text if isinstance(text, str) else ""
-        calls = [_tool_call(c) for c in as_list(get(message, "tool_calls"))]
         data.tool_calls.extend(calls)
         if index == 0:
             data.text = text

@@ -28,6 +28,14 @@ F = TypeVar("F", bound=Callable[..., Any])
 CALL_ID_PARAMETERS = ("tool_call_id", "call_id")
 
 
+# A tool call's fail_open guards, made once (a guard holds only its label: one instance serves
+# every call and thread; four a call were made and dropped before, issue 14).
+_GUARD_START = fail_open("tool span start")
+_GUARD_END = fail_open("tool span end")
+_GUARD_ATTRIBUTES = fail_open("tool span attributes")
+_GUARD_ERROR = fail_open("tool span error")
+
+
 class _Arguments:
     """A tool's call arguments by parameter name, as ``Signature.bind`` names them, without a bind per call.
 
@@ -103,7 +111,7 @@ class ToolCall:
         self.args_hash = ""
         self._names_run = False
         self._token: object = None
-        with fail_open("tool span start"):
+        with _GUARD_START:
             self.args_hash = detect.stable_hash(self.arguments)
             if call_id is None and self.run is not None:
                 call_id = self.run._live.requested_call_id(name, self.args_hash)
@@ -137,7 +145,7 @@ class ToolCall:
     def finish(self, result: Any) -> None:
         attrs: dict[str, Any] = {}
         events: list[tuple[str, dict[str, Any]]] = []
-        with fail_open("tool span end"):
+        with _GUARD_END:
             if isinstance(result, str):
                 text, result_hash = result, detect.stable_hash(result)
             else:  # the hash of the JSON it is shown as: one canonical_json, not two
@@ -152,7 +160,7 @@ class ToolCall:
                     self.name, self.args_hash, result_hash, tokens,
                     args_preview=self._args_preview())
                 attrs.update(seen)
-        with fail_open("tool span attributes"):
+        with _GUARD_ATTRIBUTES:
             self.span.set_attributes(attrs)  # one pass over the SDK's attribute lock, not three
             for event_name, event_attrs in events:
                 self.span.add_event(event_name, event_attrs)
@@ -164,7 +172,7 @@ class ToolCall:
             self.run._live.mark_attributed()  # what RunStampProcessor does for the spans it names
 
     def fail(self, exc: BaseException) -> None:
-        with fail_open("tool span error"):
+        with _GUARD_ERROR:
             # The message may quote the arguments: kept only when content capture is on.
             record_error(self.span, exc, capture_content=self.settings.capture_content)
             if self.run is not None:

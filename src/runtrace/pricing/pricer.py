@@ -72,8 +72,9 @@ def usage_kwargs(usage: TokenUsage) -> dict[str, int]:
     cache_write, reasoning = usage.cache_write_tokens or 0, usage.reasoning_tokens or 0
     values = (usage.input_tokens, usage.output_tokens, usage.cache_read_tokens, cache_write,
               usage.cache_write_5m_tokens or 0, usage.cache_write_1h_tokens or 0, reasoning)
-    if any(isinstance(v, bool) or not isinstance(v, int) or v < 0 for v in values):
-        raise UnpricedUsage(f"token counts must be non-negative integers: {usage!r}")
+    for v in values:  # a loop, not any(<generator>): seven generator steps a priced call (issue 14)
+        if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+            raise UnpricedUsage(f"token counts must be non-negative integers: {usage!r}")
     if usage.cache_read_tokens + cache_write > usage.input_tokens:
         raise UnpricedUsage(f"cache reads + writes exceed the total input: {usage!r}")
     split = (usage.cache_write_5m_tokens or 0) + (usage.cache_write_1h_tokens or 0)
@@ -247,7 +248,7 @@ class Pricer:
         prices = price_set(model_price)
         if not prices.affine or getcontext().prec < 28:
             return model_price.calc_price(self._usage(kwargs, model_price))
-        key = (prices, region(prices, kwargs.get("input_tokens", 0)), tuple(k for k, v in kwargs.items() if v > 0),
+        key = (prices, region(prices, kwargs.get("input_tokens", 0)), tuple([k for k, v in kwargs.items() if v > 0]),
                tuple(kwargs))
         try:
             form = self._linear[key]
