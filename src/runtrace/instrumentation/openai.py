@@ -320,7 +320,7 @@ def chat_response(body: Any) -> ResponseData:
     The SDK's own ``ChatCompletion`` is read by attribute (issue 14: about fifteen
     ``get()`` walks a call before); a choice or message of another type, or a
     message with tool calls, is read by the generic walk, which accepts anything.
-    ``tests/test_openai_response_reader.py`` holds both paths equal.
+    ``tests/test_instrumentation_response_reader.py`` holds both paths equal.
     """
     if type(body) is _SDKCompletion:
         data = ResponseData(response_id=as_str(getattr(body, "id", None)),
