@@ -110,3 +110,29 @@ def test_budgets_are_per_run_across_threads_and_tasks(instrumented) -> None:
     sent.update(asyncio.run(main()))
     assert sent == {"t0": 1, "t1": 2, "t2": 3, "t3": 4, "a0": 1, "a1": 2, "a2": 3, "a3": 4}
     assert len(fake.requests) == 1 + 2 + 3 + 4
+
+
+def test_a_cost_limit_says_once_that_it_cannot_count_unpriced_calls(instrumented, caplog) -> None:
+    # A newcomer's run against a local server made 10 unpriced calls under max_cost_usd=0.003 and
+    # ended accepted, with nothing saying the limit never applied.
+    unknown = json_reply(chat_completion(model="no-such-model-2099", usage=ChatUsage(3000, 500)))
+    client = FakeLLM(default=unknown).openai()
+    with caplog.at_level("WARNING", logger="runtrace"), \
+            runtrace.run("local", budget=runtrace.Budget(max_cost_usd=0.003)) as run:
+        for _ in range(3):
+            client.chat.completions.create(model="no-such-model-2099", messages=[{"role": "user", "content": "hi"}])
+    assert (run.totals.llm_calls, run.totals.unpriced_calls, run.totals.cost_usd) == (3, 3, 0.0)
+    warned = [r.getMessage() for r in caplog.records if "could not be priced" in r.getMessage()]
+    assert warned == [f"runtrace: run {run.id} (local) has max_cost_usd=0.003 but a call could not be priced "
+                      "(a local or unknown model): its cost is not counted, so the limit cannot stop it; price "
+                      "the model with instrument(prices=...) or RUNTRACE_PRICES "
+                      f"(runtrace show {run.id} says why)"]
+
+
+def test_unpriced_calls_without_a_cost_limit_say_nothing(instrumented, caplog) -> None:
+    unknown = json_reply(chat_completion(model="no-such-model-2099", usage=ChatUsage(3000, 500)))
+    client = FakeLLM(default=unknown).openai()
+    with caplog.at_level("WARNING", logger="runtrace"), \
+            runtrace.run("local", budget=runtrace.Budget(max_llm_calls=10)):
+        client.chat.completions.create(model="no-such-model-2099", messages=[{"role": "user", "content": "hi"}])
+    assert [r for r in caplog.records if "could not be priced" in r.getMessage()] == []

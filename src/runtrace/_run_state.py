@@ -185,6 +185,7 @@ class RunState:
             t.llm_calls += 1
             if figures.cost_usd is None:
                 t.unpriced_calls += 1
+                self._warn_unpriced_under_cost_limit()
             else:
                 t.cost_usd += figures.cost_usd
             t.input_tokens += figures.input_tokens
@@ -192,6 +193,21 @@ class RunState:
             t.cached_input_tokens += figures.cached_input_tokens
             t.reasoning_tokens += figures.reasoning_tokens
         policy_enforce.note_call(self.run, figures)
+
+    def _warn_unpriced_under_cost_limit(self) -> None:
+        """Say once per run that a cost limit cannot count an unpriced call (a local model, an unknown one).
+
+        Without it a run against a local ``base_url`` made every call under
+        ``max_cost_usd`` and ended accepted, with nothing saying the limit never applied.
+        """
+        budget = self.run.budget
+        if budget is None or budget.max_cost_usd is None or "unpriced" in self._warned:
+            return
+        self._warned.add("unpriced")
+        logger.warning("runtrace: run %s (%s) has max_cost_usd=%s but a call could not be priced (a local or "
+                       "unknown model): its cost is not counted, so the limit cannot stop it; price the model "
+                       "with instrument(prices=...) or RUNTRACE_PRICES (runtrace show %s says why)",
+                       self.run.id, self.run.name, budget.max_cost_usd, self.run.id)
 
     def mark_loop(self) -> None:
         with self.lock:
