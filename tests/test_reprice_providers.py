@@ -91,10 +91,10 @@ def test_deepseek_prices_cache_reads_and_charges_cache_writes_as_input(store: St
     assert 0.00545 == pytest.approx(_calc("deepseek-chat", "deepseek", START_A, **A_USAGE), abs=1e-12)
     assert 0.0038 == pytest.approx(_calc("deepseek-chat", "deepseek", START_B, **B_USAGE), abs=1e-12)
     assert by_class(result) == {
-        "input": (20_000, 0.00594, None, 0),  # 0.00324 + 0.0027, cache writes included
+        "input": (22_000, 0.00594, None, 0),  # 22,000 x 0.27: the cache writes it charged are counted in it
         "cache_read": (8_000, 0.00056, None, 0),
         "cache_write": (2_000, 0.0, "input", 0),
-        "output": (2_000, 0.00275, None, 0),  # 0.00165 + 0.0011, reasoning included
+        "output": (2_500, 0.00275, None, 0),  # 2,500 x 1.10: the reasoning it charged is counted in it
         "reasoning": (500, 0.0, "output", 0),
     }
     assert result.missing_classes == []
@@ -113,7 +113,7 @@ def test_bedrock_claude_prices_every_token_class(store: Store) -> None:
         "input": (20_000, 0.016, None, 0),
         "cache_read": (8_000, 0.00064, None, 0),
         "cache_write": (2_000, 0.002, None, 0),
-        "output": (2_000, 0.01, None, 0),
+        "output": (2_500, 0.01, None, 0),  # 2,500 x 4.00, reasoning included
         "reasoning": (500, 0.0, "output", 0),
     }
 
@@ -164,8 +164,8 @@ def test_cli_json_has_the_split_and_the_table_says_what_is_missing(store_path: P
     data = json.loads(out.stdout)
     assert data["total"]["repriced_usd"] == pytest.approx(0.00925, abs=1e-12)
     assert [(c["class"], c["units"], c["charged_as"]) for c in data["by_class"]] == [
-        ("input", 20_000, None), ("cache_read", 8_000, None), ("cache_write", 2_000, "input"),
-        ("output", 2_000, None), ("reasoning", 500, "output")]
+        ("input", 22_000, None), ("cache_read", 8_000, None), ("cache_write", 2_000, "input"),
+        ("output", 2_500, None), ("reasoning", 500, "output")]
     table = runner.invoke(main, ["reprice", "--store", str(store_path), "--model", "davinci", "--provider", "azure"])
     assert table.exit_code == 0, table.output
     text = " ".join(table.output.split())
@@ -228,8 +228,8 @@ def test_the_page_reprices_on_deepseek_by_token_class(base: str) -> None:
     assert re.search(r'id="wi-whatif">\$0\.00925<', html)
     assert re.search(r'id="wi-actual">\$0\.085<', html)
     assert class_cells(html) == {
-        "input": ("20,000", "$0.00594"), "cache_read": ("8,000", "$0.00056"),
-        "cache_write": ("2,000", "charged as input"), "output": ("2,000", "$0.00275"),
+        "input": ("22,000", "$0.00594"), "cache_read": ("8,000", "$0.00056"),
+        "cache_write": ("2,000", "charged as input"), "output": ("2,500", "$0.00275"),
         "reasoning": ("500", "charged as output")}
     assert 'id="wi-missing-class"' not in html
 
@@ -295,3 +295,33 @@ def test_the_learned_split_is_genai_prices_own_to_the_last_digit(model: str, pro
         usage = TokenUsage(inp, out, cache_read_tokens=cached, cache_write_tokens=written, reasoning_tokens=reasoning)
         assert price_parts._split(prices, usage, price_parts.split_tokens(usage)) == \
             price_parts._genai_split(prices, usage), usage
+
+
+def test_reasoning_billed_as_output_is_counted_in_the_output_row(tmp_path: Path) -> None:
+    # A newcomer's reasoning-heavy call (o3-mini): 1,000 input, 2,745 output of which 2,372 reasoning.
+    # On deepseek-chat ($0.27 in, $1.10 out, no reasoning price) the reasoning is billed as output:
+    # output 2,745 x 1.10 = $0.0030195, input 1,000 x 0.27 = $0.00027, total $0.0032895. Before, the
+    # output row said 373 tokens for $0.00302 ($8.10/Mtok, not deepseek's $1.10).
+    t, root = trace_id(42), "c2" * 8
+    path = tmp_path / "runtrace.db"
+    with Store.open(path) as opened:
+        assert opened.ingest([
+            run_span("x2-reason", "reasoning", trace=t, start=at(0), end=at(0, 30), project="agents", owner="ana",
+                     span_id=root),
+            llm_span("x2-reason", trace=t, parent=root, start=START_A, end=START_A + 3 * SEC, model="o3-mini",
+                     provider=sc.PROVIDER_OPENAI, input_tokens=1_000, output_tokens=2_745, cost=0.0131,
+                     extra={sc.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS: 2_372})]) == 2
+        result = reprice(opened, model="deepseek-chat", provider="deepseek")
+    assert by_class(result) == {"input": (1_000, 0.00027, None, 0), "output": (2_745, 0.0030195, None, 0),
+                                "reasoning": (2_372, 0.0, "output", 0)}
+    table = CliRunner().invoke(main, ["reprice", "--store", str(path), "--model", "deepseek-chat",
+                                      "--provider", "deepseek"], env={"COLUMNS": "140"})
+    assert table.exit_code == 0, table.output
+    rows = [" ".join(re.sub(r"[\u2500-\u257f]", " ", line).split()) for line in table.output.splitlines()]
+    assert "1 runs priced on both sides $0.0131 $0.00329 -$0.00981" in rows
+    assert "output 2,745 $0.00302" in rows
+    assert "reasoning 2,372 charged as output" in rows
+    with running_server(create_app(path)) as url:
+        html = page(url, "pick_provider=deepseek&pick=deepseek:deepseek-chat&period=all").text
+    assert class_cells(html) == {"input": ("1,000", "$0.00027"), "output": ("2,745", "$0.00302"),
+                                 "reasoning": ("2,372", "charged as output")}

@@ -125,7 +125,9 @@ class ClassTotal:
 
     ``units`` is tokens for the token classes, calls for ``requests`` and seconds
     for ``seconds``. ``charged_as`` names the class whose price the target
-    charged these tokens at (their dollars are in that class's); ``missing_calls``
+    charged these tokens at: their dollars are in that class's, and so are their
+    tokens (reasoning billed as output counts in the output row too), so every
+    priced row's units times the target's rate is its dollars; ``missing_calls``
     counts calls that used the class on a target with no price for it, which
     are therefore not repriced at all.
     """
@@ -227,6 +229,7 @@ def _add_classes(classes: dict[str, ClassTotal], usd: dict[str, float], charged_
             classes[name].usd += value
     for name, parent in charged_as.items():
         classes[name].charged_as = parent
+        classes[parent].units += tokens[name]  # billed in the parent's row: its tokens x rate = its dollars
 
 
 def reprice(store: Store, *, model: str, provider: str | None = None, tier: str | None = None,
