@@ -7,6 +7,7 @@ CLI is invoked through click. Both print the sentences of ``runtrace.explain``.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -141,10 +142,9 @@ def test_show_prints_verdict_budget_detections_and_unpriced_reasons(runs: Any) -
     lines = out.splitlines()
     start = next(i for i, line in enumerate(lines) if line.startswith("verdict: Rejected by alice at "))
     assert lines[start].endswith(" UTC: loops on lookup")
-    assert lines[start + 1:start + 7] == [
+    assert lines[start + 1:start + 6] == [
         "budget: cost $0.0285 of $0.03 (95%)",
         "budget: tool calls 3 of 4 (75%)",
-        "repeated read: lookup returned content identical to an earlier read (2 times so far). (execute_tool lookup)",
         "repeated read: lookup returned content identical to an earlier read (3 times so far). (execute_tool lookup)",
         f"loop: {LOOP} (execute_tool lookup)",
         f"unpriced: {STREAM_FIX}",
@@ -153,3 +153,40 @@ def test_show_prints_verdict_budget_detections_and_unpriced_reasons(runs: Any) -
     private = show(store, ids["private"])
     assert f"\nunpriced: {UNKNOWN_FIX}\n" in private
     assert "\nverdict: none yet (the run ended without being accepted, rejected or abandoned)\n" in private
+
+
+def test_a_read_repeated_three_times_is_one_finding_with_its_latest_count(instrumented: Any,
+                                                                          chars_per_4: None) -> None:
+    # Before: one finding per repeat, "2 times so far" then "3 times so far" for the same read.
+    @runtrace.tool
+    def lookup(email: str) -> str:
+        return "no such customer"
+
+    @runtrace.tool
+    def fetch_page(url: str) -> str:
+        return "<html>same</html>"
+
+    with runtrace.run("rereads") as run:
+        for _ in range(2):  # a, page, a, page, a: lookup of a read 3 times, the page twice
+            lookup("a@example.com")
+            fetch_page("https://example.com")
+        lookup("a@example.com")
+        lookup("b@example.com")  # another subject, read once: no finding
+    runtrace.flush()
+    store = instrumented.store_path
+    out = show(store, run.id)
+    assert [line for line in out.splitlines() if line.startswith("repeated read: ")] == [
+        "repeated read: fetch_page returned content identical to an earlier read (2 times so far). "
+        "(execute_tool fetch_page)",
+        "repeated read: lookup returned content identical to an earlier read (3 times so far). (execute_tool lookup)"]
+    lookups = [s for s in instrumented.spans() if s.name == "execute_tool lookup"]
+    fetches = [s for s in instrumented.spans() if s.name == "execute_tool fetch_page"]
+    with running_server(create_app(store)) as base:
+        html = httpx.get(f"{base}/runs/{run.id}", timeout=60).text
+    items = re.findall(r'<li class="detection d-repeated_read">.*?<span class="sentence">([^<]*)</span> '
+                       r'<a href="#span-([0-9a-f]+)"', html)
+    assert items == [
+        ("fetch_page returned content identical to an earlier read (2 times so far).",
+         f"{fetches[1].context.span_id:016x}"),
+        ("lookup returned content identical to an earlier read (3 times so far).",
+         f"{lookups[2].context.span_id:016x}")]

@@ -137,9 +137,27 @@ def tree_order(spans: Sequence[dict[str, Any]]) -> list[tuple[dict[str, Any], in
     return out
 
 
+def _read_subject(span: Mapping[str, Any]) -> tuple[str, str, str] | None:
+    """What a repeated read read again: the detector's key (tool, arguments, result); None when not recorded.
+
+    A file read re-derived at ingest has the file's path hash instead of a result hash.
+    """
+    attrs = span.get("attributes") or {}
+    args_hash = attrs.get(semconv.TOOL_ARGS_HASH)
+    result = attrs.get(semconv.TOOL_RESULT_HASH) or attrs.get(semconv.TOOL_PATH_HASH)
+    if args_hash is None or result is None:
+        return None
+    return str(span.get("tool_name") or span.get("name")), str(args_hash), str(result)
+
+
 def detections(spans: Sequence[Mapping[str, Any]]) -> list[Finding]:
-    """Every detection on the spans, in the order given (the run page and ``show`` pass tree order)."""
-    out: list[Finding] = []
+    """Every detection on the spans, in the order given (the run page and ``show`` pass tree order).
+
+    A read repeated N times is one finding, not N-1 ("2 times so far", then "3 times so far"): the
+    last one in the order given, which links the latest read and says the latest count.
+    """
+    out: list[Finding | None] = []
+    latest: dict[tuple[str, str, str], int] = {}  # read subject -> index of its finding in out
     for span in spans:
         attrs = span.get("attributes") or {}
         found = [d for d in (explain_event(e, span) for e in span.get("events") or []) if d is not None]
@@ -148,8 +166,14 @@ def detections(spans: Sequence[Mapping[str, Any]]) -> list[Finding]:
             found.append(Finding("repeated_read",
                                    _repeated_read_sentence(span.get("tool_name") or span["name"], count),
                                    span["span_id"], span["name"]))
-        out.extend(found)
-    return out
+        subject = _read_subject(span) if any(d.kind == "repeated_read" for d in found) else None
+        for d in found:
+            if d.kind == "repeated_read" and subject is not None:
+                if subject in latest:
+                    out[latest[subject]] = None  # an earlier count of the same read
+                latest[subject] = len(out)
+            out.append(d)
+    return [d for d in out if d is not None]
 
 
 # --- budget ----------------------------------------------------------------------

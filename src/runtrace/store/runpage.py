@@ -28,7 +28,9 @@ __all__ = ["FACT_KEYS", "span_facts", "spans_by_rowid"]
 #: value, which can be long, stays in the store.
 FACT_KEYS = (semconv.TOOL_REPEATED_READ, semconv.TOOL_REPEAT_COUNT, semconv.ERROR_TYPE,
              semconv.COST_UNPRICED_REASON, semconv.GEN_AI_REQUEST_MODEL, semconv.GEN_AI_REQUEST_STREAM,
-             semconv.GEN_AI_PROVIDER_NAME, semconv.TOOL_DETAILS_MISSING)
+             semconv.GEN_AI_PROVIDER_NAME, semconv.TOOL_DETAILS_MISSING,
+             # what a repeated read read again: one finding per read (explain.detections)
+             semconv.TOOL_ARGS_HASH, semconv.TOOL_RESULT_HASH, semconv.TOOL_PATH_HASH)
 _PRESENCE_KEYS = (semconv.GEN_AI_TOOL_CALL_ARGUMENTS,)
 
 
