@@ -247,7 +247,8 @@ def test_claude_retried_529_is_one_call_and_no_error(serve: tuple[str, Path]) ->
     _replay(base, "claude-retry", "json")
     with Store.open(path, create=False) as store:
         run = get_run(store, run_id)
-    assert run is not None
+    expected = EXPECTED["claude-retry"][1]
+    assert run is not None and run["id"] == run_id and {k: run[k] for k in expected} == expected
     attempts = [len([e for e in s.get("events", []) if e["name"] == "gen_ai.request.attempt"])
                 for s in run["spans"] if s["name"] == "claude_code.llm_request"]
     assert sorted(attempts, reverse=True)[:2] == [2, 1] and len(attempts) == 7
@@ -360,7 +361,7 @@ def test_gemini_reads_across_requests_are_compared_by_path_version(tmp_path: Pat
         for request in reversed(requests):
             store.ingest(records_from_events(request))
         run = get_run(store, EXPECTED["gemini"][0])
-    assert run is not None
+    assert run is not None and run["id"] == EXPECTED["gemini"][0]
     assert (run["tool_calls"], run["repeated_reads"], run["loop_detected"]) == (8, 2, False)
     flagged = [s["end"] for s in run["spans"] if s["attributes"].get("runtrace.tool.repeated_read")]
     assert len(flagged) == 2
