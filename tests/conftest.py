@@ -59,6 +59,16 @@ class Instrumented:
         runtrace.flush()
         return Store.open(self.store_path)
 
+    def stored_run(self, run_id: str):  # -> dict | None, as runtrace.store.queries.get_run returns it
+        """The run as the store has it once every span is flushed (get_run's dict)."""
+        from runtrace.store import queries
+
+        store = self.open_store()
+        try:
+            return queries.get_run(store, run_id)
+        finally:
+            store.close()
+
 
 @pytest.fixture
 def instrumented(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Instrumented]:

@@ -207,6 +207,18 @@ def insert_spans(ch: ClickHouse, records: Iterable[SpanRecord], *, old_spelling:
 # --- fixture runs from a real SDK ----------------------------------------------------
 
 
+def fixture_clickhouse(path: Path) -> ClickHouse:
+    """A chDB session at ``path`` with the price table and every batch of :func:`build_fixture` in it."""
+    from runtrace.scale import prices
+
+    db = ClickHouse(path)
+    for statement in split_sql(prices.to_clickhouse_sql(prices.price_rows())):
+        db.execute(statement)
+    for records, old in build_fixture().batches:
+        insert_spans(db, records, old_spelling=old)
+    return db
+
+
 class CountingIds(IdGenerator):
     """Deterministic ids: a span outside any run forms a run named by its trace id (DESIGN 6b),
     so two builds of one fixture (store and ClickHouse) must give the same ids."""

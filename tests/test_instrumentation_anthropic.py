@@ -24,7 +24,6 @@ from llm_fakes import (  # noqa: E402 - after the importorskip
 from runtrace import _config  # noqa: E402
 from runtrace import semconv as sc  # noqa: E402
 from runtrace.instrumentation import anthropic as anthropic_instr  # noqa: E402
-from runtrace.store import queries  # noqa: E402
 
 MODEL = "claude-sonnet-4-6"
 SNAPSHOT = "claude-sonnet-4-6"
@@ -41,14 +40,6 @@ def one_llm_span(instrumented):
     spans = instrumented.llm_spans()
     assert len(spans) == 1, [(s.name, s.instrumentation_scope.name) for s in spans]
     return spans[0]
-
-
-def stored_run(instrumented, run_id):
-    store = instrumented.open_store()
-    try:
-        return queries.get_run(store, run_id)
-    finally:
-        store.close()
 
 
 def test_plain_message_with_cache_reads_and_writes(instrumented):
@@ -82,7 +73,7 @@ def test_plain_message_with_cache_reads_and_writes(instrumented):
     assert a[sc.COST_SERVICE_TIER] == "standard"
     assert a[sc.CONTEXT_MESSAGES] == 2  # the system prompt and the user message
     assert a[sc.CONTEXT_UNCACHED_INPUT_SHARE] == pytest.approx(5_000 / 7_000, abs=1e-6)
-    stored = stored_run(instrumented, run.id)
+    stored = instrumented.stored_run(run.id)
     assert (stored["llm_calls"], stored["input_tokens"], stored["cached_input_tokens"],
             stored["output_tokens"]) == (1, 7_000, 2_000, 500)
     assert stored["cost_usd"] == pytest.approx(0.03285, abs=1e-12)
@@ -144,7 +135,7 @@ def test_stream_true(instrumented):
     assert (a[sc.GEN_AI_USAGE_INPUT_TOKENS], a[sc.GEN_AI_USAGE_OUTPUT_TOKENS]) == (7_000, 500)
     assert a[sc.GEN_AI_RESPONSE_FINISH_REASONS] == ("end_turn",)
     assert a[sc.COST_USD] == pytest.approx(0.03285, abs=1e-12)
-    stored = stored_run(instrumented, run.id)
+    stored = instrumented.stored_run(run.id)
     assert stored["cost_usd"] == pytest.approx(0.03285, abs=1e-12)
 
 
@@ -212,7 +203,7 @@ async def test_async_create_stream_and_helper(instrumented):
     spans = instrumented.llm_spans()
     assert len(spans) == 3
     assert [s.attributes[sc.GEN_AI_USAGE_INPUT_TOKENS] for s in spans] == [25, 25, 25]
-    stored = stored_run(instrumented, run.id)
+    stored = instrumented.stored_run(run.id)
     assert (stored["llm_calls"], stored["output_tokens"]) == (3, 30)
     assert stored["cost_usd"] == pytest.approx(3 * 0.000225, abs=1e-12)
 
@@ -361,7 +352,7 @@ def test_a_peer_span_beside_runtrace_is_marked_and_counted_once(instrumented):
     assert peer[0].parent.span_id == ours[0].parent.span_id  # siblings, not nested
     assert peer[0].attributes[sc.DUPLICATE_OF] == f"{ours[0].context.span_id:016x}"
     assert peer[1].attributes[sc.DUPLICATE_OF] == sc.DUPLICATE_OF_UNSTARTED
-    stored = stored_run(instrumented, run.id)
+    stored = instrumented.stored_run(run.id)
     assert (stored["llm_calls"], stored["input_tokens"], stored["output_tokens"]) == (2, 50, 20)
     assert stored["cost_usd"] == pytest.approx(0.00045, abs=1e-12)
 

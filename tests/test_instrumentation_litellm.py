@@ -24,7 +24,6 @@ from compat_server import compat_server  # noqa: E402
 from llm_fakes import ChatUsage, FakeLLM, chat_chunks, chat_completion, chat_sse_reply, json_reply  # noqa: E402
 from runtrace import semconv as sc  # noqa: E402
 from runtrace.instrumentation import litellm as litellm_instr  # noqa: E402
-from runtrace.store import queries  # noqa: E402
 
 # LiteLLM's own warnings (pydantic schema notes, its deprecations) are not runtrace's.
 pytestmark = [pytest.mark.filterwarnings("ignore::UserWarning"),
@@ -35,14 +34,6 @@ USER = [{"role": "user", "content": "Which test is flaky?"}]
 # deepseek-chat: $0.27 in, $0.07 cache read, $1.10 out per Mtok: 800*0.27 + 200*0.07 + 500*1.10
 DEEPSEEK_USAGE = ChatUsage(1000, 500, 200)
 DEEPSEEK_USD = 0.00078
-
-
-def stored_run(instrumented, run_id):
-    store = instrumented.open_store()
-    try:
-        return queries.get_run(store, run_id)
-    finally:
-        store.close()
 
 
 def deepseek_reply(**kwargs):
@@ -80,7 +71,7 @@ def test_four_calls_make_four_priced_spans(instrumented):
                 a[sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS]) == (1000, 500, 200)
         assert (a[sc.COST_USD], a[sc.COST_SOURCE]) == (DEEPSEEK_USD, sc.SOURCE_GENAI_PRICES)
         assert a[sc.SERVER_ADDRESS] == "127.0.0.1"
-    stored = stored_run(instrumented, run.id)
+    stored = instrumented.stored_run(run.id)
     assert (stored["llm_calls"], stored["unpriced_calls"], stored["input_tokens"]) == (4, 0, 4000)
     assert stored["cost_usd"] == pytest.approx(4 * DEEPSEEK_USD, abs=1e-12)
 
@@ -114,7 +105,7 @@ def test_openai_prefix_to_a_local_server_is_local(instrumented):
     (span,) = instrumented.llm_spans()
     a = dict(span.attributes)
     assert (a[sc.GEN_AI_PROVIDER_NAME], a[sc.COST_UNPRICED_REASON]) == ("local", "local_model")
-    assert stored_run(instrumented, run.id)["unpriced_calls"] == 1
+    assert instrumented.stored_run(run.id)["unpriced_calls"] == 1
 
 
 def test_streaming_one_span_with_usage(instrumented):
@@ -159,7 +150,7 @@ def test_missing_usage_is_returned_untouched_and_unpriced(instrumented):
     a = dict(span.attributes)
     assert (a[sc.COST_SOURCE], a[sc.COST_UNPRICED_REASON], a[sc.USAGE_MISSING]) == (
         sc.SOURCE_UNKNOWN, "missing_usage", True)
-    stored = stored_run(instrumented, run.id)
+    stored = instrumented.stored_run(run.id)
     assert (stored["cost_usd"], stored["unpriced_calls"]) == (0.0, 1)
 
 
@@ -173,7 +164,7 @@ def test_budget_exceeded_reaches_the_caller_as_itself_before_sending(instrumente
         assert type(caught.value) is runtrace.BudgetExceeded
         assert caught.value.limit == "max_llm_calls"
         assert len(server.requests) == 1
-    stored = stored_run(instrumented, run.id)
+    stored = instrumented.stored_run(run.id)
     assert (stored["llm_calls"], stored["outcome"]) == (1, "budget_stopped")
 
 

@@ -50,14 +50,6 @@ def one_llm_span(instrumented):
     return spans[0]
 
 
-def stored_run(instrumented, run_id):
-    store = instrumented.open_store()
-    try:
-        return queries.get_run(store, run_id)
-    finally:
-        store.close()
-
-
 def chat_parse(client):
     """``chat.completions.parse`` (openai >= 1.92) or ``beta.chat.completions.parse`` (older)."""
     method = getattr(client.chat.completions, "parse", None)
@@ -108,7 +100,7 @@ def test_plain_chat_span_attributes_and_store(instrumented):
     assert a[sc.CONTEXT_UNCACHED_INPUT_SHARE] == 1.0
     assert sc.GEN_AI_INPUT_MESSAGES not in a and sc.GEN_AI_OUTPUT_MESSAGES not in a  # capture is off
     assert sc.USAGE_MISSING not in a
-    stored = stored_run(instrumented, run.id)
+    stored = instrumented.stored_run(run.id)
     assert stored["llm_calls"] == 1 and stored["unpriced_calls"] == 0
     assert (stored["input_tokens"], stored["output_tokens"], stored["cached_input_tokens"]) == (20, 5, 0)
     assert stored["cost_usd"] == pytest.approx(0.00025, abs=1e-12)
@@ -129,7 +121,7 @@ def test_worked_example_gpt55_costs_0_051(instrumented):
     assert a[sc.COST_INPUT_USD] == pytest.approx(0.024, abs=1e-12)
     assert a[sc.COST_OUTPUT_USD] == pytest.approx(0.027, abs=1e-12)
     assert a[sc.CONTEXT_UNCACHED_INPUT_SHARE] == pytest.approx(4_000 / 12_000, abs=1e-6)
-    stored = stored_run(instrumented, run.id)
+    stored = instrumented.stored_run(run.id)
     assert stored["cost_usd"] == pytest.approx(0.051, abs=1e-12)
     assert (stored["input_tokens"], stored["cached_input_tokens"], stored["output_tokens"],
             stored["reasoning_tokens"]) == (12_000, 8_000, 900, 300)
@@ -228,7 +220,7 @@ def test_stream_with_usage_chunk(instrumented):
     assert isinstance(a[sc.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK], float)
     assert a[sc.COST_USD] == pytest.approx(0.0001 + 0.00009, abs=1e-12)
     assert fake.requests[0][1]["stream_options"] == {"include_usage": True}
-    stored = stored_run(instrumented, run.id)
+    stored = instrumented.stored_run(run.id)
     assert (stored["llm_calls"], stored["input_tokens"], stored["output_tokens"]) == (1, 20, 3)
     assert stored["cost_usd"] == pytest.approx(0.00019, abs=1e-12)
 
@@ -295,7 +287,7 @@ def _assert_calls_side_by_side(instrumented, run) -> None:
     """The call after the stream is the stream's sibling, not its child: both count, $0.00019 + $0.00025."""
     streamed, plain = sorted(instrumented.llm_spans(), key=lambda s: s.start_time)
     assert plain.parent.span_id == streamed.parent.span_id != streamed.context.span_id
-    stored = stored_run(instrumented, run.id)
+    stored = instrumented.stored_run(run.id)
     assert (stored["llm_calls"], stored["input_tokens"], stored["output_tokens"]) == (2, 40, 8)
     assert stored["cost_usd"] == pytest.approx(0.00044, abs=1e-12)
 
@@ -351,7 +343,7 @@ def test_stream_without_usage_records_it_missing(instrumented):
     assert sc.COST_USD not in a
     assert a[sc.COST_SOURCE] == sc.SOURCE_UNKNOWN
     assert a[sc.COST_UNPRICED_REASON] == sc.UNPRICED_MISSING_USAGE
-    stored = stored_run(instrumented, run.id)
+    stored = instrumented.stored_run(run.id)
     assert (stored["llm_calls"], stored["unpriced_calls"], stored["input_tokens"], stored["cost_usd"]) == (1, 1, 0, 0)
 
 
@@ -394,7 +386,7 @@ def test_early_break_then_del_ends_the_span(instrumented):
     assert a[sc.USAGE_MISSING] is True
     assert a[sc.GEN_AI_RESPONSE_ID] == "chatcmpl-StR456"
     assert run.totals.llm_calls == 1 and run.totals.unpriced_calls == 1
-    stored = stored_run(instrumented, run.id)
+    stored = instrumented.stored_run(run.id)
     assert (stored["llm_calls"], stored["unpriced_calls"]) == (1, 1)
 
 
@@ -459,7 +451,7 @@ def test_responses_plain(instrumented):
     assert a[sc.GEN_AI_RESPONSE_FINISH_REASONS] == ("tool_calls",)
     assert a[sc.CONTEXT_MESSAGES] == 2  # the instructions and the input
     assert a[sc.COST_USD] == pytest.approx(0.00015 + 0.00036, abs=1e-12)
-    assert stored_run(instrumented, run.id)["cost_usd"] == pytest.approx(0.00051, abs=1e-12)
+    assert instrumented.stored_run(run.id)["cost_usd"] == pytest.approx(0.00051, abs=1e-12)
 
 
 @has_responses
@@ -503,7 +495,7 @@ def test_embeddings(instrumented):
     assert a[sc.GEN_AI_REQUEST_ENCODING_FORMATS] == ("float",)
     assert (a[sc.GEN_AI_USAGE_INPUT_TOKENS], a[sc.GEN_AI_USAGE_OUTPUT_TOKENS]) == (16, 0)
     assert a[sc.COST_USD] == pytest.approx(16 * 0.02 / 1e6, abs=1e-15)
-    stored = stored_run(instrumented, run.id)
+    stored = instrumented.stored_run(run.id)
     assert (stored["llm_calls"], stored["input_tokens"]) == (1, 16)
 
 
@@ -524,7 +516,7 @@ def test_http_errors_mark_the_span_and_reach_the_caller_unchanged(instrumented, 
     assert span.attributes[sc.HTTP_RESPONSE_STATUS_CODE] == status
     assert span.attributes[sc.COST_USD] == 0.0
     assert span.attributes[sc.COST_SOURCE] == sc.SOURCE_NOT_BILLED
-    stored = stored_run(instrumented, run.id)
+    stored = instrumented.stored_run(run.id)
     assert (stored["llm_calls"], stored["unpriced_calls"], stored["cost_usd"]) == (1, 0, 0.0)
     assert stored["outcome"] == "error"
 
@@ -570,7 +562,7 @@ def test_unknown_model_is_unpriced_not_free(instrumented):
     a = one_llm_span(instrumented).attributes
     assert a[sc.COST_UNPRICED_REASON] == sc.UNPRICED_UNKNOWN_MODEL
     assert a[sc.GEN_AI_USAGE_INPUT_TOKENS] == 100
-    stored = stored_run(instrumented, run.id)
+    stored = instrumented.stored_run(run.id)
     assert (stored["unpriced_calls"], stored["cost_usd"], stored["input_tokens"]) == (1, 0.0, 100)
 
 
@@ -598,7 +590,7 @@ async def test_async_client_plain_and_stream(instrumented):
     assert plain.attributes[sc.GEN_AI_USAGE_OUTPUT_TOKENS] == 5
     assert streamed.attributes[sc.STREAM_ENDED_BY] == sc.STREAM_ENDED_EXHAUSTED
     assert streamed.attributes[sc.GEN_AI_USAGE_OUTPUT_TOKENS] == 3
-    stored = stored_run(instrumented, run.id)
+    stored = instrumented.stored_run(run.id)
     assert (stored["llm_calls"], stored["output_tokens"]) == (2, 8)
     assert stored["cost_usd"] == pytest.approx(0.00025 + 0.00019, abs=1e-12)
 
@@ -761,7 +753,7 @@ def test_budget_stops_the_third_call_before_it_is_sent(instrumented):
     assert caught.value.limit == "max_llm_calls"
     assert len(fake.requests) == 2
     assert len(instrumented.llm_spans()) == 2
-    stored = stored_run(instrumented, run.id)
+    stored = instrumented.stored_run(run.id)
     assert (stored["llm_calls"], stored["outcome"], stored["stop_reason"]) == (2, "budget_stopped",
                                                                                 "max_llm_calls")
 

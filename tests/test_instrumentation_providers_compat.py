@@ -20,7 +20,6 @@ from llm_fakes import ChatUsage, FakeLLM, chat_completion, json_reply
 from runtrace import pricing
 from runtrace import semconv as sc
 from runtrace.instrumentation import endpoints
-from runtrace.store import queries
 
 USER = [{"role": "user", "content": "Summarise the failing test."}]
 
@@ -47,14 +46,6 @@ PROVIDERS = [
     ("https://api.moonshot.ai/v1", "kimi-k2-0711-preview", "moonshotai", "moonshotai", ChatUsage(1000, 500),
      0.00185),
 ]
-
-
-def stored_run(instrumented, run_id):
-    store = instrumented.open_store()
-    try:
-        return queries.get_run(store, run_id)
-    finally:
-        store.close()
 
 
 def one_llm_span(instrumented):
@@ -110,7 +101,7 @@ def test_provider_from_base_url_is_recorded_and_priced(instrumented, base_url, m
                                                             usage.cached_tokens)
     assert a[sc.COST_SOURCE] == sc.SOURCE_GENAI_PRICES
     assert a[sc.COST_USD] == usd == calc_price(model, provider_id, usage)
-    stored = stored_run(instrumented, run.id)
+    stored = instrumented.stored_run(run.id)
     assert (stored["cost_usd"], stored["unpriced_calls"], stored["llm_calls"]) == (usd, 0, 1)
 
 
@@ -135,7 +126,7 @@ def test_azure_openai_is_its_own_provider_priced_with_azure_prices(instrumented)
     assert a[sc.GEN_AI_REQUEST_MODEL] == "my-mini-deployment"
     assert a[sc.SERVER_ADDRESS] == "contoso.openai.azure.com"
     assert a[sc.COST_USD] == 0.0003675 == calc_price("gpt-4o-mini", "azure", usage)
-    assert stored_run(instrumented, run.id)["cost_usd"] == 0.0003675
+    assert instrumented.stored_run(run.id)["cost_usd"] == 0.0003675
 
 
 def test_async_azure_openai(instrumented):
@@ -173,7 +164,7 @@ def test_a_local_server_is_local_and_unpriced(instrumented, base_url):
     assert a[sc.GEN_AI_PROVIDER_NAME] == "local"
     assert (a[sc.COST_SOURCE], a[sc.COST_UNPRICED_REASON]) == (sc.SOURCE_UNKNOWN, "local_model")
     assert sc.COST_USD not in a
-    stored = stored_run(instrumented, run.id)
+    stored = instrumented.stored_run(run.id)
     assert (stored["cost_usd"], stored["unpriced_calls"], stored["input_tokens"]) == (0.0, 1, 1000)
 
 
@@ -231,7 +222,7 @@ def test_missing_usage_is_returned_untouched_and_counted_unpriced(instrumented, 
     assert a[sc.GEN_AI_PROVIDER_NAME] == provider
     assert (a[sc.COST_SOURCE], a[sc.COST_UNPRICED_REASON], a[sc.USAGE_MISSING]) == (
         sc.SOURCE_UNKNOWN, "missing_usage", True)
-    stored = stored_run(instrumented, run.id)
+    stored = instrumented.stored_run(run.id)
     assert (stored["cost_usd"], stored["unpriced_calls"]) == (0.0, 1)
 
 
@@ -245,7 +236,7 @@ def test_budget_stops_the_call_before_it_is_sent(instrumented, base_url, model, 
             client.chat.completions.create(model=model, messages=USER)
     assert caught.value.limit == "max_llm_calls"
     assert len(fake.requests) == 1
-    stored = stored_run(instrumented, run.id)
+    stored = instrumented.stored_run(run.id)
     assert (stored["llm_calls"], stored["outcome"]) == (1, "budget_stopped")
 
 
@@ -258,7 +249,7 @@ def test_a_cost_budget_uses_the_recognised_providers_prices(instrumented):
         with runtrace.run("cost budget", budget=runtrace.Budget(max_cost_usd=0.002)) as run:
             for _ in range(5):
                 client.chat.completions.create(model="deepseek-chat", messages=USER)
-    stored = stored_run(instrumented, run.id)
+    stored = instrumented.stored_run(run.id)
     assert len(fake.requests) == stored["llm_calls"]
     assert stored["cost_usd"] == pytest.approx(0.00078 * stored["llm_calls"], abs=1e-12)
     assert stored["llm_calls"] in (2,)

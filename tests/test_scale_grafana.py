@@ -14,18 +14,15 @@ from typing import Any
 import pytest
 import yaml
 
-from runtrace.scale import prices
 from scale_helpers import (
     ALL_SELECTED,
     ROOT,
     T0,
     ClickHouse,
     TimeRange,
-    build_fixture,
     expand_macros,
     expand_variables,
-    insert_spans,
-    split_sql,
+    fixture_clickhouse,
 )
 
 S = 1_000_000_000
@@ -52,11 +49,7 @@ ALERTS = yaml.safe_load((GRAFANA / "provisioning/alerting/runtrace-alerts.yaml")
 
 @pytest.fixture(scope="module")
 def ch(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClickHouse]:
-    db = ClickHouse(tmp_path_factory.mktemp("chdb"))
-    for statement in split_sql(prices.to_clickhouse_sql(prices.price_rows())):
-        db.execute(statement)
-    for records, old in build_fixture().batches:
-        insert_spans(db, records, old_spelling=old)
+    db = fixture_clickhouse(tmp_path_factory.mktemp("chdb"))
     yield db
     db.close()
 

@@ -19,7 +19,7 @@ import pytest
 import runtrace
 from runtrace import semconv
 from runtrace.runs import RunTotals
-from runtrace.scale import prices, views
+from runtrace.scale import views
 from runtrace.store import aggregate
 from runtrace.store.db import Store
 from runtrace.store.queries import list_runs
@@ -32,7 +32,7 @@ from runtrace.totals import (
     _check,
     json_totals,
 )
-from scale_helpers import SQL_DIR, ClickHouse, build_fixture, insert_spans, split_sql
+from scale_helpers import SQL_DIR, ClickHouse, build_fixture, fixture_clickhouse
 
 # Columns of `runs` that are no total: the run's identity, its descriptive fields and the key that
 # picked them, the outcome, the budget, times and the run-span flag.
@@ -62,11 +62,7 @@ def fixture_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
 
 @pytest.fixture(scope="module")
 def ch(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClickHouse]:
-    db = ClickHouse(tmp_path_factory.mktemp("chdb"))
-    for statement in split_sql(prices.to_clickhouse_sql(prices.price_rows())):
-        db.execute(statement)
-    for records, old in build_fixture().batches:
-        insert_spans(db, records, old_spelling=old)
+    db = fixture_clickhouse(tmp_path_factory.mktemp("chdb"))
     yield db
     db.close()
 
