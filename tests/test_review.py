@@ -144,3 +144,13 @@ def test_the_review_says_when_the_small_work_model_has_no_price(tmp_path: Path) 
     tail = result.output.split("## Small work on expensive models\n\n", 1)[1]
     assert tail == ("Not computed: no price known for model 'no-such-model' (list the models that have a price with "
                     "\\`runtrace prices list PATTERN\\`, or add it to a prices file).\n")
+
+
+def test_a_relative_since_reads_as_whole_days_not_hours(tmp_path: Path) -> None:
+    """`--since 7d` with no --until: the period's end is taken microseconds after its start was parsed."""
+    path = tmp_path / "rt.db"
+    seed(path)
+    result = CliRunner().invoke(cli_main, ["report", "--store", str(path), "--since", "7d", "--format", "markdown"])
+    assert result.exit_code == 0, result.output
+    assert "(the previous 7 days:" in result.output
+    assert "hours" not in result.output

@@ -81,7 +81,8 @@ def _per_accepted(row: ReportRow | None) -> str:
 
 
 def _length(review: Review) -> str:
-    seconds = (review.until - review.since).total_seconds()
+    # to the second: `--since 7d` is read a few microseconds before the review takes "now" as its end
+    seconds = round((review.until - review.since).total_seconds())
     if seconds % 86_400 == 0:
         days = int(seconds // 86_400)
         return f"{days} day{'s' if days != 1 else ''}"
