@@ -120,3 +120,21 @@ def test_parse_when() -> None:
     assert parse_when("2026-11-01").isoformat() == "2026-11-01T00:00:00+00:00"
     assert parse_when("2026-11-01T10:00:00Z").isoformat() == "2026-11-01T10:00:00+00:00"
     assert parse_when(None) is None
+
+
+def test_show_marks_a_wrapper_span_over_the_counted_call_as_a_duplicate(tmp_path) -> None:
+    """An OpenLLMetry-style wrapper with usage over the SDK's own span: one call, shown once as counted."""
+    from runtrace.store.db import Store
+    from store_helpers import llm, run_span
+
+    path = tmp_path / "dup.db"
+    with Store.open(path) as store:
+        store.ingest([run_span("r-dup", 1, start_s=0, end_s=10),
+                      llm("r-dup", 2, start_s=1, end_s=5, parent=1, input_tokens=1000, output_tokens=100, cost=0.25),
+                      llm("r-dup", 3, start_s=1.1, end_s=4.9, parent=2, input_tokens=1000, output_tokens=100,
+                          cost=0.25)])
+    code, out, _ = invoke("show", "r-dup", "--store", str(path))
+    assert code == 0
+    marked = [line for line in out.splitlines() if "duplicate: another span counts this call" in line]
+    assert len(marked) == 1 and "4000 ms" in marked[0]  # the wrapper, not the SDK's span inside it (3800 ms)
+    assert out.count("$0.25") == 3  # the run's total, the counted call, and the duplicate's struck-through cost

@@ -132,8 +132,10 @@ def _span_label(span: dict[str, Any]) -> str:
         if span["cached_input_tokens"]:
             usage += f" (cached {tokens(span['cached_input_tokens'])})"
         usage += f" / out {tokens(span['output_tokens'])}"
-        parts.append(f"[dim]{escape(str(span['model'] or '?'))}[/]  {usage}  "
-                     + ("[yellow]unpriced[/]" if span["cost_usd"] is None else money(span["cost_usd"])))
+        cost = "[yellow]unpriced[/]" if span["cost_usd"] is None else money(span["cost_usd"])
+        if not span["counted"]:  # another span of the same call counts it (store/innermost.py, siblings.py)
+            cost = f"[dim strike]{cost}[/]  [dim]duplicate: another span counts this call[/]"
+        parts.append(f"[dim]{escape(str(span['model'] or '?'))}[/]  {usage}  {cost}")
     attrs = span["attributes"]
     if attrs.get(semconv.TOOL_REPEATED_READ):
         parts.append(f"[yellow]repeated read x{escape(attrs.get(semconv.TOOL_REPEAT_COUNT, '?'))}[/]")
