@@ -26,7 +26,7 @@ from .. import semconv
 from ..store.db import Store
 from ..store.errors import AmbiguousRunIdError, StoreError
 from ..store.queries import get_run
-from ..store.runpage import span_facts, spans_by_rowid
+from ..store.runpage import run_spans, span_name, spans_by_rowid
 from ..store.timespec import TimeSpecError, date_ns
 from . import charts, format, reads
 from .duplicates import read_calls
@@ -202,7 +202,7 @@ def load_run_view(store: Store, run_id: str) -> tuple[dict[str, Any], RunView] |
     """The run page's run (totals, no spans) and view, reading whole spans only for the rows it renders.
 
     A 5,000-span run's page used to decode every span's attributes (``get_run``);
-    now the sentences and the tree come from :func:`span_facts` and only the
+    now the sentences and the tree come from :func:`run_spans` (columns) and only the
     first :data:`PAGE_SPANS` rows are read whole. None when no run matches.
     """
     try:
@@ -211,9 +211,10 @@ def load_run_view(store: Store, run_id: str) -> tuple[dict[str, Any], RunView] |
         raise bad_request(str(exc)) from None
     if run is None:
         return None
-    facts = span_facts(store, run["id"])
-    view = build_view(run, facts, lambda chosen: spans_by_rowid(store, [s["rowid"] for s in chosen]),
-                      row_limit=PAGE_SPANS, calls=read_calls(store, run["id"]))
+    spans = run_spans(store, run["id"])
+    view = build_view(run, spans, lambda chosen: spans_by_rowid(store, [spans.rowid[i] for i in chosen]),
+                      row_limit=PAGE_SPANS, calls=read_calls(store, run["id"]),
+                      name_of=lambda i: span_name(store, spans.rowid[i]))
     return run, view
 
 
