@@ -69,6 +69,8 @@ _OUTLINE_SQL = ("SELECT rowid, span_id, parent_span_id, kind, cost_usd, start_ns
 _NOTABLE_SQL = ("SELECT rowid, name, model, tool_name, status_code, status_message, provider, events, "
                 + _fact_columns() + f" FROM spans INDEXED BY spans_notable WHERE run_id = ? AND {NOTABLE_SPANS}")
 _BASE = 8  # columns before the fact columns
+_OUTLINE_COLUMNS = 7
+_CHUNK = 500  # outline rows fetched at a time: each row is a tuple the collector counts while it lives
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,9 +118,13 @@ def run_spans(store: Store, run_id: str) -> RunSpans:
     reader = store.reader()
     cursor = reader.execute(_OUTLINE_SQL, (run_id,))
     cursor.row_factory = None
-    rows = cursor.fetchall()
-    columns: list[tuple[Any, ...]] = list(zip(*rows, strict=True)) if rows else [()] * 7
-    del rows
+    cursor.arraysize = _CHUNK
+    lists: list[list[Any]] = [[] for _ in range(_OUTLINE_COLUMNS)]
+    for chunk in iter(cursor.fetchmany, []):  # a few hundred row tuples alive at a time, not 5,000
+        for values, column in zip(lists, zip(*chunk, strict=True), strict=True):
+            values.extend(column)
+    columns = [tuple(values) for values in lists]
+    del lists
     rowids = columns[0]
     notable: dict[int, dict[str, Any]] = {}
     cursor = reader.execute(_NOTABLE_SQL, (run_id,))
