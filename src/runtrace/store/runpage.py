@@ -3,11 +3,12 @@
 The run page shows the run's totals, its sentences (what ended it, detections,
 unpriced calls, notes), the cost curve and the first page of the timeline. Only
 the timeline rows it renders need a span's whole attributes; the sentences read
-a handful of attributes and the events. :func:`span_facts` reads every span's
-outline from an index and, for the few spans a sentence can be about, just
-those attributes, extracted in SQL (a 5,000-span run's attribute JSON is
-megabytes that ``get_run`` would parse only to throw away);
-:func:`spans_by_rowid` then reads the whole spans of the rendered rows.
+a handful of attributes and the events. :func:`run_spans` reads every span's
+outline from an index as columns (a tuple per field, no object per span) and,
+for the few spans a sentence can be about, just those attributes, extracted in
+SQL (a 5,000-span run's attribute JSON is megabytes that ``get_run`` would parse
+only to throw away); :func:`spans_by_rowid` then reads the whole spans of the
+rendered rows. :func:`span_facts` gives the same as a dict per span.
 """
 
 from __future__ import annotations
@@ -137,7 +138,8 @@ def run_spans(store: Store, run_id: str) -> RunSpans:
             if i is None:  # written between the two reads (the reader is not in one transaction)
                 continue
             notable[i] = _notable(row, rowids[i], *(column[i] for column in columns[1:]))
-    return RunSpans(*columns, notable=dict(sorted(notable.items())))  # type: ignore[arg-type]
+    rowid, span_id, parent, kind, cost, start, end = columns
+    return RunSpans(rowid, span_id, parent, kind, cost, start, end, notable=dict(sorted(notable.items())))
 
 
 def _notable(row: Sequence[Any], rowid: int, span_id: str, parent: str | None, kind: str, cost: float | None,
