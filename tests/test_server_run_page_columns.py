@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -139,3 +140,23 @@ def test_the_view_of_a_5000_span_run_keeps_few_objects_alive_at_once(tmp_path: P
     passes, rows = (int(v) for v in done.stdout.split())
     assert rows == 5000
     assert passes <= 25, passes
+
+
+def test_the_timeline_rows_read_span_dicts_by_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``{{ s.kind }}`` on a dict made Jinja try the attribute and catch AttributeError first: 20 times a row."""
+    path = tmp_path / "varied.db"
+    with Store.open(path) as store:
+        store.ingest(varied_records())
+        asked: list[str] = []
+        real = env.getattr
+
+        def counting(obj: Any, attribute: str) -> Any:
+            if isinstance(obj, dict) and not hasattr(obj, attribute):  # a key asked for as an attribute
+                asked.append(attribute)
+            return real(obj, attribute)
+
+        monkeypatch.setattr(env, "getattr", counting)
+        html = _whole_page(store, RUN)
+    assert html.count('<details class="wf-span') == PAGE_SPANS
+    assert asked.count("kind") == asked.count("trace_id") == asked.count("tool_name") == 0  # the rows read keys
+    assert len(asked) < 150, (len(asked), sorted(set(asked)))  # the run's own dict, the models, the dearest: 5,540 before
