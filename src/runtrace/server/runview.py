@@ -1,9 +1,10 @@
-"""Everything the run page shows, computed from one section-8 run dict (``get_run``).
+"""Everything the run page shows, computed from a run's spans as columns (``store.runpage.run_spans``).
 
 Kept apart from the HTML so it can be tested as data: the waterfall rows in
 tree order with their offsets, the cumulative cost curve, the budget gauges,
 and the run's sentences (what ended it, detections, unpriced calls, verdict),
 which come from :mod:`runtrace.explain` so ``runtrace show`` says the same.
+A whole section-8 run dict (``get_run``) gives the same view (:func:`build_run_view`).
 """
 
 from __future__ import annotations
