@@ -8,6 +8,7 @@ bad one is a 400 page that names it.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import sqlite3
 import time
@@ -58,8 +59,27 @@ env.globals.update(percent=format.percent, FLAGS=reads.FLAGS, SORTS=reads.SORTS,
 
 
 def render(request: Request, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
-    html = env.get_template(template).render(request_path=request.url.path, **context)
-    return HTMLResponse(html, status_code=status_code)
+    return HTMLResponse(render_text(template, request_path=request.url.path, **context), status_code=status_code)
+
+
+_PIECES = 1000  # pieces of a page joined at a time
+
+
+def render_text(template: str, **context: Any) -> str:
+    """``template`` rendered with ``context``: Jinja's ``render``, joined a thousand pieces at a time.
+
+    Each escaped value is a ``Markup``, an object Python's collector tracks;
+    ``render`` joins the whole page at once, so a 5,000-span run's page held
+    its 10,000 escaped values alive together, made 10 collector passes and
+    pushed them into the old generation (its full collections, ~45 ms each,
+    came about twice as often). The pieces are the same and in the same order,
+    so the text is the same.
+    """
+    pieces = env.get_template(template).generate(**context)
+    parts = []
+    while chunk := list(itertools.islice(pieces, _PIECES)):
+        parts.append("".join(chunk))
+    return "".join(parts)
 
 
 def bad_request(message: str) -> HTTPException:
