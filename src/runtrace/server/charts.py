@@ -113,12 +113,13 @@ def cost_curve(points: Sequence[tuple[float, float]], *, duration_s: float,
     def sy(y: float) -> float:
         return _TOP + (_H - _TOP - _BOTTOM) * (1 - y / y_max)
 
-    path = [f"M{sx(0):.1f},{sy(0):.1f}"]
-    previous = 0.0
+    level = f"{sy(0):.1f}"  # the step's height so far, as text: each point's x and y are formatted once
+    path = [f"M{sx(0):.1f},{level}"]
     for x, y in points:
-        path.append(f"L{sx(x):.1f},{sy(previous):.1f}L{sx(x):.1f},{sy(y):.1f}")
-        previous = y
-    path.append(f"L{sx(x_max):.1f},{sy(previous):.1f}")
+        across, up = f"{sx(x):.1f}", f"{sy(y):.1f}"
+        path.append(f"L{across},{level}L{across},{up}")
+        level = up
+    path.append(f"L{sx(x_max):.1f},{level}")
     body = [_y_axis(ticks, sy, money, w)]
     if budget_usd is not None:
         body.append(Markup('<line class="budget" x1="{}" x2="{}" y1="{:.1f}" y2="{:.1f}"/>'

@@ -1,9 +1,10 @@
-"""Everything the run page shows, computed from one section-8 run dict (``get_run``).
+"""Everything the run page shows, computed from a run's spans as columns (``store.runpage.run_spans``).
 
 Kept apart from the HTML so it can be tested as data: the waterfall rows in
 tree order with their offsets, the cumulative cost curve, the budget gauges,
 and the run's sentences (what ended it, detections, unpriced calls, verdict),
 which come from :mod:`runtrace.explain` so ``runtrace show`` says the same.
+A whole section-8 run dict (``get_run``) gives the same view (:func:`build_run_view`).
 """
 
 from __future__ import annotations
@@ -22,10 +23,11 @@ from ..explain import (
     explain_event,
     gauges,
     headline,
-    tree_order,
+    tree_order_indices,
     unpriced,
     verdict,
 )
+from ..store.runpage import RunSpans
 from ..store.timespec import from_iso
 from .duplicates import Calls, Duplicate
 from .spanview import is_tool_call, row_flags, tool_subject
@@ -118,55 +120,60 @@ def _pretty(value: Any) -> str:
 
 
 def _time_ns(span: Mapping[str, Any], key: str) -> int:
-    """A span's start or end in ns, to the microsecond as the ISO text of ``get_run`` gives it.
-
-    The run page placed its bars from that text; light span dicts carry the
-    exact ``start_ns``/``end_ns``, cut to the same microsecond so the page stays the same.
-    ``key`` is ``start`` or ``end``.
-    """
-    exact = span.get(_EXACT_KEYS[key])
-    if exact is not None:
-        return int(exact) - int(exact) % 1000
+    """A whole span's start or end (``key``) in ns, from the ISO text of ``get_run`` (to the microsecond)."""
     return from_iso(span.get(key)) or 0
 
 
-_EXACT_KEYS = {"start": "start_ns", "end": "end_ns"}
+def _micro(ns: int) -> int:
+    """An exact time in ns cut to the microsecond, as the ISO text of ``get_run`` gives it (the page placed its bars
+    from that text; :class:`RunSpans` carries the exact ``start_ns``/``end_ns``)."""
+    return ns - ns % 1000
 
 
 def build_run_view(run: dict[str, Any], *, row_limit: int | None = None) -> RunView:
     """The run page's data from a whole ``get_run`` dict; only the first ``row_limit`` timeline rows are built."""
     spans = run["spans"]
-    return build_view(run, spans, lambda chosen: chosen, row_limit=row_limit, calls=Calls.from_spans(spans))
+    columns = RunSpans(tuple(range(len(spans))), tuple(s["span_id"] for s in spans),
+                       tuple(s["parent_span_id"] for s in spans), tuple(s["kind"] for s in spans),
+                       tuple(s["cost_usd"] for s in spans), tuple(_time_ns(s, "start") for s in spans),
+                       tuple(_time_ns(s, "end") for s in spans), notable=dict(enumerate(spans)))
+    return build_view(run, columns, lambda chosen: [spans[i] for i in chosen], row_limit=row_limit,
+                      calls=Calls.from_spans(spans))
 
 
-def build_view(run: dict[str, Any], spans: Sequence[dict[str, Any]],
-               details: Callable[[list[dict[str, Any]]], list[dict[str, Any]]], *,
-               row_limit: int | None = None, calls: Calls | None = None) -> RunView:
-    """The run page's data from the run's spans by start time, whole (``get_run``) or light (``span_facts``).
+def build_view(run: dict[str, Any], spans: RunSpans, details: Callable[[list[int]], list[dict[str, Any]]], *,
+               row_limit: int | None = None, calls: Calls | None = None,
+               name_of: Callable[[int], str | None] | None = None) -> RunView:
+    """The run page's data from the run's spans as columns by start time (:func:`runtrace.store.runpage.run_spans`).
 
-    The sentences, the curve and the tree read only what light spans carry;
-    ``details`` turns the spans of the rendered rows into whole spans (the page
-    shows their attributes), so a long run's other spans are never decoded.
-    ``calls`` says which spans are duplicates of a call another span counts
-    (:mod:`.duplicates`): their rows are marked, and the cost curve and the
-    most expensive call leave them out, as the run's totals do.
+    The sentences read only the notable spans (``spans.notable``: all of them for a
+    whole ``get_run`` dict); the curve and the tree read the columns, without a
+    dict per span. ``details`` turns the indices of the rendered rows into whole
+    spans (the page shows their attributes), so a long run's other spans are
+    never decoded; ``name_of`` names the most expensive call when it is not a
+    notable span. ``calls`` says which spans are duplicates of a call another
+    span counts (:mod:`.duplicates`): their rows are marked, and the cost curve
+    and the most expensive call leave them out, as the run's totals do.
     """
     uncounted = set() if calls is None else calls.uncounted()
-    starts = [_time_ns(s, "start") for s in spans]
-    ends = [_time_ns(s, "end") for s in spans]
-    t0 = min(starts) if starts else 0
-    t1 = max(ends) if ends else 0
+    count = len(spans)
+    span_ids, kinds, costs = spans.span_id, spans.kind, spans.cost_usd
+    ends = [e - e % 1000 for e in spans.end_ns]
+    t0 = _micro(min(spans.start_ns)) if count else 0  # the cut is monotonic: the least cut start
+    t1 = max(ends) if count else 0
     total_ns = max(t1 - t0, 1)
+    # a row takes its times from the last span of its id (ids repeat only in bad data), as it always has
+    last_of_id = {span_id: i for i, span_id in enumerate(span_ids)}
+    order, depths = tree_order_indices(span_ids, spans.parent_span_id)
+    shown = order[:row_limit]
     rows = []
-    by_id = {s["span_id"]: (st, en) for s, st, en in zip(spans, starts, ends, strict=True)}
-    ordered = tree_order(list(spans))
-    shown = ordered[:row_limit]
-    for (light, depth), span in zip(shown, details([s for s, _ in shown]), strict=True):
-        st, en = by_id[light["span_id"]]
+    for i, span in zip(shown, details(shown), strict=True):
+        timed = last_of_id[span_ids[i]]
+        st, en = _micro(spans.start_ns[timed]), ends[timed]
         attrs = span["attributes"]
         duplicate = None if calls is None else calls.duplicate(span["span_id"])
         rows.append(SpanRow(
-            span=span, depth=depth,
+            span=span, depth=depths[i],
             offset_pct=100.0 * (st - t0) / total_ns,
             width_pct=max(_MIN_BAR_PCT, 100.0 * max(en - st, 0) / total_ns),
             offset_s=(st - t0) / 1e9,
@@ -176,26 +183,32 @@ def build_view(run: dict[str, Any], spans: Sequence[dict[str, Any]],
             subject=tool_subject(attrs.get(semconv.GEN_AI_TOOL_CALL_ARGUMENTS)) if is_tool_call(span) else None,
             duplicate=duplicate,
         ))
+    # the counted priced calls in page order: the dearest is the first of equals, the curve sorts them by end
+    counted = [i for i in range(count) if kinds[i] == "llm" and costs[i] is not None
+               and (not uncounted or span_ids[i] not in uncounted)]
+    priced = [i for i in counted if costs[i] > 0]  # type: ignore[operator]
+    dearest = None
+    if priced:
+        best = max(priced, key=costs.__getitem__)  # type: ignore[arg-type]
+        dearest = spans.light(best)
+        if "name" not in dearest and name_of is not None:
+            dearest["name"] = name_of(best)  # a light span (a new dict): the store names it
+    counted.sort(key=ends.__getitem__)
     curve: list[tuple[float, float]] = []
     total = 0.0
-    for span, en in sorted(((s, e) for s, e in zip(spans, ends, strict=True)
-                            if s["kind"] == "llm" and s["cost_usd"] is not None
-                            and s["span_id"] not in uncounted),
-                           key=lambda pair: pair[1]):
-        total += span["cost_usd"]
-        curve.append(((en - t0) / 1e9, total))
+    for i in counted:
+        total += costs[i]  # type: ignore[operator]
+        curve.append(((ends[i] - t0) / 1e9, total))
     total_s = (t1 - t0) / 1e9
-    priced = [s for s in spans if s["kind"] == "llm" and s["cost_usd"] is not None and s["cost_usd"] > 0
-              and s["span_id"] not in uncounted]
-    dearest = max(priced, key=lambda s: s["cost_usd"]) if priced else None
-    if dearest is not None and "name" not in dearest and calls is not None:
-        dearest = {**dearest, "name": calls.name_of(dearest["span_id"])}  # a light span: the store named another
-    explained = {**run, "spans": list(spans)}
+    notable = spans.notable
+    told = list(notable.values())  # by start time
+    explained = {**run, "spans": told}
     # detections() finds nothing on a span without events or a repeated-read mark: skip those
+    found = [notable[i] for i in order if i in notable] if notable else []
     return RunView(run=run, rows=rows, total_s=total_s, curve=curve, gauges=gauges(run, total_s),
-                   detections=detections([s for s, _ in ordered if s.get("events")
+                   detections=detections([s for s in found if s.get("events")
                                           or (s.get("attributes") or {}).get(semconv.TOOL_REPEATED_READ)]),
                    verdict=verdict(run),
                    headline=headline(explained), unpriced=unpriced(explained),
-                   notes=_notes(run, spans), row_total=len(ordered),
+                   notes=_notes(run, told), row_total=len(order),
                    agent_cost_usd=run.get("agent_cost_usd"), dearest=dearest)

@@ -3,16 +3,18 @@
 The run page shows the run's totals, its sentences (what ended it, detections,
 unpriced calls, notes), the cost curve and the first page of the timeline. Only
 the timeline rows it renders need a span's whole attributes; the sentences read
-a handful of attributes and the events. :func:`span_facts` reads every span's
-outline from an index and, for the few spans a sentence can be about, just
-those attributes, extracted in SQL (a 5,000-span run's attribute JSON is
-megabytes that ``get_run`` would parse only to throw away);
-:func:`spans_by_rowid` then reads the whole spans of the rendered rows.
+a handful of attributes and the events. :func:`run_spans` reads every span's
+outline from an index as columns (a tuple per field, no object per span) and,
+for the few spans a sentence can be about, just those attributes, extracted in
+SQL (a 5,000-span run's attribute JSON is megabytes that ``get_run`` would parse
+only to throw away); :func:`spans_by_rowid` then reads the whole spans of the
+rendered rows. :func:`span_facts` gives the same as a dict per span.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from .. import semconv
@@ -21,7 +23,7 @@ from .db import Store
 from .migrations import NOTABLE_SPANS, carries_mark
 from .values import loads
 
-__all__ = ["FACT_KEYS", "span_facts", "spans_by_rowid"]
+__all__ = ["FACT_KEYS", "RunSpans", "run_spans", "span_facts", "span_name", "spans_by_rowid"]
 
 #: The attributes the run page's sentences read (runtrace.explain and the page's notes).
 #: ``gen_ai.tool.call.arguments`` only for its presence (content capture was on): its
@@ -68,6 +70,93 @@ _OUTLINE_SQL = ("SELECT rowid, span_id, parent_span_id, kind, cost_usd, start_ns
 _NOTABLE_SQL = ("SELECT rowid, name, model, tool_name, status_code, status_message, provider, events, "
                 + _fact_columns() + f" FROM spans INDEXED BY spans_notable WHERE run_id = ? AND {NOTABLE_SPANS}")
 _BASE = 8  # columns before the fact columns
+_OUTLINE_COLUMNS = 7
+_CHUNK = 500  # outline rows fetched at a time: each row is a tuple the collector counts while it lives
+
+
+@dataclass(frozen=True, slots=True)
+class RunSpans:
+    """Every span of a run as columns in page order (start time), and the few notable spans' details.
+
+    One tuple per field instead of one dict per span: a 5,000-span run's page
+    made 5,000 dicts (and their event lists) that lived through the request, so
+    Python's collector ran a full collection every other page (about 45 ms each
+    on this machine, beside the ~50 ms the page itself takes).
+    ``notable`` maps a span's index to :func:`span_facts`' dict of it, for the
+    spans a sentence can be about (``migrations.NOTABLE_SPANS``).
+    """
+
+    rowid: tuple[int, ...]
+    span_id: tuple[str, ...]
+    parent_span_id: tuple[str | None, ...]
+    kind: tuple[str, ...]
+    cost_usd: tuple[float | None, ...]
+    start_ns: tuple[int, ...]
+    end_ns: tuple[int, ...]
+    notable: dict[int, dict[str, Any]]
+
+    def __len__(self) -> int:
+        return len(self.rowid)
+
+    def light(self, i: int) -> dict[str, Any]:
+        """Span ``i`` as :func:`span_facts` gives it."""
+        notable = self.notable.get(i)
+        if notable is not None:
+            return notable
+        return {"rowid": self.rowid[i], "span_id": self.span_id[i], "parent_span_id": self.parent_span_id[i],
+                "kind": self.kind[i], "cost_usd": self.cost_usd[i], "start_ns": self.start_ns[i],
+                "end_ns": self.end_ns[i], "events": [], "attributes": {}}
+
+
+def run_spans(store: Store, run_id: str) -> RunSpans:
+    """Every span of the run ``run_id`` (a full id) by start time, as columns (:class:`RunSpans`).
+
+    Two index reads (m007): the outline of every span from a covering index, and
+    the details of the notable few from a partial index. Testing each span's
+    attribute text for the marks, and reading 5,000 table rows for the outline,
+    was most of the page's time.
+    """
+    reader = store.reader()
+    cursor = reader.execute(_OUTLINE_SQL, (run_id,))
+    cursor.row_factory = None
+    cursor.arraysize = _CHUNK
+    lists: list[list[Any]] = [[] for _ in range(_OUTLINE_COLUMNS)]
+    for chunk in iter(cursor.fetchmany, []):  # a few hundred row tuples alive at a time, not 5,000
+        for values, column in zip(lists, zip(*chunk, strict=True), strict=True):
+            values.extend(column)
+    columns = [tuple(values) for values in lists]
+    del lists
+    rowids = columns[0]
+    notable: dict[int, dict[str, Any]] = {}
+    cursor = reader.execute(_NOTABLE_SQL, (run_id,))
+    cursor.row_factory = None
+    found = cursor.fetchall()
+    if found:
+        index = {rowid: i for i, rowid in enumerate(rowids)}
+        for row in found:
+            i = index.get(row[0])
+            if i is None:  # written between the two reads (the reader is not in one transaction)
+                continue
+            notable[i] = _notable(row, rowids[i], *(column[i] for column in columns[1:]))
+    rowid, span_id, parent, kind, cost, start, end = columns
+    return RunSpans(rowid, span_id, parent, kind, cost, start, end, notable=dict(sorted(notable.items())))
+
+
+def _notable(row: Sequence[Any], rowid: int, span_id: str, parent: str | None, kind: str, cost: float | None,
+             start: int, end: int) -> dict[str, Any]:
+    """A notable span's dict: the outline, then name, status, model, provider, tool, events and fact attributes."""
+    _rowid, name, model, tool, status, status_message, provider, events = row[:_BASE]
+    attributes: dict[str, Any] = {}
+    facts = row[_BASE]
+    if facts is not None:
+        attributes = {k: v for k, v in zip(FACT_KEYS, loads(facts), strict=True) if v is not None}
+    for j, key in enumerate(_PRESENCE_KEYS):
+        if row[_BASE + 1 + j]:
+            attributes[key] = True
+    return {"rowid": rowid, "span_id": span_id, "parent_span_id": parent, "kind": kind, "cost_usd": cost,
+            "start_ns": start, "end_ns": end, "events": queries._events(events), "attributes": attributes,
+            "name": name, "model": model, "tool_name": tool, "status": status, "status_message": status_message,
+            "provider": provider}
 
 
 def span_facts(store: Store, run_id: str) -> list[dict[str, Any]]:
@@ -86,53 +175,29 @@ def span_facts(store: Store, run_id: str) -> list[dict[str, Any]]:
     with events (only a detection event's sentence asks). Every other span has
     empty events and attributes, as it has in ``get_run`` for what a sentence reads,
     except that the run's most expensive LLM call is named (the page links to it).
-
-    Two index reads (m007): the outline of every span from a covering index, and
-    the details of the notable few from a partial index. Testing each span's
-    attribute text for the marks, and reading 5,000 table rows for the outline,
-    was most of the page's time.
+    The run page reads the same as columns (:func:`run_spans`).
     """
-    reader = store.reader()
-    cursor = reader.execute(_OUTLINE_SQL, (run_id,))
-    cursor.row_factory = None
-    rows = cursor.fetchall()
-    out = []
-    by_rowid: dict[int, dict[str, Any]] = {}
-    for rowid, span_id, parent, kind, cost, start, end in rows:
-        light = {"rowid": rowid, "span_id": span_id, "parent_span_id": parent, "kind": kind, "cost_usd": cost,
-                 "start_ns": start, "end_ns": end, "events": [], "attributes": {}}
-        out.append(light)
-        by_rowid[rowid] = light
-    cursor = reader.execute(_NOTABLE_SQL, (run_id,))
-    cursor.row_factory = None
-    for row in cursor.fetchall():
-        rowid, name, model, tool, status, status_message, provider, events = row[:_BASE]
-        attributes: dict[str, Any] = {}
-        facts = row[_BASE]
-        if facts is not None:
-            attributes = {k: v for k, v in zip(FACT_KEYS, loads(facts), strict=True) if v is not None}
-        for j, key in enumerate(_PRESENCE_KEYS):
-            if row[_BASE + 1 + j]:
-                attributes[key] = True
-        notable = by_rowid.get(rowid)
-        if notable is None:  # written between the two reads (the reader is not in one transaction)
-            continue
-        notable.update(name=name, model=model, tool_name=tool, status=status, status_message=status_message,
-                       provider=provider, events=queries._events(events), attributes=attributes)
-    _name_the_dearest(reader, out)
+    spans = run_spans(store, run_id)
+    out = [spans.light(i) for i in range(len(spans))]
+    _name_the_dearest(store, out)
     return out
 
 
-def _name_the_dearest(reader: Any, spans: list[dict[str, Any]]) -> None:
+def _name_the_dearest(store: Store, spans: list[dict[str, Any]]) -> None:
     """Give the run's most expensive LLM call its name (the page links to it by name), if it has none yet."""
     priced = [s for s in spans if s["kind"] == "llm" and s["cost_usd"] is not None and s["cost_usd"] > 0]
     if not priced:
         return
     dearest = max(priced, key=lambda s: s["cost_usd"])  # the first of equals, as the page picks it
-    if "name" not in dearest:
-        row = reader.execute("SELECT name FROM spans WHERE rowid = ?", (dearest["rowid"],)).fetchone()
-        if row is not None:
-            dearest["name"] = row[0]
+    name = span_name(store, dearest["rowid"]) if "name" not in dearest else None
+    if name is not None:
+        dearest["name"] = name
+
+
+def span_name(store: Store, rowid: int) -> str | None:
+    """The name of the span in row ``rowid`` (None when it is gone)."""
+    row = store.reader().execute("SELECT name FROM spans WHERE rowid = ?", (rowid,)).fetchone()
+    return None if row is None else str(row[0])
 
 
 def spans_by_rowid(store: Store, rowids: Sequence[int]) -> list[dict[str, Any]]:
