@@ -19,7 +19,6 @@ import argparse
 import cProfile
 import gc
 import json
-import os
 import pstats
 import sys
 import tempfile
@@ -88,7 +87,7 @@ class _Nothing:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="function calls an instrumented call adds (cProfile counts)")
-    parser.add_argument("--venv", default=os.environ.get("RUNTRACE_BENCH_VENV", "/work/venv-bench"))
+    parser.add_argument("--venv", default=_common.default_venv())
     parser.add_argument("--calls", type=int, default=200)
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
