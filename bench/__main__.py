@@ -190,6 +190,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--venv", default=None, help="virtualenv with the peers, for overhead (see README)")
     parser.add_argument("--tiny", action="store_true",
                         help="tiny sizes, to check the harness works (seconds; figures meaningless, kept apart)")
+    parser.add_argument("--no-run", action="store_true",
+                        help="run nothing: print (and with --readme write) the latest saved results")
     args = parser.parse_args(argv)
     if args.tiny:
         if args.readme:
@@ -201,14 +203,18 @@ def main(argv: list[str] | None = None) -> int:
     extra = ["--quick"] if args.quick else []
     venv = ["--venv", args.venv] if args.venv else []
     extra_for = {n: extra + (venv if n in ("overhead", "providers") else []) for n in names}
-    load_before = _common.load_average()
-    store_note = _prepare_query_store() if "query" in names else ""
-    failed, timings, wall = _run_benchmarks(names, extra_for)
-    cpu = sum(float(t[2]) for t in timings)
-    run = {"benchmarks": names, "failed": failed, "wall_s": round(wall), "cpu_s": round(cpu),
-           "load_before": load_before, "load_after": _common.load_average(), "store": store_note,
-           "timings": timings}
-    _common.save("run", run, quick=args.quick)
+    if args.no_run:
+        run = _common.load("run", quick=args.quick) or {}
+        failed, timings, store_note = list(run.get("failed", [])), list(run.get("timings", [])), run.get("store", "")
+    else:
+        load_before = _common.load_average()
+        store_note = _prepare_query_store() if "query" in names else ""
+        failed, timings, wall = _run_benchmarks(names, extra_for)
+        cpu = sum(float(t[2]) for t in timings)
+        run = {"benchmarks": names, "failed": failed, "wall_s": round(wall), "cpu_s": round(cpu),
+               "load_before": load_before, "load_after": _common.load_average(), "store": store_note,
+               "timings": timings}
+        _common.save("run", run, quick=args.quick)
     # a benchmark that failed in this run shows as not measured, never with an older run's figures
     results = {name: None if name in failed else _common.load(name, quick=args.quick) for name in BENCHMARKS}
     print()
@@ -216,12 +222,13 @@ def main(argv: list[str] | None = None) -> int:
     print("\nIssue 14's targets (today = the latest run of each benchmark above):\n")
     print(_common.table(targets.HEADERS, targets.rows(results)))
     print()
-    print(_common.table(["benchmark", "wall s", "CPU s", ""], timings))
-    print(timing_line(run, quick=args.quick))
+    if run:
+        print(_common.table(["benchmark", "wall s", "CPU s", ""], timings))
+        print(timing_line(run, quick=args.quick))
     if store_note:
         print(store_note)
     if args.readme:
-        results["run"] = run
+        results["run"] = run or None
         print(f"\nwrote {write_readme(results, quick=args.quick)}", file=sys.stderr)
     return 1 if failed else 0
 
