@@ -90,6 +90,10 @@ def readme_section(results: dict[str, dict[str, Any] | None], *, quick: bool = F
     if run:
         lines += [timing_line(run, quick=quick).replace("this run: ", "The run took ", 1) + "."
                   + (f" {run['store'][0].upper()}{run['store'][1:]}." if run.get("store") else ""), ""]
+        later = [name for name, r in results.items() if r and name != "run" and "time" in r and "time" in run
+                 and (r["date"], r["time"]) > (run["date"], run["time"])]
+        if later:
+            lines += [f"Re-measured alone after that run (`--only`): {', '.join(later)}.", ""]
     o = results.get("overhead")
     if o:
         v = o["versions"]
@@ -214,7 +218,8 @@ def main(argv: list[str] | None = None) -> int:
         run = {"benchmarks": names, "failed": failed, "wall_s": round(wall), "cpu_s": round(cpu),
                "load_before": load_before, "load_after": _common.load_average(), "store": store_note,
                "timings": timings}
-        _common.save("run", run, quick=args.quick)
+        if not args.only:  # the run's timing describes a whole set; --only re-measures one figure
+            _common.save("run", run, quick=args.quick)
     # a benchmark that failed in this run shows as not measured, never with an older run's figures
     results = {name: None if name in failed else _common.load(name, quick=args.quick) for name in BENCHMARKS}
     print()
@@ -237,10 +242,10 @@ def timing_line(run: dict[str, Any], *, quick: bool) -> str:
     """How long the run took, and for ``--quick`` whether it kept to its 5 minutes (store build excluded)."""
     load = f"load average {run['load_before']} before, {run['load_after']} after"
     line = f"this run: {run['wall_s'] // 60:.0f} min {run['wall_s'] % 60:02.0f} s wall, {run['cpu_s']:.0f} s CPU ({load})"
-    if quick:
+    if quick and set(run.get("benchmarks", ())) >= set(BENCHMARKS) - QUICK_SKIPS:  # the whole quick set ran
         verdict = "within" if run["wall_s"] < QUICK_BUDGET_S else "over"
-        line += (f"; {verdict} the quick run's {QUICK_BUDGET_S // 60} minutes (an idle box takes about the CPU "
-                 "figure: the benchmarks run one after another)")
+        line += (f"; {verdict} the quick run's {QUICK_BUDGET_S // 60} minutes (the benchmarks run one after "
+                 "another, so on an idle box the wall time comes to about the CPU time)")
     return line
 
 

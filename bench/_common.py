@@ -8,6 +8,7 @@ finds a target missed says so in its output, it never fails a test.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import platform
@@ -81,10 +82,16 @@ def load_average() -> float | None:
 
 
 def _results_dir(quick: bool) -> Path:
-    # Quick runs are for trying things out: their figures stay out of the repository.
-    if tiny():
-        return Path(tempfile.gettempdir()) / "runtrace-bench" / "tiny"
-    return Path(tempfile.gettempdir()) / "runtrace-bench" / "quick" if quick else RESULTS
+    """bench/results/ for full runs; for quick (and tiny) runs a temporary folder of this checkout's own.
+
+    Quick runs are for trying things out: their figures stay out of the repository. The folder is
+    per checkout because several worktrees share the machine: with one folder for all, another
+    engineer's ``--only agent_logs`` replaced a figure of this checkout's run before its README was written.
+    """
+    if not (quick or tiny()):
+        return RESULTS
+    checkout = f"{REPO.name}-{hashlib.sha1(str(REPO).encode()).hexdigest()[:8]}"
+    return Path(tempfile.gettempdir()) / "runtrace-bench" / ("tiny" if tiny() else "quick") / checkout
 
 
 def save(name: str, data: dict[str, Any], *, quick: bool = False) -> Path:
@@ -95,7 +102,8 @@ def save(name: str, data: dict[str, Any], *, quick: bool = False) -> Path:
     """
     folder = _results_dir(quick)
     folder.mkdir(parents=True, exist_ok=True)
-    data = {"benchmark": name, "date": today(), "machine": machine(), "quick": quick,
+    data = {"benchmark": name, "date": today(), "time": datetime.now(timezone.utc).strftime("%H:%M:%S"),
+            "machine": machine(), "quick": quick,
             "load_average": load_average(), **data}
     path = folder / f"{name}.json"
     path.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n")
