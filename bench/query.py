@@ -183,14 +183,16 @@ def store_path(rebuild: bool = False) -> Path:
     return path
 
 
-def _time(fn: Any, repeat: int) -> list[float]:
+def _time(fn: Any, repeat: int) -> tuple[list[float], list[float]]:
+    """(wall ms, CPU ms of the whole process) per call: the targets are wall time; CPU moves less with the load."""
     fn()  # warm: the reader is open and the pages the query needs are cached, as on a running server
-    out = []
+    wall, cpu = [], []
     for _ in range(repeat):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         fn()
-        out.append((time.perf_counter() - t0) * 1000)
-    return out
+        wall.append((time.perf_counter() - t0) * 1000)
+        cpu.append((time.process_time() - c0) * 1000)
+    return wall, cpu
 
 
 def run(*, repeat: int, rebuild: bool) -> dict[str, Any]:
@@ -250,8 +252,9 @@ def run(*, repeat: int, rebuild: bool) -> dict[str, Any]:
     }
     results: dict[str, dict[str, float]] = {}
     for name, fn in queries.items():
-        samples = _time(fn, repeat)
-        results[name] = {"p50_ms": _common.percentile(samples, 50), "p95_ms": _common.percentile(samples, 95)}
+        samples, cpu = _time(fn, repeat)
+        results[name] = {"p50_ms": _common.percentile(samples, 50), "p95_ms": _common.percentile(samples, 95),
+                         "p50_cpu_ms": _common.percentile(cpu, 50)}
         print(f"{name:40s} p50 {results[name]['p50_ms']:8.1f} ms  p95 {results[name]['p95_ms']:8.1f} ms",
               file=sys.stderr)
     client.close()
@@ -265,12 +268,12 @@ def ms(value: float) -> str:
 
 
 def rows(data: dict[str, Any]) -> list[list[str]]:
-    return [[name, ms(r["p50_ms"]), ms(r["p95_ms"]), f"< {TARGET_MS.get(name, 100.0):.0f}",
-             "met" if r["p50_ms"] < TARGET_MS.get(name, 100.0) else "missed"]
+    return [[name, ms(r["p50_ms"]), ms(r["p95_ms"]), ms(r["p50_cpu_ms"]) if "p50_cpu_ms" in r else "-",
+             f"< {TARGET_MS.get(name, 100.0):.0f}", "met" if r["p50_ms"] < TARGET_MS.get(name, 100.0) else "missed"]
             for name, r in data["results"].items()]
 
 
-HEADERS = ["query (1M spans, 20k runs)", "p50 ms", "p95 ms", "target p50 ms", "met?"]
+HEADERS = ["query (1M spans, 20k runs)", "p50 ms", "p95 ms", "p50 CPU ms", "target p50 ms", "met?"]
 
 
 def main(argv: list[str] | None = None) -> int:
