@@ -77,3 +77,30 @@ def test_rows_whose_benchmark_did_not_run_say_so() -> None:
     assert shown["run page of a 5,000-span run (GET /runs/{id})"] == ["not measured", "p50 < 100 ms", "-"]
     assert shown["get_run / /api/runs/{id} of 5,000 spans"] == ["not measured / not measured", "p50 < 50 ms", "-"]
     assert shown["coding-agent log records through serve, per second"] == ["not measured", ">= 20,000", "-"]
+
+
+def test_readme_section_between_the_markers_is_rewritten_and_the_rest_kept(tmp_path: Path, monkeypatch: Any) -> None:
+    from bench import __main__ as bench_main
+    from bench import _common
+
+    monkeypatch.setattr(_common, "BENCH_DIR", tmp_path)
+    head, tail = "# Benchmarks\n\nhow to run\n\n", "\n\n## Gaps and causes\n\nwritten by hand\n"
+    (tmp_path / "README.md").write_text(f"{head}{bench_main.BEGIN}\nstale 2026-11-22 figures\n{bench_main.END}{tail}")
+    results: dict[str, dict[str, Any] | None] = {
+        "agent_logs": {"date": "2026-12-01", "machine": "test box", "rate": 7_355.4, "records": 20_000,
+                       "sessions": 800, "rounds": 1},
+        "run": {"date": "2026-12-01", "time": "18:00:00", "wall_s": 283, "cpu_s": 198, "load_before": 0.4,
+                "load_after": 1.2, "store": "query store: reusing /tmp/x.db",
+                "benchmarks": ["overhead", "providers", "ingest", "foreign", "agent_logs", "query"]},
+    }
+    bench_main.write_readme(results, quick=True)
+    text = (tmp_path / "README.md").read_text()
+    assert text.startswith(head + bench_main.BEGIN) and text.endswith(bench_main.END + tail)
+    assert "stale" not in text
+    assert "Measured 2026-12-01 by `python -m bench --quick --readme` on test box." in text
+    assert ("The run took 4 min 43 s wall, 198 s CPU (load average 0.4 before, 1.2 after); within the quick "
+            "run's 5 minutes") in text
+    assert "Query store: reusing /tmp/x.db." in text
+    rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in text.splitlines()
+            if line.startswith("| coding-agent log records through serve, per second")]
+    assert rows == [["coding-agent log records through serve, per second", "7,355", ">= 20,000", "missed"]]
