@@ -8,6 +8,7 @@ finds a target missed says so in its output, it never fails a test.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import platform
@@ -64,9 +65,33 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[low] + (ordered[high] - ordered[low]) * (pos - low)
 
 
+def tiny() -> bool:
+    """``RUNTRACE_BENCH_TINY=1``: sizes that only check the harness works (seconds, figures meaningless).
+
+    Tiny results go to a folder of their own, so they never show as a quick or full run's figures.
+    """
+    return os.environ.get("RUNTRACE_BENCH_TINY", "") not in ("", "0")
+
+
+def load_average() -> float | None:
+    """The machine's 1-minute load average (None where the OS has none): the figures move with it."""
+    try:
+        return round(os.getloadavg()[0], 1)
+    except OSError:
+        return None
+
+
 def _results_dir(quick: bool) -> Path:
-    # Quick runs are for trying things out: their figures stay out of the repository.
-    return Path(tempfile.gettempdir()) / "runtrace-bench" / "quick" if quick else RESULTS
+    """bench/results/ for full runs; for quick (and tiny) runs a temporary folder of this checkout's own.
+
+    Quick runs are for trying things out: their figures stay out of the repository. The folder is
+    per checkout because several worktrees share the machine: with one folder for all, another
+    engineer's ``--only agent_logs`` replaced a figure of this checkout's run before its README was written.
+    """
+    if not (quick or tiny()):
+        return RESULTS
+    checkout = f"{REPO.name}-{hashlib.sha1(str(REPO).encode()).hexdigest()[:8]}"
+    return Path(tempfile.gettempdir()) / "runtrace-bench" / ("tiny" if tiny() else "quick") / checkout
 
 
 def save(name: str, data: dict[str, Any], *, quick: bool = False) -> Path:
@@ -77,7 +102,9 @@ def save(name: str, data: dict[str, Any], *, quick: bool = False) -> Path:
     """
     folder = _results_dir(quick)
     folder.mkdir(parents=True, exist_ok=True)
-    data = {"benchmark": name, "date": today(), "machine": machine(), "quick": quick, **data}
+    data = {"benchmark": name, "date": today(), "time": datetime.now(timezone.utc).strftime("%H:%M:%S"),
+            "machine": machine(), "quick": quick,
+            "load_average": load_average(), **data}
     path = folder / f"{name}.json"
     path.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n")
     return path
@@ -106,6 +133,21 @@ def table(headers: list[str], rows: list[list[Any]], *, markdown: bool = False) 
                else "  ".join("-" * w for w in widths))
     out.extend(line(r) for r in cells)
     return "\n".join(out)
+
+
+DEFAULT_VENV = "/work/venv-bench"
+
+
+def default_venv() -> str | None:
+    """``$RUNTRACE_BENCH_VENV``, else ``/work/venv-bench`` if it exists, else None (this interpreter).
+
+    The peers (openai-v2, OpenLLMetry) may be installed next to runtrace in the running
+    environment instead of a virtualenv of their own; a child that lacks them fails naming the import.
+    """
+    chosen = os.environ.get("RUNTRACE_BENCH_VENV")
+    if chosen:
+        return chosen
+    return DEFAULT_VENV if (Path(DEFAULT_VENV) / "bin" / "python").exists() else None
 
 
 def python_for(venv: str | None) -> str:

@@ -172,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.send:
         print(json.dumps(send(args.send, args.records, args.threads)))
         return 0
-    data = run(records=args.records or (20_000 if args.quick else 100_000), rounds=1 if args.quick else 3)
+    data = run(records=args.records or (1_000 if _common.tiny() else 20_000 if args.quick else 100_000), rounds=1 if args.quick else 3)
     _common.save("agent_logs", data, quick=args.quick)
     print(f"{data['records']:,} log records in {data['sessions']:,} sessions, median of {data['rounds']} rounds")
     print(_common.table(HEADERS, rows(data)))

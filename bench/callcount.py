@@ -2,6 +2,10 @@
 
     python -m bench.callcount [--venv /work/venv-bench] [--calls 200]
 
+With the store on (``runtrace+store``) only the calling thread is counted
+(cProfile profiles the thread that enabled it): what the store adds to the
+agent's own thread, its exporter thread's work left out.
+
 On a shared machine the µs of ``overhead.py`` move with the load (openai-v2's
 streamed call measured +225 and -102 µs in two rounds of one run); cProfile's
 count of function calls (builtins included) does not. Each implementation runs
@@ -19,7 +23,6 @@ import argparse
 import cProfile
 import gc
 import json
-import os
 import pstats
 import sys
 import tempfile
@@ -30,7 +33,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import _common  # noqa: E402
 
-IMPLEMENTATIONS = ("runtrace", "openai-v2")
+# runtrace+store: the store on; cProfile counts the calling thread only, so it shows what the store adds
+# to the agent's own thread (its exporter thread's work is not counted: the issue's store row is the caller's)
+IMPLEMENTATIONS = ("runtrace", "runtrace+store", "openai-v2")
 SCENARIOS = ("chat", "stream", "tool")
 
 
@@ -61,7 +66,7 @@ def child(impl: str, calls: int) -> dict[str, Any]:
         profile = cProfile.Profile()
         gc.collect()
         subject.exporter.clear()
-        with runtrace.run(f"count {scenario}", project="bench") if impl == "runtrace" else _Nothing():
+        with runtrace.run(f"count {scenario}", project="bench") if impl.startswith("runtrace") else _Nothing():
             profile.enable()
             for i in range(start, start + calls):
                 call(scenario, i, on)
@@ -88,7 +93,7 @@ class _Nothing:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="function calls an instrumented call adds (cProfile counts)")
-    parser.add_argument("--venv", default=os.environ.get("RUNTRACE_BENCH_VENV", "/work/venv-bench"))
+    parser.add_argument("--venv", default=_common.default_venv())
     parser.add_argument("--calls", type=int, default=200)
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -101,6 +106,10 @@ def main(argv: list[str] | None = None) -> int:
     rows = [[s, f"{found['runtrace'][s]:.0f}", f"{found['openai-v2'][s]:.0f}",
              f"{found['runtrace'][s] / found['openai-v2'][s]:.2f}x"] for s in SCENARIOS]
     print(_common.table(["call", "runtrace", "openai-v2 (tool: hand-written span)", "ratio"], rows))
+    print()
+    rows = [[s, f"{found['runtrace+store'][s]:.0f}", f"{found['runtrace'][s]:.0f}",
+             f"{found['runtrace+store'][s] - found['runtrace'][s]:+.0f}"] for s in SCENARIOS]
+    print(_common.table(["call", "store on (calling thread)", "store off", "difference"], rows))
     return 0
 
 

@@ -325,7 +325,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.send:
         print(json.dumps(send(args.send, args.spans, args.threads)))
         return 0
-    spans = args.spans or (10_240 if args.quick else 51_200)
+    spans = args.spans or (1_024 if _common.tiny() else 10_240 if args.quick else 51_200)
     rounds = args.rounds or (1 if args.quick else 3)
     data = run(spans=spans, http_spans=spans, rounds=rounds)
     _common.save("ingest", data, quick=args.quick)

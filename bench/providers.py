@@ -174,8 +174,10 @@ def child(provider: str, batches: int) -> dict[str, Any]:
             if batch:
                 times[on].append(cpu / BATCH * 1e6)
     on, off = _common.median(times[True]), _common.median(times[False])
-    return {"provider": provider, "us_per_call": on, "baseline_us_per_call": off, "overhead_us": on - off,
-            "attributes_per_span": attrs}
+    # paired, as overhead.py: each instrumented batch minus the bare batch timed next to it
+    paired = _common.median([a - b for a, b in zip(times[True], times[False], strict=True)])
+    return {"provider": provider, "us_per_call": on, "baseline_us_per_call": off, "overhead_us": paired,
+            "unpaired_overhead_us": on - off, "attributes_per_span": attrs}
 
 
 def run(*, rounds: int, batches: int, venv: str | None) -> dict[str, Any]:
@@ -205,17 +207,18 @@ def rows(data: dict[str, Any]) -> list[list[str]]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="overhead of one call of each newer provider client")
-    parser.add_argument("--quick", action="store_true", help="2 rounds of 100 calls")
+    parser.add_argument("--quick", action="store_true", help="1 round of 6 timed pairs of 25 calls")
     parser.add_argument("--rounds", type=int, default=None)
     parser.add_argument("--batches", type=int, default=None)
-    parser.add_argument("--venv", default=os.environ.get("RUNTRACE_BENCH_VENV", "/work/venv-bench"))
+    parser.add_argument("--venv", default=_common.default_venv())
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
         print(json.dumps(child(args.child, args.batches or 8)))
         return 0
-    rounds = args.rounds or (2 if args.quick else 5)
-    batches = args.batches or (4 if args.quick else 20)
+    # --quick: one process a provider with 6 timed pairs (two processes of 4 cost twice the imports)
+    rounds = args.rounds or (1 if args.quick else 5)
+    batches = args.batches or (2 if _common.tiny() else 6 if args.quick else 20)
     data = run(rounds=rounds, batches=batches, venv=args.venv)
     _common.save("providers", data, quick=args.quick)
     print(_common.table(HEADERS, rows(data)))

@@ -32,15 +32,31 @@ def _overhead_rows(o: dict[str, Any] | None) -> list[list[str]]:
             continue
         rows.append([label, f"{ratio:.2f}x (+{added:.0f} µs)" if added is not None else f"{ratio:.2f}x", target,
                      _met(ratio <= limit)])
-    off = (ours.get("overhead_us") or {}).get("chat")
-    on = ((results.get("runtrace+store") or {}).get("overhead_us") or {}).get("chat")
-    if off and on is not None:
-        extra = on / off - 1
-        rows.append(["chat call with the store on, over store off", f"{extra:+.0%} (+{on:.0f} vs +{off:.0f} µs)",
-                     "<= +15%", _met(extra <= 0.15)])
-    else:
-        rows.append(["chat call with the store on, over store off", "not measured", "<= +15%", "-"])
+    rows.append(_store_row(ours, results.get("runtrace+store") or {}))
     return rows
+
+
+def _store_row(off: dict[str, Any], on: dict[str, Any]) -> list[str]:
+    """Store on over store off, µs added per chat call in the calling thread's CPU (the issue's measure).
+
+    The store's work runs on its exporter thread, which the agent does not wait for, so the
+    target compares the caller's thread (``caller_overhead_us``); the process-wide figure
+    (every thread, ``overhead_us``) is shown next to it, and does not decide the row.
+    """
+    label, target = "chat call with the store on, over store off (calling thread)", "<= +15%"
+    caller_off = (off.get("caller_overhead_us") or {}).get("chat")
+    caller_on = (on.get("caller_overhead_us") or {}).get("chat")
+    if caller_off is None or caller_on is None:
+        return [label, "not measured", target, "-"]
+    if caller_off <= 0:  # the noise floor: no ratio to speak of
+        return [label, f"+{caller_on:.0f} vs {caller_off:+.0f} µs", target, "-"]
+    extra = caller_on / caller_off - 1
+    shown = f"{extra:+.0%} (+{caller_on:.0f} vs +{caller_off:.0f} µs)"
+    all_off = (off.get("overhead_us") or {}).get("chat")
+    all_on = (on.get("overhead_us") or {}).get("chat")
+    if all_off and all_off > 0 and all_on is not None:
+        shown += f"; all threads {all_on / all_off - 1:+.0%} (+{all_on:.0f} vs +{all_off:.0f} µs)"
+    return [label, shown, target, _met(extra <= 0.15)]
 
 
 def _query(q: dict[str, Any] | None, name: str) -> dict[str, float] | None:
