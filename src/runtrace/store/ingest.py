@@ -35,7 +35,7 @@ from .._internal import fail_open
 from ..pricing import default_pricer, needs_pricing
 from ..pricing.attributes import cost_attributes
 from .aggregate import KIND_LLM, SpanFacts, aggregate, apply_deltas, span_facts
-from .bounds import BOUNDED, drop_out_of_range
+from .bounds import BOUNDED, _problem, drop_out_of_range
 from .innermost import recount
 from .normalise import normalise
 from .records import SpanRecord, with_attributes
@@ -72,8 +72,13 @@ def price_at_ingest(record: SpanRecord) -> SpanRecord:
     if not cost:
         return record
     priced = with_attributes(record, {**record.attributes, **cost})
-    # Usage within bounds can still price past the cost bound (a user's price table).
-    return drop_out_of_range(priced) if sc.COST_USD in cost else priced
+    # Usage within bounds can still price past the cost bound (a user's price table). The
+    # record's other bounded values were checked before pricing (``prepare``), so only the
+    # values the price added can be past a bound: the whole check runs only when one is.
+    if sc.COST_USD in cost and any(key in BOUNDED and _problem(key, value, BOUNDED[key]) is not None
+                                   for key, value in cost.items()):
+        return drop_out_of_range(priced)
+    return priced
 
 
 class Prepared(NamedTuple):

@@ -82,9 +82,20 @@ def _text(attrs: Mapping[str, AttrValue], *names: str) -> str | None:
     return first(attrs, names, to_text)
 
 
+# Every attribute that names a dialect below, and the scopes that do: a span with none of
+# them speaks none (runtrace's own spans, unrelated spans), found by one pass over its keys.
+_DIALECT_KEYS: Final = frozenset({
+    sc.OPENINFERENCE_SPAN_KIND, sc.VERCEL_MODEL_ID, sc.VERCEL_OPERATION_ID, sc.OPENLLMETRY_REQUEST_TYPE,
+    sc.OPENLLMETRY_CACHE_READ_INPUT_TOKENS, *_DEPRECATED_GENAI,
+})
+_DIALECT_SCOPES: Final = (sc.SCOPE_OPENLIT, sc.SCOPE_LOGFIRE, sc.SCOPE_PYDANTIC_AI)
+
+
 def dialect_of(attrs: Mapping[str, AttrValue], scope_name: str | None) -> str | None:
     """Which dialect a span speaks; None when it needs no reading (runtrace's own spans, unrelated spans)."""
     scope = scope_name or ""
+    if _DIALECT_KEYS.isdisjoint(attrs) and not scope.startswith(_DIALECT_SCOPES):
+        return None  # the common case, on the ingest hot path: none of the tests below can match
     if scope.startswith(sc.SCOPE_OPENLIT):
         return sc.DIALECT_OPENLIT
     if sc.OPENINFERENCE_SPAN_KIND in attrs:
