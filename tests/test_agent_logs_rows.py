@@ -21,6 +21,7 @@ from typing import Any
 
 import httpx
 import pytest
+
 from agent_samples import SAMPLES, protobuf_body, raw_requests
 from runtrace.server import create_app
 from runtrace.store.db import Store
