@@ -75,6 +75,18 @@ _COUNTED_BY = {sc.CLAUDE_SPAN_LLM_REQUEST: sc.CLAUDE_EV_API_REQUEST,
                sc.CLAUDE_SPAN_TOOL_EXECUTION: sc.CLAUDE_EV_TOOL_RESULT}
 
 
+# Every log-record attribute this adapter reads (the logs decoder reads no other of a Claude Code
+# record: store/otlp_logs.py's ``keys_for``). A key read below and missing here reads as absent;
+# tests/test_agents_attribute_keys.py compares the records made from all attributes and from these.
+EVENT_KEYS: frozenset[str] = frozenset({
+    sc.SESSION_ID, sc.CLAUDE_EVENT_SEQUENCE, sc.CLAUDE_PROMPT_ID, sc.CLAUDE_PROMPT, sc.CLAUDE_MODEL,
+    sc.CLAUDE_STATUS_CODE, sc.CLAUDE_DURATION_MS, sc.CLAUDE_ERROR, sc.CLAUDE_INPUT_TOKENS,
+    sc.CLAUDE_CACHE_READ_TOKENS, sc.CLAUDE_CACHE_CREATION_TOKENS, sc.CLAUDE_OUTPUT_TOKENS, sc.CLAUDE_COST_USD,
+    sc.CLAUDE_TOOL_NAME, sc.CLAUDE_TOOL_USE_ID, sc.CLAUDE_SUCCESS, sc.CLAUDE_TOOL_INPUT,
+    sc.CLAUDE_TOOL_RESULT_SIZE, sc.CLAUDE_TOOL_PARAMETERS,
+})
+
+
 def to_records(events: Sequence[LogEvent]) -> list[SpanRecord]:
     """The run records of every Claude Code session among ``events`` (others are dropped)."""
     return records_by_session(events, lambda e: text(e.attributes.get(sc.SESSION_ID)), _order, _session_records)
