@@ -170,3 +170,29 @@ def test_the_price_window_follows_genai_prices_constraints() -> None:
     # With a context its batch variant's start date counts: the UTC day.
     assert stable_window(sonnet, at, {"processing": "batch"}) == (datetime(2026, 12, 1, tzinfo=UTC),
                                                                   datetime(2026, 12, 2, tzinfo=UTC))
+
+
+def test_a_constraint_of_another_kind_is_never_cached_and_naive_times_price_as_utc(
+        real_time_of_day: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    class Holiday:  # a constraint kind stable_window does not know: prices may change at any time
+        def active(self, request_timestamp: datetime) -> bool:
+            return request_timestamp.minute % 2 == 0
+
+    snapshot = genai_prices.data_snapshot.get_snapshot()
+    _, chat = snapshot.find_provider_model("deepseek-chat", None, "deepseek", None)
+    assert not isinstance(chat.prices, genai_types.ModelPrice)
+    peak, off = chat.prices[1].prices, chat.prices[0].prices
+    odd = [genai_types.ConditionalPrice(prices=peak), genai_types.ConditionalPrice(prices=off, constraint=Holiday())]
+    monkeypatch.setattr(chat, "prices", odd)
+    assert stable_window(chat, datetime(2026, 12, 1, 12, 0, tzinfo=UTC), None) is None
+    pricer = Pricer()
+    usage = TokenUsage(input_tokens=1_000_000, output_tokens=1_000_000)
+    got = [pricer.price(usage, model="deepseek-chat", provider="deepseek",
+                        when=datetime(2026, 12, 1, 12, minute, tzinfo=UTC)).total_usd for minute in range(4)]
+    assert got == [0.685, 1.37, 0.685, 1.37]
+    # A naive time is UTC (as genai-prices reads it), priced afresh, and never compared with a kept window.
+    naive = pricer.price(usage, model="deepseek-chat", provider="deepseek", when=datetime(2026, 12, 1, 12, 1))
+    assert naive.total_usd == 1.37
+    assert pricer.price(usage, model="claude-haiku-4-5", provider="anthropic",
+                        when=datetime(2026, 12, 1, 12, 1)) == Pricer().price(
+        usage, model="claude-haiku-4-5", provider="anthropic", when=datetime(2026, 12, 1, 12, 1, tzinfo=UTC))

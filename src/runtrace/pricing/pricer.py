@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Mapping
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from decimal import Decimal, getcontext
 from typing import Any, Final, NamedTuple
 
@@ -45,7 +45,6 @@ _BATCH: Final = "batch"
 _CTX_TIER: Final = "service_tier"
 _CTX_PROCESSING: Final = "processing"
 _MTOK: Final = Decimal(1_000_000)
-_TICK: Final = timedelta(microseconds=1)
 
 # gen_ai.provider.name / gen_ai.system values that are not genai-prices provider
 # ids (azure.ai.openai -> azure, x_ai -> x-ai, ...): genai-prices' own name
@@ -208,7 +207,7 @@ class Pricer:
         plan = self._plans.get(key)
         if plan is None or plan.snapshot is not self._snapshot or ts.tzinfo is None or not plan.lo <= ts < plan.hi:
             plan = self._plan(found, ctx, ts, tier_label)
-            if plan.lo <= plan.hi and ts.tzinfo is not None:  # an empty window: nothing to keep
+            if ts.tzinfo is not None:  # a naive time (read as UTC) is never compared with a plan's window
                 if len(self._plans) > 4096:  # bounded: a program prices a handful of models
                     self._plans.clear()
                 self._plans[key] = plan
@@ -228,9 +227,9 @@ class Pricer:
               tier_label: str | None) -> _Plan:
         """Resolve what a call at ``ts`` is priced from: genai-prices' prices in force, the table, the tier match.
 
-        Its window is empty (lo > hi) when the prices may change at any time
-        (a constraint kind :func:`.genai.stable_window` does not know): then
-        the plan serves this one call only.
+        Its window is empty (lo == hi) when the prices may change at any time
+        (a constraint kind :func:`.genai.stable_window` does not know) or the
+        time is naive: then the plan serves this one call only.
         """
         gp_prov, info = found
         # genai-prices applies a context only to a provider's own models, not to
@@ -247,7 +246,7 @@ class Pricer:
             if factor is not None:
                 table_name = f"{table_name} x{factor} {tier_label} tier ({self._label})"
         window = stable_window(info, ts, applied) if ts.tzinfo is not None else None
-        lo, hi = window if window is not None else (ts, ts - _TICK)
+        lo, hi = window if window is not None else (ts, ts)
         return _Plan(self._snapshot, lo, hi, model_price, price_set(model_price), table_name, matched, factor)
 
     def target_prices(self, *, model: str, provider: str | None, service_tier: str | None = None,
