@@ -105,7 +105,7 @@ def test_the_recorded_sessions_store_the_same_rows_as_before(tmp_path: Path) -> 
     assert _digests(path) == EXPECTED
 
 
-if __name__ == "__main__":  # how EXPECTED was taken: python tests/test_agent_logs_rows.py, on the old code
+if __name__ == "__main__":  # how EXPECTED was taken: python tests/test_agents_log_rows.py, on the old code
     import tempfile
 
     with tempfile.TemporaryDirectory() as folder:
