@@ -171,7 +171,7 @@ class Pricer:
         duration_s: float | None = None,
     ) -> Price:
         """Price one call. ``service_tier`` is the tier the response says was served."""
-        served = norm_tier(service_tier)
+        served = None if service_tier is None else norm_tier(service_tier)
         tier = None if served in STANDARD_TIERS or served == _BATCH else served
         batch = batch or served == _BATCH  # Anthropic reports batch as a service tier
         ctx: dict[str, str] = {}
@@ -200,12 +200,13 @@ class Pricer:
             kwargs = usage_kwargs(usage)
         except UnpricedUsage as exc:
             return _invalid(str(exc), tier_label)
-        found = self._lookup(gp_provider, model)  # also drops every plan when the table was swapped
-        if isinstance(found, str):
-            return _unpriced(semconv.UNPRICED_UNKNOWN_MODEL, table(), tier_label)
         key = (gp_provider, model, served, batch)
         plan = self._plans.get(key)
-        if plan is None or plan.snapshot is not self._snapshot or ts.tzinfo is None or not plan.lo <= ts < plan.hi:
+        if (plan is None or plan.snapshot is not data_snapshot.get_snapshot() or ts.tzinfo is None
+                or not plan.lo <= ts < plan.hi):
+            found = self._lookup(gp_provider, model)  # a plan is only ever made for a model the table has
+            if isinstance(found, str):
+                return _unpriced(semconv.UNPRICED_UNKNOWN_MODEL, table(), tier_label)
             plan = self._plan(found, ctx, ts, tier_label)
             if ts.tzinfo is not None:  # a naive time (read as UTC) is never compared with a plan's window
                 if len(self._plans) > 4096:  # bounded: a program prices a handful of models
@@ -268,7 +269,7 @@ class Pricer:
         if isinstance(found, str):
             return None
         gp_prov, info = found
-        served = norm_tier(service_tier)
+        served = None if service_tier is None else norm_tier(service_tier)
         ctx: dict[str, str] = {}
         if served is not None and served not in STANDARD_TIERS:
             if served == _BATCH:
