@@ -2,10 +2,13 @@
 
 This is the per-call path of every instrumented LLM call (and of every span
 priced at ingest), so the work that does not depend on the token counts is
-done once and cached: the model lookup per (provider, model), the prices'
+done once and cached: the model lookup per (provider, model), the prices in
+force, the table name and the tier match per (provider, model, served tier,
+batch) for as long as genai-prices' start dates and time-of-day prices let
+them hold (a plan, :func:`.genai.stable_window`), the prices'
 :class:`.genai.PriceSet` per distinct price set, and ``calc_price``'s affine
-form per (price set, usage shape). What is left per call is exact Decimal
-arithmetic on the counts.
+form per (price set, usage shape). What is left per call is the usage check
+and exact Decimal arithmetic on the counts.
 """
 
 from __future__ import annotations
