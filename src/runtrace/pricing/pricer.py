@@ -78,6 +78,8 @@ def usage_kwargs(usage: TokenUsage) -> dict[str, int]:
     values = (usage.input_tokens, usage.output_tokens, usage.cache_read_tokens, cache_write,
               usage.cache_write_5m_tokens or 0, usage.cache_write_1h_tokens or 0, reasoning)
     for v in values:  # a loop, not any(<generator>): seven generator steps a priced call (issue 14)
+        if type(v) is int and v >= 0:  # the common case, one test (a bool is not of type int)
+            continue
         if isinstance(v, bool) or not isinstance(v, int) or v < 0:
             raise UnpricedUsage(f"token counts must be non-negative integers: {usage!r}")
     if usage.cache_read_tokens + cache_write > usage.input_tokens:
