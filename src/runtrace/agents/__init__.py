@@ -13,19 +13,34 @@ for ``/v1/logs`` and :func:`mark_trace_span` for every span of ``/v1/traces``
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from .. import semconv as sc
 from ..store.records import SpanRecord
 from . import claude, codex, gemini
 from .events import LogEvent
 
-__all__ = ["LogEvent", "mark_trace_span", "mark_trace_spans", "records_from_events"]
+__all__ = ["LogEvent", "attribute_keys", "mark_trace_span", "mark_trace_spans", "records_from_events"]
 
 _ADAPTERS: dict[str, Callable[[Sequence[LogEvent]], list[SpanRecord]]] = {
     name: module.to_records for module in (claude, codex, gemini) for name in module.SERVICE_NAMES
 }
 _MARKERS = (claude.mark_trace_span, codex.mark_trace_span, gemini.mark_trace_span)
+# The record attributes an adapter reads, for those that declare them (the others get every attribute).
+_KEYS: dict[str, frozenset[str]] = {name: claude.EVENT_KEYS for name in claude.SERVICE_NAMES}
+_NONE: frozenset[str] = frozenset()
+
+
+def attribute_keys(resource: Mapping[str, object]) -> frozenset[str] | None:
+    """The only log-record attributes worth decoding for a resource's records (the logs decoder's ``keys_for``).
+
+    None (all of them) for an agent whose adapter does not declare what it
+    reads; none for a service no adapter takes, whose events are dropped.
+    """
+    service = resource.get(sc.SERVICE_NAME)
+    if not isinstance(service, str) or service not in _ADAPTERS:
+        return _NONE
+    return _KEYS.get(service)
 
 
 def records_from_events(events: Sequence[LogEvent]) -> list[SpanRecord]:

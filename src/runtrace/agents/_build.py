@@ -27,7 +27,7 @@ from ..store.records import Attributes, EventRecord, SpanRecord
 
 def hex_id(nbytes: int, *parts: object) -> str:
     """A stable id of ``nbytes`` bytes (lowercase hex) from the parts' text."""
-    text = "\x1f".join("" if p is None else str(p) for p in parts)
+    text = "\x1f".join(["" if p is None else str(p) for p in parts])  # a list: join builds one anyway
     digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[: nbytes * 2]
     return digest if digest.strip("0") else "1".rjust(nbytes * 2, "0")  # all-zero ids are invalid
 

@@ -18,6 +18,8 @@ from ..store.records import Attributes, AttrValue
 
 def to_int(value: Any) -> int | None:
     """A count the agents send as int, digit string or float (never bool)."""
+    if type(value) is int:  # the common case first: several reads a log record
+        return value
     if isinstance(value, bool) or value is None:
         return None
     if isinstance(value, int):
@@ -52,6 +54,8 @@ def to_bool(value: Any) -> bool | None:
 
 
 def text(value: Any) -> str | None:
+    if type(value) is str:  # the common case first: several reads a log record
+        return value or None
     if value is None or value == "":
         return None
     return value if isinstance(value, str) else str(value)

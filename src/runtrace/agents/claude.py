@@ -69,9 +69,22 @@ _READ_TOOLS = frozenset({"Read", "Glob", "Grep", "LS"})
 _WRITE_TOOLS = frozenset({"Edit", "MultiEdit", "Write", "NotebookEdit"})
 # What the run page names a tool call by (tool_input keys of Read/Edit/Write, Glob/Grep, Bash, WebFetch/WebSearch).
 _SUBJECT_KEYS = ("file_path", "notebook_path", "path", "pattern", "glob", "command", "url", "query")
+_MCP_KEYS = (sc.CLAUDE_MCP_SERVER_NAME, sc.CLAUDE_MCP_TOOL_NAME)
 _COUNTED_BY = {sc.CLAUDE_SPAN_LLM_REQUEST: sc.CLAUDE_EV_API_REQUEST,
                sc.CLAUDE_SPAN_TOOL: sc.CLAUDE_EV_TOOL_RESULT,
                sc.CLAUDE_SPAN_TOOL_EXECUTION: sc.CLAUDE_EV_TOOL_RESULT}
+
+
+# Every log-record attribute this adapter reads (the logs decoder reads no other of a Claude Code
+# record: store/otlp_logs.py's ``keys_for``). A key read below and missing here reads as absent;
+# tests/test_agents_attribute_keys.py compares the records made from all attributes and from these.
+EVENT_KEYS: frozenset[str] = frozenset({
+    sc.SESSION_ID, sc.CLAUDE_EVENT_SEQUENCE, sc.CLAUDE_PROMPT_ID, sc.CLAUDE_PROMPT, sc.CLAUDE_MODEL,
+    sc.CLAUDE_STATUS_CODE, sc.CLAUDE_DURATION_MS, sc.CLAUDE_ERROR, sc.CLAUDE_INPUT_TOKENS,
+    sc.CLAUDE_CACHE_READ_TOKENS, sc.CLAUDE_CACHE_CREATION_TOKENS, sc.CLAUDE_OUTPUT_TOKENS, sc.CLAUDE_COST_USD,
+    sc.CLAUDE_TOOL_NAME, sc.CLAUDE_TOOL_USE_ID, sc.CLAUDE_SUCCESS, sc.CLAUDE_TOOL_INPUT,
+    sc.CLAUDE_TOOL_RESULT_SIZE, sc.CLAUDE_TOOL_PARAMETERS,
+})
 
 
 def to_records(events: Sequence[LogEvent]) -> list[SpanRecord]:
@@ -219,8 +232,8 @@ def _tool_call(event: LogEvent, writes: dict[str, int]) -> ToolCall:
 def _subject(tool_input: Any, parameters: Any) -> str | None:
     """The file, command, pattern or MCP tool a call acted on, from what Claude Code sent (tool details only)."""
     values: dict[str, object] = {}
-    if isinstance(tool_input, dict):
-        values.update((k, tool_input.get(k)) for k in _SUBJECT_KEYS)
+    if isinstance(tool_input, dict):  # only the keys it has: tool_arguments keeps non-blank text only
+        values = {k: tool_input[k] for k in _SUBJECT_KEYS if k in tool_input}
     if isinstance(parameters, dict):
-        values.update((k, parameters.get(k)) for k in (sc.CLAUDE_MCP_SERVER_NAME, sc.CLAUDE_MCP_TOOL_NAME))
+        values.update((k, parameters[k]) for k in _MCP_KEYS if k in parameters)
     return tool_arguments(values)

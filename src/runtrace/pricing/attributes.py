@@ -86,6 +86,8 @@ def first(attrs: Mapping[str, object], names: tuple[str, ...], convert: Callable
 
 def clean_count(value: object) -> int | None:
     """A token count pricing trusts: a non-negative int, integral float or string of digits."""
+    if type(value) is int:  # the common case first (a bool is not of type int)
+        return value if value >= 0 else None
     if isinstance(value, bool):
         return None
     if isinstance(value, int):

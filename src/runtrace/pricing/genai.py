@@ -24,20 +24,27 @@ import warnings
 from bisect import bisect_left
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime, time, timedelta, timezone
 from decimal import Decimal
 from typing import Final
 
 import genai_prices
 from genai_prices import Usage, data_snapshot
 from genai_prices.data_units import unit_data
-from genai_prices.types import CalcPrice, ModelInfo, ModelPrice, TieredPrices
+from genai_prices.types import (
+    CalcPrice,
+    ModelInfo,
+    ModelPrice,
+    StartDateConstraint,
+    TieredPrices,
+    TimeOfDateConstraint,
+)
 from genai_prices.units import UnitDef, UnitRegistry
 
 from .._forksafe import first_use
 
 __all__ = ["GENAI_PRICES_TABLE", "LinearForm", "PriceSet", "apply_form", "learn_form", "matched_context_keys",
-           "price_set", "region", "split_by_unit", "table", "usage_for"]
+           "price_set", "region", "split_by_unit", "stable_window", "table", "usage_for"]
 
 GENAI_PRICES_TABLE: Final = f"genai-prices {genai_prices.__version__}"
 
@@ -258,6 +265,53 @@ def matched_context_keys(info: ModelInfo, ts: datetime, applied: Mapping[str, st
         if all(applied.get(k) == v for k, v in variant.when.items()):
             keys.update(variant.when)
     return keys
+
+
+_ALWAYS: Final = (datetime.min.replace(tzinfo=timezone.utc), datetime.max.replace(tzinfo=timezone.utc))
+_DAY: Final = timedelta(days=1)
+
+
+def _utc_time_of_day(value: time) -> timedelta:
+    """A constraint's time of day as an offset from UTC midnight (naive times are UTC, as genai-prices reads them)."""
+    if value.tzinfo is not None:
+        value = datetime.combine(date(1970, 1, 1), value).astimezone(timezone.utc).time()
+    return timedelta(hours=value.hour, minutes=value.minute, seconds=value.second, microseconds=value.microsecond)
+
+
+def stable_window(info: ModelInfo, ts: datetime, applied: Mapping[str, str] | None) -> tuple[datetime, datetime] | None:
+    """The instants ``[lo, hi)`` around ``ts`` (aware) over which ``info``'s prices and matched variants stay as at ``ts``.
+
+    What the Pricer caches per (provider, model, tier) holds only inside this
+    window. genai-prices makes a price depend on the call's time through two
+    public constraint kinds: a start date (active from a UTC date on: constant
+    over a UTC day) and a daily time-of-day interval (active between two UTC
+    times of day: constant between them). With neither, the prices hold at any
+    time; with either, the window is the UTC day of ``ts`` cut at every
+    time-of-day boundary. None for a constraint of another kind (nothing is
+    cached for that model: every call resolves its prices afresh).
+    """
+    constraints = [] if isinstance(info.prices, ModelPrice) else [p.constraint for p in info.prices]
+    if applied:
+        constraints.extend(v.constraint for v in getattr(info, "price_variants", None) or ())
+    constraints = [c for c in constraints if c is not None]
+    if not constraints:
+        return _ALWAYS
+    utc = ts.astimezone(timezone.utc)
+    lo = utc.replace(hour=0, minute=0, second=0, microsecond=0)
+    hi = lo + _DAY
+    midnight = lo
+    for constraint in constraints:
+        if type(constraint) is StartDateConstraint:
+            continue  # the UTC date only: constant over the day
+        if type(constraint) is not TimeOfDateConstraint:
+            return None
+        for boundary in (constraint.start_time, constraint.end_time):
+            at = midnight + _utc_time_of_day(boundary)
+            if at <= utc:
+                lo = max(lo, at)
+            else:
+                hi = min(hi, at)
+    return lo, hi
 
 
 def table() -> str:

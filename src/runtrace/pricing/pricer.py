@@ -2,10 +2,13 @@
 
 This is the per-call path of every instrumented LLM call (and of every span
 priced at ingest), so the work that does not depend on the token counts is
-done once and cached: the model lookup per (provider, model), the prices'
+done once and cached: the model lookup per (provider, model), the prices in
+force, the table name and the tier match per (provider, model, served tier,
+batch) for as long as genai-prices' start dates and time-of-day prices let
+them hold (a plan, :func:`.genai.stable_window`), the prices'
 :class:`.genai.PriceSet` per distinct price set, and ``calc_price``'s affine
-form per (price set, usage shape). What is left per call is exact Decimal
-arithmetic on the counts.
+form per (price set, usage shape). What is left per call is the usage check
+and exact Decimal arithmetic on the counts.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import math
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from decimal import Decimal, getcontext
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from genai_prices import Usage, data_snapshot
 from genai_prices.types import CalcPrice, ModelInfo, ModelPrice, Provider
@@ -24,11 +27,13 @@ from .. import semconv
 from .attributes import already_priced, cost_attributes
 from .genai import (
     LinearForm,
+    PriceSet,
     apply_form,
     learn_form,
     matched_context_keys,
     price_set,
     region,
+    stable_window,
     table,
     usage_for,
 )
@@ -73,6 +78,8 @@ def usage_kwargs(usage: TokenUsage) -> dict[str, int]:
     values = (usage.input_tokens, usage.output_tokens, usage.cache_read_tokens, cache_write,
               usage.cache_write_5m_tokens or 0, usage.cache_write_1h_tokens or 0, reasoning)
     for v in values:  # a loop, not any(<generator>): seven generator steps a priced call (issue 14)
+        if type(v) is int and v >= 0:  # the common case, one test (a bool is not of type int)
+            continue
         if isinstance(v, bool) or not isinstance(v, int) or v < 0:
             raise UnpricedUsage(f"token counts must be non-negative integers: {usage!r}")
     if usage.cache_read_tokens + cache_write > usage.input_tokens:
@@ -106,6 +113,25 @@ def _invalid(message: str, tier_label: str | None) -> Price:
     return _unpriced(semconv.UNPRICED_INVALID_USAGE, None, tier_label)
 
 
+class _Plan(NamedTuple):
+    """What pricing one (provider, model, served tier, batch) takes that no token count changes.
+
+    Valid for calls from ``lo`` to before ``hi`` (:func:`.genai.stable_window`:
+    genai-prices' start dates and time-of-day windows), under the price table
+    it was made from (checked on every call: ``UpdatePrices`` may swap it).
+    A priced call inside the window pays only the usage check and the arithmetic.
+    """
+
+    snapshot: object  # the genai-prices table it was made from
+    lo: datetime
+    hi: datetime
+    model_price: ModelPrice
+    prices: PriceSet
+    table_name: str
+    matched: bool | None
+    factor: Decimal | None
+
+
 class Pricer:
     """Prices calls: user overrides first, then genai-prices, then tier multipliers.
 
@@ -128,6 +154,8 @@ class Pricer:
         self._snapshot: object = None
         # (price set, positive usage keys, usage keys) -> the affine form of calc_price, or None
         self._linear: dict[tuple[Any, ...], LinearForm | None] = {}
+        # (genai provider id, model ref, served tier, batch) -> what its price is made of, for a time window
+        self._plans: dict[tuple[str | None, str, str | None, bool], _Plan] = {}
 
     def __repr__(self) -> str:
         return (f"Pricer(overrides={sorted(self._overrides)}, "
@@ -148,7 +176,7 @@ class Pricer:
         duration_s: float | None = None,
     ) -> Price:
         """Price one call. ``service_tier`` is the tier the response says was served."""
-        served = norm_tier(service_tier)
+        served = None if service_tier is None else norm_tier(service_tier)
         tier = None if served in STANDARD_TIERS or served == _BATCH else served
         batch = batch or served == _BATCH  # Anthropic reports batch as a service tier
         ctx: dict[str, str] = {}
@@ -177,31 +205,55 @@ class Pricer:
             kwargs = usage_kwargs(usage)
         except UnpricedUsage as exc:
             return _invalid(str(exc), tier_label)
-        found = self._lookup(gp_provider, model)
-        if isinstance(found, str):
-            return _unpriced(semconv.UNPRICED_UNKNOWN_MODEL, table(), tier_label)
+        key = (gp_provider, model, served, batch)
+        plan = self._plans.get(key)
+        if (plan is None or plan.snapshot is not data_snapshot.get_snapshot() or ts.tzinfo is None
+                or not plan.lo <= ts < plan.hi):
+            found = self._lookup(gp_provider, model)  # a plan is only ever made for a model the table has
+            if isinstance(found, str):
+                return _unpriced(semconv.UNPRICED_UNKNOWN_MODEL, table(), tier_label)
+            plan = self._plan(found, ctx, ts, tier_label)
+            if ts.tzinfo is not None:  # a naive time (read as UTC) is never compared with a plan's window
+                if len(self._plans) > 4096:  # bounded: a program prices a handful of models
+                    self._plans.clear()
+                self._plans[key] = plan
+        try:
+            calc = self._calc_with(kwargs, plan.model_price, plan.prices)
+        except ValueError as exc:
+            return _invalid(str(exc), tier_label)
+        input_usd, output_usd = calc["input_price"], calc["output_price"]
+        total = calc["total_price"]
+        factor = plan.factor
+        if factor is not None:
+            input_usd, output_usd, total = input_usd * factor, output_usd * factor, total * factor
+        return Price(_to_float(total), _to_float(input_usd), _to_float(output_usd),
+                     semconv.SOURCE_GENAI_PRICES, plan.table_name, None, tier_label, plan.matched)
+
+    def _plan(self, found: tuple[Provider, ModelInfo], ctx: dict[str, str], ts: datetime,
+              tier_label: str | None) -> _Plan:
+        """Resolve what a call at ``ts`` is priced from: genai-prices' prices in force, the table, the tier match.
+
+        Its window is empty (lo == hi) when the prices may change at any time
+        (a constraint kind :func:`.genai.stable_window` does not know) or the
+        time is naive: then the plan serves this one call only.
+        """
         gp_prov, info = found
         # genai-prices applies a context only to a provider's own models, not to
         # models it borrows from a fallback provider (Azure serving OpenAI's).
         applied = ctx if ctx and any(info is m for m in gp_prov.models) else None
         model_price = info.get_prices(ts, applied)
-        try:
-            calc = self._calc(kwargs, model_price)
-        except ValueError as exc:
-            return _invalid(str(exc), tier_label)
-        input_usd, output_usd = calc["input_price"], calc["output_price"]
-        total = calc["total_price"]
         table_name = table()
         matched: bool | None = None
+        factor: Decimal | None = None
         if ctx:
             unmatched = set(ctx) - matched_context_keys(info, ts, applied)
             matched = not unmatched
             factor = self._factor(ctx, unmatched)
             if factor is not None:
-                input_usd, output_usd, total = input_usd * factor, output_usd * factor, total * factor
                 table_name = f"{table_name} x{factor} {tier_label} tier ({self._label})"
-        return Price(_to_float(total), _to_float(input_usd), _to_float(output_usd),
-                     semconv.SOURCE_GENAI_PRICES, table_name, None, tier_label, matched)
+        window = stable_window(info, ts, applied) if ts.tzinfo is not None else None
+        lo, hi = window if window is not None else (ts, ts)
+        return _Plan(self._snapshot, lo, hi, model_price, price_set(model_price), table_name, matched, factor)
 
     def target_prices(self, *, model: str, provider: str | None, service_tier: str | None = None,
                       when: datetime | None = None) -> ModelPrice | ModelOverride | None:
@@ -222,7 +274,7 @@ class Pricer:
         if isinstance(found, str):
             return None
         gp_prov, info = found
-        served = norm_tier(service_tier)
+        served = None if service_tier is None else norm_tier(service_tier)
         ctx: dict[str, str] = {}
         if served is not None and served not in STANDARD_TIERS:
             if served == _BATCH:
@@ -245,7 +297,10 @@ class Pricer:
         Decimals. Shapes whose probes fail or disagree keep calling
         ``calc_price`` (which raises what it raises).
         """
-        prices = price_set(model_price)
+        return self._calc_with(kwargs, model_price, price_set(model_price))
+
+    def _calc_with(self, kwargs: dict[str, int], model_price: ModelPrice, prices: PriceSet) -> CalcPrice:
+        """:meth:`_calc` with the :class:`.genai.PriceSet` of ``model_price`` already found."""
         if not prices.affine or getcontext().prec < 28:
             return model_price.calc_price(self._usage(kwargs, model_price))
         key = (prices, region(prices, kwargs.get("input_tokens", 0)), tuple([k for k, v in kwargs.items() if v > 0]),
@@ -278,6 +333,7 @@ class Pricer:
         snapshot = data_snapshot.get_snapshot()
         if snapshot is not self._snapshot:  # UpdatePrices or set_custom_snapshot swapped the table
             self._models = {}
+            self._plans = {}
             self._snapshot = snapshot
         key = (gp_provider, model)
         found = self._models.get(key)

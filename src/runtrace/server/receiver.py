@@ -86,7 +86,8 @@ def _traces(body: bytes, media: str) -> list[SpanRecord]:
 
 
 def _logs(body: bytes, media: str) -> list[SpanRecord]:
-    events = decode_logs_protobuf(body) if media == PROTOBUF else decode_logs_json(body)
+    keys = agents.attribute_keys  # only the attributes an adapter reads are decoded
+    events = decode_logs_protobuf(body, keys) if media == PROTOBUF else decode_logs_json(body, keys)
     return agents.records_from_events(events)
 
 
