@@ -184,7 +184,7 @@ class DuplicateMarker(SpanProcessor):
         parent_id = parent.span_id if parent.is_valid else None
         span_id = span.context.span_id
         owner = _owner()
-        with self._lock:
+        with self._lock.raw:  # every LLM span: the lock itself, no Python-level enter/exit
             if ours:
                 hex_id = trace.format_span_id(span_id)
                 self._ours[span_id] = hex_id
@@ -239,7 +239,7 @@ class DuplicateMarker(SpanProcessor):
         context = span.context
         if context is None or (not self._ours and not self._foreign):
             return
-        with self._lock:
+        with self._lock.raw:  # every LLM span: the lock itself, no Python-level enter/exit
             self._ours.pop(context.span_id, None)
             self._foreign.pop(context.span_id, None)
 

@@ -607,14 +607,19 @@ class DetectorSnapshot:
 
 class RunDetectors:
     """Everything a run detects, behind one lock: tool calls of one run may finish
-    on several threads at once."""
+    on several threads at once.
+
+    ``lock`` is the lock to share (the run's, so that a finished call updates the
+    totals and the detectors in one acquisition: the ``*_held`` methods, whose
+    caller holds ``lock.raw``); by default a lock of its own.
+    """
 
     def __init__(self, thresholds: LoopThresholds = LoopThresholds(),  # noqa: B008 - frozen
-                 estimator: TokenEstimator | None = None) -> None:
+                 estimator: TokenEstimator | None = None, *, lock: ForkSafeLock | None = None) -> None:
         self.loop = LoopDetector(thresholds)
         self.reads = RepeatedReads()
         self.context = ContextTracker(estimator=estimator)
-        self._lock = ForkSafeLock()
+        self._lock = lock if lock is not None else ForkSafeLock()
         self._detections: list[Detection] = []
         self._detections_total = 0
         self._reinjected_messages = 0
@@ -629,21 +634,31 @@ class RunDetectors:
 
     def observe_tool_call(self, name: str, args_hash: str, result_hash: str, *, result_tokens: int,
                           args_preview: str = "") -> ToolObservation:
-        with self._lock:
-            found = self.loop.observe_tool_call(name, args_hash, result_hash, args_preview=args_preview)
-            read = self.reads.observe(name, args_hash, result_hash, result_tokens)
-            return ToolObservation(self._record(found), read)
+        with self._lock.raw:
+            return self.observe_tool_call_held(name, args_hash, result_hash, result_tokens=result_tokens,
+                                               args_preview=args_preview)
+
+    def observe_tool_call_held(self, name: str, args_hash: str, result_hash: str, *, result_tokens: int,
+                               args_preview: str = "") -> ToolObservation:
+        """:meth:`observe_tool_call` for a caller that holds ``lock.raw``."""
+        found = self.loop.observe_tool_call(name, args_hash, result_hash, args_preview=args_preview)
+        read = self.reads.observe(name, args_hash, result_hash, result_tokens)
+        return ToolObservation(self._record(found), read)
 
     def observe_completion(self, text: str) -> tuple[Detection, ...]:
         """A completion's text: checked for repetition and remembered as the run's own output."""
         fp = text_hash(text)  # once: the context tracker and the loop detector key it alike
-        with self._lock:
-            if text:
-                self.context.observe_completion_hash(fp)
-            return self._record(self.loop.observe_completion(fp))
+        with self._lock.raw:
+            return self.observe_completion_held(text, fp)
+
+    def observe_completion_held(self, text: str, fp: str) -> tuple[Detection, ...]:
+        """:meth:`observe_completion` of ``text`` hashed as ``fp`` (``text_hash``), the caller holding ``lock.raw``."""
+        if text:
+            self.context.observe_completion_hash(fp)
+        return self._record(self.loop.observe_completion(fp))
 
     def observe_prompt(self, messages: Sequence[tuple[str, str]]) -> PromptObservation:
-        with self._lock:
+        with self._lock.raw:
             obs = self.context.observe_prompt(messages)
             self._reinjected_messages += obs.reinjected_messages
             self._reinjected_tokens += obs.reinjected_tokens

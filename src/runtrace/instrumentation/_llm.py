@@ -315,28 +315,28 @@ class LLMCall:
         if run is None:
             return
         try:
+            # The totals and the completion's detectors: one step under the run's lock.
             ctx = span.get_span_context()
-            run._live.record_llm_call(runs.CallFigures(
+            events = run._live.record_llm_call(runs.CallFigures(
                 cost_usd=cost, span_ref=(ctx.trace_id, ctx.span_id),
                 input_tokens=usage.input_tokens if usage else 0,
                 output_tokens=usage.output_tokens if usage else 0,
                 cached_input_tokens=usage.cache_read_tokens if usage else 0,
                 reasoning_tokens=(usage.reasoning_tokens or 0) if usage else 0,
-            ))
+            ), completion_text(data) if data is not None else "")
         except Exception as exc:  # noqa: BLE001 - fail_open, inlined (the hot path)
             log_internal_error("llm span: run totals", exc)
-        if data is None:
-            return
-        text = completion_text(data)
-        if text:
+            events = []
+        if events:
             try:
-                events = run._live.observe_completion(text)
                 for name, event_attrs in events:
                     span.add_event(name, event_attrs)
-                if events and any(name == semconv.EVENT_LOOP for name, _ in events):
+                if any(name == semconv.EVENT_LOOP for name, _ in events):
                     span.set_attribute(semconv.LOOP_DETECTED, True)
             except Exception as exc:  # noqa: BLE001 - fail_open, inlined (the hot path)
                 log_internal_error("llm span: observe completion", exc)
+        if data is None:
+            return
         if data.tool_calls:
             with _GUARD_REQUESTED_TOOL_CALLS:
                 run._live.note_requested_tool_calls([(c.id or "", c.name or "", c.arguments or "") for c in data.tool_calls if c.name])
