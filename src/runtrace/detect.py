@@ -533,12 +533,13 @@ class ContextTracker:
     def observe_prompt(self, messages: Sequence[tuple[str, str]]) -> PromptObservation:
         previous = self._previous
         current: list[tuple[str, str, str]] = []
-        prefix = 0
+        prefix = chars = 0
         for role, content in messages:  # the common prefix: no hashing, equal strings reuse
             if prefix < len(previous):
                 p_role, p_content, p_fp = previous[prefix]
                 if p_role == role and p_content == content:
                     current.append((role, content, p_fp))
+                    chars += len(content)
                     prefix += 1
                     continue
             break
@@ -551,6 +552,7 @@ class ContextTracker:
         for role, content in messages[prefix:]:
             fp = text_hash(content)
             current.append((role, content, fp))
+            chars += len(content)
             if leftover.get(fp):
                 leftover[fp] -= 1
             elif not content:
@@ -573,13 +575,12 @@ class ContextTracker:
         while len(sent) > self._cap:
             sent.popitem(last=False)
         self._previous = current
-        whole = hashlib.sha256()
-        chars = 0
-        for role, content, fp in current:
-            whole.update(f"{role}\x00{fp}\x00".encode("utf-8", "surrogatepass"))
-            chars += len(content)
+        # The whole prompt's hash in one pass: one join, one encode, one sha256 (the same bytes as
+        # hashing role NUL fp NUL message by message, which was an encode and an update each).
+        whole = "".join([f"{role}\x00{fp}\x00" for role, _content, fp in current])
         return PromptObservation(len(current), new, reinjected, reinjected_tokens, self.estimator.name,
-                                 whole.hexdigest()[:HASH_CHARS], chars)
+                                 hashlib.sha256(whole.encode("utf-8", "surrogatepass")).hexdigest()[:HASH_CHARS],
+                                 chars)
 
     def sizes(self) -> dict[str, int]:
         return {"context.sent": len(self._sent), "context.pending": len(self._pending),
