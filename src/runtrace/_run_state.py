@@ -23,6 +23,7 @@ from ._jsontext import parse_json_text
 from .budget import Breach, Budget, BudgetExceeded, OnExceed
 
 if TYPE_CHECKING:
+    from .policy_enforce import ActivePolicy
     from .runs import Run
 
 logger = logging.getLogger("runtrace")
@@ -81,33 +82,34 @@ class RunState:
         self._attributed = True
 
     # -- before a call: budget and policy -------------------------------------
-    @property
-    def projects_calls(self) -> bool:
-        """True when the budget has a limit that the next call's projection matters to.
+    # The policy in effect (``_state.current().policy``) is passed in: the instrumentation
+    # reads the installed state once a call and hands it down (issue 14).
+    def projects_calls(self, policy: ActivePolicy | None) -> bool:
+        """True when the budget, or a rule of ``policy``, has a limit that the next call's projection matters to.
 
         The instrumentation only estimates a request's tokens when it is (no
         cost for runs without a cost or input-token limit).
         """
         budget = self.run.budget
         return (budget is not None and (budget.max_cost_usd is not None or budget.max_input_tokens is not None)) \
-            or policy_enforce.wants_plan(self.run)
+            or policy_enforce.wants_plan(self.run, policy)
 
     def check_budget(self, kind: Literal["llm", "tool"], plan: projection.CallPlan | None = None, *,
-                     tool_name: str | None = None) -> None:
+                     tool_name: str | None = None, policy: ActivePolicy | None) -> None:
         """Called before every LLM (kind="llm") and tool call; may raise BudgetExceeded.
 
         ``plan`` is what the LLM call about to be sent is expected to use; with
         it, a call is refused when it would cross ``max_cost_usd`` or
         ``max_input_tokens`` (the rule is in :class:`Budget`'s docstring).
         ``tool_name`` names the tool about to run (``Budget.allowed_tools``).
-        Then the rules of the instrument()'s policy (``runtrace.policy``), if any.
+        Then the rules of ``policy``, the instrument()'s (``runtrace.policy``), if any.
         """
         budget = self.run.budget
         if budget is not None:
             breach = self._find_breach(budget, kind, plan, tool_name)
             if breach is not None:
                 self.apply_breach(breach, budget.on_exceed)
-        policy_enforce.check(self.run, kind, plan, tool_name)
+        policy_enforce.check(self.run, kind, plan, tool_name, policy)
 
     def _find_breach(self, budget: Budget, kind: str, plan: projection.CallPlan | None = None,
                      tool_name: str | None = None) -> Breach | None:
@@ -181,8 +183,11 @@ class RunState:
             })
 
     # -- after a call: totals ------------------------------------------------
-    def record_llm_call(self, figures: CallFigures, completion: str = "") -> list[tuple[str, dict[str, Any]]]:
+    def record_llm_call(self, figures: CallFigures, completion: str = "", *,
+                        policy: ActivePolicy | None) -> list[tuple[str, dict[str, Any]]]:
         """Add a finished call to the totals and, given its ``completion`` text, judge it; returns loop events.
+
+        ``policy`` (the one in effect now) hears of the call for its spending caps.
 
         The totals and the completion detectors are one step under the run's lock
         (``observe_completion`` alone does the second half).
@@ -207,7 +212,7 @@ class RunState:
                     if found:
                         t.loop_detected = True
         finally:  # the policy's ledger hears of the call even if a detector failed
-            policy_enforce.note_call(self.run, figures)
+            policy_enforce.note_call(self.run, figures, policy)
         return self._loop_events(found, marked=True)
 
     def _warn_unpriced_under_cost_limit(self) -> None:

@@ -24,7 +24,7 @@ from typing import Any
 from opentelemetry import context, trace
 from opentelemetry.trace import SpanKind
 
-from .. import _config, detect, metrics, pricing, projection, runs, semconv
+from .. import _state, detect, metrics, pricing, projection, runs, semconv
 from .._errors import record_error
 from .._internal import fail_open, log_internal_error
 from .._jsontext import parse_json_text
@@ -158,10 +158,15 @@ def stamp_run(run: runs.Run | None, attrs: dict[str, Any]) -> bool:
 
 
 class LLMCall:
-    """The span of one LLM request; ``finish``/``fail`` end it exactly once, from any thread."""
+    """The span of one LLM request; ``finish``/``fail`` end it exactly once, from any thread.
 
-    def __init__(self, request: Request, tracer_name: str, *, is_async: bool = False) -> None:
-        settings = _config.settings()
+    ``installed`` is the state the call started under (read once for the call, issue 14):
+    its settings and pricer; ``run`` the run current at its start.
+    """
+
+    def __init__(self, request: Request, tracer_name: str, installed: _state.Installed, run: runs.Run | None, *,
+                 is_async: bool = False) -> None:
+        settings = installed.settings
         self.request = request
         # Which wrapper made the call (sync or async SDK method): decides the stream proxy.
         # Never guessed from the result, which another instrumentation may have wrapped
@@ -169,8 +174,9 @@ class LLMCall:
         self.is_async = is_async
         self.capture_content = settings.capture_content
         # Priced with the pricer in effect when the call started, also if uninstrument() comes first.
+        # (pricing.default_pricer() is installed.pricer; asked by name, as tests and tools replace it)
         self._pricer = pricing.default_pricer()
-        self.run = runs.current_run()
+        self.run = run
         self.started = datetime.now(timezone.utc)
         self._t0 = time.monotonic()
         # Claimed by the first next(): atomic under the GIL, and unlike a lock per call
@@ -302,14 +308,21 @@ class LLMCall:
         span.set_attributes(attrs)
         cost = 0.0 if not_billed else (price.total_usd if price is not None else None)
         run = self.run
+        # The state in effect now (read once for the call's end): the metrics and the policy
+        # that hear of it are today's, also when instrument() was called again mid-stream.
+        installed = _state.current()
+        meters = installed.meters if installed is not None else None
         try:
-            metrics.record_llm_call(
-                operation=self.request.operation, provider=self.request.provider,
-                request_model=self.request.model, response_model=data.response_model if data else None,
-                input_tokens=usage.input_tokens if usage else None,
-                output_tokens=usage.output_tokens if usage else None,
-                duration_s=time.monotonic() - self._t0, error_type=error_type, cost_usd=cost,
-                project=run.project if run is not None else None, owner=run.owner if run is not None else None)
+            sinks = meters.live() if meters is not None else ()
+            if sinks:
+                metrics.record_llm_call(
+                    operation=self.request.operation, provider=self.request.provider,
+                    request_model=self.request.model, response_model=data.response_model if data else None,
+                    input_tokens=usage.input_tokens if usage else None,
+                    output_tokens=usage.output_tokens if usage else None,
+                    duration_s=time.monotonic() - self._t0, error_type=error_type, cost_usd=cost,
+                    project=run.project if run is not None else None, owner=run.owner if run is not None else None,
+                    sinks=sinks)
         except Exception as exc:  # noqa: BLE001 - fail_open, inlined (the hot path)
             log_internal_error("llm span: metrics", exc)
         if run is None:
@@ -323,7 +336,8 @@ class LLMCall:
                 output_tokens=usage.output_tokens if usage else 0,
                 cached_input_tokens=usage.cache_read_tokens if usage else 0,
                 reasoning_tokens=(usage.reasoning_tokens or 0) if usage else 0,
-            ), completion_text(data) if data is not None else "")
+            ), completion_text(data) if data is not None else "",
+                policy=installed.policy if installed is not None else None)
         except Exception as exc:  # noqa: BLE001 - fail_open, inlined (the hot path)
             log_internal_error("llm span: run totals", exc)
             events = []

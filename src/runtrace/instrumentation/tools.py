@@ -18,7 +18,7 @@ from typing import Any, TypeVar, overload
 from opentelemetry import context, trace
 from opentelemetry.trace import SpanKind
 
-from .. import _config, detect, runs, semconv
+from .. import _config, _state, detect, runs, semconv
 from .._errors import record_error
 from .._internal import fail_open
 from ._llm import stamp_run
@@ -104,9 +104,12 @@ class ToolCall:
         self.name = name
         self.arguments = dict(arguments)
         self.run = runs.current_run()
+        installed = _state.current()  # read once for the call: its policy and settings
         if self.run is not None:
-            self.run._live.check_budget("tool", tool_name=name)  # may raise BudgetExceeded: before the tool runs
-        self.settings = _config.settings()
+            # may raise BudgetExceeded: before the tool runs
+            self.run._live.check_budget("tool", tool_name=name,
+                                        policy=installed.policy if installed is not None else None)
+        self.settings = installed.settings if installed is not None else _config.settings()
         self.span: trace.Span = trace.INVALID_SPAN
         self.args_hash = ""
         self._names_run = False
