@@ -60,6 +60,16 @@ try:
 except ImportError:  # pragma: no cover - every supported openai release has them
     _SDKCompletion = _SDKMessage = _SDKCompletionChoice = _SDKUsage = None  # type: ignore[assignment,misc]
 
+try:
+    from openai.types.responses import Response as _SDKResponse
+    from openai.types.responses import ResponseFunctionToolCall as _SDKFunctionCall
+    from openai.types.responses import ResponseOutputMessage as _SDKOutputMessage
+    from openai.types.responses import ResponseOutputText as _SDKOutputText
+    from openai.types.responses import ResponseUsage as _SDKResponseUsage
+except ImportError:  # pragma: no cover - openai 1.x releases before the Responses API
+    _SDKResponse = _SDKFunctionCall = _SDKOutputMessage = _SDKOutputText = None  # type: ignore[assignment,misc]
+    _SDKResponseUsage = None  # type: ignore[assignment,misc]
+
 INTEGRATION = "openai"
 TRACER = "runtrace.instrumentation.openai"
 
@@ -459,6 +469,32 @@ class ChatAccumulator:
 
 # Hand-read for the same reasons as chat_usage (SDK objects, not JSON; partial stream usage).
 def responses_usage(usage: Any) -> Usage | None:
+    if type(usage) is _SDKResponseUsage:
+        return _sdk_responses_usage(usage)
+    return _any_responses_usage(usage)
+
+
+def _sdk_responses_usage(usage: Any) -> Usage | None:
+    """The SDK's own ``ResponseUsage`` read by attribute, as ``_sdk_usage`` reads chat's (issue 14)."""
+    inp = _int_or_none(getattr(usage, "input_tokens", None))
+    out = _int_or_none(getattr(usage, "output_tokens", None))
+    if inp is None and out is None:
+        return None
+    details = getattr(usage, "input_tokens_details", None)
+    out_details = getattr(usage, "output_tokens_details", None)
+    if type(details) is dict or type(out_details) is dict:  # a field the SDK left raw: the generic walk
+        return _any_responses_usage(usage)
+    cached = cache_write = None
+    if details is not None:
+        cached = _int_or_none(getattr(details, "cached_tokens", None))
+        cache_write = _int_or_none(getattr(details, "cache_write_tokens", None))  # as genai-prices reads it
+    return Usage(input_tokens=inp or 0, output_tokens=out or 0, cache_read_tokens=cached or 0,
+                 cache_write_tokens=cache_write if cache_write else None,
+                 reasoning_tokens=_int_or_none(getattr(out_details, "reasoning_tokens", None))
+                 if out_details is not None else None)
+
+
+def _any_responses_usage(usage: Any) -> Usage | None:
     inp, out = as_int(get(usage, "input_tokens")), as_int(get(usage, "output_tokens"))
     if inp is None and out is None:
         return None
@@ -469,8 +505,7 @@ def responses_usage(usage: Any) -> Usage | None:
                  reasoning_tokens=as_int(get(usage, "output_tokens_details", "reasoning_tokens")))
 
 
-def _responses_finish_reason(body: Any, has_calls: bool) -> str | None:
-    status = as_str(get(body, "status"))
+def _responses_finish_reason(body: Any, has_calls: bool, status: str | None) -> str | None:
     if status == "completed":
         return "tool_calls" if has_calls else "stop"
     if status == "incomplete":
@@ -481,16 +516,38 @@ def _responses_finish_reason(body: Any, has_calls: bool) -> str | None:
 
 
 def responses_response(body: Any) -> ResponseData:
-    """A ``Response`` of the Responses API (model or JSON body) as ResponseData."""
-    data = ResponseData(response_id=as_str(get(body, "id")), response_model=as_str(get(body, "model")),
-                        usage=responses_usage(get(body, "usage")), service_tier=as_str(get(body, "service_tier")))
+    """A ``Response`` of the Responses API (model or JSON body) as ResponseData.
+
+    The SDK's own ``Response`` is read by attribute, and so are its message and
+    function-call items (issue 14: about fifteen ``get()`` walks a call, as chat's
+    were); any other type (a JSON body, a ``ParsedResponse``, an item or content
+    piece of another type) is read by the generic walk, which accepts anything.
+    ``tests/test_instrumentation_responses_reader.py`` holds both paths equal.
+    """
+    if type(body) is _SDKResponse:
+        data = ResponseData(response_id=as_str(getattr(body, "id", None)),
+                            response_model=as_str(getattr(body, "model", None)),
+                            usage=responses_usage(getattr(body, "usage", None)),
+                            service_tier=as_str(getattr(body, "service_tier", None)))
+        output, status = getattr(body, "output", None), as_str(getattr(body, "status", None))
+    else:
+        data = ResponseData(response_id=as_str(get(body, "id")), response_model=as_str(get(body, "model")),
+                            usage=responses_usage(get(body, "usage")), service_tier=as_str(get(body, "service_tier")))
+        output, status = get(body, "output"), as_str(get(body, "status"))
     texts: list[str] = []
     parts: list[dict[str, Any]] = []
-    for item in as_list(get(body, "output")):
-        kind = get(item, "type")
+    for item in as_list(output):
+        item_type = type(item)
+        if item_type is _SDKOutputMessage:
+            kind, content = "message", getattr(item, "content", None)
+        elif item_type is _SDKFunctionCall:
+            kind, content = "function_call", None
+        else:
+            kind = get(item, "type")
+            content = get(item, "content") if kind == "message" else None
         if kind == "message":
-            for piece in as_list(get(item, "content")):
-                text = get(piece, "text")
+            for piece in as_list(content):
+                text = getattr(piece, "text", None) if type(piece) is _SDKOutputText else get(piece, "text")
                 if not isinstance(text, str):
                     text = get(piece, "refusal")
                 if isinstance(text, str):
@@ -501,7 +558,7 @@ def responses_response(body: Any) -> ResponseData:
             data.tool_calls.append(call)
             parts.append(tool_call_part(call.id, call.name, call.arguments))
     data.text = "".join(texts)
-    reason = _responses_finish_reason(body, bool(data.tool_calls))
+    reason = _responses_finish_reason(body, bool(data.tool_calls), status)
     if reason:
         data.finish_reasons.append(reason)
     if parts or reason:
