@@ -92,7 +92,7 @@ class RunState:
         """
         budget = self.run.budget
         return (budget is not None and (budget.max_cost_usd is not None or budget.max_input_tokens is not None)) \
-            or policy_enforce.wants_plan(self.run, policy)
+            or (policy is not None and policy_enforce.wants_plan(self.run, policy))
 
     def check_budget(self, kind: Literal["llm", "tool"], plan: projection.CallPlan | None = None, *,
                      tool_name: str | None = None, policy: ActivePolicy | None) -> None:
@@ -109,7 +109,8 @@ class RunState:
             breach = self._find_breach(budget, kind, plan, tool_name)
             if breach is not None:
                 self.apply_breach(breach, budget.on_exceed)
-        policy_enforce.check(self.run, kind, plan, tool_name, policy)
+        if policy is not None:
+            policy_enforce.check(self.run, kind, plan, tool_name, policy)
 
     def _find_breach(self, budget: Budget, kind: str, plan: projection.CallPlan | None = None,
                      tool_name: str | None = None) -> Breach | None:
@@ -213,7 +214,7 @@ class RunState:
                         t.loop_detected = True
         finally:  # the policy's ledger hears of the call even if a detector failed
             policy_enforce.note_call(self.run, figures, policy)
-        return self._loop_events(found, marked=True)
+        return self._loop_events(found, marked=True) if found else []
 
     def _warn_unpriced_under_cost_limit(self) -> None:
         """Say once per run that a cost limit cannot count an unpriced call (a local model, an unknown one).
@@ -287,7 +288,7 @@ class RunState:
             events.append((semconv.EVENT_REPEATED_READ, {
                 semconv.TOOL_REPEAT_COUNT: read.repeat_count,
                 semconv.LOOP_DESCRIPTION: repeated_read_sentence(name, read.repeat_count, args_preview)}))
-        loop_events = self._loop_events(found, marked=True)
+        loop_events = self._loop_events(found, marked=True) if found else []
         if loop_events:
             attrs[semconv.LOOP_DETECTED] = True
         return attrs, events + loop_events

@@ -143,19 +143,17 @@ def canonical_json(value: Any) -> str:
     return json.dumps(_normalise(value), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
-def _digest(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:HASH_CHARS]
-
-
 def stable_hash(value: Any) -> str:
-    """sha256 of ``canonical_json(value)``, 16 hex chars (64 bits: ample within one run)."""
-    return _digest(canonical_json(value))
+    """sha256 of ``canonical_json(value)``, 16 hex chars (64 bits: ample within one run).
+
+    ``_digest``, written out: two a tool call."""
+    return hashlib.sha256(canonical_json(value).encode("utf-8", "surrogatepass")).hexdigest()[:HASH_CHARS]
 
 
 def text_hash(text: str) -> str:
     """sha256 of the text itself, 16 hex chars: for prompt/completion/result text,
-    where JSON-quoting first would only cost time."""
-    return _digest(text)
+    where JSON-quoting first would only cost time. (``_digest``, written out: every message of every prompt.)"""
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:HASH_CHARS]
 
 
 # --- token estimation ----------------------------------------------------------

@@ -38,7 +38,6 @@ Usage = pricing.TokenUsage
 
 # The call's fail_open guards, made once: a guard holds only its label, so one instance serves every
 # call and thread (nine a call were made and dropped before, issue 14).
-_GUARD_OBSERVE_PROMPT = fail_open("llm span: observe prompt")
 _GUARD_INPUT_CONTENT = fail_open("llm span: input content")
 _GUARD_ERROR = fail_open("llm span: error")
 _GUARD_REQUESTED_TOOL_CALLS = fail_open("llm span: requested tool calls")
@@ -133,6 +132,8 @@ class ToolCallPieces:
 
 def completion_text(data: ResponseData) -> str:
     """The text that identifies a completion: its words plus the tool calls it asked for."""
+    if not data.tool_calls:
+        return data.text  # the usual case: no list, generator or join
     pieces = [data.text] if data.text else []
     pieces.extend(f"{c.name}({c.arguments or ''})" for c in data.tool_calls)
     return "\n".join(pieces)
@@ -196,8 +197,10 @@ class LLMCall:
         name = f"{request.operation} {request.model}" if request.model else request.operation
         # Everything known before the request goes in with the span's start: one pass over the attributes.
         if request.prompt is not None:
-            with _GUARD_OBSERVE_PROMPT:
+            try:  # fail_open, written out (every call)
                 attrs.update(self._prompt_attributes(request.prompt))
+            except Exception as exc:  # noqa: BLE001 - the span starts without the context attributes
+                log_internal_error("llm span: observe prompt", exc)
         if self.capture_content:
             with _GUARD_INPUT_CONTENT:
                 content: dict[str, Any] = {}
@@ -356,8 +359,11 @@ class LLMCall:
                 run._live.note_requested_tool_calls([(c.id or "", c.name or "", c.arguments or "") for c in data.tool_calls if c.name])
 
     def _response_attributes(self, data: ResponseData, attrs: dict[str, Any]) -> None:
-        put(attrs, semconv.GEN_AI_RESPONSE_ID, data.response_id)
-        put(attrs, semconv.GEN_AI_RESPONSE_MODEL, data.response_model)
+        # ResponseData holds None or a value (the readers drop the SDKs' sentinels): a test, not put().
+        if data.response_id is not None:
+            attrs[semconv.GEN_AI_RESPONSE_ID] = data.response_id
+        if data.response_model is not None:
+            attrs[semconv.GEN_AI_RESPONSE_MODEL] = data.response_model
         if data.finish_reasons:
             attrs[semconv.GEN_AI_RESPONSE_FINISH_REASONS] = list(data.finish_reasons)
         if data.service_tier and self.request.provider == semconv.PROVIDER_OPENAI:
@@ -370,10 +376,14 @@ class LLMCall:
             attrs[semconv.GEN_AI_USAGE_INPUT_TOKENS] = usage.input_tokens
             attrs[semconv.GEN_AI_USAGE_OUTPUT_TOKENS] = usage.output_tokens
             attrs[semconv.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] = usage.cache_read_tokens
-            put(attrs, semconv.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS, usage.cache_write_tokens)
-            put(attrs, semconv.USAGE_CACHE_WRITE_5M_TOKENS, usage.cache_write_5m_tokens)
-            put(attrs, semconv.USAGE_CACHE_WRITE_1H_TOKENS, usage.cache_write_1h_tokens)
-            put(attrs, semconv.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS, usage.reasoning_tokens)
+            if usage.cache_write_tokens is not None:
+                attrs[semconv.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS] = usage.cache_write_tokens
+            if usage.cache_write_5m_tokens is not None:
+                attrs[semconv.USAGE_CACHE_WRITE_5M_TOKENS] = usage.cache_write_5m_tokens
+            if usage.cache_write_1h_tokens is not None:
+                attrs[semconv.USAGE_CACHE_WRITE_1H_TOKENS] = usage.cache_write_1h_tokens
+            if usage.reasoning_tokens is not None:
+                attrs[semconv.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS] = usage.reasoning_tokens
             if usage.input_tokens > 0:
                 uncached = max(usage.input_tokens - usage.cache_read_tokens, 0)
                 attrs[semconv.CONTEXT_UNCACHED_INPUT_SHARE] = round(uncached / usage.input_tokens, 6)
