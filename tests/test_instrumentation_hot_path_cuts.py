@@ -84,3 +84,38 @@ def test_the_completion_text_with_and_without_tool_calls() -> None:
     assert completion_text(ResponseData(text="Reading.", tool_calls=calls)) == \
         'Reading.\nread_file({"path": "a.py"})\nls()'
     assert completion_text(ResponseData(tool_calls=calls[1:])) == "ls()"
+
+
+def test_an_sdk_chunk_is_one_accumulator_call_and_reads_the_same() -> None:
+    import sys
+
+    from openai._models import construct_type
+    from openai.types.chat import ChatCompletionChunk
+
+    from llm_fakes import chat_chunks
+    from runtrace.instrumentation import openai as openai_inst
+
+    bodies = chat_chunks(pieces=("Hel", "lo", "!"), usage=ChatUsage(100, 10, cached_tokens=20))
+    chunks = [construct_type(type_=ChatCompletionChunk, value=b) for b in bodies]
+    assert all(type(c) is ChatCompletionChunk for c in chunks)
+    acc, walked = openai_inst.ChatAccumulator(), openai_inst.ChatAccumulator()
+    calls: list[str] = []
+
+    def profile(frame: Any, event: str, arg: Any) -> None:
+        if event == "call" and frame.f_code.co_filename == openai_inst.__file__:
+            calls.append(frame.f_code.co_name)
+
+    sys.setprofile(profile)
+    try:
+        for c in chunks:
+            acc.add(c)
+    finally:
+        sys.setprofile(None)
+    # per chunk the accumulator's add and nothing else of the module's (add then _add_sdk before);
+    # the usage chunk reads its usage (chat_usage, _sdk_usage, five _int_or_none)
+    assert calls.count("add") == len(chunks) == 6
+    assert [n for n in calls if n != "add"] == ["chat_usage", "_sdk_usage", *["_int_or_none"] * 5]
+    for b in bodies:
+        walked.add(b)  # the JSON bodies take the generic walk: the same result
+    assert acc.result() == walked.result()
+    assert (acc.result().text, acc.result().usage.input_tokens) == ("Hello!", 100)

@@ -375,20 +375,18 @@ class ChatAccumulator:
         self.calls: dict[int, ToolCallPieces] = {}  # choice -> its tool calls' pieces
 
     def add(self, chunk: Any) -> None:
-        if type(chunk) is _SDKChunk:
-            self._add_sdk(chunk)
-        else:
-            self._add_any(chunk)
-
-    def _add_sdk(self, chunk: Any) -> None:
-        """The openai SDK's own ``ChatCompletionChunk``: its fields read as attributes, no ``get()`` walk.
+        """One chunk; the openai SDK's own ``ChatCompletionChunk`` has its fields read as attributes, no ``get()`` walk.
 
         A streamed call spends most of runtrace's per-chunk time here (about ten
         ``get()`` reads a chunk, 71 a stream in the benchmark); the SDK's model types
         are known, so a chunk, choice and delta of exactly those types are read
-        directly. Anything else (a dict, a subclass, a field the SDK left as a raw
-        dict because it did not match its type) goes through :meth:`_add_any`.
+        directly, in this method (a second call a chunk before, issue 14). Anything
+        else (a dict, a subclass, a field the SDK left as a raw dict because it did
+        not match its type) goes through :meth:`_add_any`.
         """
+        if type(chunk) is not _SDKChunk:
+            self._add_any(chunk)
+            return
         head = self.head
         if head.response_id is None:
             head.response_id = as_str(getattr(chunk, "id", None))
@@ -410,7 +408,9 @@ class ChatAccumulator:
             if type(choice) is not _SDKChoice or type(delta) is not _SDKDelta or getattr(delta, "tool_calls", None):
                 self._add_choice(choice)
                 continue
-            index = as_int(getattr(choice, "index", None)) or 0
+            index = getattr(choice, "index", None)
+            if type(index) is not int:  # the SDK's int is used as it is: as_int for anything else
+                index = as_int(index) or 0
             content = getattr(delta, "content", None)
             if isinstance(content, str):
                 self.texts.setdefault(index, []).append(content)
