@@ -60,22 +60,26 @@ BODIES = {
 }
 
 
+def _model(name: str) -> Any:
+    """BODIES[name] as the SDK builds its ``Response`` (``construct_type``, no validation)."""
+    return construct_type(type_=Response, value=json.loads(json.dumps(BODIES[name])))
+
+
 @pytest.mark.parametrize("name", sorted(BODIES))
 def test_sdk_response_and_json_body_give_the_same_response(name: str) -> None:
-    body = json.loads(json.dumps(BODIES[name]))
-    model = construct_type(type_=Response, value=body)
-    assert type(model) is Response
-    assert responses_response(model) == responses_response(body)
+    model = _model(name)
+    assert type(model) is Response  # the direct path's type, not a subclass
+    assert responses_response(model) == responses_response(BODIES[name])
 
 
-def test_the_plain_response_reads_every_figure() -> None:
-    model = construct_type(type_=Response, value=json.loads(json.dumps(BODIES["reasoning, text and call"])))
-    data = responses_response(model)
-    assert (data.response_id, data.response_model, data.service_tier, data.text, data.finish_reasons) == \
-        ("resp_7", "gpt-4o-mini-2024-07-18", "default", "Reading.", ["tool_calls"])
-    assert data.usage is not None
-    assert (data.usage.input_tokens, data.usage.output_tokens, data.usage.cache_read_tokens,
-            data.usage.cache_write_tokens, data.usage.reasoning_tokens) == (1300, 90, 256, 40, 12)
+def test_the_sdk_response_reads_every_figure() -> None:
+    data = responses_response(_model("reasoning, text and call"))
+    usage = data.usage
+    assert usage is not None
+    assert (data.response_id, data.response_model, data.service_tier, data.text, data.finish_reasons,
+            usage.input_tokens, usage.output_tokens, usage.cache_read_tokens, usage.cache_write_tokens,
+            usage.reasoning_tokens) == \
+        ("resp_7", "gpt-4o-mini-2024-07-18", "default", "Reading.", ["tool_calls"], 1300, 90, 256, 40, 12)
     assert [(c.id, c.name, c.arguments) for c in data.tool_calls] == [("call_1", "read_file", "{\"path\": \"a.py\"}")]
     assert data.output_messages == [{"role": "assistant", "finish_reason": "tool_calls", "parts": [
         {"type": "text", "content": "Reading."},
@@ -85,15 +89,9 @@ def test_the_plain_response_reads_every_figure() -> None:
 def test_the_sdk_response_is_read_without_the_generic_walk(monkeypatch: pytest.MonkeyPatch) -> None:
     walks: list[tuple[str, ...]] = []
     real = openai_inst.get
-
-    def counting(obj: Any, *path: str) -> Any:
-        walks.append(path)
-        return real(obj, *path)
-
-    monkeypatch.setattr(openai_inst, "get", counting)
-    model = construct_type(type_=Response, value=json.loads(json.dumps(BODIES["two pieces"])))
-    data = responses_response(model)
+    monkeypatch.setattr(openai_inst, "get", lambda obj, *path: walks.append(path) or real(obj, *path))
+    data = responses_response(_model("two pieces"))
     assert walks == []  # was 15: id, model, usage (5), service_tier, output, then type, content, text a piece, status
     assert (data.text, data.finish_reasons) == ("one two", ["stop"])
-    responses_response(json.loads(json.dumps(BODIES["two pieces"])))  # a JSON body still takes the walk
+    responses_response(BODIES["two pieces"])  # a JSON body still takes the walk
     assert len(walks) == 15

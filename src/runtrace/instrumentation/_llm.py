@@ -376,14 +376,12 @@ class LLMCall:
             attrs[semconv.GEN_AI_USAGE_INPUT_TOKENS] = usage.input_tokens
             attrs[semconv.GEN_AI_USAGE_OUTPUT_TOKENS] = usage.output_tokens
             attrs[semconv.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] = usage.cache_read_tokens
-            if usage.cache_write_tokens is not None:
-                attrs[semconv.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS] = usage.cache_write_tokens
-            if usage.cache_write_5m_tokens is not None:
-                attrs[semconv.USAGE_CACHE_WRITE_5M_TOKENS] = usage.cache_write_5m_tokens
-            if usage.cache_write_1h_tokens is not None:
-                attrs[semconv.USAGE_CACHE_WRITE_1H_TOKENS] = usage.cache_write_1h_tokens
-            if usage.reasoning_tokens is not None:
-                attrs[semconv.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS] = usage.reasoning_tokens
+            for key, value in ((semconv.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS, usage.cache_write_tokens),
+                               (semconv.USAGE_CACHE_WRITE_5M_TOKENS, usage.cache_write_5m_tokens),
+                               (semconv.USAGE_CACHE_WRITE_1H_TOKENS, usage.cache_write_1h_tokens),
+                               (semconv.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS, usage.reasoning_tokens)):
+                if value is not None:  # an int or None (TokenUsage): a test, not put()
+                    attrs[key] = value
             if usage.input_tokens > 0:
                 uncached = max(usage.input_tokens - usage.cache_read_tokens, 0)
                 attrs[semconv.CONTEXT_UNCACHED_INPUT_SHARE] = round(uncached / usage.input_tokens, 6)

@@ -15,6 +15,7 @@ calls ``create``; the inner call then passes through, one span per request).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import openai  # noqa: F401 - absent: importing this module fails, so instrument() skips it
@@ -270,35 +271,46 @@ def _with_stream_usage(kwargs: dict[str, Any]) -> dict[str, Any]:
 
 # --- responses ---------------------------------------------------------------------------
 
-# Hand-read, not _usage.extract: same numbers (tests/test_instrumentation_usage_extract_parity.py), but extract needs a dumped SDK
-# object (~6x this reader per call) and drops a partial usage (a stream broken off) that this one still prices.
-def chat_usage(usage: Any) -> Usage | None:
-    if type(usage) is _SDKUsage:
-        return _sdk_usage(usage)
-    return _any_usage(usage)
-
-
 def _int_or_none(value: Any) -> int | None:
     """``as_int`` for what the SDK's models hold: an int read as it is, anything else as ``as_int`` reads it."""
     return value if type(value) is int else as_int(value)
 
 
-def _sdk_usage(usage: Any) -> Usage | None:
-    """The SDK's own ``CompletionUsage`` read by attribute (five ``get()`` walks a call before, issue 14)."""
-    prompt = _int_or_none(getattr(usage, "prompt_tokens", None))
-    completion = _int_or_none(getattr(usage, "completion_tokens", None))
+# (input, output, input details, output details): chat's CompletionUsage and the Responses API's
+# ResponseUsage are the same shape under two sets of names.
+_CHAT_USAGE_FIELDS = ("prompt_tokens", "completion_tokens", "prompt_tokens_details", "completion_tokens_details")
+_RESPONSES_USAGE_FIELDS = ("input_tokens", "output_tokens", "input_tokens_details", "output_tokens_details")
+
+
+# Hand-read, not _usage.extract: same numbers (tests/test_instrumentation_usage_extract_parity.py), but extract needs a dumped SDK
+# object (~6x this reader per call) and drops a partial usage (a stream broken off) that this one still prices.
+def chat_usage(usage: Any) -> Usage | None:
+    if type(usage) is _SDKUsage:
+        return _sdk_usage(usage, _CHAT_USAGE_FIELDS, _any_usage)
+    return _any_usage(usage)
+
+
+def _sdk_usage(usage: Any, fields: tuple[str, str, str, str],
+               walk: Callable[[Any], Usage | None]) -> Usage | None:
+    """The SDK's own usage model read by attribute (five ``get()`` walks a call before, issue 14).
+
+    ``fields`` names its parts; a part the SDK left as a raw dict goes to ``walk``, the generic reader.
+    """
+    inp_name, out_name, inp_details_name, out_details_name = fields
+    prompt = _int_or_none(getattr(usage, inp_name, None))
+    completion = _int_or_none(getattr(usage, out_name, None))
     if prompt is None and completion is None:
         return None
-    details = getattr(usage, "prompt_tokens_details", None)
+    details = getattr(usage, inp_details_name, None)
     cached = cache_write = None
     if details is not None:
         if type(details) is dict:  # a field the SDK left raw: the generic walk reads it
-            return _any_usage(usage)
+            return walk(usage)
         cached = _int_or_none(getattr(details, "cached_tokens", None))
         cache_write = _int_or_none(getattr(details, "cache_write_tokens", None))  # an extra some servers send
-    out = getattr(usage, "completion_tokens_details", None)
+    out = getattr(usage, out_details_name, None)
     if type(out) is dict:
-        return _any_usage(usage)
+        return walk(usage)
     return Usage(
         input_tokens=prompt or 0, output_tokens=completion or 0, cache_read_tokens=cached or 0,
         cache_write_tokens=cache_write if cache_write else None,
@@ -324,6 +336,17 @@ def _tool_call(raw: Any) -> RequestedToolCall:
                     get(raw, "function", "arguments"))
 
 
+def _head(body: Any, usage: Callable[[Any], Usage | None], *, sdk: bool) -> ResponseData:
+    """A response's id, model, usage and tier: by attribute from the SDK's own model (``sdk``), else walked."""
+    if sdk:
+        return ResponseData(response_id=as_str(getattr(body, "id", None)),
+                            response_model=as_str(getattr(body, "model", None)),
+                            usage=usage(getattr(body, "usage", None)),
+                            service_tier=as_str(getattr(body, "service_tier", None)))
+    return ResponseData(response_id=as_str(get(body, "id")), response_model=as_str(get(body, "model")),
+                        usage=usage(get(body, "usage")), service_tier=as_str(get(body, "service_tier")))
+
+
 def chat_response(body: Any) -> ResponseData:
     """A ``ChatCompletion`` (model or JSON body) as ResponseData.
 
@@ -333,14 +356,10 @@ def chat_response(body: Any) -> ResponseData:
     ``tests/test_instrumentation_response_reader.py`` holds both paths equal.
     """
     if type(body) is _SDKCompletion:
-        data = ResponseData(response_id=as_str(getattr(body, "id", None)),
-                            response_model=as_str(getattr(body, "model", None)),
-                            usage=chat_usage(getattr(body, "usage", None)),
-                            service_tier=as_str(getattr(body, "service_tier", None)))
+        data = _head(body, chat_usage, sdk=True)
         choices = getattr(body, "choices", None)
     else:
-        data = ResponseData(response_id=as_str(get(body, "id")), response_model=as_str(get(body, "model")),
-                            usage=chat_usage(get(body, "usage")), service_tier=as_str(get(body, "service_tier")))
+        data = _head(body, chat_usage, sdk=False)
         choices = get(body, "choices")
     for index, choice in enumerate(as_list(choices)):
         message = getattr(choice, "message", None) if type(choice) is _SDKCompletionChoice else None
@@ -470,28 +489,8 @@ class ChatAccumulator:
 # Hand-read for the same reasons as chat_usage (SDK objects, not JSON; partial stream usage).
 def responses_usage(usage: Any) -> Usage | None:
     if type(usage) is _SDKResponseUsage:
-        return _sdk_responses_usage(usage)
+        return _sdk_usage(usage, _RESPONSES_USAGE_FIELDS, _any_responses_usage)
     return _any_responses_usage(usage)
-
-
-def _sdk_responses_usage(usage: Any) -> Usage | None:
-    """The SDK's own ``ResponseUsage`` read by attribute, as ``_sdk_usage`` reads chat's (issue 14)."""
-    inp = _int_or_none(getattr(usage, "input_tokens", None))
-    out = _int_or_none(getattr(usage, "output_tokens", None))
-    if inp is None and out is None:
-        return None
-    details = getattr(usage, "input_tokens_details", None)
-    out_details = getattr(usage, "output_tokens_details", None)
-    if type(details) is dict or type(out_details) is dict:  # a field the SDK left raw: the generic walk
-        return _any_responses_usage(usage)
-    cached = cache_write = None
-    if details is not None:
-        cached = _int_or_none(getattr(details, "cached_tokens", None))
-        cache_write = _int_or_none(getattr(details, "cache_write_tokens", None))  # as genai-prices reads it
-    return Usage(input_tokens=inp or 0, output_tokens=out or 0, cache_read_tokens=cached or 0,
-                 cache_write_tokens=cache_write if cache_write else None,
-                 reasoning_tokens=_int_or_none(getattr(out_details, "reasoning_tokens", None))
-                 if out_details is not None else None)
 
 
 def _any_responses_usage(usage: Any) -> Usage | None:
@@ -525,14 +524,10 @@ def responses_response(body: Any) -> ResponseData:
     ``tests/test_instrumentation_responses_reader.py`` holds both paths equal.
     """
     if type(body) is _SDKResponse:
-        data = ResponseData(response_id=as_str(getattr(body, "id", None)),
-                            response_model=as_str(getattr(body, "model", None)),
-                            usage=responses_usage(getattr(body, "usage", None)),
-                            service_tier=as_str(getattr(body, "service_tier", None)))
+        data = _head(body, responses_usage, sdk=True)
         output, status = getattr(body, "output", None), as_str(getattr(body, "status", None))
     else:
-        data = ResponseData(response_id=as_str(get(body, "id")), response_model=as_str(get(body, "model")),
-                            usage=responses_usage(get(body, "usage")), service_tier=as_str(get(body, "service_tier")))
+        data = _head(body, responses_usage, sdk=False)
         output, status = get(body, "output"), as_str(get(body, "status"))
     texts: list[str] = []
     parts: list[dict[str, Any]] = []
