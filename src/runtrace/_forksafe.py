@@ -19,30 +19,36 @@ from types import TracebackType
 
 
 class ForkSafeLock:
-    """A ``threading.Lock`` (or ``RLock``) replaced by a fresh, unheld one in a forked child."""
+    """A ``threading.Lock`` (or ``RLock``) replaced by a fresh, unheld one in a forked child.
 
-    __slots__ = ("_factory", "_lock", "__weakref__")
+    ``with lock:`` costs two Python calls (``__enter__``/``__exit__``) around the
+    lock's own two. Code that takes the lock on every LLM or tool call writes
+    ``with lock.raw:`` instead: ``raw`` is the lock object itself, read at each
+    use, so after a fork it is the child's fresh one (issue 14: five pairs a call).
+    """
+
+    __slots__ = ("_factory", "raw", "__weakref__")
 
     def __init__(self, factory: Callable[[], threading.Lock] | Callable[[], threading.RLock] = threading.Lock) -> None:
         self._factory = factory
-        self._lock = factory()
+        self.raw: threading.Lock | threading.RLock = factory()
         _locks.add(self)
 
     def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
-        return self._lock.acquire(blocking, timeout)
+        return self.raw.acquire(blocking, timeout)
 
     def release(self) -> None:
-        self._lock.release()
+        self.raw.release()
 
     def __enter__(self) -> bool:
-        return self._lock.acquire()
+        return self.raw.acquire()
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
-        self._lock.release()
+        self.raw.release()
 
     def _reset(self) -> None:
-        self._lock = self._factory()
+        self.raw = self._factory()
 
 
 def fork_safe_rlock() -> ForkSafeLock:

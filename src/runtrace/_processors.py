@@ -25,7 +25,7 @@ from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
 from . import _pending, runs, semconv
 from ._forksafe import ForkSafeLock
-from ._internal import fail_open
+from ._internal import fail_open, log_internal_error
 
 _PENDING_CAP = 4096  # spans in flight that carry a run's name; a leaked (never ended) span must not grow this
 
@@ -169,8 +169,10 @@ class DuplicateMarker(SpanProcessor):
         _pending.listen(self)
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
-        with _GUARD_DUPLICATES:  # made once: every span of the process starts through here
+        try:  # fail_open, written out: every span of the process starts through here
             self._on_start(span, parent_context)
+        except Exception as exc:  # noqa: BLE001 - the span goes on unmarked
+            log_internal_error(_GUARD_DUPLICATES.where, exc)
 
     def _on_start(self, span: Span, parent_context: Context | None) -> None:
         scope = span.instrumentation_scope
@@ -180,11 +182,21 @@ class DuplicateMarker(SpanProcessor):
         ours = name in semconv.RUNTRACE_LLM_SCOPES
         if not ours and not _is_llm_request(span):
             return
+        if ours and not self._foreign:
+            # No foreign LLM span open: nothing around or beside this one to mark, so neither
+            # its parent nor its thread and task are looked up. A foreign span that could be its
+            # parent or its wrapper's started before it (and is in _foreign by now); one that
+            # starts inside it finds it in _ours.
+            span_id = span.context.span_id
+            with self._lock.raw:
+                self._ours[span_id] = trace.format_span_id(span_id)
+                self._trim(self._ours)
+            return
         parent = trace.get_current_span(parent_context).get_span_context()
         parent_id = parent.span_id if parent.is_valid else None
         span_id = span.context.span_id
         owner = _owner()
-        with self._lock:
+        with self._lock.raw:  # every LLM span: the lock itself, no Python-level enter/exit
             if ours:
                 hex_id = trace.format_span_id(span_id)
                 self._ours[span_id] = hex_id
@@ -239,7 +251,7 @@ class DuplicateMarker(SpanProcessor):
         context = span.context
         if context is None or (not self._ours and not self._foreign):
             return
-        with self._lock:
+        with self._lock.raw:  # every LLM span: the lock itself, no Python-level enter/exit
             self._ours.pop(context.span_id, None)
             self._foreign.pop(context.span_id, None)
 

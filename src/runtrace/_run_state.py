@@ -23,6 +23,7 @@ from ._jsontext import parse_json_text
 from .budget import Breach, Budget, BudgetExceeded, OnExceed
 
 if TYPE_CHECKING:
+    from .policy_enforce import ActivePolicy
     from .runs import Run
 
 logger = logging.getLogger("runtrace")
@@ -45,15 +46,17 @@ class CallFigures:
 class RunState:
     """The instrumentation's side of one run (``run._live``); its totals are the run's ``totals``.
 
-    ``lock`` guards the run's totals and the requested tool calls: the calls of
-    one run may finish on several threads.
+    ``lock`` guards the run's totals, its detectors (they share it) and the
+    requested tool calls: the calls of one run may finish on several threads. A
+    finished LLM or tool call takes it once for its totals and its detectors
+    together (``with lock.raw``: issue 14, it was two or three acquisitions a call).
     """
 
     def __init__(self, run: Run, loop_thresholds: detect.LoopThresholds) -> None:
         self.run = run
         self.lock = ForkSafeLock()
         self._warned: set[str] = set()
-        self._detectors = detect.RunDetectors(loop_thresholds)
+        self._detectors = detect.RunDetectors(loop_thresholds, lock=self.lock)
         self._requested_calls: dict[tuple[str, str], str] = {}  # (tool name, args hash) -> call id
         self._attributed = False  # a child span carrying name/project/owner has ended
 
@@ -79,33 +82,35 @@ class RunState:
         self._attributed = True
 
     # -- before a call: budget and policy -------------------------------------
-    @property
-    def projects_calls(self) -> bool:
-        """True when the budget has a limit that the next call's projection matters to.
+    # The policy in effect (``_state.current().policy``) is passed in: the instrumentation
+    # reads the installed state once a call and hands it down (issue 14).
+    def projects_calls(self, policy: ActivePolicy | None) -> bool:
+        """True when the budget, or a rule of ``policy``, has a limit that the next call's projection matters to.
 
         The instrumentation only estimates a request's tokens when it is (no
         cost for runs without a cost or input-token limit).
         """
         budget = self.run.budget
         return (budget is not None and (budget.max_cost_usd is not None or budget.max_input_tokens is not None)) \
-            or policy_enforce.wants_plan(self.run)
+            or (policy is not None and policy_enforce.wants_plan(self.run, policy))
 
     def check_budget(self, kind: Literal["llm", "tool"], plan: projection.CallPlan | None = None, *,
-                     tool_name: str | None = None) -> None:
+                     tool_name: str | None = None, policy: ActivePolicy | None) -> None:
         """Called before every LLM (kind="llm") and tool call; may raise BudgetExceeded.
 
         ``plan`` is what the LLM call about to be sent is expected to use; with
         it, a call is refused when it would cross ``max_cost_usd`` or
         ``max_input_tokens`` (the rule is in :class:`Budget`'s docstring).
         ``tool_name`` names the tool about to run (``Budget.allowed_tools``).
-        Then the rules of the instrument()'s policy (``runtrace.policy``), if any.
+        Then the rules of ``policy``, the instrument()'s (``runtrace.policy``), if any.
         """
         budget = self.run.budget
         if budget is not None:
             breach = self._find_breach(budget, kind, plan, tool_name)
             if breach is not None:
                 self.apply_breach(breach, budget.on_exceed)
-        policy_enforce.check(self.run, kind, plan, tool_name)
+        if policy is not None:
+            policy_enforce.check(self.run, kind, plan, tool_name, policy)
 
     def _find_breach(self, budget: Budget, kind: str, plan: projection.CallPlan | None = None,
                      tool_name: str | None = None) -> Breach | None:
@@ -114,7 +119,7 @@ class RunState:
             return Breach(semconv.STOP_TOOL_NOT_ALLOWED, 0.0, 0.0, detail=(
                 f"tool {tool_name!r} is not in the run's allowed tools "
                 f"({', '.join(sorted(budget.allowed_tools)) or 'none'})"))
-        with self.lock:
+        with self.lock.raw:
             t = self.run.totals
             spent, input_tokens, output_tokens, llm_calls = t.cost_usd, t.input_tokens, t.output_tokens, t.llm_calls
             checks: list[tuple[str, float | None, float]] = [
@@ -179,20 +184,37 @@ class RunState:
             })
 
     # -- after a call: totals ------------------------------------------------
-    def record_llm_call(self, figures: CallFigures) -> None:
-        with self.lock:
-            t = self.run.totals
-            t.llm_calls += 1
-            if figures.cost_usd is None:
-                t.unpriced_calls += 1
-                self._warn_unpriced_under_cost_limit()
-            else:
-                t.cost_usd += figures.cost_usd
-            t.input_tokens += figures.input_tokens
-            t.output_tokens += figures.output_tokens
-            t.cached_input_tokens += figures.cached_input_tokens
-            t.reasoning_tokens += figures.reasoning_tokens
-        policy_enforce.note_call(self.run, figures)
+    def record_llm_call(self, figures: CallFigures, completion: str = "", *,
+                        policy: ActivePolicy | None) -> list[tuple[str, dict[str, Any]]]:
+        """Add a finished call to the totals and, given its ``completion`` text, judge it; returns loop events.
+
+        ``policy`` (the one in effect now) hears of the call for its spending caps.
+
+        The totals and the completion detectors are one step under the run's lock
+        (``observe_completion`` alone does the second half).
+        """
+        fp = detect.text_hash(completion) if completion else ""
+        found: tuple[detect.Detection, ...] = ()
+        try:
+            with self.lock.raw:
+                t = self.run.totals
+                t.llm_calls += 1
+                if figures.cost_usd is None:
+                    t.unpriced_calls += 1
+                    self._warn_unpriced_under_cost_limit()
+                else:
+                    t.cost_usd += figures.cost_usd
+                t.input_tokens += figures.input_tokens
+                t.output_tokens += figures.output_tokens
+                t.cached_input_tokens += figures.cached_input_tokens
+                t.reasoning_tokens += figures.reasoning_tokens
+                if completion:
+                    found = self._detectors.observe_completion_held(completion, fp)
+                    if found:
+                        t.loop_detected = True
+        finally:  # the policy's ledger hears of the call even if a detector failed
+            policy_enforce.note_call(self.run, figures, policy)
+        return self._loop_events(found, marked=True) if found else []
 
     def _warn_unpriced_under_cost_limit(self) -> None:
         """Say once per run that a cost limit cannot count an unpriced call (a local model, an unknown one).
@@ -210,7 +232,7 @@ class RunState:
                        self.run.id, self.run.name, budget.max_cost_usd, self.run.id)
 
     def mark_loop(self) -> None:
-        with self.lock:
+        with self.lock.raw:
             self.run.totals.loop_detected = True
 
     # -- detectors (docs/architecture.md) -------------------------------------
@@ -231,15 +253,15 @@ class RunState:
 
     def note_requested_tool_calls(self, calls: Sequence[tuple[str, str, Any]]) -> None:
         """(call id, tool name, arguments) the model asked for, so tool spans can name their call id."""
-        with self.lock:
+        with self.lock.raw:
             for call_id, name, arguments in calls:
                 self._requested_calls[(name, detect.stable_hash(parse_json_text(arguments)))] = call_id
                 if len(self._requested_calls) > _REQUESTED_CALLS_KEPT:
                     self._requested_calls.pop(next(iter(self._requested_calls)))
 
     def requested_call_id(self, name: str, args_hash: str) -> str | None:
-        with self.lock:
-            return self._requested_calls.get((name, args_hash))
+        # One dict read is atomic: the lock is for the writers' insert-and-trim, not for this.
+        return self._requested_calls.get((name, args_hash))
 
     def observe_tool_call(self, name: str, args_hash: str, result_hash: str, result_tokens: int,
                           args_preview: str = "") -> tuple[dict[str, Any], list[tuple[str, dict[str, Any]]]]:
@@ -247,13 +269,16 @@ class RunState:
 
         ``args_preview`` goes into the events' sentences: pass one only when content capture is on.
         """
-        seen = self._detectors.observe_tool_call(name, args_hash, result_hash, result_tokens=result_tokens,
-                                                 args_preview=args_preview)
-        read, found = seen.read, seen.detections
-        with self.lock:
-            self.run.totals.tool_calls += 1
+        with self.lock.raw:  # the detectors and the totals in one acquisition
+            seen = self._detectors.observe_tool_call_held(name, args_hash, result_hash,
+                                                          result_tokens=result_tokens, args_preview=args_preview)
+            read, found = seen.read, seen.detections
+            t = self.run.totals
+            t.tool_calls += 1
             if read.repeat:
-                self.run.totals.repeated_reads += 1
+                t.repeated_reads += 1
+            if found:
+                t.loop_detected = True
         attrs: dict[str, Any] = {semconv.TOOL_REPEAT_COUNT: read.repeat_count,
                                  semconv.TOOL_REPEATED_READ: read.repeat,
                                  semconv.TOOL_RESULT_TOKENS: result_tokens}
@@ -263,15 +288,18 @@ class RunState:
             events.append((semconv.EVENT_REPEATED_READ, {
                 semconv.TOOL_REPEAT_COUNT: read.repeat_count,
                 semconv.LOOP_DESCRIPTION: repeated_read_sentence(name, read.repeat_count, args_preview)}))
-        loop_events = self._loop_events(found)
+        loop_events = self._loop_events(found, marked=True) if found else []
         if loop_events:
             attrs[semconv.LOOP_DETECTED] = True
         return attrs, events + loop_events
 
-    def _loop_events(self, found: Sequence[detect.Detection]) -> list[tuple[str, dict[str, Any]]]:
+    def _loop_events(self, found: Sequence[detect.Detection], *,
+                     marked: bool = False) -> list[tuple[str, dict[str, Any]]]:
+        """The span events of ``found``, counted in the metrics; ``marked``: the totals already say loop."""
         if not found:
             return []
-        self.mark_loop()
+        if not marked:
+            self.mark_loop()
         for d in found:
             metrics.record_loop(kind=d.kind, project=self.run.project, owner=self.run.owner)
         return [(semconv.EVENT_LOOP, {semconv.LOOP_KIND: d.kind, semconv.LOOP_COUNT: d.count,

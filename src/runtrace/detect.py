@@ -143,19 +143,17 @@ def canonical_json(value: Any) -> str:
     return json.dumps(_normalise(value), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
-def _digest(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:HASH_CHARS]
-
-
 def stable_hash(value: Any) -> str:
-    """sha256 of ``canonical_json(value)``, 16 hex chars (64 bits: ample within one run)."""
-    return _digest(canonical_json(value))
+    """sha256 of ``canonical_json(value)``, 16 hex chars (64 bits: ample within one run).
+
+    ``_digest``, written out: two a tool call."""
+    return hashlib.sha256(canonical_json(value).encode("utf-8", "surrogatepass")).hexdigest()[:HASH_CHARS]
 
 
 def text_hash(text: str) -> str:
     """sha256 of the text itself, 16 hex chars: for prompt/completion/result text,
-    where JSON-quoting first would only cost time."""
-    return _digest(text)
+    where JSON-quoting first would only cost time. (``_digest``, written out: every message of every prompt.)"""
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:HASH_CHARS]
 
 
 # --- token estimation ----------------------------------------------------------
@@ -533,12 +531,13 @@ class ContextTracker:
     def observe_prompt(self, messages: Sequence[tuple[str, str]]) -> PromptObservation:
         previous = self._previous
         current: list[tuple[str, str, str]] = []
-        prefix = 0
+        prefix = chars = 0
         for role, content in messages:  # the common prefix: no hashing, equal strings reuse
             if prefix < len(previous):
                 p_role, p_content, p_fp = previous[prefix]
                 if p_role == role and p_content == content:
                     current.append((role, content, p_fp))
+                    chars += len(content)
                     prefix += 1
                     continue
             break
@@ -551,6 +550,7 @@ class ContextTracker:
         for role, content in messages[prefix:]:
             fp = text_hash(content)
             current.append((role, content, fp))
+            chars += len(content)
             if leftover.get(fp):
                 leftover[fp] -= 1
             elif not content:
@@ -573,13 +573,12 @@ class ContextTracker:
         while len(sent) > self._cap:
             sent.popitem(last=False)
         self._previous = current
-        whole = hashlib.sha256()
-        chars = 0
-        for role, content, fp in current:
-            whole.update(f"{role}\x00{fp}\x00".encode("utf-8", "surrogatepass"))
-            chars += len(content)
+        # The whole prompt's hash in one pass: one join, one encode, one sha256 (the same bytes as
+        # hashing role NUL fp NUL message by message, which was an encode and an update each).
+        whole = "".join([f"{role}\x00{fp}\x00" for role, _content, fp in current])
         return PromptObservation(len(current), new, reinjected, reinjected_tokens, self.estimator.name,
-                                 whole.hexdigest()[:HASH_CHARS], chars)
+                                 hashlib.sha256(whole.encode("utf-8", "surrogatepass")).hexdigest()[:HASH_CHARS],
+                                 chars)
 
     def sizes(self) -> dict[str, int]:
         return {"context.sent": len(self._sent), "context.pending": len(self._pending),
@@ -607,14 +606,19 @@ class DetectorSnapshot:
 
 class RunDetectors:
     """Everything a run detects, behind one lock: tool calls of one run may finish
-    on several threads at once."""
+    on several threads at once.
+
+    ``lock`` is the lock to share (the run's, so that a finished call updates the
+    totals and the detectors in one acquisition: the ``*_held`` methods, whose
+    caller holds ``lock.raw``); by default a lock of its own.
+    """
 
     def __init__(self, thresholds: LoopThresholds = LoopThresholds(),  # noqa: B008 - frozen
-                 estimator: TokenEstimator | None = None) -> None:
+                 estimator: TokenEstimator | None = None, *, lock: ForkSafeLock | None = None) -> None:
         self.loop = LoopDetector(thresholds)
         self.reads = RepeatedReads()
         self.context = ContextTracker(estimator=estimator)
-        self._lock = ForkSafeLock()
+        self._lock = lock if lock is not None else ForkSafeLock()
         self._detections: list[Detection] = []
         self._detections_total = 0
         self._reinjected_messages = 0
@@ -629,21 +633,31 @@ class RunDetectors:
 
     def observe_tool_call(self, name: str, args_hash: str, result_hash: str, *, result_tokens: int,
                           args_preview: str = "") -> ToolObservation:
-        with self._lock:
-            found = self.loop.observe_tool_call(name, args_hash, result_hash, args_preview=args_preview)
-            read = self.reads.observe(name, args_hash, result_hash, result_tokens)
-            return ToolObservation(self._record(found), read)
+        with self._lock.raw:
+            return self.observe_tool_call_held(name, args_hash, result_hash, result_tokens=result_tokens,
+                                               args_preview=args_preview)
+
+    def observe_tool_call_held(self, name: str, args_hash: str, result_hash: str, *, result_tokens: int,
+                               args_preview: str = "") -> ToolObservation:
+        """:meth:`observe_tool_call` for a caller that holds ``lock.raw``."""
+        found = self.loop.observe_tool_call(name, args_hash, result_hash, args_preview=args_preview)
+        read = self.reads.observe(name, args_hash, result_hash, result_tokens)
+        return ToolObservation(self._record(found), read)
 
     def observe_completion(self, text: str) -> tuple[Detection, ...]:
         """A completion's text: checked for repetition and remembered as the run's own output."""
         fp = text_hash(text)  # once: the context tracker and the loop detector key it alike
-        with self._lock:
-            if text:
-                self.context.observe_completion_hash(fp)
-            return self._record(self.loop.observe_completion(fp))
+        with self._lock.raw:
+            return self.observe_completion_held(text, fp)
+
+    def observe_completion_held(self, text: str, fp: str) -> tuple[Detection, ...]:
+        """:meth:`observe_completion` of ``text`` hashed as ``fp`` (``text_hash``), the caller holding ``lock.raw``."""
+        if text:
+            self.context.observe_completion_hash(fp)
+        return self._record(self.loop.observe_completion(fp))
 
     def observe_prompt(self, messages: Sequence[tuple[str, str]]) -> PromptObservation:
-        with self._lock:
+        with self._lock.raw:
             obs = self.context.observe_prompt(messages)
             self._reinjected_messages += obs.reinjected_messages
             self._reinjected_tokens += obs.reinjected_tokens

@@ -185,14 +185,17 @@ def _sinks() -> tuple[_Instruments, ...]:
 def record_llm_call(*, operation: str, provider: str | None, request_model: str | None,
                     response_model: str | None, input_tokens: int | None, output_tokens: int | None,
                     duration_s: float | None, error_type: str | None, cost_usd: float | None,
-                    project: str | None, owner: str | None) -> None:
+                    project: str | None, owner: str | None,
+                    sinks: tuple[_Instruments, ...] | None = None) -> None:
     """One finished LLM call: token usage, duration, and its cost when it was priced.
 
     Token counts that the response did not report are passed as None and not
     recorded (the semantic conventions say so); so is the cost of an unpriced
-    call, which is never a $0 observation.
+    call, which is never a $0 observation. ``sinks``: the installed state's live
+    sinks when the caller has read them already (else read here).
     """
-    sinks = _sinks()
+    if sinks is None:
+        sinks = _sinks()
     if not sinks:
         return
     with fail_open("metrics record_llm_call"):

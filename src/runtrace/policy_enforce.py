@@ -65,7 +65,9 @@ class ActivePolicy:
 _check_lock = ForkSafeLock()  # a cap check and its reservation are one step for the process's threads
 
 
-def _active() -> ActivePolicy | None:
+def active() -> ActivePolicy | None:
+    """The installed state's policy (None: none). The per-call hooks below are given it instead:
+    the instrumentation reads the state once a call (issue 14)."""
     installed = _state.current()
     return installed.policy if installed is not None else None
 
@@ -113,18 +115,16 @@ def close(active: ActivePolicy | None) -> None:
             active.book.close()
 
 
-def wants_plan(run: Run) -> bool:
-    """True when a rule for the run needs the next call's plan (its model, tokens, projected cost)."""
-    active = _active()
+def wants_plan(run: Run, active: ActivePolicy | None) -> bool:
+    """True when a rule of ``active`` for the run needs the next call's plan (its model, tokens, projected cost)."""
     return active is not None and any(
         rules.has_caps or rules.allowed_models is not None or rules.has_small_call_rule
         for _scope, _name, rules in active.policy.scopes(run.project, run.owner))
 
 
 def check(run: Run, kind: Literal["llm", "tool"], plan: projection.CallPlan | None,
-          tool_name: str | None) -> None:
-    """Apply the policy to the call about to start; may raise BudgetExceeded (never anything else)."""
-    active = _active()
+          tool_name: str | None, active: ActivePolicy | None) -> None:
+    """Apply the policy ``active`` to the call about to start; may raise BudgetExceeded (never anything else)."""
     if active is None:
         return
     found: list[tuple[Breach, str]] = []
@@ -157,9 +157,8 @@ def _check_and_reserve(active: ActivePolicy, book: SpendBook | None, run: Run, k
     return found
 
 
-def note_call(run: Run, figures: CallFigures) -> None:
-    """Count a finished call of the run at once (the store sees it only after the export)."""
-    active = _active()
+def note_call(run: Run, figures: CallFigures, active: ActivePolicy | None) -> None:
+    """Count a finished call of the run under the policy ``active`` at once (the store sees it only after the export)."""
     if active is None or active.book is None:
         return
     with fail_open("policy: note the call's cost"):

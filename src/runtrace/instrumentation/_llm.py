@@ -24,7 +24,7 @@ from typing import Any
 from opentelemetry import context, trace
 from opentelemetry.trace import SpanKind
 
-from .. import _config, detect, metrics, pricing, projection, runs, semconv
+from .. import _state, detect, metrics, pricing, projection, runs, semconv
 from .._errors import record_error
 from .._internal import fail_open, log_internal_error
 from .._jsontext import parse_json_text
@@ -38,7 +38,6 @@ Usage = pricing.TokenUsage
 
 # The call's fail_open guards, made once: a guard holds only its label, so one instance serves every
 # call and thread (nine a call were made and dropped before, issue 14).
-_GUARD_OBSERVE_PROMPT = fail_open("llm span: observe prompt")
 _GUARD_INPUT_CONTENT = fail_open("llm span: input content")
 _GUARD_ERROR = fail_open("llm span: error")
 _GUARD_REQUESTED_TOOL_CALLS = fail_open("llm span: requested tool calls")
@@ -133,6 +132,8 @@ class ToolCallPieces:
 
 def completion_text(data: ResponseData) -> str:
     """The text that identifies a completion: its words plus the tool calls it asked for."""
+    if not data.tool_calls:
+        return data.text  # the usual case: no list, generator or join
     pieces = [data.text] if data.text else []
     pieces.extend(f"{c.name}({c.arguments or ''})" for c in data.tool_calls)
     return "\n".join(pieces)
@@ -158,10 +159,15 @@ def stamp_run(run: runs.Run | None, attrs: dict[str, Any]) -> bool:
 
 
 class LLMCall:
-    """The span of one LLM request; ``finish``/``fail`` end it exactly once, from any thread."""
+    """The span of one LLM request; ``finish``/``fail`` end it exactly once, from any thread.
 
-    def __init__(self, request: Request, tracer_name: str, *, is_async: bool = False) -> None:
-        settings = _config.settings()
+    ``installed`` is the state the call started under (read once for the call, issue 14):
+    its settings and pricer; ``run`` the run current at its start.
+    """
+
+    def __init__(self, request: Request, tracer_name: str, installed: _state.Installed, run: runs.Run | None, *,
+                 is_async: bool = False) -> None:
+        settings = installed.settings
         self.request = request
         # Which wrapper made the call (sync or async SDK method): decides the stream proxy.
         # Never guessed from the result, which another instrumentation may have wrapped
@@ -169,8 +175,9 @@ class LLMCall:
         self.is_async = is_async
         self.capture_content = settings.capture_content
         # Priced with the pricer in effect when the call started, also if uninstrument() comes first.
+        # (pricing.default_pricer() is installed.pricer; asked by name, as tests and tools replace it)
         self._pricer = pricing.default_pricer()
-        self.run = runs.current_run()
+        self.run = run
         self.started = datetime.now(timezone.utc)
         self._t0 = time.monotonic()
         # Claimed by the first next(): atomic under the GIL, and unlike a lock per call
@@ -190,8 +197,10 @@ class LLMCall:
         name = f"{request.operation} {request.model}" if request.model else request.operation
         # Everything known before the request goes in with the span's start: one pass over the attributes.
         if request.prompt is not None:
-            with _GUARD_OBSERVE_PROMPT:
+            try:  # fail_open, written out (every call)
                 attrs.update(self._prompt_attributes(request.prompt))
+            except Exception as exc:  # noqa: BLE001 - the span starts without the context attributes
+                log_internal_error("llm span: observe prompt", exc)
         if self.capture_content:
             with _GUARD_INPUT_CONTENT:
                 content: dict[str, Any] = {}
@@ -302,48 +311,59 @@ class LLMCall:
         span.set_attributes(attrs)
         cost = 0.0 if not_billed else (price.total_usd if price is not None else None)
         run = self.run
+        # The state in effect now (read once for the call's end): the metrics and the policy
+        # that hear of it are today's, also when instrument() was called again mid-stream.
+        installed = _state.current()
+        meters = installed.meters if installed is not None else None
         try:
-            metrics.record_llm_call(
-                operation=self.request.operation, provider=self.request.provider,
-                request_model=self.request.model, response_model=data.response_model if data else None,
-                input_tokens=usage.input_tokens if usage else None,
-                output_tokens=usage.output_tokens if usage else None,
-                duration_s=time.monotonic() - self._t0, error_type=error_type, cost_usd=cost,
-                project=run.project if run is not None else None, owner=run.owner if run is not None else None)
+            sinks = meters.live() if meters is not None else ()
+            if sinks:
+                metrics.record_llm_call(
+                    operation=self.request.operation, provider=self.request.provider,
+                    request_model=self.request.model, response_model=data.response_model if data else None,
+                    input_tokens=usage.input_tokens if usage else None,
+                    output_tokens=usage.output_tokens if usage else None,
+                    duration_s=time.monotonic() - self._t0, error_type=error_type, cost_usd=cost,
+                    project=run.project if run is not None else None, owner=run.owner if run is not None else None,
+                    sinks=sinks)
         except Exception as exc:  # noqa: BLE001 - fail_open, inlined (the hot path)
             log_internal_error("llm span: metrics", exc)
         if run is None:
             return
         try:
+            # The totals and the completion's detectors: one step under the run's lock.
             ctx = span.get_span_context()
-            run._live.record_llm_call(runs.CallFigures(
+            events = run._live.record_llm_call(runs.CallFigures(
                 cost_usd=cost, span_ref=(ctx.trace_id, ctx.span_id),
                 input_tokens=usage.input_tokens if usage else 0,
                 output_tokens=usage.output_tokens if usage else 0,
                 cached_input_tokens=usage.cache_read_tokens if usage else 0,
                 reasoning_tokens=(usage.reasoning_tokens or 0) if usage else 0,
-            ))
+            ), completion_text(data) if data is not None else "",
+                policy=installed.policy if installed is not None else None)
         except Exception as exc:  # noqa: BLE001 - fail_open, inlined (the hot path)
             log_internal_error("llm span: run totals", exc)
-        if data is None:
-            return
-        text = completion_text(data)
-        if text:
+            events = []
+        if events:
             try:
-                events = run._live.observe_completion(text)
                 for name, event_attrs in events:
                     span.add_event(name, event_attrs)
-                if events and any(name == semconv.EVENT_LOOP for name, _ in events):
+                if any(name == semconv.EVENT_LOOP for name, _ in events):
                     span.set_attribute(semconv.LOOP_DETECTED, True)
             except Exception as exc:  # noqa: BLE001 - fail_open, inlined (the hot path)
                 log_internal_error("llm span: observe completion", exc)
+        if data is None:
+            return
         if data.tool_calls:
             with _GUARD_REQUESTED_TOOL_CALLS:
                 run._live.note_requested_tool_calls([(c.id or "", c.name or "", c.arguments or "") for c in data.tool_calls if c.name])
 
     def _response_attributes(self, data: ResponseData, attrs: dict[str, Any]) -> None:
-        put(attrs, semconv.GEN_AI_RESPONSE_ID, data.response_id)
-        put(attrs, semconv.GEN_AI_RESPONSE_MODEL, data.response_model)
+        # ResponseData holds None or a value (the readers drop the SDKs' sentinels): a test, not put().
+        if data.response_id is not None:
+            attrs[semconv.GEN_AI_RESPONSE_ID] = data.response_id
+        if data.response_model is not None:
+            attrs[semconv.GEN_AI_RESPONSE_MODEL] = data.response_model
         if data.finish_reasons:
             attrs[semconv.GEN_AI_RESPONSE_FINISH_REASONS] = list(data.finish_reasons)
         if data.service_tier and self.request.provider == semconv.PROVIDER_OPENAI:
@@ -356,10 +376,12 @@ class LLMCall:
             attrs[semconv.GEN_AI_USAGE_INPUT_TOKENS] = usage.input_tokens
             attrs[semconv.GEN_AI_USAGE_OUTPUT_TOKENS] = usage.output_tokens
             attrs[semconv.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] = usage.cache_read_tokens
-            put(attrs, semconv.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS, usage.cache_write_tokens)
-            put(attrs, semconv.USAGE_CACHE_WRITE_5M_TOKENS, usage.cache_write_5m_tokens)
-            put(attrs, semconv.USAGE_CACHE_WRITE_1H_TOKENS, usage.cache_write_1h_tokens)
-            put(attrs, semconv.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS, usage.reasoning_tokens)
+            for key, value in ((semconv.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS, usage.cache_write_tokens),
+                               (semconv.USAGE_CACHE_WRITE_5M_TOKENS, usage.cache_write_5m_tokens),
+                               (semconv.USAGE_CACHE_WRITE_1H_TOKENS, usage.cache_write_1h_tokens),
+                               (semconv.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS, usage.reasoning_tokens)):
+                if value is not None:  # an int or None (TokenUsage): a test, not put()
+                    attrs[key] = value
             if usage.input_tokens > 0:
                 uncached = max(usage.input_tokens - usage.cache_read_tokens, 0)
                 attrs[semconv.CONTEXT_UNCACHED_INPUT_SHARE] = round(uncached / usage.input_tokens, 6)

@@ -28,7 +28,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .. import runs
+from .. import _state, runs
 from .._internal import fail_open, log_internal_error
 from . import _wrap
 from ._llm import LLMCall, Request, ResponseData, plan_call
@@ -164,8 +164,12 @@ def whole_response(accumulator: Callable[[], Accumulator]) -> ReadResponse:
 
 # --- the lifecycle -------------------------------------------------------------------
 
-def begin_call(endpoint: Endpoint, instance: Any, kwargs: dict[str, Any]) -> LLMCall | None:
-    """Read the request, check the budget (may raise ``BudgetExceeded``), start the span."""
+def begin_call(endpoint: Endpoint, instance: Any, kwargs: dict[str, Any],
+               installed: _state.Installed) -> LLMCall | None:
+    """Read the request, check the budget (may raise ``BudgetExceeded``), start the span.
+
+    ``installed`` is the state read once for this call: its policy, settings and pricer.
+    """
     guards = endpoint.guards
     request: Request | None = None
     try:  # fail_open, written out on the steps every call takes (a guard's enter/exit is two calls)
@@ -177,15 +181,17 @@ def begin_call(endpoint: Endpoint, instance: Any, kwargs: dict[str, Any]) -> LLM
     run = runs.current_run()
     if run is not None:
         plan = None
-        if request is not None and run._live.projects_calls:
+        policy = installed.policy
+        if request is not None and run._live.projects_calls(policy):
             with guards.project:
                 plan = plan_call(request)
-        run._live.check_budget("llm", plan)  # BudgetExceeded goes to the caller before anything is sent
+        # BudgetExceeded goes to the caller before anything is sent
+        run._live.check_budget("llm", plan, policy=policy)
     if request is None:
         return None
     call: LLMCall | None = None
     try:
-        call = LLMCall(request, endpoint.tracer, is_async=endpoint.is_async)
+        call = LLMCall(request, endpoint.tracer, installed, run, is_async=endpoint.is_async)
     except Exception as exc:  # noqa: BLE001 - fail_open, written out
         log_internal_error(guards.start.where, exc)
     return call
@@ -194,8 +200,10 @@ def begin_call(endpoint: Endpoint, instance: Any, kwargs: dict[str, Any]) -> LLM
 def _prepared(endpoint: Endpoint, kwargs: dict[str, Any]) -> dict[str, Any]:
     prepare = endpoint.prepare
     if prepare is not None:
-        with endpoint.guards.prepare:
+        try:  # fail_open, written out: openai's create prepares every call
             kwargs = prepare(kwargs)
+        except Exception as exc:  # noqa: BLE001 - the request goes as the caller made it
+            log_internal_error(endpoint.guards.prepare.where, exc)
     return kwargs
 
 
@@ -211,11 +219,16 @@ def _deliver(endpoint: Endpoint, result: Any, call: LLMCall) -> Any:
 
 
 def call_sync(endpoint: Endpoint, instance: Any, kwargs: dict[str, Any],
-              send: Callable[[dict[str, Any]], Any]) -> Any:
-    """One sync request through the lifecycle; ``send(kwargs)`` makes it."""
-    if not _wrap.is_active(endpoint.integration) or _wrap.IN_LLM_CALL.get():
+              send: Callable[[dict[str, Any]], Any], installed: _state.Installed | None = None) -> Any:
+    """One sync request through the lifecycle; ``send(kwargs)`` makes it.
+
+    ``installed``: the state the wrapper already found active for this call (else read here).
+    """
+    if installed is None:
+        installed = _wrap.active_state(endpoint.integration)
+    if installed is None or _wrap.IN_LLM_CALL.get():
         return send(kwargs)
-    call = begin_call(endpoint, instance, kwargs)
+    call = begin_call(endpoint, instance, kwargs, installed)
     if call is None:
         return send(kwargs)
     kwargs = _prepared(endpoint, kwargs)
@@ -226,12 +239,14 @@ def call_sync(endpoint: Endpoint, instance: Any, kwargs: dict[str, Any],
 
 async def call_async(endpoint: Endpoint, instance: Any, kwargs: dict[str, Any],
                      send: Callable[[dict[str, Any]], Awaitable[Any]],
-                     discard: Callable[[], Any] | None = None) -> Any:
+                     discard: Callable[[], Any] | None = None, installed: _state.Installed | None = None) -> Any:
     """The same for an async request; ``discard()`` drops a request made ahead that will not be sent."""
-    if not _wrap.is_active(endpoint.integration) or _wrap.IN_LLM_CALL.get():
+    if installed is None:
+        installed = _wrap.active_state(endpoint.integration)
+    if installed is None or _wrap.IN_LLM_CALL.get():
         return await send(kwargs)
     try:
-        call = begin_call(endpoint, instance, kwargs)
+        call = begin_call(endpoint, instance, kwargs, installed)
     except BaseException:
         if discard is not None:
             discard()  # never sent: e.g. no un-awaited coroutine left behind
@@ -251,13 +266,14 @@ def wrapper(endpoint: Endpoint) -> _wrap.Wrapper:
 
     def wrapped_call(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...],
                      kwargs: dict[str, Any]) -> Any:
-        if not _wrap.is_active(integration):
+        installed = _wrap.active_state(integration)
+        if installed is None:
             return wrapped(*args, **kwargs)
         if adapt is not None:
             adapted = adapt(instance, args, kwargs)
             if adapted is None:  # not a call to trace
                 return wrapped(*args, **kwargs)
             args, kwargs = adapted
-        return call(endpoint, instance, kwargs, lambda sent: wrapped(*args, **sent))
+        return call(endpoint, instance, kwargs, lambda sent: wrapped(*args, **sent), installed=installed)
 
     return wrapped_call

@@ -44,6 +44,15 @@ def is_active(integration: str) -> bool:
     return installed is not None and integration in installed.patched
 
 
+def active_state(integration: str) -> _state.Installed | None:
+    """The installed state while ``integration`` is among its patched clients, else None.
+
+    A call reads the state once, here, and passes it down (issue 14: nine reads a call before).
+    """
+    installed = _state.current()
+    return installed if installed is not None and integration in installed.patched else None
+
+
 @dataclass(frozen=True)
 class Patch:
     """One row of a patch table: wrap ``module.Class.method`` with ``factory()``."""

@@ -15,6 +15,7 @@ calls ``create``; the inner call then passes through, one span per request).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import openai  # noqa: F401 - absent: importing this module fails, so instrument() skips it
@@ -59,6 +60,16 @@ try:
     from openai.types.completion_usage import CompletionUsage as _SDKUsage
 except ImportError:  # pragma: no cover - every supported openai release has them
     _SDKCompletion = _SDKMessage = _SDKCompletionChoice = _SDKUsage = None  # type: ignore[assignment,misc]
+
+try:
+    from openai.types.responses import Response as _SDKResponse
+    from openai.types.responses import ResponseFunctionToolCall as _SDKFunctionCall
+    from openai.types.responses import ResponseOutputMessage as _SDKOutputMessage
+    from openai.types.responses import ResponseOutputText as _SDKOutputText
+    from openai.types.responses import ResponseUsage as _SDKResponseUsage
+except ImportError:  # pragma: no cover - openai 1.x releases before the Responses API
+    _SDKResponse = _SDKFunctionCall = _SDKOutputMessage = _SDKOutputText = None  # type: ignore[assignment,misc]
+    _SDKResponseUsage = None  # type: ignore[assignment,misc]
 
 INTEGRATION = "openai"
 TRACER = "runtrace.instrumentation.openai"
@@ -260,35 +271,46 @@ def _with_stream_usage(kwargs: dict[str, Any]) -> dict[str, Any]:
 
 # --- responses ---------------------------------------------------------------------------
 
-# Hand-read, not _usage.extract: same numbers (tests/test_instrumentation_usage_extract_parity.py), but extract needs a dumped SDK
-# object (~6x this reader per call) and drops a partial usage (a stream broken off) that this one still prices.
-def chat_usage(usage: Any) -> Usage | None:
-    if type(usage) is _SDKUsage:
-        return _sdk_usage(usage)
-    return _any_usage(usage)
-
-
 def _int_or_none(value: Any) -> int | None:
     """``as_int`` for what the SDK's models hold: an int read as it is, anything else as ``as_int`` reads it."""
     return value if type(value) is int else as_int(value)
 
 
-def _sdk_usage(usage: Any) -> Usage | None:
-    """The SDK's own ``CompletionUsage`` read by attribute (five ``get()`` walks a call before, issue 14)."""
-    prompt = _int_or_none(getattr(usage, "prompt_tokens", None))
-    completion = _int_or_none(getattr(usage, "completion_tokens", None))
+# (input, output, input details, output details): chat's CompletionUsage and the Responses API's
+# ResponseUsage are the same shape under two sets of names.
+_CHAT_USAGE_FIELDS = ("prompt_tokens", "completion_tokens", "prompt_tokens_details", "completion_tokens_details")
+_RESPONSES_USAGE_FIELDS = ("input_tokens", "output_tokens", "input_tokens_details", "output_tokens_details")
+
+
+# Hand-read, not _usage.extract: same numbers (tests/test_instrumentation_usage_extract_parity.py), but extract needs a dumped SDK
+# object (~6x this reader per call) and drops a partial usage (a stream broken off) that this one still prices.
+def chat_usage(usage: Any) -> Usage | None:
+    if type(usage) is _SDKUsage:
+        return _sdk_usage(usage, _CHAT_USAGE_FIELDS, _any_usage)
+    return _any_usage(usage)
+
+
+def _sdk_usage(usage: Any, fields: tuple[str, str, str, str],
+               walk: Callable[[Any], Usage | None]) -> Usage | None:
+    """The SDK's own usage model read by attribute (five ``get()`` walks a call before, issue 14).
+
+    ``fields`` names its parts; a part the SDK left as a raw dict goes to ``walk``, the generic reader.
+    """
+    inp_name, out_name, inp_details_name, out_details_name = fields
+    prompt = _int_or_none(getattr(usage, inp_name, None))
+    completion = _int_or_none(getattr(usage, out_name, None))
     if prompt is None and completion is None:
         return None
-    details = getattr(usage, "prompt_tokens_details", None)
+    details = getattr(usage, inp_details_name, None)
     cached = cache_write = None
     if details is not None:
         if type(details) is dict:  # a field the SDK left raw: the generic walk reads it
-            return _any_usage(usage)
+            return walk(usage)
         cached = _int_or_none(getattr(details, "cached_tokens", None))
         cache_write = _int_or_none(getattr(details, "cache_write_tokens", None))  # an extra some servers send
-    out = getattr(usage, "completion_tokens_details", None)
+    out = getattr(usage, out_details_name, None)
     if type(out) is dict:
-        return _any_usage(usage)
+        return walk(usage)
     return Usage(
         input_tokens=prompt or 0, output_tokens=completion or 0, cache_read_tokens=cached or 0,
         cache_write_tokens=cache_write if cache_write else None,
@@ -314,6 +336,17 @@ def _tool_call(raw: Any) -> RequestedToolCall:
                     get(raw, "function", "arguments"))
 
 
+def _head(body: Any, usage: Callable[[Any], Usage | None], *, sdk: bool) -> ResponseData:
+    """A response's id, model, usage and tier: by attribute from the SDK's own model (``sdk``), else walked."""
+    if sdk:
+        return ResponseData(response_id=as_str(getattr(body, "id", None)),
+                            response_model=as_str(getattr(body, "model", None)),
+                            usage=usage(getattr(body, "usage", None)),
+                            service_tier=as_str(getattr(body, "service_tier", None)))
+    return ResponseData(response_id=as_str(get(body, "id")), response_model=as_str(get(body, "model")),
+                        usage=usage(get(body, "usage")), service_tier=as_str(get(body, "service_tier")))
+
+
 def chat_response(body: Any) -> ResponseData:
     """A ``ChatCompletion`` (model or JSON body) as ResponseData.
 
@@ -323,14 +356,10 @@ def chat_response(body: Any) -> ResponseData:
     ``tests/test_instrumentation_response_reader.py`` holds both paths equal.
     """
     if type(body) is _SDKCompletion:
-        data = ResponseData(response_id=as_str(getattr(body, "id", None)),
-                            response_model=as_str(getattr(body, "model", None)),
-                            usage=chat_usage(getattr(body, "usage", None)),
-                            service_tier=as_str(getattr(body, "service_tier", None)))
+        data = _head(body, chat_usage, sdk=True)
         choices = getattr(body, "choices", None)
     else:
-        data = ResponseData(response_id=as_str(get(body, "id")), response_model=as_str(get(body, "model")),
-                            usage=chat_usage(get(body, "usage")), service_tier=as_str(get(body, "service_tier")))
+        data = _head(body, chat_usage, sdk=False)
         choices = get(body, "choices")
     for index, choice in enumerate(as_list(choices)):
         message = getattr(choice, "message", None) if type(choice) is _SDKCompletionChoice else None
@@ -365,20 +394,18 @@ class ChatAccumulator:
         self.calls: dict[int, ToolCallPieces] = {}  # choice -> its tool calls' pieces
 
     def add(self, chunk: Any) -> None:
-        if type(chunk) is _SDKChunk:
-            self._add_sdk(chunk)
-        else:
-            self._add_any(chunk)
-
-    def _add_sdk(self, chunk: Any) -> None:
-        """The openai SDK's own ``ChatCompletionChunk``: its fields read as attributes, no ``get()`` walk.
+        """One chunk; the openai SDK's own ``ChatCompletionChunk`` has its fields read as attributes, no ``get()`` walk.
 
         A streamed call spends most of runtrace's per-chunk time here (about ten
         ``get()`` reads a chunk, 71 a stream in the benchmark); the SDK's model types
         are known, so a chunk, choice and delta of exactly those types are read
-        directly. Anything else (a dict, a subclass, a field the SDK left as a raw
-        dict because it did not match its type) goes through :meth:`_add_any`.
+        directly, in this method (a second call a chunk before, issue 14). Anything
+        else (a dict, a subclass, a field the SDK left as a raw dict because it did
+        not match its type) goes through :meth:`_add_any`.
         """
+        if type(chunk) is not _SDKChunk:
+            self._add_any(chunk)
+            return
         head = self.head
         if head.response_id is None:
             head.response_id = as_str(getattr(chunk, "id", None))
@@ -400,7 +427,9 @@ class ChatAccumulator:
             if type(choice) is not _SDKChoice or type(delta) is not _SDKDelta or getattr(delta, "tool_calls", None):
                 self._add_choice(choice)
                 continue
-            index = as_int(getattr(choice, "index", None)) or 0
+            index = getattr(choice, "index", None)
+            if type(index) is not int:  # the SDK's int is used as it is: as_int for anything else
+                index = as_int(index) or 0
             content = getattr(delta, "content", None)
             if isinstance(content, str):
                 self.texts.setdefault(index, []).append(content)
@@ -459,6 +488,12 @@ class ChatAccumulator:
 
 # Hand-read for the same reasons as chat_usage (SDK objects, not JSON; partial stream usage).
 def responses_usage(usage: Any) -> Usage | None:
+    if type(usage) is _SDKResponseUsage:
+        return _sdk_usage(usage, _RESPONSES_USAGE_FIELDS, _any_responses_usage)
+    return _any_responses_usage(usage)
+
+
+def _any_responses_usage(usage: Any) -> Usage | None:
     inp, out = as_int(get(usage, "input_tokens")), as_int(get(usage, "output_tokens"))
     if inp is None and out is None:
         return None
@@ -469,8 +504,7 @@ def responses_usage(usage: Any) -> Usage | None:
                  reasoning_tokens=as_int(get(usage, "output_tokens_details", "reasoning_tokens")))
 
 
-def _responses_finish_reason(body: Any, has_calls: bool) -> str | None:
-    status = as_str(get(body, "status"))
+def _responses_finish_reason(body: Any, has_calls: bool, status: str | None) -> str | None:
     if status == "completed":
         return "tool_calls" if has_calls else "stop"
     if status == "incomplete":
@@ -481,16 +515,34 @@ def _responses_finish_reason(body: Any, has_calls: bool) -> str | None:
 
 
 def responses_response(body: Any) -> ResponseData:
-    """A ``Response`` of the Responses API (model or JSON body) as ResponseData."""
-    data = ResponseData(response_id=as_str(get(body, "id")), response_model=as_str(get(body, "model")),
-                        usage=responses_usage(get(body, "usage")), service_tier=as_str(get(body, "service_tier")))
+    """A ``Response`` of the Responses API (model or JSON body) as ResponseData.
+
+    The SDK's own ``Response`` is read by attribute, and so are its message and
+    function-call items (issue 14: about fifteen ``get()`` walks a call, as chat's
+    were); any other type (a JSON body, a ``ParsedResponse``, an item or content
+    piece of another type) is read by the generic walk, which accepts anything.
+    ``tests/test_instrumentation_responses_reader.py`` holds both paths equal.
+    """
+    if type(body) is _SDKResponse:
+        data = _head(body, responses_usage, sdk=True)
+        output, status = getattr(body, "output", None), as_str(getattr(body, "status", None))
+    else:
+        data = _head(body, responses_usage, sdk=False)
+        output, status = get(body, "output"), as_str(get(body, "status"))
     texts: list[str] = []
     parts: list[dict[str, Any]] = []
-    for item in as_list(get(body, "output")):
-        kind = get(item, "type")
+    for item in as_list(output):
+        item_type = type(item)
+        if item_type is _SDKOutputMessage:
+            kind, content = "message", getattr(item, "content", None)
+        elif item_type is _SDKFunctionCall:
+            kind, content = "function_call", None
+        else:
+            kind = get(item, "type")
+            content = get(item, "content") if kind == "message" else None
         if kind == "message":
-            for piece in as_list(get(item, "content")):
-                text = get(piece, "text")
+            for piece in as_list(content):
+                text = getattr(piece, "text", None) if type(piece) is _SDKOutputText else get(piece, "text")
                 if not isinstance(text, str):
                     text = get(piece, "refusal")
                 if isinstance(text, str):
@@ -501,7 +553,7 @@ def responses_response(body: Any) -> ResponseData:
             data.tool_calls.append(call)
             parts.append(tool_call_part(call.id, call.name, call.arguments))
     data.text = "".join(texts)
-    reason = _responses_finish_reason(body, bool(data.tool_calls))
+    reason = _responses_finish_reason(body, bool(data.tool_calls), status)
     if reason:
         data.finish_reasons.append(reason)
     if parts or reason:

@@ -18,9 +18,9 @@ from typing import Any, TypeVar, overload
 from opentelemetry import context, trace
 from opentelemetry.trace import SpanKind
 
-from .. import _config, detect, runs, semconv
+from .. import _config, _state, detect, runs, semconv
 from .._errors import record_error
-from .._internal import fail_open
+from .._internal import fail_open, log_internal_error
 from ._llm import stamp_run
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -28,11 +28,9 @@ F = TypeVar("F", bound=Callable[..., Any])
 CALL_ID_PARAMETERS = ("tool_call_id", "call_id")
 
 
-# A tool call's fail_open guards, made once (a guard holds only its label: one instance serves
-# every call and thread; four a call were made and dropped before, issue 14).
-_GUARD_START = fail_open("tool span start")
-_GUARD_END = fail_open("tool span end")
-_GUARD_ATTRIBUTES = fail_open("tool span attributes")
+# A failed tool call's fail_open guard, made once (a guard holds only its label). The three steps
+# every call takes are try/except Exception with the label fail_open would log, written out: a
+# guard's enter/exit is two calls (issue 14).
 _GUARD_ERROR = fail_open("tool span error")
 
 
@@ -67,10 +65,12 @@ class _Arguments:
         names = self.names
         if names is not None and len(args) <= self.positional:
             given = dict(zip(names, args, strict=False))
-            if all(k in names and k not in given for k in kwargs):
-                given.update(kwargs)
-                if self.required.issubset(given):
-                    return {k: given[k] for k in names if k in given and k not in _UNRECORDED}
+            for k in kwargs:  # a loop, not all(<generator>): a generator step a keyword (issue 14)
+                if k not in names or k in given:
+                    return self._bound(args, kwargs)
+            given.update(kwargs)
+            if self.required.issubset(given):
+                return {k: given[k] for k in names if k in given and k not in _UNRECORDED}
         return self._bound(args, kwargs)
 
     def _bound(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -104,14 +104,17 @@ class ToolCall:
         self.name = name
         self.arguments = dict(arguments)
         self.run = runs.current_run()
+        installed = _state.current()  # read once for the call: its policy and settings
         if self.run is not None:
-            self.run._live.check_budget("tool", tool_name=name)  # may raise BudgetExceeded: before the tool runs
-        self.settings = _config.settings()
+            # may raise BudgetExceeded: before the tool runs
+            self.run._live.check_budget("tool", tool_name=name,
+                                        policy=installed.policy if installed is not None else None)
+        self.settings = installed.settings if installed is not None else _config.settings()
         self.span: trace.Span = trace.INVALID_SPAN
         self.args_hash = ""
         self._names_run = False
         self._token: object = None
-        with _GUARD_START:
+        try:  # fail_open, written out: "tool span start"
             self.args_hash = detect.stable_hash(self.arguments)
             if call_id is None and self.run is not None:
                 call_id = self.run._live.requested_call_id(name, self.args_hash)
@@ -129,6 +132,8 @@ class ToolCall:
             self._names_run = stamp_run(self.run, attrs)
             self.span = self.settings.tracer("runtrace.tools").start_span(
                 f"{semconv.OP_EXECUTE_TOOL} {name}", kind=SpanKind.INTERNAL, attributes=attrs)
+        except Exception as exc:  # noqa: BLE001 - the tool runs untraced
+            log_internal_error("tool span start", exc)
 
     def __enter__(self) -> ToolCall:
         """The span current while the tool runs (an LLM call inside it nests under it)."""
@@ -145,7 +150,7 @@ class ToolCall:
     def finish(self, result: Any) -> None:
         attrs: dict[str, Any] = {}
         events: list[tuple[str, dict[str, Any]]] = []
-        with _GUARD_END:
+        try:  # fail_open, written out: "tool span end"
             if isinstance(result, str):
                 text, result_hash = result, detect.stable_hash(result)
             else:  # the hash of the JSON it is shown as: one canonical_json, not two
@@ -160,10 +165,14 @@ class ToolCall:
                     self.name, self.args_hash, result_hash, tokens,
                     args_preview=self._args_preview())
                 attrs.update(seen)
-        with _GUARD_ATTRIBUTES:
+        except Exception as exc:  # noqa: BLE001 - the span ends with what is known
+            log_internal_error("tool span end", exc)
+        try:  # fail_open, written out: "tool span attributes"
             self.span.set_attributes(attrs)  # one pass over the SDK's attribute lock, not three
             for event_name, event_attrs in events:
                 self.span.add_event(event_name, event_attrs)
+        except Exception as exc:  # noqa: BLE001
+            log_internal_error("tool span attributes", exc)
         self._end()
 
     def _end(self) -> None:
