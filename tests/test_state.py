@@ -149,8 +149,8 @@ def test_run_shows_only_its_documented_api() -> None:
     doc = runtrace.Run.__doc__ or ""
     assert {name for name in DOCUMENTED_RUN_API if f"``{name}" not in doc} == set()  # each is documented
     page = pydoc.render_doc(runtrace.Run, renderer=pydoc.plaintext)
-    for hook in ("check_budget", "observe_prompt", "observe_completion", "note_requested_tool_calls",
-                 "requested_call_id", "observe_tool_call", "record_llm_call", "mark_loop", "apply_breach",
+    for hook in ("check_budget", "observe_prompt", "note_requested_tool_calls",
+                 "requested_call_id", "observe_tool_call", "record_llm_call", "apply_breach",
                  "attribution", "mark_attributed", "projects_calls"):
         assert hook not in page, hook
         assert callable(getattr(run._live, hook)) or hook == "projects_calls"  # the instrumentation's side

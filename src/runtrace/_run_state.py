@@ -190,8 +190,7 @@ class RunState:
 
         ``policy`` (the one in effect now) hears of the call for its spending caps.
 
-        The totals and the completion detectors are one step under the run's lock
-        (``observe_completion`` alone does the second half).
+        The totals and the completion detectors are one step under the run's lock.
         """
         fp = detect.text_hash(completion) if completion else ""
         found: tuple[detect.Detection, ...] = ()
@@ -214,7 +213,7 @@ class RunState:
                         t.loop_detected = True
         finally:  # the policy's ledger hears of the call even if a detector failed
             policy_enforce.note_call(self.run, figures, policy)
-        return self._loop_events(found, marked=True) if found else []
+        return self._loop_events(found) if found else []
 
     def _warn_unpriced_under_cost_limit(self) -> None:
         """Say once per run that a cost limit cannot count an unpriced call (a local model, an unknown one).
@@ -231,10 +230,6 @@ class RunState:
                        "with instrument(prices=...) or RUNTRACE_PRICES (runtrace show %s says why)",
                        self.run.id, self.run.name, budget.max_cost_usd, self.run.id)
 
-    def mark_loop(self) -> None:
-        with self.lock.raw:
-            self.run.totals.loop_detected = True
-
     # -- detectors (docs/architecture.md) -------------------------------------
     def observe_prompt(self, messages: Sequence[tuple[str, str]]) -> dict[str, Any]:
         """Fingerprint the (role, text) messages of a request; returns the LLM span's context attributes."""
@@ -246,10 +241,6 @@ class RunState:
             semconv.CONTEXT_TOKEN_ESTIMATOR: obs.estimator, semconv.CONTEXT_FINGERPRINT: obs.fingerprint,
             semconv.CONTEXT_CHARS: obs.chars,
         }
-
-    def observe_completion(self, text: str) -> list[tuple[str, dict[str, Any]]]:
-        """Remember a completion (it is not re-injection when sent back); returns loop events."""
-        return self._loop_events(self._detectors.observe_completion(text))
 
     def note_requested_tool_calls(self, calls: Sequence[tuple[str, str, Any]]) -> None:
         """(call id, tool name, arguments) the model asked for, so tool spans can name their call id."""
@@ -288,18 +279,13 @@ class RunState:
             events.append((semconv.EVENT_REPEATED_READ, {
                 semconv.TOOL_REPEAT_COUNT: read.repeat_count,
                 semconv.LOOP_DESCRIPTION: repeated_read_sentence(name, read.repeat_count, args_preview)}))
-        loop_events = self._loop_events(found, marked=True) if found else []
+        loop_events = self._loop_events(found) if found else []
         if loop_events:
             attrs[semconv.LOOP_DETECTED] = True
         return attrs, events + loop_events
 
-    def _loop_events(self, found: Sequence[detect.Detection], *,
-                     marked: bool = False) -> list[tuple[str, dict[str, Any]]]:
-        """The span events of ``found``, counted in the metrics; ``marked``: the totals already say loop."""
-        if not found:
-            return []
-        if not marked:
-            self.mark_loop()
+    def _loop_events(self, found: Sequence[detect.Detection]) -> list[tuple[str, dict[str, Any]]]:
+        """The span events of ``found``, counted in the metrics (the caller has set the totals' loop flag)."""
         for d in found:
             metrics.record_loop(kind=d.kind, project=self.run.project, owner=self.run.owner)
         return [(semconv.EVENT_LOOP, {semconv.LOOP_KIND: d.kind, semconv.LOOP_COUNT: d.count,

@@ -40,8 +40,7 @@ IN_LLM_CALL: contextvars.ContextVar[bool] = contextvars.ContextVar("runtrace_in_
 
 def is_active(integration: str) -> bool:
     """True while ``integration`` ("openai", "anthropic") is among the installed state's patched clients."""
-    installed = _state.current()
-    return installed is not None and integration in installed.patched
+    return active_state(integration) is not None
 
 
 def active_state(integration: str) -> _state.Installed | None:

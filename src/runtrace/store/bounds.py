@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Mapping
 from typing import Any, Final
 
 from .. import semconv as sc
@@ -96,12 +97,13 @@ def _problem(key: str, value: AttrValue, bound: int) -> str | None:
     return f"{key}={shown} is out of range (0 to {bound:,})"
 
 
-def _in_range(attributes: dict[str, AttrValue]) -> bool:
+def in_range(attributes: Mapping[str, AttrValue]) -> bool:
     """Whether no bounded value of ``attributes`` has a problem: one pass, no sort, no message.
 
     Every span with usage or a cost passes here on both ingest paths (the receiver
     asks :func:`out_of_range`, ingest :func:`drop_out_of_range`), and nearly all are
     in range; only a span with a problem takes the sorted, message-building path.
+    Ingest also asks it of the values pricing at ingest added to a checked record.
     """
     for key in BOUNDED.keys() & attributes.keys():
         value = attributes[key]
@@ -116,7 +118,7 @@ def _in_range(attributes: dict[str, AttrValue]) -> bool:
 def out_of_range(record: SpanRecord) -> list[str]:
     """One message per bounded attribute of ``record`` past its bound, naming the field and value."""
     attributes = record.attributes
-    if BOUNDED.keys().isdisjoint(attributes) or _in_range(attributes):
+    if BOUNDED.keys().isdisjoint(attributes) or in_range(attributes):
         return []
     problems = []
     for key in sorted(BOUNDED.keys() & attributes.keys()):
@@ -140,7 +142,7 @@ def drop_out_of_range(record: SpanRecord) -> SpanRecord:
     never $0, and it is not priced at ingest from what is left of its usage.
     """
     attributes = record.attributes
-    if BOUNDED.keys().isdisjoint(attributes) or _in_range(attributes):
+    if BOUNDED.keys().isdisjoint(attributes) or in_range(attributes):
         return record
     dropped = sorted(key for key in BOUNDED.keys() & attributes.keys()
                      if _problem(key, attributes[key], BOUNDED[key]) is not None)

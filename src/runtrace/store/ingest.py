@@ -35,7 +35,7 @@ from .._internal import fail_open
 from ..pricing import default_pricer, needs_pricing
 from ..pricing.attributes import cost_attributes
 from .aggregate import KIND_LLM, SpanFacts, aggregate, apply_deltas, span_facts
-from .bounds import BOUNDED, _problem, drop_out_of_range
+from .bounds import BOUNDED, drop_out_of_range, in_range
 from .innermost import recount
 from .normalise import normalise
 from .records import SpanRecord, with_attributes
@@ -75,8 +75,7 @@ def price_at_ingest(record: SpanRecord) -> SpanRecord:
     # Usage within bounds can still price past the cost bound (a user's price table). The
     # record's other bounded values were checked before pricing (``prepare``), so only the
     # values the price added can be past a bound: the whole check runs only when one is.
-    if sc.COST_USD in cost and any(key in BOUNDED and _problem(key, value, BOUNDED[key]) is not None
-                                   for key, value in cost.items()):
+    if sc.COST_USD in cost and not in_range(cost):
         return drop_out_of_range(priced)
     return priced
 
